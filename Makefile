@@ -1,0 +1,38 @@
+# The whole set-up is two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_DB ?= demo.db
+CONFIG ?= docs/examples/config.yaml
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Serve a generated demo database on http://127.0.0.1:8000 while a feeder keeps appending live rows.
+run: install
+	@test -f $(DEMO_DB) || $(BIN)/cost-api demo --db sqlite:///$(DEMO_DB)
+	@$(BIN)/cost-api demo --db sqlite:///$(DEMO_DB) --follow & feeder=$$!; \
+	trap 'kill $$feeder 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/cost-api serve --db sqlite:///$(DEMO_DB) --config $(CONFIG)
+
+# The whole suite, on SQLite and on a throwaway Postgres cluster the tests start themselves.
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python -m bench.dashboard
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

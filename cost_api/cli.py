@@ -1,0 +1,161 @@
+"""The `cost-api` command: serve, demo, pricing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from .config import ConfigError, Settings, load_settings
+from .db import DatabaseUnavailable, QueryTimeout, SchemaMissing
+from .dburl import DatabaseURLError
+from .pricing import PricingError
+from .queries import QueryRegistryError
+
+# Problems a user can fix; reported as one line, never as a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    PricingError,
+    QueryRegistryError,
+    DatabaseURLError,
+    DatabaseUnavailable,
+    SchemaMissing,
+    QueryTimeout,
+)
+
+
+class CliError(Exception):
+    pass
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, overrides={"database_url": args.db})
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _check_database(settings: Settings) -> None:
+    from .service import build_service
+
+    service = build_service(settings)
+    try:
+        await service.db.check_schema()
+    finally:
+        await service.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    if (
+        not (settings.api_keys or settings.api_key_hashes)
+        and not _is_loopback(args.host)
+        and not args.insecure
+    ):
+        raise CliError(
+            f"refusing to bind {args.host} without API keys: anyone who can reach it would see every "
+            "customer's spend. Configure api_keys (or COST_API_KEYS), bind 127.0.0.1, or pass --insecure."
+        )
+    asyncio.run(_check_database(settings))
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    written = run_demo(
+        args.db,
+        days=args.days,
+        requests_per_day=args.requests_per_day,
+        seed=args.seed,
+        follow=args.follow,
+    )
+    print(f"cost-api demo: {written} rows written to {args.db}", file=sys.stderr)
+    return 0
+
+
+def cmd_pricing(args: argparse.Namespace) -> int:
+    from . import pricing_tools
+    from .service import load_pricing
+
+    table = load_pricing(_settings(args))
+    if args.pricing_command == "check":
+        print(pricing_tools.check_report(table))
+        return 0
+    if args.pricing_command == "resolve":
+        at = datetime.fromisoformat(args.at) if args.at else None
+        code, text = pricing_tools.resolve_report(table, args.provider, args.model, at)
+    else:
+        code, text = pricing_tools.diff_genai_prices(table)
+    print(text)
+    return code
+
+
+def _common_flags(parser: argparse.ArgumentParser, *, db_default: str | None = None) -> None:
+    parser.add_argument("--db", default=db_default, help="database URL (overrides database_url)")
+    parser.add_argument("--config", help="YAML config file (default: $COST_API_CONFIG)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cost-api", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API")
+    _common_flags(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without API keys")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="write a realistic demo log (only into a database it creates)")
+    demo.add_argument("--db", required=True, help="sqlite:///demo.db or postgresql://…")
+    demo.add_argument("--days", type=int, default=60)
+    demo.add_argument("--requests-per-day", type=int, default=5000)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--follow", action="store_true", help="keep appending live rows")
+    demo.set_defaults(func=cmd_demo)
+
+    pricing = sub.add_parser("pricing", help="check, resolve and diff the price table")
+    psub = pricing.add_subparsers(dest="pricing_command", required=True)
+    check = psub.add_parser("check", help="validate pricing files and list the entries")
+    _common_flags(check)
+    resolve = psub.add_parser("resolve", help="which entry and price a logged model gets")
+    _common_flags(resolve)
+    resolve.add_argument("provider")
+    resolve.add_argument("model")
+    resolve.add_argument("--at", help="RFC 3339 instant (default: now)")
+    diff = psub.add_parser("diff", help="compare with the genai-prices package")
+    _common_flags(diff)
+    pricing.set_defaults(func=cmd_pricing)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], Any] = args.func
+    try:
+        return int(func(args) or 0)
+    except (*USER_ERRORS, CliError) as exc:
+        print(f"cost-api: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

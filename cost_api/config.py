@@ -1,0 +1,204 @@
+"""Settings: one YAML file, then `COST_API_<KEY>` environment variables, then command-line flags.
+
+Everything is validated once, at start-up, by msgspec; a bad value stops the service with a
+message naming the key's path (`alerts.ratio: Expected `float`, got `str``).
+Every key is documented in docs/configuration.md (tests/test_config.py keeps them in step).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import yaml
+
+ENV_PREFIX = "COST_API_"
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key."""
+
+
+class Duration:
+    """A duration written as a string (`500ms`, `60s`, `15m`, `1h`, `7d`)."""
+
+    __slots__ = ("seconds", "text")
+
+    def __init__(self, text: str) -> None:
+        match = _DURATION.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"expected a duration like 500ms, 60s, 15m, 1h or 7d, got {text!r}")
+        self.text = text
+        self.seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Duration) and other.seconds == self.seconds
+
+    def __hash__(self) -> int:
+        return hash(self.seconds)
+
+
+def _duration(text: str) -> Any:
+    return msgspec.field(default_factory=lambda: Duration(text))
+
+
+class _Strict(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class Budget(_Strict):
+    endpoint: str
+    limit_usd: Annotated[float, msgspec.Meta(gt=0)]
+    period: Literal["day", "week", "month"]
+    warn_at_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 80.0
+
+
+class Retry(_Strict):
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6
+    first_delay: Duration = _duration("1s")
+    max_delay: Duration = _duration("5m")
+
+
+class Alerts(_Strict):
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    interval: Duration = _duration("60s")
+    ratio: Annotated[float, msgspec.Meta(gt=1)] = 2.5
+    min_spend_per_hour: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    min_requests_per_minute: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    dimensions: list[Literal["endpoint", "token", "provider", "model"]] = msgspec.field(
+        default_factory=lambda: ["endpoint", "token", "provider", "model"]
+    )
+    retry: Retry = msgspec.field(default_factory=Retry)
+
+
+class Settings(_Strict):
+    database_url: str = "sqlite:///cost.db"
+    tz: str = "UTC"
+    api_keys: list[str] = msgspec.field(default_factory=list)
+    api_key_hashes: list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]] = msgspec.field(
+        default_factory=list
+    )
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    query_timeout: Duration = _duration("10s")
+    max_concurrent_queries: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
+    pricing_overrides: str | None = None
+    rollup_grace: Duration = _duration("15m")
+    budget_refresh: Duration = _duration("2s")
+    budget_max_age: Duration = _duration("60s")
+    budget_fail_mode: Literal["open", "closed"] = "open"
+    budgets: list[Budget] = msgspec.field(default_factory=list)
+    alerts: Alerts = msgspec.field(default_factory=Alerts)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.tz)
+
+
+# Environment values are strings; these keys take a comma-separated list, nested ones YAML.
+_LIST_KEYS = {"api_keys", "api_key_hashes", "cors_origins"}
+_YAML_KEYS = {"budgets", "alerts"}
+_ENV_NAMES = {"api_keys": "COST_API_KEYS"}
+
+
+def env_name(key: str) -> str:
+    return _ENV_NAMES.get(key, ENV_PREFIX + key.upper())
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in Settings.__struct_fields__:
+        raw = environ.get(env_name(key))
+        if raw is None:
+            continue
+        if key in _LIST_KEYS:
+            values[key] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif key in _YAML_KEYS:
+            try:
+                values[key] = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{env_name(key)}: not valid YAML: {exc}") from exc
+        else:
+            values[key] = None if raw == "" and key == "pricing_overrides" else raw
+    return values
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Duration:
+        return Duration(obj)
+    raise NotImplementedError
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    match = re.match(r"^(.*) - at `\$\.?(.*)`$", text)
+    if match:
+        message, path = match.groups()
+        unknown = re.match(r"Object contains unknown field `(.*)`", message)
+        if unknown:
+            return f"{path}.{unknown.group(1)}: unknown key"
+        return f"{path}: {message}"
+    unknown = re.match(r"Object contains unknown field `(.*)`", text)
+    if unknown:
+        return f"{unknown.group(1)}: unknown key"
+    return text
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """File (`path`, else `COST_API_CONFIG`), then environment, then flags (`overrides`)."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("COST_API_CONFIG")
+    merged: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of keys at the top level")
+        merged.update(loaded or {})
+    merged.update(_from_env(environ))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        settings = msgspec.convert(merged, Settings, dec_hook=_dec_hook, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    try:
+        settings.zone  # noqa: B018 - validates the zone name
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"tz: unknown time zone {settings.tz!r}") from exc
+    return settings
+
+
+def documented_keys() -> set[str]:
+    """Every settable key as a dotted path (`alerts.retry.attempts`, `budgets[].endpoint`)."""
+
+    def walk(struct: type[msgspec.Struct], prefix: str) -> set[str]:
+        keys: set[str] = set()
+        for name in struct.__struct_fields__:
+            keys.add(prefix + name)
+            nested = {"alerts": Alerts, "retry": Retry}.get(name)
+            if nested is not None:
+                keys |= walk(nested, f"{prefix}{name}.")
+            elif name == "budgets":
+                keys |= walk(Budget, f"{prefix}{name}[].")
+        return keys
+
+    return walk(Settings, "")

@@ -1,0 +1,113 @@
+"""One error shape for every error: RFC 9457 problem documents (`application/problem+json`).
+
+`{"type", "title", "status", "detail", "errors": [{"field", "message"}]}`, plus extension members
+where a problem has them (a budget's `endpoint`, `limit_usd`, …). Never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+log = logging.getLogger("cost_api")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "/problems/"  # a relative URI reference, documented in docs/errors.md
+
+_TITLES = {
+    400: "Bad parameter",
+    401: "Unauthorized",
+    404: "Not found",
+    405: "Method not allowed",
+    422: "Unprocessable",
+    500: "Internal error",
+    503: "Service unavailable",
+    504: "Query timed out",
+}
+_TYPES = {
+    400: "bad-parameter",
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    500: "internal-error",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class ProblemError(Exception):
+    """Raised anywhere below a route; rendered as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        type_: str | None = None,
+        title: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type = TYPE_BASE + (type_ or _TYPES.get(status, "error"))
+        self.title = title or _TITLES.get(status, "Error")
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "errors": self.errors,
+            **self.extra,
+        }
+
+
+class BadParameter(ProblemError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(400, f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def problem_response(problem: ProblemError) -> Response[Any]:
+    return Response(
+        content=problem.body(),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
+    return problem_response(exc)
+
+
+def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException):
+        errors = []
+        for item in exc.extra if isinstance(exc.extra, list) else []:
+            field = str(item.get("key") or item.get("source") or "request")
+            errors.append({"field": field, "message": str(item.get("message", "invalid value"))})
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or exc.detail
+        return problem_response(ProblemError(400, detail, errors=errors))
+    if isinstance(exc, NotFoundException):
+        return problem_response(ProblemError(404, "no such path"))
+    headers = dict(exc.headers or {})
+    return problem_response(ProblemError(exc.status_code, exc.detail, headers=headers))
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(ProblemError(500, "an unexpected error occurred; it has been logged"))
+
+
+def json_response(content: Any, status: int = 200) -> Response[Any]:
+    return Response(content=content, status_code=status, media_type=MediaType.JSON)

@@ -1,0 +1,79 @@
+"""GET /v1/summary — the headline block: spend, saved by cache, change, by provider, top lists."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from .aggregate import Aggregator, Filters, Totals, change_pct, money, pct, pricing_block
+from .windows import Range, Window, iso, now_utc
+
+
+def _ranked(
+    current: dict[Any, Totals], previous: dict[Any, Totals], top: int
+) -> list[tuple[Any, Totals, float]]:
+    ranked = sorted(current.items(), key=lambda kv: (-kv[1].spend, str(kv[0])))[:top]
+    return [(key, totals, previous[key].spend if key in previous else 0.0) for key, totals in ranked]
+
+
+async def summary(
+    agg: Aggregator, window: Window, *, top_window: timedelta, top: int, filters: Filters
+) -> dict[str, Any]:
+    end = window.range.end
+    top_range = Range(end - top_window, end)
+    top_previous = Range(end - 2 * top_window, end - top_window)
+    directory = await agg.tokens()
+    common = {"filters": filters, "directory": directory}
+    current, previous, ep_now, ep_before, tok_now, tok_before = await agg.groups_many(
+        (window.range, common),
+        (window.previous, common),
+        (top_range, {**common, "dim": "endpoint"}),
+        (top_previous, {**common, "dim": "endpoint"}),
+        (top_range, {**common, "dim": "token"}),
+        (top_previous, {**common, "dim": "token"}),
+    )
+    latest = await agg.latest_request_at()
+    total = current.total()
+    before = previous.total()
+    change = total.spend - before.spend
+    by_provider = sorted(current.by("provider").items(), key=lambda kv: (-kv[1].spend, kv[0]))
+    endpoints = _ranked(ep_now.by("key"), ep_before.by("key"), top)
+    tokens = _ranked(tok_now.by("key"), tok_before.by("key"), top)
+    return {
+        "range": window.range.as_json(),
+        "currency": "USD",
+        "spend": money(total.spend),
+        "saved_by_cache": money(total.saved_by_cache),
+        "saved_pct": pct(total.saved_by_cache, total.spend),
+        "previous": {"range": window.previous.as_json(), "spend": money(before.spend)},
+        "change": money(change),
+        "change_pct": change_pct(total.spend, before.spend),
+        "requests": total.requests,
+        "cache_hits": total.cache_hits,
+        "by_provider": [
+            {"provider": p, "spend": money(t.spend), "share_pct": pct(t.spend, total.spend)}
+            for p, t in by_provider
+        ],
+        "top_endpoints": {
+            "range": top_range.as_json(),
+            "items": [
+                {"endpoint": key, "spend": money(t.spend), "change_pct": change_pct(t.spend, prev)}
+                for key, t, prev in endpoints
+            ],
+        },
+        "top_tokens": {
+            "range": top_range.as_json(),
+            "items": [
+                {
+                    "token": directory.display(key)[0],
+                    "name": directory.display(key)[1],
+                    "spend": money(t.spend),
+                    "change_pct": change_pct(t.spend, prev),
+                }
+                for key, t, prev in tokens
+            ],
+        },
+        "pricing": pricing_block(current, agg.pricing),
+        "as_of": iso(now_utc()),
+        "latest_request_at": iso(latest) if latest else None,
+    }

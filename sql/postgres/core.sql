@@ -1,0 +1,15 @@
+-- name: schema_check
+-- Reads no row but names every column of the request-log contract: fails when one is missing.
+SELECT id, created_at, request_id, provider, model, endpoint, token_id, status_code, streamed,
+       prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cache_hit,
+       prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key
+FROM request_log
+LIMIT 0;
+
+-- name: latest_request
+-- The newest row's created_at in epoch milliseconds (NULL on an empty log): freshness at a glance.
+SELECT (extract(epoch FROM max(created_at)) * 1000)::bigint FROM request_log;
+
+-- name: token_labels
+-- Every labelled token: id, displayable prefix and name.
+SELECT id, prefix, name FROM api_tokens;

@@ -1,0 +1,35 @@
+-- name: groups
+-- Token sums per time slot, provider, model, size class, cache hit and one dimension (:dim =
+-- 'endpoint' | 'token' | 'cache_key', anything else: none), over [:start, :end) and the filters.
+-- Each group is uniform in price: a slot never spans a UTC day, and the size class counts how many
+-- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
+SELECT slot, provider, model, key,
+       (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
+         + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
+         + (inp > :t7::bigint)::int + (inp > :t8::bigint)::int AS size_class,
+       cache_hit,
+       count(*) AS requests,
+       count(*) FILTER (WHERE status_code >= 400) AS errors,
+       sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+       sum(prompt_tokens_avoided), sum(completion_tokens_avoided)
+FROM (
+    SELECT floor(extract(epoch FROM created_at) * 1000 / :slot_ms::bigint)::bigint AS slot,
+           provider, model,
+           CASE :dim::text WHEN 'endpoint' THEN endpoint WHEN 'token' THEN token_id
+                           WHEN 'cache_key' THEN cache_key END AS key,
+           CASE WHEN cache_hit THEN prompt_tokens_avoided::bigint
+                ELSE prompt_tokens::bigint + cache_read_tokens + cache_write_tokens END AS inp,
+           cache_hit, status_code,
+           prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
+           prompt_tokens_avoided, completion_tokens_avoided
+    FROM request_log
+    WHERE created_at >= :start AND created_at < :end
+      AND (:providers::text[] IS NULL OR provider = ANY(:providers::text[]))
+      AND (:models::text[] IS NULL OR model = ANY(:models::text[]))
+      AND (:endpoints::text[] IS NULL OR endpoint = ANY(:endpoints::text[]))
+      AND (:token_filter::int = 0
+           OR token_id = ANY(:token_ids::text[])
+           OR substr(token_id, 1, 11) = ANY(:token_prefixes::text[])
+           OR (:anonymous::int = 1 AND token_id IS NULL))
+) AS rows
+GROUP BY slot, provider, model, key, size_class, cache_hit;

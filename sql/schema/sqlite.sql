@@ -1,0 +1,30 @@
+-- The request-log contract (docs/request-log.md), SQLite flavour.
+-- created_at is Unix epoch milliseconds, UTC.
+CREATE TABLE IF NOT EXISTS request_log (
+    id                        INTEGER PRIMARY KEY,
+    created_at                INTEGER NOT NULL,
+    request_id                TEXT,
+    provider                  TEXT    NOT NULL,
+    model                     TEXT    NOT NULL,
+    endpoint                  TEXT    NOT NULL,
+    token_id                  TEXT,
+    status_code               INTEGER,
+    streamed                  INTEGER,
+    prompt_tokens             INTEGER NOT NULL DEFAULT 0,
+    completion_tokens         INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens         INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens        INTEGER NOT NULL DEFAULT 0,
+    cache_hit                 INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens_avoided     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens_avoided INTEGER NOT NULL DEFAULT 0,
+    latency_ms                INTEGER,
+    cache_key                 TEXT
+);
+
+CREATE INDEX IF NOT EXISTS request_log_created_at ON request_log (created_at);
+
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id     TEXT PRIMARY KEY,
+    prefix TEXT NOT NULL,
+    name   TEXT
+);

@@ -1,0 +1,33 @@
+-- name: groups
+-- Token sums per time slot, provider, model, size class, cache hit and one dimension (:dim =
+-- 'endpoint' | 'token' | 'cache_key', anything else: none), over [:start, :end) and the filters.
+-- Each group is uniform in price: a slot never spans a UTC day, and the size class counts how many
+-- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
+SELECT slot, provider, model, key,
+       (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
+         + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
+       cache_hit,
+       count(*) AS requests,
+       sum(status_code >= 400) AS errors,
+       sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+       sum(prompt_tokens_avoided), sum(completion_tokens_avoided)
+FROM (
+    SELECT created_at / :slot_ms AS slot, provider, model,
+           CASE :dim WHEN 'endpoint' THEN endpoint WHEN 'token' THEN token_id
+                     WHEN 'cache_key' THEN cache_key END AS key,
+           CASE WHEN cache_hit THEN prompt_tokens_avoided
+                ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp,
+           cache_hit <> 0 AS cache_hit, status_code,
+           prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
+           prompt_tokens_avoided, completion_tokens_avoided
+    FROM request_log
+    WHERE created_at >= :start AND created_at < :end
+      AND (:providers IS NULL OR provider IN (SELECT value FROM json_each(:providers)))
+      AND (:models IS NULL OR model IN (SELECT value FROM json_each(:models)))
+      AND (:endpoints IS NULL OR endpoint IN (SELECT value FROM json_each(:endpoints)))
+      AND (:token_filter = 0
+           OR token_id IN (SELECT value FROM json_each(:token_ids))
+           OR substr(token_id, 1, 11) IN (SELECT value FROM json_each(:token_prefixes))
+           OR (:anonymous = 1 AND token_id IS NULL))
+)
+GROUP BY slot, provider, model, key, size_class, cache_hit;

@@ -1,0 +1,146 @@
+"""Test logs: an empty request log on SQLite or Postgres, and a way to write rows into it.
+
+Only tests (and the demo) write; the API under test opens the same database read-only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from dataclasses import astuple, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from cost_api.db import epoch_ms
+from cost_api.resources import sql_dir
+
+
+@dataclass
+class Row:
+    created_at: datetime
+    provider: str = "openai"
+    model: str = "gpt-4o-mini"
+    endpoint: str = "/chat"
+    token_id: str | None = None
+    status_code: int = 200
+    streamed: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_hit: bool = False
+    prompt_tokens_avoided: int = 0
+    completion_tokens_avoided: int = 0
+    latency_ms: int = 100
+    cache_key: str | None = None
+    request_id: str | None = None
+
+
+COLUMNS = [f.name for f in fields(Row)]
+_numbers = itertools.count(1)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class LogDB:
+    url: str
+    dialect: str
+
+    async def insert(self, rows: list[Row]) -> None:
+        raise NotImplementedError
+
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+        raise NotImplementedError
+
+    async def execute(self, sql: str) -> None:
+        raise NotImplementedError
+
+    async def drop(self) -> None:
+        """Remove the database (called after the test)."""
+
+
+class SqliteLog(LogDB):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript((sql_dir() / "schema" / "sqlite.sql").read_text())
+
+    async def insert(self, rows: list[Row]) -> None:
+        values = []
+        for row in rows:
+            data = list(astuple(row))
+            data[0] = epoch_ms(row.created_at)
+            values.append([int(v) if isinstance(v, bool) else v for v in data])
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        with sqlite3.connect(self.path) as conn:
+            conn.executemany(
+                f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({placeholders})", values
+            )
+
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+        with sqlite3.connect(self.path) as conn:
+            conn.executemany("INSERT INTO api_tokens (id, prefix, name) VALUES (?, ?, ?)", tokens)
+
+    async def execute(self, sql: str) -> None:
+        with sqlite3.connect(self.path) as conn:
+            conn.executescript(sql)
+
+
+class PostgresLog(LogDB):
+    dialect = "postgres"
+
+    def __init__(self, admin_dsn: str, url: str, name: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.url = url
+        self.name = name
+
+    @classmethod
+    async def create(cls, cluster: object) -> PostgresLog:
+        name = f"t{next(_numbers)}"
+        admin = await asyncpg.connect(cluster.dsn)  # type: ignore[attr-defined]
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        log = cls(cluster.dsn, cluster.url(name), name)  # type: ignore[attr-defined]
+        await log.execute((sql_dir() / "schema" / "postgres.sql").read_text())
+        return log
+
+    async def insert(self, rows: list[Row]) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.copy_records_to_table(
+                "request_log", records=[astuple(r) for r in rows], columns=COLUMNS
+            )
+        finally:
+            await conn.close()
+
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.executemany("INSERT INTO api_tokens (id, prefix, name) VALUES ($1, $2, $3)", tokens)
+        finally:
+            await conn.close()
+
+    async def execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def drop(self) -> None:
+        admin = await asyncpg.connect(self.admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await admin.close()

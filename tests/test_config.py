@@ -1,0 +1,88 @@
+"""The settings loader: file, then environment, then flags; every key documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cost_api.config import ConfigError, documented_keys, load_settings
+
+DOCS = Path(__file__).parents[1] / "docs" / "configuration.md"
+
+
+def test_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings.database_url == "sqlite:///cost.db"
+    assert settings.tz == "UTC"
+    assert settings.query_timeout.seconds == 10
+    assert settings.rollup_grace.seconds == 900
+    assert settings.alerts.retry.max_delay.seconds == 300
+    assert settings.budget_fail_mode == "open"
+
+
+def test_file_then_env_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "tz: Europe/Berlin\nquery_timeout: 500ms\ndatabase_url: sqlite:///a.db\n"
+        "budgets:\n  - {endpoint: /x, limit_usd: 5, period: day}\n"
+    )
+    env = {"COST_API_TZ": "Asia/Kolkata", "COST_API_KEYS": "k1, k2", "COST_API_MAX_CONCURRENT_QUERIES": "9"}
+    settings = load_settings(config, environ=env, overrides={"database_url": "sqlite:///b.db"})
+    assert settings.tz == "Asia/Kolkata"
+    assert settings.api_keys == ["k1", "k2"]
+    assert settings.max_concurrent_queries == 9
+    assert settings.query_timeout.seconds == 0.5
+    assert settings.database_url == "sqlite:///b.db"
+    assert settings.budgets[0].endpoint == "/x"
+    assert settings.budgets[0].warn_at_pct == 80
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("tz: Asia/Kathmandu\n")
+    assert load_settings(environ={"COST_API_CONFIG": str(config)}).tz == "Asia/Kathmandu"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("alerts:\n  ratio: lots\n", "alerts.ratio: Expected `float`, got `str`"),
+        ("query_timeout: soon\n", "query_timeout: expected a duration"),
+        ("alerts:\n  retry:\n    first_delay: 3x\n", "alerts.retry.first_delay: expected a duration"),
+        ("colour: blue\n", "colour: unknown key"),
+        ("alerts:\n  colour: blue\n", "alerts.colour: unknown key"),
+        ("budgets:\n  - {endpoint: /x, limit_usd: 5, period: fortnight}\n", "budgets[0].period"),
+        ("budgets:\n  - {endpoint: /x, limit_usd: -1, period: day}\n", "budgets[0].limit_usd"),
+        ("tz: Mars/Olympus\n", "tz: unknown time zone 'Mars/Olympus'"),
+        ("budget_fail_mode: maybe\n", "budget_fail_mode"),
+        ("- a\n- b\n", "expected a mapping"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ={})
+    assert message in str(info.value)
+
+
+def test_bad_environment_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="max_concurrent_queries"):
+        load_settings(environ={"COST_API_MAX_CONCURRENT_QUERIES": "many"})
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_every_key_is_documented_and_every_documented_key_exists() -> None:
+    documented = set(re.findall(r"^\| `([a-z_\[\].]+)` \|", DOCS.read_text(), flags=re.M))
+    assert documented == documented_keys()
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(DOCS.parent / "examples" / "config.yaml", environ={})
+    assert {b.endpoint for b in settings.budgets} == {"/summarise-ticket", "/agent-proxy-claude"}

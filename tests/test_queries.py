@@ -1,0 +1,68 @@
+"""The query registry: both dialects define the same queries with the same parameters."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cost_api.queries import QueryRegistryError, Registry, parse_file
+from cost_api.resources import sql_dir
+
+PACKAGE = Path(__file__).parents[1] / "cost_api"
+
+
+def test_shipped_queries_load_on_both_dialects() -> None:
+    for dialect in ("sqlite", "postgres"):
+        registry = Registry.load(sql_dir(), dialect)
+        assert "groups" in registry.queries
+        for query in registry:
+            assert query.description, query.name
+
+
+def test_every_query_is_used_by_the_code() -> None:
+    code = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    unused = [q.name for q in Registry.load(sql_dir(), "sqlite") if f'"{q.name}"' not in code]
+    assert unused == []
+
+
+def test_parameters_are_rewritten_per_driver(tmp_path: Path) -> None:
+    path = tmp_path / "q.sql"
+    path.write_text("-- name: pick\n-- Picks.\nSELECT :a, :b::int, ':c', :a FROM t WHERE x = :b\n")
+    (lite,) = parse_file(path, "sqlite")
+    (pg,) = parse_file(path, "postgres")
+    assert lite.sql == "SELECT ?, ?::int, ':c', ? FROM t WHERE x = ?"
+    assert lite.params == ("a", "b", "a", "b")
+    assert pg.sql == "SELECT $1, $2::int, ':c', $1 FROM t WHERE x = $2"
+    assert pg.params == ("a", "b")
+    assert pg.bind({"a": 1, "b": 2}) == [1, 2]
+
+
+def _copy_sql(tmp_path: Path) -> Path:
+    target = tmp_path / "sql"
+    shutil.copytree(sql_dir(), target)
+    return target
+
+
+def test_a_query_in_one_dialect_only_stops_start_up(tmp_path: Path) -> None:
+    sql = _copy_sql(tmp_path)
+    (sql / "sqlite" / "extra.sql").write_text("-- name: lonely\n-- Only here.\nSELECT 1;\n")
+    with pytest.raises(QueryRegistryError, match=re.escape("lonely (only in sql/sqlite/)")):
+        Registry.load(sql, "postgres")
+
+
+def test_different_parameters_stop_start_up(tmp_path: Path) -> None:
+    sql = _copy_sql(tmp_path)
+    (sql / "sqlite" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT :a, :b;\n")
+    (sql / "postgres" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT :a;\n")
+    with pytest.raises(QueryRegistryError, match="query pair: the dialects take different parameters"):
+        Registry.load(sql, "sqlite")
+
+
+def test_a_query_without_description_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "q.sql"
+    path.write_text("-- name: bare\nSELECT 1;\n")
+    with pytest.raises(QueryRegistryError, match="needs a description"):
+        parse_file(path, "sqlite")

@@ -1,0 +1,121 @@
+"""The `cost-api serve` command: a real server, started from another directory, and its refusals."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cost_api.cli import main
+from cost_api.resources import sql_dir
+
+from .logdb import LogDB, Row, at
+
+ROOT = Path(__file__).parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+async def test_serves_from_another_directory(log: LogDB, tmp_path: Path) -> None:
+    await log.insert(
+        [Row(at("2026-11-19T10:00:00Z"), "anthropic", "claude-3-5-sonnet", prompt_tokens=14320, completion_tokens=642)]
+    )
+    port = _free_port()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", log.url, "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
+    with subprocess.Popen(command, cwd=elsewhere, env=env, stderr=subprocess.PIPE) as proc:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_ready(base, proc)
+            ready = httpx.get(base + "/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["dialect"] == log.dialect
+            body = httpx.get(base + "/v1/summary", params={"to": "2026-11-20T00:00:00Z"}).json()
+            assert body["spend"] == 0.05259  # 3 × 14320/1e6 + 15 × 642/1e6
+            schema = httpx.get(base + "/schema/openapi.json").json()
+            assert "/v1/summary" in schema["paths"]
+        finally:
+            proc.terminate()
+
+
+def test_missing_sqlite_file_is_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--db", f"sqlite:///{tmp_path / 'nope.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "nope.db does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_database_without_schema_is_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sqlite3.connect(tmp_path / "empty.db").execute("CREATE TABLE other (x INTEGER)").connection.close()
+    code = main(["serve", "--db", f"sqlite:///{tmp_path / 'empty.db'}"])
+    assert code == 2
+    assert "no readable request_log table" in capsys.readouterr().err
+
+
+def test_unreachable_postgres_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--db", f"postgresql://nobody@127.0.0.1:{_free_port()}/none"])
+    assert code == 2
+    assert "Postgres is unavailable" in capsys.readouterr().err
+
+
+def test_bad_url_and_bad_config_are_clear_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--db", "mysql://x"]) == 2
+    assert "expected sqlite:///relative.db" in capsys.readouterr().err
+    config = tmp_path / "c.yaml"
+    config.write_text("alerts:\n  ratio: lots\n")
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "alerts.ratio" in capsys.readouterr().err
+
+
+def test_refuses_a_public_bind_without_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--host", "0.0.0.0"]) == 2
+    assert "refusing to bind 0.0.0.0 without API keys" in capsys.readouterr().err
+
+
+def test_wheel_ships_sql_and_pricing(tmp_path: Path) -> None:
+    """A built wheel carries sql/ and pricing.yaml, and cost_api.resources finds them inside it."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("cost_api-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {p.relative_to(sql_dir()).as_posix() for p in sql_dir().rglob("*.sql")}
+    assert {f"cost_api/_data/sql/{n}" for n in expected} <= names
+    assert "cost_api/_data/pricing.yaml" in names
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    probe = "import cost_api.resources as r; print(r.sql_dir()); print(r.builtin_pricing().is_file())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd="/", env={"PYTHONPATH": str(unpacked)}, capture_output=True, text=True
+    )
+    assert out.stdout.split() == [str(unpacked / "cost_api" / "_data" / "sql"), "True"], out.stderr
