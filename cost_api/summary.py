@@ -5,15 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from .aggregate import Aggregator, Filters, Totals, change_pct, money, pct, pricing_block
+from .aggregate import Aggregator, Filters, change_pct, money, pct, pricing_block, ranked
 from .windows import Range, Window, iso, now_utc
-
-
-def _ranked(
-    current: dict[Any, Totals], previous: dict[Any, Totals], top: int
-) -> list[tuple[Any, Totals, float]]:
-    ranked = sorted(current.items(), key=lambda kv: (-kv[1].spend, str(kv[0])))[:top]
-    return [(key, totals, previous[key].spend if key in previous else 0.0) for key, totals in ranked]
 
 
 async def summary(
@@ -37,8 +30,8 @@ async def summary(
     before = previous.total()
     change = total.spend - before.spend
     by_provider = sorted(current.by("provider").items(), key=lambda kv: (-kv[1].spend, kv[0]))
-    endpoints = _ranked(ep_now.by("key"), ep_before.by("key"), top)
-    tokens = _ranked(tok_now.by("key"), tok_before.by("key"), top)
+    endpoints = ranked(ep_now.by("key"), ep_before.by("key"), top)
+    tokens = ranked(tok_now.by("key"), tok_before.by("key"), top)
     return {
         "range": window.range.as_json(),
         "currency": "USD",

@@ -1,0 +1,21 @@
+-- name: request_rows
+-- The audit view: request-log rows over [:start, :end) and the filters, newest first, :limit of
+-- them from the keyset position (:c_at, :c_id) on, exclusive: (created_at, id) < (:c_at, :c_id).
+-- The first page passes (:end, 0), which excludes nothing the range does not. created_at comes back
+-- as epoch microseconds in both dialects (Postgres keeps microseconds; a cursor must be exact).
+SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us, request_id, provider,
+       model, endpoint, token_id, status_code, streamed, prompt_tokens, completion_tokens,
+       cache_read_tokens, cache_write_tokens, cache_hit, prompt_tokens_avoided,
+       completion_tokens_avoided, latency_ms, cache_key
+FROM request_log
+WHERE created_at >= :start AND created_at < :end
+  AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id::bigint)
+  AND (:providers::text[] IS NULL OR provider = ANY(:providers::text[]))
+  AND (:models::text[] IS NULL OR model = ANY(:models::text[]))
+  AND (:endpoints::text[] IS NULL OR endpoint = ANY(:endpoints::text[]))
+  AND (:token_filter::int = 0
+       OR token_id = ANY(:token_ids::text[])
+       OR substr(token_id, 1, 11) = ANY(:token_prefixes::text[])
+       OR (:anonymous::int = 1 AND token_id IS NULL))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit::bigint;

@@ -1,0 +1,20 @@
+-- name: request_rows
+-- The audit view: request-log rows over [:start, :end) and the filters, newest first, :limit of
+-- them from the keyset position (:c_at, :c_id) on, exclusive: (created_at, id) < (:c_at, :c_id).
+-- The first page passes (:end, 0), which excludes nothing the range does not. created_at comes back
+-- as epoch microseconds in both dialects (Postgres keeps microseconds; a cursor must be exact).
+SELECT id, created_at * 1000 AS created_at_us, request_id, provider, model, endpoint, token_id,
+       status_code, streamed, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
+       cache_hit, prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key
+FROM request_log
+WHERE created_at >= :start AND created_at < :end
+  AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id)
+  AND (:providers IS NULL OR provider IN (SELECT value FROM json_each(:providers)))
+  AND (:models IS NULL OR model IN (SELECT value FROM json_each(:models)))
+  AND (:endpoints IS NULL OR endpoint IN (SELECT value FROM json_each(:endpoints)))
+  AND (:token_filter = 0
+       OR token_id IN (SELECT value FROM json_each(:token_ids))
+       OR substr(token_id, 1, 11) IN (SELECT value FROM json_each(:token_prefixes))
+       OR (:anonymous = 1 AND token_id IS NULL))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
