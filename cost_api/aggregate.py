@@ -7,21 +7,26 @@ prices rows itself and no lens runs SQL of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from .db import Database
+from .db import Database, DatabaseUnavailable, QueryTimeout, epoch_ms, gather_or_cancel
 from .errors import BadParameter
-from .pricing import MAX_THRESHOLDS, PriceTable, Rates
+from .groups import Groups, Totals, Vocab, from_rows
+from .pricing import MAX_THRESHOLDS, PriceTable
+from .recent import RowStore
+from .rollup import Rollups, ceil_hour, floor_hour
 from .windows import HOUR_MS, Range
 
+log = logging.getLogger("cost_api.aggregate")
+
 _PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
-_EPOCH_DAY = date(1970, 1, 1)
-_DAY_MS = 86_400_000
 DIMENSIONS = ("endpoint", "token", "cache_key")
 
 
@@ -35,6 +40,16 @@ def pct(part: float, whole: float) -> float | None:
 
 def change_pct(current: float, previous: float) -> float | None:
     return None if not previous else round((current - previous) / previous * 100, 1) + 0.0
+
+
+def filter_params(filters: Filters, directory: TokenDirectory | None) -> dict[str, Any]:
+    """The filter parameters every filtered query takes (`:providers`, …, `:token_ids`, …)."""
+    return {
+        "providers": list(filters.providers) or None,
+        "models": list(filters.models) or None,
+        "endpoints": list(filters.endpoints) or None,
+        **(directory or TokenDirectory([])).filter_params(filters.tokens),
+    }
 
 
 def threshold_params(pricing: PriceTable) -> dict[str, int]:
@@ -51,22 +66,6 @@ class Filters:
     models: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
-
-
-@dataclass(slots=True)
-class Totals:
-    spend: float = 0.0
-    saved_by_cache: float = 0.0
-    requests: int = 0
-    cache_hits: int = 0
-    errors: int = 0
-    unpriced_requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    prompt_tokens_avoided: int = 0
-    completion_tokens_avoided: int = 0
 
 
 class TokenDirectory:
@@ -103,109 +102,20 @@ class TokenDirectory:
         return {"token_filter": 1, "token_ids": ids, "token_prefixes": prefixes, "anonymous": anonymous}
 
 
-@dataclass(slots=True)
-class Groups:
-    """Priced groups, column by column (numpy arrays of equal length)."""
-
-    slot_ms: int
-    slot: np.ndarray
-    provider: np.ndarray
-    model: np.ndarray
-    key: np.ndarray
-    cache_hit: np.ndarray
-    counts: dict[str, np.ndarray]  # requests, errors and the token sums, by Totals field name
-    spend: np.ndarray
-    saved: np.ndarray
-    priced_as: np.ndarray  # the matched entry's key, or None
-    unpriced: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.unpriced = np.array([p is None for p in self.priced_as], dtype=bool)
-
-    def __len__(self) -> int:
-        return len(self.slot)
-
-    def total(self, mask: np.ndarray | None = None) -> Totals:
-        sel = slice(None) if mask is None else mask
-        out = Totals(spend=float(self.spend[sel].sum()), saved_by_cache=float(self.saved[sel].sum()))
-        for name, column in self.counts.items():
-            setattr(out, name, int(column[sel].sum()))
-        out.cache_hits = int(self.counts["requests"][sel][self.cache_hit[sel]].sum())
-        out.unpriced_requests = int(self.counts["requests"][sel][self.unpriced[sel]].sum())
-        return out
-
-    def by(self, *columns: str) -> dict[Any, Totals]:
-        """Totals per value of one column (or per tuple of several)."""
-        if not len(self):
-            return {}
-        values = [getattr(self, c) for c in columns]
-        keys = list(zip(*values, strict=True)) if len(columns) > 1 else list(values[0])
-        index: dict[Any, int] = {}
-        inverse = np.fromiter(
-            (index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys)
-        )
-        folded = self._fold(inverse, len(index))
-        return {key: folded[i] for key, i in index.items()}
-
-    def buckets(self, starts_ms: Sequence[int]) -> list[Totals]:
-        """Totals per bucket (ascending start instants, epoch ms): a group counts in the bucket
-        holding its slot's start; slots before the first bucket count in the first."""
-        index = np.searchsorted(np.asarray(starts_ms, dtype=np.int64), self.slot_starts(), side="right") - 1
-        return self._fold(np.clip(index, 0, None), len(starts_ms))
-
-    def _fold(self, inverse: np.ndarray, n: int) -> list[Totals]:
-        """Totals per index 0…n-1, each group adding into `inverse[group]`."""
-        sums = {name: np.bincount(inverse, weights=col, minlength=n) for name, col in self.counts.items()}
-        spend = np.bincount(inverse, weights=self.spend, minlength=n)
-        saved = np.bincount(inverse, weights=self.saved, minlength=n)
-        hits = np.bincount(inverse, weights=self.counts["requests"] * self.cache_hit, minlength=n)
-        unpriced = np.bincount(inverse, weights=self.counts["requests"] * self.unpriced, minlength=n)
-        out: list[Totals] = []
-        for i in range(n):
-            totals = Totals(spend=float(spend[i]), saved_by_cache=float(saved[i]))
-            for name in sums:
-                setattr(totals, name, round(sums[name][i]))
-            totals.cache_hits = round(hits[i])
-            totals.unpriced_requests = round(unpriced[i])
-            out.append(totals)
-        return out
-
-    def subset(self, mask: np.ndarray) -> Groups:
-        return Groups(
-            self.slot_ms,
-            self.slot[mask],
-            self.provider[mask],
-            self.model[mask],
-            self.key[mask],
-            self.cache_hit[mask],
-            {k: v[mask] for k, v in self.counts.items()},
-            self.spend[mask],
-            self.saved[mask],
-            self.priced_as[mask],
-        )
-
-    def slot_starts(self) -> np.ndarray:
-        """Each group's slot start in epoch milliseconds."""
-        return self.slot * self.slot_ms
-
-
-_COUNT_COLUMNS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "prompt_tokens_avoided",
-    "completion_tokens_avoided",
-)
-
-
 class Aggregator:
-    def __init__(self, db: Database, pricing: PriceTable) -> None:
+    """Priced groups for any range: closed hours from the rollups, the rest from SQL."""
+
+    def __init__(
+        self, db: Database, pricing: PriceTable, *, rollup_grace: float = 900.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.db = db
         self.pricing = pricing
+        self.vocab = Vocab()
+        self.rollups = Rollups(self._read_hours, rollup_grace, clock)
+        self._rollup_args = (rollup_grace, clock)
+        self._generation = db.generation
         self._thresholds = threshold_params(pricing)
+        self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds)
 
     async def tokens(self) -> TokenDirectory:
         try:
@@ -215,10 +125,19 @@ class Aggregator:
                 return TokenDirectory([])
             raise
 
+    async def log_bounds(self) -> tuple[int | None, int | None]:
+        """The oldest and newest `created_at` (epoch ms), read now: two index look-ups."""
+        rows = await self.db.fetch("log_bounds")
+        if self.db.generation != self._generation:  # another file behind the URL: closed hours anew
+            self._generation = self.db.generation
+            self.rollups = Rollups(self._read_hours, *self._rollup_args)
+            self.rows.forget()
+        oldest, newest = rows[0] if rows else (None, None)
+        return (None if oldest is None else int(oldest), None if newest is None else int(newest))
+
     async def latest_request_at(self) -> datetime | None:
-        rows = await self.db.fetch("latest_request")
-        value = rows[0][0] if rows else None
-        return None if value is None else datetime.fromtimestamp(int(value) / 1000, UTC)
+        newest = (await self.log_bounds())[1]
+        return None if newest is None else datetime.fromtimestamp(newest / 1000, UTC)
 
     async def groups(
         self,
@@ -231,64 +150,112 @@ class Aggregator:
     ) -> Groups:
         if filters.tokens and directory is None:
             directory = await self.tokens()
+        serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
+        if serves and slot_ms == HOUR_MS:
+            oldest = (await self.log_bounds())[0]
+            if oldest != self.rollups.oldest_ms:
+                await self.rollups.follow_oldest(oldest)
+                self.rows.forget()
+            if self.rollups.ready:
+                held = await self._compose(rng, rollup_dim)
+                held = self._filter(held, filters, directory, rollup_dim)
+                if rollup_dim != dim:
+                    held.key = np.zeros(len(held), dtype=np.int32)
+                return held
+        return await self._read(rng, dim, filters, directory, slot_ms)
+
+    async def _compose(self, rng: Range, rollup_dim: str | None) -> Groups:
+        """Hourly groups of `rng`: whole closed hours from the rollup, the rest from single rows."""
+        horizon = self.rollups.horizon
+        start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+        h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
+        parts: list[Groups] = []
+        if h0 < h1:  # sliced before any await: what the rollups hold now, up to `horizon`
+            parts.append(self.rollups.slice(rollup_dim, h0, h1))
+            edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
+        else:
+            edges = [(start, end)]
+        for a, b in edges:
+            closed_end = min(b, horizon * HOUR_MS)
+            for hour in range(floor_hour(a), ceil_hour(closed_end)):
+                lo, hi = max(a, hour * HOUR_MS), min(closed_end, (hour + 1) * HOUR_MS)
+                if lo < hi:
+                    rows = await self.rows.closed_hour(hour)
+                    parts.append(rows.between(lo, hi).hourly(rollup_dim))
+            if b > horizon * HOUR_MS:
+                rows = await self.rows.open_rows(horizon)
+                parts.append(rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
+        return Groups.concat(self.vocab, HOUR_MS, parts)
+
+    async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
+        return await gather_or_cancel(*(self.groups(rng, **kw) for rng, kw in requests))
+
+    async def _read(
+        self, rng: Range, dim: str | None, filters: Filters, directory: TokenDirectory | None, slot_ms: int
+    ) -> Groups:
+        """The `groups` query: SQL sums per price-uniform group, priced here."""
         params: dict[str, Any] = {
             "start": rng.start,
             "end": rng.end,
             "slot_ms": slot_ms,
             "dim": dim or "",
-            "providers": list(filters.providers) or None,
-            "models": list(filters.models) or None,
-            "endpoints": list(filters.endpoints) or None,
-            **(directory or TokenDirectory([])).filter_params(filters.tokens),
+            **filter_params(filters, directory),
             **self._thresholds,
         }
         rows = await self.db.fetch("groups", **params)
-        return self._price(rows, slot_ms)
+        return from_rows(self.vocab, slot_ms, rows, self.pricing)
 
-    async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
-        return list(await asyncio.gather(*(self.groups(rng, **kw) for rng, kw in requests)))
+    async def _read_hours(self, dim: str | None, h0: int, h1: int) -> Groups:
+        return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS)
 
-    def _price(self, rows: list[tuple[Any, ...]], slot_ms: int) -> Groups:
-        n = len(rows)
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 14
-        slot = np.fromiter(cols[0], dtype=np.int64, count=n)
-        provider = np.array(cols[1], dtype=object)
-        model = np.array(cols[2], dtype=object)
-        key = np.array(cols[3], dtype=object)
-        size_class = cols[4]
-        cache_hit = np.fromiter((bool(v) for v in cols[5]), dtype=bool, count=n)
-        counts = {
-            name: np.fromiter((int(v or 0) for v in cols[6 + i]), dtype=np.int64, count=n)
-            for i, name in enumerate(_COUNT_COLUMNS)
-        }
-        spend = np.zeros(n)
-        saved = np.zeros(n)
-        priced_as = np.empty(n, dtype=object)
-        rates_cache: dict[tuple[str, int, int], Rates] = {}
-        p, c = counts["prompt_tokens"], counts["completion_tokens"]
-        cr, cw = counts["cache_read_tokens"], counts["cache_write_tokens"]
-        pa, ca = counts["prompt_tokens_avoided"], counts["completion_tokens_avoided"]
-        for i in range(n):
-            entry = self.pricing.match(provider[i], model[i])
-            if entry is None:
-                continue
-            priced_as[i] = entry.key
-            day = int(slot[i]) * slot_ms // _DAY_MS
-            cache_key = (entry.key, day, int(size_class[i]))
-            rates = rates_cache.get(cache_key)
-            if rates is None:
-                rates = entry.rates(_EPOCH_DAY + timedelta(days=day), int(size_class[i]))
-                rates_cache[cache_key] = rates
-            if cache_hit[i]:
-                saved[i] = (int(pa[i]) * rates.input + int(ca[i]) * rates.output) / 1_000_000
-            else:
-                spend[i] = (
-                    int(p[i]) * rates.input
-                    + int(c[i]) * rates.output
-                    + int(cr[i]) * rates.cache_read
-                    + int(cw[i]) * rates.cache_write
-                ) / 1_000_000
-        return Groups(slot_ms, slot, provider, model, key, cache_hit, counts, spend, saved, priced_as)
+    def _filter(
+        self, held: Groups, filters: Filters, directory: TokenDirectory | None, rollup_dim: str | None
+    ) -> Groups:
+        """The rollup's cells that the filters keep, with the SQL's semantics."""
+        mask = np.ones(len(held), dtype=bool)
+        if filters.providers:
+            mask &= np.isin(held.provider, self.vocab.codes_of(filters.providers))
+        if filters.models:
+            mask &= np.isin(held.model, self.vocab.codes_of(filters.models))
+        if filters.endpoints and rollup_dim == "endpoint":
+            mask &= np.isin(held.key, self.vocab.codes_of(filters.endpoints))
+        if filters.tokens and rollup_dim == "token":
+            params = (directory or TokenDirectory([])).filter_params(filters.tokens)
+            ids, prefixes = set(params["token_ids"]), set(params["token_prefixes"])
+
+            def kept(token: str | None) -> bool:
+                if token is None:
+                    return bool(params["anonymous"])
+                return token in ids or token[:11] in prefixes
+
+            allowed = [code for code in np.unique(held.key).tolist() if kept(self.vocab.value(code))]
+            mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
+        return held if mask.all() else held.subset(mask)
+
+    async def maintain(self, every: float = 10.0) -> None:
+        """Keep the rollups warm: read all closed hours once, then take in each hour as it closes."""
+        failing = False
+        while True:
+            try:
+                oldest = (await self.log_bounds())[0]
+                if self.rollups.ready:
+                    await self.rollups.follow_oldest(oldest)
+                    await self.rollups.advance()
+                else:
+                    await self.rollups.warm(oldest)
+                failing = False
+            except (DatabaseUnavailable, QueryTimeout) as exc:
+                if not failing:
+                    log.warning("rollups not updated (answers read the database directly meanwhile): %s", exc)
+                failing = True
+            except Exception:  # never let the loop die: answers stay exact without it, only slower
+                log.exception("rollups not updated")
+                failing = True
+            await asyncio.sleep(every)
+
+
+def _instant(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR_MS / 1000, UTC)
 
 
 def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
@@ -297,9 +264,7 @@ def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
     unpriced = []
     if total.unpriced_requests:
         sub = groups.subset(groups.unpriced)
-        for (provider, model), t in sorted(
-            sub.by("provider", "model").items(), key=lambda kv: -kv[1].requests
-        ):
+        for (provider, model), t in sorted(sub.by("provider", "model").items(), key=lambda kv: -kv[1].requests):
             unpriced.append(
                 {
                     "provider": provider,

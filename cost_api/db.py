@@ -15,17 +15,19 @@ import os
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import asyncpg
 
 from .dburl import DatabaseURL
+from .metrics import time_query
 from .queries import Registry
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(Exception):
@@ -41,6 +43,9 @@ class SchemaMissing(Exception):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How long a SQLite reader waits on a lock (a writer in rollback-journal mode holding EXCLUSIVE)
+# before answering 503: commits take milliseconds, a lock held longer is an outage, not a queue.
+SQLITE_BUSY_WAIT = 1.0
 
 
 def epoch_ms(value: datetime) -> int:
@@ -49,13 +54,21 @@ def epoch_ms(value: datetime) -> int:
 
 class Database(ABC):
     dialect: str
+    # Bumped when another database answers behind the same URL (a SQLite file replaced by a new one):
+    # whatever was derived from the old one (the closed-hour rollups) must be read again.
+    generation = 0
 
     def __init__(self, registry: Registry, timeout: float) -> None:
         self.registry = registry
         self.timeout = timeout
 
+    async def fetch(self, name: str, **params: Any) -> list[Row]:
+        """Run the named query (timed by name and outcome for /metrics)."""
+        with time_query(name):
+            return await self._fetch(name, **params)
+
     @abstractmethod
-    async def fetch(self, name: str, **params: Any) -> list[Row]: ...
+    async def _fetch(self, name: str, **params: Any) -> list[Row]: ...
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -80,22 +93,49 @@ class SqliteDatabase(Database):
         self._pool: asyncio.Queue[_SqliteConn] = asyncio.Queue()
         self._size = pool_size
         self._opened = 0
+        self._closed = False
+        self._closing: set[asyncio.Future[None]] = set()
+        self._seen: tuple[int, int] | None = None  # the file's (device, inode) when last opened
 
     async def _open(self) -> _SqliteConn:
         if not self.path.exists():
             raise DatabaseUnavailable(f"SQLite database {self.path} does not exist")
         holder = _SqliteConn()
+        opening = asyncio.ensure_future(self._connect(holder))
         try:
-            conn = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # Cancelled while connecting (a request or the rollups task gave up): let the connection
+            # finish opening and close it, or its thread outlives the service.
+            with contextlib.suppress(Exception):
+                await (await asyncio.wait_for(opening, self.timeout)).close()
+            raise
+
+    async def _connect(self, holder: _SqliteConn) -> _SqliteConn:
+        try:
+            conn = await aiosqlite.connect(
+                f"file:{self.path}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                timeout=min(self.timeout, SQLITE_BUSY_WAIT),
+            )
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
-        await conn.set_progress_handler(holder.over_time, 10_000)
-        await conn.execute("PRAGMA query_only = ON")
+        try:
+            await conn.set_progress_handler(holder.over_time, 10_000)
+            await conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await conn.close()
+            raise
         holder.conn = conn
         holder.inode = _inode(self.path)
         return holder
 
     async def _acquire(self) -> _SqliteConn:
+        current = _inode(self.path)
+        if current is not None and current != self._seen:
+            self.generation += self._seen is not None
+            self._seen = current
         if self._pool.empty() and self._opened < self._size:
             self._opened += 1
             try:
@@ -104,35 +144,76 @@ class SqliteDatabase(Database):
                 self._opened -= 1
                 raise
         holder = await self._pool.get()
-        if holder.inode != _inode(self.path):  # the file was replaced: reopen
-            await holder.close()
-            self._opened -= 1
+        current = _inode(self.path)  # again: the wait for a connection may have been long
+        if holder.inode != current:  # the file was replaced (or removed): reopen
+            # Close every idle connection to the old file first: the new file's readers share the
+            # -wal/-shm names with it, and none of ours should keep the old file's index in use.
+            stale, kept = [holder], []
+            while not self._pool.empty():
+                other = self._pool.get_nowait()
+                (stale if other.inode != current else kept).append(other)
+            for other in kept:
+                self._pool.put_nowait(other)
+            for old in stale:
+                await old.close()
+                self._opened -= 1
             return await self._acquire()
         return holder
 
-    async def fetch(self, name: str, **params: Any) -> list[Row]:
+    async def _fetch(self, name: str, **params: Any) -> list[Row]:
         query = self.registry[name]
         args = [_sqlite_value(v) for v in query.bind(params)]
         holder = await self._acquire()
         holder.deadline = time.monotonic() + self.timeout
+        running = asyncio.ensure_future(holder.conn.execute_fetchall(query.sql, args))
         healthy = True
         try:
-            return [tuple(r) for r in await holder.conn.execute_fetchall(query.sql, args)]
-        except sqlite3.OperationalError as exc:
-            if str(exc) == "interrupted":
-                raise QueryTimeout(f"query {name} ran past {self.timeout:g}s and was cancelled") from exc
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise DatabaseUnavailable(f"SQLite database is busy: {exc}") from exc
-            healthy = "no such" not in str(exc)
+            return [tuple(r) for r in await asyncio.shield(running)]
+        except asyncio.CancelledError:
+            if not running.done():
+                # The request gave up (a sibling query failed): the progress handler stops this query
+                # at its next tick; wait for that, so that a cancelled request leaves nothing running.
+                holder.deadline = 0.0
+                try:
+                    await asyncio.wait({running})
+                except asyncio.CancelledError:  # cancelled again: requeue once the query has stopped
+                    running.add_done_callback(lambda done: self._requeue(holder, done))
+                    raise
             raise
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if message == "interrupted":
+                raise QueryTimeout(f"query {name} ran past {self.timeout:g}s and was cancelled") from exc
+            if any(s in message for s in ("locked", "busy", "unable to open", "disk I/O")):
+                healthy = "unable to open" not in message and "disk I/O" not in message
+                raise DatabaseUnavailable(f"SQLite database is unavailable: {exc}") from exc
+            healthy = "no such" not in message
+            raise
+        except sqlite3.DatabaseError as exc:  # replaced by something that is not a (sound) database
+            healthy = False
+            raise DatabaseUnavailable(f"SQLite database {self.path} cannot be read: {exc}") from exc
         finally:
-            if healthy:
-                self._pool.put_nowait(holder)
-            else:
-                await holder.close()
-                self._opened -= 1
+            if running.done():
+                if not running.cancelled():
+                    running.exception()  # retrieved (an interrupted query is expected after a cancel)
+                if healthy and not self._closed:
+                    self._pool.put_nowait(holder)
+                else:  # broken, or the database was closed while this query ran
+                    await holder.close()
+                    self._opened -= 1
+
+    def _requeue(self, holder: _SqliteConn, done: asyncio.Future[Any]) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved: an interrupted query is the expected end here
+        if self._closed:
+            closing = asyncio.ensure_future(holder.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        else:
+            self._pool.put_nowait(holder)
 
     async def close(self) -> None:
+        self._closed = True
         while not self._pool.empty():
             await self._pool.get_nowait().close()
         self._opened = 0
@@ -196,11 +277,14 @@ class PostgresDatabase(Database):
                 )
             return self._pool
 
-    async def fetch(self, name: str, **params: Any) -> list[Row]:
+    async def _fetch(self, name: str, **params: Any) -> list[Row]:
         query = self.registry[name]
         args = query.bind(params)
         try:
-            pool = await asyncio.wait_for(self._get_pool(), self.timeout)
+            # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+            # pool is handed over, and a cancelled task (the rollups at shutdown) would run on
+            async with asyncio.timeout(self.timeout):
+                pool = await self._get_pool()
             async with asyncio.timeout(self.timeout + 2):
                 async with pool.acquire() as conn:
                     rows = await conn.fetch(query.sql, *args)
@@ -208,6 +292,7 @@ class PostgresDatabase(Database):
             raise QueryTimeout(f"query {name} ran past {self.timeout:g}s and was cancelled") from exc
         except (
             OSError,
+            asyncpg.OperatorInterventionError,  # shutting down, crashed, starting up (57P0x)
             TimeoutError,
             asyncpg.CannotConnectNowError,
             asyncpg.ConnectionDoesNotExistError,
@@ -228,6 +313,19 @@ def open_database(url: DatabaseURL, registry: Registry, *, timeout: float, pool_
         SqliteDatabase if url.dialect == "sqlite" else PostgresDatabase
     )
     return cls(url, registry, timeout, pool_size)
+
+
+async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, except that the first failure (a 504, a 503) cancels the other queries and
+    waits until they have stopped before it is raised: a failed request leaves no query running."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def as_list(values: Sequence[str] | None) -> list[str] | None:

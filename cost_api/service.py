@@ -41,4 +41,4 @@ def build_service(settings: Settings) -> Service:
         timeout=settings.query_timeout.seconds,
         pool_size=settings.max_concurrent_queries,
     )
-    return Service(settings, pricing, db, Aggregator(db, pricing))
+    return Service(settings, pricing, db, Aggregator(db, pricing, rollup_grace=settings.rollup_grace.seconds))

@@ -22,4 +22,11 @@ async def readyz(request: Request) -> Response[Any]:
         await service.db.check_schema()
     except (DatabaseUnavailable, QueryTimeout, SchemaMissing) as exc:
         return problem_response(ProblemError(503, str(exc), headers={"Retry-After": "5"}))
-    return Response({"status": "ready", "dialect": service.db.dialect})
+    rollups = service.aggregator.rollups
+    return Response(
+        {
+            "status": "ready",
+            "dialect": service.db.dialect,
+            "rollups": {"ready": rollups.ready, "warm_seconds": rollups.warm_seconds},
+        }
+    )

@@ -6,9 +6,11 @@ SELECT id, created_at, request_id, provider, model, endpoint, token_id, status_c
 FROM request_log
 LIMIT 0;
 
--- name: latest_request
--- The newest row's created_at in epoch milliseconds (NULL on an empty log): freshness at a glance.
-SELECT (extract(epoch FROM max(created_at)) * 1000)::bigint FROM request_log;
+-- name: log_bounds
+-- The oldest and the newest row's created_at in epoch milliseconds (NULLs on an empty log).
+SELECT floor(extract(epoch FROM min(created_at)) * 1000)::bigint,
+       floor(extract(epoch FROM max(created_at)) * 1000)::bigint
+FROM request_log;
 
 -- name: token_labels
 -- Every labelled token: id, displayable prefix and name.

@@ -6,9 +6,10 @@ SELECT id, created_at, request_id, provider, model, endpoint, token_id, status_c
 FROM request_log
 LIMIT 0;
 
--- name: latest_request
--- The newest row's created_at in epoch milliseconds (NULL on an empty log): freshness at a glance.
-SELECT max(created_at) FROM request_log;
+-- name: log_bounds
+-- The oldest and the newest row's created_at in epoch milliseconds (NULLs on an empty log).
+-- (two subqueries: SQLite answers min() and max() from the index only one at a time)
+SELECT (SELECT min(created_at) FROM request_log), (SELECT max(created_at) FROM request_log);
 
 -- name: token_labels
 -- Every labelled token: id, displayable prefix and name.

@@ -1,0 +1,237 @@
+"""The dashboard benchmark: the 30-day dashboard over 1M and 10M log rows, SQLite and Postgres.
+
+For each dialect and size it generates the demo log (60 days), starts a real server, and measures
+with a real HTTP client: the first dashboard set after start (cold, while rollups warm), the time
+until the rollups are warm, the warm dashboard set (/v1/summary, /v1/trend?window=30d&group_by=
+provider, /v1/live, one after another; median and p99), every /v1 lens alone, and the server's RSS.
+In the same run it computes the same dashboard set in-process with the rollups off — direct SQL
+over raw rows, priced the same way — so every figure is also a ratio, and checks both agree.
+
+    python -m bench.dashboard                      # 1M and 10M, both dialects (~15 min)
+    python -m bench.dashboard --sizes 1M --dialects sqlite --iterations 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from cost_api.aggregate import Filters
+from cost_api.config import load_settings
+from cost_api.demo import run_demo
+from cost_api.live import live
+from cost_api.service import build_service
+from cost_api.summary import summary
+from cost_api.trend import trend
+from cost_api.windows import parse_duration, parse_window, parse_zone
+from tests.pgcluster import PgCluster, find_bindir, free_port
+
+HERE = Path(__file__).parent
+DASHBOARD = ["/v1/summary", "/v1/trend?window=30d&group_by=provider", "/v1/live"]
+LENSES = [
+    "/v1/summary",
+    "/v1/spend?group_by=provider",
+    "/v1/spend?group_by=endpoint",
+    "/v1/spend?group_by=token",
+    "/v1/spend?group_by=model",
+    "/v1/trend",
+    "/v1/trend?group_by=provider",
+    "/v1/savings",
+    "/v1/live",
+    "/v1/requests",
+]
+
+
+def _size(text: str) -> int:
+    text = text.upper()
+    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("KM")) * scale)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _timed_get(client: httpx.Client, path: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    response = client.get(path)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    return elapsed, response.json()
+
+
+def _dashboard(client: httpx.Client) -> tuple[float, list[float], dict]:
+    started = time.perf_counter()
+    parts = [_timed_get(client, p) for p in DASHBOARD]
+    return (time.perf_counter() - started) * 1000, [p[0] for p in parts], parts[0][1]
+
+
+async def _direct(url: str, iterations: int) -> tuple[list[float], float]:
+    """The dashboard set in-process with rollups off: SQL over raw rows, then priced."""
+    settings = load_settings(environ={}, overrides={"database_url": url, "query_timeout": "600s"})
+    service = build_service(settings)
+    agg = service.aggregator
+    zone = parse_zone(None, "UTC")
+    times: list[float] = []
+    spend = 0.0
+    try:
+        for _ in range(iterations):
+            started = time.perf_counter()
+            window = parse_window(window=None, from_=None, to=None, tz=zone, default="30d")
+            head = await summary(agg, window, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters())
+            await trend(agg, window, interval="day", group_by="provider", top=8, filters=Filters())
+            await live(agg, parse_window(window="1h", from_=None, to=None, tz=zone, default="1h"), filters=Filters())
+            times.append((time.perf_counter() - started) * 1000)
+            spend = head["spend"]
+    finally:
+        await service.close()
+    return times, spend
+
+
+def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
+    command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", url, "--port", str(port)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait(client: httpx.Client, path: str, ok: callable, limit: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            response = client.get(path)
+            if ok(response):
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{path} not ready after {limit}s")
+
+
+def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
+    port = free_port()
+    proc = _serve(url, port)
+    result: dict = {"dialect": dialect, "rows": rows}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+            result["start_s"] = _wait(client, "/healthz", lambda r: r.status_code == 200, 60)
+            result["cold_ms"], _, _ = _dashboard(client)
+            warm = _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 600)
+            result["warm_s"] = result["start_s"] + warm
+            _dashboard(client)
+            sets, parts, body = [], [], {}
+            for _ in range(iterations):
+                total, each, body = _dashboard(client)
+                sets.append(total)
+                parts.append(each)
+            result["set_p50"], result["set_p99"] = statistics.median(sets), _pct(sets, 0.99)
+            result["parts_p50"] = [statistics.median(p[i] for p in parts) for i in range(len(DASHBOARD))]
+            result["lenses"] = {
+                path: statistics.median(_timed_get(client, path)[0] for _ in range(max(3, iterations // 3)))
+                for path in LENSES
+            }
+            result["rss_mib"] = _rss_mib(proc.pid)
+            result["http_spend"] = body["spend"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    direct, direct_spend = asyncio.run(_direct(url, max(3, iterations // 10)))
+    result["direct_p50"] = statistics.median(direct)
+    result["direct_spend"] = direct_spend
+    return result
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| dialect | rows | dashboard p50 | p99 | summary / trend / live p50 | cold (first set) | warm after |"
+        " direct SQL p50 | speed-up | RSS | same spend |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        parts = " / ".join(f"{p:.1f}" for p in r["parts_p50"])
+        lines.append(
+            f"| {r['dialect']} | {r['rows']:,} | {r['set_p50']:.1f} ms | {r['set_p99']:.1f} ms | {parts} ms |"
+            f" {r['cold_ms']:.0f} ms | {r['warm_s']:.1f} s | {r['direct_p50']:.0f} ms |"
+            f" {r['direct_p50'] / r['set_p50']:.0f}× | {r['rss_mib']:.0f} MiB |"
+            f" {'yes' if abs(r['http_spend'] - r['direct_spend']) < 0.01 else 'NO'} |"
+        )
+    lines += ["", "Each /v1 lens alone, unfiltered (p50, ms):", ""]
+    lines.append("| lens | " + " | ".join(f"{r['dialect']} {r['rows']:,}" for r in results) + " |")
+    lines.append("|---|" + "---|" * len(results))
+    for path in LENSES:
+        lines.append(f"| `{path}` | " + " | ".join(f"{r['lenses'][path]:.1f}" for r in results) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1M,10M")
+    parser.add_argument("--dialects", default="sqlite,postgres")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "dashboard.md")
+    args = parser.parse_args()
+    sizes = [_size(s) for s in args.sizes.split(",")]
+    dialects = args.dialects.split(",")
+    data = HERE / "data"
+    data.mkdir(exist_ok=True)
+    results: list[dict] = []
+    cluster = None
+    try:
+        for dialect in dialects:
+            if dialect == "postgres":
+                bindir = find_bindir()
+                if bindir is None:
+                    print("postgres: no server binaries, skipped", file=sys.stderr)
+                    continue
+                cluster = PgCluster(bindir)
+                cluster.start()
+            for rows in sizes:
+                if dialect == "sqlite":
+                    path = data / f"log-{rows}.db"
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{path}{suffix}").unlink(missing_ok=True)
+                    url = f"sqlite:///{path}"
+                else:
+                    name = f"log{rows}"
+                    subprocess.run(
+                        ["psql", cluster.dsn, "-qc", f"CREATE DATABASE {name}"],
+                        check=True,
+                        capture_output=True,
+                    )
+                    url = cluster.url(name)
+                started = time.monotonic()
+                written = run_demo(url, days=60, requests_per_day=rows // 60, seed=7, progress=True)
+                print(f"{dialect}: {written:,} rows in {time.monotonic() - started:.0f}s", file=sys.stderr)
+                results.append(run_one(dialect, url, written, args.iterations))
+                print(table(results[-1:]), file=sys.stderr)
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+    report = (
+        f"# Dashboard benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"Machine: {os.cpu_count()} cores. {args.iterations} warm iterations.\n\n{table(results)}\n"
+    )
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

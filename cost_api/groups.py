@@ -1,0 +1,273 @@
+"""Priced groups as columns: the unit every lens folds, whether it came from SQL or a rollup.
+
+Strings (provider, model, the dimension key, the price entry) are interned once in a `Vocab` and
+carried as integer codes, so that folding hundreds of thousands of groups is a few numpy calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from .pricing import PriceTable
+
+_DAY_MS = 86_400_000
+_EPOCH_DAY = date(1970, 1, 1)
+COUNTS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "prompt_tokens_avoided",
+    "completion_tokens_avoided",
+)
+
+
+class Vocab:
+    """Interned strings: code 0 is None."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str | None, int] = {None: 0}
+        self._values: list[str | None] = [None]
+        self._array: np.ndarray | None = None
+
+    def code(self, value: str | None) -> int:
+        found = self._codes.get(value)
+        if found is None:
+            found = self._codes[value] = len(self._values)
+            self._values.append(value)
+            self._array = None
+        return found
+
+    def encode(self, values: Sequence[str | None]) -> np.ndarray:
+        codes = self._codes
+        get = codes.get
+        out = np.empty(len(values), dtype=np.int32)
+        for i, value in enumerate(values):
+            found = get(value)
+            out[i] = self.code(value) if found is None else found
+        return out
+
+    def codes_of(self, values: Sequence[str | None]) -> np.ndarray:
+        """Codes of values already seen (unknown ones match nothing)."""
+        return np.array([self._codes[v] for v in values if v in self._codes], dtype=np.int32)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        if self._array is None or len(self._array) != len(self._values):
+            self._array = np.array(self._values, dtype=object)
+        return self._array[codes]
+
+    def value(self, code: int) -> str | None:
+        return self._values[code]
+
+
+@dataclass(slots=True)
+class Totals:
+    spend: float = 0.0
+    saved_by_cache: float = 0.0
+    requests: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    unpriced_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    prompt_tokens_avoided: int = 0
+    completion_tokens_avoided: int = 0
+
+
+_CODED = ("provider", "model", "key", "priced_as")
+
+
+@dataclass(slots=True)
+class Groups:
+    """Priced groups, column by column (numpy arrays of equal length).
+
+    `provider`, `model`, `key` and `priced_as` are Vocab codes (`priced_as` 0: unpriced);
+    `by()` and `values()` give them back as strings.
+    """
+
+    vocab: Vocab
+    slot_ms: int
+    slot: np.ndarray  # int64: slot index; slot start = slot * slot_ms (epoch ms)
+    provider: np.ndarray
+    model: np.ndarray
+    key: np.ndarray
+    size_class: np.ndarray  # int8
+    cache_hit: np.ndarray  # bool
+    counts: dict[str, np.ndarray]  # int64 per COUNTS name
+    spend: np.ndarray  # float64 USD
+    saved: np.ndarray  # float64 USD
+    priced_as: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    @property
+    def unpriced(self) -> np.ndarray:
+        return self.priced_as == 0
+
+    def values(self, column: str) -> np.ndarray:
+        data = getattr(self, column)
+        return self.vocab.decode(data) if column in _CODED else data
+
+    def total(self) -> Totals:
+        return self._fold(np.zeros(len(self), dtype=np.int64), 1)[0]
+
+    def by(self, *columns: str) -> dict[Any, Totals]:
+        """Totals per value of one column (or per tuple of several), keyed by the decoded values."""
+        if not len(self):
+            return {}
+        arrays = [getattr(self, c).astype(np.int64) for c in columns]
+        combined = arrays[0]
+        for array in arrays[1:]:
+            combined = combined * (int(array.max()) + 1) + array
+        uniques, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        folded = self._fold(inverse.reshape(-1), len(uniques))
+        decoded = [self.values(c)[first] for c in columns]
+        keys = list(zip(*decoded, strict=True)) if len(columns) > 1 else list(decoded[0])
+        return dict(zip(keys, folded, strict=True))
+
+    def buckets(self, starts_ms: Sequence[int]) -> list[Totals]:
+        """Totals per bucket (ascending start instants, epoch ms): a group counts in the bucket
+        holding its slot's start; slots before the first bucket count in the first."""
+        index = np.searchsorted(np.asarray(starts_ms, dtype=np.int64), self.slot_starts(), side="right") - 1
+        return self._fold(np.clip(index, 0, None), len(starts_ms))
+
+    def _fold(self, inverse: np.ndarray, n: int) -> list[Totals]:
+        """Totals per index 0…n-1, each group adding into `inverse[group]`."""
+        requests = self.counts["requests"]
+        sums = {name: np.bincount(inverse, weights=col, minlength=n) for name, col in self.counts.items()}
+        spend = np.bincount(inverse, weights=self.spend, minlength=n)
+        saved = np.bincount(inverse, weights=self.saved, minlength=n)
+        hits = np.bincount(inverse, weights=requests * self.cache_hit, minlength=n)
+        unpriced = np.bincount(inverse, weights=requests * self.unpriced, minlength=n)
+        out: list[Totals] = []
+        for i in range(n):
+            totals = Totals(spend=float(spend[i]), saved_by_cache=float(saved[i]))
+            for name in sums:
+                setattr(totals, name, round(sums[name][i]))
+            totals.cache_hits = round(hits[i])
+            totals.unpriced_requests = round(unpriced[i])
+            out.append(totals)
+        return out
+
+    def subset(self, mask: np.ndarray | slice) -> Groups:
+        return Groups(
+            self.vocab,
+            self.slot_ms,
+            self.slot[mask],
+            self.provider[mask],
+            self.model[mask],
+            self.key[mask],
+            self.size_class[mask],
+            self.cache_hit[mask],
+            {k: v[mask] for k, v in self.counts.items()},
+            self.spend[mask],
+            self.saved[mask],
+            self.priced_as[mask],
+        )
+
+    def slot_starts(self) -> np.ndarray:
+        """Each group's slot start in epoch milliseconds."""
+        return self.slot * self.slot_ms
+
+    @staticmethod
+    def concat(vocab: Vocab, slot_ms: int, parts: Sequence[Groups]) -> Groups:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return from_rows(vocab, slot_ms, [], None)
+        if len(parts) == 1:
+            return parts[0]
+        assert all(p.slot_ms == slot_ms for p in parts)
+        cat = np.concatenate
+        return Groups(
+            vocab,
+            slot_ms,
+            cat([p.slot for p in parts]),
+            cat([p.provider for p in parts]),
+            cat([p.model for p in parts]),
+            cat([p.key for p in parts]),
+            cat([p.size_class for p in parts]),
+            cat([p.cache_hit for p in parts]),
+            {k: cat([p.counts[k] for p in parts]) for k in COUNTS},
+            cat([p.spend for p in parts]),
+            cat([p.saved for p in parts]),
+            cat([p.priced_as for p in parts]),
+        )
+
+
+def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
+    """Columns from the `groups` query's rows, priced (each group is uniform in price)."""
+    n = len(rows)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(COUNTS))
+    counts = {
+        name: np.fromiter((v or 0 for v in cols[6 + i]), dtype=np.int64, count=n)
+        for i, name in enumerate(COUNTS)
+    }
+    groups = Groups(
+        vocab,
+        slot_ms,
+        np.fromiter(cols[0], dtype=np.int64, count=n),
+        vocab.encode(cols[1]),
+        vocab.encode(cols[2]),
+        vocab.encode(cols[3]),
+        np.fromiter(cols[4], dtype=np.int8, count=n),
+        np.fromiter(cols[5], dtype=bool, count=n),
+        counts,
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int32),
+    )
+    if pricing is not None and n:
+        price(groups, pricing)
+    return groups
+
+
+def price(groups: Groups, pricing: PriceTable) -> None:
+    """Fill spend, saved and priced_as: rates looked up once per (entry, UTC day, size class)."""
+    vocab = groups.vocab
+    pairs = groups.provider.astype(np.int64) * (int(groups.model.max()) + 1) + groups.model
+    _, pair_first, pair_inverse = np.unique(pairs, return_index=True, return_inverse=True)
+    entries = [
+        pricing.match(vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first
+    ]
+    entry_codes = np.array([vocab.code(e.key) if e else 0 for e in entries], dtype=np.int32)
+    priced_as = entry_codes[pair_inverse.reshape(-1)]
+    groups.priced_as = priced_as
+
+    entry_index = np.arange(len(entries), dtype=np.int64)[pair_inverse.reshape(-1)]
+    day = groups.slot * groups.slot_ms // _DAY_MS
+    day0 = int(day.min())
+    classes = int(groups.size_class.max()) + 1
+    days = int(day.max()) - day0 + 1
+    combo = (entry_index * days + (day - day0)) * classes + groups.size_class
+    uniques, inverse = np.unique(combo, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    rates = np.zeros((len(uniques), 4))
+    for j, value in enumerate(uniques.tolist()):
+        entry = entries[value // (days * classes)]
+        if entry is None:
+            continue
+        on = _EPOCH_DAY + timedelta(days=day0 + (value // classes) % days)
+        r = entry.rates(on, value % classes)
+        rates[j] = (r.input, r.output, r.cache_read, r.cache_write)
+    r_in, r_out, r_read, r_write = (rates[inverse, k] for k in range(4))
+    c = groups.counts
+    billed = (
+        c["prompt_tokens"] * r_in
+        + c["completion_tokens"] * r_out
+        + c["cache_read_tokens"] * r_read
+        + c["cache_write_tokens"] * r_write
+    ) / 1_000_000
+    avoided = (c["prompt_tokens_avoided"] * r_in + c["completion_tokens_avoided"] * r_out) / 1_000_000
+    hit = groups.cache_hit
+    groups.spend = np.where(hit | (priced_as == 0), 0.0, billed)
+    groups.saved = np.where(hit & (priced_as != 0), avoided, 0.0)
