@@ -30,6 +30,7 @@ __all__ = [
     "Rates",
     "Tier",
     "load_table",
+    "resolve_rates",
 ]
 
 MAX_THRESHOLDS = 8
@@ -96,7 +97,8 @@ class Rates:
     cache_write: float
 
 
-def _resolve(rates: Price | Tier) -> Rates:
+def resolve_rates(rates: Price | Tier) -> Rates:
+    """The rates as billed: an absent cache rate is the input rate."""
     return Rates(
         input=rates.input,
         output=rates.output,
@@ -131,8 +133,8 @@ class Entry:
         for price in self.prices:
             tier = None
             if price.above is not None:
-                tier = (bisect.bisect_left(self.thresholds, price.above.input_tokens), _resolve(price.above))
-            resolved.append((_resolve(price), tier))
+                tier = (bisect.bisect_left(self.thresholds, price.above.input_tokens), resolve_rates(price.above))
+            resolved.append((resolve_rates(price), tier))
         object.__setattr__(self, "_days", tuple(days))
         object.__setattr__(self, "_resolved", tuple(resolved))
 
