@@ -83,15 +83,18 @@ def _dashboard(client: httpx.Client) -> tuple[float, list[float], dict]:
     return (time.perf_counter() - started) * 1000, [p[0] for p in parts], parts[0][1]
 
 
-async def _direct(url: str, iterations: int) -> tuple[list[float], float]:
+async def _direct(url: str, iterations: int, to: str) -> tuple[list[float], float]:
     """The dashboard set in-process with rollups off: SQL over raw rows, then priced."""
     settings = load_settings(environ={}, overrides={"database_url": url, "query_timeout": "600s"})
     service = build_service(settings)
     agg = service.aggregator
     zone = parse_zone(None, "UTC")
     times: list[float] = []
-    spend = 0.0
     try:
+        fixed = parse_window(window=None, from_=None, to=to, tz=zone, default="30d")
+        spend = (await summary(agg, fixed, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters()))[
+            "spend"
+        ]
         for _ in range(iterations):
             started = time.perf_counter()
             window = parse_window(window=None, from_=None, to=None, tz=zone, default="30d")
@@ -99,7 +102,7 @@ async def _direct(url: str, iterations: int) -> tuple[list[float], float]:
             await trend(agg, window, interval="day", group_by="provider", top=8, filters=Filters())
             await live(agg, parse_window(window="1h", from_=None, to=None, tz=zone, default="1h"), filters=Filters())
             times.append((time.perf_counter() - started) * 1000)
-            spend = head["spend"]
+            assert head["spend"] >= 0
     finally:
         await service.close()
     return times, spend
@@ -135,9 +138,9 @@ def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
             warm = _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 600)
             result["warm_s"] = result["start_s"] + warm
             _dashboard(client)
-            sets, parts, body = [], [], {}
+            sets, parts = [], []
             for _ in range(iterations):
-                total, each, body = _dashboard(client)
+                total, each, _ = _dashboard(client)
                 sets.append(total)
                 parts.append(each)
             result["set_p50"], result["set_p99"] = statistics.median(sets), _pct(sets, 0.99)
@@ -147,11 +150,12 @@ def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
                 for path in LENSES
             }
             result["rss_mib"] = _rss_mib(proc.pid)
-            result["http_spend"] = body["spend"]
+            result["to"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            result["http_spend"] = _timed_get(client, f"/v1/summary?to={result['to']}")[1]["spend"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    direct, direct_spend = asyncio.run(_direct(url, max(3, iterations // 10)))
+    direct, direct_spend = asyncio.run(_direct(url, max(3, iterations // 10), result["to"]))
     result["direct_p50"] = statistics.median(direct)
     result["direct_spend"] = direct_spend
     return result

@@ -147,7 +147,10 @@ class Aggregator:
         directory: TokenDirectory | None = None,
         dim: str | None = None,
         slot_ms: int = HOUR_MS,
+        coarse: bool = False,
     ) -> Groups:
+        """Priced groups of `rng`. `coarse`: the caller only totals over the range (no time
+        buckets), so whole UTC days may come as one group per day."""
         if filters.tokens and directory is None:
             directory = await self.tokens()
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
@@ -157,21 +160,21 @@ class Aggregator:
                 await self.rollups.follow_oldest(oldest)
                 self.rows.forget()
             if self.rollups.ready:
-                held = await self._compose(rng, rollup_dim)
+                held = await self._compose(rng, rollup_dim, coarse)
                 held = self._filter(held, filters, directory, rollup_dim)
                 if rollup_dim != dim:
                     held.key = np.zeros(len(held), dtype=np.int32)
                 return held
         return await self._read(rng, dim, filters, directory, slot_ms)
 
-    async def _compose(self, rng: Range, rollup_dim: str | None) -> Groups:
+    async def _compose(self, rng: Range, rollup_dim: str | None, coarse: bool) -> Groups:
         """Hourly groups of `rng`: whole closed hours from the rollup, the rest from single rows."""
         horizon = self.rollups.horizon
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
         parts: list[Groups] = []
         if h0 < h1:  # sliced before any await: what the rollups hold now, up to `horizon`
-            parts.append(self.rollups.slice(rollup_dim, h0, h1))
+            parts.append(self.rollups.slice(rollup_dim, h0, h1, coarse=coarse))
             edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
         else:
             edges = [(start, end)]

@@ -175,6 +175,39 @@ class Groups:
             self.priced_as[mask],
         )
 
+    def daily(self) -> Groups:
+        """Hourly groups summed per UTC day (slot = the day's first hour), for windows that only
+        total over their range: priced already, so the size class no longer matters."""
+        if not len(self):
+            return self
+        day = self.slot // 24
+        codes = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in (day, self.provider, self.model, self.key)]
+        combined = np.zeros(len(self), dtype=np.int64)
+        for compact in codes:
+            combined = combined * (int(compact.max()) + 1) + compact
+        combined = combined * 2 + self.cache_hit
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        n = len(first)
+
+        def summed(column: np.ndarray) -> np.ndarray:
+            return np.bincount(inverse, weights=column, minlength=n)
+
+        return Groups(
+            self.vocab,
+            self.slot_ms,
+            day[first] * 24,
+            self.provider[first],
+            self.model[first],
+            self.key[first],
+            np.zeros(n, dtype=np.int8),
+            self.cache_hit[first],
+            {k: summed(v).round().astype(np.int64) for k, v in self.counts.items()},
+            summed(self.spend),
+            summed(self.saved),
+            self.priced_as[first],
+        )
+
     def slot_starts(self) -> np.ndarray:
         """Each group's slot start in epoch milliseconds."""
         return self.slot * self.slot_ms
@@ -209,8 +242,7 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: 
     n = len(rows)
     cols = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(COUNTS))
     counts = {
-        name: np.fromiter((v or 0 for v in cols[6 + i]), dtype=np.int64, count=n)
-        for i, name in enumerate(COUNTS)
+        name: np.fromiter((v or 0 for v in cols[6 + i]), dtype=np.int64, count=n) for i, name in enumerate(COUNTS)
     }
     groups = Groups(
         vocab,
@@ -236,9 +268,7 @@ def price(groups: Groups, pricing: PriceTable) -> None:
     vocab = groups.vocab
     pairs = groups.provider.astype(np.int64) * (int(groups.model.max()) + 1) + groups.model
     _, pair_first, pair_inverse = np.unique(pairs, return_index=True, return_inverse=True)
-    entries = [
-        pricing.match(vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first
-    ]
+    entries = [pricing.match(vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first]
     entry_codes = np.array([vocab.code(e.key) if e else 0 for e in entries], dtype=np.int32)
     priced_as = entry_codes[pair_inverse.reshape(-1)]
     groups.priced_as = priced_as

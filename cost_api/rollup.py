@@ -40,13 +40,12 @@ def ceil_hour(ms: int) -> int:
 
 
 class Rollups:
-    def __init__(
-        self, read: HourReader, grace_seconds: float, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, read: HourReader, grace_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self._read = read
         self._grace_ms = int(grace_seconds * 1000)
         self._clock = clock
         self.parts: dict[str | None, Groups] = {}
+        self.days: dict[str | None, Groups] = {}
         self.horizon = 0  # hours < horizon are closed and held (hours before the log's start are empty)
         self.oldest_ms: int | None = None
         self.ready = False
@@ -65,10 +64,25 @@ class Rollups:
         needed = "endpoint" if endpoints else "token" if tokens else dim
         return (needed == dim or dim is None), needed
 
-    def slice(self, dim: str | None, h0: int, h1: int) -> Groups:
-        part = self.parts[dim]
-        lo, hi = np.searchsorted(part.slot, [h0, h1], side="left")
-        return part.subset(slice(int(lo), int(hi)))
+    def slice(self, dim: str | None, h0: int, h1: int, *, coarse: bool = False) -> Groups:
+        """Hours [h0, h1) of one rollup; `coarse`: whole UTC days as one group per day and key."""
+        if not coarse:
+            return _between(self.parts[dim], h0, h1)
+        d0, d1 = -(-h0 // 24), h1 // 24
+        if d0 >= d1:
+            return _between(self.parts[dim], h0, h1)
+        vocab = self.parts[dim].vocab
+        pieces = [
+            _between(self.parts[dim], h0, d0 * 24),
+            _between(self.days[dim], d0 * 24, d1 * 24),
+            _between(self.parts[dim], d1 * 24, h1),
+        ]
+        return Groups.concat(vocab, HOUR_MS, pieces)
+
+    def _refresh_days(self) -> None:
+        """The daily rollups: every whole UTC day before the horizon, summed from the hours."""
+        last_day = self.horizon // 24
+        self.days = {dim: _between(part, 0, last_day * 24).daily() for dim, part in self.parts.items()}
 
     async def warm(self, oldest_ms: int | None) -> None:
         """Read every closed hour of the log (chunk by chunk, newest first) and start serving."""
@@ -79,6 +93,7 @@ class Rollups:
             first = horizon if oldest_ms is None else min(floor_hour(oldest_ms), horizon)
             self.parts = {dim: await self._load(dim, first, horizon) for dim in DIMENSIONS}
             self.horizon = horizon
+            self._refresh_days()
             self.ready = True
         self.warm_seconds = time.monotonic() - started
         cells = {d: len(p) for d, p in self.parts.items()}
@@ -103,7 +118,10 @@ class Rollups:
             fresh = {dim: await self._load(dim, self.horizon, horizon) for dim in DIMENSIONS}
             for dim, groups in fresh.items():
                 self.parts[dim] = Groups.concat(groups.vocab, HOUR_MS, [self.parts[dim], groups])
+            closed_day = horizon // 24 > self.horizon // 24
             self.horizon = horizon
+            if closed_day:
+                self._refresh_days()
 
     async def follow_oldest(self, oldest_ms: int | None) -> None:
         """The log's first row moved (retention deleted old days, or rows were backfilled):
@@ -124,8 +142,14 @@ class Rollups:
                 if new < reload_to:
                     parts.insert(0, await self._load(dim, new, reload_to))
                 self.parts[dim] = Groups.concat(kept.vocab, HOUR_MS, parts)
+            self._refresh_days()
             self.oldest_ms = oldest_ms
             log.info("log now starts at %s: rollups follow", datetime.fromtimestamp(oldest_ms / 1000, UTC))
+
+
+def _between(part: Groups, h0: int, h1: int) -> Groups:
+    lo, hi = np.searchsorted(part.slot, [h0, h1], side="left")
+    return part.subset(slice(int(lo), int(hi)))
 
 
 def _sorted(groups: Groups) -> Groups:

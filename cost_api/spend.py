@@ -28,12 +28,10 @@ def csv_columns(group_by: str) -> tuple[str, ...]:
     return (*dimension(group_by, GROUP_BY).fields, *NUMBERS)
 
 
-async def spend(
-    agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters
-) -> dict[str, Any]:
+async def spend(agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters) -> dict[str, Any]:
     dim = dimension(group_by, GROUP_BY)
     directory = await agg.tokens()
-    common = {"filters": filters, "directory": directory, "dim": dim.dim}
+    common = {"filters": filters, "directory": directory, "dim": dim.dim, "coarse": True}  # totals only
     current, previous = await agg.groups_many((window.range, common), (window.previous, common))
     latest = await agg.latest_request_at()
     total = current.total()

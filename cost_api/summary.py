@@ -16,7 +16,7 @@ async def summary(
     top_range = Range(end - top_window, end)
     top_previous = Range(end - 2 * top_window, end - top_window)
     directory = await agg.tokens()
-    common = {"filters": filters, "directory": directory}
+    common = {"filters": filters, "directory": directory, "coarse": True}  # totals only: no buckets
     current, previous, ep_now, ep_before, tok_now, tok_before = await agg.groups_many(
         (window.range, common),
         (window.previous, common),
@@ -44,8 +44,7 @@ async def summary(
         "requests": total.requests,
         "cache_hits": total.cache_hits,
         "by_provider": [
-            {"provider": p, "spend": money(t.spend), "share_pct": pct(t.spend, total.spend)}
-            for p, t in by_provider
+            {"provider": p, "spend": money(t.spend), "share_pct": pct(t.spend, total.spend)} for p, t in by_provider
         ],
         "top_endpoints": {
             "range": top_range.as_json(),
