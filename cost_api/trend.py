@@ -94,15 +94,17 @@ async def trend(
     dim = dimension(group_by, GROUP_BY) if group_by is not None else None
     bks = buckets(window.range, window.tz, interval)
     directory = await agg.tokens()
+    starts_ms = [epoch_ms(b.start) for b in bks]
     groups = await agg.groups(
         window.range,
         filters=filters,
         directory=directory,
         dim=dim.dim if dim else None,
         slot_ms=slot_ms(window.tz, window.range),
+        # local days that are UTC days (UTC, or a zone at +00:00 throughout) fold whole-day groups
+        coarse=interval == "day" and all(start % 86_400_000 == 0 for start in starts_ms),
     )
     latest = await agg.latest_request_at()
-    starts_ms = [epoch_ms(b.start) for b in bks]
     if dim is None:
         series = [Series("total", {}, groups.buckets(starts_ms))]
     else:

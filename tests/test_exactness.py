@@ -84,7 +84,9 @@ def priced(service, rows: list[Row], start: datetime, end: datetime) -> dict[str
                 entry, r.created_at, r.prompt_tokens, r.completion_tokens, r.cache_read_tokens, r.cache_write_tokens
             )
         day = r.created_at.astimezone(BERLIN).date().isoformat()
+        utc_day = r.created_at.date().isoformat()
         for lens, key in (
+            ("utc_day", utc_day),
             ("total", "total"),
             ("provider", r.provider),
             ("endpoint", r.endpoint),
@@ -149,6 +151,15 @@ async def check(service, agg: Aggregator, log: LogDB) -> None:
     days = {p["date"]: p["spend"] for p in daily["series"][0]["points"]}
     for day, value in expected["day"].items():
         assert days[day] == pytest.approx(value, abs=1e-6), day
+    utc = parse_window(window="10d", from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d")
+    utc_expected = priced(service, rows, utc.range.start, utc.range.end)["utc_day"]
+    utc_daily = await trend(agg, utc, interval="day", group_by="provider", top=8, filters=Filters())
+    utc_days: dict[str, float] = defaultdict(float)
+    for series in utc_daily["series"]:
+        for point in series["points"]:
+            utc_days[point["date"]] += point["spend"]
+    for day, value in utc_expected.items():
+        assert utc_days[day] == pytest.approx(value, abs=1e-5), day
     filtered = await summary(agg, window, top_window=timedelta(days=7), top=3, filters=Filters(endpoints=("/chat",)))
     assert filtered["spend"] == pytest.approx(expected["endpoint"]["/chat"], abs=1e-6)
 
