@@ -7,10 +7,13 @@ where a problem has them (a budget's `endpoint`, `limit_usd`, …). Never a stac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+from litestar.types import Receive, Scope, Send
 
 log = logging.getLogger("cost_api")
 
@@ -33,7 +36,7 @@ _TYPES = {
     404: "not-found",
     405: "method-not-allowed",
     500: "internal-error",
-    503: "unavailable",
+    503: "unavailable",  # also "overloaded": max_concurrent_queries already running
     504: "timeout",
 }
 
@@ -86,6 +89,14 @@ def problem_response(problem: ProblemError) -> Response[Any]:
     )
 
 
+async def send_problem(scope: Scope, receive: Receive, send: Send, problem: ProblemError) -> None:
+    """Answer from ASGI middleware (API keys, admission) with a problem document."""
+    response = problem_response(problem).to_asgi_response(
+        None, Request(scope, receive), is_head_response=scope.get("method") == "HEAD"
+    )
+    await response(scope, receive, send)
+
+
 def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
     return problem_response(exc)
 
@@ -111,3 +122,62 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 def json_response(content: Any, status: int = 200) -> Response[Any]:
     return Response(content=content, status_code=status, media_type=MediaType.JSON)
+
+
+# The OpenAPI document describes every error answer as what it is: a problem document.
+_PROBLEM_SCHEMA = Schema(
+    type="object",
+    required=["type", "title", "status", "detail", "errors"],
+    properties={
+        "type": Schema(type="string", description="a URI reference naming the problem"),
+        "title": Schema(type="string"),
+        "status": Schema(type="integer"),
+        "detail": Schema(type="string"),
+        "errors": Schema(
+            type="array",
+            items=Schema(
+                type="object",
+                required=["field", "message"],
+                properties={"field": Schema(type="string"), "message": Schema(type="string")},
+            ),
+        ),
+    },
+    description="RFC 9457 problem document; some problems add members (a budget's endpoint, limit_usd, …)",
+)
+_DESCRIPTIONS = {
+    400: "A bad parameter: `errors` names it and what it accepts",
+    401: "Missing or wrong API key",
+    503: "Database unavailable, or too many queries running: retry after `Retry-After` seconds",
+    504: "The query ran past query_timeout and was cancelled",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": OpenAPIHeader(schema=Schema(type="string"))},
+    503: {"Retry-After": OpenAPIHeader(schema=Schema(type="string"), description="seconds")},
+}
+
+
+def document_problems(openapi: OpenAPI, statuses: Callable[[str], Iterable[int]]) -> None:
+    """Rewrite the error responses of every operation as problem documents, adding `statuses(path)`."""
+    if openapi.components.schemas is None:
+        openapi.components.schemas = {}
+    openapi.components.schemas["Problem"] = _PROBLEM_SCHEMA
+    content = {PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))}
+    for path, item in (openapi.paths or {}).items():
+        for method in ("get", "put", "post", "delete", "patch", "head", "options"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses = dict(operation.responses or {})
+            wanted = {int(code) for code in responses if code.isdigit() and int(code) >= 400}
+            if operation.parameters or operation.request_body:  # any input can be a bad one
+                wanted.add(400)
+            for status in sorted(wanted | set(statuses(path))):
+                old = responses.get(str(status))
+                if isinstance(old, OpenAPIResponse) and PROBLEM_JSON in (old.content or {}):
+                    continue  # declared by its route as a problem document already
+                description = _DESCRIPTIONS.get(status) or (
+                    old.description if isinstance(old, OpenAPIResponse) else _TITLES.get(status, "Error")
+                )
+                responses[str(status)] = OpenAPIResponse(
+                    description=description, content=content, headers=_HEADERS.get(status)
+                )

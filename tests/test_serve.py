@@ -103,7 +103,18 @@ def test_refuses_a_public_bind_without_keys(tmp_path: Path, capsys: pytest.Captu
 def test_wheel_ships_sql_and_pricing(tmp_path: Path) -> None:
     """A built wheel carries sql/ and pricing.yaml, and cost_api.resources finds them inside it."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )

@@ -1,0 +1,174 @@
+"""One error shape on every error path: an RFC 9457 problem document, never a stack trace.
+
+`{"type", "title", "status", "detail", "errors": [{"field", "message"}]}` as
+`application/problem+json`, for 400, 401, 404, 405, 422, 500, 503 and 504 alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from cost_api.app import create_app
+from cost_api.config import load_settings
+from cost_api.db import epoch_ms
+
+from .conftest import ClientFactory
+from .logdb import LogDB, Row, SqliteLog
+from .pgcluster import free_port
+
+SHAPE = {"type", "title", "status", "detail", "errors"}
+
+
+def assert_problem(response: httpx.Response, status: int, *, extension: set[str] = frozenset()) -> dict[str, Any]:
+    """The canonical problem document, exactly."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert set(body) == SHAPE | extension, body
+    assert body["status"] == status
+    assert isinstance(body["type"], str) and body["type"].startswith("/problems/")
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["errors"], list)
+    for error in body["errors"]:
+        assert set(error) == {"field", "message"}
+        assert all(isinstance(v, str) and v for v in error.values())
+    for trace in ("Traceback", 'File "', "site-packages"):
+        assert trace not in response.text
+    return body
+
+
+@asynccontextmanager
+async def served(url: str, **settings: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    app = create_app(load_settings(environ={}, overrides={"database_url": url, **settings}))
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def paths(client: AsyncTestClient[Any]) -> set[str]:
+    return set((await client.get("/schema/openapi.json")).json()["paths"])
+
+
+BAD_PARAMETERS = [
+    ("/v1/summary", {"window": "fortnight"}, "window"),
+    ("/v1/summary", {"window": "0h"}, "window"),
+    ("/v1/summary", {"tz": "Mars/Olympus_Mons"}, "tz"),
+    ("/v1/summary", {"from": "yesterday-ish"}, "from"),
+    ("/v1/summary", {"to": "2026-13-45T99:00:00Z"}, "to"),
+    ("/v1/summary", {"from": "2026-11-20T00:00:00Z", "to": "2026-11-19T00:00:00Z"}, "from"),
+    ("/v1/summary", {"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
+    ("/v1/summary", {"top": "0"}, "top"),
+    ("/v1/summary", {"top": "many"}, "top"),
+    ("/v1/summary", {"top_window": "forever"}, "top_window"),
+    ("/v1/spend", {"group_by": "colour"}, "group_by"),
+    ("/v1/spend", {"limit": "5000"}, "limit"),
+    ("/v1/trend", {"interval": "minute"}, "interval"),
+]
+
+
+async def test_400_names_the_parameter(client_for: ClientFactory) -> None:
+    async with client_for() as client:
+        known = await paths(client)
+        for path, params, field in BAD_PARAMETERS:
+            if path not in known:
+                continue
+            body = assert_problem(await client.get(path, params=params), 400)
+            assert body["type"] == "/problems/bad-parameter"
+            assert [e["field"] for e in body["errors"]][:1] == [field], (path, params, body)
+            assert field in body["detail"]
+
+
+async def test_401_404_405(client_for: ClientFactory) -> None:
+    async with client_for(api_keys=["the-key"]) as client:
+        body = assert_problem(await client.get("/v1/summary"), 401)
+        assert body["type"] == "/problems/unauthorized"
+        assert_problem(await client.get("/v1/summary", headers={"X-API-Key": "not-the-key"}), 401)
+        key = {"X-API-Key": "the-key"}
+        for path in ("/v2/summary", "/v1/summary/extra", "/nothing", "/v1"):
+            assert assert_problem(await client.get(path, headers=key), 404)["type"] == "/problems/not-found"
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            response = await client.request(method, "/v1/summary", headers=key)
+            assert assert_problem(response, 405)["type"] == "/problems/method-not-allowed"
+            assert "GET" in response.headers["allow"]
+
+
+async def test_404_unpriced_model(client_for: ClientFactory) -> None:
+    async with client_for() as client:
+        if "/v1/pricing/resolve" not in await paths(client):
+            pytest.skip("/v1/pricing/resolve is not there yet")
+        response = await client.get("/v1/pricing/resolve", params={"provider": "acme", "model": "unheard-of-1"})
+        body = assert_problem(response, 404, extension=set(response.json()) - SHAPE)
+        assert "unheard-of-1" in body["detail"]
+
+
+async def test_422_budget_exceeded(client_for: ClientFactory, log: LogDB) -> None:
+    budget = {"endpoint": "/chat", "limit_usd": 0.01, "period": "month"}
+    async with client_for(budgets=[budget], budget_refresh="100ms") as client:
+        if "/v1/budgets/check" not in await paths(client):
+            pytest.skip("/v1/budgets/check is not there yet")
+        await log.insert([Row(datetime.now(UTC) - timedelta(seconds=5), prompt_tokens=1_000_000)])  # $0.15
+        response = None
+        for _ in range(100):
+            response = await client.get("/v1/budgets/check", params={"endpoint": "/chat"})
+            if response.status_code != 200:
+                break
+            await asyncio.sleep(0.05)
+        assert response is not None
+        body = assert_problem(response, 422, extension=set(response.json()) - SHAPE)
+        assert body["type"].endswith("budget-exceeded")
+        assert {"endpoint", "limit_usd", "spent", "resets_at"} <= set(body)
+
+
+async def test_503_database_unavailable(backend: str, tmp_path: Path) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'gone.db'}"
+        if backend == "sqlite"
+        else f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+    )
+    async with served(url) as client:
+        for path in ("/v1/summary", "/readyz"):
+            response = await client.get(path)
+            body = assert_problem(response, 503)
+            assert body["type"] == "/problems/unavailable"
+            assert int(response.headers["retry-after"]) > 0
+
+
+async def test_504_query_timeout(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path / "log.db")
+    end = epoch_ms(datetime.now(UTC))
+    conn = sqlite3.connect(log.path)
+    with conn:  # 200,000 rows over the last 10 minutes: each groups query takes far more than 20 ms
+        conn.execute(
+            """WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < 199999)
+            INSERT INTO request_log (created_at, provider, model, endpoint, prompt_tokens)
+            SELECT ? - i * 3, 'openai', 'gpt-4o-mini', '/e' || (i % 7), 1000 FROM g""",
+            (end,),
+        )
+    conn.close()
+    async with served(log.url, query_timeout="20ms") as client:
+        body = assert_problem(await client.get("/v1/summary"), 504)
+        assert body["type"] == "/problems/timeout"
+
+
+async def test_500_without_a_stack_trace(client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with client_for() as client:
+
+        async def broken(name: str, **params: Any) -> Any:
+            raise RuntimeError("secret internals: /srv/app/db.py line 42")
+
+        monkeypatch.setattr(client.app.state.service.db, "fetch", broken)
+        response = await client.get("/v1/summary")
+        body = assert_problem(response, 500)
+        assert body["type"] == "/problems/internal-error"
+        assert "secret" not in response.text
+        assert "RuntimeError" not in response.text
