@@ -110,6 +110,8 @@ async def _direct(url: str, iterations: int, to: str) -> tuple[list[float], floa
 
 def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
+    # the first answers, before the rollups are warm, are direct SQL over the whole window
+    env["COST_API_QUERY_TIMEOUT"] = "300s"
     command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", url, "--port", str(port)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

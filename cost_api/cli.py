@@ -106,6 +106,35 @@ def cmd_pricing(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .errors import ProblemError
+    from .report import report
+
+    try:
+        text = asyncio.run(
+            report(
+                _settings(args),
+                window=args.window,
+                to=args.to,
+                tz=args.tz,
+                top_window=args.top_window,
+                top=args.top,
+            )
+        )
+    except ProblemError as exc:  # a bad --window, --to, --tz: the API's 400 message
+        raise CliError(exc.detail) from exc
+    print(text)
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from .smoke import smoke
+
+    code, text = asyncio.run(smoke(_settings(args)))
+    print(text)
+    return code
+
+
 def _common_flags(parser: argparse.ArgumentParser, *, db_default: str | None = None) -> None:
     parser.add_argument("--db", default=db_default, help="database URL (overrides database_url)")
     parser.add_argument("--config", help="YAML config file (default: $COST_API_CONFIG)")
@@ -142,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     diff = psub.add_parser("diff", help="compare with the genai-prices package")
     _common_flags(diff)
     pricing.set_defaults(func=cmd_pricing)
+
+    report = sub.add_parser("report", help="print the headline block (spend, savings, change, top lists)")
+    _common_flags(report)
+    report.add_argument("--window", default="30d", help="15m, 24h, 30d, … or today, week, month")
+    report.add_argument("--to", help="end of the window: RFC 3339 or epoch ms (default: now)")
+    report.add_argument("--tz", help="IANA zone for calendar windows (default: the configured tz)")
+    report.add_argument("--top-window", default="7d", help="span of the top lists")
+    report.add_argument("--top", type=int, default=3, help="rows per top list")
+    report.set_defaults(func=cmd_report)
+
+    smoke = sub.add_parser("smoke", help="run every registered query once; non-zero exit on any failure")
+    _common_flags(smoke)
+    smoke.set_defaults(func=cmd_smoke)
     return parser
 
 
