@@ -187,7 +187,11 @@ class Aggregator:
                     parts.append(rows.between(lo, hi).hourly(rollup_dim))
             if b > horizon * HOUR_MS:
                 rows = await self.rows.open_rows(horizon)
-                parts.append(rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
+                summed, newest = self.rows.open_hourly(rollup_dim)
+                if a <= horizon * HOUR_MS and b > newest:  # every open row: their running sums
+                    parts.append(summed)
+                else:
+                    parts.append(rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
         return Groups.concat(self.vocab, HOUR_MS, parts)
 
     async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:

@@ -177,10 +177,15 @@ class Groups:
 
     def daily(self) -> Groups:
         """Hourly groups summed per UTC day (slot = the day's first hour), for windows that only
-        total over their range: priced already, so the size class no longer matters."""
+        total over their range."""
+        return self.collapsed(24)
+
+    def collapsed(self, slots: int = 1) -> Groups:
+        """One group per `slots` slots, provider, model, key and cache hit: priced already, so the
+        size class no longer matters (slot = the first slot of each run of `slots`)."""
         if not len(self):
             return self
-        day = self.slot // 24
+        day = self.slot // slots
         codes = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in (day, self.provider, self.model, self.key)]
         combined = np.zeros(len(self), dtype=np.int64)
         for compact in codes:
@@ -196,7 +201,7 @@ class Groups:
         return Groups(
             self.vocab,
             self.slot_ms,
-            day[first] * 24,
+            day[first] * slots,
             self.provider[first],
             self.model[first],
             self.key[first],

@@ -70,6 +70,7 @@ class RowStore:
         self._lock = asyncio.Lock()
         self._hours: OrderedDict[int, RowSet] = OrderedDict()
         self.open: RowSet | None = None  # rows from open_from_ms on
+        self._summed: dict[str | None, Groups] = {}  # the open rows summed per hour, by key
         self.open_from_ms = 0
         self._after = 0
         self._holes: set[int] = set()
@@ -90,6 +91,7 @@ class RowStore:
             if self.open is None or start < self.open_from_ms:
                 last = (await self._fetch("last_id"))[0][0]
                 self.open = await self.between(start, _FAR)
+                self._summed = {}
                 self._after = int(last or 0)
                 ids = set(self.open.ids.tolist())
                 low = min(ids) if ids else self._after + 1
@@ -100,12 +102,26 @@ class RowStore:
                     await self._fetch("rows_after", after=self._after, holes=sorted(self._holes), **self._thresholds)
                 )
                 self._note_ids(fresh.ids)
-                parts = [self.open, fresh.between(start, _FAR)] if len(fresh.ids) else [self.open]
+                fresh = fresh.between(start, _FAR)
+                parts = [self.open, fresh] if len(fresh.ids) else [self.open]
                 if start > self.open_from_ms:  # hours that closed went to the rollups
                     parts[0] = parts[0].between(start, _FAR)
                     self.open_from_ms = start
+                    self._summed = {}
+                elif len(fresh.ids):  # keep the sums current: add the fresh rows' own sums
+                    for key, summed in self._summed.items():
+                        self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [summed, fresh.hourly(key).collapsed()])
                 self.open = RowSet.concat(self._vocab, parts)
             return self.open
+
+    def open_hourly(self, key: str | None) -> tuple[Groups, int]:
+        """All open rows summed per hour and key (as of the last `open_rows`), and the newest row's
+        created_at: a window that ends after it and starts before the open hours takes them all."""
+        assert self.open is not None
+        if key not in self._summed:
+            self._summed[key] = self.open.hourly(key).collapsed()
+        newest = int(self.open.rows.slot.max()) if len(self.open.ids) else -1
+        return self._summed[key], newest
 
     def _note_ids(self, ids: np.ndarray) -> None:
         if not len(ids):
@@ -135,6 +151,7 @@ class RowStore:
         """The log's start moved (retention, backfill): closed hours are read again when needed."""
         self._hours.clear()
         self.open = None
+        self._summed = {}
 
 
 def _dt(ms: int) -> datetime:
