@@ -91,13 +91,21 @@ class Rollups:
             horizon = self.closed_horizon()
             self.oldest_ms = oldest_ms
             first = horizon if oldest_ms is None else min(floor_hour(oldest_ms), horizon)
-            self.parts = {dim: await self._load(dim, first, horizon) for dim in DIMENSIONS}
+            self.parts = await self._load_all(first, horizon)
             self.horizon = horizon
             self._refresh_days()
             self.ready = True
         self.warm_seconds = time.monotonic() - started
         cells = {d: len(p) for d, p in self.parts.items()}
         log.info("rollups warm in %.1fs: %s cells", self.warm_seconds, cells)
+
+    async def _load_all(self, h0: int, h1: int) -> dict[str | None, Groups]:
+        """Hours [h0, h1) of every rollup: the endpoint and token ones read side by side (two
+        connections, two cores), the base one summed from the endpoint one."""
+        endpoint, token = await asyncio.gather(self._load("endpoint", h0, h1), self._load("token", h0, h1))
+        base = endpoint.subset(slice(None))
+        base.key = np.zeros(len(base), dtype=np.int32)
+        return {None: base.collapsed(), "endpoint": endpoint, "token": token}
 
     async def _load(self, dim: str | None, h0: int, h1: int) -> Groups:
         """Hours [h0, h1) of one dimension, a week per query, sorted by hour."""
@@ -115,7 +123,7 @@ class Rollups:
             horizon = self.closed_horizon()
             if not self.ready or horizon <= self.horizon:
                 return
-            fresh = {dim: await self._load(dim, self.horizon, horizon) for dim in DIMENSIONS}
+            fresh = await self._load_all(self.horizon, horizon)
             for dim, groups in fresh.items():
                 self.parts[dim] = Groups.concat(groups.vocab, HOUR_MS, [self.parts[dim], groups])
             closed_day = horizon // 24 > self.horizon // 24
@@ -136,11 +144,10 @@ class Rollups:
             new, old = floor_hour(oldest_ms), floor_hour(self.oldest_ms)
             keep_from = max(new, old) + 1
             reload_to = min(keep_from, self.horizon)
+            reloaded = await self._load_all(new, reload_to) if new < reload_to else {}
             for dim in DIMENSIONS:
                 kept = self.slice(dim, keep_from, self.horizon)
-                parts = [kept]
-                if new < reload_to:
-                    parts.insert(0, await self._load(dim, new, reload_to))
+                parts = [reloaded[dim], kept] if reloaded else [kept]
                 self.parts[dim] = Groups.concat(kept.vocab, HOUR_MS, parts)
             self._refresh_days()
             self.oldest_ms = oldest_ms
