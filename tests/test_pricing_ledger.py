@@ -1,0 +1,118 @@
+"""The pricing issue's cases through the API, on both dialects: each row priced by hand here.
+
+USD per 1M tokens from pricing.yaml; each comment shows the arithmetic in per-million units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .logdb import LogDB, Row, at
+
+# 2024-09-01 .. 2025-07-01: the gpt-4o alias in September 2024 and o3 around its 2025-06-10 cut
+OLD = {"from": "2024-09-01T00:00:00Z", "to": "2025-07-01T00:00:00Z", "group_by": "model"}
+# 2026-11: everything else
+NEW = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-20T00:00:00Z", "group_by": "model"}
+
+
+async def _rows(log: LogDB) -> None:
+    await log.insert(
+        [
+            # gpt-4o alias in September 2024: 5 × 1000 + 15 × 1000 = 20000 → $0.02
+            Row(at("2024-09-15T12:00:00Z"), "openai", "gpt-4o", prompt_tokens=1000, completion_tokens=1000),
+            # its dated snapshot then: 2.50 × 1000 + 10 × 1000 = 12500 → $0.0125
+            Row(at("2024-09-15T12:00:00Z"), "openai", "gpt-4o-2024-08-06", prompt_tokens=1000, completion_tokens=1000),
+            # o3 the day before the cut: 10 × 1000 + 40 × 1000 = 50000 → $0.05
+            Row(at("2025-06-09T23:00:00Z"), "openai", "o3", prompt_tokens=1000, completion_tokens=1000),
+            # its dated snapshot after the cut: 2 × 1000 + 8 × 1000 = 10000 → $0.01
+            Row(at("2025-06-10T01:00:00Z"), "openai", "o3-2025-04-16", prompt_tokens=1000, completion_tokens=1000),
+            # Anthropic with cache reads and writes:
+            # 3 × 1000 + 0.30 × 10000 + 3.75 × 2000 + 15 × 500 = 3000 + 3000 + 7500 + 7500 = 21000 → $0.021
+            Row(
+                at("2026-11-10T10:00:00Z"),
+                "anthropic",
+                "claude-3-5-sonnet-20241022",
+                prompt_tokens=1000,
+                cache_read_tokens=10000,
+                cache_write_tokens=2000,
+                completion_tokens=500,
+            ),
+            # OpenAI with cached tokens: 0.15 × 10000 + 0.075 × 2000 + 0.60 × 1000 = 2250 → $0.00225
+            Row(
+                at("2026-11-10T10:00:00Z"),
+                "openai",
+                "gpt-4o-mini-2024-07-18",
+                prompt_tokens=10000,
+                cache_read_tokens=2000,
+                completion_tokens=1000,
+            ),
+            # Gemini 2.5 Pro over 200k input (150000 + 60000 cached): the whole request at the upper rates:
+            # 2.50 × 150000 + 0.25 × 60000 + 15 × 2000 = 375000 + 15000 + 30000 = 420000 → $0.42
+            Row(
+                at("2026-11-11T10:00:00Z"),
+                "google",
+                "models/gemini-2.5-pro",
+                prompt_tokens=150000,
+                cache_read_tokens=60000,
+                completion_tokens=2000,
+            ),
+            # and under: 1.25 × 100000 + 10 × 1000 = 135000 → $0.135 (same model row: $0.555 in all)
+            Row(
+                at("2026-11-11T11:00:00Z"),
+                "google",
+                "models/gemini-2.5-pro",
+                prompt_tokens=100000,
+                completion_tokens=1000,
+            ),
+            # a Bedrock id: claude-3-5-haiku 0.80 × 1000 + 4 × 1000 = 4800 → $0.0048
+            Row(
+                at("2026-11-12T10:00:00Z"),
+                "anthropic",
+                "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+                prompt_tokens=1000,
+                completion_tokens=1000,
+            ),
+            # an unknown id: unpriced, never $0 in silence
+            Row(at("2026-11-12T10:00:00Z"), "openai", "gpt-4.9-preview", prompt_tokens=1000, completion_tokens=1000),
+        ]
+    )
+
+
+def _by_model(body: dict) -> dict[str, tuple[float, str | None, int]]:
+    return {i["model"]: (i["spend"], i["priced_as"], i["unpriced_requests"]) for i in body["items"]}
+
+
+async def test_every_pricing_case_on_both_dialects(log: LogDB, client_for) -> None:
+    await _rows(log)
+    async with client_for() as client:
+        old = (await client.get("/v1/spend", params=OLD)).json()
+        new = (await client.get("/v1/spend", params=NEW)).json()
+    assert _by_model(old) == {
+        "gpt-4o": (0.02, "openai/gpt-4o", 0),
+        "gpt-4o-2024-08-06": (0.0125, "openai/gpt-4o-2024-08-06", 0),
+        "o3": (0.05, "openai/o3", 0),
+        "o3-2025-04-16": (0.01, "openai/o3", 0),
+    }
+    assert _by_model(new) == {
+        "claude-3-5-sonnet-20241022": (0.021, "anthropic/claude-3-5-sonnet", 0),
+        "gpt-4o-mini-2024-07-18": (0.00225, "openai/gpt-4o-mini", 0),
+        "models/gemini-2.5-pro": (0.555, "google/gemini-2.5-pro", 0),
+        "us.anthropic.claude-3-5-haiku-20241022-v1:0": (0.0048, "anthropic/claude-3-5-haiku", 0),
+        "gpt-4.9-preview": (0.0, None, 1),
+    }
+    assert new["pricing"]["unpriced"][0]["model"] == "gpt-4.9-preview"
+    assert new["pricing"]["coverage_pct"] == 83.3  # 5 of 6 requests priced
+
+
+async def test_an_override_replaces_a_builtin_price(log: LogDB, client_for, tmp_path: Path) -> None:
+    await _rows(log)
+    overrides = tmp_path / "negotiated.yaml"
+    overrides.write_text(
+        'version: "n1"\nmodels:\n  - {provider: openai, model: gpt-4o-mini, prices: [{input: 0.10, output: 0.40}]}\n'
+    )
+    async with client_for(pricing_overrides=str(overrides)) as client:
+        body = (await client.get("/v1/spend", params=NEW)).json()
+    # no cache_read rate in the override: cached tokens at input. 0.10 × 10000 + 0.10 × 2000 + 0.40 × 1000
+    # = 1000 + 200 + 400 = 1600 → $0.0016
+    assert _by_model(body)["gpt-4o-mini-2024-07-18"] == (0.0016, "openai/gpt-4o-mini", 0)
+    assert body["pricing"]["version"] == "2026-11-29+n1"
