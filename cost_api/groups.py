@@ -129,8 +129,19 @@ class Groups:
         combined = arrays[0]
         for array in arrays[1:]:
             combined = combined * (int(array.max()) + 1) + array
-        uniques, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-        folded = self._fold(inverse.reshape(-1), len(uniques))
+        # the distinct values in order, and each group's index among them: a counting pass
+        # (no sort) while the combined codes are small, as interned codes are
+        if int(combined.max()) < 4 * len(combined) + 65_536:
+            present = np.flatnonzero(np.bincount(combined))
+            lookup = np.zeros(int(combined.max()) + 1, dtype=np.int64)
+            lookup[present] = np.arange(len(present))
+            inverse = lookup[combined]
+            first = np.zeros(len(present), dtype=np.int64)
+            first[inverse[::-1]] = np.arange(len(combined) - 1, -1, -1)
+        else:
+            _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        folded = self._fold(inverse, len(first))
         decoded = [self.values(c)[first] for c in columns]
         keys = list(zip(*decoded, strict=True)) if len(columns) > 1 else list(decoded[0])
         return dict(zip(keys, folded, strict=True))
