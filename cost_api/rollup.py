@@ -25,7 +25,7 @@ log = logging.getLogger("cost_api.rollup")
 
 HOUR_MS = 3_600_000
 DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
-_CHUNK_HOURS = 24 * 7
+_CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
 
 # reads the `groups` query over whole hours [h0, h1) for one dimension, unfiltered
 HourReader = Callable[[str | None, int, int], Awaitable[Groups]]
@@ -108,7 +108,7 @@ class Rollups:
         return {None: base.collapsed(), "endpoint": endpoint, "token": token}
 
     async def _load(self, dim: str | None, h0: int, h1: int) -> Groups:
-        """Hours [h0, h1) of one dimension, a week per query, sorted by hour."""
+        """Hours [h0, h1) of one dimension, a day per query, sorted by hour."""
         chunks = [await self._read(dim, h1, h1)]
         end = h1
         while end > h0:
