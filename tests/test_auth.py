@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,6 +14,7 @@ from cost_api.config import ConfigError
 
 from .conftest import ClientFactory
 from .logdb import Row, SqliteLog, at
+from .server import serving
 
 KEYS = ["k-one-5d1f0b", "k-two-77a0c3"]
 PROBLEM = {"type", "title", "status", "detail", "errors"}
@@ -150,38 +144,6 @@ async def test_openapi_declares_the_key_requirement(client_for: ClientFactory) -
 # --------------------------------------------------------------------------- a real server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(db: SqliteLog, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`cost-api serve` in a subprocess; yields its loopback base URL."""
-    port = _free_port()
-    command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", db.url, "--port", str(port), *args]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
-    with subprocess.Popen(command, env={**clean, **(env or {})}, stderr=subprocess.PIPE) as proc:
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not come up")
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
 @pytest.fixture
 def sqlite_log(tmp_path: Path) -> SqliteLog:
     return SqliteLog(tmp_path / "log.db")
@@ -189,13 +151,13 @@ def sqlite_log(tmp_path: Path) -> SqliteLog:
 
 async def test_insecure_lets_a_keyless_server_bind_every_address(sqlite_log: SqliteLog) -> None:
     await sqlite_log.insert([Row(at("2026-11-19T10:00:00Z"), prompt_tokens=1000)])
-    with serving(sqlite_log, "--host", "0.0.0.0", "--insecure") as base:
+    with serving(sqlite_log.url, "--host", "0.0.0.0", "--insecure") as base:
         # the test talks to loopback only; the point is that the server started at all
         assert httpx.get(base + "/v1/summary").status_code == 200
 
 
 async def test_with_keys_a_public_bind_is_allowed_and_guarded(sqlite_log: SqliteLog) -> None:
-    with serving(sqlite_log, "--host", "0.0.0.0", env={"COST_API_KEYS": ",".join(KEYS)}) as base:
+    with serving(sqlite_log.url, "--host", "0.0.0.0", env={"COST_API_KEYS": ",".join(KEYS)}) as base:
         assert_401(httpx.get(base + "/v1/summary"))
         assert httpx.get(base + "/v1/summary", headers={"Authorization": f"Bearer {KEYS[1]}"}).status_code == 200
         assert httpx.get(base + "/healthz").status_code == 200

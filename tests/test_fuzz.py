@@ -7,16 +7,10 @@ content types, headers and schemas. Bounded: `EXAMPLES` requests per operation.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,6 +21,8 @@ from cost_api.app import create_app
 from cost_api.config import load_settings
 from cost_api.demo import run_demo
 
+from .server import serving
+
 KEY = "fuzz-key-2f7c9e"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 EXAMPLES = 25
@@ -34,39 +30,13 @@ SHAPE = {"type", "title", "status", "detail", "errors"}
 METHODS = {"get", "put", "post", "delete", "patch"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder: Path = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite:///{folder / 'demo.db'}"
     run_demo(url, days=3, requests_per_day=400, seed=7, progress=False)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
-    env["COST_API_KEYS"] = KEY
-    command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", url, "--port", str(port)]
-    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as proc:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not come up")
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with serving(url, env={"COST_API_KEYS": KEY}) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -18,51 +15,26 @@ from cost_api.cli import main
 from cost_api.resources import sql_dir
 
 from .logdb import LogDB, Row, at
+from .pgcluster import free_port
+from .server import serving
 
 ROOT = Path(__file__).parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError("server did not come up")
 
 
 async def test_serves_from_another_directory(log: LogDB, tmp_path: Path) -> None:
     await log.insert(
         [Row(at("2026-11-19T10:00:00Z"), "anthropic", "claude-3-5-sonnet", prompt_tokens=14320, completion_tokens=642)]
     )
-    port = _free_port()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", log.url, "--port", str(port)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
-    with subprocess.Popen(command, cwd=elsewhere, env=env, stderr=subprocess.PIPE) as proc:
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_ready(base, proc)
-            ready = httpx.get(base + "/readyz")
-            assert ready.status_code == 200
-            assert ready.json()["dialect"] == log.dialect
-            body = httpx.get(base + "/v1/summary", params={"to": "2026-11-20T00:00:00Z"}).json()
-            assert body["spend"] == 0.05259  # 3 × 14320/1e6 + 15 × 642/1e6
-            schema = httpx.get(base + "/schema/openapi.json").json()
-            assert "/v1/summary" in schema["paths"]
-        finally:
-            proc.terminate()
+    with serving(log.url, cwd=elsewhere) as base:
+        ready = httpx.get(base + "/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["dialect"] == log.dialect
+        body = httpx.get(base + "/v1/summary", params={"to": "2026-11-20T00:00:00Z"}).json()
+        assert body["spend"] == 0.05259  # 3 × 14320/1e6 + 15 × 642/1e6
+        schema = httpx.get(base + "/schema/openapi.json").json()
+        assert "/v1/summary" in schema["paths"]
 
 
 def test_missing_sqlite_file_is_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +53,7 @@ def test_database_without_schema_is_a_clear_message(tmp_path: Path, capsys: pyte
 
 
 def test_unreachable_postgres_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["serve", "--db", f"postgresql://nobody@127.0.0.1:{_free_port()}/none"])
+    code = main(["serve", "--db", f"postgresql://nobody@127.0.0.1:{free_port()}/none"])
     assert code == 2
     assert "Postgres is unavailable" in capsys.readouterr().err
 
