@@ -27,7 +27,6 @@ from .windows import HOUR_MS, Range
 log = logging.getLogger("cost_api.aggregate")
 
 _PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
-DIMENSIONS = ("endpoint", "token", "cache_key")
 
 
 def money(value: float) -> float:

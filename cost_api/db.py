@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -309,9 +309,7 @@ class PostgresDatabase(Database):
 
 
 def open_database(url: DatabaseURL, registry: Registry, *, timeout: float, pool_size: int) -> Database:
-    cls: type[SqliteDatabase | PostgresDatabase] = (
-        SqliteDatabase if url.dialect == "sqlite" else PostgresDatabase
-    )
+    cls: type[SqliteDatabase | PostgresDatabase] = SqliteDatabase if url.dialect == "sqlite" else PostgresDatabase
     return cls(url, registry, timeout, pool_size)
 
 
@@ -326,8 +324,3 @@ async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def as_list(values: Sequence[str] | None) -> list[str] | None:
-    """A repeatable filter: None when absent (the SQL reads NULL as 'no filter')."""
-    return list(values) if values else None

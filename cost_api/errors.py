@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
 from litestar.types import Receive, Scope, Send
@@ -118,10 +118,6 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(ProblemError(500, "an unexpected error occurred; it has been logged"))
-
-
-def json_response(content: Any, status: int = 200) -> Response[Any]:
-    return Response(content=content, status_code=status, media_type=MediaType.JSON)
 
 
 # The OpenAPI document describes every error answer as what it is: a problem document.
