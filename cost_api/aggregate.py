@@ -21,12 +21,18 @@ from .errors import BadParameter
 from .groups import Groups, Totals, Vocab, from_rows
 from .pricing import MAX_THRESHOLDS, PriceTable
 from .recent import RowStore
-from .rollup import Rollups, ceil_hour, floor_hour
+from .rollup import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
 from .windows import HOUR_MS, Range
 
 log = logging.getLogger("cost_api.aggregate")
 
 _PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
+MAINTAIN_SECONDS = 10  # how often the background task takes in new rows and closes hours
+# the reconciliation sweep (deletes and updates): how far back, and how often, docs/performance.md
+LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of the open hours"
+SWEEP_RECENT_HOURS = 7 * 24
+SWEEP_RECENT_SECONDS = 120
+SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
 
 
 def money(value: float) -> float:
@@ -102,7 +108,12 @@ class TokenDirectory:
 
 
 class Aggregator:
-    """Priced groups for any range: closed hours from the rollups, the rest from SQL."""
+    """Priced groups for any range: closed hours from the rollups, the rest from SQL.
+
+    Every change to what is held (hours closing, late rows, hours read again) happens under one lock,
+    in `sync`, `warm` and `reconcile`; an answer takes what it needs from memory without an await in
+    between, so it never sees half of a change.
+    """
 
     def __init__(
         self, db: Database, pricing: PriceTable, *, rollup_grace: float = 900.0, clock: Callable[[], float] = time.time
@@ -110,11 +121,14 @@ class Aggregator:
         self.db = db
         self.pricing = pricing
         self.vocab = Vocab()
-        self.rollups = Rollups(self._read_hours, rollup_grace, clock)
         self._rollup_args = (rollup_grace, clock)
+        self.rollups = Rollups(self._read_hours, rollup_grace, clock)
         self._generation = db.generation
         self._thresholds = threshold_params(pricing)
-        self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds)
+        self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds, clock)
+        self._lock = asyncio.Lock()
+        self._sweep_at = {"recent": 0.0, "older": 0.0}
+        self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
 
     async def tokens(self) -> TokenDirectory:
         try:
@@ -154,11 +168,9 @@ class Aggregator:
             directory = await self.tokens()
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
         if serves and slot_ms == HOUR_MS:
-            oldest = (await self.log_bounds())[0]
-            if oldest != self.rollups.oldest_ms:
-                await self.rollups.follow_oldest(oldest)
-                self.rows.forget()
-            if self.rollups.ready:
+            await self.follow_oldest()
+            if self.rollups.ready and self.rows.started:
+                await self.sync()
                 held = await self._compose(rng, rollup_dim, coarse)
                 held = self._filter(held, filters, directory, rollup_dim)
                 if rollup_dim != dim:
@@ -168,36 +180,45 @@ class Aggregator:
 
     async def _compose(self, rng: Range, rollup_dim: str | None, coarse: bool) -> Groups:
         """Hourly groups of `rng`: whole closed hours from the rollup, the rest from single rows."""
+        # what is held now, taken before any await: the rollups up to `horizon`, the open rows after it
         horizon = self.rollups.horizon
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
         parts: list[Groups] = []
-        if h0 < h1:  # sliced before any await: what the rollups hold now, up to `horizon`
+        if h0 < h1:
             parts.append(self.rollups.slice(rollup_dim, h0, h1, coarse=coarse))
             edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
         else:
             edges = [(start, end)]
+        open_rows = self.rows.open
+        assert open_rows is not None
+        summed, newest = self.rows.open_hourly(rollup_dim)
         for a, b in edges:
+            if b > horizon * HOUR_MS:
+                if a <= horizon * HOUR_MS and b > newest:  # every open row: their running sums
+                    parts.append(summed)
+                else:
+                    parts.append(open_rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
+        for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
             closed_end = min(b, horizon * HOUR_MS)
             for hour in range(floor_hour(a), ceil_hour(closed_end)):
                 lo, hi = max(a, hour * HOUR_MS), min(closed_end, (hour + 1) * HOUR_MS)
                 if lo < hi:
                     rows = await self.rows.closed_hour(hour)
                     parts.append(rows.between(lo, hi).hourly(rollup_dim))
-            if b > horizon * HOUR_MS:
-                rows = await self.rows.open_rows(horizon)
-                summed, newest = self.rows.open_hourly(rollup_dim)
-                if a <= horizon * HOUR_MS and b > newest:  # every open row: their running sums
-                    parts.append(summed)
-                else:
-                    parts.append(rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
         return Groups.concat(self.vocab, HOUR_MS, parts)
 
     async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
         return await gather_or_cancel(*(self.groups(rng, **kw) for rng, kw in requests))
 
     async def _read(
-        self, rng: Range, dim: str | None, filters: Filters, directory: TokenDirectory | None, slot_ms: int
+        self,
+        rng: Range,
+        dim: str | None,
+        filters: Filters,
+        directory: TokenDirectory | None,
+        slot_ms: int,
+        bound: Bound = UNBOUNDED,
     ) -> Groups:
         """The `groups` query: SQL sums per price-uniform group, priced here."""
         params: dict[str, Any] = {
@@ -207,12 +228,14 @@ class Aggregator:
             "dim": dim or "",
             **filter_params(filters, directory),
             **self._thresholds,
+            "max_id": bound.max_id,
+            "skip_ids": list(bound.skip) if bound.skip else None,
         }
         rows = await self.db.fetch("groups", **params)
         return from_rows(self.vocab, slot_ms, rows, self.pricing)
 
-    async def _read_hours(self, dim: str | None, h0: int, h1: int) -> Groups:
-        return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS)
+    async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
+        return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS, bound)
 
     def _filter(
         self, held: Groups, filters: Filters, directory: TokenDirectory | None, rollup_dim: str | None
@@ -238,17 +261,106 @@ class Aggregator:
             mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
         return held if mask.all() else held.subset(mask)
 
-    async def maintain(self, every: float = 10.0) -> None:
-        """Keep the rollups warm: read all closed hours once, then take in each hour as it closes."""
+    async def warm(self) -> None:
+        """Read every closed hour once up to the log's newest id, and the open rows up to it; every
+        later id arrives through `sync`."""
+        async with self._lock:
+            oldest = (await self.log_bounds())[0]
+            max_id = int((await self.db.fetch("last_id"))[0][0] or 0)
+            horizon = self.rollups.closed_horizon()
+            self.rollups.ready = False
+            await self.rows.start(horizon * HOUR_MS, max_id)
+            await self.rollups.warm(oldest, horizon, Bound(max_id))
+
+    async def sync(self) -> None:
+        """Take in what was committed since the last call: late rows join their closed hours, new rows
+        the open ones, and hours that closed move from the open rows to the rollups."""
+        async with self._lock:
+            if not (self.rollups.ready and self.rows.started):
+                return
+            late = await self.rows.refresh()
+            if len(late):
+                self.rollups.add(per_dimension(late.hourly))
+            horizon = self.rollups.closed_horizon()
+            if horizon > self.rollups.horizon:
+                closed = self.rows.take_closed(horizon * HOUR_MS)
+                self.rollups.close(horizon, per_dimension(closed.hourly))
+
+    async def follow_oldest(self) -> None:
+        """Follow the log's first row (a retention job deleted the oldest days)."""
+        oldest = (await self.log_bounds())[0]
+        if oldest != self.rollups.oldest_ms:
+            async with self._lock:
+                await self.rollups.follow_oldest(oldest, self.rows.bound())
+                if oldest is not None:  # the kept rows of hours a retention job emptied
+                    self.rows.forget_cut_hours(0, floor_hour(oldest) + 1)
+
+    async def reconcile(self, h0: int, h1: int) -> int:
+        """Compare hours [h0, h1) of the log with what is held, by per-hour fingerprints, and read the
+        hours that differ again (deletes and updates, which no incremental read sees). Returns how many
+        hours differed."""
+        if not (self.rollups.ready and self.rows.started):
+            return 0
+        h1 = min(h1, LAST_HOUR)
+        bound = self.rows.bound()
+        rows = await self.db.fetch(
+            "hour_fingerprints",
+            start=_instant(h0),
+            end=_instant(h1),
+            max_id=bound.max_id,
+            skip_ids=list(bound.skip) if bound.skip else None,
+        )
+        logged = {int(r[0]): tuple(int(v or 0) for v in r[1:]) for r in rows}
+        async with self._lock:
+            horizon = self.rollups.horizon
+            held = self.rollups.fingerprints(h0, h1)
+            open_rows = self.rows.open
+            assert open_rows is not None
+            held.update(fingerprint(open_rows.rows.slot // HOUR_MS, open_rows.rows.counts))
+            differ = {h for h in set(logged) | set(held) if h0 <= h < h1 and logged.get(h) != held.get(h)}
+            closed = [h for h in differ if h < horizon]
+            if closed:
+                await self.rollups.reread(closed, self.rows.bound())
+            if len(closed) < len(differ):
+                await self.rows.reread_open()
+            self.rows.forget_cut_hours(h0, h1)
+        return len(differ)
+
+    async def sweep(self, now: float) -> None:
+        """The reconciliation schedule: the last `SWEEP_RECENT_HOURS` and the open hours every
+        `SWEEP_RECENT_SECONDS`; older hours a day at a time, all of them within `SWEEP_OLDER_SECONDS`."""
+        horizon = self.rollups.horizon
+        if now >= self._sweep_at["recent"]:
+            await self.reconcile(horizon - SWEEP_RECENT_HOURS, LAST_HOUR)
+            self._sweep_at["recent"] = now + SWEEP_RECENT_SECONDS
+        oldest = self.rollups.oldest_ms
+        if oldest is None or now < self._sweep_at["older"]:
+            return
+        first = floor_hour(oldest)
+        end = self._older_cursor if self._older_cursor is not None else horizon - SWEEP_RECENT_HOURS
+        if end <= first:  # a whole pass done: start the next one from the recent end
+            end = horizon - SWEEP_RECENT_HOURS
+        days = max(1, -(-(end - first) // 24))
+        step = 24 * max(1, -(-days * MAINTAIN_SECONDS // SWEEP_OLDER_SECONDS))  # a pass fits the period
+        begin = max(first, end - int(step))
+        if begin < end:
+            await self.reconcile(begin, end)
+        self._older_cursor = begin
+        self._sweep_at["older"] = now + MAINTAIN_SECONDS
+
+    async def maintain(self, every: float = MAINTAIN_SECONDS) -> None:
+        """Keep the rollups warm and exact: read the closed hours once, then take in every new row,
+        follow retention, and sweep for deletes and updates."""
         failing = False
         while True:
             try:
-                oldest = (await self.log_bounds())[0]
-                if self.rollups.ready:
-                    await self.rollups.follow_oldest(oldest)
-                    await self.rollups.advance()
+                await self.log_bounds()  # notices another database behind the URL
+                if not (self.rollups.ready and self.rows.started):
+                    await self.warm()
                 else:
-                    await self.rollups.warm(oldest)
+                    await self.follow_oldest()
+                    await self.sync()
+                    await self.sweep(time.monotonic())
                 failing = False
             except (DatabaseUnavailable, QueryTimeout) as exc:
                 if not failing:

@@ -229,8 +229,9 @@ class Groups:
         return self.slot * self.slot_ms
 
     @staticmethod
-    def concat(vocab: Vocab, slot_ms: int, parts: Sequence[Groups]) -> Groups:
-        parts = [p for p in parts if len(p)]
+    def concat(vocab: Vocab, slot_ms: int, parts: Sequence[Groups | None]) -> Groups:
+        """The groups of every part (None: none) in one."""
+        parts = [p for p in parts if p is not None and len(p)]
         if not parts:
             return from_rows(vocab, slot_ms, [], None)
         if len(parts) == 1:

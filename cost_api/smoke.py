@@ -26,6 +26,8 @@ def harmless_params(thresholds: dict[str, int]) -> dict[str, Any]:
         "end": end,
         "after": 2**62,  # rows_after: nothing that new
         "holes": [],
+        "max_id": None,
+        "skip_ids": None,
         "slot_ms": HOUR_MS,
         "dim": "",
         **filter_params(Filters(), None),

@@ -226,7 +226,7 @@ async def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         url, drop = empty.url, empty.drop
     await asyncio.to_thread(run_demo, url, days=21, requests_per_day=15_000, now=NOW, progress=False)
     service = build_service(load_settings(environ={}, overrides={"database_url": url, "alerts": DEMO_ALERTS}))
-    await service.aggregator.rollups.warm((await service.aggregator.log_bounds())[0])
+    await service.aggregator.warm()
     yield service
     await service.close()
     if drop is not None:

@@ -1,6 +1,7 @@
 """Every lens equals the direct aggregate over raw rows, to the cent, on both dialects — with the
 closed hours served from the rollups, rows arriving late into an open hour, hours closing while the
-service runs, and a retention job deleting the oldest days.
+service runs, a retention job deleting the oldest days, late rows and backfills landing in closed
+hours, deletes and updates in the middle of the log, and a restart after each.
 
 The expected figures are computed here from `SELECT *` over the log, each row priced on its own with
 the pricing engine (whose prices tests/test_pricing_engine.py checks against hand-computed dollars).
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cost_api.aggregate import Aggregator, Filters
+from cost_api.aggregate import LAST_HOUR, Aggregator, Filters
 from cost_api.config import load_settings
 from cost_api.service import build_service
 from cost_api.spend import spend
@@ -105,6 +106,7 @@ async def read_all(log: LogDB, service) -> list[Row]:
         "rows_between",
         start=datetime(1970, 1, 1, tzinfo=UTC),
         end=datetime(9999, 1, 1, tzinfo=UTC),
+        max_id=None,
         **service.aggregator._thresholds,
     )
     out = []
@@ -129,9 +131,9 @@ async def read_all(log: LogDB, service) -> list[Row]:
     return out
 
 
-async def check(service, agg: Aggregator, log: LogDB) -> None:
+async def check(service, agg: Aggregator, log: LogDB, span: str = "10d") -> None:
     rows = await read_all(log, service)
-    window = parse_window(window="10d", from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d")
+    window = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d")
     expected = priced(service, rows, window.range.start, window.range.end)
     head = await summary(agg, window, top_window=timedelta(days=2), top=10, filters=Filters())
     assert head["spend"] == pytest.approx(expected["total"]["total"], abs=1e-6)
@@ -151,7 +153,7 @@ async def check(service, agg: Aggregator, log: LogDB) -> None:
     days = {p["date"]: p["spend"] for p in daily["series"][0]["points"]}
     for day, value in expected["day"].items():
         assert days[day] == pytest.approx(value, abs=1e-6), day
-    utc = parse_window(window="10d", from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d")
+    utc = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d")
     utc_expected = priced(service, rows, utc.range.start, utc.range.end)["utc_day"]
     utc_daily = await trend(agg, utc, interval="day", group_by="provider", top=8, filters=Filters())
     utc_days: dict[str, float] = defaultdict(float)
@@ -173,7 +175,7 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: clock["now"])
     try:
-        await agg.rollups.warm((await agg.log_bounds())[0])
+        await agg.warm()
         assert agg.rollups.ready and len(agg.rollups.parts[None]) > 0
         await check(service, agg, log)
 
@@ -184,7 +186,7 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
 
         # an hour closes while the service runs: the rollups take it in, nothing counts twice
         clock["now"] = (NOW + timedelta(hours=2)).timestamp()
-        await agg.rollups.advance()
+        await agg.sync()
         await check(service, agg, log)
 
         # retention deletes the oldest days: no stale totals remain for them
@@ -194,5 +196,131 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
         else:
             await log.execute(f"DELETE FROM request_log WHERE created_at < '{cutoff.isoformat()}'")
         await check(service, agg, log)
+    finally:
+        await service.close()
+
+
+def sql_time(log: LogDB, when: datetime) -> str:
+    return str(int(when.timestamp() * 1000)) if log.dialect == "sqlite" else f"'{when.isoformat()}'"
+
+
+async def test_every_committed_row_counts_wherever_and_whenever_it_lands(log: LogDB) -> None:
+    """Late rows beyond the grace, a backfill of old rows with new ids, a delete and an update in the
+    middle (found by the reconciliation sweep), each checked live and after a restart."""
+    rng = random.Random(14)
+    await log.insert(random_rows(rng, 2000, NOW - timedelta(days=10), NOW))
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+
+    async def live_and_restarted() -> None:
+        await check(service, agg, log, span="14d")
+        restarted = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+        await restarted.warm()
+        await check(service, restarted, log, span="14d")
+
+    try:
+        await agg.warm()
+        await check(service, agg, log, span="14d")
+
+        # a row dated 5 hours back (its hour closed long ago): counted by the next answer
+        await log.insert(random_rows(rng, 1, NOW - timedelta(hours=5, minutes=10), NOW - timedelta(hours=5)))
+        await live_and_restarted()
+
+        # a backfill of old rows with new ids, inside the log's span and before its first row
+        await log.insert(random_rows(rng, 300, NOW - timedelta(days=9), NOW - timedelta(days=8)))
+        await log.insert(random_rows(rng, 200, NOW - timedelta(days=13), NOW - timedelta(days=11)))
+        await live_and_restarted()
+
+        # a delete and an update in the middle, and a delete in the open hour: no incremental read sees
+        # them; the sweep compares per-hour fingerprints and reads the hours that differ again
+        mid, day_ago = NOW - timedelta(days=3), NOW - timedelta(days=1)
+        await log.execute(
+            f"DELETE FROM request_log WHERE created_at >= {sql_time(log, mid - timedelta(hours=2))}"
+            f" AND created_at < {sql_time(log, mid)};"
+            f"UPDATE request_log SET prompt_tokens = prompt_tokens + 1000, model = 'o3'"
+            f" WHERE created_at >= {sql_time(log, day_ago)}"
+            f" AND created_at < {sql_time(log, day_ago + timedelta(hours=1))}"
+            f" AND NOT cache_hit;"
+            f"DELETE FROM request_log WHERE created_at >= {sql_time(log, NOW - timedelta(minutes=20))};"
+        )
+        differing = await agg.reconcile(0, LAST_HOUR)
+        assert differing >= 3
+        assert await agg.reconcile(0, LAST_HOUR) == 0  # read again: nothing differs any more
+        await live_and_restarted()
+    finally:
+        await service.close()
+
+
+async def test_the_sweep_reaches_every_hour_on_its_schedule(log: LogDB) -> None:
+    """A delete 9 days back is found by the older hours' sweep, a day at a time, within its period."""
+    from cost_api.aggregate import SWEEP_OLDER_SECONDS
+
+    rng = random.Random(15)
+    await log.insert(random_rows(rng, 1500, NOW - timedelta(days=10), NOW))
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+    try:
+        await agg.warm()
+        old = NOW - timedelta(days=9)
+        await log.execute(
+            f"DELETE FROM request_log WHERE created_at >= {sql_time(log, old)}"
+            f" AND created_at < {sql_time(log, old + timedelta(hours=6))}"
+        )
+        for step in range(0, SWEEP_OLDER_SECONDS + 1, 10):  # the maintenance ticks of one period
+            await agg.sweep(float(step))
+        await check(service, agg, log)
+    finally:
+        await service.close()
+
+
+async def test_a_row_committed_between_the_first_reads_counts_once(log: LogDB) -> None:
+    """The open rows are first read up to the id read just before; a row committed in between comes
+    through the incremental read, once (it was counted twice when the two reads did not agree)."""
+    await log.insert([Row(NOW - timedelta(minutes=30), prompt_tokens=1_000_000)])
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+    fetch = service.db.fetch
+
+    async def committing_between(name: str, **params):
+        rows = await fetch(name, **params)
+        if name == "last_id":
+            await log.insert([Row(NOW - timedelta(minutes=10), prompt_tokens=1_000_000)])
+        return rows
+
+    agg.rows._fetch = committing_between
+    agg.db.fetch = committing_between  # type: ignore[method-assign]
+    try:
+        await agg.warm()
+        window = parse_window(window="1h", from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d")
+        head = await summary(agg, window, top_window=timedelta(hours=1), top=3, filters=Filters())
+        assert head["requests"] == 2
+        assert head["spend"] == pytest.approx(2 * 0.15, abs=1e-9)  # gpt-4o-mini: $0.15 per 1M input tokens
+    finally:
+        await service.close()
+
+
+async def test_the_holes_bookkeeping_stays_bounded(log: LogDB) -> None:
+    """A jump of millions of ids (a backfill with ids of its own) leaves at most MAX_HOLES ids to ask
+    for again, and those are given up after HOLE_SECONDS (the sweep takes over)."""
+    from cost_api.recent import HOLE_SECONDS, MAX_HOLES
+
+    clock = {"now": NOW.timestamp()}
+    await log.insert([Row(NOW - timedelta(minutes=30), prompt_tokens=1_000)])
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: clock["now"])
+    try:
+        await agg.warm()
+        created = sql_time(log, NOW - timedelta(minutes=5))
+        overriding = "" if log.dialect == "sqlite" else "OVERRIDING SYSTEM VALUE"
+        await log.execute(
+            f"INSERT INTO request_log (id, created_at, provider, model, endpoint, prompt_tokens) {overriding}"
+            f" VALUES (5000000, {created}, 'openai', 'gpt-4o-mini', '/chat', 2000)"
+        )
+        await agg.sync()
+        assert len(agg.rows.bound().skip) == MAX_HOLES
+        clock["now"] += HOLE_SECONDS + 1
+        await agg.sync()
+        assert agg.rows.bound().skip == ()
+        await check(service, agg, log, span="1d")
     finally:
         await service.close()

@@ -3,6 +3,8 @@
 -- 'endpoint' | 'token' | 'cache_key', anything else: none), over [:start, :end) and the filters.
 -- Each group is uniform in price: a slot never spans a UTC day, and the size class counts how many
 -- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
+-- :max_id (NULL: none) and :skip_ids (NULL: none) keep a rollup read to the ids the incremental reader
+-- has not taken: ids up to :max_id except the ones it still waits for.
 SELECT slot, provider, model, key,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -31,5 +33,7 @@ FROM (
            OR token_id = ANY(:token_ids::text[])
            OR substr(token_id, 1, 11) = ANY(:token_prefixes::text[])
            OR (:anonymous::int = 1 AND token_id IS NULL))
+      AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
+      AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))
 ) AS rows
 GROUP BY slot, provider, model, key, size_class, cache_hit;

@@ -1,7 +1,7 @@
 -- name: rows_between
 -- Single rows of [:start, :end) (a closed hour a window only partly covers), each priced as its own
 -- group: created_at ms, provider, model, endpoint, size class, cache hit, 1, error, token sums,
--- then token_id and id. The thresholds :t1…:t8 as in `groups`.
+-- then token_id and id, up to id :max_id (NULL: all). The thresholds :t1…:t8 as in `groups`.
 SELECT floor(extract(epoch FROM created_at) * 1000)::bigint, provider, model, endpoint,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -13,12 +13,13 @@ FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided::bigint
                    ELSE prompt_tokens::bigint + cache_read_tokens + cache_write_tokens END AS inp
     FROM request_log
-    WHERE created_at >= :start AND created_at < :end
+    WHERE created_at >= :start AND created_at < :end AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
 ) AS rows;
 
 -- name: rows_after
 -- The rows committed since the last read: ids above :after, and the ids in :holes (ids below :after
--- not seen yet, whose transactions may still commit). Same columns as rows_between.
+-- not seen yet, whose transactions may still commit), the first :limit of them by id. Same columns as
+-- rows_between.
 SELECT floor(extract(epoch FROM created_at) * 1000)::bigint, provider, model, endpoint,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -35,7 +36,8 @@ FROM (
         SELECT * FROM request_log WHERE id = ANY(:holes::bigint[])
     ) AS fresh
 ) AS rows
-ORDER BY id;
+ORDER BY id
+LIMIT :limit::bigint;
 
 -- name: last_id
 -- The highest id in the log: where incremental reads of the open hours start.

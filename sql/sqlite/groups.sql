@@ -3,6 +3,8 @@
 -- 'endpoint' | 'token' | 'cache_key', anything else: none), over [:start, :end) and the filters.
 -- Each group is uniform in price: a slot never spans a UTC day, and the size class counts how many
 -- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
+-- :max_id (NULL: none) and :skip_ids (NULL: none) keep a rollup read to the ids the incremental reader
+-- has not taken: ids up to :max_id except the ones it still waits for.
 SELECT slot, provider, model, key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
@@ -29,5 +31,7 @@ FROM (
            OR token_id IN (SELECT value FROM json_each(:token_ids))
            OR substr(token_id, 1, 11) IN (SELECT value FROM json_each(:token_prefixes))
            OR (:anonymous = 1 AND token_id IS NULL))
+      AND (:max_id IS NULL OR id <= :max_id)
+      AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))
 )
 GROUP BY slot, provider, model, key, size_class, cache_hit;
