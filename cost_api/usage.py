@@ -105,22 +105,30 @@ def _model(state: _State, value: Any) -> None:
 # --- one normaliser per usage shape ----------------------------------------------------------
 
 
-def _openai_chat(provider: str, usage: Mapping[str, Any], path: str) -> _Counts:
-    prompt = _count(provider, usage, "prompt_tokens", path, required=True)
-    completion = _count(provider, usage, "completion_tokens", path, required=True)
-    details_path = f"{path}.prompt_tokens_details"
-    details = _object(provider, usage.get("prompt_tokens_details"), details_path)
+def _openai_counts(provider: str, usage: Mapping[str, Any], path: str, names: tuple[str, str, str]) -> _Counts:
+    """Chat Completions (prompt/completion) and Responses (input/output) share one shape.
+
+    The prompt total includes cache reads and cache writes (gpt-5.6+ bill writes apart): the
+    full-rate rest is what remains once both are taken out.
+    """
+    prompt_key, completion_key, details_key = names
+    prompt = _count(provider, usage, prompt_key, path, required=True)
+    completion = _count(provider, usage, completion_key, path, required=True)
+    details_path = f"{path}.{details_key}"
+    details = _object(provider, usage.get(details_key), details_path)
     cached = _cached(provider, prompt, details, "cached_tokens", details_path)
-    return prompt - cached, completion, cached, 0
+    written = _count(provider, details, "cache_write_tokens", details_path)
+    if cached + written > prompt:
+        raise UsageError(
+            provider,
+            f"{details_path}.cache_write_tokens",
+            f"{cached} cached and {written} cache-write tokens exceed the prompt's {prompt}",
+        )
+    return prompt - cached - written, completion, cached, written
 
 
-def _openai_responses(provider: str, usage: Mapping[str, Any], path: str) -> _Counts:
-    prompt = _count(provider, usage, "input_tokens", path, required=True)
-    completion = _count(provider, usage, "output_tokens", path, required=True)
-    details_path = f"{path}.input_tokens_details"
-    details = _object(provider, usage.get("input_tokens_details"), details_path)
-    cached = _cached(provider, prompt, details, "cached_tokens", details_path)
-    return prompt - cached, completion, cached, 0
+_OPENAI_CHAT = ("prompt_tokens", "completion_tokens", "prompt_tokens_details")
+_OPENAI_RESPONSES = ("input_tokens", "output_tokens", "input_tokens_details")
 
 
 def _anthropic_counts(provider: str, usage: Mapping[str, Any]) -> _Counts:
@@ -174,7 +182,7 @@ def _observe_openai_compatible(provider: str, doc: Mapping[str, Any], state: _St
         return
     usage = _object(provider, usage, path)
     is_responses = "input_tokens" in usage or "output_tokens" in usage
-    state.counts = (_openai_responses if is_responses else _openai_chat)(provider, usage, path)
+    state.counts = _openai_counts(provider, usage, path, _OPENAI_RESPONSES if is_responses else _OPENAI_CHAT)
     state.final = True
 
 

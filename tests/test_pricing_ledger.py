@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cost_api.usage import Usage, from_response
+
 from .logdb import LogDB, Row, at
 
 # 2024-09-01 .. 2025-07-01: the gpt-4o alias in September 2024 and o3 around its 2025-06-10 cut
@@ -116,3 +118,56 @@ async def test_an_override_replaces_a_builtin_price(log: LogDB, client_for, tmp_
     # = 1000 + 200 + 400 = 1600 → $0.0016
     assert _by_model(body)["gpt-4o-mini-2024-07-18"] == (0.0016, "openai/gpt-4o-mini", 0)
     assert body["pricing"]["version"] == "2026-11-29+n1"
+
+
+async def test_openai_cache_writes_bill_at_the_write_rate(log: LogDB, client_for) -> None:
+    """Usage read by cost_api.usage, logged, priced through the API. gpt-5.6 in November 2026:
+    input 4, output 20, cache_read 0.40, cache_write 5."""
+    chat = from_response(
+        "openai",
+        {
+            "model": "gpt-5.6",
+            "usage": {
+                "prompt_tokens": 10_000,
+                "completion_tokens": 500,
+                "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 8_000},
+            },
+        },
+    )
+    responses = from_response(
+        "openai",
+        {
+            "model": "gpt-5.6",
+            "usage": {
+                "input_tokens": 6_000,
+                "input_tokens_details": {"cached_tokens": 1_500, "cache_write_tokens": 2_500},
+                "output_tokens": 700,
+            },
+        },
+    )
+    when = at("2026-11-10T10:00:00Z")
+    await log.insert(
+        [
+            Row(when, "openai", "gpt-5.6", "/chat", **_columns(chat)),
+            Row(when, "openai", "gpt-5.6", "/responses", **_columns(responses)),
+        ]
+    )
+    async with client_for() as client:
+        body = (await client.get("/v1/spend", params={**NEW, "group_by": "endpoint"})).json()
+    spend = {i["endpoint"]: i["spend"] for i in body["items"]}
+    # chat: 10000 − 0 read − 8000 written = 2000 at input.
+    # 4 × 2000 + 5 × 8000 + 20 × 500 = 8000 + 40000 + 10000 = 58000 → $0.058
+    # (with the writes billed as input, as before: 4 × 10000 + 20 × 500 = 50000 → $0.05, 13.8% low)
+    # responses: 6000 − 1500 read − 2500 written = 2000 at input.
+    # 4 × 2000 + 0.40 × 1500 + 5 × 2500 + 20 × 700 = 8000 + 600 + 12500 + 14000 = 35100 → $0.0351
+    # (before: 4 × 4500 + 0.40 × 1500 + 20 × 700 = 18000 + 600 + 14000 = 32600 → $0.0326, 7.1% low)
+    assert spend == {"/chat": 0.058, "/responses": 0.0351}
+
+
+def _columns(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }

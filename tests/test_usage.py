@@ -34,9 +34,7 @@ def _fixture_lines(name: str) -> list[str]:
 def _data_events(name: str) -> list[dict[str, Any]]:
     """The fixture's frames as decoded dicts, the way an SSE client library hands them over."""
     lines = _fixture_lines(name)
-    return [
-        json.loads(line.removeprefix("data:")) for line in lines if line.strip().startswith(("data: {", "{"))
-    ]
+    return [json.loads(line.removeprefix("data:")) for line in lines if line.strip().startswith(("data: {", "{"))]
 
 
 def U(prompt: int, completion: int, read: int = 0, write: int = 0, model: str | None = None) -> Usage:
@@ -185,9 +183,7 @@ def test_anthropic_delta_without_input_fields_keeps_message_start_values() -> No
     # Older API versions: message_delta carries output_tokens only; newer ones send null for the rest.
     first = {"type": "message_delta", "usage": {"output_tokens": 50}}
     second = {"type": "message_delta", "usage": {"output_tokens": 120, "input_tokens": None}}
-    assert _stream("anthropic", [start, first, second]) == U(
-        300, 120, 4000, model="claude-3-5-haiku-20241022"
-    )
+    assert _stream("anthropic", [start, first, second]) == U(300, 120, 4000, model="claude-3-5-haiku-20241022")
 
 
 def test_openai_stream_usage_null_chunks_do_not_reset_the_total() -> None:
@@ -208,6 +204,51 @@ def test_openai_responses_incomplete_event_is_final() -> None:
     assert _stream("openai", [event]) == U(10, 64, model="o3")
 
 
+# OpenAI's prompt-cache writes (gpt-5.6 and later): the prompt total counts them, so the full-rate
+# prompt is prompt_tokens − cached − cache_write. 10,000 prompt tokens of which 8,000 written and
+# none read: 2,000 at the input rate, 8,000 at the cache-write rate (not 10,000 at input).
+_CHAT_WRITE = {
+    "prompt_tokens": 10_000,
+    "completion_tokens": 500,
+    "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 8_000},
+}
+# Responses: 6,000 input of which 1,500 read and 2,500 written -> 6000 − 1500 − 2500 = 2,000 full rate.
+_RESPONSES_WRITE = {
+    "input_tokens": 6_000,
+    "input_tokens_details": {"cached_tokens": 1_500, "cache_write_tokens": 2_500},
+    "output_tokens": 700,
+    "output_tokens_details": {"reasoning_tokens": 300},
+}
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [
+        ([{"model": "gpt-5.6", "usage": _CHAT_WRITE}], U(2_000, 500, 0, 8_000, model="gpt-5.6")),
+        (
+            [
+                {"model": "gpt-5.6", "choices": [{"delta": {"content": "x"}}], "usage": None},
+                {"model": "gpt-5.6", "choices": [], "usage": _CHAT_WRITE},
+            ],
+            U(2_000, 500, 0, 8_000, model="gpt-5.6"),
+        ),
+        ([{"model": "gpt-5.6", "usage": _RESPONSES_WRITE}], U(2_000, 700, 1_500, 2_500, model="gpt-5.6")),
+        (
+            [
+                {"type": "response.created", "response": {"model": "gpt-5.6", "usage": None}},
+                {"type": "response.completed", "response": {"model": "gpt-5.6", "usage": _RESPONSES_WRITE}},
+            ],
+            U(2_000, 700, 1_500, 2_500, model="gpt-5.6"),
+        ),
+    ],
+    ids=["chat", "chat-stream", "responses", "responses-stream"],
+)
+def test_openai_cache_writes_leave_the_full_rate_prompt(frames: list[dict[str, Any]], expected: Usage) -> None:
+    if len(frames) == 1:
+        assert from_response("openai", frames[0]) == expected
+    assert _stream("openai", [f"data: {json.dumps(frame)}" for frame in frames]) == expected
+
+
 def test_groq_include_usage_chunk_at_top_level() -> None:
     chunk = {
         "model": "llama-3.1-8b-instant",
@@ -218,9 +259,7 @@ def test_groq_include_usage_chunk_at_top_level() -> None:
 
 
 def test_ollama_omits_zero_prompt_eval_count() -> None:
-    assert from_response("ollama", {"model": "llama3.2", "done": True, "eval_count": 12}) == U(
-        0, 12, model="llama3.2"
-    )
+    assert from_response("ollama", {"model": "llama3.2", "done": True, "eval_count": 12}) == U(0, 12, model="llama3.2")
 
 
 def test_total_prompt_tokens() -> None:
@@ -248,6 +287,22 @@ def test_total_prompt_tokens() -> None:
                 }
             },
             "usage.prompt_tokens_details.cached_tokens",
+        ),
+        (
+            "openai",
+            {
+                "usage": {
+                    "prompt_tokens": 10,
+                    "completion_tokens": 2,
+                    "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 7},
+                }
+            },
+            "usage.prompt_tokens_details.cache_write_tokens",
+        ),
+        (
+            "openai",
+            {"usage": {"input_tokens": 5, "output_tokens": 1, "input_tokens_details": {"cache_write_tokens": -1}}},
+            "usage.input_tokens_details.cache_write_tokens",
         ),
         ("openai", {"usage": {"input_tokens": 5}}, "usage.output_tokens"),
         (
@@ -278,9 +333,7 @@ def test_total_prompt_tokens() -> None:
         ("ollama", {"done": True, "eval_count": -2}, "$.eval_count"),
     ],
 )
-def test_malformed_frame_raises_naming_provider_and_field(
-    provider: str, body: dict[str, Any], field: str
-) -> None:
+def test_malformed_frame_raises_naming_provider_and_field(provider: str, body: dict[str, Any], field: str) -> None:
     with pytest.raises(UsageError) as caught:
         from_response(provider, body)
     assert (caught.value.provider, caught.value.field) == (provider, field)
@@ -324,18 +377,20 @@ counts = st.integers(min_value=0, max_value=10**9)
 
 
 @st.composite
-def openai_usage(draw: st.DrawFn) -> tuple[int, int, int]:
+def openai_usage(draw: st.DrawFn) -> tuple[int, int, int, int]:
+    """prompt total, cached (≤ prompt), cache-written (≤ the uncached rest), completion."""
     prompt = draw(counts)
-    return prompt, draw(st.integers(min_value=0, max_value=prompt)), draw(counts)
+    cached = draw(st.integers(min_value=0, max_value=prompt))
+    return prompt, cached, draw(st.integers(min_value=0, max_value=prompt - cached)), draw(counts)
 
 
 @given(openai_usage(), st.booleans())
-def test_openai_chat_columns_add_up_to_provider_totals(usage: tuple[int, int, int], streamed: bool) -> None:
-    prompt, cached, completion = usage
+def test_openai_chat_columns_add_up_to_provider_totals(usage: tuple[int, int, int, int], streamed: bool) -> None:
+    prompt, cached, written, completion = usage
     report = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
     }
     if streamed:
         chunks = [{"choices": [{"delta": {"content": "x"}}], "usage": None}, {"choices": [], "usage": report}]
@@ -343,22 +398,23 @@ def test_openai_chat_columns_add_up_to_provider_totals(usage: tuple[int, int, in
     else:
         result = from_response("openai", {"usage": report})
     assert result.exact
-    assert result.prompt_tokens + result.cache_read_tokens == prompt
+    assert result.total_prompt_tokens == prompt
+    assert (result.cache_read_tokens, result.cache_write_tokens) == (cached, written)
     assert result.completion_tokens == completion
-    assert result.cache_write_tokens == 0
-    assert min(result.prompt_tokens, result.cache_read_tokens) >= 0
+    assert result.prompt_tokens >= 0
 
 
 @given(openai_usage())
-def test_openai_responses_columns_add_up_to_provider_totals(usage: tuple[int, int, int]) -> None:
-    prompt, cached, completion = usage
+def test_openai_responses_columns_add_up_to_provider_totals(usage: tuple[int, int, int, int]) -> None:
+    prompt, cached, written, completion = usage
     report = {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
         "output_tokens": completion,
     }
     result = _stream("openai", [{"type": "response.completed", "response": {"usage": report}}])
-    assert result.prompt_tokens + result.cache_read_tokens == prompt
+    assert result.total_prompt_tokens == prompt
+    assert (result.cache_read_tokens, result.cache_write_tokens) == (cached, written)
     assert result.completion_tokens == completion
 
 
@@ -372,9 +428,7 @@ def test_anthropic_columns_add_up_and_deltas_are_not_added(
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
     }
-    frames: list[dict[str, Any]] = [
-        {"type": "message_start", "message": {"usage": {**usage, "output_tokens": 1}}}
-    ]
+    frames: list[dict[str, Any]] = [{"type": "message_start", "message": {"usage": {**usage, "output_tokens": 1}}}]
     frames += [{"type": "message_delta", "usage": {**usage, "output_tokens": out}} for out in outputs]
     result = _stream("anthropic", frames)
     assert result.total_prompt_tokens == input_tokens + cache_write + cache_read
@@ -408,21 +462,14 @@ def gemini_snapshots(draw: st.DrawFn) -> list[dict[str, int]]:
 
 @given(gemini_snapshots())
 def test_gemini_columns_add_up_and_snapshots_are_not_summed(snapshots: list[dict[str, int]]) -> None:
-    frames: list[dict[str, Any]] = [
-        {"usageMetadata": meta, "modelVersion": "gemini-2.5-pro"} for meta in snapshots
-    ]
+    frames: list[dict[str, Any]] = [{"usageMetadata": meta, "modelVersion": "gemini-2.5-pro"} for meta in snapshots]
     frames[-1]["candidates"] = [{"finishReason": "STOP"}]
     result = _stream("google", frames)
     last = snapshots[-1]
     assert result.exact
-    assert (
-        result.prompt_tokens + result.cache_read_tokens
-        == last["promptTokenCount"] + last["toolUsePromptTokenCount"]
-    )
+    assert result.prompt_tokens + result.cache_read_tokens == last["promptTokenCount"] + last["toolUsePromptTokenCount"]
     assert result.completion_tokens == last["candidatesTokenCount"] + last["thoughtsTokenCount"]
-    assert (
-        result.prompt_tokens + result.completion_tokens + result.cache_read_tokens == last["totalTokenCount"]
-    )
+    assert result.prompt_tokens + result.completion_tokens + result.cache_read_tokens == last["totalTokenCount"]
     assert result.cache_read_tokens == last["cachedContentTokenCount"]
 
 
@@ -436,9 +483,7 @@ anything = st.one_of(
 
 
 def _bodies(provider: str, a: Any, b: Any, c: Any, d: Any) -> dict[str, Any]:
-    openai_like = {
-        "usage": {"prompt_tokens": a, "completion_tokens": b, "prompt_tokens_details": {"cached_tokens": c}}
-    }
+    openai_like = {"usage": {"prompt_tokens": a, "completion_tokens": b, "prompt_tokens_details": {"cached_tokens": c}}}
     return {
         "openai": openai_like,
         "mistral": openai_like,
