@@ -7,6 +7,7 @@ normalisation table, not by the code under test.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,85 @@ def test_raw_lines_as_bytes_and_without_space_after_data() -> None:
 def test_sse_comments_and_other_fields_are_ignored() -> None:
     lines = [": keep-alive", "id: 7", "retry: 1000", "event: completion", "", "data: [DONE]"]
     assert _stream("openai", lines) == Usage(prompt_tokens=0, completion_tokens=0, exact=False)
+
+
+# --- stream pieces: whole SSE events at once, Gemini's JSON array in pieces -----------------
+
+SSE_STREAMS = [s for s in STREAMS if s[1].endswith(".sse")]
+
+
+@pytest.mark.parametrize(("provider", "name", "expected"), SSE_STREAMS, ids=[s[1] for s in SSE_STREAMS])
+def test_whole_sse_events_fed_as_one_string(provider: str, name: str, expected: Usage) -> None:
+    text = (FIXTURES / name).read_text()
+    events = [block + "\n\n" for block in text.split("\n\n")]  # `event:` + `data:` lines per string
+    assert _stream(provider, events) == expected
+    assert _stream(provider, [text]) == expected  # the whole stream at once
+    assert _stream(provider, [text.replace("\n", "\r\n").encode()]) == expected  # CRLF, as bytes
+
+
+def test_an_events_data_lines_are_one_payload() -> None:
+    # SSE joins an event's data: lines with "\n"; a JSON payload split over two lines is one document.
+    event = (
+        "event: message_delta\n"
+        'data: {"type": "message_delta",\n'
+        'data:  "usage": {"input_tokens": 7, "output_tokens": 9}}\n\n'
+    )
+    assert _stream("anthropic", [event]) == U(7, 9)
+
+
+GEMINI_ARRAY = (FIXTURES / "google_stream_array.json").read_bytes()
+# google_stream.sse's three snapshots as one JSON array (no alt=sse): the last one counts.
+GEMINI_ARRAY_USAGE = U(92, 190, 128, model="gemini-2.5-flash")
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 500, len(GEMINI_ARRAY)])
+def test_gemini_json_array_stream_in_pieces(size: int) -> None:
+    # Pieces of every size split lines, strings, escapes ("\\", '\\"') and "é"'s two UTF-8 bytes.
+    pieces = [GEMINI_ARRAY[i : i + size] for i in range(0, len(GEMINI_ARRAY), size)]
+    assert _stream("google", pieces) == GEMINI_ARRAY_USAGE
+    if size > 1:  # as text too (a piece of text never splits a character)
+        text = GEMINI_ARRAY.decode()
+        assert _stream("google", [text[i : i + size] for i in range(0, len(text), size)]) == GEMINI_ARRAY_USAGE
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(GEMINI_ARRAY)), max_size=40))
+def test_gemini_json_array_split_anywhere(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(GEMINI_ARRAY)]
+    pieces = [GEMINI_ARRAY[a:b] for a, b in itertools.pairwise(bounds)]
+    assert _stream("google", pieces) == GEMINI_ARRAY_USAGE
+
+
+def test_gemini_json_array_cut_inside_an_element_is_not_exact() -> None:
+    text = GEMINI_ARRAY.decode()
+    cut = text.rindex('"finishReason"')  # inside the last element, before its counts
+    result = _stream("google", [text[:cut]])
+    # the two complete snapshots before it: 220 − 128 cached; 4 candidates + 185 thoughts
+    assert result == Usage(
+        prompt_tokens=92,
+        completion_tokens=189,
+        cache_read_tokens=128,
+        model="gemini-2.5-flash",
+        exact=False,
+    )
+
+
+def test_gemini_json_array_with_stray_text_is_not_exact() -> None:
+    result = _stream("google", [GEMINI_ARRAY, b"\n<html>502</html>"])
+    assert (result.completion_tokens, result.exact) == (190, False)
+
+
+def test_unreadable_stream_text_is_not_exact() -> None:
+    lines = _fixture_lines("openai_chat_stream.sse")
+    final = next(line for line in lines if '"choices":[]' in line)  # the include_usage chunk
+    # that chunk cut in two and fed as two strings: its tail is neither an SSE line nor a JSON object
+    cut = [*lines[: lines.index(final)], final[:80], final[80:], "data: [DONE]"]
+    with pytest.raises(UsageError):  # the head is a `data:` line whose JSON is cut short
+        _stream("openai", cut)
+    result = _stream("openai", [line for line in cut if line != final[:80]])
+    assert (result.prompt_tokens, result.exact) == (0, False)
+    # an unknown field is unreadable too; the known ones and comments are not
+    assert _stream("openai", [final, "usage: 12"]).exact is False
+    assert _stream("openai", [final, ": ping", "id: 3", "retry: 10", "event: x", "[DONE]"]).exact is True
 
 
 # --- missing usage: flagged, not zeros passed off as exact ----------------------------------
