@@ -42,7 +42,7 @@ def entry(table: PriceTable, provider: str, model: str) -> Entry:
 
 
 def test_shipped_table_loads(table: PriceTable) -> None:
-    assert table.version == "2026-11-29"
+    assert table.version == "2026-12-04"
     assert table.thresholds == (100_000, 128_000, 200_000, 272_000)
     assert len(table.thresholds) <= MAX_THRESHOLDS
     assert {e.source for e in table.entries} == {"builtin"}
@@ -51,16 +51,21 @@ def test_shipped_table_loads(table: PriceTable) -> None:
     assert entry(table, "ollama", "anything").key == "ollama/*"
 
 
-# ids the reference lists that deliberately resolve elsewhere than to the reference entry
+# ids the reference lists under an alias whose history they do not share: their own entries
 OWN_ENTRY = {
-    ("openai", "gpt-4o-2024-08-06"),  # 2.50/10 from launch, unlike the gpt-4o alias (5/15 until 2024-10-02)
-    ("openai", "gpt-4o-2024-11-20"),
-    ("anthropic", "claude-fable-5-1"),  # cache_read 0.25, per the reference's note
-    ("anthropic", "claude-mythos-5-1"),
+    ("openai", "gpt-4o-2024-08-06"): "openai/gpt-4o-2024-08-06",  # 2.50/10 from launch, unlike the alias
+    ("openai", "gpt-4o-2024-11-20"): "openai/gpt-4o-2024-11-20",
+    ("anthropic", "claude-fable-5-1"): "anthropic/claude-fable-5-1",  # cache_read 0.25, per the reference
+    ("anthropic", "claude-mythos-5-1"): "anthropic/claude-mythos-5-1",
+    # the -latest aliases have histories (0.10/0.30 before 2026-03-16; 2/6 before 2025-12-02)
+    ("mistral", "mistral-small-2603"): "mistral/mistral-small-2603",
+    ("mistral", "mistral-large-2512"): "mistral/mistral-large-2512",
+    ("mistral", "mistral-large-3"): "mistral/mistral-large-2512",
 }
 UNPRICED = {("cohere", "command-a-plus"), ("cohere", "command-a-plus-05-2026")}  # litellm 0/0 = unknown
-# where the reference's price_history moves the current price away from its litellm figure
-HISTORY_CURRENT = {("anthropic", "claude-sonnet-5"): Rates(input=3, output=15, cache_read=0.3, cache_write=3.75)}
+# where a verified price history moves today's price away from the reference's (litellm 1.80.0) figure:
+# Mistral cut Large 2 from 3/9 to 2/6 on 2024-09-17 (genai-prices 0.2.3 prices it at 2/6)
+HISTORY_CURRENT = {("mistral", "mistral-large-2407"): Rates(input=2, output=6, cache_read=2, cache_write=2)}
 
 
 def reference_models() -> list[tuple[str, dict]]:
@@ -79,7 +84,7 @@ def test_every_reference_model_and_alias_resolves(table: PriceTable) -> None:
             if (provider, name) in UNPRICED or (provider, ref["id"]) in UNPRICED:
                 assert found is None, name
             elif (provider, name) in OWN_ENTRY:
-                assert found is not None and found.key == f"{provider}/{name}"
+                assert found is not None and found.key == OWN_ENTRY[(provider, name)], name
             else:
                 assert found is not None, f"{provider}/{name} is unpriced"
                 assert found.key == f"{provider}/{ref['id']}", name
@@ -180,12 +185,11 @@ def test_o3_price_cut_applies_to_the_alias_and_its_snapshot(table: PriceTable) -
     assert round(table.cost(o3, local, 1000, 1000, 1000, 0), 6) == 0.0525
 
 
-def test_claude_sonnet_5_rises_on_2026_09_01(table: PriceTable) -> None:
+def test_claude_sonnet_5_stays_at_2_10(table: PriceTable) -> None:
     sonnet5 = entry(table, "anthropic", "claude-sonnet-5")
-    # introductory: 2 x 1000 + 10 x 1000 = 12000 -> $0.012
-    assert round(table.cost(sonnet5, at("2026-08-31T23:00"), 1000, 1000, 0, 0), 6) == 0.012
-    # standard from 2026-09-01: 3 x 1000 + 15 x 1000 + 0.30 x 1000 (cache read) = 18300 -> $0.0183
-    assert round(table.cost(sonnet5, at("2026-09-01T01:00"), 1000, 1000, 1000, 0), 6) == 0.0183
+    # the 2026-09-01 rise was cancelled: 2 x 1000 + 10 x 1000 + 0.20 x 1000 = 12200 -> $0.0122 on both sides
+    for when in ("2026-08-31T23:00", "2026-09-01T01:00", "2026-11-20T12:00"):
+        assert round(table.cost(sonnet5, at(when), 1000, 1000, 1000, 0), 6) == 0.0122
 
 
 def test_long_context_surcharge_removed_on_a_date(table: PriceTable) -> None:
@@ -263,7 +267,7 @@ def test_resolves(table: PriceTable, provider: str, model: str, key: str) -> Non
     [
         ("openai", "gpt-4.9-preview"),
         ("openai", "gpt-4.5"),  # never priced as gpt-4
-        ("openai", "o3-pro"),  # never priced as o3
+        ("openai", "o3-max"),  # never priced as o3
         ("openai", "gpt-4o-mini-tts"),
         ("anthropic", "claude-sonnet-5-7"),  # never priced as claude-sonnet-5
         ("cohere", "command-a-plus-05-2026"),  # price unknown: unpriced, not $0
@@ -306,7 +310,7 @@ def test_override_replaces_a_builtin_price(tmp_path: Path) -> None:
         """,
     )
     table = load_table(builtin_pricing(), overrides)
-    assert table.version == "2026-11-29+acme-7"
+    assert table.version == "2026-12-04+acme-7"
     sonnet = entry(table, "anthropic", "claude-3-5-sonnet-20241022")  # built-in aliases still lead to it
     assert (sonnet.key, sonnet.source) == ("anthropic/claude-3-5-sonnet", "override")
     # 2.4 x 14320 + 12 x 642 = 34368 + 7704 = 42072 -> $0.042072; cache tokens (absent rates) bill at input
@@ -482,7 +486,7 @@ def test_resolve_report(table: PriceTable) -> None:
 
 def test_check_report(table: PriceTable) -> None:
     text = check_report(table)
-    assert text.startswith(f"pricing 2026-11-29: {len(table.entries)} entries")
+    assert text.startswith(f"pricing 2026-12-04: {len(table.entries)} entries")
     assert "100000, 128000, 200000, 272000" in text
     assert "anthropic/claude-3-5-sonnet" in text and text.endswith("ok")
 
