@@ -213,6 +213,98 @@ def test_gpt_4o_alias_and_dated_snapshot_in_september_2024(table: PriceTable) ->
     assert round(table.cost(alias, at("2024-10-02T00:00"), 1000, 1000, 0, 0), 6) == 0.0125
 
 
+# The models issue 17 found unpriced, as a gateway logs them: 1,000 input and 1,000 output tokens,
+# so cost = (input rate + output rate) x 1000 / 1e6.
+@pytest.mark.parametrize(
+    ("provider", "model", "key", "when", "dollars"),
+    [
+        ("openai", "gpt-6.1-terra", "openai/gpt-6.1-terra", "2026-11-20", 0.006),  # 1 + 5
+        ("openai", "gpt-5-pro-2025-10-06", "openai/gpt-5-pro", "2026-11-20", 0.135),  # 15 + 120
+        ("openai", "gpt-5.2-pro", "openai/gpt-5.2-pro", "2026-11-20", 0.189),  # 21 + 168
+        ("openai", "gpt-5.4-pro", "openai/gpt-5.4-pro", "2026-11-20", 0.21),  # 30 + 180
+        ("openai", "gpt-5.5-pro-2026-04-23", "openai/gpt-5.5-pro", "2026-11-20", 0.21),  # 30 + 180
+        ("openai", "o3-pro-2025-06-10", "openai/o3-pro", "2026-11-20", 0.1),  # 20 + 80
+        ("openai", "o1-pro", "openai/o1-pro", "2026-11-20", 0.75),  # 150 + 600
+        ("openai", "o1-mini-2024-09-12", "openai/o1-mini", "2026-11-20", 0.0055),  # 1.1 + 4.4
+        ("openai", "chatgpt-4o-latest", "openai/chatgpt-4o-latest", "2026-11-20", 0.02),  # 5 + 15
+        ("openai", "gpt-4-turbo-2024-04-09", "openai/gpt-4-turbo", "2026-11-20", 0.04),  # 10 + 30
+        ("openai", "gpt-4-1106-preview", "openai/gpt-4-turbo", "2026-11-20", 0.04),
+        ("openai", "gpt-5-codex", "openai/gpt-5", "2026-11-20", 0.01125),  # 1.25 + 10
+        ("openai", "gpt-5.1-codex-max", "openai/gpt-5.1", "2026-11-20", 0.01125),
+        ("openai", "gpt-5.1-codex-mini", "openai/gpt-5.1-codex-mini", "2026-11-20", 0.00225),  # 0.25 + 2
+        ("google", "gemini-3-pro-preview", "google/gemini-3-pro-preview", "2026-11-20", 0.014),  # 2 + 12
+        ("google", "gemini-flash-lite-latest", "google/gemini-3.5-flash-lite", "2026-11-20", 0.0028),  # 0.3 + 2.5
+        ("google", "gemini-2.5-flash-image", "google/gemini-2.5-flash-image", "2026-11-20", 0.0303),  # 0.3 + 30
+        # mistral-medium-latest: Medium 3 (0.4 + 2), then Medium 3.5 from 2026-06-16 (1.5 + 7.5)
+        ("mistral", "mistral-medium-latest", "mistral/mistral-medium-latest", "2026-06-15", 0.0024),
+        ("mistral", "mistral-medium-latest", "mistral/mistral-medium-latest", "2026-06-16", 0.009),
+        # mistral-large-4: 0.68 + 2.09, 1.36 + 4.18 from 2026-10-20, 0.70 + 2.1 from 2026-10-29
+        ("mistral", "mistral-large-4", "mistral/mistral-large-4", "2026-10-19", 0.00277),
+        ("mistral", "mistral-large-4-0", "mistral/mistral-large-4", "2026-10-20", 0.00554),
+        ("mistral", "mistral-large-4", "mistral/mistral-large-4", "2026-10-29", 0.0028),
+        ("mistral", "ministral-3b-2512", "mistral/ministral-3b-2512", "2026-11-20", 0.0002),  # 0.1 + 0.1
+        ("mistral", "ministral-3-8b-2512", "mistral/ministral-8b-2512", "2026-11-20", 0.0003),  # 0.15 + 0.15
+        ("mistral", "ministral-14b-latest", "mistral/ministral-14b-2512", "2026-11-20", 0.0004),  # 0.2 + 0.2
+        # the -latest ids moved at the Mistral 3 launch: 0.1 + 0.1, then 0.15 + 0.15; 0.04 + 0.04, then 0.1 + 0.1
+        ("mistral", "ministral-8b-latest", "mistral/ministral-8b-latest", "2025-12-01", 0.0002),
+        ("mistral", "ministral-8b-latest", "mistral/ministral-8b-latest", "2025-12-02", 0.0003),
+        ("mistral", "ministral-3b-latest", "mistral/ministral-3b-latest", "2025-12-01", 0.00008),
+        ("mistral", "ministral-3b-latest", "mistral/ministral-3b-latest", "2025-12-02", 0.0002),
+        ("mistral", "pixtral-large-latest", "mistral/pixtral-large-2411", "2026-11-20", 0.008),  # 2 + 6
+        (
+            "groq",
+            "meta-llama/llama-4-scout-17b-16e-instruct",
+            "groq/meta-llama/llama-4-scout-17b-16e-instruct",
+            "2026-11-20",
+            0.00045,
+        ),  # 0.11 + 0.34
+        (
+            "groq",
+            "meta-llama/llama-4-maverick-17b-128e-instruct",
+            "groq/meta-llama/llama-4-maverick-17b-128e-instruct",
+            "2026-11-20",
+            0.0008,
+        ),  # 0.2 + 0.6
+        ("groq", "qwen/qwen3-32b", "groq/qwen/qwen3-32b", "2026-11-20", 0.00088),  # 0.29 + 0.59
+        ("groq", "moonshotai/kimi-k2-instruct-0905", "groq/moonshotai/kimi-k2-instruct", "2026-11-20", 0.004),  # 1 + 3
+        ("together", "openai/gpt-oss-120b", "together/openai/gpt-oss-120b", "2026-11-20", 0.00075),  # 0.15 + 0.6
+        (
+            "together",
+            "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
+            "together/meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
+            "2026-11-20",
+            0.00112,
+        ),  # 0.27 + 0.85
+        (
+            "together",
+            "together_ai/meta-llama/Llama-4-Scout-17B-16E-Instruct",
+            "together/meta-llama/Llama-4-Scout-17B-16E-Instruct",
+            "2026-11-20",
+            0.00077,
+        ),  # 0.18 + 0.59
+        ("together", "deepseek-ai/DeepSeek-R1-0528", "together/deepseek-ai/DeepSeek-R1", "2026-11-20", 0.01),  # 3 + 7
+        ("together", "deepseek-ai/DeepSeek-V3", "together/deepseek-ai/DeepSeek-V3", "2026-11-20", 0.0025),  # 1.25 x 2
+        (
+            "together",
+            "Qwen/Qwen3-235B-A22B-fp8-tput",
+            "together/Qwen/Qwen3-235B-A22B-fp8-tput",
+            "2026-11-20",
+            0.0008,
+        ),  # 0.2 + 0.6
+    ],
+)
+def test_issue_17_models(table: PriceTable, provider: str, model: str, key: str, when: str, dollars: float) -> None:
+    found = entry(table, provider, model)
+    assert found.key == key
+    assert round(table.cost(found, at(f"{when}T12:00"), 1000, 1000, 0, 0), 8) == dollars
+
+
+def test_gpt_5_pro_models_bill_the_whole_request_above_272k(table: PriceTable) -> None:
+    pro = entry(table, "openai", "gpt-5.4-pro-2026-03-05")
+    # 300000 input > 272000: 60 x 300000 + 270 x 1000 = 18000000 + 270000 = 18270000 -> $18.27
+    assert round(table.cost(pro, at("2026-11-20T12:00"), 300_000, 1000, 0, 0), 6) == 18.27
+
+
 def test_future_dated_entry(table: PriceTable) -> None:
     flash = entry(table, "google", "gemini-3.6-flash")
     # 0.75 x 1000 + 3.75 x 1000 = 4500 -> $0.0045 in 2026; 1.5 x 1000 + 7.5 x 1000 = 9000 -> $0.009 in 2027
