@@ -6,9 +6,9 @@ cost = sum(tokens x rate) / 1e6) and compared with a literal, never with the eng
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
-import types
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cost_api.pricing import MAX_THRESHOLDS, Entry, PriceTable, PricingError, Rates, load_table
-from cost_api.pricing_tools import check_report, diff_genai_prices, resolve_report
+from cost_api.pricing_tools import EXCEPTIONS, check_report, diff_genai_prices, load_exceptions, resolve_report
 from cost_api.resources import builtin_pricing
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "provider-prices.yaml"
@@ -583,26 +583,88 @@ def test_check_report(table: PriceTable) -> None:
     assert "anthropic/claude-3-5-sonnet" in text and text.endswith("ok")
 
 
+# --------------------------------------------------------------------------- pricing diff
+
+
+def test_the_shipped_table_agrees_with_genai_prices_or_says_why(table: PriceTable) -> None:
+    """Every disagreement beyond 0.5%, in any period, is listed in docs/pricing-exceptions.yaml with
+    the source that is wrong and why; a new one, or a listed one that no longer happens, fails."""
+    code, text = diff_genai_prices(table)
+    assert code == 0, text
+    assert "[NEW]" not in text and "no longer disagreeing" not in text
+    # history is compared, not only today's rates: o3's launch period and gpt-4o's alias period
+    assert "openai/o3 (genai-prices o3) until 2025-06-10:\n    cache_read 2.5 vs 0.5" in text
+    assert "openai/gpt-4o (genai-prices gpt-4o) until 2024-10-02:" in text
+    assert "priced by genai-prices, not in the table (openai" in text
+
+
+def test_every_exception_names_a_built_in_entry(table: PriceTable) -> None:
+    reviewed = load_exceptions(EXCEPTIONS)
+    keys = {f"{e.provider}/{name}" for e in table.entries for name in (e.model, *e.aliases)}
+    assert {e.model for e in reviewed.exceptions} <= keys
+    assert all(len(e.why) > 40 for e in reviewed.exceptions)
+
+
+def _exceptions(tmp_path: Path, body: str, version: str = "0.2.3") -> Path:
+    listed = f"exceptions:\n{textwrap.dedent(body)}" if body else "exceptions: []\n"
+    return write(tmp_path / "exceptions.yaml", f'genai_prices: "{version}"\n{listed}')
+
+
+@pytest.fixture
+def o3_without_history(tmp_path: Path) -> PriceTable:
+    # today's o3 price back to launch: genai-prices has 10/40 before 2025-06-10
+    return load_text(tmp_path, "- {provider: openai, model: o3, prices: [{input: 2, output: 8, cache_read: 0.5}]}\n")
+
+
+def test_a_new_disagreement_fails_the_diff(o3_without_history: PriceTable, tmp_path: Path) -> None:
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, ""))
+    assert code == 1
+    assert "openai/o3 (genai-prices o3) until 2025-06-10:\n    input 2 vs 10  [NEW]\n    output 8 vs 40  [NEW]" in text
+    assert text.endswith("2 rate disagreements in 1 periods: 0 listed, 2 new; 0 listed that no longer disagree — FAIL")
+
+
+def test_a_listed_disagreement_passes_and_a_stale_one_fails(o3_without_history: PriceTable, tmp_path: Path) -> None:
+    listed = "- {model: openai/o3, rates: [input, output], wrong: cost-api, why: the test's table has no history}\n"
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, listed))
+    assert code == 0, text
+    assert "input 2 vs 10  [listed: cost-api wrong]" in text
+    stale = listed + "- {model: openai/o3, since: 2025-06-10, rates: [output], wrong: genai-prices, why: agrees}\n"
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, stale))
+    assert code == 1
+    assert "but no longer disagreeing (1): remove them\n  openai/o3 from 2025-06-10: output" in text
+    # the exceptions were reviewed against one genai-prices version: another one fails until reviewed
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, listed, version="0.1.0"))
+    assert code == 1 and "reviewed against genai-prices 0.1.0, not 0.2.3" in text
+
+
+def test_the_diff_compares_the_long_context_tier(tmp_path: Path) -> None:
+    table = load_text(
+        tmp_path,
+        "- {provider: google, model: gemini-2.5-pro, prices: [{input: 1.25, output: 10, cache_read: 0.125,"
+        " above: {input_tokens: 200000, input: 2.5, output: 20, cache_read: 0.25}}]}\n",
+    )
+    code, text = diff_genai_prices(table, _exceptions(tmp_path, ""))
+    assert code == 1
+    assert (
+        "google/gemini-2.5-pro (genai-prices gemini-2.5-pro) always:\n    output above 200000 20 vs 15  [NEW]" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("- {model: openai/o3, rates: [input], wrong: litellm, why: x}\n", "Invalid enum value 'litellm'"),
+        ("- {model: openai/o3, rates: [], wrong: cost-api, why: x}\n", "length >= 1"),
+        ("- {model: openai/o3, rates: [input], wrong: cost-api}\n", "missing required field `why`"),
+        ("- {model: openai/o3, rate: [input], wrong: cost-api, why: x}\n", "unknown field `rate`"),
+    ],
+)
+def test_a_malformed_exceptions_file_names_itself(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(PricingError, match=rf"exceptions\.yaml: .*{re.escape(message)}"):
+        load_exceptions(_exceptions(tmp_path, body))
+
+
 def test_diff_without_genai_prices(table: PriceTable, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # import fails
     code, text = diff_genai_prices(table)
-    assert code == 2 and "install genai-prices to compare" in text
-
-
-def test_diff_with_a_stand_in_genai_prices(table: PriceTable, monkeypatch: pytest.MonkeyPatch) -> None:
-    from decimal import Decimal
-
-    def calc_price(usage: object, model_ref: str, *, provider_id: str, genai_request_timestamp: datetime):
-        if model_ref != "gpt-4o-mini":
-            raise LookupError(model_ref)
-        price = types.SimpleNamespace(
-            input_mtok=Decimal("0.15"), output_mtok=Decimal("0.5"), cache_read_mtok=Decimal("0.075")
-        )
-        return types.SimpleNamespace(model_price=price, model=types.SimpleNamespace(id="gpt-4o-mini"))
-
-    fake = types.SimpleNamespace(calc_price=calc_price, Usage=dict, __version__="test")
-    monkeypatch.setitem(sys.modules, "genai_prices", fake)
-    code, text = diff_genai_prices(table)
-    assert code == 1
-    assert "openai/gpt-4o-mini (genai-prices: gpt-4o-mini): output 0.6 vs 0.5" in text
-    assert "1 of" in text and "not in genai-prices" in text
+    assert code == 2 and "genai-prices is not installed" in text
