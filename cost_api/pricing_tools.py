@@ -1,18 +1,25 @@
 """What `cost-api pricing check|resolve|diff` print. Each returns text (and an exit code); the CLI prints it.
 
-`diff_genai_prices` compares the table with the `genai-prices` package when it is installed; it is a
-release-time check, not a dependency.
+`diff_genai_prices` compares every dated price of the table with the `genai-prices` package (a pinned
+development dependency, read offline) and checks each disagreement against the reviewed exceptions in
+docs/pricing-exceptions.yaml; tests/test_pricing_engine.py runs it.
 """
 
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal
-from typing import Any
+import itertools
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from cost_api.pricing import WILDCARD, Entry, Price, PriceTable, Rates, Tier
+import msgspec
+import yaml
 
-__all__ = ["check_report", "diff_genai_prices", "resolve_report"]
+from cost_api.pricing import WILDCARD, Entry, Price, PriceTable, PricingError, Rates, Tier, resolve_rates
+
+__all__ = ["EXCEPTIONS", "check_report", "diff_genai_prices", "load_exceptions", "resolve_report"]
 
 _RATES = ("input", "output", "cache_read", "cache_write")
 
@@ -66,9 +73,7 @@ def check_report(table: PriceTable) -> str:
         if e.model != WILDCARD and price.input == 0 and price.output == 0:
             free.append(e.key)
     if free:
-        lines.append(
-            f"warning: priced at $0 (an unknown price should be left out instead): {', '.join(free)}"
-        )
+        lines.append(f"warning: priced at $0 (an unknown price should be left out instead): {', '.join(free)}")
     lines.append("ok")
     return "\n".join(lines)
 
@@ -108,89 +113,225 @@ def resolve_report(
 
 # --------------------------------------------------------------------------- genai-prices
 
+EXCEPTIONS = Path(__file__).resolve().parents[1] / "docs" / "pricing-exceptions.yaml"
+"""The reviewed disagreements, in a checkout (the diff is a development check, not shipped)."""
 
-def _base(value: Any) -> tuple[float | None, tuple[int, float] | None]:
-    """(base rate, first tier as (threshold, rate)) of a genai-prices price value."""
+TOLERANCE = 0.005
+"""Rates further apart than 0.5% of the larger one disagree."""
+
+
+class PriceException(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One accepted disagreement: a period of one model, the rates that differ, and why."""
+
+    model: Annotated[str, msgspec.Meta(min_length=3)]  # provider/model as the diff names it
+    since: datetime.date | None = None  # the first day of the period; absent: from the first price
+    rates: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]  # e.g. input, cache_read above 200000
+    wrong: Literal["genai-prices", "cost-api"]  # which source is wrong for that period
+    why: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class ExceptionsFile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    genai_prices: str  # the version the exceptions were reviewed against
+    exceptions: tuple[PriceException, ...] = ()
+
+
+def load_exceptions(path: Path) -> ExceptionsFile:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return msgspec.convert(raw, ExceptionsFile)
+    except (OSError, yaml.YAMLError, msgspec.ValidationError) as exc:
+        raise PricingError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    """One period of one compared model: a rate on which the two sources disagree."""
+
+    model: str  # provider/name: the entry, or an alias that genai-prices prices as another model
+    theirs: str  # the genai-prices model id
+    since: datetime.date | None
+    until: datetime.date | None
+    rate: str
+    ours: float
+    their: float
+
+    def matches(self, e: PriceException) -> bool:
+        return (e.model, e.since) == (self.model, self.since) and self.rate in e.rates
+
+
+def _rates_at(price: Price, size: int) -> Price | Tier:
+    """Our rates for a request of `size` input tokens: the base ones or the cliff's."""
+    return price.above if price.above is not None and size > price.above.input_tokens else price
+
+
+def _their_rate(model_price: Any, name: str, size: int) -> float:
+    """genai-prices' rate: unpriced cache tokens bill as input tokens there, unpriced input/output at 0."""
+    value = getattr(model_price, f"{name}_mtok", None)
     if value is None:
-        return None, None
-    if isinstance(value, Decimal | int | float):
-        return float(value), None
-    tiers = getattr(value, "tiers", None) or []
-    first = (int(tiers[0].start), float(tiers[0].price)) if tiers else None
-    return float(value.base), first
+        return _their_rate(model_price, "input", size) if name.startswith("cache_") else 0.0
+    if hasattr(value, "tiers"):  # a cliff, as ours: above a tier's start, every token at its price
+        price = value.base
+        for tier in value.tiers:
+            if size > tier.start:
+                price = tier.price
+        return float(price)
+    return float(value)
 
 
-def _differences(table: PriceTable, entry: Entry, day: datetime.date, model_price: Any) -> list[str]:
-    ours = entry.rates(day, 0)
-    above = entry.price_at(day).above
-    theirs: dict[str, tuple[float | None, tuple[int, float] | None]] = {
-        name: _base(getattr(model_price, f"{name}_mtok", None)) for name in _RATES
-    }
-    g_input = theirs["input"][0]
-    out = []
-    for name in _RATES:
-        mine = getattr(ours, name)
-        value, _ = theirs[name]
-        if value is None:
-            # there, unpriced cache tokens bill as input, and an unpriced input/output costs nothing
-            value = (g_input or 0.0) if name in ("cache_read", "cache_write") else 0.0
-        if abs(mine - value) > 1e-9:
-            out.append(f"{name} {_num(mine)} vs {_num(value)}")
-    for name in ("input", "output"):
-        tier = theirs[name][1]
-        mine_tier = None
-        if above is not None:
-            mine_tier = (above.input_tokens, getattr(entry.rates(day, len(table.thresholds)), name))
-        same = mine_tier == tier or (
-            mine_tier is not None
-            and tier is not None
-            and mine_tier[0] == tier[0]
-            and abs(mine_tier[1] - tier[1]) <= 1e-9
-        )
-        if not same:
-            mt = f">{mine_tier[0]}: {_num(mine_tier[1])}" if mine_tier else "no tier"
-            gt = f">{tier[0]}: {_num(tier[1])}" if tier else "no tier"
-            out.append(f"{name} tier {mt} vs {gt}")
-    return out
+def _their_thresholds(model_price: Any) -> set[int]:
+    values = (getattr(model_price, f"{name}_mtok", None) for name in _RATES)
+    return {int(t.start) for v in values if hasattr(v, "tiers") for t in v.tiers}
 
 
-def diff_genai_prices(table: PriceTable) -> tuple[int, str]:
-    """Compare today's rates with the installed genai-prices package.
+def _their_days(model: Any) -> list[datetime.date]:
+    """The start dates of a genai-prices model's conditional prices (its price history)."""
+    prices = model.prices if isinstance(model.prices, list) else []
+    return [c.constraint.start_date for c in prices if getattr(c.constraint, "start_date", None)]
 
-    Exit code 0: no differences; 1: some rates differ (each listed); 2: genai-prices is not installed.
-    Models genai-prices does not know are listed too, but do not count as differences.
+
+def _their_prices(model: Any) -> list[Any]:
+    """Every price set of a genai-prices model, whatever its dates."""
+    return [c.prices for c in model.prices] if isinstance(model.prices, list) else [model.prices]
+
+
+def _disagree(a: float, b: float) -> bool:
+    return abs(a - b) > TOLERANCE * max(abs(a), abs(b))
+
+
+def _compare(entry: Entry, label: str, model: Any) -> list[_Period]:
+    """Every period where our history or theirs changes, at base size and past every threshold."""
+    days = sorted({p.since for p in entry.prices if p.since is not None} | set(_their_days(model)))
+    periods = list(itertools.pairwise([None, *days, None]))
+    found = []
+    for since, until in periods:
+        day = since or datetime.date.min
+        ours = entry.price_at(day)
+        theirs = model.get_prices(datetime.datetime.combine(day, datetime.time(), datetime.UTC))
+        thresholds = _their_thresholds(theirs) | ({ours.above.input_tokens} if ours.above else set())
+        for size in (0, *(t + 1 for t in sorted(thresholds))):
+            given = _rates_at(ours, size)
+            for name in _RATES:
+                if getattr(given, name) is None and getattr(theirs, f"{name}_mtok", None) is None:
+                    continue  # a cache rate neither source sets: those tokens are input on both sides
+                mine, their = getattr(resolve_rates(given), name), _their_rate(theirs, name, size)
+                if _disagree(mine, their):
+                    rate = name if size == 0 else f"{name} above {size - 1}"
+                    found.append(_Period(label, model.id, since, until, rate, mine, their))
+    return found
+
+
+def _when(since: datetime.date | None, until: datetime.date | None) -> str:
+    if since is None:
+        return "always" if until is None else f"until {until}"
+    return f"from {since}" if until is None else f"from {since} until {until}"
+
+
+def _missing(table: PriceTable, provider: Any, covered: set[str]) -> list[str]:
+    """The models genai-prices prices by the token for `provider` that no entry of ours leads to."""
+    missing = []
+    for model in provider.models:
+        priced = any(_their_rate(p, n, 0) for p in _their_prices(model) for n in ("input", "output"))
+        if priced and model.id not in covered and table.match(provider.id, model.id) is None:
+            missing.append(model.id + (" (deprecated)" if model.deprecated else ""))
+    return missing
+
+
+@dataclass
+class _Comparison:
+    found: list[_Period] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # our entries genai-prices has no model for
+    covered: dict[str, set[str]] = field(default_factory=dict)  # provider -> genai-prices ids we lead to
+
+
+def _compare_table(entries: list[Entry], providers: dict[str, Any]) -> _Comparison:
+    result = _Comparison()
+    for entry in entries:
+        provider = providers.get(entry.provider)
+        models = {}  # genai-prices model id -> (the first of our names that leads to it, the model)
+        for name in (entry.model, *entry.aliases):
+            model = provider.find_model(name) if provider else None
+            if model is not None:
+                models.setdefault(model.id, (f"{entry.provider}/{name}", model))
+        if not models:
+            result.unknown.append(entry.key)
+        result.covered.setdefault(entry.provider, set()).update(models)
+        for label, model in models.values():
+            result.found += _compare(entry, label, model)
+    return result
+
+
+def diff_genai_prices(table: PriceTable, exceptions: Path | None = EXCEPTIONS) -> tuple[int, str]:
+    """Compare every dated price of every built-in entry with the installed genai-prices package.
+
+    genai-prices is read offline, from the price data the package ships. Rates more than 0.5% apart
+    in any period are a disagreement; each must be listed in the exceptions file (model, period,
+    rates, which source is wrong and why). Exit code 0: every disagreement is listed and every
+    listed one still happens; 1: a new disagreement, a listed one that no longer happens, or
+    exceptions reviewed against another genai-prices version; 2: genai-prices is not installed.
+    The models genai-prices prices for our providers that the table lacks are listed too.
     """
     try:
-        import genai_prices
+        from genai_prices import __version__ as version
+        from genai_prices.data import providers
     except ImportError:
-        return 2, "genai-prices is not installed: install genai-prices to compare (pip install genai-prices)"
-    now = datetime.datetime.now(datetime.UTC)
-    day = now.date()
-    version = getattr(genai_prices, "__version__", "?")
-    differ: list[str] = []
-    unknown: list[str] = []
-    for entry in table.entries:
-        if entry.model == WILDCARD:
-            continue
-        try:
-            calc = genai_prices.calc_price(
-                genai_prices.Usage(input_tokens=0, output_tokens=0),
-                entry.model,
-                provider_id=entry.provider,
-                genai_request_timestamp=now,
-            )
-        except LookupError:
-            unknown.append(entry.key)
-            continue
-        found = _differences(table, entry, day, calc.model_price)
-        if found:
-            differ.append(f"  {entry.key} (genai-prices: {calc.model.id}): {'; '.join(found)}")
+        return 2, "genai-prices is not installed: install the dev extras to compare (pip install -e '.[dev]')"
+    reviewed = load_exceptions(exceptions) if exceptions is not None and exceptions.is_file() else None
+    listed = reviewed.exceptions if reviewed else ()
+    theirs = {p.id: p for p in providers}
+    builtin = [e for e in table.entries if e.source == "builtin" and e.model != WILDCARD]
+    comparison = _compare_table(builtin, theirs)
+    found = comparison.found
+
     lines = [
-        f"pricing {table.version} vs genai-prices {version}, rates in force on {day} (UTC), "
-        "ours vs theirs, USD per 1M tokens:"
+        f"pricing {table.version} vs genai-prices {version} (its shipped data): every dated price of "
+        f"{len(builtin)} built-in entries, ours vs theirs, USD per 1M tokens; disagreements beyond "
+        f"{TOLERANCE:.1%}:"
     ]
-    lines += differ or ["  no differences"]
-    if unknown:
-        lines.append(f"not in genai-prices ({len(unknown)}): {', '.join(unknown)}")
-    lines.append(f"{len(differ)} of {len(table.entries)} entries differ")
-    return (1 if differ else 0), "\n".join(lines)
+    new = 0
+    grouped: dict[tuple[str, str, datetime.date | None, datetime.date | None], list[_Period]] = {}
+    for period in found:
+        grouped.setdefault((period.model, period.theirs, period.since, period.until), []).append(period)
+    for (model, their_id, since, until), rates in grouped.items():
+        lines.append(f"  {model} (genai-prices {their_id}) {_when(since, until)}:")
+        for r in rates:
+            exception = next((e for e in listed if r.matches(e)), None)
+            verdict = f"listed: {exception.wrong} wrong" if exception else "NEW"
+            new += exception is None
+            lines.append(f"    {r.rate} {_num(r.ours)} vs {_num(r.their)}  [{verdict}]")
+    if not found:
+        lines.append("  none")
+    stale = [
+        f"  {e.model} {_when(e.since, None).replace('always', 'from the first price')}: {rate}"
+        for e in listed
+        for rate in e.rates
+        if not any(p.matches(e) and p.rate == rate for p in found)
+    ]
+    if stale:
+        lines.append(f"listed in {exceptions} but no longer disagreeing ({len(stale)}): remove them")
+        lines += stale
+    if reviewed is None:
+        lines.append(f"no exceptions file at {exceptions}: every disagreement counts as new")
+    elif reviewed.genai_prices != version:
+        lines.append(
+            f"the exceptions were reviewed against genai-prices {reviewed.genai_prices}, not {version}: "
+            "review each one and set genai_prices"
+        )
+    if comparison.unknown:
+        lines.append(f"not in genai-prices ({len(comparison.unknown)}): {', '.join(comparison.unknown)}")
+    for provider_id, covered in sorted(comparison.covered.items()):
+        missing = _missing(table, theirs[provider_id], covered) if provider_id in theirs else []
+        if missing:
+            head = f"priced by genai-prices, not in the table ({provider_id}, {len(missing)}): "
+            lines += textwrap.wrap(
+                head + ", ".join(missing), width=110, subsequent_indent="    ", break_on_hyphens=False
+            )
+    overrides = sum(e.source == "override" for e in table.entries)
+    if overrides:
+        lines.append(f"{overrides} override entries not compared (negotiated prices differ on purpose)")
+    outdated = reviewed is not None and reviewed.genai_prices != version
+    failed = bool(new or stale or outdated)
+    lines.append(
+        f"{len(found)} rate disagreements in {len(grouped)} periods: {len(found) - new} listed, {new} new; "
+        f"{len(stale)} listed that no longer disagree" + (" — FAIL" if failed else " — ok")
+    )
+    return (1 if failed else 0), "\n".join(lines)

@@ -1,17 +1,21 @@
 """Turn a provider's usage report into the request log's four token columns.
 
 For gateways: `from_response(provider, body)` reads a non-streamed JSON body;
-`StreamUsage(provider)` is fed each decoded SSE event (or raw line) of a stream and `.result()`
-gives the same `Usage`. The rules are the normalisation table of docs/gateway-integration.md:
-`prompt_tokens` excludes cache reads and writes, `completion_tokens` includes reasoning.
+`StreamUsage(provider)` is fed a stream as it arrives (decoded SSE events, raw lines, whole SSE
+events, or the pieces of Gemini's JSON-array stream) and `.result()` gives the same `Usage`.
+The rules are the normalisation table of docs/gateway-integration.md: `prompt_tokens` excludes
+cache reads and writes, `completion_tokens` includes reasoning.
 
 Pure: no I/O. A frame that breaks the provider's contract (a count that is negative or not an
 integer, cached tokens above the prompt) raises `UsageError`; a stream that ended without its
-final usage report gives `Usage.exact == False` rather than zeros passed off as real.
+final usage report, or that carried text it could not read, gives `Usage.exact == False` rather
+than counts passed off as real.
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,22 +109,30 @@ def _model(state: _State, value: Any) -> None:
 # --- one normaliser per usage shape ----------------------------------------------------------
 
 
-def _openai_chat(provider: str, usage: Mapping[str, Any], path: str) -> _Counts:
-    prompt = _count(provider, usage, "prompt_tokens", path, required=True)
-    completion = _count(provider, usage, "completion_tokens", path, required=True)
-    details_path = f"{path}.prompt_tokens_details"
-    details = _object(provider, usage.get("prompt_tokens_details"), details_path)
+def _openai_counts(provider: str, usage: Mapping[str, Any], path: str, names: tuple[str, str, str]) -> _Counts:
+    """Chat Completions (prompt/completion) and Responses (input/output) share one shape.
+
+    The prompt total includes cache reads and cache writes (gpt-5.6+ bill writes apart): the
+    full-rate rest is what remains once both are taken out.
+    """
+    prompt_key, completion_key, details_key = names
+    prompt = _count(provider, usage, prompt_key, path, required=True)
+    completion = _count(provider, usage, completion_key, path, required=True)
+    details_path = f"{path}.{details_key}"
+    details = _object(provider, usage.get(details_key), details_path)
     cached = _cached(provider, prompt, details, "cached_tokens", details_path)
-    return prompt - cached, completion, cached, 0
+    written = _count(provider, details, "cache_write_tokens", details_path)
+    if cached + written > prompt:
+        raise UsageError(
+            provider,
+            f"{details_path}.cache_write_tokens",
+            f"{cached} cached and {written} cache-write tokens exceed the prompt's {prompt}",
+        )
+    return prompt - cached - written, completion, cached, written
 
 
-def _openai_responses(provider: str, usage: Mapping[str, Any], path: str) -> _Counts:
-    prompt = _count(provider, usage, "input_tokens", path, required=True)
-    completion = _count(provider, usage, "output_tokens", path, required=True)
-    details_path = f"{path}.input_tokens_details"
-    details = _object(provider, usage.get("input_tokens_details"), details_path)
-    cached = _cached(provider, prompt, details, "cached_tokens", details_path)
-    return prompt - cached, completion, cached, 0
+_OPENAI_CHAT = ("prompt_tokens", "completion_tokens", "prompt_tokens_details")
+_OPENAI_RESPONSES = ("input_tokens", "output_tokens", "input_tokens_details")
 
 
 def _anthropic_counts(provider: str, usage: Mapping[str, Any]) -> _Counts:
@@ -174,7 +186,7 @@ def _observe_openai_compatible(provider: str, doc: Mapping[str, Any], state: _St
         return
     usage = _object(provider, usage, path)
     is_responses = "input_tokens" in usage or "output_tokens" in usage
-    state.counts = (_openai_responses if is_responses else _openai_chat)(provider, usage, path)
+    state.counts = _openai_counts(provider, usage, path, _OPENAI_RESPONSES if is_responses else _OPENAI_CHAT)
     state.final = True
 
 
@@ -268,17 +280,108 @@ def _decode(provider: str, raw: str | bytes, what: str) -> Mapping[str, Any]:
     return _object(provider, doc, what)
 
 
-def _event(provider: str, event: Mapping[str, Any] | str | bytes) -> Mapping[str, Any] | None:
-    """A decoded event, or None for lines that carry no JSON (`event:`, comments, `[DONE]`)."""
-    if isinstance(event, Mapping):
-        return event
-    line = (event.decode() if isinstance(event, bytes) else event).strip()
-    if line.startswith("data:"):
-        payload = line.removeprefix("data:").strip()
-        return None if payload == "[DONE]" else _decode(provider, payload, "data")
-    if line.startswith("{"):  # Ollama streams NDJSON: one bare object per line
-        return _decode(provider, line, "line")
-    return None  # event:, id:, retry:, ": comment", blank
+_SSE_FIELDS = ("data", "event", "id", "retry")
+
+
+def _sse(provider: str, text: str) -> tuple[list[Mapping[str, Any]], bool]:
+    """The JSON documents in SSE text, and whether some of the text could not be read.
+
+    The text is one line or whole events (`event:` and `data:` lines, blank lines between events):
+    an event's `data:` lines are joined with newlines into one payload, as the SSE spec says.
+    `event:`, `id:`, `retry:`, comments, blank lines and `[DONE]` (with or without `data:`) carry
+    nothing to read; a bare `{...}` line is an event's payload or one of Ollama's NDJSON objects.
+    Any other line is text this stream cannot read (a piece of a frame, an unknown field): the
+    caller marks the result inexact.
+    """
+    docs: list[Mapping[str, Any]] = []
+    unread = False
+    data: list[str] = []
+
+    def end_event() -> None:
+        payload = "\n".join(data).strip()
+        data.clear()
+        if payload and payload != "[DONE]":
+            docs.append(_decode(provider, payload, "data"))
+
+    for line in text.splitlines():
+        line = line.strip()
+        field = line.partition(":")[0]
+        if not line:
+            end_event()
+        elif field == "data":
+            data.append(line.partition(":")[2])
+        elif line.startswith("{"):
+            end_event()
+            docs.append(_decode(provider, line, "line"))
+        elif not (line.startswith(":") or field in _SSE_FIELDS or line == "[DONE]"):
+            unread = True
+    end_event()
+    return docs, unread
+
+
+_IN_STRING = re.compile(r'[\\"]')
+_IN_ELEMENT = re.compile(r'[\[\]{}"]')
+
+
+class _JsonArray:
+    """The elements of a JSON array that arrives in pieces split anywhere.
+
+    Gemini's `streamGenerateContent` without `alt=sse` streams one array of response objects,
+    `[{...},\r\n{...}]`. Each complete element is handed back as text; `lost` tells whether
+    text outside any element was not part of the array, or an element was left unfinished.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_depth", "_in_string", "_pos", "_start", "_stray")
+
+    def __init__(self) -> None:
+        self._buffer = ""  # from the start of the unfinished element, if any
+        self._pos = 0  # scanned up to here in _buffer
+        self._start = 0  # where the unfinished element starts in _buffer
+        self._depth = 0  # 0 outside the array, 1 between its elements, 2+ inside one
+        self._in_string = False
+        self._closed = False
+        self._stray = False  # text where the array allows none
+
+    @property
+    def lost(self) -> bool:
+        return self._stray or self._depth > 1
+
+    def feed(self, text: str) -> list[str]:
+        buffer, i, elements = self._buffer + text, self._pos, []
+        while i < len(buffer):
+            if self._depth > 1:
+                found = (_IN_STRING if self._in_string else _IN_ELEMENT).search(buffer, i)
+                if found is None:
+                    i = len(buffer)
+                    break
+                i, char = found.start(), found.group()
+                if char == "\\":
+                    i += 2  # the escaped character, which may be in the next piece
+                    continue
+                if char == '"':
+                    self._in_string = not self._in_string
+                elif char in "{[":
+                    self._depth += 1
+                else:
+                    self._depth -= 1
+                    if self._depth == 1:
+                        elements.append(buffer[self._start : i + 1])
+            else:
+                char = buffer[i]
+                if char in "{[" and self._depth == 1:
+                    self._depth, self._start = 2, i
+                elif char == "[" and self._depth == 0 and not self._closed:
+                    self._depth = 1
+                elif char == "]" and self._depth == 1:
+                    self._depth, self._closed = 0, True
+                elif not (char.isspace() or (char == "," and self._depth == 1)):
+                    self._stray = True
+            i += 1
+        if self._depth > 1:  # keep only the unfinished element
+            self._buffer, self._pos, self._start = buffer[self._start :], i - self._start, 0
+        else:
+            self._buffer, self._pos = "", 0
+        return elements
 
 
 def _usage(state: _State, *, exact: bool) -> Usage:
@@ -296,21 +399,41 @@ def _usage(state: _State, *, exact: bool) -> Usage:
 class StreamUsage:
     """Collects a streamed call's usage: feed every event, then read `result()`."""
 
-    __slots__ = ("_observe", "_state", "provider")
+    __slots__ = ("_array", "_decoder", "_observe", "_state", "_unread", "provider")
 
     def __init__(self, provider: str) -> None:
         self._observe = _observer(provider)
         self.provider = provider
         self._state = _State()
+        self._decoder = codecs.getincrementaldecoder("utf-8")()  # bytes may split a character
+        self._array: _JsonArray | None = None
+        self._unread = False
 
     def feed(self, event: Mapping[str, Any] | str | bytes) -> None:
-        """One SSE event: a decoded dict, or a raw line (`data: {...}`; others are ignored)."""
-        doc = _event(self.provider, event)
-        if doc is not None:
+        """One piece of the stream, as text or bytes, or an event an SSE client already decoded.
+
+        Text is an SSE line (`data: {...}`; other fields are skipped), one or more whole SSE
+        events, an NDJSON line (Ollama), or a piece of a JSON array streamed without SSE
+        (Gemini without `alt=sse`: pieces split anywhere, fed in order).
+        """
+        if isinstance(event, Mapping):
+            self._observe(self.provider, event, self._state)
+            return
+        text = event if isinstance(event, str) else self._decoder.decode(event)
+        if self._array is None and text.lstrip().startswith("[") and text.strip() != "[DONE]":
+            self._array = _JsonArray()
+        if self._array is not None:
+            docs = [_decode(self.provider, element, "element") for element in self._array.feed(text)]
+        else:
+            docs, unread = _sse(self.provider, text)
+            self._unread = self._unread or unread
+        for doc in docs:
             self._observe(self.provider, doc, self._state)
 
     def result(self) -> Usage:
-        return _usage(self._state, exact=self._state.final)
+        """Exact only when the provider's final report arrived and nothing fed was left unread."""
+        lost = self._unread or (self._array is not None and self._array.lost)
+        return _usage(self._state, exact=self._state.final and not lost)
 
 
 def from_response(provider: str, body: Mapping[str, Any] | str | bytes) -> Usage:

@@ -18,7 +18,7 @@ async def test_the_table_lists_builtin_and_override_entries(log: LogDB, client_f
     )
     async with client_for(pricing_overrides=str(overrides)) as client:
         body = (await client.get("/v1/pricing")).json()
-    assert body["version"] == "2026-11-29+negotiated-1"
+    assert body["version"] == "2026-12-04+negotiated-1"
     entries = {(e["provider"], e["model"]): e for e in body["items"]}
     assert entries[("openai", "gpt-4o-mini")]["source"] == "override"
     assert entries[("openai", "gpt-4o-mini")]["prices"] == [

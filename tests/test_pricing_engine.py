@@ -6,9 +6,9 @@ cost = sum(tokens x rate) / 1e6) and compared with a literal, never with the eng
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
-import types
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from cost_api.pricing import MAX_THRESHOLDS, Entry, PriceTable, PricingError, Rates, load_table
-from cost_api.pricing_tools import check_report, diff_genai_prices, resolve_report
+from cost_api.pricing_tools import EXCEPTIONS, check_report, diff_genai_prices, load_exceptions, resolve_report
 from cost_api.resources import builtin_pricing
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "provider-prices.yaml"
+REFERENCE = Path(__file__).parent / "fixtures" / "provider-prices.yaml"  # the contract's reference, vendored
 PROVIDERS = ("anthropic", "openai", "google", "cohere", "mistral", "groq", "together")
 
 
@@ -42,7 +42,7 @@ def entry(table: PriceTable, provider: str, model: str) -> Entry:
 
 
 def test_shipped_table_loads(table: PriceTable) -> None:
-    assert table.version == "2026-11-29"
+    assert table.version == "2026-12-04"
     assert table.thresholds == (100_000, 128_000, 200_000, 272_000)
     assert len(table.thresholds) <= MAX_THRESHOLDS
     assert {e.source for e in table.entries} == {"builtin"}
@@ -51,21 +51,24 @@ def test_shipped_table_loads(table: PriceTable) -> None:
     assert entry(table, "ollama", "anything").key == "ollama/*"
 
 
-# ids the reference lists that deliberately resolve elsewhere than to the reference entry
+# ids the reference lists under an alias whose history they do not share: their own entries
 OWN_ENTRY = {
-    ("openai", "gpt-4o-2024-08-06"),  # 2.50/10 from launch, unlike the gpt-4o alias (5/15 until 2024-10-02)
-    ("openai", "gpt-4o-2024-11-20"),
-    ("anthropic", "claude-fable-5-1"),  # cache_read 0.25, per the reference's note
-    ("anthropic", "claude-mythos-5-1"),
+    ("openai", "gpt-4o-2024-08-06"): "openai/gpt-4o-2024-08-06",  # 2.50/10 from launch, unlike the alias
+    ("openai", "gpt-4o-2024-11-20"): "openai/gpt-4o-2024-11-20",
+    ("anthropic", "claude-fable-5-1"): "anthropic/claude-fable-5-1",  # cache_read 0.25, per the reference
+    ("anthropic", "claude-mythos-5-1"): "anthropic/claude-mythos-5-1",
+    # the -latest aliases have histories (0.10/0.30 before 2026-03-16; 2/6 before 2025-12-02)
+    ("mistral", "mistral-small-2603"): "mistral/mistral-small-2603",
+    ("mistral", "mistral-large-2512"): "mistral/mistral-large-2512",
+    ("mistral", "mistral-large-3"): "mistral/mistral-large-2512",
 }
 UNPRICED = {("cohere", "command-a-plus"), ("cohere", "command-a-plus-05-2026")}  # litellm 0/0 = unknown
-# where the reference's price_history moves the current price away from its litellm figure
-HISTORY_CURRENT = {("anthropic", "claude-sonnet-5"): Rates(input=3, output=15, cache_read=0.3, cache_write=3.75)}
+# where a verified price history moves today's price away from the reference's (litellm 1.80.0) figure:
+# Mistral cut Large 2 from 3/9 to 2/6 on 2024-09-17 (genai-prices 0.2.3 prices it at 2/6)
+HISTORY_CURRENT = {("mistral", "mistral-large-2407"): Rates(input=2, output=6, cache_read=2, cache_write=2)}
 
 
 def reference_models() -> list[tuple[str, dict]]:
-    if not REFERENCE.is_file():
-        pytest.skip(f"{REFERENCE} is absent")
     providers = yaml.safe_load(REFERENCE.read_text(encoding="utf-8"))["providers"]
     return [(p, m) for p in PROVIDERS for m in providers[p]]
 
@@ -79,7 +82,7 @@ def test_every_reference_model_and_alias_resolves(table: PriceTable) -> None:
             if (provider, name) in UNPRICED or (provider, ref["id"]) in UNPRICED:
                 assert found is None, name
             elif (provider, name) in OWN_ENTRY:
-                assert found is not None and found.key == f"{provider}/{name}"
+                assert found is not None and found.key == OWN_ENTRY[(provider, name)], name
             else:
                 assert found is not None, f"{provider}/{name} is unpriced"
                 assert found.key == f"{provider}/{ref['id']}", name
@@ -180,12 +183,11 @@ def test_o3_price_cut_applies_to_the_alias_and_its_snapshot(table: PriceTable) -
     assert round(table.cost(o3, local, 1000, 1000, 1000, 0), 6) == 0.0525
 
 
-def test_claude_sonnet_5_rises_on_2026_09_01(table: PriceTable) -> None:
+def test_claude_sonnet_5_stays_at_2_10(table: PriceTable) -> None:
     sonnet5 = entry(table, "anthropic", "claude-sonnet-5")
-    # introductory: 2 x 1000 + 10 x 1000 = 12000 -> $0.012
-    assert round(table.cost(sonnet5, at("2026-08-31T23:00"), 1000, 1000, 0, 0), 6) == 0.012
-    # standard from 2026-09-01: 3 x 1000 + 15 x 1000 + 0.30 x 1000 (cache read) = 18300 -> $0.0183
-    assert round(table.cost(sonnet5, at("2026-09-01T01:00"), 1000, 1000, 1000, 0), 6) == 0.0183
+    # the 2026-09-01 rise was cancelled: 2 x 1000 + 10 x 1000 + 0.20 x 1000 = 12200 -> $0.0122 on both sides
+    for when in ("2026-08-31T23:00", "2026-09-01T01:00", "2026-11-20T12:00"):
+        assert round(table.cost(sonnet5, at(when), 1000, 1000, 1000, 0), 6) == 0.0122
 
 
 def test_long_context_surcharge_removed_on_a_date(table: PriceTable) -> None:
@@ -207,6 +209,98 @@ def test_gpt_4o_alias_and_dated_snapshot_in_september_2024(table: PriceTable) ->
     assert round(table.cost(snapshot, september, 1000, 1000, 0, 0), 6) == 0.0125
     # from 2024-10-02 the alias points at the snapshot's price: $0.0125
     assert round(table.cost(alias, at("2024-10-02T00:00"), 1000, 1000, 0, 0), 6) == 0.0125
+
+
+# The models issue 17 found unpriced, as a gateway logs them: 1,000 input and 1,000 output tokens,
+# so cost = (input rate + output rate) x 1000 / 1e6.
+@pytest.mark.parametrize(
+    ("provider", "model", "key", "when", "dollars"),
+    [
+        ("openai", "gpt-6.1-terra", "openai/gpt-6.1-terra", "2026-11-20", 0.006),  # 1 + 5
+        ("openai", "gpt-5-pro-2025-10-06", "openai/gpt-5-pro", "2026-11-20", 0.135),  # 15 + 120
+        ("openai", "gpt-5.2-pro", "openai/gpt-5.2-pro", "2026-11-20", 0.189),  # 21 + 168
+        ("openai", "gpt-5.4-pro", "openai/gpt-5.4-pro", "2026-11-20", 0.21),  # 30 + 180
+        ("openai", "gpt-5.5-pro-2026-04-23", "openai/gpt-5.5-pro", "2026-11-20", 0.21),  # 30 + 180
+        ("openai", "o3-pro-2025-06-10", "openai/o3-pro", "2026-11-20", 0.1),  # 20 + 80
+        ("openai", "o1-pro", "openai/o1-pro", "2026-11-20", 0.75),  # 150 + 600
+        ("openai", "o1-mini-2024-09-12", "openai/o1-mini", "2026-11-20", 0.0055),  # 1.1 + 4.4
+        ("openai", "chatgpt-4o-latest", "openai/chatgpt-4o-latest", "2026-11-20", 0.02),  # 5 + 15
+        ("openai", "gpt-4-turbo-2024-04-09", "openai/gpt-4-turbo", "2026-11-20", 0.04),  # 10 + 30
+        ("openai", "gpt-4-1106-preview", "openai/gpt-4-turbo", "2026-11-20", 0.04),
+        ("openai", "gpt-5-codex", "openai/gpt-5", "2026-11-20", 0.01125),  # 1.25 + 10
+        ("openai", "gpt-5.1-codex-max", "openai/gpt-5.1", "2026-11-20", 0.01125),
+        ("openai", "gpt-5.1-codex-mini", "openai/gpt-5.1-codex-mini", "2026-11-20", 0.00225),  # 0.25 + 2
+        ("google", "gemini-3-pro-preview", "google/gemini-3-pro-preview", "2026-11-20", 0.014),  # 2 + 12
+        ("google", "gemini-flash-lite-latest", "google/gemini-3.5-flash-lite", "2026-11-20", 0.0028),  # 0.3 + 2.5
+        ("google", "gemini-2.5-flash-image", "google/gemini-2.5-flash-image", "2026-11-20", 0.0303),  # 0.3 + 30
+        # mistral-medium-latest: Medium 3 (0.4 + 2), then Medium 3.5 from 2026-06-16 (1.5 + 7.5)
+        ("mistral", "mistral-medium-latest", "mistral/mistral-medium-latest", "2026-06-15", 0.0024),
+        ("mistral", "mistral-medium-latest", "mistral/mistral-medium-latest", "2026-06-16", 0.009),
+        # mistral-large-4: 0.68 + 2.09, 1.36 + 4.18 from 2026-10-20, 0.70 + 2.1 from 2026-10-29
+        ("mistral", "mistral-large-4", "mistral/mistral-large-4", "2026-10-19", 0.00277),
+        ("mistral", "mistral-large-4-0", "mistral/mistral-large-4", "2026-10-20", 0.00554),
+        ("mistral", "mistral-large-4", "mistral/mistral-large-4", "2026-10-29", 0.0028),
+        ("mistral", "ministral-3b-2512", "mistral/ministral-3b-2512", "2026-11-20", 0.0002),  # 0.1 + 0.1
+        ("mistral", "ministral-3-8b-2512", "mistral/ministral-8b-2512", "2026-11-20", 0.0003),  # 0.15 + 0.15
+        ("mistral", "ministral-14b-latest", "mistral/ministral-14b-2512", "2026-11-20", 0.0004),  # 0.2 + 0.2
+        # the -latest ids moved at the Mistral 3 launch: 0.1 + 0.1, then 0.15 + 0.15; 0.04 + 0.04, then 0.1 + 0.1
+        ("mistral", "ministral-8b-latest", "mistral/ministral-8b-latest", "2025-12-01", 0.0002),
+        ("mistral", "ministral-8b-latest", "mistral/ministral-8b-latest", "2025-12-02", 0.0003),
+        ("mistral", "ministral-3b-latest", "mistral/ministral-3b-latest", "2025-12-01", 0.00008),
+        ("mistral", "ministral-3b-latest", "mistral/ministral-3b-latest", "2025-12-02", 0.0002),
+        ("mistral", "pixtral-large-latest", "mistral/pixtral-large-2411", "2026-11-20", 0.008),  # 2 + 6
+        (
+            "groq",
+            "meta-llama/llama-4-scout-17b-16e-instruct",
+            "groq/meta-llama/llama-4-scout-17b-16e-instruct",
+            "2026-11-20",
+            0.00045,
+        ),  # 0.11 + 0.34
+        (
+            "groq",
+            "meta-llama/llama-4-maverick-17b-128e-instruct",
+            "groq/meta-llama/llama-4-maverick-17b-128e-instruct",
+            "2026-11-20",
+            0.0008,
+        ),  # 0.2 + 0.6
+        ("groq", "qwen/qwen3-32b", "groq/qwen/qwen3-32b", "2026-11-20", 0.00088),  # 0.29 + 0.59
+        ("groq", "moonshotai/kimi-k2-instruct-0905", "groq/moonshotai/kimi-k2-instruct", "2026-11-20", 0.004),  # 1 + 3
+        ("together", "openai/gpt-oss-120b", "together/openai/gpt-oss-120b", "2026-11-20", 0.00075),  # 0.15 + 0.6
+        (
+            "together",
+            "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
+            "together/meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
+            "2026-11-20",
+            0.00112,
+        ),  # 0.27 + 0.85
+        (
+            "together",
+            "together_ai/meta-llama/Llama-4-Scout-17B-16E-Instruct",
+            "together/meta-llama/Llama-4-Scout-17B-16E-Instruct",
+            "2026-11-20",
+            0.00077,
+        ),  # 0.18 + 0.59
+        ("together", "deepseek-ai/DeepSeek-R1-0528", "together/deepseek-ai/DeepSeek-R1", "2026-11-20", 0.01),  # 3 + 7
+        ("together", "deepseek-ai/DeepSeek-V3", "together/deepseek-ai/DeepSeek-V3", "2026-11-20", 0.0025),  # 1.25 x 2
+        (
+            "together",
+            "Qwen/Qwen3-235B-A22B-fp8-tput",
+            "together/Qwen/Qwen3-235B-A22B-fp8-tput",
+            "2026-11-20",
+            0.0008,
+        ),  # 0.2 + 0.6
+    ],
+)
+def test_issue_17_models(table: PriceTable, provider: str, model: str, key: str, when: str, dollars: float) -> None:
+    found = entry(table, provider, model)
+    assert found.key == key
+    assert round(table.cost(found, at(f"{when}T12:00"), 1000, 1000, 0, 0), 8) == dollars
+
+
+def test_gpt_5_pro_models_bill_the_whole_request_above_272k(table: PriceTable) -> None:
+    pro = entry(table, "openai", "gpt-5.4-pro-2026-03-05")
+    # 300000 input > 272000: 60 x 300000 + 270 x 1000 = 18000000 + 270000 = 18270000 -> $18.27
+    assert round(table.cost(pro, at("2026-11-20T12:00"), 300_000, 1000, 0, 0), 6) == 18.27
 
 
 def test_future_dated_entry(table: PriceTable) -> None:
@@ -263,7 +357,7 @@ def test_resolves(table: PriceTable, provider: str, model: str, key: str) -> Non
     [
         ("openai", "gpt-4.9-preview"),
         ("openai", "gpt-4.5"),  # never priced as gpt-4
-        ("openai", "o3-pro"),  # never priced as o3
+        ("openai", "o3-max"),  # never priced as o3
         ("openai", "gpt-4o-mini-tts"),
         ("anthropic", "claude-sonnet-5-7"),  # never priced as claude-sonnet-5
         ("cohere", "command-a-plus-05-2026"),  # price unknown: unpriced, not $0
@@ -306,7 +400,7 @@ def test_override_replaces_a_builtin_price(tmp_path: Path) -> None:
         """,
     )
     table = load_table(builtin_pricing(), overrides)
-    assert table.version == "2026-11-29+acme-7"
+    assert table.version == "2026-12-04+acme-7"
     sonnet = entry(table, "anthropic", "claude-3-5-sonnet-20241022")  # built-in aliases still lead to it
     assert (sonnet.key, sonnet.source) == ("anthropic/claude-3-5-sonnet", "override")
     # 2.4 x 14320 + 12 x 642 = 34368 + 7704 = 42072 -> $0.042072; cache tokens (absent rates) bill at input
@@ -482,31 +576,93 @@ def test_resolve_report(table: PriceTable) -> None:
 
 def test_check_report(table: PriceTable) -> None:
     text = check_report(table)
-    assert text.startswith(f"pricing 2026-11-29: {len(table.entries)} entries")
+    assert text.startswith(f"pricing 2026-12-04: {len(table.entries)} entries")
     assert "100000, 128000, 200000, 272000" in text
     assert "anthropic/claude-3-5-sonnet" in text and text.endswith("ok")
+
+
+# --------------------------------------------------------------------------- pricing diff
+
+
+def test_the_shipped_table_agrees_with_genai_prices_or_says_why(table: PriceTable) -> None:
+    """Every disagreement beyond 0.5%, in any period, is listed in docs/pricing-exceptions.yaml with
+    the source that is wrong and why; a new one, or a listed one that no longer happens, fails."""
+    code, text = diff_genai_prices(table)
+    assert code == 0, text
+    assert "[NEW]" not in text and "no longer disagreeing" not in text
+    # history is compared, not only today's rates: o3's launch period and gpt-4o's alias period
+    assert "openai/o3 (genai-prices o3) until 2025-06-10:\n    cache_read 2.5 vs 0.5" in text
+    assert "openai/gpt-4o (genai-prices gpt-4o) until 2024-10-02:" in text
+    assert "priced by genai-prices, not in the table (openai" in text
+
+
+def test_every_exception_names_a_built_in_entry(table: PriceTable) -> None:
+    reviewed = load_exceptions(EXCEPTIONS)
+    keys = {f"{e.provider}/{name}" for e in table.entries for name in (e.model, *e.aliases)}
+    assert {e.model for e in reviewed.exceptions} <= keys
+    assert all(len(e.why) > 40 for e in reviewed.exceptions)
+
+
+def _exceptions(tmp_path: Path, body: str, version: str = "0.2.3") -> Path:
+    listed = f"exceptions:\n{textwrap.dedent(body)}" if body else "exceptions: []\n"
+    return write(tmp_path / "exceptions.yaml", f'genai_prices: "{version}"\n{listed}')
+
+
+@pytest.fixture
+def o3_without_history(tmp_path: Path) -> PriceTable:
+    # today's o3 price back to launch: genai-prices has 10/40 before 2025-06-10
+    return load_text(tmp_path, "- {provider: openai, model: o3, prices: [{input: 2, output: 8, cache_read: 0.5}]}\n")
+
+
+def test_a_new_disagreement_fails_the_diff(o3_without_history: PriceTable, tmp_path: Path) -> None:
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, ""))
+    assert code == 1
+    assert "openai/o3 (genai-prices o3) until 2025-06-10:\n    input 2 vs 10  [NEW]\n    output 8 vs 40  [NEW]" in text
+    assert text.endswith("2 rate disagreements in 1 periods: 0 listed, 2 new; 0 listed that no longer disagree — FAIL")
+
+
+def test_a_listed_disagreement_passes_and_a_stale_one_fails(o3_without_history: PriceTable, tmp_path: Path) -> None:
+    listed = "- {model: openai/o3, rates: [input, output], wrong: cost-api, why: the test's table has no history}\n"
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, listed))
+    assert code == 0, text
+    assert "input 2 vs 10  [listed: cost-api wrong]" in text
+    stale = listed + "- {model: openai/o3, since: 2025-06-10, rates: [output], wrong: genai-prices, why: agrees}\n"
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, stale))
+    assert code == 1
+    assert "but no longer disagreeing (1): remove them\n  openai/o3 from 2025-06-10: output" in text
+    # the exceptions were reviewed against one genai-prices version: another one fails until reviewed
+    code, text = diff_genai_prices(o3_without_history, _exceptions(tmp_path, listed, version="0.1.0"))
+    assert code == 1 and "reviewed against genai-prices 0.1.0, not 0.2.3" in text
+
+
+def test_the_diff_compares_the_long_context_tier(tmp_path: Path) -> None:
+    table = load_text(
+        tmp_path,
+        "- {provider: google, model: gemini-2.5-pro, prices: [{input: 1.25, output: 10, cache_read: 0.125,"
+        " above: {input_tokens: 200000, input: 2.5, output: 20, cache_read: 0.25}}]}\n",
+    )
+    code, text = diff_genai_prices(table, _exceptions(tmp_path, ""))
+    assert code == 1
+    assert (
+        "google/gemini-2.5-pro (genai-prices gemini-2.5-pro) always:\n    output above 200000 20 vs 15  [NEW]" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("- {model: openai/o3, rates: [input], wrong: litellm, why: x}\n", "Invalid enum value 'litellm'"),
+        ("- {model: openai/o3, rates: [], wrong: cost-api, why: x}\n", "length >= 1"),
+        ("- {model: openai/o3, rates: [input], wrong: cost-api}\n", "missing required field `why`"),
+        ("- {model: openai/o3, rate: [input], wrong: cost-api, why: x}\n", "unknown field `rate`"),
+    ],
+)
+def test_a_malformed_exceptions_file_names_itself(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(PricingError, match=rf"exceptions\.yaml: .*{re.escape(message)}"):
+        load_exceptions(_exceptions(tmp_path, body))
 
 
 def test_diff_without_genai_prices(table: PriceTable, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # import fails
     code, text = diff_genai_prices(table)
-    assert code == 2 and "install genai-prices to compare" in text
-
-
-def test_diff_with_a_stand_in_genai_prices(table: PriceTable, monkeypatch: pytest.MonkeyPatch) -> None:
-    from decimal import Decimal
-
-    def calc_price(usage: object, model_ref: str, *, provider_id: str, genai_request_timestamp: datetime):
-        if model_ref != "gpt-4o-mini":
-            raise LookupError(model_ref)
-        price = types.SimpleNamespace(
-            input_mtok=Decimal("0.15"), output_mtok=Decimal("0.5"), cache_read_mtok=Decimal("0.075")
-        )
-        return types.SimpleNamespace(model_price=price, model=types.SimpleNamespace(id="gpt-4o-mini"))
-
-    fake = types.SimpleNamespace(calc_price=calc_price, Usage=dict, __version__="test")
-    monkeypatch.setitem(sys.modules, "genai_prices", fake)
-    code, text = diff_genai_prices(table)
-    assert code == 1
-    assert "openai/gpt-4o-mini (genai-prices: gpt-4o-mini): output 0.6 vs 0.5" in text
-    assert "1 of" in text and "not in genai-prices" in text
+    assert code == 2 and "genai-prices is not installed" in text

@@ -7,6 +7,7 @@ normalisation table, not by the code under test.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,7 @@ def _fixture_lines(name: str) -> list[str]:
 def _data_events(name: str) -> list[dict[str, Any]]:
     """The fixture's frames as decoded dicts, the way an SSE client library hands them over."""
     lines = _fixture_lines(name)
-    return [
-        json.loads(line.removeprefix("data:")) for line in lines if line.strip().startswith(("data: {", "{"))
-    ]
+    return [json.loads(line.removeprefix("data:")) for line in lines if line.strip().startswith(("data: {", "{"))]
 
 
 def U(prompt: int, completion: int, read: int = 0, write: int = 0, model: str | None = None) -> Usage:
@@ -114,6 +113,85 @@ def test_sse_comments_and_other_fields_are_ignored() -> None:
     assert _stream("openai", lines) == Usage(prompt_tokens=0, completion_tokens=0, exact=False)
 
 
+# --- stream pieces: whole SSE events at once, Gemini's JSON array in pieces -----------------
+
+SSE_STREAMS = [s for s in STREAMS if s[1].endswith(".sse")]
+
+
+@pytest.mark.parametrize(("provider", "name", "expected"), SSE_STREAMS, ids=[s[1] for s in SSE_STREAMS])
+def test_whole_sse_events_fed_as_one_string(provider: str, name: str, expected: Usage) -> None:
+    text = (FIXTURES / name).read_text()
+    events = [block + "\n\n" for block in text.split("\n\n")]  # `event:` + `data:` lines per string
+    assert _stream(provider, events) == expected
+    assert _stream(provider, [text]) == expected  # the whole stream at once
+    assert _stream(provider, [text.replace("\n", "\r\n").encode()]) == expected  # CRLF, as bytes
+
+
+def test_an_events_data_lines_are_one_payload() -> None:
+    # SSE joins an event's data: lines with "\n"; a JSON payload split over two lines is one document.
+    event = (
+        "event: message_delta\n"
+        'data: {"type": "message_delta",\n'
+        'data:  "usage": {"input_tokens": 7, "output_tokens": 9}}\n\n'
+    )
+    assert _stream("anthropic", [event]) == U(7, 9)
+
+
+GEMINI_ARRAY = (FIXTURES / "google_stream_array.json").read_bytes()
+# google_stream.sse's three snapshots as one JSON array (no alt=sse): the last one counts.
+GEMINI_ARRAY_USAGE = U(92, 190, 128, model="gemini-2.5-flash")
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 500, len(GEMINI_ARRAY)])
+def test_gemini_json_array_stream_in_pieces(size: int) -> None:
+    # Pieces of every size split lines, strings, escapes ("\\", '\\"') and "é"'s two UTF-8 bytes.
+    pieces = [GEMINI_ARRAY[i : i + size] for i in range(0, len(GEMINI_ARRAY), size)]
+    assert _stream("google", pieces) == GEMINI_ARRAY_USAGE
+    if size > 1:  # as text too (a piece of text never splits a character)
+        text = GEMINI_ARRAY.decode()
+        assert _stream("google", [text[i : i + size] for i in range(0, len(text), size)]) == GEMINI_ARRAY_USAGE
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(GEMINI_ARRAY)), max_size=40))
+def test_gemini_json_array_split_anywhere(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(GEMINI_ARRAY)]
+    pieces = [GEMINI_ARRAY[a:b] for a, b in itertools.pairwise(bounds)]
+    assert _stream("google", pieces) == GEMINI_ARRAY_USAGE
+
+
+def test_gemini_json_array_cut_inside_an_element_is_not_exact() -> None:
+    text = GEMINI_ARRAY.decode()
+    cut = text.rindex('"finishReason"')  # inside the last element, before its counts
+    result = _stream("google", [text[:cut]])
+    # the two complete snapshots before it: 220 − 128 cached; 4 candidates + 185 thoughts
+    assert result == Usage(
+        prompt_tokens=92,
+        completion_tokens=189,
+        cache_read_tokens=128,
+        model="gemini-2.5-flash",
+        exact=False,
+    )
+
+
+def test_gemini_json_array_with_stray_text_is_not_exact() -> None:
+    result = _stream("google", [GEMINI_ARRAY, b"\n<html>502</html>"])
+    assert (result.completion_tokens, result.exact) == (190, False)
+
+
+def test_unreadable_stream_text_is_not_exact() -> None:
+    lines = _fixture_lines("openai_chat_stream.sse")
+    final = next(line for line in lines if '"choices":[]' in line)  # the include_usage chunk
+    # that chunk cut in two and fed as two strings: its tail is neither an SSE line nor a JSON object
+    cut = [*lines[: lines.index(final)], final[:80], final[80:], "data: [DONE]"]
+    with pytest.raises(UsageError):  # the head is a `data:` line whose JSON is cut short
+        _stream("openai", cut)
+    result = _stream("openai", [line for line in cut if line != final[:80]])
+    assert (result.prompt_tokens, result.exact) == (0, False)
+    # an unknown field is unreadable too; the known ones and comments are not
+    assert _stream("openai", [final, "usage: 12"]).exact is False
+    assert _stream("openai", [final, ": ping", "id: 3", "retry: 10", "event: x", "[DONE]"]).exact is True
+
+
 # --- missing usage: flagged, not zeros passed off as exact ----------------------------------
 
 
@@ -185,9 +263,7 @@ def test_anthropic_delta_without_input_fields_keeps_message_start_values() -> No
     # Older API versions: message_delta carries output_tokens only; newer ones send null for the rest.
     first = {"type": "message_delta", "usage": {"output_tokens": 50}}
     second = {"type": "message_delta", "usage": {"output_tokens": 120, "input_tokens": None}}
-    assert _stream("anthropic", [start, first, second]) == U(
-        300, 120, 4000, model="claude-3-5-haiku-20241022"
-    )
+    assert _stream("anthropic", [start, first, second]) == U(300, 120, 4000, model="claude-3-5-haiku-20241022")
 
 
 def test_openai_stream_usage_null_chunks_do_not_reset_the_total() -> None:
@@ -208,6 +284,51 @@ def test_openai_responses_incomplete_event_is_final() -> None:
     assert _stream("openai", [event]) == U(10, 64, model="o3")
 
 
+# OpenAI's prompt-cache writes (gpt-5.6 and later): the prompt total counts them, so the full-rate
+# prompt is prompt_tokens − cached − cache_write. 10,000 prompt tokens of which 8,000 written and
+# none read: 2,000 at the input rate, 8,000 at the cache-write rate (not 10,000 at input).
+_CHAT_WRITE = {
+    "prompt_tokens": 10_000,
+    "completion_tokens": 500,
+    "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 8_000},
+}
+# Responses: 6,000 input of which 1,500 read and 2,500 written -> 6000 − 1500 − 2500 = 2,000 full rate.
+_RESPONSES_WRITE = {
+    "input_tokens": 6_000,
+    "input_tokens_details": {"cached_tokens": 1_500, "cache_write_tokens": 2_500},
+    "output_tokens": 700,
+    "output_tokens_details": {"reasoning_tokens": 300},
+}
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [
+        ([{"model": "gpt-5.6", "usage": _CHAT_WRITE}], U(2_000, 500, 0, 8_000, model="gpt-5.6")),
+        (
+            [
+                {"model": "gpt-5.6", "choices": [{"delta": {"content": "x"}}], "usage": None},
+                {"model": "gpt-5.6", "choices": [], "usage": _CHAT_WRITE},
+            ],
+            U(2_000, 500, 0, 8_000, model="gpt-5.6"),
+        ),
+        ([{"model": "gpt-5.6", "usage": _RESPONSES_WRITE}], U(2_000, 700, 1_500, 2_500, model="gpt-5.6")),
+        (
+            [
+                {"type": "response.created", "response": {"model": "gpt-5.6", "usage": None}},
+                {"type": "response.completed", "response": {"model": "gpt-5.6", "usage": _RESPONSES_WRITE}},
+            ],
+            U(2_000, 700, 1_500, 2_500, model="gpt-5.6"),
+        ),
+    ],
+    ids=["chat", "chat-stream", "responses", "responses-stream"],
+)
+def test_openai_cache_writes_leave_the_full_rate_prompt(frames: list[dict[str, Any]], expected: Usage) -> None:
+    if len(frames) == 1:
+        assert from_response("openai", frames[0]) == expected
+    assert _stream("openai", [f"data: {json.dumps(frame)}" for frame in frames]) == expected
+
+
 def test_groq_include_usage_chunk_at_top_level() -> None:
     chunk = {
         "model": "llama-3.1-8b-instant",
@@ -218,9 +339,7 @@ def test_groq_include_usage_chunk_at_top_level() -> None:
 
 
 def test_ollama_omits_zero_prompt_eval_count() -> None:
-    assert from_response("ollama", {"model": "llama3.2", "done": True, "eval_count": 12}) == U(
-        0, 12, model="llama3.2"
-    )
+    assert from_response("ollama", {"model": "llama3.2", "done": True, "eval_count": 12}) == U(0, 12, model="llama3.2")
 
 
 def test_total_prompt_tokens() -> None:
@@ -248,6 +367,22 @@ def test_total_prompt_tokens() -> None:
                 }
             },
             "usage.prompt_tokens_details.cached_tokens",
+        ),
+        (
+            "openai",
+            {
+                "usage": {
+                    "prompt_tokens": 10,
+                    "completion_tokens": 2,
+                    "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 7},
+                }
+            },
+            "usage.prompt_tokens_details.cache_write_tokens",
+        ),
+        (
+            "openai",
+            {"usage": {"input_tokens": 5, "output_tokens": 1, "input_tokens_details": {"cache_write_tokens": -1}}},
+            "usage.input_tokens_details.cache_write_tokens",
         ),
         ("openai", {"usage": {"input_tokens": 5}}, "usage.output_tokens"),
         (
@@ -278,9 +413,7 @@ def test_total_prompt_tokens() -> None:
         ("ollama", {"done": True, "eval_count": -2}, "$.eval_count"),
     ],
 )
-def test_malformed_frame_raises_naming_provider_and_field(
-    provider: str, body: dict[str, Any], field: str
-) -> None:
+def test_malformed_frame_raises_naming_provider_and_field(provider: str, body: dict[str, Any], field: str) -> None:
     with pytest.raises(UsageError) as caught:
         from_response(provider, body)
     assert (caught.value.provider, caught.value.field) == (provider, field)
@@ -324,18 +457,20 @@ counts = st.integers(min_value=0, max_value=10**9)
 
 
 @st.composite
-def openai_usage(draw: st.DrawFn) -> tuple[int, int, int]:
+def openai_usage(draw: st.DrawFn) -> tuple[int, int, int, int]:
+    """prompt total, cached (≤ prompt), cache-written (≤ the uncached rest), completion."""
     prompt = draw(counts)
-    return prompt, draw(st.integers(min_value=0, max_value=prompt)), draw(counts)
+    cached = draw(st.integers(min_value=0, max_value=prompt))
+    return prompt, cached, draw(st.integers(min_value=0, max_value=prompt - cached)), draw(counts)
 
 
 @given(openai_usage(), st.booleans())
-def test_openai_chat_columns_add_up_to_provider_totals(usage: tuple[int, int, int], streamed: bool) -> None:
-    prompt, cached, completion = usage
+def test_openai_chat_columns_add_up_to_provider_totals(usage: tuple[int, int, int, int], streamed: bool) -> None:
+    prompt, cached, written, completion = usage
     report = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
     }
     if streamed:
         chunks = [{"choices": [{"delta": {"content": "x"}}], "usage": None}, {"choices": [], "usage": report}]
@@ -343,22 +478,23 @@ def test_openai_chat_columns_add_up_to_provider_totals(usage: tuple[int, int, in
     else:
         result = from_response("openai", {"usage": report})
     assert result.exact
-    assert result.prompt_tokens + result.cache_read_tokens == prompt
+    assert result.total_prompt_tokens == prompt
+    assert (result.cache_read_tokens, result.cache_write_tokens) == (cached, written)
     assert result.completion_tokens == completion
-    assert result.cache_write_tokens == 0
-    assert min(result.prompt_tokens, result.cache_read_tokens) >= 0
+    assert result.prompt_tokens >= 0
 
 
 @given(openai_usage())
-def test_openai_responses_columns_add_up_to_provider_totals(usage: tuple[int, int, int]) -> None:
-    prompt, cached, completion = usage
+def test_openai_responses_columns_add_up_to_provider_totals(usage: tuple[int, int, int, int]) -> None:
+    prompt, cached, written, completion = usage
     report = {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
         "output_tokens": completion,
     }
     result = _stream("openai", [{"type": "response.completed", "response": {"usage": report}}])
-    assert result.prompt_tokens + result.cache_read_tokens == prompt
+    assert result.total_prompt_tokens == prompt
+    assert (result.cache_read_tokens, result.cache_write_tokens) == (cached, written)
     assert result.completion_tokens == completion
 
 
@@ -372,9 +508,7 @@ def test_anthropic_columns_add_up_and_deltas_are_not_added(
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
     }
-    frames: list[dict[str, Any]] = [
-        {"type": "message_start", "message": {"usage": {**usage, "output_tokens": 1}}}
-    ]
+    frames: list[dict[str, Any]] = [{"type": "message_start", "message": {"usage": {**usage, "output_tokens": 1}}}]
     frames += [{"type": "message_delta", "usage": {**usage, "output_tokens": out}} for out in outputs]
     result = _stream("anthropic", frames)
     assert result.total_prompt_tokens == input_tokens + cache_write + cache_read
@@ -408,21 +542,14 @@ def gemini_snapshots(draw: st.DrawFn) -> list[dict[str, int]]:
 
 @given(gemini_snapshots())
 def test_gemini_columns_add_up_and_snapshots_are_not_summed(snapshots: list[dict[str, int]]) -> None:
-    frames: list[dict[str, Any]] = [
-        {"usageMetadata": meta, "modelVersion": "gemini-2.5-pro"} for meta in snapshots
-    ]
+    frames: list[dict[str, Any]] = [{"usageMetadata": meta, "modelVersion": "gemini-2.5-pro"} for meta in snapshots]
     frames[-1]["candidates"] = [{"finishReason": "STOP"}]
     result = _stream("google", frames)
     last = snapshots[-1]
     assert result.exact
-    assert (
-        result.prompt_tokens + result.cache_read_tokens
-        == last["promptTokenCount"] + last["toolUsePromptTokenCount"]
-    )
+    assert result.prompt_tokens + result.cache_read_tokens == last["promptTokenCount"] + last["toolUsePromptTokenCount"]
     assert result.completion_tokens == last["candidatesTokenCount"] + last["thoughtsTokenCount"]
-    assert (
-        result.prompt_tokens + result.completion_tokens + result.cache_read_tokens == last["totalTokenCount"]
-    )
+    assert result.prompt_tokens + result.completion_tokens + result.cache_read_tokens == last["totalTokenCount"]
     assert result.cache_read_tokens == last["cachedContentTokenCount"]
 
 
@@ -436,9 +563,7 @@ anything = st.one_of(
 
 
 def _bodies(provider: str, a: Any, b: Any, c: Any, d: Any) -> dict[str, Any]:
-    openai_like = {
-        "usage": {"prompt_tokens": a, "completion_tokens": b, "prompt_tokens_details": {"cached_tokens": c}}
-    }
+    openai_like = {"usage": {"prompt_tokens": a, "completion_tokens": b, "prompt_tokens_details": {"cached_tokens": c}}}
     return {
         "openai": openai_like,
         "mistral": openai_like,
