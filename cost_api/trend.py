@@ -48,7 +48,9 @@ def series_key(dim: Dimension, fields: dict[str, Any]) -> str:
 def keyed_series(
     groups: Groups, dim: Dimension, directory: TokenDirectory, starts_ms: list[int], top: int
 ) -> list[Series]:
-    """One series per displayed key, the largest `top` by spend; the rest summed as `other`."""
+    """One series per displayed key, the largest `top` by spend; the rest summed as `other`. A key only
+    bad rows have (see `Groups.counted`) is no series."""
+    groups = groups.counted()
     if not len(groups):
         return []
     codes = np.empty(len(groups), dtype=np.int64)  # each group's series number
