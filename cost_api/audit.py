@@ -12,10 +12,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .aggregate import Aggregator, Filters, TokenDirectory, filter_params, money, pricing_block
+from .aggregate import Aggregator, Filters, TokenDirectory, data_quality_block, filter_params, money, pricing_block
 from .errors import BadParameter
 from .pricing import PriceTable
-from .windows import Window, iso, now_utc
+from .windows import Window, iso
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLUMNS = (
@@ -119,13 +119,14 @@ async def requests(
     )
     page = rows[:limit]
     groups = await agg.groups(window.range, filters=filters, directory=directory)
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     more = len(rows) > limit
     return {
         "range": window.range.as_json(),
         "items": [_item(row, directory, agg.pricing) for row in page],
         "next": encode_cursor(int(page[-1][1]), int(page[-1][0])) if more else None,
         "pricing": pricing_block(groups, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(groups, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }

@@ -34,6 +34,7 @@ def harmless_params(thresholds: dict[str, int]) -> dict[str, Any]:
         "c_id": 0,
         "limit": 1,
         "min_requests": 1,
+        "cutoff": end,
     }
 
 
