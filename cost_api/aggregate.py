@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .groups import Groups, Totals, Vocab, from_rows
 from .pricing import MAX_THRESHOLDS, PriceTable
 from .recent import RowStore
 from .rollup import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
-from .windows import HOUR_MS, Range
+from .windows import HOUR_MS, Range, iso
 
 log = logging.getLogger("cost_api.aggregate")
 
@@ -33,6 +33,10 @@ LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of 
 SWEEP_RECENT_HOURS = 7 * 24
 SWEEP_RECENT_SECONDS = 120
 SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
+# How far ahead of now a row may be dated (the gateway's clock running ahead of this one) and still
+# count. Rows dated later are in no figure, no `latest_request_at` and no lag: they are counted in
+# `data_quality` as `future_created_at` (docs/request-log.md).
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 def money(value: float) -> float:
@@ -61,6 +65,20 @@ def threshold_params(pricing: PriceTable) -> dict[str, int]:
     """`:t1 … :t8`: the table's long-context thresholds, padded to MAX_THRESHOLDS."""
     padded = list(pricing.thresholds) + [_PAD] * (MAX_THRESHOLDS - len(pricing.thresholds))
     return {f"t{i + 1}": t for i, t in enumerate(padded)}
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How fresh the log is at `now` (the aggregator's clock): its newest row dated up to
+    `now + FUTURE_SKEW`, and how many rows are dated after that."""
+
+    now: datetime
+    latest: datetime | None
+    future: int
+
+    @property
+    def cutoff(self) -> datetime:
+        return self.now + FUTURE_SKEW
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +138,7 @@ class Aggregator:
     ) -> None:
         self.db = db
         self.pricing = pricing
+        self.clock = clock
         self.vocab = Vocab()
         self._rollup_args = (rollup_grace, clock)
         self.rollups = Rollups(self._read_hours, rollup_grace, clock)
@@ -138,19 +157,31 @@ class Aggregator:
                 return TokenDirectory([])
             raise
 
-    async def log_bounds(self) -> tuple[int | None, int | None]:
-        """The oldest and newest `created_at` (epoch ms), read now: two index look-ups."""
-        rows = await self.db.fetch("log_bounds")
+    def now(self) -> datetime:
+        """The aggregator's clock (the real one, unless a test gives another)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _follow_generation(self) -> None:
         if self.db.generation != self._generation:  # another file behind the URL: closed hours anew
             self._generation = self.db.generation
             self.rollups = Rollups(self._read_hours, *self._rollup_args)
             self.rows.forget()
+
+    async def log_bounds(self) -> tuple[int | None, int | None]:
+        """The oldest and newest `created_at` (epoch ms), read now: two index look-ups."""
+        rows = await self.db.fetch("log_bounds")
+        self._follow_generation()
         oldest, newest = rows[0] if rows else (None, None)
         return (None if oldest is None else int(oldest), None if newest is None else int(newest))
 
-    async def latest_request_at(self) -> datetime | None:
-        newest = (await self.log_bounds())[1]
-        return None if newest is None else datetime.fromtimestamp(newest / 1000, UTC)
+    async def freshness(self) -> Freshness:
+        """The newest row up to now + FUTURE_SKEW and the count of rows dated later, read now."""
+        now = self.now()
+        rows = await self.db.fetch("freshness", cutoff=now + FUTURE_SKEW)
+        self._follow_generation()
+        newest, future = rows[0] if rows else (None, 0)
+        latest = None if newest is None else datetime.fromtimestamp(int(newest) / 1000, UTC)
+        return Freshness(now, latest, int(future or 0))
 
     async def groups(
         self,
@@ -163,7 +194,11 @@ class Aggregator:
         coarse: bool = False,
     ) -> Groups:
         """Priced groups of `rng`. `coarse`: the caller only totals over the range (no time
-        buckets), so whole UTC days may come as one group per day."""
+        buckets), so whole UTC days may come as one group per day. Rows dated after now +
+        FUTURE_SKEW are in no group, whatever the range."""
+        cutoff = self.now() + FUTURE_SKEW
+        if rng.end > cutoff:
+            rng = Range(min(rng.start, cutoff), cutoff)
         if filters.tokens and directory is None:
             directory = await self.tokens()
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
@@ -396,6 +431,14 @@ def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
             )
     coverage = 100.0 if not total.requests else pct(total.requests - total.unpriced_requests, total.requests)
     return {"version": pricing.version, "coverage_pct": coverage, "unpriced": unpriced}
+
+
+def data_quality_block(groups: Groups, fresh: Freshness) -> dict[str, Any]:
+    """`data_quality: {excluded_requests, reasons: {...}, future_after}`: the rows left out of every
+    figure of the answer: bad rows of its range (and filters) per reason, and the rows of the whole
+    log dated after `future_after` (now + FUTURE_SKEW)."""
+    reasons = {**groups.excluded(), "future_created_at": fresh.future}
+    return {"excluded_requests": sum(reasons.values()), "reasons": reasons, "future_after": iso(fresh.cutoff)}
 
 
 def ranked(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .aggregate import TokenDirectory, money, pricing_block
+from .aggregate import TokenDirectory, data_quality_block, money, pricing_block
 from .db import epoch_ms, gather_or_cancel
 from .groups import Groups
 from .rollup import ceil_hour, floor_hour
@@ -542,11 +542,12 @@ async def anomalies(service: Service, window: Window, *, budgets: BudgetTracker 
     """`GET /v1/anomalies`: the episodes of the window, newest first."""
     agg = service.aggregator
     found, groups = await gather_or_cancel(episodes(service, window.range, budgets=budgets), agg.groups(window.range))
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     return {
         "range": window.range.as_json(),
         "items": found,
         "pricing": pricing_block(groups, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(groups, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }

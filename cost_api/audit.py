@@ -12,10 +12,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .aggregate import Aggregator, Filters, TokenDirectory, filter_params, money, pricing_block
+from .aggregate import Aggregator, Filters, TokenDirectory, data_quality_block, filter_params, money, pricing_block
 from .errors import BadParameter
+from .groups import QUALITY
 from .pricing import PriceTable
-from .windows import Window, iso, now_utc
+from .windows import Window, iso
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLUMNS = (
@@ -41,6 +42,7 @@ COLUMNS = (
     "priced_as",
     "cost",
     "saved",
+    "excluded",
 )
 
 
@@ -67,12 +69,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         ) from exc
 
 
-def _item(row: tuple[Any, ...], directory: TokenDirectory, pricing: PriceTable) -> dict[str, Any]:
+def _item(row: tuple[Any, ...], directory: TokenDirectory, pricing: PriceTable, cutoff: datetime) -> dict[str, Any]:
+    """One audit row. A row every figure leaves out (a bad row, or one dated after `cutoff`) is priced
+    as nothing, and `excluded` says why (the `data_quality` reason it is counted under)."""
     (row_id, created_us, request_id, provider, model, endpoint, token_id, status, streamed) = row[:9]
-    p, c, cr, cw, hit, pa, ca, latency, cache_key = row[9:]
+    p, c, cr, cw, hit, pa, ca, latency, cache_key, quality = row[9:]
     at = _instant(int(created_us))
     token, name = directory.display(token_id)
-    entry = pricing.match(provider, model)
+    excluded = QUALITY[quality] if quality else "future_created_at" if at > cutoff else None
+    entry = None if excluded else pricing.match(provider, model)
     cost = saved = None
     if entry is not None:
         cost = 0.0 if hit else money(pricing.cost(entry, at, int(p), int(c), int(cr), int(cw)))
@@ -100,6 +105,7 @@ def _item(row: tuple[Any, ...], directory: TokenDirectory, pricing: PriceTable) 
         "priced_as": None if entry is None else entry.key,
         "cost": cost,
         "saved": saved,
+        "excluded": excluded,
     }
 
 
@@ -119,13 +125,14 @@ async def requests(
     )
     page = rows[:limit]
     groups = await agg.groups(window.range, filters=filters, directory=directory)
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     more = len(rows) > limit
     return {
         "range": window.range.as_json(),
-        "items": [_item(row, directory, agg.pricing) for row in page],
+        "items": [_item(row, directory, agg.pricing, fresh.cutoff) for row in page],
         "next": encode_cursor(int(page[-1][1]), int(page[-1][0])) if more else None,
         "pricing": pricing_block(groups, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(groups, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }

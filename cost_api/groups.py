@@ -2,6 +2,10 @@
 
 Strings (provider, model, the dimension key, the price entry) are interned once in a `Vocab` and
 carried as integer codes, so that folding hundreds of thousands of groups is a few numpy calls.
+
+Bad rows (a negative token count, no provider or model: the SQL's `quality` column) come in groups of
+their own. Those groups count their rows in `counts["excluded"]` only: no requests, tokens, errors or
+money, so every fold leaves them out; `excluded()` counts them per reason for `data_quality`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .pricing import PriceTable
+from .pricing import Entry, PriceTable
 
 _DAY_MS = 86_400_000
 _EPOCH_DAY = date(1970, 1, 1)
@@ -27,6 +31,9 @@ COUNTS = (
     "prompt_tokens_avoided",
     "completion_tokens_avoided",
 )
+EXCLUDED = "excluded"  # the rows of a bad group: counted apart, in nothing else
+# A group's quality (the SQL's last column) is the index of its reason here; 0 is a good group.
+QUALITY = ("ok", "negative_tokens", "missing_provider_or_model")
 
 
 class Vocab:
@@ -81,6 +88,7 @@ class Totals:
     cache_write_tokens: int = 0
     prompt_tokens_avoided: int = 0
     completion_tokens_avoided: int = 0
+    excluded: int = 0  # bad rows, in no other figure
 
 
 _CODED = ("provider", "model", "key", "priced_as")
@@ -91,7 +99,7 @@ class Groups:
     """Priced groups, column by column (numpy arrays of equal length).
 
     `provider`, `model`, `key` and `priced_as` are Vocab codes (`priced_as` 0: unpriced);
-    `by()` and `values()` give them back as strings.
+    `by()` and `values()` give them back as strings. `quality` > 0 marks a group of bad rows.
     """
 
     vocab: Vocab
@@ -102,10 +110,11 @@ class Groups:
     key: np.ndarray
     size_class: np.ndarray  # int8
     cache_hit: np.ndarray  # bool
-    counts: dict[str, np.ndarray]  # int64 per COUNTS name
+    counts: dict[str, np.ndarray]  # int64 per COUNTS name, and EXCLUDED
     spend: np.ndarray  # float64 USD
     saved: np.ndarray  # float64 USD
     priced_as: np.ndarray
+    quality: np.ndarray  # int8: an index into QUALITY
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -113,6 +122,15 @@ class Groups:
     @property
     def unpriced(self) -> np.ndarray:
         return self.priced_as == 0
+
+    def counted(self) -> Groups:
+        """The groups the figures count: without the bad rows' groups (whose figures are all 0)."""
+        return self.subset(self.quality == 0) if self.quality.any() else self
+
+    def excluded(self) -> dict[str, int]:
+        """Bad rows per reason (QUALITY's names but `ok`)."""
+        per = np.bincount(self.quality, weights=self.counts[EXCLUDED], minlength=len(QUALITY))
+        return {name: round(per[code]) for code, name in enumerate(QUALITY) if code}
 
     def values(self, column: str) -> np.ndarray:
         data = getattr(self, column)
@@ -122,7 +140,10 @@ class Groups:
         return self._fold(np.zeros(len(self), dtype=np.int64), 1)[0]
 
     def by(self, *columns: str) -> dict[Any, Totals]:
-        """Totals per value of one column (or per tuple of several), keyed by the decoded values."""
+        """Totals per value of one column (or per tuple of several), keyed by the decoded values;
+        a value only bad rows have is no key."""
+        if self.quality.any():
+            return self.counted().by(*columns)
         if not len(self):
             return {}
         arrays = [getattr(self, c).astype(np.int64) for c in columns]
@@ -184,6 +205,7 @@ class Groups:
             self.spend[mask],
             self.saved[mask],
             self.priced_as[mask],
+            self.quality[mask],
         )
 
     def daily(self) -> Groups:
@@ -192,8 +214,8 @@ class Groups:
         return self.collapsed(24)
 
     def collapsed(self, slots: int = 1) -> Groups:
-        """One group per `slots` slots, provider, model, key and cache hit: priced already, so the
-        size class no longer matters (slot = the first slot of each run of `slots`)."""
+        """One group per `slots` slots, provider, model, key, cache hit and quality: priced already,
+        so the size class no longer matters (slot = the first slot of each run of `slots`)."""
         if not len(self):
             return self
         day = self.slot // slots
@@ -201,7 +223,7 @@ class Groups:
         combined = np.zeros(len(self), dtype=np.int64)
         for compact in codes:
             combined = combined * (int(compact.max()) + 1) + compact
-        combined = combined * 2 + self.cache_hit
+        combined = (combined * 2 + self.cache_hit) * len(QUALITY) + self.quality
         _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
         n = len(first)
@@ -222,6 +244,7 @@ class Groups:
             summed(self.spend),
             summed(self.saved),
             self.priced_as[first],
+            self.quality[first],
         )
 
     def slot_starts(self) -> np.ndarray:
@@ -247,20 +270,27 @@ class Groups:
             cat([p.key for p in parts]),
             cat([p.size_class for p in parts]),
             cat([p.cache_hit for p in parts]),
-            {k: cat([p.counts[k] for p in parts]) for k in COUNTS},
+            {k: cat([p.counts[k] for p in parts]) for k in (*COUNTS, EXCLUDED)},
             cat([p.spend for p in parts]),
             cat([p.saved for p in parts]),
             cat([p.priced_as for p in parts]),
+            cat([p.quality for p in parts]),
         )
 
 
 def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
-    """Columns from the `groups` query's rows, priced (each group is uniform in price)."""
+    """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
+    price). The quality is the last column; a bad group's rows go to EXCLUDED, its other counts to 0."""
     n = len(rows)
-    cols = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(COUNTS))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (7 + len(COUNTS))
+    quality = np.fromiter(cols[-1], dtype=np.int8, count=n)
+    bad = quality != 0
     counts = {
         name: np.fromiter((v or 0 for v in cols[6 + i]), dtype=np.int64, count=n) for i, name in enumerate(COUNTS)
     }
+    counts[EXCLUDED] = np.where(bad, counts["requests"], 0)
+    for name in COUNTS:
+        counts[name][bad] = 0
     groups = Groups(
         vocab,
         slot_ms,
@@ -274,6 +304,7 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: 
         np.zeros(n),
         np.zeros(n),
         np.zeros(n, dtype=np.int32),
+        quality,
     )
     if pricing is not None and n:
         price(groups, pricing)
@@ -281,13 +312,14 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: 
 
 
 def price(groups: Groups, pricing: PriceTable) -> None:
-    """Fill spend, saved and priced_as: rates looked up once per (entry, UTC day, size class)."""
+    """Fill spend, saved and priced_as: rates looked up once per (entry, UTC day, size class).
+    Bad groups are priced as nothing: no entry, spend 0, saved 0."""
     vocab = groups.vocab
     pairs = groups.provider.astype(np.int64) * (int(groups.model.max()) + 1) + groups.model
     _, pair_first, pair_inverse = np.unique(pairs, return_index=True, return_inverse=True)
-    entries = [pricing.match(vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first]
+    entries = [_match(pricing, vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first]
     entry_codes = np.array([vocab.code(e.key) if e else 0 for e in entries], dtype=np.int32)
-    priced_as = entry_codes[pair_inverse.reshape(-1)]
+    priced_as = np.where(groups.quality == 0, entry_codes[pair_inverse.reshape(-1)], 0)
     groups.priced_as = priced_as
 
     entry_index = np.arange(len(entries), dtype=np.int64)[pair_inverse.reshape(-1)]
@@ -318,3 +350,8 @@ def price(groups: Groups, pricing: PriceTable) -> None:
     hit = groups.cache_hit
     groups.spend = np.where(hit | (priced_as == 0), 0.0, billed)
     groups.saved = np.where(hit & (priced_as != 0), avoided, 0.0)
+
+
+def _match(pricing: PriceTable, provider: str | None, model: str | None) -> Entry | None:
+    """The price entry, or None: a missing provider or model (a bad row) matches nothing."""
+    return None if provider is None or model is None else pricing.match(provider, model)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from .aggregate import Aggregator, Filters, money, pricing_block
+from .aggregate import Aggregator, Filters, data_quality_block, money, pricing_block
 from .windows import Range, Window, iso
 
 RATE_SPAN = timedelta(minutes=5)
@@ -17,8 +17,7 @@ async def live(agg: Aggregator, window: Window, *, filters: Filters) -> dict[str
     directory = await agg.tokens() if filters.tokens else None
     common = {"filters": filters, "directory": directory}
     hour, last = await agg.groups_many((rng, common), (recent, common))
-    latest = await agg.latest_request_at()
-    now = datetime.now(UTC)  # lag from the exact instant: a row written this second has lag ≥ 0
+    fresh = await agg.freshness()  # lag from its exact instant: a row written this second has lag ≥ 0
     total = hour.total()
     return {
         "range": rng.as_json(),
@@ -29,7 +28,9 @@ async def live(agg: Aggregator, window: Window, *, filters: Filters) -> dict[str
         "errors": total.errors,
         "spend_rate_per_hour": money(last.total().spend * (timedelta(hours=1) / recent.length)),
         "pricing": pricing_block(hour, agg.pricing),
-        "as_of": iso(now),
-        "latest_request_at": iso(latest) if latest else None,
-        "lag_seconds": None if latest is None else round((now - latest).total_seconds(), 1),
+        "data_quality": data_quality_block(hour, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
+        # a row dated up to FUTURE_SKEW ahead (the gateway's clock runs ahead) is no negative lag
+        "lag_seconds": None if fresh.latest is None else max(round((fresh.now - fresh.latest).total_seconds(), 1), 0.0),
     }

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from .groups import COUNTS, Groups
+from .groups import COUNTS, EXCLUDED, Groups
 
 log = logging.getLogger("cost_api.rollup")
 
@@ -31,7 +31,7 @@ DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
 _CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
 _PENDING_CELLS = 100_000  # late cells kept beside the sorted rollups before they are merged in
 # the counts a fingerprint compares: what a delete or a corrected token count changes
-FINGERPRINT = ("requests", "errors", *COUNTS[2:])
+FINGERPRINT = ("requests", "errors", *COUNTS[2:], EXCLUDED)
 
 
 @dataclass(frozen=True, slots=True)

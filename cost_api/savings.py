@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from .aggregate import Aggregator, Filters, Totals, dimension, money, pct, pricing_block
+from .aggregate import Aggregator, Filters, Totals, data_quality_block, dimension, money, pct, pricing_block
 from .db import epoch_ms
-from .windows import Window, buckets, iso, now_utc, slot_ms
+from .windows import Window, buckets, iso, slot_ms
 
 GROUP_BY = ("endpoint", "model", "provider", "token", "cache_key")
 NUMBERS = ("saved_by_cache", "saved_per_day", "cache_hits", "requests", "hit_rate_pct", "spend")
@@ -22,16 +22,14 @@ def _order(item: tuple[Any, Totals]) -> tuple[float, int, int, str]:
     return (-t.saved_by_cache, -t.cache_hits, -t.requests, str(key))
 
 
-async def savings(
-    agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters
-) -> dict[str, Any]:
+async def savings(agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters) -> dict[str, Any]:
     dim = dimension(group_by, GROUP_BY)
     rng, tz = window.range, window.tz
     days = buckets(rng, tz, "day")
     directory = await agg.tokens()
     slot = slot_ms(tz, rng)
     groups = await agg.groups(rng, filters=filters, directory=directory, dim=dim.dim, slot_ms=slot)
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     total = groups.total()
     length_days = rng.length / timedelta(days=1)
     rows = sorted(groups.by(*dim.columns).items(), key=_order)
@@ -81,6 +79,7 @@ async def savings(
             for b, t in zip(days, per_day, strict=True)
         ],
         "pricing": pricing_block(groups, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(groups, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }

@@ -3,6 +3,8 @@
 A one-hour range ending now, no filters, the price table's thresholds padded as the aggregator pads
 them. Prints name, rows and milliseconds per query; any failure makes the exit status non-zero.
 A query taking a parameter this module has no value for fails, naming it: add a harmless value.
+Then, when every query ran, the rows of the last 24 hours that the figures leave out, per reason (the
+`data_quality` block of the API: bad rows are no failure, but never silent).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from .aggregate import Filters, filter_params, threshold_params
+from .aggregate import Filters, data_quality_block, filter_params, threshold_params
 from .config import Settings
-from .service import build_service
-from .windows import HOUR_MS, now_utc
+from .service import Service, build_service
+from .windows import HOUR_MS, Range, now_utc
 
 OPTIONAL_TABLES = ("api_tokens",)  # request-log.md: labels are optional; their absence is no failure
+QUALITY_SPAN = timedelta(hours=24)
 
 
 def harmless_params(thresholds: dict[str, int]) -> dict[str, Any]:
@@ -36,6 +39,7 @@ def harmless_params(thresholds: dict[str, int]) -> dict[str, Any]:
         "c_id": 0,
         "limit": 1,
         "min_requests": 1,
+        "cutoff": end,
     }
 
 
@@ -61,9 +65,25 @@ async def smoke(settings: Settings) -> tuple[int, str]:
                 continue
             ms = (time.perf_counter() - started) * 1000
             lines.append(f"{query.name:<24} {len(rows):>8} {ms:>9.1f}")
+        count = len(lines) - 1
+        dialect = service.db.dialect
+        if failures:
+            lines.append(f"{failures} of {count} queries failed")
+        else:
+            lines += [f"ok: {count} queries on {dialect}", await data_quality_line(service)]
     finally:
         await service.close()
-    count = len(lines) - 1
-    dialect = service.db.dialect
-    lines.append(f"{failures} of {count} queries failed" if failures else f"ok: {count} queries on {dialect}")
     return (1 if failures else 0), "\n".join(lines)
+
+
+async def data_quality_line(service: Service) -> str:
+    """The rows of the last QUALITY_SPAN the figures leave out, per reason, as the API counts them."""
+    agg = service.aggregator
+    end = agg.now()
+    groups = await agg.groups(Range(end - QUALITY_SPAN, end))
+    block = data_quality_block(groups, await agg.freshness())
+    head = f"data quality, last {QUALITY_SPAN.total_seconds() / 3600:g}h (future rows: whole log):"
+    if not block["excluded_requests"]:
+        return f"{head} no row left out"
+    reasons = ", ".join(f"{reason} {n}" for reason, n in block["reasons"].items() if n)
+    return f"{head} {block['excluded_requests']} rows left out of every figure: {reasons}"

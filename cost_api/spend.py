@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .aggregate import Aggregator, Filters, change_pct, dimension, money, pct, pricing_block, ranked
-from .windows import Window, iso, now_utc
+from .aggregate import Aggregator, Filters, change_pct, data_quality_block, dimension, money, pct, pricing_block, ranked
+from .windows import Window, iso
 
 GROUP_BY = ("provider", "endpoint", "token", "model")
 NUMBERS = (
@@ -33,7 +33,7 @@ async def spend(agg: Aggregator, window: Window, *, group_by: str, limit: int, f
     directory = await agg.tokens()
     common = {"filters": filters, "directory": directory, "dim": dim.dim, "coarse": True}  # totals only
     current, previous = await agg.groups_many((window.range, common), (window.previous, common))
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     total = current.total()
     rows = ranked(current.by(*dim.columns), previous.by(*dim.columns))
     items = [
@@ -72,6 +72,7 @@ async def spend(agg: Aggregator, window: Window, *, group_by: str, limit: int, f
         "items": items,
         "others": others,
         "pricing": pricing_block(current, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(current, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }

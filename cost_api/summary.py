@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from .aggregate import Aggregator, Filters, change_pct, money, pct, pricing_block, ranked
-from .windows import Range, Window, iso, now_utc
+from .aggregate import Aggregator, Filters, change_pct, data_quality_block, money, pct, pricing_block, ranked
+from .windows import Range, Window, iso
 
 
 async def summary(
@@ -25,7 +25,7 @@ async def summary(
         (top_range, {**common, "dim": "token"}),
         (top_previous, {**common, "dim": "token"}),
     )
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     total = current.total()
     before = previous.total()
     change = total.spend - before.spend
@@ -66,6 +66,7 @@ async def summary(
             ],
         },
         "pricing": pricing_block(current, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(current, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }

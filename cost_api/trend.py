@@ -19,13 +19,14 @@ from .aggregate import (
     Groups,
     TokenDirectory,
     Totals,
+    data_quality_block,
     dimension,
     money,
     pricing_block,
 )
 from .db import epoch_ms
 from .errors import BadParameter
-from .windows import INTERVALS, Bucket, Window, buckets, iso, now_utc, slot_ms
+from .windows import INTERVALS, Bucket, Window, buckets, iso, slot_ms
 
 GROUP_BY = ("provider", "endpoint", "token", "model")
 OTHER = "other"
@@ -48,7 +49,9 @@ def series_key(dim: Dimension, fields: dict[str, Any]) -> str:
 def keyed_series(
     groups: Groups, dim: Dimension, directory: TokenDirectory, starts_ms: list[int], top: int
 ) -> list[Series]:
-    """One series per displayed key, the largest `top` by spend; the rest summed as `other`."""
+    """One series per displayed key, the largest `top` by spend; the rest summed as `other`. A key only
+    bad rows have (see `Groups.counted`) is no series."""
+    groups = groups.counted()
     if not len(groups):
         return []
     codes = np.empty(len(groups), dtype=np.int64)  # each group's series number
@@ -104,7 +107,7 @@ async def trend(
         # local days that are UTC days (UTC, or a zone at +00:00 throughout) fold whole-day groups
         coarse=interval == "day" and all(start % 86_400_000 == 0 for start in starts_ms),
     )
-    latest = await agg.latest_request_at()
+    fresh = await agg.freshness()
     if dim is None:
         series = [Series("total", {}, groups.buckets(starts_ms))]
     else:
@@ -116,8 +119,9 @@ async def trend(
         "group_by": group_by,
         "series": [{"key": s.key, **s.fields, "points": _points(bks, s.points)} for s in series],
         "pricing": pricing_block(groups, agg.pricing),
-        "as_of": iso(now_utc()),
-        "latest_request_at": iso(latest) if latest else None,
+        "data_quality": data_quality_block(groups, fresh),
+        "as_of": iso(fresh.now),
+        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
     }
 
 

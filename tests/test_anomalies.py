@@ -271,7 +271,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
     monkeypatch.setattr(demo.db, "fetch", counted)
     window = parse_window(window="14d", from_=None, to=iso(NOW), tz=UTC_ZONE, default="14d")
     body = await answer(demo, window)
-    assert list(body) == ["range", "items", "pricing", "as_of", "latest_request_at"]
+    assert list(body) == ["range", "items", "pricing", "data_quality", "as_of", "latest_request_at"]
     items = body["items"]
     leaked = f"{LEAKED_TOKEN[1]}…"  # tokens are keyed as displayed, never by id
     assert near(began(items, "new_spender", "token", leaked), NOW - timedelta(days=10))
@@ -281,7 +281,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
     assert [(e["started_at"], e["ended_at"]) for e in storm] == [(iso(NOW - HOUR), None)]  # began at now-20m
     assert all(not e["key"].startswith("tok_r8c2") for e in items)
     # closed hours came from memory: the log was read for the edges of whole hours and the storm's minutes
-    assert {name for name, _ in reads} <= {"log_bounds", "token_labels", "groups", "requests_per_minute"}
+    assert {name for name, _ in reads} <= {"log_bounds", "freshness", "token_labels", "groups", "requests_per_minute"}
     for name, p in reads:
         if name == "groups":
             assert p["end"] - p["start"] < HOUR and p["end2"] - p["start2"] < HOUR

@@ -104,11 +104,12 @@ async def test_smoke_runs_every_registered_query(log: LogDB, capsys) -> None:
     code, out, err = await run(capsys, "smoke", "--db", log.url)
     assert code == 0, out + err
     names = [q.name for q in Registry.load(sql_dir(), log.dialect)]
-    listed = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[1:-1]}
+    listed = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[1:-2]}
     assert sorted(listed) == sorted(names)
     assert all(len(cols) == 2 and cols[0].isdigit() for cols in listed.values()), out
     assert listed["token_labels"][0] == "1"
-    assert out.splitlines()[-1] == f"ok: {len(names)} queries on {log.dialect}"
+    assert out.splitlines()[-2] == f"ok: {len(names)} queries on {log.dialect}"
+    assert out.splitlines()[-1] == "data quality, last 24h (future rows: whole log): no row left out"
 
 
 async def test_smoke_skips_the_optional_token_labels(log: LogDB, capsys) -> None:

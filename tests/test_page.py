@@ -68,7 +68,8 @@ def _playwright_or_skip() -> Any:
 
 def _rows(now: datetime) -> list[Row]:
     """60 days of a small log: rising Anthropic spend on /summarise-ticket (token A), OpenAI on /chat
-    (token B), a daily cache hit, an unpriced fine-tune every third day, and two rows in the live hour.
+    (token B), a daily cache hit, an unpriced fine-tune every third day, two rows in the live hour, and
+    two bad rows (a negative token count, a row dated a month ahead) that no figure may count.
     Every row sits hours away from the edges of a window ending now, so seconds of drift change nothing."""
     rows = []
     for day in range(60):
@@ -88,6 +89,9 @@ def _rows(now: datetime) -> list[Row]:
         Row(now - timedelta(minutes=20), "openai", "gpt-4o-mini", "/chat", TOKEN_B, prompt_tokens=50_000),
         Row(now - timedelta(minutes=2), "anthropic", "claude-3-5-sonnet", "/summarise-ticket", TOKEN_A[0],
             prompt_tokens=10_000, completion_tokens=500),
+        Row(now - timedelta(days=3, hours=4), "anthropic", "claude-3-5-sonnet", "/summarise-ticket", TOKEN_A[0],
+            prompt_tokens=-4_500_000),
+        Row(now + timedelta(days=30), "openai", "gpt-4o-mini", "/chat", TOKEN_B, prompt_tokens=50_000),
     ]  # fmt: skip
     return rows
 
@@ -238,6 +242,15 @@ async def test_page_without_keys(servers: dict[str, str], watched: Watched) -> N
     budgets = await page.text_content("#budgets") or ""
     assert "/summarise-ticket" in budgets and ("ok" in budgets or "warning" in budgets or "exceeded" in budgets)
     assert await page.text_content("#live-requests") == "2"
+    # the bad rows are in no figure, and the page says so
+    assert summary["data_quality"]["reasons"] == {
+        "negative_tokens": 1,
+        "missing_provider_or_model": 0,
+        "future_created_at": 1,
+    }
+    assert await page.is_visible("#data-quality")
+    line = await page.text_content("#data-quality") or ""
+    assert line.startswith("2 logged requests are in no figure: 1 with a negative token count; 1 dated in the future")
     assert "Loading" not in (await page.text_content("#anomalies") or "")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

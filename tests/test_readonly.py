@@ -66,7 +66,7 @@ async def test_the_api_connections_cannot_write(log: LogDB) -> None:
                 with pytest.raises(sqlite3.OperationalError, match="readonly"):
                     await conn.execute(WRITES[0])
         # the log is untouched and the API still reads it
-        assert await service.aggregator.latest_request_at() == at("2026-11-19T10:00:00Z")
+        assert (await service.aggregator.freshness()).latest == at("2026-11-19T10:00:00Z")
     finally:
         await service.close()
 

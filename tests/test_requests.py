@@ -68,6 +68,7 @@ async def test_rows_are_priced_and_shown_without_token_ids(log: LogDB, client_fo
         "priced_as": "anthropic/claude-3-5-sonnet",
         "cost": 0.05259,
         "saved": 0.0,
+        "excluded": None,
     }
     assert (hit["created_at"], hit["cache_hit"], hit["cost"], hit["saved"]) == (
         "2026-11-20T11:00:00Z",

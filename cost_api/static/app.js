@@ -23,6 +23,12 @@
   const PALETTE = ["#1f5fa8", "#d55e00", "#00876c", "#8e44ad", "#a86b00", "#c2185b", "#4a6d8c", "#5f7a14"];
   const OTHER_COLOUR = "#8a8f98";
   const SAVED_COLOUR = "#1b1f24";
+  // `data_quality.reasons`: why a logged request is in no figure (docs/api.md).
+  const LEFT_OUT = {
+    negative_tokens: (n) => `${n} with a negative token count`,
+    missing_provider_or_model: (n) => `${n} without provider or model`,
+    future_created_at: (n, q) => `${n} dated in the future (after ${stamp(q.future_after)}, the whole log)`,
+  };
 
   const $ = (id) => document.getElementById(id);
   const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
@@ -215,7 +221,24 @@
       "No spend in the last 7 days",
     );
     renderPricing(s.pricing);
+    renderDataQuality(s.data_quality);
     $("freshness").textContent = `As of ${stamp(s.as_of)} · newest request ${s.latest_request_at ? stamp(s.latest_request_at) : "none yet"} · times in ${TZ}`;
+  }
+
+  /** A visible line when the window's figures leave logged requests out (bad rows), else nothing. */
+  function renderDataQuality(q) {
+    const node = $("data-quality");
+    if (!q || !q.excluded_requests) {
+      node.hidden = true;
+      node.textContent = "";
+      return;
+    }
+    const parts = Object.entries(q.reasons)
+      .filter(([, n]) => n)
+      .map(([reason, n]) => (LEFT_OUT[reason] || ((k) => `${k} ${reason.replace(/_/g, " ")}`))(whole.format(n), q));
+    const count = whole.format(q.excluded_requests);
+    node.textContent = `${count} logged request${q.excluded_requests === 1 ? " is" : "s are"} in no figure: ${parts.join("; ")}. The audit rows (/v1/requests) show which.`;
+    node.hidden = false;
   }
 
   function renderPricing(pricing) {

@@ -1,12 +1,25 @@
 -- name: hour_fingerprints
--- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it (requests,
--- errors, the six token sums), up to id :max_id except :skip_ids, as in `groups`. The reconciliation
--- sweep compares them with the rollups and reads again the hours that differ (deletes, updates).
-SELECT created_at / 3600000 AS hour, count(*), sum(status_code >= 400),
-       sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-       sum(prompt_tokens_avoided), sum(completion_tokens_avoided)
-FROM request_log
-WHERE created_at >= :start AND created_at < :end
-  AND (:max_id IS NULL OR id <= :max_id)
-  AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))
+-- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it — the good
+-- rows' requests, errors and six token sums, and the bad rows (quality as in `rows_between`) — up to
+-- id :max_id except :skip_ids, as in `groups`. The reconciliation sweep compares them with the rollups
+-- and reads again the hours that differ (deletes, updates).
+SELECT hour, sum(quality = 0), sum(quality = 0 AND status_code >= 400),
+       sum(CASE WHEN quality = 0 THEN prompt_tokens END), sum(CASE WHEN quality = 0 THEN completion_tokens END),
+       sum(CASE WHEN quality = 0 THEN cache_read_tokens END), sum(CASE WHEN quality = 0 THEN cache_write_tokens END),
+       sum(CASE WHEN quality = 0 THEN prompt_tokens_avoided END),
+       sum(CASE WHEN quality = 0 THEN completion_tokens_avoided END),
+       sum(quality <> 0)
+FROM (
+    SELECT created_at / 3600000 AS hour, status_code, prompt_tokens, completion_tokens, cache_read_tokens,
+           cache_write_tokens, prompt_tokens_avoided, completion_tokens_avoided,
+           CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
+                WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
+                     OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
+                     OR completion_tokens_avoided < 0 THEN 1
+                ELSE 0 END AS quality
+    FROM request_log
+    WHERE created_at >= :start AND created_at < :end
+      AND (:max_id IS NULL OR id <= :max_id)
+      AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))
+)
 GROUP BY hour;

@@ -3,9 +3,15 @@
 -- them from the keyset position (:c_at, :c_id) on, exclusive: (created_at, id) < (:c_at, :c_id).
 -- The first page passes (:end, 0), which excludes nothing the range does not. created_at comes back
 -- as epoch microseconds in both dialects (Postgres keeps microseconds; a cursor must be exact).
+-- The last column is the row's quality, as in `rows_between`.
 SELECT id, created_at * 1000 AS created_at_us, request_id, provider, model, endpoint, token_id,
        status_code, streamed, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       cache_hit, prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key
+       cache_hit, prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key,
+       CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
+            WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
+                 OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
+                 OR completion_tokens_avoided < 0 THEN 1
+            ELSE 0 END AS quality
 FROM request_log
 WHERE created_at >= :start AND created_at < :end
   AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id)

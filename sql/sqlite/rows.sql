@@ -1,16 +1,24 @@
 -- name: rows_between
 -- Single rows of [:start, :end) (a closed hour a window only partly covers), each priced as its own
 -- group: created_at ms, provider, model, endpoint, size class, cache hit, 1, error, token sums,
--- then token_id and id, up to id :max_id (NULL: all). The thresholds :t1…:t8 as in `groups`.
+-- then token_id, id and the row's quality: 0 a good row, 1 a negative token count (any of the six
+-- columns), 2 no provider or model (NULL or blank): such rows are left out of every figure and
+-- counted in `data_quality` (docs/request-log.md). Ids up to :max_id (NULL: all). The thresholds
+-- :t1…:t8 as in `groups`.
 SELECT created_at, provider, model, endpoint,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8),
        cache_hit, 1, status_code >= 400,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       prompt_tokens_avoided, completion_tokens_avoided, token_id, id
+       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality
 FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided
-                   ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp
+                   ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp,
+              CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
+                   WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
+                        OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
+                        OR completion_tokens_avoided < 0 THEN 1
+                   ELSE 0 END AS quality
     FROM request_log
     WHERE created_at >= :start AND created_at < :end AND (:max_id IS NULL OR id <= :max_id)
 );
@@ -24,10 +32,15 @@ SELECT created_at, provider, model, endpoint,
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8),
        cache_hit, 1, status_code >= 400,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       prompt_tokens_avoided, completion_tokens_avoided, token_id, id
+       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality
 FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided
-                   ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp
+                   ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp,
+              CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
+                   WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
+                        OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
+                        OR completion_tokens_avoided < 0 THEN 1
+                   ELSE 0 END AS quality
     FROM (  -- two lookups by primary key (an OR of both would scan the table)
         SELECT * FROM request_log WHERE id > :after
         UNION ALL

@@ -1,0 +1,7 @@
+-- name: freshness
+-- The newest created_at (epoch ms) at or before :cutoff, NULL when none, and how many rows lie after
+-- :cutoff: dated in the future, past now plus the allowed clock skew (aggregate.FUTURE_SKEW).
+-- Two range look-ups on the created_at index.
+SELECT (SELECT floor(extract(epoch FROM max(created_at)) * 1000)::bigint
+        FROM request_log WHERE created_at <= :cutoff),
+       (SELECT count(*) FROM request_log WHERE created_at > :cutoff);
