@@ -33,6 +33,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.sweep
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
