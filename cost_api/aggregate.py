@@ -362,8 +362,9 @@ class Aggregator:
         return len(differ)
 
     async def sweep(self, now: float) -> None:
-        """The reconciliation schedule: the last `SWEEP_RECENT_HOURS` and the open hours every
-        `SWEEP_RECENT_SECONDS`; older hours a day at a time, all of them within `SWEEP_OLDER_SECONDS`."""
+        """The reconciliation schedule (`now`: seconds on any steady clock): the last
+        `SWEEP_RECENT_HOURS` and the open hours every `SWEEP_RECENT_SECONDS`; older hours a day at a
+        time, paced so that a whole pass over them takes `SWEEP_OLDER_SECONDS`."""
         horizon = self.rollups.horizon
         if now >= self._sweep_at["recent"]:
             await self.reconcile(horizon - SWEEP_RECENT_HOURS, LAST_HOUR)
@@ -371,17 +372,17 @@ class Aggregator:
         oldest = self.rollups.oldest_ms
         if oldest is None or now < self._sweep_at["older"]:
             return
-        first = floor_hour(oldest)
-        end = self._older_cursor if self._older_cursor is not None else horizon - SWEEP_RECENT_HOURS
-        if end <= first:  # a whole pass done: start the next one from the recent end
-            end = horizon - SWEEP_RECENT_HOURS
-        days = max(1, -(-(end - first) // 24))
-        step = 24 * max(1, -(-days * MAINTAIN_SECONDS // SWEEP_OLDER_SECONDS))  # a pass fits the period
-        begin = max(first, end - int(step))
+        first, recent = floor_hour(oldest), horizon - SWEEP_RECENT_HOURS
+        cursor = self._older_cursor
+        end = cursor if cursor is not None and first < cursor <= recent else recent  # else a new pass
+        days = max(1, -(-(recent - first) // 24))  # day chunks in a whole pass
+        per_tick = max(1, -(-days * MAINTAIN_SECONDS // SWEEP_OLDER_SECONDS))  # more when ticks are too few
+        begin = max(first, end - 24 * per_tick)
         if begin < end:
             await self.reconcile(begin, end)
         self._older_cursor = begin
-        self._sweep_at["older"] = now + MAINTAIN_SECONDS
+        interval, due = SWEEP_OLDER_SECONDS * per_tick / days, self._sweep_at["older"]
+        self._sweep_at["older"] = (due if now - due < interval else now) + interval  # no drift from tick lateness
 
     async def maintain(self, every: float = MAINTAIN_SECONDS) -> None:
         """Keep the rollups warm and exact: read the closed hours once, then take in every new row,

@@ -10,9 +10,10 @@ money, so every fold leaves them out; `excluded()` counts them per reason for `d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,9 @@ class Totals:
 
 
 _CODED = ("provider", "model", "key", "priced_as")
+# the array columns, in the constructor's order before and after `counts`
+_POSITIONAL = ("slot", "provider", "model", "key", "size_class", "cache_hit")
+_TRAILING = ("spend", "saved", "priced_as", "quality")
 
 
 @dataclass(slots=True)
@@ -207,6 +211,37 @@ class Groups:
             self.priced_as[mask],
             self.quality[mask],
         )
+
+    def _rebuilt(self, build: Callable[[Callable[[Groups], np.ndarray]], np.ndarray]) -> Groups:
+        """New groups whose every column is `build(column getter)`: one column at a time."""
+        return Groups(
+            self.vocab,
+            self.slot_ms,
+            *(build(attrgetter(name)) for name in _POSITIONAL),
+            {k: build(lambda g, k=k: g.counts[k]) for k in self.counts},
+            *(build(attrgetter(name)) for name in _TRAILING),
+        )
+
+    def insert_sorted(self, added: Groups) -> Groups:
+        """These groups (sorted by slot) with `added` inserted in slot order: no sort of the whole."""
+        if not len(added):
+            return self
+        added = added.subset(np.argsort(added.slot, kind="stable"))
+        at = np.searchsorted(self.slot, added.slot, side="right")
+        return self._rebuilt(lambda get: np.insert(get(self), at, get(added)))
+
+    def splice(self, cuts: Sequence[tuple[int, int]], pieces: Sequence[Groups]) -> Groups:
+        """These groups with the rows [lo, hi) of each cut (ascending, disjoint) replaced by the piece
+        of the same index: one copy of each column, no sort."""
+
+        def build(get: Callable[[Groups], np.ndarray]) -> np.ndarray:
+            column, out, done = get(self), [], 0
+            for (lo, hi), piece in zip(cuts, pieces, strict=True):
+                out += [column[done:lo], get(piece)]
+                done = hi
+            return np.concatenate([*out, column[done:]])
+
+        return self._rebuilt(build)
 
     def daily(self) -> Groups:
         """Hourly groups summed per UTC day (slot = the day's first hour), for windows that only

@@ -151,23 +151,21 @@ class Rollups:
         self._merge(cells)
         self.horizon = horizon
         new_days = horizon // 24
-        if new_days > old_days:  # whole days closed: their daily cells
+        if new_days > old_days:  # whole days closed: their daily cells, after every day held
             for dim, part in self.parts.items():
                 fresh = _between(part, old_days * 24, new_days * 24).daily()
-                self.days[dim] = _sorted(Groups.concat(part.vocab, HOUR_MS, [self.days[dim], fresh]))
+                self.days[dim] = Groups.concat(part.vocab, HOUR_MS, [self.days[dim], fresh])
 
     def _merge(self, cells: dict[str | None, Groups]) -> None:
-        """Pending late cells (and `cells`) into the sorted rollups and, for whole days, the daily ones."""
+        """Pending late cells (and `cells`) into the sorted rollups and, for whole days, the daily ones:
+        inserted in hour order, one column copied at a time (no sort of the whole)."""
         whole_days = self.horizon // 24 * 24
         for dim, part in self.parts.items():
             late = self.pending.pop(dim, None)
-            added = Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)])
-            if not len(added):
-                continue
-            self.parts[dim] = _sorted(Groups.concat(part.vocab, HOUR_MS, [part, added]))
+            self.parts[dim] = part.insert_sorted(Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)]))
             late_days = _within(late, 0, whole_days)
             if late_days is not None and len(late_days):
-                self.days[dim] = _sorted(Groups.concat(part.vocab, HOUR_MS, [self.days[dim], late_days.daily()]))
+                self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
 
     def fingerprints(self, h0: int, h1: int) -> dict[int, tuple[int, ...]]:
         """Per closed hour of [h0, h1) that holds rows: its FINGERPRINT counts."""
@@ -187,18 +185,14 @@ class Rollups:
                 runs.append((hour, hour + 1))
         fresh = [await self._load_all(h0, h1, bound) for h0, h1 in runs]
         self._merge({})
-        stale = np.array(wanted, dtype=np.int64)
-        days = np.unique(stale // 24)
-        whole_days = self.horizon // 24
+        days = sorted({h // 24 for h in wanted if h // 24 < self.horizon // 24})
         for dim, part in self.parts.items():
-            kept = part.subset(~np.isin(part.slot, stale))
-            self.parts[dim] = _sorted(Groups.concat(part.vocab, HOUR_MS, [kept, *(f[dim] for f in fresh)]))
-            affected = days[days < whole_days]
-            if len(affected):
+            cuts = [_bounds(part, h0, h1) for h0, h1 in runs]
+            self.parts[dim] = part.splice(cuts, [f[dim] for f in fresh])
+            if days:  # the daily cells of the days those hours are in, summed again
                 daily = self.days[dim]
-                redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in affected.tolist()]
-                kept_days = daily.subset(~np.isin(daily.slot // 24, affected))
-                self.days[dim] = _sorted(Groups.concat(part.vocab, HOUR_MS, [kept_days, *redone]))
+                redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in days]
+                self.days[dim] = daily.splice([_bounds(daily, d * 24, d * 24 + 24) for d in days], redone)
         log.info("read %d hour(s) again that differed from the log", len(wanted))
 
     async def follow_oldest(self, oldest_ms: int | None, bound: Bound) -> None:
@@ -230,9 +224,14 @@ def fingerprint(hours: np.ndarray, counts: dict[str, np.ndarray]) -> dict[int, t
     return {int(h): tuple(round(s[i]) for s in sums) for i, h in enumerate(present.tolist())}
 
 
-def _between(part: Groups, h0: int, h1: int) -> Groups:
+def _bounds(part: Groups, h0: int, h1: int) -> tuple[int, int]:
+    """Where hours [h0, h1) are in sorted groups: a slice's start and end."""
     lo, hi = np.searchsorted(part.slot, [h0, h1], side="left")
-    return part.subset(slice(int(lo), int(hi)))
+    return int(lo), int(hi)
+
+
+def _between(part: Groups, h0: int, h1: int) -> Groups:
+    return part.subset(slice(*_bounds(part, h0, h1)))
 
 
 def _within(groups: Groups | None, h0: int, h1: int) -> Groups | None:
