@@ -24,7 +24,7 @@ from .aggregate import Aggregator, Filters, TokenDirectory, dimension, money
 from .budgets import BudgetTracker
 from .db import epoch_ms, gather_or_cancel
 from .errors import BadParameter
-from .groups import Totals
+from .groups import Groups, Totals
 from .live import live
 from .service import Service
 from .summary import summary
@@ -50,7 +50,6 @@ _STEP_ALIASES = {"hour": "1h", "day": "1d", "60m": "1h", "24h": "1d"}
 DEFAULT_WINDOW = "30d"  # without a `range`: what variables and tag values offer, what /query answers
 FILTER_KEYS = ("provider", "model", "endpoint", "token")
 _FILTER_FIELDS = {"provider": "providers", "model": "models", "endpoint": "endpoints", "token": "tokens"}
-NOTHING = "\x00"  # a filter value no row has: what a filter that keeps no value becomes
 _ALL = frozenset({"$__all", ".*", "(.*)", ".+"})
 _REGEX_META = re.compile(r"[\\^$*+?()|\[\]{}]")
 _VARIABLE_REF = re.compile(r"^\$(?:\{(\w+)(?::\w+)?\}|(\w+))$")
@@ -354,10 +353,11 @@ async def resolve_filters(
     payload: dict[str, Any],
     adhoc: list[dict[str, Any]],
     scoped: dict[str, Any],
-) -> Filters:
+) -> Filters | None:
     """The payload's filters and the ad-hoc ones as `Filters` (all of them hold: AND across them,
     OR within one multi-value). Literal values pass through as /v1 takes them; a regular expression
-    or a negation is resolved against the values logged in the range."""
+    or a negation is resolved against the values logged in the range. None: some key keeps no value,
+    so no row can match."""
     wanted: dict[str, list[Match]] = {key: [] for key in FILTER_KEYS}
     for key in FILTER_KEYS:
         match = payload_match(payload.get(key), scoped)
@@ -375,8 +375,28 @@ async def resolve_filters(
         else:
             values = await known_values(agg, rng, key, directory=directory)
             kept = {value for value, text in values if all(m.keeps(value, text) for m in matches)}
-        chosen[_FILTER_FIELDS[key]] = tuple(sorted(kept)) or (NOTHING,)
+        if not kept:
+            return None
+        chosen[_FILTER_FIELDS[key]] = tuple(sorted(kept))
     return Filters(**chosen)
+
+
+class NoRows:
+    """The aggregator as the lenses see it when a filter keeps no value: no groups in any range, so
+    each lens gives its own empty answer (zeros, no rows, no series) and nothing is sent to the
+    database; the token directory and the log's freshness are the real ones."""
+
+    def __init__(self, agg: Aggregator) -> None:
+        self.pricing = agg.pricing
+        self.vocab = agg.vocab
+        self.tokens = agg.tokens
+        self.latest_request_at = agg.latest_request_at
+
+    async def groups(self, rng: Range, *, slot_ms: int = HOUR_MS, **_: Any) -> Groups:
+        return Groups.concat(self.vocab, slot_ms, [])
+
+    async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
+        return [await self.groups(rng, **kw) for rng, kw in requests]
 
 
 # --------------------------------------------------------------------------- time series
@@ -552,14 +572,17 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
             answers = [annotations_table(await annotation_events(service, win.range, budgets))]
         else:
             filters = await resolve_filters(agg, scope, directory, payload, adhoc, scoped)
+            source: Any = agg
+            if filters is None:  # a filter keeps no value: the lenses' empty answers, from no rows
+                source, filters = NoRows(agg), Filters()
             if name in SERIES:
-                answers = await series(agg, twin, tz, body, name, payload, filters, directory)
+                answers = await series(source, twin, tz, body, name, payload, filters, directory)
             elif name in TABLES:
-                answers = [await spend_table(agg, twin, name, payload, filters)]
+                answers = [await spend_table(source, twin, name, payload, filters)]
             elif name == "summary":
-                answers = [await summary_table(agg, twin, filters)]
+                answers = [await summary_table(source, twin, filters)]
             elif name == "live":
-                answers = [await live_table(agg, twin, filters)]
+                answers = [await live_table(source, twin, filters)]
             else:
                 known = [*SERIES, *TABLES, *OTHERS]
                 raise BadParameter(f"targets[{index}].target", f"expected one of {', '.join(known)}; got {name!r}")
@@ -595,6 +618,8 @@ async def variable_values(service: Service, body: dict[str, Any], name: str) -> 
     own = {k: v for k, v in payload.items() if k in FILTER_KEYS and k != VARIABLES[name]}
     scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
     filters = await resolve_filters(agg, win.range, directory, own, [], scoped)
+    if filters is None:
+        return []
     return await known_values(agg, win.range, VARIABLES[name], filters=filters, directory=directory)
 
 

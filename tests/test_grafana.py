@@ -276,6 +276,33 @@ async def test_payload_and_adhoc_filters(log: LogDB, client_for: ClientFactory) 
         assert await total(client, filters=[{"key": "model", "operator": "=~", "value": "nothing.*"}]) == 0.0
 
 
+async def test_a_filter_that_keeps_no_value_answers_empty(log: LogDB, client_for: ClientFactory) -> None:
+    """A regular expression or a negation that keeps none of the logged values: every target's empty
+    answer on both dialects. 5-minute buckets are read from SQL whatever the rollups hold, so the
+    filter reaches the database if anything of it is sent there."""
+    await _ledger(log)
+    hour = {"from": "2026-11-19T10:00:00.000Z", "to": "2026-11-19T11:00:00.000Z"}
+    nothing = [{"key": "model", "operator": "=~", "value": "nothing.*"}]
+    targets = (
+        {"target": "spend", "payload": {"interval": "5m"}},
+        {"target": "requests", "payload": {"interval": "5m", "group_by": "provider"}},
+        {"target": "top_endpoints"},
+        {"target": "summary"},
+        {"target": "live"},
+    )
+    async with client_for() as client:
+        series, endpoints, headline, live = await query(client, body(*targets, range=hour, filters=nothing))
+        chained = await client.post(
+            "/grafana/variable", json={"payload": {"target": "models", "provider": "(nobody)"}, "range": hour}
+        )
+    assert series["target"] == "spend"  # the grouped series has no key, hence no series
+    assert series["datapoints"] == [[0.0, day(6) + 10 * HOUR + i * 300_000] for i in range(12)]
+    assert endpoints["rows"] == []
+    assert headline["rows"] == [[0.0, 0.0, None, 0.0, 0.0, None, 0, 0]]
+    assert live["rows"][0][:6] == [0.0, 0.0, 0, 0, 0, 0.0]
+    assert chained.status_code == 200 and chained.json() == []
+
+
 # --------------------------------------------------------------------------- tables
 
 
