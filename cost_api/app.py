@@ -35,6 +35,7 @@ from .routes.budgets import BudgetsController
 from .routes.grafana import GrafanaController
 from .routes.ops import healthz, readyz
 from .routes.page import page_routes
+from .routes.params import refuse_control_characters
 from .routes.pricing import PricingController
 from .service import Service, build_service
 
@@ -120,6 +121,7 @@ def create_app(
             QueryTimeout: _timeout,
             Exception: handle_unexpected,
         },
+        before_request=refuse_control_characters,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="cost-api", version=__version__, path="/schema"),
         cors_config=(

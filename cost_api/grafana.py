@@ -28,6 +28,7 @@ from .groups import Groups, Totals
 from .live import live
 from .service import Service
 from .summary import summary
+from .text import refuse_control
 from .windows import HOUR_MS, MAX_BUCKETS, Range, Window, buckets, parse_instant, parse_window, slot_ms
 
 DAY_MS = 24 * HOUR_MS
@@ -163,28 +164,49 @@ TAG_KEYS = [{"type": "string", "text": key} for key in FILTER_KEYS]
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    """A request body: a JSON object (an empty body is `{}`); anything else is a 400."""
+    """A request body: a JSON object (an empty body is `{}`) without control characters in its
+    strings; anything else is a 400."""
     if not raw.strip():
         return {}
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise BadParameter("body", f"expected a JSON object: {exc}") from exc
+    except RecursionError as exc:  # msgspec's own limit, some 1,000 levels down
+        raise BadParameter("body", "expected a JSON object: nested too deeply") from exc
     if not isinstance(body, dict):
         raise BadParameter("body", f"expected a JSON object, got a JSON {type(body).__name__}")
+    refuse_controls(body)
     return body
 
 
-def payload_of(value: Any) -> dict[str, Any]:
-    """A target's `payload`: an object, JSON text of one (plugins before 0.4), or nothing at all."""
+def refuse_controls(value: Any, field: str = "") -> None:
+    """A 400 naming the first string in `value` (at `field`) that holds a control character, by its
+    path: `targets[0].payload.provider`, `filters[1].value`."""
+    stack = [(field, value)]
+    while stack:  # not recursive: a body may nest as deep as msgspec reads
+        at, item = stack.pop()
+        if isinstance(item, str):
+            refuse_control(at, item)
+        elif isinstance(item, dict):
+            stack += [(f"{at}.{key}" if at else str(key), v) for key, v in reversed(item.items())]
+        elif isinstance(item, list):
+            stack += [(f"{at}[{i}]", v) for i, v in reversed(list(enumerate(item)))]
+
+
+def payload_of(value: Any, field: str = "payload") -> dict[str, Any]:
+    """A target's `payload` (at `field`): an object, JSON text of one (plugins before 0.4), or nothing."""
     if isinstance(value, dict):
         return value
     if isinstance(value, str | bytes) and value.strip():
         try:
             parsed = msgspec.json.decode(value)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return {}
-        return parsed if isinstance(parsed, dict) else {}
+        if not isinstance(parsed, dict):
+            return {}
+        refuse_controls(parsed, field)
+        return parsed
     return {}
 
 
@@ -565,7 +587,8 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
 
     async def one(index: int, target: dict[str, Any]) -> list[dict[str, Any]]:
         name = target["target"].strip()
-        payload = payload_of(target.get("payload") if "payload" in target else target.get("data"))
+        key = "payload" if "payload" in target else "data"
+        payload = payload_of(target.get(key), f"targets[{index}].{key}")
         tz = zone(body, payload, default_tz)
         twin = win if tz == win.tz else Window(win.range, win.previous, tz)
         if name == "anomalies":
