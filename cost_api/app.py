@@ -28,6 +28,7 @@ from .errors import (
     problem_response,
 )
 from .limits import Admission, AdmissionMiddleware, heavy_path
+from .logs import logging_config
 from .metrics import metrics_endpoint, prometheus_config
 from .routes.alerts import AlertsController
 from .routes.analytics import AnalyticsController
@@ -122,6 +123,7 @@ def create_app(
             Exception: handle_unexpected,
         },
         before_request=refuse_control_characters,
+        logging_config=logging_config(),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="cost-api", version=__version__, path="/schema"),
         cors_config=(

@@ -71,7 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "customer's spend. Configure api_keys (or COST_API_KEYS), bind 127.0.0.1, or pass --insecure."
         )
     asyncio.run(_check_database(settings))
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's loggers propagate to the root logger that create_app set up (cost_api.logs)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, log_config=None)
     return 0
 
 
