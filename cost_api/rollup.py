@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from .db import gather_or_cancel
 from .groups import Groups
 
 log = logging.getLogger("cost_api.rollup")
@@ -102,7 +103,7 @@ class Rollups:
     async def _load_all(self, h0: int, h1: int) -> dict[str | None, Groups]:
         """Hours [h0, h1) of every rollup: the endpoint and token ones read side by side (two
         connections, two cores), the base one summed from the endpoint one."""
-        endpoint, token = await asyncio.gather(self._load("endpoint", h0, h1), self._load("token", h0, h1))
+        endpoint, token = await gather_or_cancel(self._load("endpoint", h0, h1), self._load("token", h0, h1))
         base = endpoint.subset(slice(None))
         base.key = np.zeros(len(base), dtype=np.int32)
         return {None: base.collapsed(), "endpoint": endpoint, "token": token}
