@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -50,11 +51,15 @@ def test_an_access_line_as_uvicorn_logs_it() -> None:
 
 
 def test_serve_writes_every_line_through_it(tmp_path: Path) -> None:
-    """`cost-api serve`: uvicorn's lines and the app's in the one format, a path with a NUL a 404."""
+    """`cost-api serve`: uvicorn's lines and the app's in the one format, a path with a NUL a 404, and
+    a configured name with a terminal escape in it (a budget never seen, logged once) escaped."""
     log = SqliteLog(tmp_path / "log.db")
     port = free_port()
     command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", log.url, "--port", str(port)]
-    with (tmp_path / "stderr").open("wb") as stderr, subprocess.Popen(command, stderr=stderr) as proc:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
+    env["COST_API_BUDGETS"] = '[{endpoint: "/never\\e[2J", limit_usd: 5, period: day}]'  # YAML: \e is ESC
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("wb") as stderr, subprocess.Popen(command, stderr=stderr, env=env) as proc:
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -68,6 +73,15 @@ def test_serve_writes_every_line_through_it(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    lines = (tmp_path / "stderr").read_text().splitlines()
+    text = stderr_path.read_text()
+    lines = text.splitlines()
     assert any(" - uvicorn.error - " in line and "Uvicorn running on" in line for line in lines), lines
+    assert any(
+        line.endswith(
+            r"budget for endpoint /never\x1b[2J: no row of the log has that endpoint "
+            "(request_log.endpoint); it caps nothing until one does"
+        )
+        for line in lines
+    ), lines
     assert all(LINE.match(line) for line in lines), lines
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
