@@ -108,14 +108,17 @@ async def poll(condition: Callable[[], Any], timeout: float = 5.0, every: float 
     return time.monotonic() - start
 
 
-async def clear_of_midnight() -> datetime:
-    """Now (UTC), at least 15 s away from a UTC midnight, so that a real-clock test stays in one day."""
+async def clear_of_midnight(back: timedelta) -> datetime:
+    """Now (UTC, whole seconds) with [now - back, now + 15 s] inside one UTC day, waiting for that if
+    need be: a real-clock test's rows, from `back` before now, and its figures fall in one day budget."""
     now = datetime.now(UTC)
-    to_midnight = (now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1) - now).total_seconds()
-    if to_midnight < 15:
-        await asyncio.sleep(to_midnight + 1)
-        now = datetime.now(UTC)
-    return now.replace(microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now + timedelta(seconds=15) >= midnight + timedelta(days=1):  # about to end: into the next day
+        midnight += timedelta(days=1)
+    ready = midnight + back + timedelta(seconds=1)
+    if now < ready:
+        await asyncio.sleep((ready - now).total_seconds())
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -344,7 +347,7 @@ async def test_two_budgets_on_one_endpoint(log: LogDB) -> None:
 
 
 async def test_check_flips_to_422_within_one_refresh(log: LogDB) -> None:
-    now = await clear_of_midnight()
+    now = await clear_of_midnight(timedelta(seconds=2))
     await log.insert([sonnet(now - timedelta(seconds=2), "/flip", prompt=200_000)])  # $0.60
     async with served(log, budget_refresh="100ms", budgets=[budget("/flip", 1.5, "day")]) as (client, _):
 
@@ -612,7 +615,7 @@ async def stoppable(backend: str, tmp_path: Path) -> AsyncIterator[tuple[LogDB, 
 
 async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
     log, stop, start = stoppable
-    now = await clear_of_midnight()
+    now = await clear_of_midnight(timedelta(minutes=1))
     await log.insert(
         [
             sonnet(now - timedelta(minutes=1), "/s", prompt=1_000_000),  # $3 of $10
