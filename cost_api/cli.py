@@ -65,11 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     settings = _settings(args)
-    if (
-        not (settings.api_keys or settings.api_key_hashes)
-        and not _is_loopback(args.host)
-        and not args.insecure
-    ):
+    if not (settings.api_keys or settings.api_key_hashes) and not _is_loopback(args.host) and not args.insecure:
         raise CliError(
             f"refusing to bind {args.host} without API keys: anyone who can reach it would see every "
             "customer's spend. Configure api_keys (or COST_API_KEYS), bind 127.0.0.1, or pass --insecure."

@@ -89,9 +89,7 @@ class Settings(_Strict):
     database_url: str = "sqlite:///cost.db"
     tz: str = "UTC"
     api_keys: list[str] = msgspec.field(default_factory=list)
-    api_key_hashes: list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]] = msgspec.field(
-        default_factory=list
-    )
+    api_key_hashes: list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]] = msgspec.field(default_factory=list)
     cors_origins: list[str] = msgspec.field(default_factory=list)
     query_timeout: Duration = _duration("10s")
     max_concurrent_queries: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4

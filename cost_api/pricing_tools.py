@@ -66,9 +66,7 @@ def check_report(table: PriceTable) -> str:
         if e.model != WILDCARD and price.input == 0 and price.output == 0:
             free.append(e.key)
     if free:
-        lines.append(
-            f"warning: priced at $0 (an unknown price should be left out instead): {', '.join(free)}"
-        )
+        lines.append(f"warning: priced at $0 (an unknown price should be left out instead): {', '.join(free)}")
     lines.append("ok")
     return "\n".join(lines)
 

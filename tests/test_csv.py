@@ -61,9 +61,7 @@ async def test_spend_csv_spells_numbers_plainly(log: LogDB, client_for) -> None:
 
 async def test_json_stays_the_default(log: LogDB, client_for) -> None:
     async with client_for() as client:
-        browser = await client.get(
-            "/v1/spend", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-        )
+        browser = await client.get("/v1/spend", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
         forced = await client.get("/v1/spend", params={"format": "json"}, headers={"Accept": "text/csv"})
     assert browser.headers["content-type"].startswith("application/json")
     assert forced.headers["content-type"].startswith("application/json")
@@ -98,7 +96,7 @@ FORMULAS = [
     '=HYPERLINK("http://x")',
     "\n=1+1",  # a line break first: some spreadsheets drop it and read the rest
     "\r=1+1",
-    "\uff1dHYPERLINK(\"http://x\")",  # full-width ＝ ＋ － ＠: spreadsheets in CJK locales take them as = + - @
+    '\uff1dHYPERLINK("http://x")',  # full-width ＝ ＋ － ＠: spreadsheets in CJK locales take them as = + - @
     "\uff0b1+1",
     "\uff0d1+1",
     "\uff20SUM(A1)",

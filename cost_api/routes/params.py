@@ -26,9 +26,7 @@ class Common:
     filters: Filters
 
     def window(self, default: str) -> Window:
-        return parse_window(
-            window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default
-        )
+        return parse_window(window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default)
 
 
 async def refuse_control_characters(request: Request) -> None:
@@ -59,9 +57,7 @@ async def common(
     provider: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     model: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     endpoint: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
-    token: Annotated[
-        list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")
-    ] = None,
+    token: Annotated[list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")] = None,
 ) -> Common:
     settings = request.app.state.service.settings
     return Common(
