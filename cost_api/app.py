@@ -28,6 +28,7 @@ from .errors import (
     problem_response,
 )
 from .limits import Admission, AdmissionMiddleware, heavy_path
+from .logs import logging_config
 from .metrics import metrics_endpoint, prometheus_config
 from .routes.alerts import AlertsController
 from .routes.analytics import AnalyticsController
@@ -35,6 +36,7 @@ from .routes.budgets import BudgetsController
 from .routes.grafana import GrafanaController
 from .routes.ops import healthz, readyz
 from .routes.page import page_routes
+from .routes.params import refuse_control_characters
 from .routes.pricing import PricingController
 from .service import Service, build_service
 
@@ -120,6 +122,8 @@ def create_app(
             QueryTimeout: _timeout,
             Exception: handle_unexpected,
         },
+        before_request=refuse_control_characters,
+        logging_config=logging_config(),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="cost-api", version=__version__, path="/schema"),
         cors_config=(

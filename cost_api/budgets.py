@@ -12,6 +12,10 @@ period had not begun then), `age_seconds` keeps saying how old that is, and the 
 refresh at once; it also sleeps no later than the next boundary, so a rollover is counted within
 one read of it. A failed refresh keeps the last snapshot (which ages, and past `budget_max_age` is
 stale) and is retried on the next tick; an outage is logged once, and its end once.
+
+Each item says whether its endpoint is `seen` in the log: an endpoint with rows in a current period
+is; the first refresh also looks through the whole log for the others, once, and logs each budgeted
+endpoint that has no row at all (a typo in `budgets[].endpoint` would otherwise cap nothing, silently).
 docs/budgets.md describes the routes.
 """
 
@@ -118,6 +122,8 @@ class BudgetTracker:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._failing_since: datetime | None = None
+        self._seen: set[str] = set()  # budgeted endpoints with a row in the log
+        self._searched = False  # the whole log looked through once for the others
 
     # ----------------------------------------------------------------------- periods and refresh
 
@@ -140,11 +146,36 @@ class BudgetTracker:
             reads.append(self._spend(Range(start, now), endpoints))
         figures: dict[tuple[str, str], Figure] = {}
         for kinds, by_endpoint in zip(kinds_by_start.values(), await gather_or_cancel(*reads), strict=True):
+            self._seen |= by_endpoint.keys()
             for kind in kinds:
                 for endpoint in self._endpoints[kind]:
                     figures[(kind, endpoint)] = by_endpoint.get(endpoint, _ZERO)
+        if not self._searched:  # once; failing (a huge log read before the rollups are warm), next time
+            with contextlib.suppress(DatabaseUnavailable, QueryTimeout):
+                await self._search(now)
         self.snapshot = Snapshot(now, starts, figures)
         return self.snapshot
+
+    async def _search(self, now: datetime) -> None:
+        """Look through the whole log, up to `now`, for the budgeted endpoints without a row in their
+        current periods; log each that has none at all."""
+        missing = tuple(sorted(self._by_endpoint.keys() - self._seen))
+        oldest = (await self.aggregator.log_bounds())[0] if missing else None
+        if oldest is not None:
+            start = datetime.fromtimestamp(oldest / 1000, UTC)
+            if start < now:
+                everything = Range(start, now)
+                groups = await self.aggregator.groups(
+                    everything, filters=Filters(endpoints=missing), dim="endpoint", coarse=True
+                )
+                self._seen |= groups.by("key").keys()
+        self._searched = True
+        for endpoint in sorted(self._by_endpoint.keys() - self._seen):
+            log.warning(
+                "budget for endpoint %s: no row of the log has that endpoint (request_log.endpoint); "
+                "it caps nothing until one does",
+                endpoint,
+            )
 
     async def _spend(self, rng: Range, endpoints: tuple[str, ...]) -> dict[str, Figure]:
         if rng.start >= rng.end:  # refreshed at the very instant a period began
@@ -223,6 +254,7 @@ class BudgetTracker:
             self._wake.set()  # a boundary passed since the snapshot: refresh now
         item: dict[str, Any] = {
             "endpoint": budget.endpoint,
+            "seen": budget.endpoint in self._seen if self._searched else None,
             "period": budget.period,
             "period_start": iso(period.start),
             "resets_at": iso(period.end),

@@ -1,4 +1,5 @@
-"""The `cost-api` command: serve, demo, pricing."""
+"""The `cost-api` command line: every subcommand is listed, with its flags, in README.md's "Command
+line" (tests/test_cli.py holds the two to each other)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import asyncio
 import ipaddress
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from .config import ConfigError, Settings, load_settings
 from .db import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from .dburl import DatabaseURLError
+from .errors import ProblemError
 from .pricing import PricingError
 from .queries import QueryRegistryError
+from .windows import parse_instant
 
-# Problems a user can fix; reported as one line, never as a traceback.
+# Problems a user can fix; reported as one line, never as a traceback. A ProblemError is a bad flag
+# read by the API's own parsers (`--at`, `--window`, `--to`, `--tz`): their 400 message.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     PricingError,
@@ -25,6 +28,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     DatabaseUnavailable,
     SchemaMissing,
     QueryTimeout,
+    ProblemError,
 )
 
 
@@ -33,7 +37,7 @@ class CliError(Exception):
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, overrides={"database_url": args.db})
+    return load_settings(args.config, overrides={"database_url": getattr(args, "db", None)})
 
 
 def _is_loopback(host: str) -> bool:
@@ -61,17 +65,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     settings = _settings(args)
-    if (
-        not (settings.api_keys or settings.api_key_hashes)
-        and not _is_loopback(args.host)
-        and not args.insecure
-    ):
+    if not (settings.api_keys or settings.api_key_hashes) and not _is_loopback(args.host) and not args.insecure:
         raise CliError(
             f"refusing to bind {args.host} without API keys: anyone who can reach it would see every "
             "customer's spend. Configure api_keys (or COST_API_KEYS), bind 127.0.0.1, or pass --insecure."
         )
     asyncio.run(_check_database(settings))
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's loggers propagate to the root logger that create_app set up (cost_api.logs)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, log_config=None)
     return 0
 
 
@@ -98,7 +100,7 @@ def cmd_pricing(args: argparse.Namespace) -> int:
         print(pricing_tools.check_report(table))
         return 0
     if args.pricing_command == "resolve":
-        at = datetime.fromisoformat(args.at) if args.at else None
+        at = parse_instant("--at", args.at) if args.at else None  # what /v1/pricing/resolve's `at` takes
         code, text = pricing_tools.resolve_report(table, args.provider, args.model, at)
     else:
         code, text = pricing_tools.diff_genai_prices(table)
@@ -107,22 +109,12 @@ def cmd_pricing(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .errors import ProblemError
     from .report import report
 
-    try:
-        text = asyncio.run(
-            report(
-                _settings(args),
-                window=args.window,
-                to=args.to,
-                tz=args.tz,
-                top_window=args.top_window,
-                top=args.top,
-            )
-        )
-    except ProblemError as exc:  # a bad --window, --to, --tz: the API's 400 message
-        raise CliError(exc.detail) from exc
+    settings = _settings(args)
+    text = asyncio.run(
+        report(settings, window=args.window, to=args.to, tz=args.tz, top_window=args.top_window, top=args.top)
+    )
     print(text)
     return 0
 
@@ -135,14 +127,19 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return code
 
 
-def _common_flags(parser: argparse.ArgumentParser, *, db_default: str | None = None) -> None:
-    parser.add_argument("--db", default=db_default, help="database URL (overrides database_url)")
+def _common_flags(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
+    if db:
+        parser.add_argument("--db", help="database URL (overrides database_url)")
     parser.add_argument("--config", help="YAML config file (default: $COST_API_CONFIG)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cost-api", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="cost-api",
+        description="Every dollar of an LLM gateway's request log: a read-only analytics API and its tools.",
+        epilog="cost-api COMMAND --help tells more of each; README.md lists them all.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="serve the API")
     _common_flags(serve)
@@ -162,14 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     pricing = sub.add_parser("pricing", help="check, resolve and diff the price table")
     psub = pricing.add_subparsers(dest="pricing_command", required=True)
     check = psub.add_parser("check", help="validate pricing files and list the entries")
-    _common_flags(check)
+    _common_flags(check, db=False)
     resolve = psub.add_parser("resolve", help="which entry and price a logged model gets")
-    _common_flags(resolve)
+    _common_flags(resolve, db=False)
     resolve.add_argument("provider")
     resolve.add_argument("model")
-    resolve.add_argument("--at", help="RFC 3339 instant (default: now)")
+    resolve.add_argument("--at", help="RFC 3339 with an offset, or epoch milliseconds (default: now)")
     diff = psub.add_parser("diff", help="compare with the genai-prices package")
-    _common_flags(diff)
+    _common_flags(diff, db=False)
     pricing.set_defaults(func=cmd_pricing)
 
     report = sub.add_parser("report", help="print the headline block (spend, savings, change, top lists)")

@@ -13,9 +13,12 @@ import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
+
+from .dburl import DatabaseURLError, parse_database_url
 
 ENV_PREFIX = "COST_API_"
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
@@ -86,9 +89,7 @@ class Settings(_Strict):
     database_url: str = "sqlite:///cost.db"
     tz: str = "UTC"
     api_keys: list[str] = msgspec.field(default_factory=list)
-    api_key_hashes: list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]] = msgspec.field(
-        default_factory=list
-    )
+    api_key_hashes: list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]] = msgspec.field(default_factory=list)
     cors_origins: list[str] = msgspec.field(default_factory=list)
     query_timeout: Duration = _duration("10s")
     max_concurrent_queries: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
@@ -121,7 +122,9 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         raw = environ.get(env_name(key))
         if raw is None:
             continue
-        if key in _LIST_KEYS:
+        if key == "api_keys":  # a blank item stays, to be refused: it is no key (`load_settings`)
+            values[key] = [item.strip() for item in raw.split(",")]
+        elif key in _LIST_KEYS:
             values[key] = [item.strip() for item in raw.split(",") if item.strip()]
         elif key in _YAML_KEYS:
             try:
@@ -174,7 +177,8 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of keys at the top level")
         merged.update(loaded or {})
-    merged.update(_from_env(environ))
+    from_env = _from_env(environ)
+    merged.update(from_env)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         settings = msgspec.convert(merged, Settings, dec_hook=_dec_hook, strict=False)
@@ -184,7 +188,50 @@ def load_settings(
         settings.zone  # noqa: B018 - validates the zone name
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"tz: unknown time zone {settings.tz!r}") from exc
+    _check_keys(settings, "api_keys" in from_env)
+    _check_urls(settings)
     return settings
+
+
+def _check_keys(settings: Settings, from_env: bool) -> None:
+    """A blank API key is no key: with it, the service would start open (on loopback) where keys
+    were meant to be required."""
+    for i, key in enumerate(settings.api_keys):
+        if not key.strip():
+            where = env_name("api_keys") if from_env else f"api_keys[{i}]"
+            raise ConfigError(f"{where}: a blank API key; remove it (to run without keys, on loopback only, set none)")
+
+
+def _check_urls(settings: Settings) -> None:
+    """Every URL setting, so that a typo stops the start rather than every later use."""
+    try:
+        parse_database_url(settings.database_url)
+    except DatabaseURLError as exc:
+        raise ConfigError(str(exc)) from exc
+    for i, origin in enumerate(settings.cors_origins):
+        if not _url(origin, origin=True):
+            raise ConfigError(
+                f"cors_origins[{i}]: expected an origin like https://grafana.example.com (scheme, host and an "
+                f"optional port, no path), got {origin!r}"
+            )
+    url = settings.alerts.webhook_url
+    if url is not None and not _url(url, origin=False):
+        raise ConfigError(
+            f"alerts.webhook_url: expected an http:// or https:// URL with a host, like "
+            f"https://hooks.example.com/cost-api, got {url!r}"
+        )
+
+
+def _url(text: str, *, origin: bool) -> bool:
+    """An http(s) URL with a host (and a valid port, if any); an origin has nothing after the port."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    return not origin or not (parts.path or parts.query or parts.fragment)
 
 
 def documented_keys() -> set[str]:

@@ -3,8 +3,9 @@
 The dialect is chosen for what finance opens: RFC 4180 (comma, CRLF, `"` quoting), UTF-8 with a
 byte-order mark so that Excel reads `…` and non-ASCII names correctly, one header line, numbers as
 plain decimals (`0.000001`, never `1e-06`), booleans `true`/`false`, null as an empty cell. A text
-cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) gets a
-leading `'` (OWASP's CSV-injection advice): endpoint and model names come from the gateway's callers.
+cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab, CR or LF, or
+the full-width `＝` `＋` `－` `＠` that spreadsheets in CJK locales read as those) gets a leading `'`
+(OWASP's CSV-injection advice): endpoint and model names come from the gateway's callers.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .errors import BadParameter
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
 FORMATS = ("json", "csv")
 _BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def wants_csv(request: Request[Any, Any, Any], format_: str | None) -> bool:

@@ -24,17 +24,19 @@ from .aggregate import Aggregator, Filters, TokenDirectory, dimension, money
 from .budgets import BudgetTracker
 from .db import epoch_ms, gather_or_cancel
 from .errors import BadParameter
-from .groups import Totals
+from .groups import Groups, Totals
 from .live import live
 from .service import Service
 from .summary import summary
+from .text import refuse_control
 from .windows import HOUR_MS, MAX_BUCKETS, Range, Window, buckets, parse_instant, parse_window, slot_ms
 
 DAY_MS = 24 * HOUR_MS
 MINUTE_MS = 60_000
 # Bucket sizes a series may take: the smallest one that is at least Grafana's `intervalMs`, gives at
-# most `maxDataPoints` (and MAX_BUCKETS) points. Sub-day steps are aligned to UTC multiples of the
-# step; `1d` buckets are the local days of the dashboard's zone, as /v1/trend has them.
+# most `maxDataPoints` (and MAX_BUCKETS) points (past `1d`, as many local days as that takes). Sub-day
+# steps are aligned to UTC multiples of the step; `1d` buckets are the local days of the dashboard's
+# zone, as /v1/trend has them.
 STEPS = {
     "1m": MINUTE_MS,
     "5m": 5 * MINUTE_MS,
@@ -48,9 +50,13 @@ STEPS = {
 }
 _STEP_ALIASES = {"hour": "1h", "day": "1d", "60m": "1h", "24h": "1d"}
 DEFAULT_WINDOW = "30d"  # without a `range`: what variables and tag values offer, what /query answers
+# What a body may ask for at once (docs/grafana.md): each target is a read of its own, each ad-hoc
+# filter and each value of a filter is matched against every logged value.
+MAX_TARGETS = 20
+MAX_ADHOC_FILTERS = 20
+MAX_FILTER_VALUES = 100
 FILTER_KEYS = ("provider", "model", "endpoint", "token")
 _FILTER_FIELDS = {"provider": "providers", "model": "models", "endpoint": "endpoints", "token": "tokens"}
-NOTHING = "\x00"  # a filter value no row has: what a filter that keeps no value becomes
 _ALL = frozenset({"$__all", ".*", "(.*)", ".+"})
 _REGEX_META = re.compile(r"[\\^$*+?()|\[\]{}]")
 _VARIABLE_REF = re.compile(r"^\$(?:\{(\w+)(?::\w+)?\}|(\w+))$")
@@ -164,28 +170,49 @@ TAG_KEYS = [{"type": "string", "text": key} for key in FILTER_KEYS]
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    """A request body: a JSON object (an empty body is `{}`); anything else is a 400."""
+    """A request body: a JSON object (an empty body is `{}`) without control characters in its
+    strings; anything else is a 400."""
     if not raw.strip():
         return {}
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise BadParameter("body", f"expected a JSON object: {exc}") from exc
+    except RecursionError as exc:  # msgspec's own limit, some 1,000 levels down
+        raise BadParameter("body", "expected a JSON object: nested too deeply") from exc
     if not isinstance(body, dict):
         raise BadParameter("body", f"expected a JSON object, got a JSON {type(body).__name__}")
+    refuse_controls(body)
     return body
 
 
-def payload_of(value: Any) -> dict[str, Any]:
-    """A target's `payload`: an object, JSON text of one (plugins before 0.4), or nothing at all."""
+def refuse_controls(value: Any, field: str = "") -> None:
+    """A 400 naming the first string in `value` (at `field`) that holds a control character, by its
+    path: `targets[0].payload.provider`, `filters[1].value`."""
+    stack = [(field, value)]
+    while stack:  # not recursive: a body may nest as deep as msgspec reads
+        at, item = stack.pop()
+        if isinstance(item, str):
+            refuse_control(at, item)
+        elif isinstance(item, dict):
+            stack += [(f"{at}.{key}" if at else str(key), v) for key, v in reversed(item.items())]
+        elif isinstance(item, list):
+            stack += [(f"{at}[{i}]", v) for i, v in reversed(list(enumerate(item)))]
+
+
+def payload_of(value: Any, field: str = "payload") -> dict[str, Any]:
+    """A target's `payload` (at `field`): an object, JSON text of one (plugins before 0.4), or nothing."""
     if isinstance(value, dict):
         return value
     if isinstance(value, str | bytes) and value.strip():
         try:
             parsed = msgspec.json.decode(value)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return {}
-        return parsed if isinstance(parsed, dict) else {}
+        if not isinstance(parsed, dict):
+            return {}
+        refuse_controls(parsed, field)
+        return parsed
     return {}
 
 
@@ -236,6 +263,10 @@ def targets(body: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     if not isinstance(raw, list):
         raise BadParameter("targets", "expected an array of targets")
+    if len(raw) > MAX_TARGETS:
+        raise BadParameter(
+            "targets", f"at most {MAX_TARGETS} per query, hidden ones included; got {len(raw)}: split the panel"
+        )
     return [t for t in raw if isinstance(t, dict) and t.get("hide") is not True and _named(t.get("target"))]
 
 
@@ -249,6 +280,8 @@ def adhoc_filters(body: dict[str, Any]) -> list[dict[str, Any]]:
     for name in ("filters", "adhocFilters"):
         value = body.get(name)
         if isinstance(value, list):
+            if len(value) > MAX_ADHOC_FILTERS:
+                raise BadParameter(name, f"at most {MAX_ADHOC_FILTERS} ad-hoc filters; got {len(value)}")
             found += [f for f in value if isinstance(f, dict) and f not in found]
     return found
 
@@ -295,11 +328,13 @@ def _substitute(values: list[str], scoped: dict[str, Any]) -> list[str] | None:
     return out
 
 
-def payload_match(raw: Any, scoped: dict[str, Any]) -> Match | None:
-    """A payload filter (a string or a multi-select's list): None when it keeps everything."""
+def payload_match(raw: Any, scoped: dict[str, Any], field: str) -> Match | None:
+    """A payload filter (a string or a multi-select's list) at `field`: None when it keeps everything."""
     values = _substitute(_strings(raw), scoped)
     if not values or any(v in _ALL for v in values):  # no filter, `All`, or a variable Grafana left
         return None
+    if len(values) > MAX_FILTER_VALUES:
+        raise BadParameter(field, f"at most {MAX_FILTER_VALUES} values (variables substituted); got {len(values)}")
     literals, patterns = set(), []
     for value in values:
         if _REGEX_META.search(value):
@@ -354,13 +389,15 @@ async def resolve_filters(
     payload: dict[str, Any],
     adhoc: list[dict[str, Any]],
     scoped: dict[str, Any],
-) -> Filters:
+    where: str,
+) -> Filters | None:
     """The payload's filters and the ad-hoc ones as `Filters` (all of them hold: AND across them,
     OR within one multi-value). Literal values pass through as /v1 takes them; a regular expression
-    or a negation is resolved against the values logged in the range."""
+    or a negation is resolved against the values logged in the range. None: some key keeps no value,
+    so no row can match. `where`: the payload's place in the body, for errors."""
     wanted: dict[str, list[Match]] = {key: [] for key in FILTER_KEYS}
     for key in FILTER_KEYS:
-        match = payload_match(payload.get(key), scoped)
+        match = payload_match(payload.get(key), scoped, f"{where}.{key}")
         if match is not None:
             wanted[key].append(match)
     for index, item in enumerate(adhoc):
@@ -375,35 +412,65 @@ async def resolve_filters(
         else:
             values = await known_values(agg, rng, key, directory=directory)
             kept = {value for value, text in values if all(m.keeps(value, text) for m in matches)}
-        chosen[_FILTER_FIELDS[key]] = tuple(sorted(kept)) or (NOTHING,)
+        if not kept:
+            return None
+        chosen[_FILTER_FIELDS[key]] = tuple(sorted(kept))
     return Filters(**chosen)
+
+
+class NoRows:
+    """The aggregator as the lenses see it when a filter keeps no value: no groups in any range, so
+    each lens gives its own empty answer (zeros, no rows, no series) and nothing is sent to the
+    database; the token directory and the log's freshness are the real ones."""
+
+    def __init__(self, agg: Aggregator) -> None:
+        self.pricing = agg.pricing
+        self.vocab = agg.vocab
+        self.tokens = agg.tokens
+        self.latest_request_at = agg.latest_request_at
+
+    async def groups(self, rng: Range, *, slot_ms: int = HOUR_MS, **_: Any) -> Groups:
+        return Groups.concat(self.vocab, slot_ms, [])
+
+    async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
+        return [await self.groups(rng, **kw) for rng, kw in requests]
 
 
 # --------------------------------------------------------------------------- time series
 
 
-def pick_step(rng: Range, interval_ms: Any, max_points: Any, asked: Any) -> int:
-    """The bucket size: the payload's `interval` if given, else the smallest step that is at least
-    `intervalMs` and gives at most `maxDataPoints` (and MAX_BUCKETS) points over the range."""
-    length = epoch_ms(rng.end) - epoch_ms(rng.start)
+def pick_step(rng: Range, days: int, interval_ms: Any, max_points: Any, asked: Any) -> int:
+    """The bucket size over `rng` (which overlaps `days` local days): the payload's `interval` if given
+    (at most MAX_BUCKETS points), else the smallest step that is at least `intervalMs` and gives at
+    most `maxDataPoints` points (and MAX_BUCKETS): one of STEPS, or as many whole local days as that
+    takes. Whatever the range and the interval asked for, a series has that many points at most."""
+    start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+
+    def points(step: int) -> int:
+        if step % DAY_MS == 0:
+            return -(-days // (step // DAY_MS))
+        return -(-end // step) - start // step
+
     if isinstance(asked, str) and asked.strip() and asked.strip() != "auto":
         name = _STEP_ALIASES.get(asked.strip(), asked.strip())
         if name not in STEPS:
             raise BadParameter("payload.interval", f"expected auto or one of {', '.join(STEPS)}; got {asked!r}")
-        if math.ceil(length / STEPS[name]) > MAX_BUCKETS:
+        if points(STEPS[name]) > MAX_BUCKETS:
             raise BadParameter(
                 "payload.interval", f"{name} gives more than {MAX_BUCKETS} points over this range; use a longer one"
             )
         return STEPS[name]
-    points = _number(max_points)
-    want = max(_number(interval_ms) or 0, length / points if points else 0, length / MAX_BUCKETS)
-    return next((step for step in STEPS.values() if step >= want), DAY_MS)
+    most = max(int(min(_number(max_points) or MAX_BUCKETS, MAX_BUCKETS)), 1)
+    least = _number(interval_ms) or 0
+    found = next((step for step in STEPS.values() if step >= least and points(step) <= most), None)
+    return found or max(math.ceil(least / DAY_MS), -(-days // most)) * DAY_MS
 
 
-def bucket_starts(rng: Range, step: int, tz: zoneinfo.ZoneInfo) -> tuple[list[int], int]:
-    """Bucket starts (epoch ms) covering the range, and the SQL slot that folds into them."""
-    if step == DAY_MS:
-        return [epoch_ms(b.start) for b in buckets(rng, tz, "day")], slot_ms(tz, rng)
+def bucket_starts(rng: Range, step: int, day_starts: list[int], tz: zoneinfo.ZoneInfo) -> tuple[list[int], int]:
+    """Bucket starts (epoch ms) covering the range, and the SQL slot that folds into them. A step of
+    whole days takes every so many of the local `day_starts`."""
+    if step % DAY_MS == 0:
+        return day_starts[:: step // DAY_MS], slot_ms(tz, rng)
     start, end = epoch_ms(rng.start), epoch_ms(rng.end)
     first = start // step * step
     return list(range(first, end, step)), min(step, HOUR_MS)
@@ -423,8 +490,11 @@ async def series(
     group_by = None if group_by in ("none", "total") else group_by
     dim = dimension(str(group_by), trend.GROUP_BY) if group_by is not None else None
     top = _bounded(payload.get("top"), "payload.top", 8, 100)
-    step = pick_step(win.range, body.get("intervalMs"), body.get("maxDataPoints"), payload.get("interval"))
-    starts, slot = bucket_starts(win.range, step, tz)
+    day_starts = [epoch_ms(b.start) for b in buckets(win.range, tz, "day")]
+    step = pick_step(
+        win.range, len(day_starts), body.get("intervalMs"), body.get("maxDataPoints"), payload.get("interval")
+    )
+    starts, slot = bucket_starts(win.range, step, day_starts, tz)
     groups = await agg.groups(
         win.range, filters=filters, directory=directory, dim=dim.dim if dim else None, slot_ms=slot
     )
@@ -545,21 +615,25 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
 
     async def one(index: int, target: dict[str, Any]) -> list[dict[str, Any]]:
         name = target["target"].strip()
-        payload = payload_of(target.get("payload") if "payload" in target else target.get("data"))
+        key = "payload" if "payload" in target else "data"
+        payload = payload_of(target.get(key), f"targets[{index}].{key}")
         tz = zone(body, payload, default_tz)
         twin = win if tz == win.tz else Window(win.range, win.previous, tz)
         if name == "anomalies":
             answers = [annotations_table(await annotation_events(service, win.range, budgets))]
         else:
-            filters = await resolve_filters(agg, scope, directory, payload, adhoc, scoped)
+            filters = await resolve_filters(agg, scope, directory, payload, adhoc, scoped, f"targets[{index}].{key}")
+            source: Any = agg
+            if filters is None:  # a filter keeps no value: the lenses' empty answers, from no rows
+                source, filters = NoRows(agg), Filters()
             if name in SERIES:
-                answers = await series(agg, twin, tz, body, name, payload, filters, directory)
+                answers = await series(source, twin, tz, body, name, payload, filters, directory)
             elif name in TABLES:
-                answers = [await spend_table(agg, twin, name, payload, filters)]
+                answers = [await spend_table(source, twin, name, payload, filters)]
             elif name == "summary":
-                answers = [await summary_table(agg, twin, filters)]
+                answers = [await summary_table(source, twin, filters)]
             elif name == "live":
-                answers = [await live_table(agg, twin, filters)]
+                answers = [await live_table(source, twin, filters)]
             else:
                 known = [*SERIES, *TABLES, *OTHERS]
                 raise BadParameter(f"targets[{index}].target", f"expected one of {', '.join(known)}; got {name!r}")
@@ -594,7 +668,9 @@ async def variable_values(service: Service, body: dict[str, Any], name: str) -> 
     # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
     own = {k: v for k, v in payload.items() if k in FILTER_KEYS and k != VARIABLES[name]}
     scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
-    filters = await resolve_filters(agg, win.range, directory, own, [], scoped)
+    filters = await resolve_filters(agg, win.range, directory, own, [], scoped, "payload")
+    if filters is None:
+        return []
     return await known_values(agg, win.range, VARIABLES[name], filters=filters, directory=directory)
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from .db import gather_or_cancel
 from .groups import COUNTS, EXCLUDED, Groups
 
 log = logging.getLogger("cost_api.rollup")
@@ -121,7 +122,7 @@ class Rollups:
     async def _load_all(self, h0: int, h1: int, bound: Bound) -> dict[str | None, Groups]:
         """Hours [h0, h1) of every rollup: the endpoint and token ones read side by side (two
         connections, two cores), the base one summed from the endpoint one."""
-        endpoint, token = await asyncio.gather(
+        endpoint, token = await gather_or_cancel(
             self._load("endpoint", h0, h1, bound), self._load("token", h0, h1, bound)
         )
         base = endpoint.subset(slice(None))

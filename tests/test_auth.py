@@ -10,7 +10,6 @@ import pytest
 
 from cost_api import auth
 from cost_api.auth import KeyChecker
-from cost_api.config import ConfigError
 
 from .conftest import ClientFactory
 from .logdb import Row, SqliteLog, at
@@ -99,9 +98,7 @@ def test_every_configured_digest_is_compared(monkeypatch: pytest.MonkeyPatch) ->
         assert len(calls) == 3
 
 
-def test_an_empty_key_is_refused() -> None:
-    with pytest.raises(ConfigError, match="api_keys"):
-        KeyChecker(["good", " "], [])
+def test_without_keys_the_checker_is_off() -> None:  # a blank key never gets here: tests/test_config.py
     assert not KeyChecker([], []).enabled
 
 

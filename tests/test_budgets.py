@@ -108,14 +108,17 @@ async def poll(condition: Callable[[], Any], timeout: float = 5.0, every: float 
     return time.monotonic() - start
 
 
-async def clear_of_midnight() -> datetime:
-    """Now (UTC), at least 15 s away from a UTC midnight, so that a real-clock test stays in one day."""
+async def clear_of_midnight(back: timedelta) -> datetime:
+    """Now (UTC, whole seconds) with [now - back, now + 15 s] inside one UTC day, waiting for that if
+    need be: a real-clock test's rows, from `back` before now, and its figures fall in one day budget."""
     now = datetime.now(UTC)
-    to_midnight = (now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1) - now).total_seconds()
-    if to_midnight < 15:
-        await asyncio.sleep(to_midnight + 1)
-        now = datetime.now(UTC)
-    return now.replace(microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now + timedelta(seconds=15) >= midnight + timedelta(days=1):  # about to end: into the next day
+        midnight += timedelta(days=1)
+    ready = midnight + back + timedelta(seconds=1)
+    if now < ready:
+        await asyncio.sleep((ready - now).total_seconds())
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -166,6 +169,7 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
     assert body["items"] == [
         {
             "endpoint": "/summarise-ticket",
+            "seen": True,
             "period": "month",
             "period_start": "2026-10-31T23:00:00Z",
             "resets_at": "2026-11-30T23:00:00Z",
@@ -178,6 +182,7 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
         },
         {
             "endpoint": "/agent",
+            "seen": True,
             "period": "day",
             "period_start": "2026-11-19T23:00:00Z",
             "resets_at": "2026-11-20T23:00:00Z",
@@ -190,6 +195,7 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
         },
         {
             "endpoint": "/classify",
+            "seen": True,
             "period": "week",
             "period_start": "2026-11-15T23:00:00Z",
             "resets_at": "2026-11-22T23:00:00Z",
@@ -202,6 +208,7 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
         },
         {
             "endpoint": "/classify",
+            "seen": True,
             "period": "day",
             "period_start": "2026-11-19T23:00:00Z",
             "resets_at": "2026-11-20T23:00:00Z",
@@ -213,6 +220,39 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
             "status": "warning",  # exactly at 80 % of $0.1875 = $0.15
         },
     ]
+
+
+async def test_a_budget_for_an_endpoint_never_logged_says_so_once(log: LogDB, caplog: pytest.LogCaptureFixture) -> None:
+    """`seen`: true for an endpoint with rows in its current period, or only long before it; false
+    for one the log has never had (a typo caps nothing), which is logged once, however often the
+    figures are read."""
+    await log.insert(
+        [
+            sonnet("2026-11-20T10:00:00Z", "/live", prompt=1_000_000),  # this month
+            sonnet("2025-06-01T10:00:00Z", "/retired", prompt=1_000_000),  # long ago only
+            sonnet("2026-11-20T10:00:00Z", "/summarise-tickets", prompt=1_000_000),  # not the one budgeted
+        ]
+    )
+    budgets = [budget("/live", 10, "month"), budget("/retired", 10, "day"), budget("/summarise-ticket", 10, "month")]
+    caplog.set_level(logging.WARNING, logger="cost_api.budgets")
+    async with tracker_for(log, Clock(NOW), budgets=budgets) as tracker:
+        assert tracker.overview()["items"][0]["seen"] is None  # nothing read yet
+        for _ in range(3):
+            await tracker.refresh()
+    assert [r.getMessage() for r in caplog.records if r.name == "cost_api.budgets"] == [
+        "budget for endpoint /summarise-ticket: no row of the log has that endpoint (request_log.endpoint); "
+        "it caps nothing until one does"
+    ]
+
+    async with served(log, Clock(NOW), budgets=budgets) as (client, _):
+        items = (await client.get("/v1/budgets")).json()["items"]
+        check = (await client.get("/v1/budgets/check", params={"endpoint": "/summarise-ticket"})).json()
+    assert [(i["endpoint"], i["seen"], i["spent"]) for i in items] == [
+        ("/live", True, 3.0),  # 1M × $3
+        ("/retired", True, 0.0),
+        ("/summarise-ticket", False, 0.0),
+    ]
+    assert [b["seen"] for b in check["budgets"]] == [False]
 
 
 async def test_check_answers(log: LogDB) -> None:
@@ -307,7 +347,7 @@ async def test_two_budgets_on_one_endpoint(log: LogDB) -> None:
 
 
 async def test_check_flips_to_422_within_one_refresh(log: LogDB) -> None:
-    now = await clear_of_midnight()
+    now = await clear_of_midnight(timedelta(seconds=2))
     await log.insert([sonnet(now - timedelta(seconds=2), "/flip", prompt=200_000)])  # $0.60
     async with served(log, budget_refresh="100ms", budgets=[budget("/flip", 1.5, "day")]) as (client, _):
 
@@ -575,7 +615,7 @@ async def stoppable(backend: str, tmp_path: Path) -> AsyncIterator[tuple[LogDB, 
 
 async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
     log, stop, start = stoppable
-    now = await clear_of_midnight()
+    now = await clear_of_midnight(timedelta(minutes=1))
     await log.insert(
         [
             sonnet(now - timedelta(minutes=1), "/s", prompt=1_000_000),  # $3 of $10

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cost_api.cli import main
 from cost_api.config import ConfigError, documented_keys, load_settings
 
 DOCS = Path(__file__).parents[1] / "docs" / "configuration.md"
@@ -86,3 +87,65 @@ def test_every_key_is_documented_and_every_documented_key_exists() -> None:
 def test_example_config_is_valid() -> None:
     settings = load_settings(DOCS.parent / "examples" / "config.yaml", environ={})
     assert {b.endpoint for b in settings.budgets} == {"/summarise-ticket", "/agent-proxy-claude"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "text", "message"),
+    [
+        ({"COST_API_KEYS": " "}, "", "COST_API_KEYS: a blank API key"),
+        ({"COST_API_KEYS": ""}, "", "COST_API_KEYS: a blank API key"),
+        ({"COST_API_KEYS": "k1, ,k2"}, "", "COST_API_KEYS: a blank API key"),
+        ({"COST_API_KEYS": "k1,"}, "", "COST_API_KEYS: a blank API key"),
+        ({}, "api_keys: [good, '  ']\n", "api_keys[1]: a blank API key"),
+    ],
+)
+def test_a_blank_api_key_stops_start_up(tmp_path: Path, environ: dict[str, str], text: str, message: str) -> None:
+    """A blank key is no key: the service would start open (on loopback) where keys were meant."""
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ=environ)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("alerts: {webhook_url: '127.0.0.1:9000'}\n", "alerts.webhook_url: expected an http:// or https:// URL"),
+        ("alerts: {webhook_url: 'localhost:9000/hook'}\n", "alerts.webhook_url: expected an http:// or https:// URL"),
+        ("alerts: {webhook_url: 'ftp://hooks.example.com/x'}\n", "alerts.webhook_url: expected an http:// or https://"),
+        ("alerts: {webhook_url: 'https:///no-host'}\n", "alerts.webhook_url: expected an http:// or https:// URL"),
+        ("alerts: {webhook_url: 'http://hooks.example.com:99999/x'}\n", "alerts.webhook_url: expected an http://"),
+        ("cors_origins: [https://ok.example.com, grafana.example.com]\n", "cors_origins[1]: expected an origin"),
+        ("cors_origins: ['https://grafana.example.com/']\n", "cors_origins[0]: expected an origin"),
+        ("cors_origins: ['https://grafana.example.com/d/x']\n", "cors_origins[0]: expected an origin"),
+        ("database_url: cost.db\n", "database_url 'cost.db': expected sqlite:///relative.db"),
+        ("database_url: 'sqlite:///'\n", "database_url 'sqlite:///': no file path after sqlite:///"),
+    ],
+)
+def test_every_url_setting_is_checked_at_start_up(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ={})
+    assert str(info.value).startswith(message), info.value
+
+
+def test_good_urls_are_taken() -> None:
+    overrides = {
+        "database_url": "postgresql://reader@db.internal:5432/gateway",
+        "cors_origins": ["https://grafana.example.com", "http://127.0.0.1:3000"],
+        "alerts": {"webhook_url": "https://hooks.slack.com/services/T0/B0/x?y=1"},
+    }
+    settings = load_settings(environ={}, overrides=overrides)
+    assert settings.alerts.webhook_url == "https://hooks.slack.com/services/T0/B0/x?y=1"
+    assert settings.cors_origins == ["https://grafana.example.com", "http://127.0.0.1:3000"]
+
+
+def test_serve_names_the_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COST_API_KEYS", " ")
+    assert main(["serve", "--db", "sqlite:///never-opened.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cost-api: COST_API_KEYS: a blank API key") and err.count("\n") == 1

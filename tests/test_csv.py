@@ -61,9 +61,7 @@ async def test_spend_csv_spells_numbers_plainly(log: LogDB, client_for) -> None:
 
 async def test_json_stays_the_default(log: LogDB, client_for) -> None:
     async with client_for() as client:
-        browser = await client.get(
-            "/v1/spend", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-        )
+        browser = await client.get("/v1/spend", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
         forced = await client.get("/v1/spend", params={"format": "json"}, headers={"Accept": "text/csv"})
     assert browser.headers["content-type"].startswith("application/json")
     assert forced.headers["content-type"].startswith("application/json")
@@ -94,13 +92,24 @@ async def test_requests_csv_matches_json_page_by_page(log: LogDB, client_for) ->
     assert empty.content.decode("utf-8-sig").startswith("id,created_at,request_id,provider,")
 
 
+FORMULAS = [
+    '=HYPERLINK("http://x")',
+    "\n=1+1",  # a line break first: some spreadsheets drop it and read the rest
+    "\r=1+1",
+    '\uff1dHYPERLINK("http://x")',  # full-width ＝ ＋ － ＠: spreadsheets in CJK locales take them as = + - @
+    "\uff0b1+1",
+    "\uff0d1+1",
+    "\uff20SUM(A1)",
+]
+
+
 async def test_formula_like_text_is_defused(log: LogDB, client_for) -> None:
-    await log.insert([Row(at("2026-11-20T11:00:00Z"), endpoint='=HYPERLINK("http://x")')])
+    await log.insert([Row(at(f"2026-11-20T11:0{i}:00Z"), endpoint=text) for i, text in enumerate(FORMULAS)])
     async with client_for() as client:
         response = await client.get(
-            "/v1/spend", params={"to": test_spend.TO, "group_by": "endpoint", "format": "csv"}
+            "/v1/spend", params={"to": test_spend.TO, "group_by": "endpoint", "format": "csv", "limit": 100}
         )
-    assert parse(response)[0]["endpoint"] == '\'=HYPERLINK("http://x")'
+    assert sorted(row["endpoint"] for row in parse(response)) == sorted("'" + text for text in FORMULAS)
 
 
 def test_cells() -> None:
@@ -115,5 +124,7 @@ def test_cells() -> None:
         "",
         "…",
     ]
-    assert [cell(t) for t in ("-1", "+1", "@x", "a=b")] == ["'-1", "'+1", "'@x", "a=b"]
+    assert [cell(t) for t in ("-1", "+1", "@x", "a=b", "\t=1", "\n=1", "\uff1d1", " =1")] == [
+        "'-1", "'+1", "'@x", "a=b", "'\t=1", "'\n=1", "'\uff1d1", " =1",
+    ]  # fmt: skip
     assert render([{"a": "x,y", "b": 'say "hi"'}], ["a", "b"]) == 'a,b\r\n"x,y","say ""hi"""\r\n'

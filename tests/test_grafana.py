@@ -276,6 +276,33 @@ async def test_payload_and_adhoc_filters(log: LogDB, client_for: ClientFactory) 
         assert await total(client, filters=[{"key": "model", "operator": "=~", "value": "nothing.*"}]) == 0.0
 
 
+async def test_a_filter_that_keeps_no_value_answers_empty(log: LogDB, client_for: ClientFactory) -> None:
+    """A regular expression or a negation that keeps none of the logged values: every target's empty
+    answer on both dialects. 5-minute buckets are read from SQL whatever the rollups hold, so the
+    filter reaches the database if anything of it is sent there."""
+    await _ledger(log)
+    hour = {"from": "2026-11-19T10:00:00.000Z", "to": "2026-11-19T11:00:00.000Z"}
+    nothing = [{"key": "model", "operator": "=~", "value": "nothing.*"}]
+    targets = (
+        {"target": "spend", "payload": {"interval": "5m"}},
+        {"target": "requests", "payload": {"interval": "5m", "group_by": "provider"}},
+        {"target": "top_endpoints"},
+        {"target": "summary"},
+        {"target": "live"},
+    )
+    async with client_for() as client:
+        series, endpoints, headline, live = await query(client, body(*targets, range=hour, filters=nothing))
+        chained = await client.post(
+            "/grafana/variable", json={"payload": {"target": "models", "provider": "(nobody)"}, "range": hour}
+        )
+    assert series["target"] == "spend"  # the grouped series has no key, hence no series
+    assert series["datapoints"] == [[0.0, day(6) + 10 * HOUR + i * 300_000] for i in range(12)]
+    assert endpoints["rows"] == []
+    assert headline["rows"] == [[0.0, 0.0, None, 0.0, 0.0, None, 0, 0]]
+    assert live["rows"][0][:6] == [0.0, 0.0, 0, 0, 0, 0.0]
+    assert chained.status_code == 200 and chained.json() == []
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -500,6 +527,38 @@ async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for:
             problem = response.json()
             assert set(problem) == PROBLEM
             assert problem["errors"][0]["field"] == field, (raw, problem)
+
+
+async def test_what_multiplies_work_is_capped(log: LogDB, client_for: ClientFactory) -> None:
+    """docs/grafana.md: at most 20 targets (hidden ones too) and 20 ad-hoc filters in each list, at
+    most 100 values per filter; a series never has more points than maxDataPoints, nor 2,000."""
+    await _ledger(log)
+    spend = {"target": "spend", "payload": {}}
+    many = [{"key": "endpoint", "operator": "!=", "value": f"/e{i}"} for i in range(21)]
+    values = [f"v{i}" for i in range(101)]
+    async with client_for() as client:
+        allowed = await query(client, body(*[spend] * 20, filters=many[:20], adhocFilters=many[1:]))
+        assert len(allowed) == 20
+        cases = [
+            (body(*[spend] * 21), "targets"),
+            (body(*[spend] * 19, {"target": "spend", "hide": True}, {"refId": "U"}), "targets"),
+            (body(spend, filters=many), "filters"),
+            (body(spend, adhocFilters=many), "adhocFilters"),
+            (body({"target": "spend", "payload": {"provider": values}}), "targets[0].payload.provider"),
+            (body({"target": "spend", "payload": {"provider": "$p"}}, scopedVars={"p": {"value": values}}),
+             "targets[0].payload.provider"),
+        ]  # fmt: skip
+        for payload, field in cases:
+            response = await client.post("/grafana/query", json=payload)
+            assert response.status_code == 400, (field, response.text)
+            assert response.json()["errors"][0]["field"] == field
+        # the longest range and the finest interval Grafana could send: maxDataPoints, then 2,000, bound it
+        longest = {"from": "2025-10-16T00:00:00.000Z", "to": TO}  # 400 days
+        for points, most in ((10, 10), (1_000_000_000, 2000)):
+            (series,) = await query(client, body(spend, range=longest, interval_ms=1, max_points=points))
+            assert len(series["datapoints"]) <= most
+            # every dollar of the range is there: $0.05784 in the last 7 days, $0.03 before them
+            assert round(sum(v for v, _ in series["datapoints"]), 6) == 0.08784
 
 
 # --------------------------------------------------------------------------- access

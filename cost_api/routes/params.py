@@ -1,4 +1,5 @@
-"""The query parameters every /v1 analytics endpoint shares, declared once as a dependency."""
+"""The query parameters every /v1 analytics endpoint shares, declared once as a dependency; and what
+no path or query parameter of any route may hold."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from litestar import Request
+from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 
 from ..aggregate import Filters
 from ..service import Service
+from ..text import has_control, refuse_control
 from ..windows import Window, parse_window, parse_zone
 
 
@@ -23,9 +26,18 @@ class Common:
     filters: Filters
 
     def window(self, default: str) -> Window:
-        return parse_window(
-            window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default
-        )
+        return parse_window(window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default)
+
+
+async def refuse_control_characters(request: Request) -> None:
+    """Before every route handler: a path with a control character names no route or file (a 404;
+    `/static/app.js%00.png` reached the file system), a query parameter with one is a 400 naming it,
+    whether the route takes that parameter or not."""
+    if has_control(request.scope["path"]):
+        raise NotFoundException()
+    for name, value in request.query_params.multi_items():
+        refuse_control(name, name)
+        refuse_control(name, value)
 
 
 def service(request: Request) -> Service:
@@ -45,9 +57,7 @@ async def common(
     provider: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     model: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     endpoint: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
-    token: Annotated[
-        list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")
-    ] = None,
+    token: Annotated[list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")] = None,
 ) -> Common:
     settings = request.app.state.service.settings
     return Common(
