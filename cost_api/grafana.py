@@ -427,7 +427,7 @@ class NoRows:
         self.pricing = agg.pricing
         self.vocab = agg.vocab
         self.tokens = agg.tokens
-        self.latest_request_at = agg.latest_request_at
+        self.freshness = agg.freshness
 
     async def groups(self, rng: Range, *, slot_ms: int = HOUR_MS, **_: Any) -> Groups:
         return Groups.concat(self.vocab, slot_ms, [])

@@ -13,7 +13,6 @@ per-hour fingerprints of the log with `fingerprints()` and reads the hours that 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
