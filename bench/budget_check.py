@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 
-from cost_api.app import create_app
 from cost_api.config import load_settings
-from cost_api.demo import run_demo
+from cost_api.tools.demo import run_demo
+from cost_api.web.app import create_app
 
 from .load import _free_port, _writer  # the load benchmark's writer: rows stamped now, in batches
 

@@ -68,7 +68,7 @@ COLUMNS = (
 
 def _writer(url: str, rate: float, stop: Any, written: Any) -> None:
     """Append `rate` rows/s (in batches every 100 ms, created_at = now) until `stop` is set."""
-    from cost_api.dburl import parse_database_url
+    from cost_api.store.url import parse_database_url
 
     parsed = parse_database_url(url)
     rng = random.Random(11)
@@ -174,11 +174,11 @@ async def _drive(base: str, paths: list[str], seconds: float, concurrency: int, 
 
 async def _direct_figures(url: str, start: datetime, end: datetime) -> dict[str, Any]:
     """A fresh service (rollups never warmed: SQL over the raw rows) and a raw count(*)."""
-    from cost_api.aggregate import money
+    from cost_api.aggregation.aggregator import money
     from cost_api.config import load_settings
-    from cost_api.db import epoch_ms
-    from cost_api.dburl import parse_database_url
-    from cost_api.service import build_service
+    from cost_api.store.database import epoch_ms
+    from cost_api.store.url import parse_database_url
+    from cost_api.web.service import build_service
     from cost_api.windows import Range
 
     service = build_service(load_settings(environ={}, overrides={"database_url": url}))
@@ -254,7 +254,7 @@ def _budgets(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from cost_api.demo import run_demo
+    from cost_api.tools.demo import run_demo
 
     workdir = Path(tempfile.mkdtemp(prefix="cost-api-load-"))
     url = args.db or f"sqlite:///{workdir / 'load.db'}"

@@ -17,7 +17,7 @@ clock at the log's end (the instant it was generated up to):
   peak RSS growth, then the whole log's requests against a SQL count and the sweep over those days.
 
 From the medians it derives the sweep's cost per hour of wall time under the schedule in
-cost_api/aggregate.py and the bounds it gives.
+cost_api/aggregation/aggregator.py and the bounds it gives.
 
     python -m bench.sweep                          # 10M, both dialects (~6 min)
     python -m bench.sweep --sizes 1M --dialects sqlite
@@ -44,7 +44,7 @@ from typing import Any
 import asyncpg
 
 from bench.dashboard import HERE, _pct, _size
-from cost_api.aggregate import (
+from cost_api.aggregation.aggregator import (
     LAST_HOUR,
     MAINTAIN_SECONDS,
     SWEEP_OLDER_SECONDS,
@@ -53,11 +53,11 @@ from cost_api.aggregate import (
     Aggregator,
     Filters,
 )
+from cost_api.aggregation.rollups import HOUR_MS, floor_hour
 from cost_api.config import load_settings
-from cost_api.demo import run_demo
-from cost_api.rollup import HOUR_MS, floor_hour
-from cost_api.service import build_service
-from cost_api.summary import summary
+from cost_api.lenses.summary import summary
+from cost_api.tools.demo import run_demo
+from cost_api.web.service import build_service
 from cost_api.windows import parse_window, parse_zone
 from tests.pgcluster import PgCluster, find_bindir
 
@@ -355,7 +355,7 @@ async def run_one(dialect: str, url: str, writer: Writer, now_ms: int, cpu: Cpu,
 
 
 def costs(r: dict) -> dict:
-    """What the schedule in cost_api/aggregate.py makes of the medians."""
+    """What the schedule in cost_api/aggregation/aggregator.py makes of the medians."""
     recent_per_hour = 3600 / SWEEP_RECENT_SECONDS
     older_per_hour = r["older_chunks"] * 3600 / SWEEP_OLDER_SECONDS  # paced: a pass takes SWEEP_OLDER_SECONDS
     sync_s = r["sync_idle"][0]

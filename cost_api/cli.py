@@ -10,13 +10,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import ConfigError, Settings, load_settings
-from .db import DatabaseUnavailable, QueryTimeout, SchemaMissing
-from .dburl import DatabaseURLError
-from .errors import ProblemError
-from .pricing import PricingError
-from .queries import QueryRegistryError
-from .windows import parse_instant
+from cost_api.config import ConfigError, Settings, load_settings
+from cost_api.errors import ProblemError
+from cost_api.pricing.table import PricingError
+from cost_api.store.database import DatabaseUnavailable, QueryTimeout, SchemaMissing
+from cost_api.store.queries import QueryRegistryError
+from cost_api.store.url import DatabaseURLError
+from cost_api.windows import parse_instant
 
 # Problems a user can fix; reported as one line, never as a traceback. A ProblemError is a bad flag
 # read by the API's own parsers (`--at`, `--window`, `--to`, `--tz`): their 400 message.
@@ -50,7 +50,7 @@ def _is_loopback(host: str) -> bool:
 
 
 async def _check_database(settings: Settings) -> None:
-    from .service import build_service
+    from cost_api.web.service import build_service
 
     service = build_service(settings)
     try:
@@ -62,7 +62,7 @@ async def _check_database(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
+    from cost_api.web.app import create_app
 
     settings = _settings(args)
     if not (settings.api_keys or settings.api_key_hashes) and not _is_loopback(args.host) and not args.insecure:
@@ -78,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from cost_api.tools.demo import run_demo
 
     written = run_demo(
         args.db,
@@ -92,8 +92,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_pricing(args: argparse.Namespace) -> int:
-    from . import pricing_tools
-    from .service import load_pricing
+    from cost_api.pricing import reports as pricing_tools
+    from cost_api.web.service import load_pricing
 
     table = load_pricing(_settings(args))
     if args.pricing_command == "check":
@@ -109,7 +109,7 @@ def cmd_pricing(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import report
+    from cost_api.tools.report import report
 
     settings = _settings(args)
     text = asyncio.run(
@@ -120,7 +120,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from .smoke import smoke
+    from cost_api.tools.smoke import smoke
 
     code, text = asyncio.run(smoke(_settings(args)))
     print(text)

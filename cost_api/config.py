@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from .dburl import DatabaseURLError, parse_database_url
+from cost_api.store.url import DatabaseURLError, parse_database_url
 
 ENV_PREFIX = "COST_API_"
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")

@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar.logging.config import LoggingConfig
 
-from .text import escape
+from cost_api.text import escape
 
 FORMAT = "%(levelname)s - %(asctime)s - %(name)s - %(module)s - %(message)s"  # Litestar's own
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import BadParameter
+from cost_api.errors import BadParameter
 
 _REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1

@@ -14,7 +14,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from .errors import BadParameter
+from cost_api.errors import BadParameter
 
 MAX_RANGE = timedelta(days=400)
 MAX_BUCKETS = 2000

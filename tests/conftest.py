@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from cost_api.app import create_app
 from cost_api.config import load_settings
+from cost_api.web.app import create_app
 
 from .logdb import LogDB, PostgresLog, SqliteLog
 from .pgcluster import PgCluster, find_bindir

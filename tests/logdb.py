@@ -13,8 +13,8 @@ from pathlib import Path
 
 import asyncpg
 
-from cost_api.db import epoch_ms
 from cost_api.resources import sql_dir
+from cost_api.store.database import epoch_ms
 
 
 @dataclass

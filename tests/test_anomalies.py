@@ -15,14 +15,14 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from cost_api.alerts import AlertEngine, verify
-from cost_api.anomalies import anomalies as answer
-from cost_api.anomalies import episode_id, episodes
-from cost_api.app import create_app
-from cost_api.budgets import BudgetTracker
 from cost_api.config import Settings, load_settings
-from cost_api.demo import LEAKED_TOKEN, run_demo
-from cost_api.service import Service, build_service
+from cost_api.tools.demo import LEAKED_TOKEN, run_demo
+from cost_api.watch.alerts import AlertEngine, verify
+from cost_api.watch.anomalies import anomalies as answer
+from cost_api.watch.anomalies import episode_id, episodes
+from cost_api.watch.budgets import BudgetTracker
+from cost_api.web.app import create_app
+from cost_api.web.service import Service, build_service
 from cost_api.windows import Range, iso, parse_window
 
 from .conftest import BACKENDS

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cost_api import auth
-from cost_api.auth import KeyChecker
+from cost_api.web import auth
+from cost_api.web.auth import KeyChecker
 
 from .conftest import ClientFactory
 from .logdb import Row, SqliteLog, at

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from cost_api.app import create_app
-from cost_api.budgets import BudgetTracker
 from cost_api.config import load_settings
-from cost_api.service import build_service
+from cost_api.watch.budgets import BudgetTracker
+from cost_api.web.app import create_app
+from cost_api.web.service import build_service
 
 from .logdb import LogDB, PostgresLog, Row, SqliteLog, at
 from .pgcluster import PgCluster, find_bindir, free_port
@@ -234,12 +234,12 @@ async def test_a_budget_for_an_endpoint_never_logged_says_so_once(log: LogDB, ca
         ]
     )
     budgets = [budget("/live", 10, "month"), budget("/retired", 10, "day"), budget("/summarise-ticket", 10, "month")]
-    caplog.set_level(logging.WARNING, logger="cost_api.budgets")
+    caplog.set_level(logging.WARNING, logger="cost_api.watch.budgets")
     async with tracker_for(log, Clock(NOW), budgets=budgets) as tracker:
         assert tracker.overview()["items"][0]["seen"] is None  # nothing read yet
         for _ in range(3):
             await tracker.refresh()
-    assert [r.getMessage() for r in caplog.records if r.name == "cost_api.budgets"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "cost_api.watch.budgets"] == [
         "budget for endpoint /summarise-ticket: no row of the log has that endpoint (request_log.endpoint); "
         "it caps nothing until one does"
     ]
@@ -628,7 +628,7 @@ async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
         "budgets": [budget("/s", 10, "day"), budget("/t", 1, "day")],
     }
     records = Records()
-    logging.getLogger("cost_api.budgets").addHandler(records)
+    logging.getLogger("cost_api.watch.budgets").addHandler(records)
     async with (
         served(log, budget_fail_mode="open", **config) as (fail_open, _),
         served(log, budget_fail_mode="closed", **config) as (fail_closed, _),
@@ -665,7 +665,7 @@ async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
 
         await poll(fresh_again, timeout=20)
         recovered = records.matching("works again")
-    logging.getLogger("cost_api.budgets").removeHandler(records)
+    logging.getLogger("cost_api.watch.budgets").removeHandler(records)
 
     assert opened.status_code == 200
     body = opened.json()

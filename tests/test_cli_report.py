@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from cost_api.cli import main
-from cost_api.queries import Registry
-from cost_api.report import dollars, trend
 from cost_api.resources import sql_dir
+from cost_api.store.queries import Registry
+from cost_api.tools.report import dollars, trend
 
 from .logdb import LogDB, Row, at
 

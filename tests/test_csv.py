@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cost_api.csvout import cell, render
+from cost_api.web.csv import cell, render
 
 from . import test_requests, test_savings, test_spend
 from .logdb import LogDB, Row, at

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from cost_api import audit, live, savings, spend, summary, trend
-from cost_api.aggregate import FUTURE_SKEW, Aggregator, Filters
-from cost_api.app import create_app
+from cost_api.aggregation.aggregator import FUTURE_SKEW, Aggregator, Filters
 from cost_api.cli import main
 from cost_api.config import load_settings
-from cost_api.service import Service, build_service
+from cost_api.lenses import live, savings, spend, summary, trend
+from cost_api.lenses import requests as audit
+from cost_api.web.app import create_app
+from cost_api.web.service import Service, build_service
 from cost_api.windows import parse_window
 
 from .logdb import LogDB, Row, at

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cost_api import demo
-from cost_api.demo import DemoError, run_demo
 from cost_api.resources import sql_dir
+from cost_api.tools import demo
+from cost_api.tools.demo import DemoError, run_demo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
 NOW_MS = int(NOW.timestamp()) * 1000

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from cost_api.app import create_app
-from cost_api.budgets import BudgetTracker
 from cost_api.config import load_settings
-from cost_api.db import epoch_ms
-from cost_api.service import build_service
+from cost_api.store.database import epoch_ms
+from cost_api.watch.budgets import BudgetTracker
+from cost_api.web.app import create_app
+from cost_api.web.service import build_service
 
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, SqliteLog

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from cost_api.aggregate import LAST_HOUR, Aggregator, Filters
+from cost_api.aggregation.aggregator import LAST_HOUR, Aggregator, Filters
 from cost_api.config import load_settings
-from cost_api.service import build_service
-from cost_api.spend import spend
-from cost_api.summary import summary
-from cost_api.trend import trend
+from cost_api.lenses.spend import spend
+from cost_api.lenses.summary import summary
+from cost_api.lenses.trend import trend
+from cost_api.web.service import build_service
 from cost_api.windows import parse_window
 
 from .logdb import LogDB, Row
@@ -258,7 +258,7 @@ async def test_every_committed_row_counts_wherever_and_whenever_it_lands(log: Lo
 
 async def test_the_sweep_reaches_every_hour_on_its_schedule(log: LogDB) -> None:
     """A delete 9 days back is found by the older hours' sweep, a day at a time, within its period."""
-    from cost_api.aggregate import SWEEP_OLDER_SECONDS
+    from cost_api.aggregation.aggregator import SWEEP_OLDER_SECONDS
 
     rng = random.Random(15)
     await log.insert(random_rows(rng, 1500, NOW - timedelta(days=10), NOW))
@@ -307,7 +307,7 @@ async def test_a_row_committed_between_the_first_reads_counts_once(log: LogDB) -
 async def test_the_holes_bookkeeping_stays_bounded(log: LogDB) -> None:
     """A jump of millions of ids (a backfill with ids of its own) leaves at most MAX_HOLES ids to ask
     for again, and those are given up after HOLE_SECONDS (the sweep takes over)."""
-    from cost_api.recent import HOLE_SECONDS, MAX_HOLES
+    from cost_api.aggregation.rows import HOLE_SECONDS, MAX_HOLES
 
     clock = {"now": NOW.timestamp()}
     await log.insert([Row(NOW - timedelta(minutes=30), prompt_tokens=1_000)])

@@ -24,10 +24,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from cost_api.app import create_app
 from cost_api.config import load_settings
-from cost_api.db import SQLITE_BUSY_WAIT, epoch_ms
 from cost_api.resources import sql_dir
+from cost_api.store.database import SQLITE_BUSY_WAIT, epoch_ms
+from cost_api.web.app import create_app
 
 from .logdb import COLUMNS, LogDB, PostgresLog, Row, SqliteLog
 from .pgcluster import PgCluster, find_bindir

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from cost_api import anomalies, grafana
 from cost_api.config import load_settings
-from cost_api.service import build_service
+from cost_api.watch import anomalies
+from cost_api.web import grafana
+from cost_api.web.service import build_service
 from cost_api.windows import Range
 
 from .conftest import ClientFactory

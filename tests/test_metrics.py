@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from cost_api import metrics
-from cost_api.db import DatabaseUnavailable, QueryTimeout
+from cost_api.store.database import DatabaseUnavailable, QueryTimeout
+from cost_api.web import metrics
 
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, at

@@ -311,8 +311,8 @@ def test_wheel_ships_the_page(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("cost_api-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "cost_api" / "static").rglob("*") if p.is_file()}
-    assert {"cost_api/static/index.html", "cost_api/static/vendor/uplot/LICENSE"} <= shipped <= names
+    shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "cost_api" / "web" / "static").rglob("*") if p.is_file()}
+    assert {"cost_api/web/static/index.html", "cost_api/web/static/vendor/uplot/LICENSE"} <= shipped <= names
 
 
 async def _shoot(url: str, out: Path, width: int, height: int) -> None:

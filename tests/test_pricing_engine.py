@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cost_api.pricing import MAX_THRESHOLDS, Entry, PriceTable, PricingError, Rates, load_table
-from cost_api.pricing_tools import EXCEPTIONS, check_report, diff_genai_prices, load_exceptions, resolve_report
+from cost_api.pricing.reports import EXCEPTIONS, check_report, diff_genai_prices, load_exceptions, resolve_report
+from cost_api.pricing.table import MAX_THRESHOLDS, Entry, PriceTable, PricingError, Rates, load_table
 from cost_api.resources import builtin_pricing
 
 REFERENCE = Path(__file__).parent / "fixtures" / "provider-prices.yaml"  # the contract's reference, vendored

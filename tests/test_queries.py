@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cost_api.queries import QueryRegistryError, Registry, parse_file
 from cost_api.resources import sql_dir
+from cost_api.store.queries import QueryRegistryError, Registry, parse_file
 
 PACKAGE = Path(__file__).parents[1] / "cost_api"
 

@@ -17,10 +17,10 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from cost_api.app import create_app
 from cost_api.config import load_settings
-from cost_api.db import Database, PostgresDatabase, SqliteDatabase
-from cost_api.service import build_service
+from cost_api.store.database import Database, PostgresDatabase, SqliteDatabase
+from cost_api.web.app import create_app
+from cost_api.web.service import build_service
 
 from .logdb import LogDB, PostgresLog, Row, at
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from cost_api.audit import decode_cursor, encode_cursor
+from cost_api.lenses.requests import decode_cursor, encode_cursor
 
 from .logdb import LogDB, Row, at
 

@@ -1,0 +1,487 @@
+"""The one aggregation path: SQL sums tokens per price-uniform group, Python prices the groups.
+
+Every lens (summary, spend, trend, savings, live) reads `Groups` from here and folds them; no lens
+prices rows itself and no lens runs SQL of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from cost_api.aggregation.groups import Groups, Totals, Vocab, from_rows
+from cost_api.aggregation.rollups import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
+from cost_api.aggregation.rows import RowStore
+from cost_api.errors import BadParameter
+from cost_api.pricing.table import MAX_THRESHOLDS, PriceTable
+from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, epoch_ms, gather_or_cancel
+from cost_api.windows import HOUR_MS, Range, iso
+
+log = logging.getLogger("cost_api.aggregation.aggregator")
+
+_PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
+MAINTAIN_SECONDS = 10  # how often the background task takes in new rows and closes hours
+# the reconciliation sweep (deletes and updates): how far back, and how often, docs/performance.md
+LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of the open hours"
+SWEEP_RECENT_HOURS = 7 * 24
+SWEEP_RECENT_SECONDS = 120
+SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
+# How far ahead of now a row may be dated (the gateway's clock running ahead of this one) and still
+# count. Rows dated later are in no figure, no `latest_request_at` and no lag: they are counted in
+# `data_quality` as `future_created_at` (docs/request-log.md).
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+def money(value: float) -> float:
+    return round(float(value), 6) + 0.0
+
+
+def pct(part: float, whole: float) -> float | None:
+    return None if not whole else round(part / whole * 100, 1) + 0.0
+
+
+def change_pct(current: float, previous: float) -> float | None:
+    return None if not previous else round((current - previous) / previous * 100, 1) + 0.0
+
+
+def filter_params(filters: Filters, directory: TokenDirectory | None) -> dict[str, Any]:
+    """The filter parameters every filtered query takes (`:providers`, …, `:token_ids`, …)."""
+    return {
+        "providers": list(filters.providers) or None,
+        "models": list(filters.models) or None,
+        "endpoints": list(filters.endpoints) or None,
+        **(directory or TokenDirectory([])).filter_params(filters.tokens),
+    }
+
+
+def threshold_params(pricing: PriceTable) -> dict[str, int]:
+    """`:t1 … :t8`: the table's long-context thresholds, padded to MAX_THRESHOLDS."""
+    padded = list(pricing.thresholds) + [_PAD] * (MAX_THRESHOLDS - len(pricing.thresholds))
+    return {f"t{i + 1}": t for i, t in enumerate(padded)}
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How fresh the log is at `now` (the aggregator's clock): its newest row dated up to
+    `now + FUTURE_SKEW`, and how many rows are dated after that."""
+
+    now: datetime
+    latest: datetime | None
+    future: int
+
+    @property
+    def cutoff(self) -> datetime:
+        return self.now + FUTURE_SKEW
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The repeatable filters every analytics endpoint takes."""
+
+    providers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+
+
+class TokenDirectory:
+    """Displays tokens as `prefix…` + name, never the id; resolves token filters."""
+
+    def __init__(self, labels: Iterable[tuple[str, str, str | None]]) -> None:
+        self.labels = {token_id: (prefix, name) for token_id, prefix, name in labels}
+
+    def display(self, token_id: str | None) -> tuple[str, str | None]:
+        if token_id is None:
+            return "anonymous", None
+        label = self.labels.get(token_id)
+        if label is not None:
+            return f"{label[0]}…", label[1]
+        shown = token_id[:11] if len(token_id) > 11 else token_id[: len(token_id) // 2]
+        return f"{shown}…", None
+
+    def filter_params(self, values: Sequence[str]) -> dict[str, Any]:
+        """SQL parameters for `token=` filters: ids, displayed prefixes, or `anonymous`."""
+        if not values:
+            return {"token_filter": 0, "token_ids": None, "token_prefixes": None, "anonymous": 0}
+        ids: list[str] = []
+        prefixes: list[str] = []
+        anonymous = 0
+        for raw in values:
+            value = raw.removesuffix("…").removesuffix("...")
+            if value == "anonymous":
+                anonymous = 1
+                continue
+            ids.append(value)
+            ids.extend(tid for tid, (prefix, _) in self.labels.items() if prefix == value)
+            if len(value) == 11:
+                prefixes.append(value)
+        return {"token_filter": 1, "token_ids": ids, "token_prefixes": prefixes, "anonymous": anonymous}
+
+
+class Aggregator:
+    """Priced groups for any range: closed hours from the rollups, the rest from SQL.
+
+    Every change to what is held (hours closing, late rows, hours read again) happens under one lock,
+    in `sync`, `warm` and `reconcile`; an answer takes what it needs from memory without an await in
+    between, so it never sees half of a change.
+    """
+
+    def __init__(
+        self, db: Database, pricing: PriceTable, *, rollup_grace: float = 900.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.pricing = pricing
+        self.clock = clock
+        self.vocab = Vocab()
+        self._rollup_args = (rollup_grace, clock)
+        self.rollups = Rollups(self._read_hours, rollup_grace, clock)
+        self._generation = db.generation
+        self._thresholds = threshold_params(pricing)
+        self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds, clock)
+        self._lock = asyncio.Lock()
+        self._sweep_at = {"recent": 0.0, "older": 0.0}
+        self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
+
+    async def tokens(self) -> TokenDirectory:
+        try:
+            return TokenDirectory(await self.db.fetch("token_labels"))
+        except Exception as exc:  # no api_tokens table: tokens are shown by their id's start
+            if "api_tokens" in str(exc):
+                return TokenDirectory([])
+            raise
+
+    def now(self) -> datetime:
+        """The aggregator's clock (the real one, unless a test gives another)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _follow_generation(self) -> None:
+        if self.db.generation != self._generation:  # another file behind the URL: closed hours anew
+            self._generation = self.db.generation
+            self.rollups = Rollups(self._read_hours, *self._rollup_args)
+            self.rows.forget()
+
+    async def log_bounds(self) -> tuple[int | None, int | None]:
+        """The oldest and newest `created_at` (epoch ms), read now: two index look-ups."""
+        rows = await self.db.fetch("log_bounds")
+        self._follow_generation()
+        oldest, newest = rows[0] if rows else (None, None)
+        return (None if oldest is None else int(oldest), None if newest is None else int(newest))
+
+    async def freshness(self) -> Freshness:
+        """The newest row up to now + FUTURE_SKEW and the count of rows dated later, read now."""
+        now = self.now()
+        rows = await self.db.fetch("freshness", cutoff=now + FUTURE_SKEW)
+        self._follow_generation()
+        newest, future = rows[0] if rows else (None, 0)
+        latest = None if newest is None else datetime.fromtimestamp(int(newest) / 1000, UTC)
+        return Freshness(now, latest, int(future or 0))
+
+    async def groups(
+        self,
+        rng: Range,
+        *,
+        filters: Filters = Filters(),
+        directory: TokenDirectory | None = None,
+        dim: str | None = None,
+        slot_ms: int = HOUR_MS,
+        coarse: bool = False,
+    ) -> Groups:
+        """Priced groups of `rng`. `coarse`: the caller only totals over the range (no time
+        buckets), so whole UTC days may come as one group per day. Rows dated after now +
+        FUTURE_SKEW are in no group, whatever the range."""
+        cutoff = self.now() + FUTURE_SKEW
+        if rng.end > cutoff:
+            rng = Range(min(rng.start, cutoff), cutoff)
+        if filters.tokens and directory is None:
+            directory = await self.tokens()
+        serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
+        if serves and slot_ms == HOUR_MS:
+            await self.follow_oldest()
+            if self.rollups.ready and self.rows.started:
+                await self.sync()
+                held = await self._compose(rng, rollup_dim, coarse)
+                held = self._filter(held, filters, directory, rollup_dim)
+                if rollup_dim != dim:
+                    held.key = np.zeros(len(held), dtype=np.int32)
+                return held
+        return await self._read(rng, dim, filters, directory, slot_ms)
+
+    async def _compose(self, rng: Range, rollup_dim: str | None, coarse: bool) -> Groups:
+        """Hourly groups of `rng`: whole closed hours from the rollup, the rest from single rows."""
+        # what is held now, taken before any await: the rollups up to `horizon`, the open rows after it
+        horizon = self.rollups.horizon
+        start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+        h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
+        parts: list[Groups] = []
+        if h0 < h1:
+            parts.append(self.rollups.slice(rollup_dim, h0, h1, coarse=coarse))
+            edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
+        else:
+            edges = [(start, end)]
+        open_rows = self.rows.open
+        assert open_rows is not None
+        summed, newest = self.rows.open_hourly(rollup_dim)
+        for a, b in edges:
+            if b > horizon * HOUR_MS:
+                if a <= horizon * HOUR_MS and b > newest:  # every open row: their running sums
+                    parts.append(summed)
+                else:
+                    parts.append(open_rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
+        for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
+            closed_end = min(b, horizon * HOUR_MS)
+            for hour in range(floor_hour(a), ceil_hour(closed_end)):
+                lo, hi = max(a, hour * HOUR_MS), min(closed_end, (hour + 1) * HOUR_MS)
+                if lo < hi:
+                    rows = await self.rows.closed_hour(hour)
+                    parts.append(rows.between(lo, hi).hourly(rollup_dim))
+        return Groups.concat(self.vocab, HOUR_MS, parts)
+
+    async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
+        return await gather_or_cancel(*(self.groups(rng, **kw) for rng, kw in requests))
+
+    async def _read(
+        self,
+        rng: Range,
+        dim: str | None,
+        filters: Filters,
+        directory: TokenDirectory | None,
+        slot_ms: int,
+        bound: Bound = UNBOUNDED,
+    ) -> Groups:
+        """The `groups` query: SQL sums per price-uniform group, priced here."""
+        params: dict[str, Any] = {
+            "start": rng.start,
+            "end": rng.end,
+            "slot_ms": slot_ms,
+            "dim": dim or "",
+            **filter_params(filters, directory),
+            **self._thresholds,
+            "max_id": bound.max_id,
+            "skip_ids": list(bound.skip) if bound.skip else None,
+        }
+        rows = await self.db.fetch("groups", **params)
+        return from_rows(self.vocab, slot_ms, rows, self.pricing)
+
+    async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
+        return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS, bound)
+
+    def _filter(
+        self, held: Groups, filters: Filters, directory: TokenDirectory | None, rollup_dim: str | None
+    ) -> Groups:
+        """The rollup's cells that the filters keep, with the SQL's semantics."""
+        mask = np.ones(len(held), dtype=bool)
+        if filters.providers:
+            mask &= np.isin(held.provider, self.vocab.codes_of(filters.providers))
+        if filters.models:
+            mask &= np.isin(held.model, self.vocab.codes_of(filters.models))
+        if filters.endpoints and rollup_dim == "endpoint":
+            mask &= np.isin(held.key, self.vocab.codes_of(filters.endpoints))
+        if filters.tokens and rollup_dim == "token":
+            params = (directory or TokenDirectory([])).filter_params(filters.tokens)
+            ids, prefixes = set(params["token_ids"]), set(params["token_prefixes"])
+
+            def kept(token: str | None) -> bool:
+                if token is None:
+                    return bool(params["anonymous"])
+                return token in ids or token[:11] in prefixes
+
+            allowed = [code for code in np.unique(held.key).tolist() if kept(self.vocab.value(code))]
+            mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
+        return held if mask.all() else held.subset(mask)
+
+    async def warm(self) -> None:
+        """Read every closed hour once up to the log's newest id, and the open rows up to it; every
+        later id arrives through `sync`."""
+        async with self._lock:
+            oldest = (await self.log_bounds())[0]
+            max_id = int((await self.db.fetch("last_id"))[0][0] or 0)
+            horizon = self.rollups.closed_horizon()
+            self.rollups.ready = False
+            await self.rows.start(horizon * HOUR_MS, max_id)
+            await self.rollups.warm(oldest, horizon, Bound(max_id))
+
+    async def sync(self) -> None:
+        """Take in what was committed since the last call: late rows join their closed hours, new rows
+        the open ones, and hours that closed move from the open rows to the rollups."""
+        async with self._lock:
+            if not (self.rollups.ready and self.rows.started):
+                return
+            late = await self.rows.refresh()
+            if len(late):
+                self.rollups.add(per_dimension(late.hourly))
+            horizon = self.rollups.closed_horizon()
+            if horizon > self.rollups.horizon:
+                closed = self.rows.take_closed(horizon * HOUR_MS)
+                self.rollups.close(horizon, per_dimension(closed.hourly))
+
+    async def follow_oldest(self) -> None:
+        """Follow the log's first row (a retention job deleted the oldest days)."""
+        oldest = (await self.log_bounds())[0]
+        if oldest != self.rollups.oldest_ms:
+            async with self._lock:
+                await self.rollups.follow_oldest(oldest, self.rows.bound())
+                if oldest is not None:  # the kept rows of hours a retention job emptied
+                    self.rows.forget_cut_hours(0, floor_hour(oldest) + 1)
+
+    async def reconcile(self, h0: int, h1: int) -> int:
+        """Compare hours [h0, h1) of the log with what is held, by per-hour fingerprints, and read the
+        hours that differ again (deletes and updates, which no incremental read sees). Returns how many
+        hours differed."""
+        if not (self.rollups.ready and self.rows.started):
+            return 0
+        h1 = min(h1, LAST_HOUR)
+        bound = self.rows.bound()
+        rows = await self.db.fetch(
+            "hour_fingerprints",
+            start=_instant(h0),
+            end=_instant(h1),
+            max_id=bound.max_id,
+            skip_ids=list(bound.skip) if bound.skip else None,
+        )
+        logged = {int(r[0]): tuple(int(v or 0) for v in r[1:]) for r in rows}
+        async with self._lock:
+            horizon = self.rollups.horizon
+            held = self.rollups.fingerprints(h0, h1)
+            open_rows = self.rows.open
+            assert open_rows is not None
+            held.update(fingerprint(open_rows.rows.slot // HOUR_MS, open_rows.rows.counts))
+            differ = {h for h in set(logged) | set(held) if h0 <= h < h1 and logged.get(h) != held.get(h)}
+            closed = [h for h in differ if h < horizon]
+            if closed:
+                await self.rollups.reread(closed, self.rows.bound())
+            if len(closed) < len(differ):
+                await self.rows.reread_open()
+            self.rows.forget_cut_hours(h0, h1)
+        return len(differ)
+
+    async def sweep(self, now: float) -> None:
+        """The reconciliation schedule (`now`: seconds on any steady clock): the last
+        `SWEEP_RECENT_HOURS` and the open hours every `SWEEP_RECENT_SECONDS`; older hours a day at a
+        time, paced so that a whole pass over them takes `SWEEP_OLDER_SECONDS`."""
+        horizon = self.rollups.horizon
+        if now >= self._sweep_at["recent"]:
+            await self.reconcile(horizon - SWEEP_RECENT_HOURS, LAST_HOUR)
+            self._sweep_at["recent"] = now + SWEEP_RECENT_SECONDS
+        oldest = self.rollups.oldest_ms
+        if oldest is None or now < self._sweep_at["older"]:
+            return
+        first, recent = floor_hour(oldest), horizon - SWEEP_RECENT_HOURS
+        cursor = self._older_cursor
+        end = cursor if cursor is not None and first < cursor <= recent else recent  # else a new pass
+        days = max(1, -(-(recent - first) // 24))  # day chunks in a whole pass
+        per_tick = max(1, -(-days * MAINTAIN_SECONDS // SWEEP_OLDER_SECONDS))  # more when ticks are too few
+        begin = max(first, end - 24 * per_tick)
+        if begin < end:
+            await self.reconcile(begin, end)
+        self._older_cursor = begin
+        interval, due = SWEEP_OLDER_SECONDS * per_tick / days, self._sweep_at["older"]
+        self._sweep_at["older"] = (due if now - due < interval else now) + interval  # no drift from tick lateness
+
+    async def maintain(self, every: float = MAINTAIN_SECONDS) -> None:
+        """Keep the rollups warm and exact: read the closed hours once, then take in every new row,
+        follow retention, and sweep for deletes and updates."""
+        failing = False
+        while True:
+            try:
+                await self.log_bounds()  # notices another database behind the URL
+                if not (self.rollups.ready and self.rows.started):
+                    await self.warm()
+                else:
+                    await self.follow_oldest()
+                    await self.sync()
+                    await self.sweep(time.monotonic())
+                failing = False
+            except (DatabaseUnavailable, QueryTimeout) as exc:
+                if not failing:
+                    log.warning("rollups not updated (answers read the database directly meanwhile): %s", exc)
+                failing = True
+            except Exception:  # never let the loop die: answers stay exact without it, only slower
+                log.exception("rollups not updated")
+                failing = True
+            await asyncio.sleep(every)
+
+
+def _instant(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR_MS / 1000, UTC)
+
+
+def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
+    """`pricing: {version, coverage_pct, unpriced}` for the groups of an answer's range."""
+    total = groups.total()
+    unpriced = []
+    if total.unpriced_requests:
+        sub = groups.subset(groups.unpriced)
+        for (provider, model), t in sorted(sub.by("provider", "model").items(), key=lambda kv: -kv[1].requests):
+            unpriced.append(
+                {
+                    "provider": provider,
+                    "model": model,
+                    "requests": t.requests,
+                    "prompt_tokens": t.prompt_tokens,
+                    "completion_tokens": t.completion_tokens,
+                    "prompt_tokens_avoided": t.prompt_tokens_avoided,
+                    "completion_tokens_avoided": t.completion_tokens_avoided,
+                }
+            )
+    coverage = 100.0 if not total.requests else pct(total.requests - total.unpriced_requests, total.requests)
+    return {"version": pricing.version, "coverage_pct": coverage, "unpriced": unpriced}
+
+
+def data_quality_block(groups: Groups, fresh: Freshness) -> dict[str, Any]:
+    """`data_quality: {excluded_requests, reasons: {...}, future_after}`: the rows left out of every
+    figure of the answer: bad rows of its range (and filters) per reason, and the rows of the whole
+    log dated after `future_after` (now + FUTURE_SKEW)."""
+    reasons = {**groups.excluded(), "future_created_at": fresh.future}
+    return {"excluded_requests": sum(reasons.values()), "reasons": reasons, "future_after": iso(fresh.cutoff)}
+
+
+def ranked(
+    current: dict[Any, Totals], previous: dict[Any, Totals], top: int | None = None
+) -> list[tuple[Any, Totals, float]]:
+    """Keys by spend, descending (ties by key), each with its previous spend (0.0 where it had none)."""
+    order = sorted(current.items(), key=lambda kv: (-kv[1].spend, str(kv[0])))[:top]
+    return [(key, totals, previous[key].spend if key in previous else 0.0) for key, totals in order]
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """One `group_by` value: the SQL dimension it needs, the `Groups` columns it keys by, its fields."""
+
+    name: str
+    dim: str | None
+    columns: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    def key_fields(self, key: Any, directory: TokenDirectory) -> dict[str, Any]:
+        """The answer's key fields for one key of `Groups.by(*self.columns)`."""
+        if self.name == "token":
+            token, name = directory.display(key)
+            return {"token": token, "name": name}
+        if self.name == "cache_key":
+            return {"cache_key": None if key is None else key[:12]}
+        if len(self.columns) > 1:
+            return dict(zip(self.fields, key, strict=True))
+        return {self.name: key}
+
+
+GROUP_BY = {
+    "provider": Dimension("provider", None, ("provider",), ("provider",)),
+    "endpoint": Dimension("endpoint", "endpoint", ("key",), ("endpoint",)),
+    "token": Dimension("token", "token", ("key",), ("token", "name")),
+    "model": Dimension("model", None, ("provider", "model", "priced_as"), ("provider", "model", "priced_as")),
+    "cache_key": Dimension("cache_key", "cache_key", ("key",), ("cache_key",)),
+}
+
+
+def dimension(group_by: str, accepted: Sequence[str]) -> Dimension:
+    """The `group_by` parameter, checked against what one endpoint accepts (else a 400 naming it)."""
+    if group_by not in accepted:
+        raise BadParameter("group_by", f"expected one of {', '.join(accepted)}; got {group_by!r}")
+    return GROUP_BY[group_by]

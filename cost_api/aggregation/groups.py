@@ -1,0 +1,392 @@
+"""Priced groups as columns: the unit every lens folds, whether it came from SQL or a rollup.
+
+Strings (provider, model, the dimension key, the price entry) are interned once in a `Vocab` and
+carried as integer codes, so that folding hundreds of thousands of groups is a few numpy calls.
+
+Bad rows (a negative token count, no provider or model: the SQL's `quality` column) come in groups of
+their own. Those groups count their rows in `counts["excluded"]` only: no requests, tokens, errors or
+money, so every fold leaves them out; `excluded()` counts them per reason for `data_quality`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+from cost_api.pricing.table import Entry, PriceTable
+
+_DAY_MS = 86_400_000
+_EPOCH_DAY = date(1970, 1, 1)
+COUNTS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "prompt_tokens_avoided",
+    "completion_tokens_avoided",
+)
+EXCLUDED = "excluded"  # the rows of a bad group: counted apart, in nothing else
+# A group's quality (the SQL's last column) is the index of its reason here; 0 is a good group.
+QUALITY = ("ok", "negative_tokens", "missing_provider_or_model")
+
+
+class Vocab:
+    """Interned strings: code 0 is None."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str | None, int] = {None: 0}
+        self._values: list[str | None] = [None]
+        self._array: np.ndarray | None = None
+
+    def code(self, value: str | None) -> int:
+        found = self._codes.get(value)
+        if found is None:
+            found = self._codes[value] = len(self._values)
+            self._values.append(value)
+            self._array = None
+        return found
+
+    def encode(self, values: Sequence[str | None]) -> np.ndarray:
+        codes = self._codes
+        get = codes.get
+        out = np.empty(len(values), dtype=np.int32)
+        for i, value in enumerate(values):
+            found = get(value)
+            out[i] = self.code(value) if found is None else found
+        return out
+
+    def codes_of(self, values: Sequence[str | None]) -> np.ndarray:
+        """Codes of values already seen (unknown ones match nothing)."""
+        return np.array([self._codes[v] for v in values if v in self._codes], dtype=np.int32)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        if self._array is None or len(self._array) != len(self._values):
+            self._array = np.array(self._values, dtype=object)
+        return self._array[codes]
+
+    def value(self, code: int) -> str | None:
+        return self._values[code]
+
+
+@dataclass(slots=True)
+class Totals:
+    spend: float = 0.0
+    saved_by_cache: float = 0.0
+    requests: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    unpriced_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    prompt_tokens_avoided: int = 0
+    completion_tokens_avoided: int = 0
+    excluded: int = 0  # bad rows, in no other figure
+
+
+_CODED = ("provider", "model", "key", "priced_as")
+# the array columns, in the constructor's order before and after `counts`
+_POSITIONAL = ("slot", "provider", "model", "key", "size_class", "cache_hit")
+_TRAILING = ("spend", "saved", "priced_as", "quality")
+
+
+@dataclass(slots=True)
+class Groups:
+    """Priced groups, column by column (numpy arrays of equal length).
+
+    `provider`, `model`, `key` and `priced_as` are Vocab codes (`priced_as` 0: unpriced);
+    `by()` and `values()` give them back as strings. `quality` > 0 marks a group of bad rows.
+    """
+
+    vocab: Vocab
+    slot_ms: int
+    slot: np.ndarray  # int64: slot index; slot start = slot * slot_ms (epoch ms)
+    provider: np.ndarray
+    model: np.ndarray
+    key: np.ndarray
+    size_class: np.ndarray  # int8
+    cache_hit: np.ndarray  # bool
+    counts: dict[str, np.ndarray]  # int64 per COUNTS name, and EXCLUDED
+    spend: np.ndarray  # float64 USD
+    saved: np.ndarray  # float64 USD
+    priced_as: np.ndarray
+    quality: np.ndarray  # int8: an index into QUALITY
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    @property
+    def unpriced(self) -> np.ndarray:
+        return self.priced_as == 0
+
+    def counted(self) -> Groups:
+        """The groups the figures count: without the bad rows' groups (whose figures are all 0)."""
+        return self.subset(self.quality == 0) if self.quality.any() else self
+
+    def excluded(self) -> dict[str, int]:
+        """Bad rows per reason (QUALITY's names but `ok`)."""
+        per = np.bincount(self.quality, weights=self.counts[EXCLUDED], minlength=len(QUALITY))
+        return {name: round(per[code]) for code, name in enumerate(QUALITY) if code}
+
+    def values(self, column: str) -> np.ndarray:
+        data = getattr(self, column)
+        return self.vocab.decode(data) if column in _CODED else data
+
+    def total(self) -> Totals:
+        return self._fold(np.zeros(len(self), dtype=np.int64), 1)[0]
+
+    def by(self, *columns: str) -> dict[Any, Totals]:
+        """Totals per value of one column (or per tuple of several), keyed by the decoded values;
+        a value only bad rows have is no key."""
+        if self.quality.any():
+            return self.counted().by(*columns)
+        if not len(self):
+            return {}
+        arrays = [getattr(self, c).astype(np.int64) for c in columns]
+        combined = arrays[0]
+        for array in arrays[1:]:
+            combined = combined * (int(array.max()) + 1) + array
+        # the distinct values in order, and each group's index among them: a counting pass
+        # (no sort) while the combined codes are small, as interned codes are
+        if int(combined.max()) < 4 * len(combined) + 65_536:
+            present = np.flatnonzero(np.bincount(combined))
+            lookup = np.zeros(int(combined.max()) + 1, dtype=np.int64)
+            lookup[present] = np.arange(len(present))
+            inverse = lookup[combined]
+            first = np.zeros(len(present), dtype=np.int64)
+            first[inverse[::-1]] = np.arange(len(combined) - 1, -1, -1)
+        else:
+            _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+        folded = self._fold(inverse, len(first))
+        decoded = [self.values(c)[first] for c in columns]
+        keys = list(zip(*decoded, strict=True)) if len(columns) > 1 else list(decoded[0])
+        return dict(zip(keys, folded, strict=True))
+
+    def buckets(self, starts_ms: Sequence[int]) -> list[Totals]:
+        """Totals per bucket (ascending start instants, epoch ms): a group counts in the bucket
+        holding its slot's start; slots before the first bucket count in the first."""
+        index = np.searchsorted(np.asarray(starts_ms, dtype=np.int64), self.slot_starts(), side="right") - 1
+        return self._fold(np.clip(index, 0, None), len(starts_ms))
+
+    def _fold(self, inverse: np.ndarray, n: int) -> list[Totals]:
+        """Totals per index 0…n-1, each group adding into `inverse[group]`."""
+        requests = self.counts["requests"]
+        sums = {name: np.bincount(inverse, weights=col, minlength=n) for name, col in self.counts.items()}
+        spend = np.bincount(inverse, weights=self.spend, minlength=n)
+        saved = np.bincount(inverse, weights=self.saved, minlength=n)
+        hits = np.bincount(inverse, weights=requests * self.cache_hit, minlength=n)
+        unpriced = np.bincount(inverse, weights=requests * self.unpriced, minlength=n)
+        out: list[Totals] = []
+        for i in range(n):
+            totals = Totals(spend=float(spend[i]), saved_by_cache=float(saved[i]))
+            for name in sums:
+                setattr(totals, name, round(sums[name][i]))
+            totals.cache_hits = round(hits[i])
+            totals.unpriced_requests = round(unpriced[i])
+            out.append(totals)
+        return out
+
+    def subset(self, mask: np.ndarray | slice) -> Groups:
+        return Groups(
+            self.vocab,
+            self.slot_ms,
+            self.slot[mask],
+            self.provider[mask],
+            self.model[mask],
+            self.key[mask],
+            self.size_class[mask],
+            self.cache_hit[mask],
+            {k: v[mask] for k, v in self.counts.items()},
+            self.spend[mask],
+            self.saved[mask],
+            self.priced_as[mask],
+            self.quality[mask],
+        )
+
+    def _rebuilt(self, build: Callable[[Callable[[Groups], np.ndarray]], np.ndarray]) -> Groups:
+        """New groups whose every column is `build(column getter)`: one column at a time."""
+        return Groups(
+            self.vocab,
+            self.slot_ms,
+            *(build(attrgetter(name)) for name in _POSITIONAL),
+            {k: build(lambda g, k=k: g.counts[k]) for k in self.counts},
+            *(build(attrgetter(name)) for name in _TRAILING),
+        )
+
+    def insert_sorted(self, added: Groups) -> Groups:
+        """These groups (sorted by slot) with `added` inserted in slot order: no sort of the whole."""
+        if not len(added):
+            return self
+        added = added.subset(np.argsort(added.slot, kind="stable"))
+        at = np.searchsorted(self.slot, added.slot, side="right")
+        return self._rebuilt(lambda get: np.insert(get(self), at, get(added)))
+
+    def splice(self, cuts: Sequence[tuple[int, int]], pieces: Sequence[Groups]) -> Groups:
+        """These groups with the rows [lo, hi) of each cut (ascending, disjoint) replaced by the piece
+        of the same index: one copy of each column, no sort."""
+
+        def build(get: Callable[[Groups], np.ndarray]) -> np.ndarray:
+            column, out, done = get(self), [], 0
+            for (lo, hi), piece in zip(cuts, pieces, strict=True):
+                out += [column[done:lo], get(piece)]
+                done = hi
+            return np.concatenate([*out, column[done:]])
+
+        return self._rebuilt(build)
+
+    def daily(self) -> Groups:
+        """Hourly groups summed per UTC day (slot = the day's first hour), for windows that only
+        total over their range."""
+        return self.collapsed(24)
+
+    def collapsed(self, slots: int = 1) -> Groups:
+        """One group per `slots` slots, provider, model, key, cache hit and quality: priced already,
+        so the size class no longer matters (slot = the first slot of each run of `slots`)."""
+        if not len(self):
+            return self
+        day = self.slot // slots
+        codes = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in (day, self.provider, self.model, self.key)]
+        combined = np.zeros(len(self), dtype=np.int64)
+        for compact in codes:
+            combined = combined * (int(compact.max()) + 1) + compact
+        combined = (combined * 2 + self.cache_hit) * len(QUALITY) + self.quality
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        n = len(first)
+
+        def summed(column: np.ndarray) -> np.ndarray:
+            return np.bincount(inverse, weights=column, minlength=n)
+
+        return Groups(
+            self.vocab,
+            self.slot_ms,
+            day[first] * slots,
+            self.provider[first],
+            self.model[first],
+            self.key[first],
+            np.zeros(n, dtype=np.int8),
+            self.cache_hit[first],
+            {k: summed(v).round().astype(np.int64) for k, v in self.counts.items()},
+            summed(self.spend),
+            summed(self.saved),
+            self.priced_as[first],
+            self.quality[first],
+        )
+
+    def slot_starts(self) -> np.ndarray:
+        """Each group's slot start in epoch milliseconds."""
+        return self.slot * self.slot_ms
+
+    @staticmethod
+    def concat(vocab: Vocab, slot_ms: int, parts: Sequence[Groups | None]) -> Groups:
+        """The groups of every part (None: none) in one."""
+        parts = [p for p in parts if p is not None and len(p)]
+        if not parts:
+            return from_rows(vocab, slot_ms, [], None)
+        if len(parts) == 1:
+            return parts[0]
+        assert all(p.slot_ms == slot_ms for p in parts)
+        cat = np.concatenate
+        return Groups(
+            vocab,
+            slot_ms,
+            cat([p.slot for p in parts]),
+            cat([p.provider for p in parts]),
+            cat([p.model for p in parts]),
+            cat([p.key for p in parts]),
+            cat([p.size_class for p in parts]),
+            cat([p.cache_hit for p in parts]),
+            {k: cat([p.counts[k] for p in parts]) for k in (*COUNTS, EXCLUDED)},
+            cat([p.spend for p in parts]),
+            cat([p.saved for p in parts]),
+            cat([p.priced_as for p in parts]),
+            cat([p.quality for p in parts]),
+        )
+
+
+def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
+    """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
+    price). The quality is the last column; a bad group's rows go to EXCLUDED, its other counts to 0."""
+    n = len(rows)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (7 + len(COUNTS))
+    quality = np.fromiter(cols[-1], dtype=np.int8, count=n)
+    bad = quality != 0
+    counts = {
+        name: np.fromiter((v or 0 for v in cols[6 + i]), dtype=np.int64, count=n) for i, name in enumerate(COUNTS)
+    }
+    counts[EXCLUDED] = np.where(bad, counts["requests"], 0)
+    for name in COUNTS:
+        counts[name][bad] = 0
+    groups = Groups(
+        vocab,
+        slot_ms,
+        np.fromiter(cols[0], dtype=np.int64, count=n),
+        vocab.encode(cols[1]),
+        vocab.encode(cols[2]),
+        vocab.encode(cols[3]),
+        np.fromiter(cols[4], dtype=np.int8, count=n),
+        np.fromiter(cols[5], dtype=bool, count=n),
+        counts,
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int32),
+        quality,
+    )
+    if pricing is not None and n:
+        price(groups, pricing)
+    return groups
+
+
+def price(groups: Groups, pricing: PriceTable) -> None:
+    """Fill spend, saved and priced_as: rates looked up once per (entry, UTC day, size class).
+    Bad groups are priced as nothing: no entry, spend 0, saved 0."""
+    vocab = groups.vocab
+    pairs = groups.provider.astype(np.int64) * (int(groups.model.max()) + 1) + groups.model
+    _, pair_first, pair_inverse = np.unique(pairs, return_index=True, return_inverse=True)
+    entries = [_match(pricing, vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first]
+    entry_codes = np.array([vocab.code(e.key) if e else 0 for e in entries], dtype=np.int32)
+    priced_as = np.where(groups.quality == 0, entry_codes[pair_inverse.reshape(-1)], 0)
+    groups.priced_as = priced_as
+
+    entry_index = np.arange(len(entries), dtype=np.int64)[pair_inverse.reshape(-1)]
+    day = groups.slot * groups.slot_ms // _DAY_MS
+    day0 = int(day.min())
+    classes = int(groups.size_class.max()) + 1
+    days = int(day.max()) - day0 + 1
+    combo = (entry_index * days + (day - day0)) * classes + groups.size_class
+    uniques, inverse = np.unique(combo, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    rates = np.zeros((len(uniques), 4))
+    for j, value in enumerate(uniques.tolist()):
+        entry = entries[value // (days * classes)]
+        if entry is None:
+            continue
+        on = _EPOCH_DAY + timedelta(days=day0 + (value // classes) % days)
+        r = entry.rates(on, value % classes)
+        rates[j] = (r.input, r.output, r.cache_read, r.cache_write)
+    r_in, r_out, r_read, r_write = (rates[inverse, k] for k in range(4))
+    c = groups.counts
+    billed = (
+        c["prompt_tokens"] * r_in
+        + c["completion_tokens"] * r_out
+        + c["cache_read_tokens"] * r_read
+        + c["cache_write_tokens"] * r_write
+    ) / 1_000_000
+    avoided = (c["prompt_tokens_avoided"] * r_in + c["completion_tokens_avoided"] * r_out) / 1_000_000
+    hit = groups.cache_hit
+    groups.spend = np.where(hit | (priced_as == 0), 0.0, billed)
+    groups.saved = np.where(hit & (priced_as != 0), avoided, 0.0)
+
+
+def _match(pricing: PriceTable, provider: str | None, model: str | None) -> Entry | None:
+    """The price entry, or None: a missing provider or model (a bad row) matches nothing."""
+    return None if provider is None or model is None else pricing.match(provider, model)

@@ -1,0 +1,246 @@
+"""Closed hours, aggregated and kept in memory: one rollup per lens dimension.
+
+The closed hours' priced groups are kept as numpy columns, sorted by hour: the base rollup (provider,
+model, size class, cache hit) serves totals, providers, models and trends; the endpoint rollup the
+endpoint lens and budgets; the token rollup the token lens. They are read from the log once, at
+warm-up, up to one id; from then on every row arrives through the open-hours reader (recent.py),
+which hands over the rows of each hour as it closes and every late row (a row dated in a closed
+hour, committed after it closed: a slow stream, a backfill) as it is read. Deletes and updates,
+which no incremental read sees, are found by the reconciliation sweep (aggregate.py), which compares
+per-hour fingerprints of the log with `fingerprints()` and reads the hours that differ again with
+`reread()`. These are aggregates of what the database holds, not a response cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
+from cost_api.store.database import gather_or_cancel
+
+log = logging.getLogger("cost_api.aggregation.rollups")
+
+HOUR_MS = 3_600_000
+DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
+_CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
+_PENDING_CELLS = 100_000  # late cells kept beside the sorted rollups before they are merged in
+# the counts a fingerprint compares: what a delete or a corrected token count changes
+FINGERPRINT = ("requests", "errors", *COUNTS[2:], EXCLUDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """Which ids a read of the log may count: up to `max_id` (None: all) except `skip` — the rows the
+    open-hours reader has not taken yet and will hand over itself."""
+
+    max_id: int | None = None
+    skip: tuple[int, ...] = ()
+
+
+UNBOUNDED = Bound()
+
+# reads the `groups` query over whole hours [h0, h1) for one dimension, unfiltered, within a bound
+HourReader = Callable[[str | None, int, int, Bound], Awaitable[Groups]]
+
+
+def floor_hour(ms: int) -> int:
+    return ms // HOUR_MS
+
+
+def ceil_hour(ms: int) -> int:
+    return -(-ms // HOUR_MS)
+
+
+def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Groups]:
+    """Hourly groups of one set of rows for every rollup, from a function of the key dimension."""
+    return {dim: hourly(dim).collapsed() for dim in DIMENSIONS}
+
+
+class Rollups:
+    def __init__(self, read: HourReader, grace_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self._read = read
+        self._grace_ms = int(grace_seconds * 1000)
+        self._clock = clock
+        self.parts: dict[str | None, Groups] = {}  # sorted by hour
+        self.pending: dict[str | None, Groups] = {}  # late cells not merged into `parts` yet, any order
+        self.days: dict[str | None, Groups] = {}  # whole UTC days before the horizon, sorted by day
+        self.horizon = 0  # hours < horizon are closed and held (hours before the log's start are empty)
+        self.oldest_ms: int | None = None
+        self.ready = False
+        self.warm_seconds: float | None = None
+
+    def closed_horizon(self) -> int:
+        """The first hour that is not closed yet: hours end + grace before now are closed."""
+        now_ms = int(self._clock() * 1000)
+        return floor_hour(now_ms - self._grace_ms)
+
+    def pick(self, dim: str | None, endpoints: bool, tokens: bool) -> tuple[bool, str | None]:
+        """Whether a rollup serves a read of `dim` with these filters, and which one."""
+        if not self.ready or dim not in DIMENSIONS or (endpoints and tokens):
+            return False, None
+        needed = "endpoint" if endpoints else "token" if tokens else dim
+        return (needed == dim or dim is None), needed
+
+    def slice(self, dim: str | None, h0: int, h1: int, *, coarse: bool = False) -> Groups:
+        """Hours [h0, h1) of one rollup; `coarse`: whole UTC days as one group per day and key."""
+        part = self.parts[dim]
+        late = _within(self.pending.get(dim), h0, h1)
+        d0, d1 = -(-h0 // 24), h1 // 24
+        if not coarse or d0 >= d1:
+            pieces = [_between(part, h0, h1), late]
+        else:
+            pieces = [
+                _between(part, h0, d0 * 24),
+                _between(self.days[dim], d0 * 24, d1 * 24),
+                _between(part, d1 * 24, h1),
+                late,
+            ]
+        return Groups.concat(part.vocab, HOUR_MS, pieces)
+
+    async def warm(self, oldest_ms: int | None, horizon: int, bound: Bound) -> None:
+        """Read every closed hour of the log before `horizon` (chunk by chunk, newest first), within
+        `bound`; the open-hours reader takes every other row."""
+        started = time.monotonic()
+        self.oldest_ms = oldest_ms
+        first = horizon if oldest_ms is None else min(floor_hour(oldest_ms), horizon)
+        self.parts = await self._load_all(first, horizon, bound)
+        self.pending = {}
+        self.horizon = horizon
+        self.days = {dim: _between(part, 0, horizon // 24 * 24).daily() for dim, part in self.parts.items()}
+        self.ready = True
+        self.warm_seconds = time.monotonic() - started
+        cells = {d: len(p) for d, p in self.parts.items()}
+        log.info("rollups warm in %.1fs: %s cells", self.warm_seconds, cells)
+
+    async def _load_all(self, h0: int, h1: int, bound: Bound) -> dict[str | None, Groups]:
+        """Hours [h0, h1) of every rollup: the endpoint and token ones read side by side (two
+        connections, two cores), the base one summed from the endpoint one."""
+        endpoint, token = await gather_or_cancel(
+            self._load("endpoint", h0, h1, bound), self._load("token", h0, h1, bound)
+        )
+        base = endpoint.subset(slice(None))
+        base.key = np.zeros(len(base), dtype=np.int32)
+        return {None: base.collapsed(), "endpoint": endpoint, "token": token}
+
+    async def _load(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
+        """Hours [h0, h1) of one dimension, a day per query, sorted by hour."""
+        chunks = [await self._read(dim, h1, h1, bound)]
+        end = h1
+        while end > h0:
+            start = max(h0, end - _CHUNK_HOURS)
+            chunks.append(await self._read(dim, start, end, bound))
+            end = start
+        return _sorted(Groups.concat(chunks[0].vocab, HOUR_MS, chunks))
+
+    def add(self, cells: dict[str | None, Groups]) -> None:
+        """Late rows' hourly cells (hours before the horizon): counted by every answer from now on."""
+        for dim, groups in cells.items():
+            self.pending[dim] = Groups.concat(groups.vocab, HOUR_MS, [self.pending.get(dim), groups])
+        if sum(len(p) for p in self.pending.values()) > _PENDING_CELLS:
+            self._merge({})
+
+    def close(self, horizon: int, cells: dict[str | None, Groups]) -> None:
+        """Hours [self.horizon, horizon) closed: their cells, summed from the open rows, join the rollups."""
+        old_days = self.horizon // 24
+        self._merge(cells)
+        self.horizon = horizon
+        new_days = horizon // 24
+        if new_days > old_days:  # whole days closed: their daily cells, after every day held
+            for dim, part in self.parts.items():
+                fresh = _between(part, old_days * 24, new_days * 24).daily()
+                self.days[dim] = Groups.concat(part.vocab, HOUR_MS, [self.days[dim], fresh])
+
+    def _merge(self, cells: dict[str | None, Groups]) -> None:
+        """Pending late cells (and `cells`) into the sorted rollups and, for whole days, the daily ones:
+        inserted in hour order, one column copied at a time (no sort of the whole)."""
+        whole_days = self.horizon // 24 * 24
+        for dim, part in self.parts.items():
+            late = self.pending.pop(dim, None)
+            self.parts[dim] = part.insert_sorted(Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)]))
+            late_days = _within(late, 0, whole_days)
+            if late_days is not None and len(late_days):
+                self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
+
+    def fingerprints(self, h0: int, h1: int) -> dict[int, tuple[int, ...]]:
+        """Per closed hour of [h0, h1) that holds rows: its FINGERPRINT counts."""
+        held = self.slice(None, h0, min(h1, self.horizon))
+        return fingerprint(held.slot, held.counts)
+
+    async def reread(self, hours: Iterable[int], bound: Bound) -> None:
+        """Read these closed hours again (within `bound`) and put them in place of what is held."""
+        wanted = sorted(h for h in set(hours) if h < self.horizon)
+        if not wanted:
+            return
+        runs: list[tuple[int, int]] = []
+        for hour in wanted:
+            if runs and runs[-1][1] == hour:
+                runs[-1] = (runs[-1][0], hour + 1)
+            else:
+                runs.append((hour, hour + 1))
+        fresh = [await self._load_all(h0, h1, bound) for h0, h1 in runs]
+        self._merge({})
+        days = sorted({h // 24 for h in wanted if h // 24 < self.horizon // 24})
+        for dim, part in self.parts.items():
+            cuts = [_bounds(part, h0, h1) for h0, h1 in runs]
+            self.parts[dim] = part.splice(cuts, [f[dim] for f in fresh])
+            if days:  # the daily cells of the days those hours are in, summed again
+                daily = self.days[dim]
+                redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in days]
+                self.days[dim] = daily.splice([_bounds(daily, d * 24, d * 24 + 24) for d in days], redone)
+        log.info("read %d hour(s) again that differed from the log", len(wanted))
+
+    async def follow_oldest(self, oldest_ms: int | None, bound: Bound) -> None:
+        """The log's first row moved. Later (retention deleted old days): drop the hours before it and
+        read its hour again. Earlier (a backfill): nothing to do, its rows arrive as late rows."""
+        if not self.ready or oldest_ms == self.oldest_ms:
+            return
+        if oldest_ms is None or self.oldest_ms is None:
+            self.ready = False  # emptied, or first rows: start over
+            self.oldest_ms = oldest_ms
+            return
+        new = floor_hour(oldest_ms)
+        if oldest_ms > self.oldest_ms:
+            self._merge({})
+            for dim, part in self.parts.items():
+                self.parts[dim] = _between(part, new, 2**62)
+                self.days[dim] = _between(self.days[dim], -(-new // 24) * 24, 2**62)
+            await self.reread([new], bound)
+        self.oldest_ms = oldest_ms
+        log.info("log now starts at %s: rollups follow", datetime.fromtimestamp(oldest_ms / 1000, UTC))
+
+
+def fingerprint(hours: np.ndarray, counts: dict[str, np.ndarray]) -> dict[int, tuple[int, ...]]:
+    """Per hour present in `hours`: the FINGERPRINT counts summed over its cells (or rows)."""
+    if not len(hours):
+        return {}
+    present, inverse = np.unique(hours, return_inverse=True)
+    sums = [np.bincount(inverse.reshape(-1), weights=counts[name], minlength=len(present)) for name in FINGERPRINT]
+    return {int(h): tuple(round(s[i]) for s in sums) for i, h in enumerate(present.tolist())}
+
+
+def _bounds(part: Groups, h0: int, h1: int) -> tuple[int, int]:
+    """Where hours [h0, h1) are in sorted groups: a slice's start and end."""
+    lo, hi = np.searchsorted(part.slot, [h0, h1], side="left")
+    return int(lo), int(hi)
+
+
+def _between(part: Groups, h0: int, h1: int) -> Groups:
+    return part.subset(slice(*_bounds(part, h0, h1)))
+
+
+def _within(groups: Groups | None, h0: int, h1: int) -> Groups | None:
+    """The cells of unsorted `groups` in hours [h0, h1)."""
+    if groups is None or not len(groups):
+        return None
+    return groups.subset((groups.slot >= h0) & (groups.slot < h1))
+
+
+def _sorted(groups: Groups) -> Groups:
+    order = np.argsort(groups.slot, kind="stable")
+    return groups.subset(order)

@@ -1,0 +1,104 @@
+"""`cost-api report`: the /v1/summary headline block as aligned text for a terminal or an e-mail.
+
+The numbers are `summary.summary`'s, never recomputed here; this module only formats them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cost_api.aggregation.aggregator import Filters
+from cost_api.config import Settings
+from cost_api.lenses.summary import summary
+from cost_api.web.service import build_service
+from cost_api.windows import parse_duration, parse_window, parse_zone
+
+
+def dollars(value: float) -> str:
+    """`$1,847.20`; `-$0.22` below zero."""
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+def trend(change_pct: float | None, spend: float) -> str:
+    """`↑ 13.1%`, `↓ 71.7%`, `→ 0.0%`; `new` where there was nothing before, `—` where there is nothing."""
+    if change_pct is None:
+        return "new" if spend else "—"
+    arrow = "↑" if change_pct > 0 else "↓" if change_pct < 0 else "→"
+    return f"{arrow} {abs(change_pct):.1f}%"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}%"
+
+
+def _table(rows: Sequence[Sequence[str]], right: Sequence[bool], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(right))]
+    lines = []
+    for row in rows:
+        cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)]
+        lines.append((indent + "   ".join(cells)).rstrip())
+    return lines
+
+
+def render(s: dict[str, Any], *, window: str, top_window: str) -> str:
+    """The headline block of a /v1/summary answer `s`."""
+    lines = [f"cost-api report: {s['range']['from']} → {s['range']['to']} ({window})", ""]
+    change = s["change"]
+    arrow = "↑" if change > 0 else "↓" if change < 0 else "→"
+    change_text = f"{arrow} {dollars(abs(change))}"
+    if s["change_pct"] is not None:
+        change_text += f" ({s['change_pct']:+.1f}%)"
+    saved_pct = "" if s["saved_pct"] is None else f"{_pct(s['saved_pct'])} of spend"
+    lines += _table(
+        [
+            ("Spend", dollars(s["spend"]), ""),
+            ("Saved by cache", dollars(s["saved_by_cache"]), saved_pct),
+            (f"Previous {window}", dollars(s["previous"]["spend"]), change_text),
+            ("Requests", f"{s['requests']:,}", f"{s['cache_hits']:,} cache hits"),
+        ],
+        (False, True, False),
+        indent="",
+    )
+    if s["by_provider"]:
+        lines += ["", "By provider"]
+        lines += _table(
+            [(p["provider"], dollars(p["spend"]), _pct(p["share_pct"])) for p in s["by_provider"]],
+            (False, True, True),
+        )
+    endpoints = s["top_endpoints"]["items"]
+    tokens = s["top_tokens"]["items"]
+    if endpoints or tokens:
+        lines += ["", f"Top endpoints, last {top_window}"]
+        lines += _table(
+            [(e["endpoint"], dollars(e["spend"]), trend(e["change_pct"], e["spend"])) for e in endpoints],
+            (False, True, False),
+        )
+        lines += ["", f"Top tokens, last {top_window}"]
+        lines += _table(
+            [
+                (t["token"], t["name"] or "", dollars(t["spend"]), trend(t["change_pct"], t["spend"]))
+                for t in tokens
+            ],
+            (False, False, True, False),
+        )
+    pricing = s["pricing"]
+    lines += ["", f"Pricing {pricing['version']}: {pricing['coverage_pct']:.1f}% of requests priced"]
+    for u in pricing["unpriced"]:
+        lines.append(f"  unpriced: {u['provider']}/{u['model']} ({u['requests']:,} requests)")
+    lines.append(f"As of {s['as_of']}; newest request {s['latest_request_at'] or 'none'}")
+    return "\n".join(lines)
+
+
+async def report(
+    settings: Settings, *, window: str, to: str | None, tz: str | None, top_window: str, top: int
+) -> str:
+    zone = parse_zone(tz, settings.tz)
+    win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d")
+    top_span = parse_duration("top_window", top_window)
+    service = build_service(settings)
+    try:
+        answer = await summary(service.aggregator, win, top_window=top_span, top=top, filters=Filters())
+    finally:
+        await service.close()
+    return render(answer, window=window, top_window=top_window)

@@ -1,0 +1,85 @@
+"""CSV answers: `format=csv` or `Accept: text/csv` turns a list answer's `items` into a spreadsheet.
+
+The dialect is chosen for what finance opens: RFC 4180 (comma, CRLF, `"` quoting), UTF-8 with a
+byte-order mark so that Excel reads `…` and non-ASCII names correctly, one header line, numbers as
+plain decimals (`0.000001`, never `1e-06`), booleans `true`/`false`, null as an empty cell. A text
+cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab, CR or LF, or
+the full-width `＝` `＋` `－` `＠` that spreadsheets in CJK locales read as those) gets a leading `'`
+(OWASP's CSV-injection advice): endpoint and model names come from the gateway's callers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from litestar import Request, Response
+
+from cost_api.errors import BadParameter
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
+FORMATS = ("json", "csv")
+_BOM = "\ufeff"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def wants_csv(request: Request[Any, Any, Any], format_: str | None) -> bool:
+    """`format=csv|json` wins; without it, `Accept` decides (JSON unless text/csv is preferred)."""
+    if format_ is not None:
+        if format_ not in FORMATS:
+            raise BadParameter("format", f"expected json or csv; got {format_!r}")
+        return format_ == "csv"
+    return request.accept.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+def cell(value: Any) -> str:
+    """One value as CSV text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text.removesuffix(".0") if "." in text else text
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """The CSV text (without BOM) of `rows`, one line each, under a header of `columns`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(row.get(c)) for c in columns])
+    return out.getvalue()
+
+
+def csv_response(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    filename: str,
+    columns: Sequence[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[bytes]:
+    """A downloadable CSV of flat rows. `columns` fixes the header (needed when `rows` may be empty);
+    by default it is every key of the rows, in first-seen order."""
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    body = (_BOM + render(rows, columns)).encode("utf-8")
+    return Response(
+        content=body,
+        media_type=CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
+    )
+
+
+def filename(lens: str, rng: Any, *parts: str) -> str:
+    """`spend-provider-20261021T120000Z-20261120T120000Z.csv` for a lens, its range and qualifiers."""
+    stamp = "-".join(t.replace("-", "").replace(":", "") for t in rng.as_json().values())
+    return "-".join([lens, *parts, stamp]) + ".csv"

@@ -1,0 +1,48 @@
+"""`GET /v1/anomalies` (the rules replayed over a window) and `GET /v1/alerts` (the live engine's events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+
+from cost_api.errors import BadParameter
+from cost_api.watch.anomalies import anomalies
+from cost_api.web.routes.params import Common, common, service
+from cost_api.web.service import Service
+
+
+class AlertsController(Controller):
+    path = "/v1"
+    tags = ["alerts"]
+    dependencies = {"common": Provide(common), "service": Provide(service, sync_to_thread=False)}
+
+    @get(
+        "/anomalies",
+        summary="What would have alerted: the rules replayed hour by hour over the window (default 14d)",
+        description="Episodes of `burn_rate`, `new_spender`, `request_storm` per value of each configured "
+        "dimension, and the budget rules of the current periods; `ended_at` is null while open. "
+        "The filters do not apply: every rule watches every value of its dimension.",
+    )
+    async def anomalies(
+        self, request: Request[Any, Any, Any], common: NamedDependency[Common], service: NamedDependency[Service]
+    ) -> dict[str, Any]:
+        filters = common.filters
+        for name, given in (
+            ("provider", filters.providers),
+            ("model", filters.models),
+            ("endpoint", filters.endpoints),
+            ("token", filters.tokens),
+        ):
+            if given:
+                raise BadParameter(name, "filters do not apply to anomalies: each rule watches every value")
+        return await anomalies(service, common.window("14d"), budgets=request.app.state.budgets)
+
+    @get(
+        "/alerts",
+        summary="Recent webhook events of the live engine, newest first, with their delivery state",
+        opt={"light": True},  # answered from memory
+    )
+    async def alerts(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return request.app.state.alerts.overview()

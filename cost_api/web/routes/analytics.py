@@ -1,0 +1,158 @@
+"""The /v1 analytics routes: thin handlers that parse parameters and call a lens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
+
+from cost_api.errors import BadParameter
+from cost_api.lenses import live, savings, spend, trend
+from cost_api.lenses import requests as audit
+from cost_api.lenses.summary import summary
+from cost_api.web.csv import csv_response, filename, wants_csv
+from cost_api.web.routes.params import Common, common, service
+from cost_api.web.service import Service
+from cost_api.windows import parse_duration
+
+Format = Annotated[
+    str | None,
+    QueryParameter(name="format", description="json (default) or csv; `Accept: text/csv` also gives CSV"),
+]
+
+
+def _limit(value: int) -> int:
+    if not 1 <= value <= 1000:
+        raise BadParameter("limit", f"expected a whole number from 1 to 1000; got {value}")
+    return value
+
+
+class AnalyticsController(Controller):
+    path = "/v1"
+    tags = ["analytics"]
+    dependencies = {"common": Provide(common), "service": Provide(service, sync_to_thread=False)}
+
+    @get("/summary", summary="The headline block")
+    async def summary(
+        self,
+        common: NamedDependency[Common],
+        service: NamedDependency[Service],
+        top_window: Annotated[str, QueryParameter(description="duration for the top lists")] = "7d",
+        top: Annotated[int, QueryParameter(ge=1, le=100, description="rows per top list")] = 3,
+    ) -> dict[str, Any]:
+        window = common.window("30d")
+        return await summary(
+            service.aggregator,
+            window,
+            top_window=parse_duration("top_window", top_window),
+            top=top,
+            filters=common.filters,
+        )
+
+    @get("/spend", summary="Spend by provider, endpoint, token or model, with the previous period")
+    async def spend(
+        self,
+        request: Request,
+        common: NamedDependency[Common],
+        service: NamedDependency[Service],
+        group_by: Annotated[
+            str, QueryParameter(description="provider, endpoint, token or model")
+        ] = "provider",
+        limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
+        format_: Format = None,
+    ) -> Response[Any]:
+        as_csv = wants_csv(request, format_)
+        window = common.window("30d")
+        body = await spend.spend(
+            service.aggregator, window, group_by=group_by, limit=_limit(limit), filters=common.filters
+        )
+        if as_csv:
+            return csv_response(
+                body["items"],
+                columns=spend.csv_columns(group_by),
+                filename=filename("spend", window.range, group_by),
+            )
+        return Response(body)
+
+    @get("/savings", summary="What the response cache saved, per key and per local day")
+    async def savings(
+        self,
+        request: Request,
+        common: NamedDependency[Common],
+        service: NamedDependency[Service],
+        group_by: Annotated[
+            str, QueryParameter(description="endpoint, model, provider, token or cache_key")
+        ] = "endpoint",
+        limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
+        format_: Format = None,
+    ) -> Response[Any]:
+        as_csv = wants_csv(request, format_)
+        window = common.window("30d")
+        body = await savings.savings(
+            service.aggregator, window, group_by=group_by, limit=_limit(limit), filters=common.filters
+        )
+        if as_csv:
+            return csv_response(
+                body["items"],
+                columns=savings.csv_columns(group_by),
+                filename=filename("savings", window.range, group_by),
+            )
+        return Response(body)
+
+    @get("/live", summary="The last hour: spend, savings, errors, burn rate, freshness")
+    async def live(
+        self, common: NamedDependency[Common], service: NamedDependency[Service]
+    ) -> dict[str, Any]:
+        return await live.live(service.aggregator, common.window("1h"), filters=common.filters)
+
+    @get("/requests", summary="The audit rows behind any number, newest first")
+    async def requests(
+        self,
+        request: Request,
+        common: NamedDependency[Common],
+        service: NamedDependency[Service],
+        limit: Annotated[int, QueryParameter(description="rows per page (1–1000)")] = 100,
+        cursor: Annotated[str | None, QueryParameter(description="the `next` of the previous page")] = None,
+        format_: Format = None,
+    ) -> Response[Any]:
+        as_csv = wants_csv(request, format_)
+        window = common.window("24h")
+        body = await audit.requests(
+            service.aggregator, window, limit=_limit(limit), cursor=cursor, filters=common.filters
+        )
+        if as_csv:
+            return csv_response(
+                body["items"],
+                columns=audit.COLUMNS,
+                filename=filename("requests", window.range),
+                headers={"X-Next-Cursor": body["next"]} if body["next"] else None,
+            )
+        return Response(body)
+
+    @get("/trend", summary="Spend per local day (or hour), in total or one series per key")
+    async def trend(
+        self,
+        request: Request,
+        common: NamedDependency[Common],
+        service: NamedDependency[Service],
+        interval: Annotated[str, QueryParameter(description="day or hour, local to tz")] = "day",
+        group_by: Annotated[
+            str | None, QueryParameter(description="provider, endpoint, token or model: a series per key")
+        ] = None,
+        top: Annotated[int, QueryParameter(ge=1, le=100, description="series before `other`")] = 8,
+        format_: Format = None,
+    ) -> Response[Any]:
+        as_csv = wants_csv(request, format_)
+        window = common.window("30d")
+        body = await trend.trend(
+            service.aggregator, window, interval=interval, group_by=group_by, top=top, filters=common.filters
+        )
+        if as_csv:
+            return csv_response(
+                trend.csv_rows(body),
+                columns=trend.csv_columns(interval),
+                filename=filename("trend", window.range, interval, *([group_by] if group_by else [])),
+            )
+        return Response(body)

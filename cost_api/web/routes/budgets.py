@@ -1,0 +1,51 @@
+"""The budget routes: answered from the tracker's in-memory figures, never from the database."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.openapi import ResponseSpec
+from litestar.params import QueryParameter
+
+from cost_api.errors import BadParameter
+from cost_api.watch.budgets import BudgetTracker
+
+
+def _tracker(request: Request[Any, Any, Any]) -> BudgetTracker:
+    return request.app.state.budgets
+
+
+class BudgetsController(Controller):
+    path = "/v1/budgets"
+    tags = ["budgets"]
+
+    @get("/", summary="Every configured budget: spent, remaining and status in its current period")
+    async def budgets(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return _tracker(request).overview()
+
+    @get(
+        "/check",
+        summary="What a gateway calls before the provider call",
+        description="200 while every budget of the endpoint is under its cap; 422 problem once any is "
+        "exceeded; when the figure is stale, 200 with `stale: true` (fail open) or 503 (fail closed).",
+        responses={
+            400: ResponseSpec(None, description="`endpoint` is missing"),
+            422: ResponseSpec(
+                None,
+                description="A budget of the endpoint is exceeded (`type` ending in `budget-exceeded`, "
+                "with `endpoint`, `period`, `limit_usd`, `spent`, `resets_at`, `budgets`)",
+            ),
+            503: ResponseSpec(None, description="The figure is stale and `budget_fail_mode` is closed"),
+        },
+    )
+    async def check(
+        self,
+        request: Request[Any, Any, Any],
+        endpoint: Annotated[
+            str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
+        ] = None,
+    ) -> dict[str, Any]:
+        if not endpoint:
+            raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
+        return _tracker(request).check(endpoint)

@@ -1,0 +1,81 @@
+"""The Grafana JSON datasource routes under /grafana: thin handlers around cost_api.web.grafana.
+
+Every POST answers 200 (litestar's default for POST is 201, which the plugin would still accept,
+but the protocol says 200). Bodies are read raw and decoded leniently: Grafana adds keys of its own,
+sends `{}` or nothing at all to some of these routes, and older plugins send other shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.openapi import ResponseSpec
+
+from cost_api.web import grafana
+from cost_api.web.service import Service
+
+LIGHT = {"light": True}  # answered without reading the log: no admission slot
+# a body that is not a JSON object, an unreadable range, an unknown target, group or filter key
+BAD_BODY = {400: ResponseSpec(data_container=dict[str, Any], description="A body that cannot be used")}
+
+
+def _service(request: Request[Any, Any, Any]) -> Service:
+    return request.app.state.service
+
+
+async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return grafana.decode(await request.body())
+
+
+class GrafanaController(Controller):
+    path = "/grafana"
+    tags = ["grafana"]
+
+    @get("/", summary="Save & test: 200 when the datasource URL and key are right", opt=LIGHT)
+    async def test(self) -> dict[str, str]:
+        return {"status": "ok", "datasource": "cost-api"}
+
+    @post("/metrics", status_code=200, summary="The targets and their payload fields", opt=LIGHT)
+    async def metrics(self) -> list[dict[str, Any]]:
+        return grafana.metrics()  # the same whatever the body: the plugin picks the current metric
+
+    @post(
+        "/search",
+        status_code=200,
+        responses=BAD_BODY,
+        summary="/metrics for plugins before 0.4; a variable's values by name",
+    )
+    async def search(self, request: Request[Any, Any, Any]) -> list[Any]:
+        return await grafana.search(_service(request), await _body(request))
+
+    @post("/metric-payload-options", status_code=200, responses=BAD_BODY, summary="Values for a select payload field")
+    async def payload_options(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
+        return await grafana.payload_options(_service(request), await _body(request))
+
+    @post("/query", status_code=200, responses=BAD_BODY, summary="Time series, tables and annotations for the targets")
+    async def query(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        return await grafana.query(_service(request), await _body(request), request.app.state.budgets)
+
+    @post(
+        "/variable", status_code=200, responses=BAD_BODY, summary="Values of a dashboard variable: [{__text, __value}]"
+    )
+    async def variable(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
+        return await grafana.variable(_service(request), await _body(request))
+
+    @post("/tag-keys", status_code=200, summary="Ad-hoc filter keys", opt=LIGHT)
+    async def tag_keys(self) -> list[dict[str, str]]:
+        return grafana.TAG_KEYS
+
+    @post("/tag-values", status_code=200, responses=BAD_BODY, summary="Values of an ad-hoc filter key")
+    async def tag_values(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
+        return await grafana.tag_values(_service(request), await _body(request))
+
+    @post(
+        "/annotations",
+        status_code=200,
+        responses=BAD_BODY,
+        summary="Anomaly episodes as annotations (plugins before 0.4)",
+    )
+    async def annotations(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        return await grafana.legacy_annotations(_service(request), await _body(request), request.app.state.budgets)

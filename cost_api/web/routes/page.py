@@ -1,0 +1,53 @@
+"""The dashboard: `GET /` serves one static page, `/static/*` its script, styles and vendored chart library.
+
+No build step and no CDN: the files under `cost_api/web/static/` ship inside the package and the page
+reads only the public /v1 JSON routes, sending the API key (when one is configured) with each call.
+Both routes are open without a key (`auth.OPEN_PATHS`): they hold no data.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from litestar import Response, get
+from litestar.datastructures import CacheControlHeader
+from litestar.enums import MediaType
+from litestar.handlers import BaseRouteHandler
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# Everything the page loads comes from this server: its files and the /v1 routes.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# The files are not content-hashed: let the browser keep them, but revalidate (ETag) before use.
+REVALIDATE = CacheControlHeader(no_cache=True)
+
+
+@cache
+def _index() -> bytes:
+    return (STATIC_DIR / "index.html").read_bytes()
+
+
+@get("/", include_in_schema=False, cache_control=REVALIDATE)
+async def dashboard() -> Response[bytes]:
+    return Response(_index(), media_type=MediaType.HTML, headers=SECURITY_HEADERS)
+
+
+def page_routes() -> list[BaseRouteHandler | Router]:
+    """The page and its static files, for `Litestar(route_handlers=[...])`."""
+    static = create_static_files_router(
+        path="/static",
+        directories=[STATIC_DIR],
+        cache_control=REVALIDATE,
+        include_in_schema=False,
+    )
+    return [dashboard, static]

@@ -1,0 +1,74 @@
+"""The query parameters every /v1 analytics endpoint shares, declared once as a dependency; and what
+no path or query parameter of any route may hold."""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass
+from typing import Annotated
+
+from litestar import Request
+from litestar.exceptions import NotFoundException
+from litestar.params import QueryParameter
+
+from cost_api.aggregation.aggregator import Filters
+from cost_api.text import has_control, refuse_control
+from cost_api.web.service import Service
+from cost_api.windows import Window, parse_window, parse_zone
+
+
+@dataclass(frozen=True, slots=True)
+class Common:
+    window_raw: str | None
+    from_raw: str | None
+    to_raw: str | None
+    tz: zoneinfo.ZoneInfo
+    filters: Filters
+
+    def window(self, default: str) -> Window:
+        return parse_window(window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default)
+
+
+async def refuse_control_characters(request: Request) -> None:
+    """Before every route handler: a path with a control character names no route or file (a 404;
+    `/static/app.js%00.png` reached the file system), a query parameter with one is a 400 naming it,
+    whether the route takes that parameter or not."""
+    if has_control(request.scope["path"]):
+        raise NotFoundException()
+    for name, value in request.query_params.multi_items():
+        refuse_control(name, name)
+        refuse_control(name, value)
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def common(
+    request: Request,
+    window: Annotated[
+        str | None, QueryParameter(description="A duration (15m, 24h, 7d, 30d) or today, week, month")
+    ] = None,
+    from_: Annotated[
+        str | None, QueryParameter(name="from", description="RFC 3339 or epoch ms; wins over window")
+    ] = None,
+    to: Annotated[str | None, QueryParameter(description="RFC 3339 or epoch ms; default now")] = None,
+    tz: Annotated[str | None, QueryParameter(description="IANA zone for days and calendar spans")] = None,
+    provider: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
+    model: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
+    endpoint: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
+    token: Annotated[list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")] = None,
+) -> Common:
+    settings = request.app.state.service.settings
+    return Common(
+        window_raw=window,
+        from_raw=from_,
+        to_raw=to,
+        tz=parse_zone(tz, settings.tz),
+        filters=Filters(
+            providers=tuple(provider or ()),
+            models=tuple(model or ()),
+            endpoints=tuple(endpoint or ()),
+            tokens=tuple(token or ()),
+        ),
+    )

@@ -1,0 +1,44 @@
+"""Everything a running service holds: settings, the price table, the database, the aggregator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cost_api.aggregation.aggregator import Aggregator
+from cost_api.config import Settings
+from cost_api.pricing.table import PriceTable, load_table
+from cost_api.resources import builtin_pricing, sql_dir
+from cost_api.store.database import Database, open_database
+from cost_api.store.queries import Registry
+from cost_api.store.url import parse_database_url
+
+
+@dataclass
+class Service:
+    settings: Settings
+    pricing: PriceTable
+    db: Database
+    aggregator: Aggregator
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+def load_pricing(settings: Settings) -> PriceTable:
+    overrides = Path(settings.pricing_overrides) if settings.pricing_overrides else None
+    return load_table(builtin_pricing(), overrides)
+
+
+def build_service(settings: Settings) -> Service:
+    """Load and check everything that can fail before serving: pricing, queries, the URL."""
+    pricing = load_pricing(settings)
+    url = parse_database_url(settings.database_url)
+    registry = Registry.load(sql_dir(), url.dialect)
+    db = open_database(
+        url,
+        registry,
+        timeout=settings.query_timeout.seconds,
+        pool_size=settings.max_concurrent_queries,
+    )
+    return Service(settings, pricing, db, Aggregator(db, pricing, rollup_grace=settings.rollup_grace.seconds))
