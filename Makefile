@@ -25,10 +25,12 @@ run: install
 # The whole suite, on SQLite and on a throwaway Postgres cluster the tests start themselves.
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 bench: install

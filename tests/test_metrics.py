@@ -10,8 +10,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from cost_api.store import timing
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
-from cost_api.web import metrics
+from cost_api.watch import alerts
 
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, at
@@ -43,7 +44,7 @@ async def test_metrics_text(client_for: ClientFactory, log: LogDB) -> None:
         assert (await client.get("/v1/summary")).status_code == 401
         assert (await client.get("/v1/summary", params={"window": "nonsense"}, headers=key)).status_code == 400
         assert (await client.get("/no/such/path", headers=key)).status_code == 404
-        metrics.WEBHOOK_DELIVERIES.labels(result="failed").inc()
+        alerts.WEBHOOK_DELIVERIES.labels(result="failed").inc()
 
         response = await client.get("/metrics", headers=key)
         assert response.status_code == 200
@@ -83,7 +84,7 @@ def test_query_outcomes(raised: Exception | None, outcome: str) -> None:
         return REGISTRY.get_sample_value("cost_api_query_duration_seconds_count", labels) or 0.0
 
     before = count()
-    with pytest.raises(type(raised)) if raised else nullcontext(), metrics.time_query("probe"):
+    with pytest.raises(type(raised)) if raised else nullcontext(), timing.time_query("probe"):
         if raised:
             raise raised
     assert count() == before + 1

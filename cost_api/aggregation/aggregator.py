@@ -21,7 +21,8 @@ from cost_api.aggregation.rollups import UNBOUNDED, Bound, Rollups, ceil_hour, f
 from cost_api.aggregation.rows import RowStore
 from cost_api.errors import BadParameter
 from cost_api.pricing.table import MAX_THRESHOLDS, PriceTable
-from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, epoch_ms, gather_or_cancel
+from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row, epoch_ms, gather_or_cancel
+from cost_api.store.leadership import Leadership
 from cost_api.windows import HOUR_MS, Range, iso
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
@@ -295,6 +296,15 @@ class Aggregator:
             allowed = [code for code in np.unique(held.key).tolist() if kept(self.vocab.value(code))]
             mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
         return held if mask.all() else held.subset(mask)
+
+    async def minute_counts(self, start: datetime, end: datetime, dim: str, at_least: int) -> list[Row]:
+        """Requests per epoch minute and key of one dimension over [start, end), the minutes with at
+        least `at_least` (the request-storm rule): (minute, key, requests) rows."""
+        return await self.db.fetch("requests_per_minute", start=start, end=end, dim=dim, min_requests=at_least)
+
+    def leadership(self, key: int) -> Leadership:
+        """The lock that makes one replica among several on this database the one that acts."""
+        return Leadership(self.db, key)
 
     async def warm(self) -> None:
         """Read every closed hour once up to the log's newest id, and the open rows up to it; every

@@ -22,24 +22,13 @@ from typing import Any, TypeVar
 import aiosqlite
 import asyncpg
 
+from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from cost_api.store.queries import Registry
+from cost_api.store.timing import time_query
 from cost_api.store.url import DatabaseURL
-from cost_api.web.metrics import time_query
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached (503)."""
-
-
-class QueryTimeout(Exception):
-    """A query ran past `query_timeout` and was cancelled (504)."""
-
-
-class SchemaMissing(Exception):
-    """The database is reachable but has no `request_log` table."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

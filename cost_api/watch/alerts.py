@@ -34,23 +34,30 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import httpx
 import msgspec
+from prometheus_client import Counter
 
 from cost_api import __version__
 from cost_api.aggregation.aggregator import money
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.anomalies import Episode, Reading, ratio_json, replay
-from cost_api.web.metrics import WEBHOOK_DELIVERIES
 from cost_api.windows import Range, iso, now_utc
 
 if TYPE_CHECKING:
     from cost_api.config import Settings
+    from cost_api.watch.anomalies import Watched
     from cost_api.watch.budgets import BudgetTracker
-    from cost_api.web.service import Service
 
 log = logging.getLogger("cost_api.watch.alerts")
+
+WEBHOOK_DELIVERIES = Counter(
+    "cost_api_webhook_deliveries",
+    "Alert webhook deliveries, by result (delivered, failed, retried)",
+    ["result"],
+)
+for _result in ("delivered", "failed", "retried"):  # present (at 0) before the first delivery
+    WEBHOOK_DELIVERIES.labels(result=_result)
 
 ALERT_LOCK = 0x636F73745F616C  # "cost_al": the advisory lock whose holder sends the alerts
 LOOKBACK = timedelta(hours=3)  # each tick replays this much (and the rules' history before it)
@@ -171,7 +178,7 @@ class AlertEngine:
     def __init__(
         self,
         settings: Settings,
-        service: Service,
+        service: Watched,
         budgets: BudgetTracker | None = None,
         *,
         clock: Callable[[], datetime] = now_utc,
@@ -192,7 +199,7 @@ class AlertEngine:
         self._task: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self._last: dict[str, asyncio.Task[None]] = {}  # episode id → its latest delivery
-        self._lock_conn: asyncpg.Connection | None = None
+        self._leadership = service.aggregator.leadership(ALERT_LOCK)
         self._failing = False
 
     @property
@@ -335,36 +342,13 @@ class AlertEngine:
     # ----------------------------------------------------------------------- one sender per database
 
     async def _lead(self) -> bool:
-        """Whether this process sends: always on SQLite; on Postgres while it holds the advisory lock
-        on its own connection (a session lock: it goes with the connection)."""
-        db = self.service.db
-        if db.dialect != "postgres":
-            self.leading = True
-            return True
-        conn = self._lock_conn
-        try:
-            if conn is None or conn.is_closed():
-                self.leading = False
-                conn = self._lock_conn = await asyncpg.connect(
-                    db.dsn,  # type: ignore[attr-defined]
-                    timeout=db.timeout,
-                    server_settings={"application_name": "cost-api alerts", "default_transaction_read_only": "on"},
-                )
-            if self.leading:
-                await conn.fetchval("SELECT 1")  # still connected: still holding
-            else:
-                self.leading = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", ALERT_LOCK))
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            await self._release()
-            raise DatabaseUnavailable(f"alert lock: {exc or type(exc).__name__}") from exc
+        """Whether this process sends: while it holds the leader lock (always, on SQLite)."""
+        self.leading = await self._leadership.hold()
         return self.leading
 
     async def _release(self) -> None:
-        conn, self._lock_conn = self._lock_conn, None
+        await self._leadership.release()
         self.leading = False
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
 
     # ----------------------------------------------------------------------- GET /v1/alerts
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,9 +32,21 @@ from cost_api.store.database import epoch_ms, gather_or_cancel
 from cost_api.windows import HOUR_MS, Range, Window, iso, now_utc
 
 if TYPE_CHECKING:
-    from cost_api.config import Alerts
+    from cost_api.aggregation.aggregator import Aggregator
+    from cost_api.config import Alerts, Settings
     from cost_api.watch.budgets import BudgetTracker
-    from cost_api.web.service import Service
+
+
+
+class Watched(Protocol):
+    """What the rules read: the aggregation layer and the settings (the service has both)."""
+
+    @property
+    def aggregator(self) -> Aggregator: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
 
 MINUTE_MS = 60_000
 DAY_H = 24
@@ -109,7 +121,7 @@ def ratio_json(value: float | None) -> float | None:
 
 
 async def episodes(
-    service: Service, rng: Range, *, now: datetime | None = None, budgets: BudgetTracker | None = None
+    service: Watched, rng: Range, *, now: datetime | None = None, budgets: BudgetTracker | None = None
 ) -> list[dict[str, Any]]:
     """The episodes that overlap `rng` (newest first) as JSON: `{id, rule, dimension, key, started_at,
     ended_at (null while open), peak_ratio, spend}`. Budget episodes come from `budgets` when given."""
@@ -117,7 +129,7 @@ async def episodes(
 
 
 async def replay(
-    service: Service, rng: Range, *, now: datetime | None = None, budgets: BudgetTracker | None = None
+    service: Watched, rng: Range, *, now: datetime | None = None, budgets: BudgetTracker | None = None
 ) -> list[Episode]:
     """Every rule replayed hour by hour over `rng` (never past `now`)."""
     found = await _hourly_episodes(service, rng, now or now_utc())
@@ -180,7 +192,7 @@ def _matrix(dimension: str, groups: Groups, directory: TokenDirectory, first: in
 
 
 async def _matrices(
-    service: Service, dimensions: Iterable[str], first: int, end: datetime
+    service: Watched, dimensions: Iterable[str], first: int, end: datetime
 ) -> tuple[list[_Matrix], TokenDirectory]:
     """Hourly matrices of hours [first, the hour holding `end`] for each dimension, one read per
     `groups` dimension (provider and model share one)."""
@@ -304,7 +316,7 @@ def _new_spender(windows: tuple[np.ndarray, ...], cfg: Alerts) -> _Judged:
 
 
 async def _request_storm(
-    service: Service,
+    service: Watched,
     m: _Matrix,
     directory: TokenDirectory,
     clock: _Clock,
@@ -374,7 +386,7 @@ async def _request_storm(
 
 
 async def _minute_counts(
-    service: Service, m: _Matrix, directory: TokenDirectory, spans: list[tuple[int, int]], at_least: int
+    service: Watched, m: _Matrix, directory: TokenDirectory, spans: list[tuple[int, int]], at_least: int
 ) -> dict[int, dict[int, int]]:
     """Requests per (row, epoch minute) over the spans of minutes `[a, b)`, where at least `at_least`:
     one `requests_per_minute` read per stretch of overlapping spans (and per day of a longer one)."""
@@ -386,9 +398,7 @@ async def _minute_counts(
             merged.append([start, end])
     pieces = [(a, min(a + READ_MINUTES, end)) for start, end in merged for a in range(start, end, READ_MINUTES)]
     reads = [
-        service.db.fetch(
-            "requests_per_minute", start=_minute(a), end=_minute(b), dim=m.dimension, min_requests=at_least
-        )
+        service.aggregator.minute_counts(_minute(a), _minute(b), m.dimension, at_least)
         for a, b in pieces
     ]
     rows_of: dict[Any, int | None] = {}
@@ -412,7 +422,7 @@ def _minute(minute: int) -> datetime:
 # --------------------------------------------------------------------------- episodes
 
 
-async def _hourly_episodes(service: Service, rng: Range, now: datetime) -> list[Episode]:
+async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[Episode]:
     cfg = service.settings.alerts
     end = min(rng.end, now)
     if end <= rng.start or not cfg.dimensions:
@@ -538,7 +548,7 @@ def budget_episodes(budgets: BudgetTracker, rng: Range) -> list[Episode]:
 # --------------------------------------------------------------------------- GET /v1/anomalies
 
 
-async def anomalies(service: Service, window: Window, *, budgets: BudgetTracker | None = None) -> dict[str, Any]:
+async def anomalies(service: Watched, window: Window, *, budgets: BudgetTracker | None = None) -> dict[str, Any]:
     """`GET /v1/anomalies`: the episodes of the window, newest first."""
     agg = service.aggregator
     found, groups = await gather_or_cancel(episodes(service, window.range, budgets=budgets), agg.groups(window.range))
