@@ -176,10 +176,9 @@ async def _direct_figures(url: str, start: datetime, end: datetime) -> dict[str,
     """A fresh service (rollups never warmed: SQL over the raw rows) and a raw count(*)."""
     from cost_api.aggregation.aggregator import money
     from cost_api.config import load_settings
-    from cost_api.store.database import epoch_ms
     from cost_api.store.url import parse_database_url
     from cost_api.web.service import build_service
-    from cost_api.windows import Range
+    from cost_api.windows import Range, epoch_ms
 
     service = build_service(load_settings(environ={}, overrides={"database_url": url}))
     try:

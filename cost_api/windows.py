@@ -19,6 +19,17 @@ from cost_api.errors import BadParameter
 MAX_RANGE = timedelta(days=400)
 MAX_BUCKETS = 2000
 HOUR_MS = 3_600_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(value: datetime) -> int:
+    """An instant as epoch milliseconds (exact, whatever the zone)."""
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    """Epoch milliseconds as a UTC instant."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
 INTERVALS = ("day", "hour")
 CALENDAR = ("today", "week", "month")
 _DURATION = re.compile(r"^([1-9]\d{0,5})([mhd])$")

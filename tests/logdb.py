@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from cost_api.resources import sql_dir
-from cost_api.store.database import epoch_ms
+from cost_api.windows import epoch_ms
 
 
 @dataclass

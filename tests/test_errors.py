@@ -18,10 +18,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from cost_api.config import load_settings
-from cost_api.store.database import epoch_ms
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
+from cost_api.windows import epoch_ms
 
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, SqliteLog

@@ -26,8 +26,9 @@ from litestar.testing import AsyncTestClient
 
 from cost_api.config import load_settings
 from cost_api.resources import sql_dir
-from cost_api.store.database import SQLITE_BUSY_WAIT, epoch_ms
+from cost_api.store.database import SQLITE_BUSY_WAIT
 from cost_api.web.app import create_app
+from cost_api.windows import epoch_ms
 
 from .logdb import COLUMNS, LogDB, PostgresLog, Row, SqliteLog
 from .pgcluster import PgCluster, find_bindir

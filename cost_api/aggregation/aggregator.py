@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import Groups, Totals, Vocab, from_rows
 from cost_api.aggregation.rollups import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
 from cost_api.aggregation.rows import RowStore
 from cost_api.errors import BadParameter
 from cost_api.pricing.table import MAX_THRESHOLDS, PriceTable
-from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row, epoch_ms, gather_or_cancel
+from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
-from cost_api.windows import HOUR_MS, Range, iso
+from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms, iso
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
 
@@ -181,7 +182,7 @@ class Aggregator:
         rows = await self.db.fetch("freshness", cutoff=now + FUTURE_SKEW)
         self._follow_generation()
         newest, future = rows[0] if rows else (None, 0)
-        latest = None if newest is None else datetime.fromtimestamp(int(newest) / 1000, UTC)
+        latest = None if newest is None else from_ms(int(newest))
         return Freshness(now, latest, int(future or 0))
 
     async def groups(
@@ -419,7 +420,7 @@ class Aggregator:
 
 
 def _instant(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * HOUR_MS / 1000, UTC)
+    return from_ms(hour * HOUR_MS)
 
 
 def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:

@@ -17,16 +17,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 
+from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
-from cost_api.store.database import gather_or_cancel
+from cost_api.windows import HOUR_MS, from_ms
 
 log = logging.getLogger("cost_api.aggregation.rollups")
 
-HOUR_MS = 3_600_000
 DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
 _CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
 _PENDING_CELLS = 100_000  # late cells kept beside the sorted rollups before they are merged in
@@ -212,7 +211,7 @@ class Rollups:
                 self.days[dim] = _between(self.days[dim], -(-new // 24) * 24, 2**62)
             await self.reread([new], bound)
         self.oldest_ms = oldest_ms
-        log.info("log now starts at %s: rollups follow", datetime.fromtimestamp(oldest_ms / 1000, UTC))
+        log.info("log now starts at %s: rollups follow", from_ms(oldest_ms))
 
 
 def fingerprint(hours: np.ndarray, counts: dict[str, np.ndarray]) -> dict[int, tuple[int, ...]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,8 @@ import numpy as np
 from cost_api.aggregation.groups import Groups, Vocab, from_rows
 from cost_api.aggregation.rollups import Bound
 from cost_api.pricing.table import PriceTable
+from cost_api.windows import HOUR_MS, from_ms
 
-HOUR_MS = 3_600_000
 MAX_HOLES = 10_000
 HOLE_SECONDS = 600.0  # a transaction open this long after a later id committed: left to the sweep
 PAGE_ROWS = 50_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
@@ -100,7 +99,7 @@ class RowStore:
 
     async def between(self, start_ms: int, end_ms: int, max_id: int | None = None) -> RowSet:
         rows = await self._fetch(
-            "rows_between", start=_dt(start_ms), end=_dt(end_ms), max_id=max_id, **self._thresholds
+            "rows_between", start=from_ms(start_ms), end=from_ms(end_ms), max_id=max_id, **self._thresholds
         )
         return self._rowset(rows)
 
@@ -229,7 +228,3 @@ class RowStore:
         self.open = None
         self._summed = {}
         self._holes = {}
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)

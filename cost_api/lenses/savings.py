@@ -15,8 +15,7 @@ from cost_api.aggregation.aggregator import (
     pct,
     pricing_block,
 )
-from cost_api.store.database import epoch_ms
-from cost_api.windows import Window, buckets, iso, slot_ms
+from cost_api.windows import Window, buckets, epoch_ms, iso, slot_ms
 
 GROUP_BY = ("endpoint", "model", "provider", "token", "cache_key")
 NUMBERS = ("saved_by_cache", "saved_per_day", "cache_hits", "requests", "hit_rate_pct", "spend")

@@ -25,8 +25,7 @@ from cost_api.aggregation.aggregator import (
     pricing_block,
 )
 from cost_api.errors import BadParameter
-from cost_api.store.database import epoch_ms
-from cost_api.windows import INTERVALS, Bucket, Window, buckets, iso, slot_ms
+from cost_api.windows import INTERVALS, Bucket, Window, buckets, epoch_ms, iso, slot_ms
 
 GROUP_BY = ("provider", "endpoint", "token", "model")
 OTHER = "other"

@@ -15,9 +15,8 @@ import os
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
 import aiosqlite
 import asyncpg
@@ -26,19 +25,14 @@ from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissi
 from cost_api.store.queries import Registry
 from cost_api.store.timing import time_query
 from cost_api.store.url import DatabaseURL
+from cost_api.windows import epoch_ms
 
 Row = tuple[Any, ...]
-T = TypeVar("T")
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long a SQLite reader waits on a lock (a writer in rollback-journal mode holding EXCLUSIVE)
 # before answering 503: commits take milliseconds, a lock held longer is an outage, not a queue.
 SQLITE_BUSY_WAIT = 1.0
-
-
-def epoch_ms(value: datetime) -> int:
-    return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
 class Database(ABC):
@@ -300,20 +294,3 @@ class PostgresDatabase(Database):
 def open_database(url: DatabaseURL, registry: Registry, *, timeout: float, pool_size: int) -> Database:
     cls: type[SqliteDatabase | PostgresDatabase] = SqliteDatabase if url.dialect == "sqlite" else PostgresDatabase
     return cls(url, registry, timeout, pool_size)
-
-
-async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
-    """`asyncio.gather`, except that the first failure (a 504, a 503) cancels the other queries and
-    waits until they have stopped before it is raised: a failed request leaves no query running.
-    Cancelled itself, it waits the same way (plain `gather` returns at the first child cancelled),
-    and cancels each query once: a second cancel would cut short its clean-up (closing the
-    connection it was opening, waiting for the query it was running)."""
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            if not task.cancelling():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

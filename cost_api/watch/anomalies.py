@@ -20,16 +20,16 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from cost_api.aggregation.aggregator import TokenDirectory, data_quality_block, money, pricing_block
+from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import Groups
 from cost_api.aggregation.rollups import ceil_hour, floor_hour
-from cost_api.store.database import epoch_ms, gather_or_cancel
-from cost_api.windows import HOUR_MS, Range, Window, iso, now_utc
+from cost_api.windows import HOUR_MS, Range, Window, epoch_ms, from_ms, iso, now_utc
 
 if TYPE_CHECKING:
     from cost_api.aggregation.aggregator import Aggregator
@@ -212,7 +212,7 @@ async def _no_directory() -> TokenDirectory:
 
 
 def _hour(hour: int) -> datetime:
-    return datetime.fromtimestamp(hour * HOUR_MS / 1000, UTC)
+    return from_ms(hour * HOUR_MS)
 
 
 # --------------------------------------------------------------------------- the hourly rules
@@ -416,7 +416,7 @@ async def _minute_counts(
 
 
 def _minute(minute: int) -> datetime:
-    return datetime.fromtimestamp(minute * MINUTE_MS / 1000, UTC)
+    return from_ms(minute * MINUTE_MS)
 
 
 # --------------------------------------------------------------------------- episodes

@@ -32,10 +32,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, money, pct
+from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.config import Budget, Settings
 from cost_api.errors import ProblemError
-from cost_api.store.database import DatabaseUnavailable, QueryTimeout, gather_or_cancel
-from cost_api.windows import Range, calendar_start, iso, local_midnight
+from cost_api.store.database import DatabaseUnavailable, QueryTimeout
+from cost_api.windows import Range, calendar_start, from_ms, iso, local_midnight
 
 log = logging.getLogger("cost_api.watch.budgets")
 
@@ -162,7 +163,7 @@ class BudgetTracker:
         missing = tuple(sorted(self._by_endpoint.keys() - self._seen))
         oldest = (await self.aggregator.log_bounds())[0] if missing else None
         if oldest is not None:
-            start = datetime.fromtimestamp(oldest / 1000, UTC)
+            start = from_ms(oldest)
             if start < now:
                 everything = Range(start, now)
                 groups = await self.aggregator.groups(

@@ -20,17 +20,27 @@ from typing import Any
 import msgspec
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory, dimension, money
+from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import Groups, Totals
 from cost_api.errors import BadParameter
 from cost_api.lenses import spend, trend
 from cost_api.lenses.live import live
 from cost_api.lenses.summary import summary
-from cost_api.store.database import epoch_ms, gather_or_cancel
 from cost_api.text import refuse_control
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.service import Service
-from cost_api.windows import HOUR_MS, MAX_BUCKETS, Range, Window, buckets, parse_instant, parse_window, slot_ms
+from cost_api.windows import (
+    HOUR_MS,
+    MAX_BUCKETS,
+    Range,
+    Window,
+    buckets,
+    epoch_ms,
+    parse_instant,
+    parse_window,
+    slot_ms,
+)
 
 DAY_MS = 24 * HOUR_MS
 MINUTE_MS = 60_000
