@@ -298,6 +298,16 @@ class Aggregator:
             mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
         return held if mask.all() else held.subset(mask)
 
+    async def request_page(
+        self, rng: Range, c_at: datetime, c_id: int, limit: int, filters: Filters, directory: TokenDirectory
+    ) -> list[Row]:
+        """The audit rows of `rng` and the filters, newest first: `limit` of them from the keyset
+        position (c_at, c_id) on, exclusive (the `request_rows` query)."""
+        params = filter_params(filters, directory)
+        return await self.db.fetch(
+            "request_rows", start=rng.start, end=rng.end, c_at=c_at, c_id=c_id, limit=limit, **params
+        )
+
     async def minute_counts(self, start: datetime, end: datetime, dim: str, at_least: int) -> list[Row]:
         """Requests per epoch minute and key of one dimension over [start, end), the minutes with at
         least `at_least` (the request-storm rule): (minute, key, requests) rows."""

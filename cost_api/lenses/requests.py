@@ -17,7 +17,6 @@ from cost_api.aggregation.aggregator import (
     Filters,
     TokenDirectory,
     data_quality_block,
-    filter_params,
     money,
     pricing_block,
 )
@@ -122,15 +121,7 @@ async def requests(
 ) -> dict[str, Any]:
     c_at, c_id = decode_cursor(cursor) if cursor else (window.range.end, 0)
     directory = await agg.tokens()
-    rows = await agg.db.fetch(
-        "request_rows",
-        start=window.range.start,
-        end=window.range.end,
-        c_at=c_at,
-        c_id=c_id,
-        limit=limit + 1,
-        **filter_params(filters, directory),
-    )
+    rows = await agg.request_page(window.range, c_at, c_id, limit + 1, filters, directory)
     page = rows[:limit]
     groups = await agg.groups(window.range, filters=filters, directory=directory)
     fresh = await agg.freshness()
