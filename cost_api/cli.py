@@ -11,14 +11,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cost_api.config import ConfigError, Settings, load_settings
-from cost_api.errors import ProblemError
+from cost_api.errors import CostApiError
 from cost_api.pricing.table import PricingError
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from cost_api.store.queries import QueryRegistryError
 from cost_api.store.url import DatabaseURLError
 from cost_api.windows import parse_instant
 
-# Problems a user can fix; reported as one line, never as a traceback. A ProblemError is a bad flag
+# Problems a user can fix; reported as one line, never as a traceback. A CostApiError is a bad flag
 # read by the API's own parsers (`--at`, `--window`, `--to`, `--tz`): their 400 message.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
@@ -28,7 +28,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     DatabaseUnavailable,
     SchemaMissing,
     QueryTimeout,
-    ProblemError,
+    CostApiError,
 )
 
 

@@ -1,179 +1,41 @@
-"""One error shape for every error: RFC 9457 problem documents (`application/problem+json`).
-
-`{"type", "title", "status", "detail", "errors": [{"field", "message"}]}`, plus extension members
-where a problem has them (a budget's `endpoint`, `limit_usd`, …). Never a stack trace.
-"""
+"""The domain's errors, in the product's terms: a bad parameter, an unpriced model, an exceeded or
+unreadable budget. Raised anywhere below the web edge, which alone turns each into a problem
+document with its status (web/problems.py)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
-from litestar.types import Receive, Scope, Send
 
-log = logging.getLogger("cost_api")
+class CostApiError(Exception):
+    """A problem a caller can act on; `extra`: members its problem document adds."""
 
-PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "/problems/"  # a relative URI reference, documented in docs/errors.md
-
-_TITLES = {
-    400: "Bad parameter",
-    401: "Unauthorized",
-    404: "Not found",
-    405: "Method not allowed",
-    422: "Unprocessable",
-    500: "Internal error",
-    503: "Service unavailable",
-    504: "Query timed out",
-}
-_TYPES = {
-    400: "bad-parameter",
-    401: "unauthorized",
-    404: "not-found",
-    405: "method-not-allowed",
-    500: "internal-error",
-    503: "unavailable",  # also "overloaded": max_concurrent_queries already running
-    504: "timeout",
-}
-
-
-class ProblemError(Exception):
-    """Raised anywhere below a route; rendered as a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        type_: str | None = None,
-        title: str | None = None,
-        errors: list[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
-        self.status = status
         self.detail = detail
-        self.type = TYPE_BASE + (type_ or _TYPES.get(status, "error"))
-        self.title = title or _TITLES.get(status, "Error")
-        self.errors = errors or []
-        self.headers = headers or {}
         self.extra = extra or {}
 
-    def body(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "errors": self.errors,
-            **self.extra,
-        }
 
+class BadParameter(CostApiError):
+    """A parameter (or a field of a body) that cannot be used as given: a 400 naming it."""
 
-class BadParameter(ProblemError):
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(400, f"{field}: {message}", errors=[{"field": field, "message": message}])
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
-def problem_response(problem: ProblemError) -> Response[Any]:
-    return Response(
-        content=problem.body(),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=problem.headers,
-    )
+class Unpriced(CostApiError):
+    """No entry of the price table matches a model that was asked about: a 404."""
 
 
-async def send_problem(scope: Scope, receive: Receive, send: Send, problem: ProblemError) -> None:
-    """Answer from ASGI middleware (API keys, admission) with a problem document."""
-    response = problem_response(problem).to_asgi_response(
-        None, Request(scope, receive), is_head_response=scope.get("method") == "HEAD"
-    )
-    await response(scope, receive, send)
+class BudgetExceeded(CostApiError):
+    """A budget that applies to the call is spent: a 422, before the provider is called."""
 
 
-def handle_problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
-    return problem_response(exc)
+class BudgetsStale(CostApiError):
+    """The budget figures are too old to answer and the fail mode is closed: a 503."""
 
-
-def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if isinstance(exc, ValidationException):
-        errors = []
-        for item in exc.extra if isinstance(exc.extra, list) else []:
-            field = str(item.get("key") or item.get("source") or "request")
-            errors.append({"field": field, "message": str(item.get("message", "invalid value"))})
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or exc.detail
-        return problem_response(ProblemError(400, detail, errors=errors))
-    if isinstance(exc, NotFoundException):
-        return problem_response(ProblemError(404, "no such path"))
-    headers = dict(exc.headers or {})
-    return problem_response(ProblemError(exc.status_code, exc.detail, headers=headers))
-
-
-def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(ProblemError(500, "an unexpected error occurred; it has been logged"))
-
-
-# The OpenAPI document describes every error answer as what it is: a problem document.
-_PROBLEM_SCHEMA = Schema(
-    type="object",
-    required=["type", "title", "status", "detail", "errors"],
-    properties={
-        "type": Schema(type="string", description="a URI reference naming the problem"),
-        "title": Schema(type="string"),
-        "status": Schema(type="integer"),
-        "detail": Schema(type="string"),
-        "errors": Schema(
-            type="array",
-            items=Schema(
-                type="object",
-                required=["field", "message"],
-                properties={"field": Schema(type="string"), "message": Schema(type="string")},
-            ),
-        ),
-    },
-    description="RFC 9457 problem document; some problems add members (a budget's endpoint, limit_usd, …)",
-)
-_DESCRIPTIONS = {
-    400: "A bad parameter: `errors` names it and what it accepts",
-    401: "Missing or wrong API key",
-    503: "Database unavailable, or too many queries running: retry after `Retry-After` seconds",
-    504: "The query ran past query_timeout and was cancelled",
-}
-_HEADERS = {
-    401: {"WWW-Authenticate": OpenAPIHeader(schema=Schema(type="string"))},
-    503: {"Retry-After": OpenAPIHeader(schema=Schema(type="string"), description="seconds")},
-}
-
-
-def document_problems(openapi: OpenAPI, statuses: Callable[[str], Iterable[int]]) -> None:
-    """Rewrite the error responses of every operation as problem documents, adding `statuses(path)`."""
-    if openapi.components.schemas is None:
-        openapi.components.schemas = {}
-    openapi.components.schemas["Problem"] = _PROBLEM_SCHEMA
-    content = {PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))}
-    for path, item in (openapi.paths or {}).items():
-        for method in ("get", "put", "post", "delete", "patch", "head", "options"):
-            operation = getattr(item, method, None)
-            if operation is None:
-                continue
-            responses = operation.responses = dict(operation.responses or {})
-            wanted = {int(code) for code in responses if code.isdigit() and int(code) >= 400}
-            if operation.parameters or operation.request_body:  # any input can be a bad one
-                wanted.add(400)
-            for status in sorted(wanted | set(statuses(path))):
-                old = responses.get(str(status))
-                if isinstance(old, OpenAPIResponse) and PROBLEM_JSON in (old.content or {}):
-                    continue  # declared by its route as a problem document already
-                description = _DESCRIPTIONS.get(status) or (
-                    old.description if isinstance(old, OpenAPIResponse) else _TITLES.get(status, "Error")
-                )
-                responses[str(status)] = OpenAPIResponse(
-                    description=description, content=content, headers=_HEADERS.get(status)
-                )
+    def __init__(self, detail: str, *, retry_after: int, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra=extra)
+        self.retry_after = retry_after

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, pricing_block
-from cost_api.errors import BadParameter, ProblemError
+from cost_api.errors import BadParameter, Unpriced
 from cost_api.pricing.table import Entry, Price, PriceTable, resolve_rates
 from cost_api.windows import Window, iso, now_utc
 
@@ -43,11 +43,8 @@ def resolve(pricing: PriceTable, provider: str, model: str, at: datetime | None)
     at = at or datetime.now(UTC)
     entry = pricing.match(provider, model)
     if entry is None:
-        raise ProblemError(
-            404,
+        raise Unpriced(
             f"{provider}/{model} is unpriced: no entry, alias or provider '*' matches it",
-            type_="unpriced-model",
-            title="Unpriced model",
             extra={"provider": provider, "model": model},
         )
     return {

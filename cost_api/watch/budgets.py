@@ -34,7 +34,7 @@ from typing import Any
 from cost_api.aggregation.aggregator import Aggregator, Filters, money, pct
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.config import Budget, Settings
-from cost_api.errors import ProblemError
+from cost_api.errors import BudgetExceeded, BudgetsStale
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.windows import Range, calendar_start, from_ms, iso, local_midnight
 
@@ -306,11 +306,10 @@ class BudgetTracker:
             raise budget_exceeded(endpoint, exceeded, items, age, stale)
         if stale and self.fail_closed:
             what = "have not been read since start-up" if age is None else f"are {age:g}s old"
-            raise ProblemError(
-                503,
+            raise BudgetsStale(
                 f"the budget figures {what} (budget_max_age {self.max_age:g}s): the database cannot "
                 "be read, and budget_fail_mode is closed",
-                headers={"Retry-After": str(max(1, math.ceil(self.refresh_every)))},
+                retry_after=max(1, math.ceil(self.refresh_every)),
                 extra={"endpoint": endpoint, "age_seconds": age, "stale": True},
             )
         return {"allowed": True, "budgets": items, "age_seconds": age, "stale": stale}
@@ -331,16 +330,13 @@ def budget_exceeded(
     items: list[dict[str, Any]],
     age: float | None,
     stale: bool,
-) -> ProblemError:
+) -> BudgetExceeded:
     """The 422 problem, naming the exceeded budget that resets last (the one that decides when calls
     are allowed again); `budgets` lists every budget of the endpoint."""
     worst = max(exceeded, key=lambda item: item["resets_at"])
-    return ProblemError(
-        422,
+    return BudgetExceeded(
         f"{endpoint} has spent {_usd(worst['spent'])} of its {_usd(worst['limit_usd'])} "
         f"{worst['period']} budget; it resets at {worst['resets_at']}",
-        type_="budget-exceeded",
-        title="Budget exceeded",
         extra={
             "endpoint": endpoint,
             "period": worst["period"],

@@ -18,8 +18,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from cost_api.errors import ProblemError, send_problem
 from cost_api.web.metrics import SHED_REQUESTS
+from cost_api.web.problems import ProblemError, send_problem
 
 ADMISSION_WAIT = 0.1  # seconds a request waits for a free slot before its 503
 RETRY_AFTER = "1"

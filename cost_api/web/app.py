@@ -15,14 +15,7 @@ from litestar.openapi import OpenAPIConfig
 
 from cost_api import __version__
 from cost_api.config import Settings
-from cost_api.errors import (
-    ProblemError,
-    document_problems,
-    handle_http,
-    handle_problem,
-    handle_unexpected,
-    problem_response,
-)
+from cost_api.errors import CostApiError
 from cost_api.logs import logging_config
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.alerts import AlertEngine
@@ -30,6 +23,15 @@ from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import Admission, AdmissionMiddleware, heavy_path
 from cost_api.web.auth import ApiKeyMiddleware, KeyChecker, document_security, open_paths
 from cost_api.web.metrics import metrics_endpoint, prometheus_config
+from cost_api.web.problems import (
+    ProblemError,
+    document_problems,
+    handle_domain,
+    handle_http,
+    handle_problem,
+    handle_unexpected,
+    problem_response,
+)
 from cost_api.web.routes.alerts import AlertsController
 from cost_api.web.routes.analytics import AnalyticsController
 from cost_api.web.routes.budgets import BudgetsController
@@ -117,6 +119,7 @@ def create_app(
         ],
         exception_handlers={
             ProblemError: handle_problem,
+            CostApiError: handle_domain,
             HTTPException: handle_http,
             DatabaseUnavailable: _unavailable,
             QueryTimeout: _timeout,

@@ -26,7 +26,7 @@ from litestar.openapi.spec import OpenAPI, Reference, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from cost_api.config import Settings
-from cost_api.errors import ProblemError, send_problem
+from cost_api.web.problems import ProblemError, send_problem
 
 OPEN_PATHS = frozenset({"/healthz", "/"})
 OPEN_PREFIXES = ("/static/",)

@@ -6,8 +6,8 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from cost_api.errors import ProblemError, problem_response
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout, SchemaMissing
+from cost_api.web.problems import ProblemError, problem_response
 
 
 @get("/healthz", tags=["operations"], summary="The process is up")
