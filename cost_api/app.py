@@ -27,7 +27,7 @@ from .errors import (
     handle_unexpected,
     problem_response,
 )
-from .limits import Admission, AdmissionMiddleware, heavy_path
+from .limits import Admission, AdmissionMiddleware, DeadlineMiddleware, heavy_path
 from .metrics import metrics_endpoint, prometheus_config
 from .routes.alerts import AlertsController
 from .routes.analytics import AnalyticsController
@@ -107,9 +107,11 @@ def create_app(
             metrics_endpoint,
             *page_routes(),
         ],
-        # outermost first: metrics see every answer, 401s before any admission slot is taken
+        # outermost first: metrics see every answer, the deadline counts from arrival, 401s before any
+        # admission slot is taken
         middleware=[
             prometheus_config().middleware,
+            DeadlineMiddleware(settings.query_timeout.seconds),
             *([ApiKeyMiddleware(checker)] if checker.enabled else []),
             AdmissionMiddleware(admission),
         ],

@@ -1,9 +1,12 @@
 """The database layer: read-only connections, one `fetch(name, **params)` for every query.
 
 SQLite is opened with `mode=ro`, Postgres connections run read-only transactions from a pool.
-Every query runs under `query_timeout` (SQLite: the progress handler; Postgres:
-`statement_timeout`). Parameters are plain Python values; each driver gets them in its own form
-(SQLite: epoch milliseconds for datetimes, JSON text for lists; Postgres: native types).
+Every query runs under `query_timeout`, and a query of an HTTP request only under what is left of
+that request's deadline (`request_deadline`, set by limits.DeadlineMiddleware): one budget for all
+the queries of an answer, however many it runs in a row. SQLite stops a query through its progress
+handler; Postgres through the driver's cancel request (with `statement_timeout` behind it).
+Parameters are plain Python values; each driver gets them in its own form (SQLite: epoch
+milliseconds for datetimes, JSON text for lists; Postgres: native types).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import os
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,9 +47,28 @@ class SchemaMissing(Exception):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How long past a query's deadline a Postgres server that stops answering (even the cancel request)
+# is waited for before the query is given up as timed out; and the least time a query is given.
+_UNRESPONSIVE = 2.0
+_TICK = 0.001
 # How long a SQLite reader waits on a lock (a writer in rollback-journal mode holding EXCLUSIVE)
 # before answering 503: commits take milliseconds, a lock held longer is an outage, not a queue.
 SQLITE_BUSY_WAIT = 1.0
+
+
+# The deadline (time.monotonic()) of the HTTP request whose handler runs in this context; None
+# outside a request (the rollups, the budgets, start-up): each query then gets `query_timeout`.
+_REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+
+
+@contextlib.contextmanager
+def request_deadline(at: float) -> Iterator[None]:
+    """Run what starts in this block (and the tasks it creates) under one deadline, `time.monotonic()`."""
+    token = _REQUEST_DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _REQUEST_DEADLINE.reset(token)
 
 
 def epoch_ms(value: datetime) -> int:
@@ -65,10 +88,31 @@ class Database(ABC):
     async def fetch(self, name: str, **params: Any) -> list[Row]:
         """Run the named query (timed by name and outcome for /metrics)."""
         with time_query(name):
-            return await self._fetch(name, **params)
+            return await self._fetch(name, self._deadline(name), **params)
+
+    def _deadline(self, name: str) -> float:
+        """When this query must have ended: `query_timeout` from now, or the request's deadline if
+        sooner. A request past its deadline runs no further query."""
+        deadline = time.monotonic() + self.timeout
+        request = _REQUEST_DEADLINE.get()
+        if request is None or request >= deadline:
+            return deadline
+        if request <= time.monotonic():
+            raise QueryTimeout(f"query {name} was not run: the request used up its {self.timeout:g}s (query_timeout)")
+        return request
+
+    def _timed_out(self, name: str) -> QueryTimeout:
+        if _REQUEST_DEADLINE.get() is None:
+            return QueryTimeout(f"query {name} ran past {self.timeout:g}s and was cancelled")
+        return QueryTimeout(f"query {name} ran past the request's {self.timeout:g}s (query_timeout) and was cancelled")
+
+    def _waited(self, name: str) -> QueryTimeout:
+        """The deadline came while this query waited for a connection (busy with other queries, or
+        still being opened)."""
+        return QueryTimeout(f"{self._timed_out(name)} while it waited for a database connection")
 
     @abstractmethod
-    async def _fetch(self, name: str, **params: Any) -> list[Row]: ...
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> list[Row]: ...
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -160,19 +204,24 @@ class SqliteDatabase(Database):
             return await self._acquire()
         return holder
 
-    async def _fetch(self, name: str, **params: Any) -> list[Row]:
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> list[Row]:
         query = self.registry[name]
         args = [_sqlite_value(v) for v in query.bind(params)]
-        holder = await self._acquire()
-        holder.deadline = time.monotonic() + self.timeout
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                holder = await self._acquire()
+        except TimeoutError as exc:  # opening a SQLite file takes no time: all connections were busy
+            raise self._waited(name) from exc
+        holder.deadline = deadline
         running = asyncio.ensure_future(holder.conn.execute_fetchall(query.sql, args))
         healthy = True
         try:
             return [tuple(r) for r in await asyncio.shield(running)]
         except asyncio.CancelledError:
             if not running.done():
-                # The request gave up (a sibling query failed): the progress handler stops this query
-                # at its next tick; wait for that, so that a cancelled request leaves nothing running.
+                # The request gave up (its client left, or a sibling query failed): the progress handler
+                # stops this query at its next tick; wait for that, so that a cancelled request leaves
+                # nothing running.
                 holder.deadline = 0.0
                 try:
                     await asyncio.wait({running})
@@ -183,7 +232,7 @@ class SqliteDatabase(Database):
         except sqlite3.OperationalError as exc:
             message = str(exc)
             if message == "interrupted":
-                raise QueryTimeout(f"query {name} ran past {self.timeout:g}s and was cancelled") from exc
+                raise self._timed_out(name) from exc
             if any(s in message for s in ("locked", "busy", "unable to open", "disk I/O")):
                 healthy = "unable to open" not in message and "disk I/O" not in message
                 raise DatabaseUnavailable(f"SQLite database is unavailable: {exc}") from exc
@@ -277,35 +326,76 @@ class PostgresDatabase(Database):
                 )
             return self._pool
 
-    async def _fetch(self, name: str, **params: Any) -> list[Row]:
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> list[Row]:
         query = self.registry[name]
-        args = query.bind(params)
+        call = _Call()
+        running = asyncio.ensure_future(self._call(call, query.sql, query.bind(params), deadline))
+        running.add_done_callback(_retrieve)
         try:
-            # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
-            # pool is handed over, and a cancelled task (the rollups at shutdown) would run on
-            async with asyncio.timeout(self.timeout):
-                pool = await self._get_pool()
-            async with asyncio.timeout(self.timeout + 2):
-                async with pool.acquire() as conn:
-                    rows = await conn.fetch(query.sql, *args)
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The request gave up (its client left, or a sibling query failed). A query in flight is
+            # cancelled through the driver, which hands its connection back only once the server has
+            # stopped the query; one that has ended already is left to hand its connection back. Either
+            # way, wait for that: a cancelled request leaves nothing running.
+            if not call.ended:
+                running.cancel()
+            await asyncio.wait({running})
+            raise
         except asyncpg.QueryCanceledError as exc:
-            raise QueryTimeout(f"query {name} ran past {self.timeout:g}s and was cancelled") from exc
+            raise self._timed_out(name) from exc
+        except TimeoutError as exc:
+            if call.connected:  # the query ran out of time (or the server stopped answering)
+                raise self._timed_out(name) from exc
+            if self._pool is None or self._pool.get_size() == 0:  # not one connection could be opened
+                raise DatabaseUnavailable(f"Postgres is unavailable: no connection within {self.timeout:g}s") from exc
+            raise self._waited(name) from exc
         except (
             OSError,
             asyncpg.OperatorInterventionError,  # shutting down, crashed, starting up (57P0x)
-            TimeoutError,
             asyncpg.CannotConnectNowError,
             asyncpg.ConnectionDoesNotExistError,
             asyncpg.InterfaceError,
             asyncpg.PostgresConnectionError,
         ) as exc:
             raise DatabaseUnavailable(f"Postgres is unavailable: {exc or type(exc).__name__}") from exc
+
+    async def _call(self, call: _Call, sql: str, args: list[Any], deadline: float) -> list[Row]:
+        # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+        # pool is handed over, and a cancelled task (the rollups at shutdown) would run on
+        async with asyncio.timeout(deadline - time.monotonic()) as limit:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn:
+                # From here the driver's own timeout stops the query: it sends the server a cancel
+                # request, and hands the connection back only once the server has stopped the query.
+                # The outer limit is left a margin, only for a server that stops answering.
+                call.connected = True
+                limit.reschedule(asyncio.get_running_loop().time() + deadline - time.monotonic() + _UNRESPONSIVE)
+                try:
+                    rows = await conn.fetch(sql, *args, timeout=max(deadline - time.monotonic(), _TICK))
+                finally:
+                    call.ended = True
         return [tuple(r) for r in rows]
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+class _Call:
+    """How far one Postgres query has got: connected (it holds a connection), ended (the server is
+    done with it; its connection is being handed back)."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.ended = False
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Mark a query task's exception as seen: whoever awaited it may have been cancelled meanwhile."""
+    if not done.cancelled():
+        done.exception()
 
 
 def open_database(url: DatabaseURL, registry: Registry, *, timeout: float, pool_size: int) -> Database:

@@ -38,6 +38,10 @@ SHED_REQUESTS = Counter(
     "cost_api_shed_requests",
     "Analytics requests answered 503 because max_concurrent_queries were already running",
 )
+ABANDONED_REQUESTS = Counter(
+    "cost_api_abandoned_requests",
+    "Requests whose client disconnected before the answer: their work and queries were cancelled",
+)
 WEBHOOK_DELIVERIES = Counter(
     "cost_api_webhook_deliveries",
     "Alert webhook deliveries, by result (delivered, failed, retried)",

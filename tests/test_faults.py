@@ -23,14 +23,17 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from cost_api.app import create_app
 from cost_api.config import load_settings
-from cost_api.db import SQLITE_BUSY_WAIT, epoch_ms
+from cost_api.db import SQLITE_BUSY_WAIT, QueryTimeout, epoch_ms, request_deadline
 from cost_api.resources import sql_dir
+from cost_api.service import build_service
 
 from .logdb import COLUMNS, LogDB, PostgresLog, Row, SqliteLog
 from .pgcluster import PgCluster, find_bindir
+from .server import serving_app
 
 PROBLEM = {"type", "title", "status", "detail", "errors"}
 MINI = 0.15  # gpt-4o-mini, $ per 1M prompt tokens
@@ -127,7 +130,8 @@ async def test_postgres_query_over_the_limit_is_a_504_and_stops(pg_cluster: Any)
     locker = await asyncpg.connect(log.url)
     try:
         await log.insert([Row(recent(5), prompt_tokens=1_000_000)])
-        async with serving(log.url, query_timeout="300ms") as client:
+        async with in_this_loop(log.url, query_timeout="300ms") as (client, _):
+            await without_rollups()  # the request's queries are the only ones of the API
             transaction = locker.transaction()
             await transaction.start()
             await locker.execute("LOCK TABLE request_log IN ACCESS EXCLUSIVE MODE")
@@ -347,3 +351,194 @@ async def test_sqlite_file_replaced_by_garbage_is_a_503(tmp_path: Path) -> None:
         for path in ("/v1/summary", "/readyz"):
             body = assert_problem(await client.get(path, params={"window": "1h"}), 503)
             assert "not a database" in body["detail"]
+
+
+# --------------------------------------------------------------------------- one deadline per request
+
+
+@asynccontextmanager
+async def stalled(log: LogDB, table: str) -> AsyncIterator[None]:
+    """Every read of `table` runs until stopped: on Postgres the table is locked by a transaction of
+    the test's; on SQLite it is replaced by a view that never ends (and never yields a row)."""
+    if isinstance(log, SqliteLog):
+        columns = {"api_tokens": "'id' AS id, 'prefix' AS prefix, NULL AS name"}.get(
+            table, ", ".join(f"i AS {c}" for c in ("id", *COLUMNS))
+        )
+        await log.execute(
+            f"DROP TABLE {table}; CREATE VIEW {table} AS WITH RECURSIVE n(i) AS "
+            f"(SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT {columns} FROM n WHERE i < 0;"
+        )
+        yield
+        return
+    assert isinstance(log, PostgresLog)
+    locker = await asyncpg.connect(log.url)
+    try:
+        async with locker.transaction():
+            await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await locker.close()
+
+
+def in_use(db: Any) -> int:
+    """The API's database connections checked out of its pool right now."""
+    if db.dialect == "sqlite":
+        return db._opened - db._pool.qsize()
+    return 0 if db._pool is None else db._pool.get_size() - db._pool.get_idle_size()
+
+
+@pytest.fixture
+async def pg_log(pg_cluster: Any) -> AsyncIterator[PostgresLog]:
+    log = await PostgresLog.create(pg_cluster)
+    yield log
+    await log.drop()
+
+
+async def until(condition: Any, what: str, within: float = 15.0) -> None:
+    """Wait until `condition()` (sync or async) holds; fail naming `what` after `within` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            result = condition()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def without_rollups() -> None:
+    """Stop the rollups' background reads, so that the request under test is the only one reading."""
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "rollups"]
+    task.cancel()
+    await asyncio.wait({task})
+
+
+def app_for(url: str, **settings: Any) -> Litestar:
+    return create_app(load_settings(environ={}, overrides={"database_url": url, **settings}))
+
+
+async def test_every_query_gets_only_what_is_left_of_the_requests_time(log: LogDB) -> None:
+    """Past its deadline a request runs no further query; a query of it runs only until the deadline,
+    however long query_timeout is."""
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url, "query_timeout": "60s"}))
+    try:
+        with request_deadline(time.monotonic() - 1), pytest.raises(QueryTimeout, match="not run"):
+            await service.db.fetch("log_bounds")
+        assert in_use(service.db) == 0  # not even a connection was taken
+        async with stalled(log, "api_tokens"):
+            started = time.monotonic()
+            with request_deadline(started + 0.5), pytest.raises(QueryTimeout, match="was cancelled"):
+                await service.db.fetch("token_labels")
+            assert time.monotonic() - started < 10  # at the request's deadline, not after 60 s
+            assert in_use(service.db) == 0
+    finally:
+        await service.close()
+
+
+async def test_a_client_that_leaves_stops_its_queries(log: LogDB) -> None:
+    """`curl -m 1` on a token lens whose query would run for a minute: once the client is gone its
+    query stops and the connection is free again, at once, not after query_timeout."""
+    await log.insert([Row(recent(5), prompt_tokens=1_000_000)])
+    app = app_for(log.url, query_timeout="60s", max_concurrent_queries=1)  # one connection: the one it holds
+    async with serving_app(app) as base, stalled(log, "api_tokens"):
+        await without_rollups()
+        host, port = base.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /v1/spend?group_by=token&window=90d HTTP/1.1\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        await until(lambda: in_use(app.state.service.db) == 1, "the token query to start")
+        if isinstance(log, PostgresLog):
+            assert await token_queries(log) == 1
+        abandoned = sample("cost_api_abandoned_requests_total")
+        writer.close()
+        await writer.wait_closed()
+        await until(lambda: in_use(app.state.service.db) == 0, "the connection to come back")
+        if isinstance(log, PostgresLog):
+            assert await token_queries(log) == 0
+        assert sample("cost_api_abandoned_requests_total") == abandoned + 1
+        async with httpx.AsyncClient(base_url=base) as client:  # the one connection serves the next request
+            live = await client.get("/v1/live")
+            assert live.status_code == 200, live.text
+            assert live.json()["spend"] == MINI
+
+
+async def token_queries(log: PostgresLog) -> int:
+    """The API's queries of api_tokens running now, as Postgres sees them."""
+    conn = await asyncpg.connect(log.url)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cost-api' AND state = 'active' "
+            "AND query LIKE '%api_tokens%'"
+        )
+    finally:
+        await conn.close()
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_one_deadline_for_all_the_queries_of_a_request(pg_log: PostgresLog) -> None:
+    """A token lens runs its queries in a row: the token labels, then the groups. When the first has
+    used most of query_timeout, the second gets only what is left: the answer is a 504 at
+    query_timeout, not query_timeout after the second query started, and nothing is left running."""
+    log = pg_log
+    budget = 3.0
+    await log.insert([Row(recent(5), prompt_tokens=1_000_000)])
+    app = app_for(log.url, query_timeout=f"{budget:g}s")
+    async with serving_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await without_rollups()
+        tokens = await asyncpg.connect(log.url)  # holds api_tokens until most of the budget is gone
+        watcher = await asyncpg.connect(log.url)  # (pg_stat_activity reads stay the same in a transaction)
+        try:
+            async with stalled(log, "request_log"):
+                labels = tokens.transaction()
+                await labels.start()
+                await tokens.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
+                started = time.monotonic()
+                answer = asyncio.ensure_future(client.get("/v1/spend", params={"group_by": "token"}))
+                await until(lambda: waited_on_tokens(watcher, 0.7 * budget), "the labels to use 70% of the budget")
+                await labels.commit()
+                response = await answer
+                took = time.monotonic() - started
+                left = await watcher.fetch(
+                    "SELECT query FROM pg_stat_activity WHERE application_name = 'cost-api' AND state <> 'idle'"
+                )
+            body = assert_problem(response, 504)
+            assert "was cancelled" in body["detail"]
+            assert took < 1.5 * budget  # each query with a full query_timeout: at least 1.7 × budget
+            assert left == []
+            after = await client.get("/v1/spend", params={"group_by": "token"})
+            assert after.status_code == 200
+            assert after.json()["spend"] == MINI
+        finally:
+            await tokens.close()
+            await watcher.close()
+
+
+async def waited_on_tokens(conn: asyncpg.Connection, seconds: float) -> bool:
+    """Whether the API's query of api_tokens has been running for `seconds`, by Postgres's clock."""
+    waited = await conn.fetchval(
+        "SELECT max(extract(epoch FROM clock_timestamp() - query_start)) FROM pg_stat_activity "
+        "WHERE application_name = 'cost-api' AND state = 'active' AND query LIKE '%api_tokens%'"
+    )
+    return waited is not None and float(waited) >= seconds
+
+
+async def test_a_handler_stuck_outside_any_query_is_stopped_at_its_deadline(tmp_path: Path) -> None:
+    """What the deadline cannot reach through a query (a handler waiting on a lock, say) is cancelled
+    just after it, and answered 504 there: no request outlives query_timeout by more than a moment."""
+    log = sqlite_log(tmp_path / "log.db", "wal", [Row(recent(5), prompt_tokens=1_000_000)])
+    app = app_for(log.url, query_timeout="1s")
+    async with serving_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        aggregator = app.state.service.aggregator
+        await until(lambda: aggregator.rollups.ready, "the rollups to warm")
+        async with aggregator.rows._lock:  # the open hours' reader: the request waits for it, not in a query
+            started = time.monotonic()
+            response = await client.get("/v1/summary", params={"window": "1h"})
+            took = time.monotonic() - started
+        body = assert_problem(response, 504)
+        assert "query_timeout" in body["detail"]
+        assert took < 1 + 2  # 1 s and half a second of grace, not forever
+        assert app.state.admission.active == 0  # its admission slot went with it
+        assert (await client.get("/v1/summary", params={"window": "1h"})).json()["spend"] == MINI
