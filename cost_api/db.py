@@ -350,14 +350,9 @@ class PostgresDatabase(Database):
             if self._pool is None or self._pool.get_size() == 0:  # not one connection could be opened
                 raise DatabaseUnavailable(f"Postgres is unavailable: no connection within {self.timeout:g}s") from exc
             raise self._waited(name) from exc
-        except (
-            OSError,
-            asyncpg.OperatorInterventionError,  # shutting down, crashed, starting up (57P0x)
-            asyncpg.CannotConnectNowError,
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.InterfaceError,
-            asyncpg.PostgresConnectionError,
-        ) as exc:
+        except _UNAVAILABLE as exc:
+            if isinstance(exc, ValueError):  # an argument the driver cannot send: not the connection's state
+                raise
             raise DatabaseUnavailable(f"Postgres is unavailable: {exc or type(exc).__name__}") from exc
 
     async def _call(self, call: _Call, sql: str, args: list[Any], deadline: float) -> list[Row]:
@@ -381,6 +376,22 @@ class PostgresDatabase(Database):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+# What a Postgres connection raises when the database cannot answer now, told apart by type (never by
+# message): all are 503, worth a retry. A server that is away, refusing, shutting down, crashed or
+# starting up; a connection lost, closed or busy, or caught by a shutdown in the middle of an
+# operation ("cannot switch to state …"); and a query the server rolled back to let something else
+# through (a hot standby's conflict with recovery, a deadlock). InterfaceError's ValueError kinds (an
+# argument it cannot encode, a bad option) are not about the connection and are excluded above.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.OperatorInterventionError,  # 57P0x: admin or crash shutdown, cannot connect now, database dropped
+    asyncpg.PostgresConnectionError,  # 08xxx, and the driver's "connection was closed in the middle of operation"
+    asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
+    asyncpg.InternalClientError,  # the protocol's state machine: "cannot switch to state …"
+    asyncpg.TransactionRollbackError,  # 40xxx: serialization failure (conflict with recovery), deadlock
+)
 
 
 class _Call:

@@ -252,6 +252,58 @@ async def test_postgres_stopped_and_back(own_cluster: PgCluster) -> None:
         assert (await client.get("/readyz")).status_code == 200
 
 
+async def hammer(client: httpx.AsyncClient, stop: asyncio.Event, seen: list[httpx.Response]) -> None:
+    """Ask the heavy routes one after another until `stop`, keeping every answer."""
+    asks = [
+        ("/v1/summary", {"window": "1h"}),
+        ("/v1/spend", {"group_by": "token", "window": "2h"}),
+        ("/v1/requests", {"window": "1h", "limit": "50"}),
+        ("/v1/trend", {"window": "2h", "interval": "hour", "group_by": "endpoint"}),
+        ("/v1/live", {}),
+    ]
+    while not stop.is_set():
+        for path, params in asks:
+            seen.append(await client.get(path, params=params))
+
+
+async def test_postgres_fast_shutdown_and_restart_under_load(own_cluster: PgCluster) -> None:
+    """`pg_ctl -m fast stop` while requests keep coming, then a restart: every answer is a figure, a
+    503 with Retry-After or a 504 — never a 500, whatever state a driver connection was caught in —
+    and the figures after the restart are the database's."""
+    log = await PostgresLog.create(own_cluster)
+    await log.insert(
+        [Row(recent(1 + i % 50), endpoint=f"/e{i % 5}", token_id=f"t{i % 7}", prompt_tokens=1000) for i in range(5000)]
+    )
+    async with in_this_loop(log.url, query_timeout="2s") as (client, _):
+        seen: list[httpx.Response] = []
+        stop = asyncio.Event()
+        workers = [asyncio.ensure_future(hammer(client, stop, seen)) for _ in range(6)]
+        try:
+            await until(lambda: len(seen) >= 30, "answers before the stop")
+            await log.execute("CHECKPOINT")
+            await asyncio.to_thread(own_cluster.stop, "fast")
+            down = len(seen)
+            await until(lambda: len(seen) >= down + 30, "answers while it is down")
+            await asyncio.to_thread(own_cluster.launch)
+            back = len(seen)
+            await until(lambda: any(r.status_code == 200 for r in seen[back:]), "answers after the restart")
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+        for response in seen:
+            if response.status_code != 200:
+                assert response.status_code in (503, 504), response.text
+                assert_problem(response, response.status_code)
+        assert any(r.status_code == 503 for r in seen[down:back])
+        counted = await client.get("/v1/summary", params={"window": "1h"})
+        conn = await asyncpg.connect(log.url)
+        try:
+            assert counted.json()["requests"] == await conn.fetchval("SELECT count(*) FROM request_log") == 5000
+        finally:
+            await conn.close()
+        assert counted.json()["spend"] == round(5000 * 1000 * MINI / 1e6, 6)
+
+
 # --------------------------------------------------------------------------- SQLite locked or replaced
 
 
