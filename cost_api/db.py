@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import decimal
 import json
 import os
 import sqlite3
@@ -42,8 +43,34 @@ class QueryTimeout(Exception):
     """A query ran past `query_timeout` and was cancelled (504)."""
 
 
-class SchemaMissing(Exception):
-    """The database is reachable but has no `request_log` table."""
+class SchemaMissing(DatabaseUnavailable):
+    """The database is reachable but its `request_log` cannot be read as the contract says: no such
+    table (or view), a column missing, or a column of a type the queries cannot read. A 503 while it
+    lasts (the log may be in the middle of a migration or a restore), a refusal at start-up."""
+
+
+# The request-log contract (docs/request-log.md): every column the queries read, and which hold text.
+LOG_COLUMNS = (
+    "id",
+    "created_at",
+    "request_id",
+    "provider",
+    "model",
+    "endpoint",
+    "token_id",
+    "status_code",
+    "streamed",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_hit",
+    "prompt_tokens_avoided",
+    "completion_tokens_avoided",
+    "latency_ms",
+    "cache_key",
+)
+TEXT_COLUMNS = frozenset({"request_id", "provider", "model", "endpoint", "token_id", "cache_key"})
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -86,9 +113,28 @@ class Database(ABC):
         self.timeout = timeout
 
     async def fetch(self, name: str, **params: Any) -> list[Row]:
-        """Run the named query (timed by name and outcome for /metrics)."""
+        """Run the named query (timed by name and outcome for /metrics). A query that fails for a
+        reason of its own is checked against the log's schema: when that is what is wrong (a table
+        dropped, a column renamed or retyped under the service), the answer is a SchemaMissing naming
+        it, not the driver's error. Statements the driver prepared before such a change are dropped
+        with it; when the schema is sound (mended meanwhile), the query runs once more afresh."""
         with time_query(name):
-            return await self._fetch(name, self._deadline(name), **params)
+            try:
+                return await self._fetch(name, self._deadline(name), **params)
+            except (DatabaseUnavailable, QueryTimeout):
+                raise
+            except Exception as exc:
+                prepared = await self._forget_prepared()
+                problem = await self.schema_problem()
+                if problem is not None:
+                    raise SchemaMissing(problem) from exc
+                if not prepared:
+                    raise
+                return await self._fetch(name, self._deadline(name), **params)
+
+    async def _forget_prepared(self) -> bool:
+        """Drop what the driver prepared for the schema as it was; whether there was anything."""
+        return False
 
     def _deadline(self, name: str) -> float:
         """When this query must have ended: `query_timeout` from now, or the request's deadline if
@@ -118,17 +164,54 @@ class Database(ABC):
     async def close(self) -> None: ...
 
     async def check_schema(self) -> None:
-        """Raise SchemaMissing (or DatabaseUnavailable) unless `request_log` can be read."""
+        """Raise SchemaMissing (or DatabaseUnavailable) unless `request_log` can be read: every column
+        of the contract present and of a type the queries read, and the table readable."""
+        problem = await self.schema_problem()
+        if problem is not None:
+            raise SchemaMissing(problem)
         try:
             await self.fetch("schema_check")
         except (DatabaseUnavailable, QueryTimeout):
             raise
-        except Exception as exc:  # the driver's "no such table"/"undefined table"
+        except Exception as exc:  # present but not readable: no privilege on it, say
             raise SchemaMissing(f"the database has no readable request_log table ({exc})") from exc
+
+    async def schema_problem(self) -> str | None:
+        """What keeps the queries from reading `request_log`, naming the table, the columns missing, or
+        each column of the wrong type and the type expected; None when there is nothing."""
+        with time_query("log_columns"):
+            found = dict(await self._fetch("log_columns", self._deadline("log_columns")))
+        if not found:
+            return "the database has no request_log table (or view)"
+        missing = [column for column in LOG_COLUMNS if column not in found]
+        if missing:
+            return f"request_log has no column {', '.join(missing)} (see docs/request-log.md)"
+        wrong = []
+        for column in LOG_COLUMNS:
+            expected = self._unreadable(column, found[column] or "")
+            if expected is not None:
+                wrong.append(f"request_log.{column} is {found[column] or 'untyped'}; expected {expected}")
+        return "; ".join(wrong) or None
+
+    @abstractmethod
+    def _unreadable(self, column: str, declared: str) -> str | None:
+        """None when the queries read `column` of type `declared` as they expect, else the type expected."""
 
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
+
+    def _unreadable(self, column: str, declared: str) -> str | None:
+        """By the declared type's affinity (what SQLite converts a stored value to): a number column
+        with TEXT affinity stores numbers as text, which compare with numbers as text; a text column
+        with a numeric affinity turns an id like '123' into a number. A view's computed column has
+        no declared type and is taken as it comes."""
+        affinity = _affinity(declared)
+        if column in TEXT_COLUMNS:
+            return None if affinity in ("TEXT", "BLOB") else "TEXT"
+        if affinity != "TEXT":
+            return None
+        return "INTEGER (epoch milliseconds)" if column == "created_at" else "INTEGER"
 
     def __init__(self, url: DatabaseURL, registry: Registry, timeout: float, pool_size: int) -> None:
         super().__init__(registry, timeout)
@@ -290,6 +373,20 @@ def _inode(path: os.PathLike[str]) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def _affinity(declared: str) -> str:
+    """SQLite's column affinity for a declared type (https://sqlite.org/datatype3.html, 3.1)."""
+    upper = declared.upper()
+    if "INT" in upper:
+        return "INTEGER"
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in upper or not upper:
+        return "BLOB"
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return epoch_ms(value)
@@ -302,6 +399,20 @@ def _sqlite_value(value: Any) -> Any:
 
 class PostgresDatabase(Database):
     dialect = "postgres"
+
+    def _unreadable(self, column: str, declared: str) -> str | None:
+        """Any integer width and numeric are read as numbers (numeric through the codec set up in
+        `_read_numeric`); timestamps without a zone and non-boolean cache hits are not: the queries
+        compare created_at with instants and test cache_hit as a condition."""
+        if column == "created_at":
+            return None if declared == "timestamp with time zone" else "timestamp with time zone (timestamptz)"
+        if column == "cache_hit":
+            return None if declared == "boolean" else "boolean"
+        if column in TEXT_COLUMNS:
+            return None if declared in _PG_TEXT else "text"
+        if column == "streamed":  # only shown, as true/false
+            return None if declared == "boolean" or declared in _PG_NUMBER else "boolean"
+        return None if declared in _PG_NUMBER else "an integer type (integer, bigint) or numeric"
 
     def __init__(self, url: DatabaseURL, registry: Registry, timeout: float, pool_size: int) -> None:
         super().__init__(registry, timeout)
@@ -318,6 +429,7 @@ class PostgresDatabase(Database):
                     min_size=0,
                     max_size=self._size,
                     timeout=self.timeout,
+                    init=_read_numeric,
                     server_settings={
                         "default_transaction_read_only": "on",
                         "statement_timeout": str(int(self.timeout * 1000)),
@@ -372,10 +484,34 @@ class PostgresDatabase(Database):
                     call.ended = True
         return [tuple(r) for r in rows]
 
+    async def _forget_prepared(self) -> bool:
+        """asyncpg keeps each connection's prepared statements with their parameter types: one that
+        predates a column's new type fails in the driver itself, before the server could say so. New
+        connections prepare anew; the ones in use are closed once released."""
+        if self._pool is None:
+            return False
+        await self._pool.expire_connections()
+        return True
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+_PG_NUMBER = frozenset({"smallint", "integer", "bigint", "numeric"})
+_PG_TEXT = frozenset({"text", "character varying", "character"})
+
+
+async def _read_numeric(conn: asyncpg.Connection) -> None:
+    """Read numeric values as numbers, not as Decimal (which answers would carry as JSON strings):
+    token columns declared numeric, and every sum of a bigint column, which Postgres makes numeric."""
+    await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str, decoder=_number, format="text")
+
+
+def _number(text: str) -> int | float:
+    value = decimal.Decimal(text)
+    return int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
 
 
 # What a Postgres connection raises when the database cannot answer now, told apart by type (never by

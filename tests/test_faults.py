@@ -8,7 +8,9 @@ running, and answers resume by themselves, with the right figures, once the faul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -594,3 +596,159 @@ async def test_a_handler_stuck_outside_any_query_is_stopped_at_its_deadline(tmp_
         assert took < 1 + 2  # 1 s and half a second of grace, not forever
         assert app.state.admission.active == 0  # its admission slot went with it
         assert (await client.get("/v1/summary", params={"window": "1h"})).json()["spend"] == MINI
+
+
+# --------------------------------------------------------------------------- the log's schema
+
+
+def sqlite_log_with(path: Path, declared: dict[str, str], rows: list[Row]) -> SqliteLog:
+    """A log whose columns are declared with other types, `{column: type}`, holding `rows`."""
+    ddl = (sql_dir() / "schema" / "sqlite.sql").read_text()
+    for column, type_ in declared.items():
+        ddl = re.sub(rf"^(\s+{column}\s+)\w+", rf"\g<1>{type_}", ddl, count=1, flags=re.M)
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(ddl)
+        append(conn, rows)
+        conn.commit()
+    finally:
+        conn.close()
+    log = SqliteLog.__new__(SqliteLog)
+    log.path, log.url = path, f"sqlite:///{path}"
+    return log
+
+
+async def direct_count(log: LogDB) -> int:
+    """SELECT count(*) FROM request_log, on the database itself."""
+    if isinstance(log, SqliteLog):
+        with contextlib.closing(sqlite3.connect(log.path)) as conn:
+            return conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+    assert isinstance(log, PostgresLog)
+    conn = await asyncpg.connect(log.url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM request_log")
+    finally:
+        await conn.close()
+
+
+DATA_ROUTES = [
+    ("/v1/summary", {"window": "1h"}),
+    ("/v1/requests", {"window": "1h"}),
+    ("/v1/spend", {"group_by": "token", "window": "1h"}),
+    ("/v1/live", {}),
+]
+
+
+async def refused(client: Any, *words: str) -> dict[str, int]:
+    """/readyz: a 503 with Retry-After whose detail has `words`; each data route either answers (what
+    it reads can be read) or is that same 503, never a 500. The data routes' statuses, by path."""
+    body = assert_problem(await client.get("/readyz"), 503)
+    assert all(word in body["detail"] for word in words), body["detail"]
+    statuses = {}
+    for path, params in DATA_ROUTES:
+        response = await client.get(path, params=params)
+        statuses[path] = response.status_code
+        if response.status_code != 200:
+            body = assert_problem(response, 503)
+            assert all(word in body["detail"] for word in words), (path, body["detail"])
+    return statuses
+
+
+async def assert_recovered(client: Any, log: LogDB, requests: int) -> None:
+    """Ready, and the figures are the database's own (its count of rows, 1M gpt-4o-mini tokens each)."""
+    assert (await client.get("/readyz")).status_code == 200
+    assert await direct_count(log) == requests
+    for path, params in DATA_ROUTES:
+        assert (await client.get(path, params=params)).status_code == 200, path
+    summary = (await client.get("/v1/summary", params={"window": "1h"})).json()
+    assert summary["requests"] == requests
+    assert summary["spend"] == round(requests * MINI, 6)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "mend_it", "named"),
+    [
+        ("ALTER TABLE request_log RENAME TO away", "ALTER TABLE away RENAME TO request_log", ["no request_log table"]),
+        (
+            "ALTER TABLE request_log RENAME COLUMN cache_key TO ck",
+            "ALTER TABLE request_log RENAME COLUMN ck TO cache_key",
+            ["no column cache_key"],
+        ),
+    ],
+    ids=["table", "column"],
+)
+async def test_log_table_or_column_gone_then_back(log: LogDB, break_it: str, mend_it: str, named: list[str]) -> None:
+    """A migration or a restore takes the table, or one column, away under the running service: every
+    data route and /readyz answer 503 naming what is missing, and all is back, with the database's
+    figures, as soon as it is back."""
+    await log.insert([Row(recent(5), prompt_tokens=1_000_000), Row(recent(4), prompt_tokens=1_000_000)])
+    async with serving(log.url) as client:
+        await assert_recovered(client, log, 2)
+        await log.execute(break_it)
+        statuses = await refused(client, *named)
+        assert statuses["/v1/requests"] == 503  # it reads every column
+        if "table" in named[0]:
+            assert set(statuses.values()) == {503}
+        await log.execute(mend_it)
+        await log.insert([Row(recent(3), prompt_tokens=1_000_000)])  # written while it was away
+        await assert_recovered(client, log, 3)
+
+
+@pytest.mark.parametrize(
+    ("column", "to_type", "expected"),
+    [
+        ("created_at", "timestamp", "expected timestamp with time zone"),
+        ("cache_hit", "integer USING cache_hit::int", "expected boolean"),
+    ],
+    ids=["created_at-timestamp", "cache_hit-integer"],
+)
+async def test_postgres_column_of_a_type_the_queries_cannot_read(
+    pg_log: PostgresLog, column: str, to_type: str, expected: str
+) -> None:
+    """Every data route was a 500 while /readyz said ready. Now /readyz is never ready while the
+    queries cannot read the log, every route answers 503 naming the column and the type expected,
+    and a fix of the column is taken at once."""
+    log = pg_log
+    await log.insert([Row(recent(5), prompt_tokens=1_000_000)])
+    back = {
+        "created_at": "timestamptz USING created_at AT TIME ZONE 'UTC'",
+        "cache_hit": "boolean USING cache_hit <> 0",
+    }[column]
+    async with serving(log.url) as client:
+        await assert_recovered(client, log, 1)
+        await log.execute(f"ALTER TABLE request_log ALTER {column} DROP DEFAULT, ALTER {column} TYPE {to_type}")
+        assert (await refused(client, f"request_log.{column}", expected))["/v1/requests"] == 503
+        await log.execute(f"ALTER TABLE request_log ALTER {column} TYPE {back}")
+        await assert_recovered(client, log, 1)
+
+
+async def test_postgres_numeric_and_bigint_token_columns_are_numbers(pg_log: PostgresLog) -> None:
+    """Token columns declared numeric or bigint are read as numbers: /v1/requests carried numeric
+    ones as JSON strings ("1.00E+6"); every sum of a bigint column is a numeric in Postgres."""
+    log = pg_log
+    await log.execute(
+        "ALTER TABLE request_log ALTER prompt_tokens TYPE numeric, ALTER completion_tokens TYPE bigint, "
+        "ALTER cache_read_tokens TYPE numeric(20, 2), ALTER latency_ms TYPE numeric"
+    )
+    await log.insert([Row(recent(5), prompt_tokens=1_000_000, completion_tokens=2_000_000, cache_read_tokens=4)])
+    async with serving(log.url) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        (item,) = (await client.get("/v1/requests", params={"window": "1h"})).json()["items"]
+        tokens = (item["prompt_tokens"], item["completion_tokens"], item["cache_read_tokens"])
+        assert tokens == (1_000_000, 2_000_000, 4)
+        assert item["latency_ms"] == 100
+        spend = round(MINI + 2 * 0.60 + 4 * 0.075 / 1e6, 6)  # gpt-4o-mini: $0.60 per 1M out, $0.075 cached in
+        assert item["cost"] == spend
+        assert (await client.get("/v1/summary", params={"window": "1h"})).json()["spend"] == spend
+
+
+async def test_sqlite_column_declared_as_text_is_refused_by_name(tmp_path: Path) -> None:
+    """created_at declared TEXT stores epoch milliseconds as text, which compares with numbers as
+    text: every window would be empty. A provider declared INTEGER would make numbers of ids."""
+    log = sqlite_log_with(
+        tmp_path / "log.db", {"created_at": "TEXT", "provider": "INTEGER"}, [Row(recent(5), prompt_tokens=1_000_000)]
+    )
+    async with serving(log.url) as client:
+        await refused(
+            client, "request_log.created_at is TEXT; expected INTEGER", "request_log.provider is INTEGER; expected TEXT"
+        )
