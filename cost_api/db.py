@@ -111,30 +111,37 @@ class Database(ABC):
     def __init__(self, registry: Registry, timeout: float) -> None:
         self.registry = registry
         self.timeout = timeout
+        self._schema_fault: str | None = None  # what schema_problem found, until it finds nothing
 
     async def fetch(self, name: str, **params: Any) -> list[Row]:
-        """Run the named query (timed by name and outcome for /metrics). A query that fails for a
-        reason of its own is checked against the log's schema: when that is what is wrong (a table
-        dropped, a column renamed or retyped under the service), the answer is a SchemaMissing naming
-        it, not the driver's error. Statements the driver prepared before such a change are dropped
-        with it; when the schema is sound (mended meanwhile), the query runs once more afresh."""
+        """Run the named query (timed by name and outcome for /metrics).
+
+        A query that fails for a reason of its own is checked against the log's schema: when that is
+        what is wrong (a table dropped, a column renamed or retyped under the service), the answer is a
+        SchemaMissing naming it, not the driver's error; and while the schema is known to be wrong
+        (from such a failure, /readyz or the start-up check), every query checks it again first
+        instead of running on a log it cannot read right. When the schema is sound, it may have been
+        mended (or the file swapped) since the failed query started: that query runs once more, afresh."""
         with time_query(name):
+            if self._schema_fault is not None:
+                await self._raise_schema_fault()
             try:
                 return await self._fetch(name, self._deadline(name), **params)
             except (DatabaseUnavailable, QueryTimeout):
                 raise
             except Exception as exc:
-                prepared = await self._forget_prepared()
-                problem = await self.schema_problem()
-                if problem is not None:
-                    raise SchemaMissing(problem) from exc
-                if not prepared:
-                    raise
+                await self._forget_prepared()
+                await self._raise_schema_fault(exc)
                 return await self._fetch(name, self._deadline(name), **params)
 
-    async def _forget_prepared(self) -> bool:
-        """Drop what the driver prepared for the schema as it was; whether there was anything."""
-        return False
+    async def _raise_schema_fault(self, cause: Exception | None = None) -> None:
+        problem = await self.schema_problem()
+        if problem is not None:
+            raise SchemaMissing(problem) from cause
+
+    @abstractmethod
+    async def _forget_prepared(self) -> None:
+        """Drop what the driver prepared for the schema as it was."""
 
     def _deadline(self, name: str) -> float:
         """When this query must have ended: `query_timeout` from now, or the request's deadline if
@@ -166,9 +173,7 @@ class Database(ABC):
     async def check_schema(self) -> None:
         """Raise SchemaMissing (or DatabaseUnavailable) unless `request_log` can be read: every column
         of the contract present and of a type the queries read, and the table readable."""
-        problem = await self.schema_problem()
-        if problem is not None:
-            raise SchemaMissing(problem)
+        await self._raise_schema_fault()
         try:
             await self.fetch("schema_check")
         except (DatabaseUnavailable, QueryTimeout):
@@ -178,9 +183,14 @@ class Database(ABC):
 
     async def schema_problem(self) -> str | None:
         """What keeps the queries from reading `request_log`, naming the table, the columns missing, or
-        each column of the wrong type and the type expected; None when there is nothing."""
+        each column of the wrong type and the type expected; None when there is nothing. Remembered
+        until the next check."""
         with time_query("log_columns"):
             found = dict(await self._fetch("log_columns", self._deadline("log_columns")))
+        self._schema_fault = self._fault_in(found)
+        return self._schema_fault
+
+    def _fault_in(self, found: dict[str, str]) -> str | None:
         if not found:
             return "the database has no request_log table (or view)"
         missing = [column for column in LOG_COLUMNS if column not in found]
@@ -200,6 +210,10 @@ class Database(ABC):
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
+
+    async def _forget_prepared(self) -> None:
+        """Nothing to drop: SQLite prepares a statement again when the schema changed, and a connection
+        whose query found no such table or column is closed (see `_fetch`)."""
 
     def _unreadable(self, column: str, declared: str) -> str | None:
         """By the declared type's affinity (what SQLite converts a stored value to): a number column
@@ -484,14 +498,12 @@ class PostgresDatabase(Database):
                     call.ended = True
         return [tuple(r) for r in rows]
 
-    async def _forget_prepared(self) -> bool:
+    async def _forget_prepared(self) -> None:
         """asyncpg keeps each connection's prepared statements with their parameter types: one that
         predates a column's new type fails in the driver itself, before the server could say so. New
         connections prepare anew; the ones in use are closed once released."""
-        if self._pool is None:
-            return False
-        await self._pool.expire_connections()
-        return True
+        if self._pool is not None:
+            await self._pool.expire_connections()
 
     async def close(self) -> None:
         if self._pool is not None:
