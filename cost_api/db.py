@@ -295,9 +295,7 @@ class SqliteDatabase(Database):
                 (stale if other.inode != current else kept).append(other)
             for other in kept:
                 self._pool.put_nowait(other)
-            for old in stale:
-                await old.close()
-                self._opened -= 1
+            await asyncio.wait([self._discard(old) for old in stale])
             return await self._acquire()
         return holder
 
@@ -344,25 +342,38 @@ class SqliteDatabase(Database):
                     running.exception()  # retrieved (an interrupted query is expected after a cancel)
                 if healthy and not self._closed:
                     self._pool.put_nowait(holder)
-                else:  # broken, or the database was closed while this query ran
-                    await holder.close()
-                    self._opened -= 1
+                elif self._closed:  # the database was closed while this query ran
+                    self._close_later(holder)
+                else:  # broken
+                    self._discard(holder)
 
     def _requeue(self, holder: _SqliteConn, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
             done.exception()  # retrieved: an interrupted query is the expected end here
         if self._closed:
-            closing = asyncio.ensure_future(holder.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            self._close_later(holder)
         else:
             self._pool.put_nowait(holder)
+
+    def _discard(self, holder: _SqliteConn) -> asyncio.Future[None]:
+        """Take a connection out of the pool for good. Counted out at once and closed in a task of its
+        own, so that a cancellation arriving meanwhile (a client gone, a deadline) cannot leave the pool
+        counting a connection that no longer serves: enough such and every query would wait for one."""
+        self._opened -= 1
+        return self._close_later(holder)
+
+    def _close_later(self, holder: _SqliteConn) -> asyncio.Future[None]:
+        closing = asyncio.ensure_future(holder.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        return closing
 
     async def close(self) -> None:
         self._closed = True
         while not self._pool.empty():
             await self._pool.get_nowait().close()
         self._opened = 0
+        await asyncio.gather(*self._closing)
 
 
 class _SqliteConn:
