@@ -203,6 +203,12 @@ class Database(ABC):
                 wrong.append(f"request_log.{column} is {found[column] or 'untyped'}; expected {expected}")
         return "; ".join(wrong) or None
 
+    async def replica(self) -> tuple[bool, datetime | None]:
+        """Whether the database is a hot standby (a replica in recovery), and when the last transaction
+        it replayed committed on the primary: how far behind it may be."""
+        ((recovering, replayed),) = await self.fetch("recovery")
+        return bool(recovering), None if replayed is None else datetime.fromtimestamp(replayed / 1000, UTC)
+
     @abstractmethod
     def _unreadable(self, column: str, declared: str) -> str | None:
         """None when the queries read `column` of type `declared` as they expect, else the type expected."""

@@ -57,6 +57,17 @@ class PgCluster:
         self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
         self.launch()
 
+    def start_standby(self, primary: PgCluster) -> None:
+        """Start as a hot standby of `primary`: a base backup of it (`pg_basebackup -R`: standby.signal
+        and primary_conninfo written), then its WAL streamed and replayed; read-only, in recovery."""
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            "pg_basebackup", "-D", str(self.datadir), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-R", "-X", "stream", "-c", "fast", "--no-sync",
+        )  # fmt: skip
+        self.launch()
+
     def launch(self) -> None:
         """Start the server on the existing data folder (again, after `stop`)."""
         options = (

@@ -307,6 +307,93 @@ async def test_postgres_fast_shutdown_and_restart_under_load(own_cluster: PgClus
         assert counted.json()["spend"] == round(5000 * 1000 * MINI / 1e6, 6)
 
 
+async def rows_on(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM request_log")
+
+
+async def holds(conn: asyncpg.Connection, rows: int) -> bool:
+    return await rows_on(conn) == rows
+
+
+async def test_postgres_read_replica_lagging(own_cluster: PgCluster) -> None:
+    """The service on a hot standby (a base backup of the primary with -R, in recovery, replaying its
+    WAL): ready, saying it reads a replica; while the replica lags (its replay paused here) every
+    answer is the replica's own consistent figure — what it has replayed, nothing half-read — and once
+    it has caught up, the figures are the primary's."""
+    log = await PostgresLog.create(own_cluster)
+    await log.insert([Row(recent(3 * 24 * 60), prompt_tokens=10_000_000), Row(recent(5), prompt_tokens=1_000_000)])
+    standby = PgCluster(own_cluster.bindir)
+    try:
+        standby.start_standby(own_cluster)
+        replica = await asyncpg.connect(standby.url(log.name))
+        primary = await asyncpg.connect(log.url)
+        try:
+            await until(lambda: holds(replica, 2), "the replica to have the rows")
+            week = {"window": "7d"}
+            async with serving(standby.url(log.name)) as client:
+                ready = await client.get("/readyz")
+                assert ready.status_code == 200, ready.text
+                assert ready.json()["replica"] is not None  # (nothing replayed yet: all came in the backup)
+                assert (await client.get("/v1/summary", params=week)).json()["requests"] == 2
+
+                await replica.execute("SELECT pg_wal_replay_pause()")
+                await until(
+                    lambda: replica.fetchval("SELECT pg_get_wal_replay_pause_state() = 'paused'"), "replay to pause"
+                )
+                await log.insert([Row(recent(4), prompt_tokens=1_000_000), Row(recent(3), prompt_tokens=1_000_000)])
+                lagging = (await client.get("/v1/summary", params=week)).json()
+                assert lagging["requests"] == await rows_on(replica) == 2 < await rows_on(primary)
+                assert lagging["spend"] == round(11 * MINI, 6)
+                assert (await client.get("/readyz")).status_code == 200
+
+                await replica.execute("SELECT pg_wal_replay_resume()")
+                await until(lambda: holds(replica, 4), "the replica to catch up")
+                caught_up = (await client.get("/v1/summary", params=week)).json()
+                assert caught_up["requests"] == await rows_on(primary) == 4
+                assert caught_up["spend"] == round(13 * MINI, 6)
+                assert (await client.get("/readyz")).json()["replica"]["last_replayed_commit_at"] is not None
+        finally:
+            await replica.close()
+            await primary.close()
+    finally:
+        standby.destroy()
+
+
+async def test_postgres_query_rolled_back_by_the_server_is_a_503(pg_log: PostgresLog) -> None:
+    """A hot standby cancels a query that holds back its replay (SQLSTATE 40001, "conflict with
+    recovery"), as a primary cancels one side of a deadlock (40P01): a retry answers, so it is a 503
+    with Retry-After, not a 500. A conflict cannot be timed from a test: here the log is read through
+    a view whose function raises that SQLSTATE while a switch is on."""
+    log = pg_log
+    await log.insert([Row(recent(5), prompt_tokens=1_000_000)])
+    await log.execute(
+        """
+        ALTER TABLE request_log RENAME TO logged;
+        CREATE TABLE conflict (since timestamptz);
+        CREATE FUNCTION replayable() RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM conflict) THEN
+                RAISE EXCEPTION 'canceling statement due to conflict with recovery'
+                    USING ERRCODE = 'serialization_failure';
+            END IF;
+            RETURN true;
+        END $$;
+        CREATE VIEW request_log AS SELECT * FROM logged WHERE replayable();
+        """
+    )
+    async with serving(log.url) as client:
+        assert (await client.get("/v1/summary", params={"window": "1h"})).json()["spend"] == MINI
+        await log.execute("INSERT INTO conflict VALUES (now())")
+        for path, params in DATA_ROUTES:
+            body = assert_problem(await client.get(path, params=params), 503)
+            assert "conflict with recovery" in body["detail"]
+        await log.execute(
+            "DELETE FROM conflict; INSERT INTO logged (created_at, provider, model, endpoint, prompt_tokens)"
+            " VALUES (now() - interval '4 minutes', 'openai', 'gpt-4o-mini', '/chat', 1000000)"
+        )
+        assert (await client.get("/v1/summary", params={"window": "1h"})).json()["spend"] == 2 * MINI
+
+
 # --------------------------------------------------------------------------- SQLite locked or replaced
 
 
@@ -495,14 +582,17 @@ async def pg_log(pg_cluster: Any) -> AsyncIterator[PostgresLog]:
 
 async def until(condition: Any, what: str, within: float = 15.0) -> None:
     """Wait until `condition()` (sync or async) holds; fail naming `what` after `within` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            result = condition()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                result = condition()
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"waited {within:g}s for {what}") from None
 
 
 async def without_rollups() -> None:

@@ -8,6 +8,7 @@ from litestar import Request, Response, get
 
 from ..db import DatabaseUnavailable, QueryTimeout
 from ..errors import ProblemError, problem_response
+from ..windows import iso
 
 
 @get("/healthz", tags=["operations"], summary="The process is up")
@@ -22,6 +23,7 @@ async def readyz(request: Request) -> Response[Any]:
     service = request.app.state.service
     try:
         await service.db.check_schema()
+        recovering, replayed = await service.db.replica()
     except (DatabaseUnavailable, QueryTimeout) as exc:
         return problem_response(ProblemError(503, str(exc), headers={"Retry-After": "5"}))
     rollups = service.aggregator.rollups
@@ -29,6 +31,8 @@ async def readyz(request: Request) -> Response[Any]:
         {
             "status": "ready",
             "dialect": service.db.dialect,
+            # a hot standby answers as of what it has replayed: this says when that committed
+            "replica": {"last_replayed_commit_at": None if replayed is None else iso(replayed)} if recovering else None,
             "rollups": {"ready": rollups.ready, "warm_seconds": rollups.warm_seconds},
         }
     )

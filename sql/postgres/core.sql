@@ -14,6 +14,11 @@ SELECT a.attname::text, coalesce(nullif(t.typbasetype, 0), a.atttypid)::regtype:
 FROM pg_attribute AS a JOIN pg_type AS t ON t.oid = a.atttypid
 WHERE a.attrelid = to_regclass('request_log') AND a.attnum > 0 AND NOT a.attisdropped;
 
+-- name: recovery
+-- Whether the database is a hot standby replaying a primary (in recovery), and when the last
+-- transaction it replayed committed there (epoch ms; NULL on a primary, or before the first).
+SELECT pg_is_in_recovery(), floor(extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint;
+
 -- name: log_bounds
 -- The oldest and the newest row's created_at in epoch milliseconds (NULLs on an empty log).
 SELECT floor(extract(epoch FROM min(created_at)) * 1000)::bigint,

@@ -12,6 +12,11 @@ LIMIT 0;
 -- when there is no request_log table or view.
 SELECT name, type FROM pragma_table_info('request_log');
 
+-- name: recovery
+-- Whether the database is a hot standby replaying a primary, and when the last transaction it
+-- replayed committed there (epoch ms): a SQLite file never is (the same shape as on Postgres).
+SELECT 0, NULL;
+
 -- name: log_bounds
 -- The oldest and the newest row's created_at in epoch milliseconds (NULLs on an empty log).
 -- (two subqueries: SQLite answers min() and max() from the index only one at a time)
