@@ -54,9 +54,18 @@ class PgCluster:
     def start(self) -> None:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+        self.launch()
+
+    def start_standby(self, primary: PgCluster) -> None:
+        """Start as a hot standby of `primary`: a base backup of it (`pg_basebackup -R`: standby.signal
+        and primary_conninfo written), then its WAL streamed and replayed; read-only, in recovery."""
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
         self._run(
-            "initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"
-        )
+            "pg_basebackup", "-D", str(self.datadir), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-R", "-X", "stream", "-c", "fast", "--no-sync",
+        )  # fmt: skip
         self.launch()
 
     def launch(self) -> None:
@@ -65,9 +74,7 @@ class PgCluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(
-            "pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.root / "log"), "-w", "start"
-        )
+        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -76,9 +83,10 @@ class PgCluster:
             time.sleep(0.1)
         raise RuntimeError(f"postgres did not start; log: {(self.root / 'log').read_text()}")
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server: `immediate` (a crash: sessions cut), `fast` (sessions told to end first)."""
         with contextlib.suppress(subprocess.CalledProcessError):
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "stop")
+            self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "stop")
 
     def destroy(self) -> None:
         self.stop()

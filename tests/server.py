@@ -1,16 +1,20 @@
-"""`cost-api serve` as a real subprocess on loopback, for the tests where the wire matters."""
+"""Real HTTP servers on loopback, for the tests where the wire matters: `cost-api serve` as a
+subprocess, or an app under uvicorn in the test's own event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
+from litestar import Litestar
 
 from .pgcluster import free_port
 
@@ -40,3 +44,23 @@ def serving(url: str, *args: str, env: dict[str, str] | None = None, cwd: Path |
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+@asynccontextmanager
+async def serving_app(app: Litestar) -> AsyncIterator[str]:
+    """`app` behind a real uvicorn server on a loopback port, in this test's event loop: the wire is
+    real (a client can leave in the middle of a request) and the test can still look inside the app."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise AssertionError("server exited before it started")
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -49,7 +50,47 @@ def test_database_without_schema_is_a_clear_message(tmp_path: Path, capsys: pyte
     sqlite3.connect(tmp_path / "empty.db").execute("CREATE TABLE other (x INTEGER)").connection.close()
     code = main(["serve", "--db", f"sqlite:///{tmp_path / 'empty.db'}"])
     assert code == 2
-    assert "no readable request_log table" in capsys.readouterr().err
+    assert "the database has no request_log table" in capsys.readouterr().err
+
+
+# What each fault does to the log, per dialect, and what the refusal must say.
+SCHEMA_FAULTS = {
+    "column-missing": (
+        "ALTER TABLE request_log DROP COLUMN cache_key",
+        "ALTER TABLE request_log DROP COLUMN cache_key",
+        "request_log has no column cache_key",
+    ),
+    "created_at-without-zone": (
+        "ALTER TABLE request_log RENAME TO old; CREATE TABLE request_log AS SELECT id, CAST(created_at AS TEXT)"
+        " AS created_at, request_id, provider, model, endpoint, token_id, status_code, streamed, prompt_tokens,"
+        " completion_tokens, cache_read_tokens, cache_write_tokens, cache_hit, prompt_tokens_avoided,"
+        " completion_tokens_avoided, latency_ms, cache_key FROM old",
+        "ALTER TABLE request_log ALTER created_at TYPE timestamp",
+        "request_log.created_at is ",
+    ),
+    "cache_hit-integer": (
+        "ALTER TABLE request_log RENAME COLUMN cache_hit TO hit; ALTER TABLE request_log ADD COLUMN cache_hit TEXT",
+        "ALTER TABLE request_log ALTER cache_hit DROP DEFAULT, ALTER cache_hit TYPE integer USING cache_hit::int",
+        "request_log.cache_hit is ",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", SCHEMA_FAULTS)
+async def test_a_log_the_queries_cannot_read_stops_the_start_up(
+    log: LogDB, fault: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A column missing, or of a type the queries cannot read (on SQLite: declared TEXT where a number
+    belongs), stops `cost-api serve` with a message naming the column and what it should be."""
+    on_sqlite, on_postgres, named = SCHEMA_FAULTS[fault]
+    await log.execute(on_sqlite if log.dialect == "sqlite" else on_postgres)
+    code = await asyncio.to_thread(main, ["serve", "--db", log.url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert named in err
+    if fault != "column-missing":
+        assert "expected" in err
+    assert "Traceback" not in err
 
 
 def test_unreachable_postgres_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:

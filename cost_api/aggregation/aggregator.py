@@ -148,6 +148,8 @@ class Aggregator:
         self._thresholds = threshold_params(pricing)
         self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds, clock)
         self._lock = asyncio.Lock()
+        self._flight: asyncio.Future[None] | None = None  # the sync read in progress (or the last one)
+        self._flights = 0  # sync reads started so far
         self._sweep_at = {"recent": 0.0, "older": 0.0}
         self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
 
@@ -208,6 +210,8 @@ class Aggregator:
             await self.follow_oldest()
             if self.rollups.ready and self.rows.started:
                 await self.sync()
+            # checked again after the await: another file behind the URL drops what is held
+            if self.rollups.ready and self.rows.started:
                 held = await self._compose(rng, rollup_dim, coarse)
                 held = self._filter(held, filters, directory, rollup_dim)
                 if rollup_dim != dim:
@@ -329,8 +333,25 @@ class Aggregator:
             await self.rollups.warm(oldest, horizon, Bound(max_id))
 
     async def sync(self) -> None:
-        """Take in what was committed since the last call: late rows join their closed hours, new rows
-        the open ones, and hours that closed move from the open rows to the rollups."""
+        """Take in what was committed before this call: late rows join their closed hours, new rows
+        the open ones, and hours that closed move from the open rows to the rollups.
+
+        Concurrent callers share one read (single flight): a caller waits for a read that started
+        after it arrived — joining one in flight, or starting one once the earlier has ended — so
+        every committed row counts, and N requests at once make one read, not N in a row (a locked
+        SQLite file then answers them all 503 after one busy wait, not each after the others')."""
+        arrived = self._flights
+        while True:
+            flight = self._flight
+            if flight is None or flight.done():
+                self._flights += 1
+                flight = self._flight = asyncio.ensure_future(self._sync_once())
+            if self._flights > arrived:  # started after this caller arrived: its answer counts
+                await asyncio.shield(flight)
+                return
+            await asyncio.wait({flight})  # an earlier read: let it end, then take the next
+
+    async def _sync_once(self) -> None:
         async with self._lock:
             if not (self.rollups.ready and self.rows.started):
                 return

@@ -11,5 +11,7 @@ class QueryTimeout(Exception):
     """A query ran past `query_timeout` and was cancelled (504)."""
 
 
-class SchemaMissing(Exception):
-    """The database is reachable but has no `request_log` table."""
+class SchemaMissing(DatabaseUnavailable):
+    """The database is reachable but its `request_log` cannot be read as the contract says: no such
+    table (or view), a column missing, or a column of a type the queries cannot read. A 503 while it
+    lasts (the log may be in the middle of a migration or a restore), a refusal at start-up."""

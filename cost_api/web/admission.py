@@ -1,4 +1,12 @@
-"""Admission: at most `max_concurrent_queries` heavy requests at once; the next ones get 503.
+"""Limits on requests: one deadline each, their work dropped when the client leaves, and admission.
+
+Deadline: every HTTP request gets `query_timeout` in all, however many queries its answer runs in a
+row: each query gets only the time left (db.request_deadline), past it the answer is a 504, and a
+handler still busy (not in a query) half a second after the deadline is cancelled and answered 504
+here. Disconnect: a client that goes away before its answer cancels the request's work at once —
+every query of it is stopped before the cancellation completes — on every route.
+
+Admission: at most `max_concurrent_queries` heavy requests at once; the next ones get 503.
 
 An analytics request that scans the log is "heavy". One that arrives while `max_concurrent_queries`
 of them are running waits at most `ADMISSION_WAIT` for a slot, then answers 503 with `Retry-After`
@@ -13,12 +21,14 @@ declared with `opt={"light": True}`. `/healthz`, `/readyz`, `/metrics` and `/sch
 from __future__ import annotations
 
 import asyncio
+import time
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from cost_api.web.metrics import SHED_REQUESTS
+from cost_api.store.database import request_deadline
+from cost_api.web.metrics import ABANDONED_REQUESTS, SHED_REQUESTS
 from cost_api.web.problems import ProblemError, send_problem
 
 ADMISSION_WAIT = 0.1  # seconds a request waits for a free slot before its 503
@@ -26,6 +36,86 @@ RETRY_AFTER = "1"
 HEAVY_PREFIXES = ("/v1/", "/grafana/")
 LIGHT_PATHS = frozenset({"/v1/budgets", "/v1/budgets/check", "/v1/pricing", "/v1/pricing/resolve"})
 LIGHT_OPT = "light"
+# A handler not in a query when its deadline passes (waiting on a lock, say) is cancelled this much
+# later; a query in flight stops at the deadline itself and answers its own 504 within it.
+HARD_STOP_GRACE = 0.5
+
+
+class DeadlineMiddleware(ASGIMiddleware):
+    """Runs each HTTP request's handler in a task of its own, under one deadline (`budget` seconds
+    from its arrival), and cancels that task when the client disconnects before its answer."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        deadline = time.monotonic() + self.budget
+        answer = _Answer(send)
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        with request_deadline(deadline):  # the handler's task (and the tasks it starts) see it
+            work = asyncio.ensure_future(next_app(scope, inbox.get, answer.send))
+        # The only reader of the client's messages: the body goes on to the handler through `inbox`,
+        # and a disconnect ends `left`.
+        left = asyncio.ensure_future(_until_disconnect(receive, inbox))
+        try:
+            while not work.done():
+                stop_in = None if answer.started else deadline + HARD_STOP_GRACE - time.monotonic()
+                watched = {work} if left.done() else {work, left}
+                await asyncio.wait(watched, timeout=stop_in, return_when=asyncio.FIRST_COMPLETED)
+                if work.done():
+                    break
+                if left.done() and not answer.complete:  # the client is gone: nobody wants the answer
+                    ABANDONED_REQUESTS.inc()
+                    await _stop(work)
+                    return
+                if not answer.started and time.monotonic() >= deadline + HARD_STOP_GRACE:
+                    await _stop(work)
+                    late = f"the request ran past {self.budget:g}s (query_timeout) and was cancelled"
+                    await send_problem(scope, receive, send, ProblemError(504, late))
+                    return
+        except asyncio.CancelledError:  # the server is shutting down: the handler goes too
+            await _stop(work)
+            raise
+        finally:
+            left.cancel()
+            await asyncio.wait({left})
+            if not left.cancelled():
+                left.exception()  # retrieved: a receive() that failed is a client gone, as above
+        work.result()  # the handler's own exception, if any, as if it had run here
+
+
+class _Answer:
+    """`send`, noting how far the answer has gone."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.complete = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+        await self._send(message)
+
+
+async def _until_disconnect(receive: Receive, inbox: asyncio.Queue[Message]) -> None:
+    while True:
+        message = await receive()
+        inbox.put_nowait(message)
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _stop(work: asyncio.Future[None]) -> None:
+    """Cancel the handler once and wait until it has cleaned up (its queries stopped)."""
+    work.cancel()
+    await asyncio.wait({work})
+    if not work.cancelled():
+        work.exception()  # retrieved: whatever it ended with, nobody is waiting for it
 
 
 class Admission:

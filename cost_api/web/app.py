@@ -20,7 +20,7 @@ from cost_api.logs import logging_config
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.budgets import BudgetTracker
-from cost_api.web.admission import Admission, AdmissionMiddleware, heavy_path
+from cost_api.web.admission import Admission, AdmissionMiddleware, DeadlineMiddleware, heavy_path
 from cost_api.web.auth import ApiKeyMiddleware, KeyChecker, document_security, open_paths
 from cost_api.web.metrics import metrics_endpoint, prometheus_config
 from cost_api.web.problems import (
@@ -111,9 +111,11 @@ def create_app(
             metrics_endpoint,
             *page_routes(),
         ],
-        # outermost first: metrics see every answer, 401s before any admission slot is taken
+        # outermost first: metrics see every answer, the deadline counts from arrival, 401s before any
+        # admission slot is taken
         middleware=[
             prometheus_config().middleware,
+            DeadlineMiddleware(settings.query_timeout.seconds),
             *([ApiKeyMiddleware(checker)] if checker.enabled else []),
             AdmissionMiddleware(admission),
         ],

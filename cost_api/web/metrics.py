@@ -27,6 +27,10 @@ SHED_REQUESTS = Counter(
     "cost_api_shed_requests",
     "Analytics requests answered 503 because max_concurrent_queries were already running",
 )
+ABANDONED_REQUESTS = Counter(
+    "cost_api_abandoned_requests",
+    "Requests whose client disconnected before the answer: their work and queries were cancelled",
+)
 def prometheus_config() -> PrometheusConfig:
     """Per-route request metrics (litestar's Prometheus middleware), grouped by route template."""
     return PrometheusConfig(app_name="cost-api", prefix="cost_api", group_path=True, buckets=list(BUCKETS))

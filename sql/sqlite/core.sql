@@ -1,10 +1,21 @@
 -- name: schema_check
--- Reads no row but names every column of the request-log contract: fails when one is missing.
+-- Reads no row but names every column of the request-log contract: fails unless all can be read
+-- (a privilege missing, say; `log_columns` names a column missing or of the wrong type).
 SELECT id, created_at, request_id, provider, model, endpoint, token_id, status_code, streamed,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cache_hit,
        prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key
 FROM request_log
 LIMIT 0;
+
+-- name: log_columns
+-- The request log's columns and their declared types (a view's computed column has none); no rows
+-- when there is no request_log table or view.
+SELECT name, type FROM pragma_table_info('request_log');
+
+-- name: recovery
+-- Whether the database is a hot standby replaying a primary, and when the last transaction it
+-- replayed committed there (epoch ms): a SQLite file never is (the same shape as on Postgres).
+SELECT 0, NULL;
 
 -- name: log_bounds
 -- The oldest and the newest row's created_at in epoch milliseconds (NULLs on an empty log).
