@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator
 from cost_api.config import Settings
@@ -12,6 +13,7 @@ from cost_api.resources import builtin_pricing, sql_dir
 from cost_api.store.database import Database, open_database
 from cost_api.store.queries import Registry
 from cost_api.store.url import parse_database_url
+from cost_api.windows import iso
 
 
 @dataclass
@@ -20,6 +22,20 @@ class Service:
     pricing: PriceTable
     db: Database
     aggregator: Aggregator
+
+    async def readiness(self) -> dict[str, Any]:
+        """What `GET /readyz` says when ready: the log can be read as the contract says (else the
+        store's error, a 503), whether it is a replica behind its primary, and the rollups' state."""
+        await self.db.check_schema()
+        recovering, replayed = await self.db.replica()
+        rollups = self.aggregator.rollups
+        return {
+            "status": "ready",
+            "dialect": self.db.dialect,
+            # a hot standby answers as of what it has replayed: this says when that committed
+            "replica": {"last_replayed_commit_at": None if replayed is None else iso(replayed)} if recovering else None,
+            "rollups": {"ready": rollups.ready, "warm_seconds": rollups.warm_seconds},
+        }
 
     async def close(self) -> None:
         await self.db.close()
