@@ -170,3 +170,24 @@ async def test_500_without_a_stack_trace(client_for: ClientFactory, monkeypatch:
         assert body["type"] == "/problems/internal-error"
         assert "secret" not in response.text
         assert "RuntimeError" not in response.text
+
+
+async def test_the_document_says_503_and_504_only_where_admission_can_shed(client_for: ClientFactory) -> None:
+    """One declaration (a handler's `opt=LIGHT`) decides both whether a request takes an admission slot
+    and whether its operation is documented as answering 503/504."""
+    async with client_for() as client:
+        paths = (await client.get("/schema/openapi.json")).json()["paths"]
+
+    def statuses(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    for path, method in (("/v1/summary", "get"), ("/v1/spend", "get"), ("/grafana/query", "post")):
+        assert {"503", "504"} <= statuses(path, method), path
+    for path, method in (
+        ("/v1/alerts", "get"),
+        ("/v1/budgets", "get"),
+        ("/v1/pricing", "get"),
+        ("/grafana/metrics", "post"),
+        ("/grafana/tag-keys", "post"),
+    ):
+        assert not {"503", "504"} & statuses(path, method), path

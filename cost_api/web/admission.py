@@ -13,9 +13,10 @@ of them are running waits at most `ADMISSION_WAIT` for a slot, then answers 503 
 instead of joining an endless queue: under overload the API sheds work it could only finish late,
 and the requests it does accept keep their latency.
 
-Heavy: every route under `/v1/` and `/grafana/` except the ones answered from memory (`LIGHT_PATHS`:
-the budgets and the check a gateway calls before each provider call, and the price table) and any handler
-declared with `opt={"light": True}`. `/healthz`, `/readyz`, `/metrics` and `/schema` are never shed.
+Heavy: every route under `/v1/` and `/grafana/` except the handlers declared `opt=LIGHT` (answered
+from memory: the budgets and the check a gateway calls before each provider call, the price table,
+the alert log, Grafana's lists). `/healthz`, `/readyz`, `/metrics` and `/schema` are never shed. The
+same declaration decides which operations the OpenAPI document says may answer 503/504.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.handlers import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,8 +37,8 @@ from cost_api.web.problems import ProblemError, send_problem
 ADMISSION_WAIT = 0.1  # seconds a request waits for a free slot before its 503
 RETRY_AFTER = "1"
 HEAVY_PREFIXES = ("/v1/", "/grafana/")
-LIGHT_PATHS = frozenset({"/v1/budgets", "/v1/budgets/check", "/v1/pricing", "/v1/pricing/resolve"})
 LIGHT_OPT = "light"
+LIGHT = {LIGHT_OPT: True}  # a handler's opt: answered without reading the log (no slot, no 503/504)
 # A handler not in a query when its deadline passes (waiting on a lock, say) is cancelled this much
 # later; a query in flight stops at the deadline itself and answers its own 504 within it.
 HARD_STOP_GRACE = 0.5
@@ -144,16 +147,25 @@ class Admission:
         self.active -= 1
 
 
-def heavy_path(path: str) -> bool:
-    """A route template (or path) whose requests scan the log."""
-    return path.startswith(HEAVY_PREFIXES) and path not in LIGHT_PATHS
+def heavy(path: str, handler: BaseRouteHandler | None) -> bool:
+    """Whether requests to a route (its template, its handler) read the log: under HEAVY_PREFIXES,
+    unless the handler is declared LIGHT. Admission and the OpenAPI document both ask this."""
+    return path.startswith(HEAVY_PREFIXES) and not (handler is not None and handler.opt.get(LIGHT_OPT))
 
 
 def is_heavy(scope: Scope) -> bool:
-    handler = scope.get("route_handler")
-    if handler is not None and handler.opt.get(LIGHT_OPT):
-        return False
-    return heavy_path(scope.get("path_template") or scope["path"])
+    return heavy(scope.get("path_template") or scope["path"], scope.get("route_handler"))
+
+
+def heavy_paths(app: Litestar) -> set[str]:
+    """The route templates with a handler whose requests read the log (for the OpenAPI document);
+    CORS preflights (OPTIONS) are never admitted or shed."""
+    return {
+        route.path
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", ())
+        if getattr(handler, "http_methods", None) != {"OPTIONS"} and heavy(route.path, handler)
+    }
 
 
 def _bypass(scope: Scope) -> bool:

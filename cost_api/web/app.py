@@ -20,7 +20,7 @@ from cost_api.logs import logging_config
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.budgets import BudgetTracker
-from cost_api.web.admission import Admission, AdmissionMiddleware, DeadlineMiddleware, heavy_path
+from cost_api.web.admission import Admission, AdmissionMiddleware, DeadlineMiddleware, heavy_paths
 from cost_api.web.auth import ApiKeyMiddleware, KeyChecker, document_security, open_paths
 from cost_api.web.metrics import metrics_endpoint, prometheus_config
 from cost_api.web.problems import (
@@ -59,9 +59,11 @@ def _document(app: Litestar, checker: KeyChecker) -> None:
     if checker.enabled:
         document_security(openapi, is_open)
 
+    reading = heavy_paths(app)
+
     def statuses(path: str) -> set[int]:
         found = {401} if checker.enabled and not is_open(path) else set()
-        if heavy_path(path):
+        if path in reading:
             found |= {503, 504}
         if path == "/readyz":
             found.add(503)

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 
 from cost_api.errors import BadParameter
 from cost_api.watch.anomalies import anomalies
+from cost_api.web.admission import LIGHT
 from cost_api.web.routes.params import Common, common, service
 from cost_api.web.service import Service
 
@@ -42,7 +43,7 @@ class AlertsController(Controller):
     @get(
         "/alerts",
         summary="Recent webhook events of the live engine, newest first, with their delivery state",
-        opt={"light": True},  # answered from memory
+        opt=LIGHT,  # answered from memory
     )
     async def alerts(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return request.app.state.alerts.overview()

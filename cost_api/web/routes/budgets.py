@@ -10,6 +10,7 @@ from litestar.params import QueryParameter
 
 from cost_api.errors import BadParameter
 from cost_api.watch.budgets import BudgetTracker
+from cost_api.web.admission import LIGHT
 
 
 def _tracker(request: Request[Any, Any, Any]) -> BudgetTracker:
@@ -20,12 +21,13 @@ class BudgetsController(Controller):
     path = "/v1/budgets"
     tags = ["budgets"]
 
-    @get("/", summary="Every configured budget: spent, remaining and status in its current period")
+    @get("/", summary="Every configured budget: spent, remaining and status in its current period", opt=LIGHT)
     async def budgets(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         return _tracker(request).overview()
 
     @get(
         "/check",
+        opt=LIGHT,
         summary="What a gateway calls before the provider call",
         description="200 while every budget of the endpoint is under its cap; 422 problem once any is "
         "exceeded; when the figure is stale, 200 with `stale: true` (fail open) or 503 (fail closed).",

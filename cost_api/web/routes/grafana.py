@@ -13,9 +13,9 @@ from litestar import Controller, Request, get, post
 from litestar.openapi import ResponseSpec
 
 from cost_api.web import grafana
+from cost_api.web.admission import LIGHT
 from cost_api.web.service import Service
 
-LIGHT = {"light": True}  # answered without reading the log: no admission slot
 # a body that is not a JSON object, an unreadable range, an unknown target, group or filter key
 BAD_BODY = {400: ResponseSpec(data_container=dict[str, Any], description="A body that cannot be used")}
 

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from cost_api.lenses import pricing as prices
+from cost_api.web.admission import LIGHT
 from cost_api.web.routes.params import Common, common, service
 from cost_api.web.service import Service
 from cost_api.windows import parse_instant
@@ -19,11 +20,11 @@ class PricingController(Controller):
     tags = ["pricing"]
     dependencies = {"common": Provide(common), "service": Provide(service, sync_to_thread=False)}
 
-    @get("", summary="The effective price table (built-in and overrides)", opt={"light": True})
+    @get("", summary="The effective price table (built-in and overrides)", opt=LIGHT)
     async def table(self, service: NamedDependency[Service]) -> dict[str, Any]:
         return prices.table(service.pricing)
 
-    @get("/resolve", summary="Which entry and price a logged model gets", opt={"light": True})
+    @get("/resolve", summary="Which entry and price a logged model gets", opt=LIGHT)
     async def resolve(
         self,
         service: NamedDependency[Service],
