@@ -29,6 +29,7 @@ from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms, iso
 log = logging.getLogger("cost_api.aggregation.aggregator")
 
 _PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
+FAIL_FAST_SECONDS = 1.0  # how long a sync that found the database unavailable answers for the next
 MAINTAIN_SECONDS = 10  # how often the background task takes in new rows and closes hours
 # the reconciliation sweep (deletes and updates): how far back, and how often, docs/performance.md
 LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of the open hours"
@@ -148,8 +149,7 @@ class Aggregator:
         self._thresholds = threshold_params(pricing)
         self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds, clock)
         self._lock = asyncio.Lock()
-        self._flight: asyncio.Future[None] | None = None  # the sync read in progress (or the last one)
-        self._flights = 0  # sync reads started so far
+        self._failed: tuple[float, DatabaseUnavailable] | None = None  # the last sync's failure: when, what
         self._sweep_at = {"recent": 0.0, "older": 0.0}
         self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
 
@@ -334,34 +334,33 @@ class Aggregator:
 
     async def sync(self) -> None:
         """Take in what was committed before this call: late rows join their closed hours, new rows
-        the open ones, and hours that closed move from the open rows to the rollups.
-
-        Concurrent callers share one read (single flight): a caller waits for a read that started
-        after it arrived — joining one in flight, or starting one once the earlier has ended — so
-        every committed row counts, and N requests at once make one read, not N in a row (a locked
-        SQLite file then answers them all 503 after one busy wait, not each after the others')."""
-        arrived = self._flights
-        while True:
-            flight = self._flight
-            if flight is None or flight.done():
-                self._flights += 1
-                flight = self._flight = asyncio.ensure_future(self._sync_once())
-            if self._flights > arrived:  # started after this caller arrived: its answer counts
-                await asyncio.shield(flight)
-                return
-            await asyncio.wait({flight})  # an earlier read: let it end, then take the next
+        the open ones, and hours that closed move from the open rows to the rollups. While the last
+        read found the database unavailable (less than FAIL_FAST_SECONDS ago), callers queued behind
+        it get that answer at once instead of each waiting out a busy database in turn."""
+        await self._sync_once()
 
     async def _sync_once(self) -> None:
         async with self._lock:
-            if not (self.rollups.ready and self.rows.started):
-                return
-            late = await self.rows.refresh()
-            if len(late):
-                self.rollups.add(per_dimension(late.hourly))
-            horizon = self.rollups.closed_horizon()
-            if horizon > self.rollups.horizon:
-                closed = self.rows.take_closed(horizon * HOUR_MS)
-                self.rollups.close(horizon, per_dimension(closed.hourly))
+            failed = self._failed
+            if failed is not None and time.monotonic() - failed[0] < FAIL_FAST_SECONDS:
+                raise failed[1]
+            try:
+                await self._sync_locked()
+            except DatabaseUnavailable as exc:
+                self._failed = (time.monotonic(), exc)
+                raise
+            self._failed = None
+
+    async def _sync_locked(self) -> None:
+        if not (self.rollups.ready and self.rows.started):
+            return
+        late = await self.rows.refresh()
+        if len(late):
+            self.rollups.add(per_dimension(late.hourly))
+        horizon = self.rollups.closed_horizon()
+        if horizon > self.rollups.horizon:
+            closed = self.rows.take_closed(horizon * HOUR_MS)
+            self.rollups.close(horizon, per_dimension(closed.hourly))
 
     async def follow_oldest(self) -> None:
         """Follow the log's first row (a retention job deleted the oldest days)."""
