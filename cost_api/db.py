@@ -24,7 +24,7 @@ import asyncpg
 
 from .dburl import DatabaseURL
 from .metrics import time_query
-from .queries import Registry
+from .queries import LogColumns, Registry
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -61,11 +61,28 @@ class Database(ABC):
     def __init__(self, registry: Registry, timeout: float) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.log_columns: LogColumns | None = None  # the optional columns the queries read
+        self._columns_of: int | None = None  # the generation they were read from
+        self._columns_lock = asyncio.Lock()
 
     async def fetch(self, name: str, **params: Any) -> list[Row]:
         """Run the named query (timed by name and outcome for /metrics)."""
+        if self._columns_of != self.generation and self.registry.reads_log(name):
+            await self.read_log_columns()
         with time_query(name):
             return await self._fetch(name, **params)
+
+    async def read_log_columns(self) -> LogColumns:
+        """Which optional columns the log has, read once (again for another database behind the URL,
+        or while the table is missing), and the queries bound to read them (queries.LogColumns)."""
+        async with self._columns_lock:
+            if self.log_columns is None or self._columns_of != self.generation:
+                generation = self.generation
+                columns = LogColumns.of(row[0] for row in await self.fetch("log_columns"))
+                self.registry = self.registry.bind(columns.table_expression(self.dialect))
+                self.log_columns = columns
+                self._columns_of = generation if columns.table_found else None
+        return self.log_columns
 
     @abstractmethod
     async def _fetch(self, name: str, **params: Any) -> list[Row]: ...

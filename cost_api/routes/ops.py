@@ -20,6 +20,7 @@ async def readyz(request: Request) -> Response[Any]:
     service = request.app.state.service
     try:
         await service.db.check_schema()
+        columns = await service.db.read_log_columns()  # the optional columns read (docs/request-log.md)
     except (DatabaseUnavailable, QueryTimeout, SchemaMissing) as exc:
         return problem_response(ProblemError(503, str(exc), headers={"Retry-After": "5"}))
     rollups = service.aggregator.rollups
@@ -28,5 +29,6 @@ async def readyz(request: Request) -> Response[Any]:
             "status": "ready",
             "dialect": service.db.dialect,
             "rollups": {"ready": rollups.ready, "warm_seconds": rollups.warm_seconds},
+            "optional_columns": columns.as_json(),
         }
     )

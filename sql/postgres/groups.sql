@@ -31,7 +31,7 @@ FROM (
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                      OR completion_tokens_avoided < 0 THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:providers::text[] IS NULL OR provider = ANY(:providers::text[]))
       AND (:models::text[] IS NULL OR model = ANY(:models::text[]))

@@ -18,7 +18,7 @@ FROM (
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                      OR completion_tokens_avoided < 0 THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
       AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))

@@ -13,7 +13,7 @@ SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us, 
                  OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                  OR completion_tokens_avoided < 0 THEN 1
             ELSE 0 END AS quality
-FROM request_log
+FROM {request_log}
 WHERE created_at >= :start AND created_at < :end
   AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id::bigint)
   AND (:providers::text[] IS NULL OR provider = ANY(:providers::text[]))

@@ -20,7 +20,7 @@ FROM (
                         OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                         OR completion_tokens_avoided < 0 THEN 1
                    ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
 ) AS rows;
 
@@ -44,9 +44,9 @@ FROM (
                         OR completion_tokens_avoided < 0 THEN 1
                    ELSE 0 END AS quality
     FROM (  -- two lookups by primary key
-        SELECT * FROM request_log WHERE id > :after::bigint
+        SELECT * FROM {request_log} WHERE id > :after::bigint
         UNION ALL
-        SELECT * FROM request_log WHERE id = ANY(:holes::bigint[])
+        SELECT * FROM {request_log} WHERE id = ANY(:holes::bigint[])
     ) AS fresh
 ) AS rows
 ORDER BY id

@@ -17,7 +17,7 @@ FROM (
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                      OR completion_tokens_avoided < 0 THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:max_id IS NULL OR id <= :max_id)
       AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))

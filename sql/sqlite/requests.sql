@@ -12,7 +12,7 @@ SELECT id, created_at * 1000 AS created_at_us, request_id, provider, model, endp
                  OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                  OR completion_tokens_avoided < 0 THEN 1
             ELSE 0 END AS quality
-FROM request_log
+FROM {request_log}
 WHERE created_at >= :start AND created_at < :end
   AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id)
   AND (:providers IS NULL OR provider IN (SELECT value FROM json_each(:providers)))

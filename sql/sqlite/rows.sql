@@ -19,7 +19,7 @@ FROM (
                         OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
                         OR completion_tokens_avoided < 0 THEN 1
                    ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end AND (:max_id IS NULL OR id <= :max_id)
 );
 
@@ -42,9 +42,9 @@ FROM (
                         OR completion_tokens_avoided < 0 THEN 1
                    ELSE 0 END AS quality
     FROM (  -- two lookups by primary key (an OR of both would scan the table)
-        SELECT * FROM request_log WHERE id > :after
+        SELECT * FROM {request_log} WHERE id > :after
         UNION ALL
-        SELECT * FROM request_log WHERE id IN (SELECT value FROM json_each(:holes))
+        SELECT * FROM {request_log} WHERE id IN (SELECT value FROM json_each(:holes))
     )
 )
 ORDER BY id
