@@ -1,10 +1,12 @@
-"""Turn a provider's usage report into the request log's four token columns.
+"""Turn a provider's usage report into the request log's token columns.
 
 For gateways: `from_response(provider, body)` reads a non-streamed JSON body;
 `StreamUsage(provider)` is fed a stream as it arrives (decoded SSE events, raw lines, whole SSE
 events, or the pieces of Gemini's JSON-array stream) and `.result()` gives the same `Usage`.
 The rules are the normalisation table of docs/gateway-integration.md: `prompt_tokens` excludes
-cache reads and writes, `completion_tokens` includes reasoning.
+cache reads and writes, `completion_tokens` includes reasoning. Anthropic's 1-hour cache writes
+(`cache_write_1h_tokens`, a part of `cache_write_tokens`) and OpenAI's `service_tier` fill the log's
+optional columns (docs/request-log.md).
 
 Pure: no I/O. A frame that breaks the provider's contract (a count that is negative or not an
 integer, cached tokens above the prompt) raises `UsageError`; a stream that ended without its
@@ -40,6 +42,9 @@ class Usage:
 
     `exact` is False when the provider's final usage report never arrived (a stream cut short,
     `include_usage` not requested, an error body): the counts are then what was seen, often 0.
+    `cache_write_1h_tokens` is the part of `cache_write_tokens` written to Anthropic's 1-hour cache;
+    `service_tier` the tier OpenAI says served the call (`standard`, `flex`, `priority`, …; None
+    when the provider does not say): the log's optional columns, with `exact` as `usage_exact`.
     """
 
     prompt_tokens: int
@@ -48,6 +53,8 @@ class Usage:
     cache_write_tokens: int = 0
     model: str | None = None
     exact: bool = True
+    cache_write_1h_tokens: int = 0
+    service_tier: str | None = None
 
     @property
     def total_prompt_tokens(self) -> int:
@@ -59,13 +66,15 @@ _Counts = tuple[int, int, int, int]  # prompt, completion, cache_read, cache_wri
 
 
 class _State:
-    __slots__ = ("anthropic", "counts", "final", "model")
+    __slots__ = ("anthropic", "counts", "final", "model", "tier", "write_1h")
 
     def __init__(self) -> None:
         self.counts: _Counts | None = None  # the latest normalised report
         self.final = False  # the report seen is the provider's last word
         self.model: str | None = None
         self.anthropic: dict[str, Any] = {}  # message_start usage, overwritten by message_delta
+        self.write_1h = 0  # the part of the cache writes that went to the 1-hour cache (Anthropic)
+        self.tier: str | None = None  # the service tier that served the call (OpenAI)
 
 
 # --- field access -------------------------------------------------------------------------
@@ -145,6 +154,23 @@ def _anthropic_counts(provider: str, usage: Mapping[str, Any]) -> _Counts:
     )
 
 
+def _anthropic_write_1h(provider: str, usage: Mapping[str, Any], written: int) -> int:
+    """`cache_creation.ephemeral_1h_input_tokens`: the 1-hour part of `cache_creation_input_tokens`
+    (the total of both cache lifetimes), billed at 2x input instead of 1.25x."""
+    path = "usage.cache_creation"
+    one_hour = _count(provider, _object(provider, usage.get("cache_creation"), path), "ephemeral_1h_input_tokens", path)
+    if one_hour > written:
+        raise UsageError(
+            provider,
+            f"{path}.ephemeral_1h_input_tokens",
+            f"{one_hour} 1-hour cache writes exceed the {written} of cache_creation_input_tokens",
+        )
+    return one_hour
+
+
+_OPENAI_TIERS = {"default": "standard"}  # OpenAI's name for the standard tier
+
+
 def _gemini_counts(provider: str, meta: Mapping[str, Any]) -> _Counts:
     # proto3 JSON leaves out zero counts, so every field is optional.
     path = "usageMetadata"
@@ -179,6 +205,9 @@ def _observe_openai_compatible(provider: str, doc: Mapping[str, Any], state: _St
     if doc.get("type") in _RESPONSES_TERMINAL:  # Responses API stream: the final event wraps the body
         doc = _object(provider, doc.get("response"), "response")
     _model(state, doc.get("model"))
+    tier = doc.get("service_tier")
+    if provider == "openai" and isinstance(tier, str) and tier:  # on every chunk and in response bodies
+        state.tier = _OPENAI_TIERS.get(tier.lower(), tier.lower())
     path, usage = "usage", doc.get("usage")
     if provider == "groq" and isinstance(doc.get("x_groq"), Mapping) and doc["x_groq"].get("usage"):
         path, usage = "x_groq.usage", doc["x_groq"]["usage"]
@@ -207,6 +236,7 @@ def _observe_anthropic(provider: str, doc: Mapping[str, Any], state: _State) -> 
     fields = _object(provider, usage, "usage")
     state.anthropic.update((key, value) for key, value in fields.items() if value is not None)
     state.counts = _anthropic_counts(provider, state.anthropic)
+    state.write_1h = _anthropic_write_1h(provider, state.anthropic, state.counts[3])
     state.final = kind != "message_start"  # message_start's output_tokens is a placeholder
 
 
@@ -393,6 +423,8 @@ def _usage(state: _State, *, exact: bool) -> Usage:
         cache_write_tokens=cache_write,
         model=state.model,
         exact=exact,
+        cache_write_1h_tokens=state.write_1h,
+        service_tier=state.tier,
     )
 
 

@@ -36,9 +36,14 @@ class Row:
     latency_ms: int = 100
     cache_key: str | None = None
     request_id: str | None = None
+    # optional columns (docs/request-log.md#optional-columns)
+    cache_write_1h_tokens: int = 0
+    service_tier: str | None = None
+    usage_exact: bool | None = None
 
 
 COLUMNS = [f.name for f in fields(Row)]
+OPTIONAL = ["cache_write_1h_tokens", "service_tier", "usage_exact"]
 _numbers = itertools.count(1)
 
 
@@ -49,9 +54,23 @@ def at(text: str) -> datetime:
 class LogDB:
     url: str
     dialect: str
+    columns: list[str] = COLUMNS  # the request log's columns: all, or without the optional ones
 
     async def insert(self, rows: list[Row]) -> None:
         raise NotImplementedError
+
+    async def drop_optional_columns(self) -> None:
+        """Make this a log of the contract's first shape: no cache_write_1h_tokens, service_tier,
+        usage_exact (rows inserted from then on must leave them at their defaults)."""
+        await self.execute(";".join(f"ALTER TABLE request_log DROP COLUMN {c}" for c in OPTIONAL))
+        self.columns = [c for c in COLUMNS if c not in OPTIONAL]
+
+    def _values(self, row: Row) -> list[object]:
+        data = dict(zip(COLUMNS, astuple(row), strict=True))
+        if self.columns is not COLUMNS:
+            given = tuple(data[c] for c in OPTIONAL)
+            assert given == (0, None, None), f"this log has no optional columns, but the row sets {given}"
+        return [data[c] for c in self.columns]
 
     async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
         raise NotImplementedError
@@ -76,13 +95,13 @@ class SqliteLog(LogDB):
     async def insert(self, rows: list[Row]) -> None:
         values = []
         for row in rows:
-            data = list(astuple(row))
+            data = self._values(row)
             data[0] = epoch_ms(row.created_at)
             values.append([int(v) if isinstance(v, bool) else v for v in data])
-        placeholders = ", ".join("?" for _ in COLUMNS)
+        placeholders = ", ".join("?" for _ in self.columns)
         with sqlite3.connect(self.path) as conn:
             conn.executemany(
-                f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({placeholders})", values
+                f"INSERT INTO request_log ({', '.join(self.columns)}) VALUES ({placeholders})", values
             )
 
     async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
@@ -119,7 +138,7 @@ class PostgresLog(LogDB):
         conn = await asyncpg.connect(self.url)
         try:
             await conn.copy_records_to_table(
-                "request_log", records=[astuple(r) for r in rows], columns=COLUMNS
+                "request_log", records=[self._values(r) for r in rows], columns=self.columns
             )
         finally:
             await conn.close()

@@ -108,7 +108,8 @@ async def test_smoke_runs_every_registered_query(log: LogDB, capsys) -> None:
     assert sorted(listed) == sorted(names)
     assert all(len(cols) == 2 and cols[0].isdigit() for cols in listed.values()), out
     assert listed["token_labels"][0] == "1"
-    assert out.splitlines()[-2] == f"ok: {len(names)} queries on {log.dialect}"
+    read = "cache_write_1h_tokens, service_tier, usage_exact"
+    assert out.splitlines()[-2] == f"ok: {len(names)} queries on {log.dialect}; optional columns read: {read}"
     assert out.splitlines()[-1] == "data quality, last 24h (future rows: whole log): no row left out"
 
 

@@ -25,6 +25,7 @@ CONTRACT_COLUMNS = [
     "id", "created_at", "request_id", "provider", "model", "endpoint", "token_id", "status_code", "streamed",
     "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "cache_hit",
     "prompt_tokens_avoided", "completion_tokens_avoided", "latency_ms", "cache_key",
+    "cache_write_1h_tokens", "service_tier", "usage_exact",  # optional: read when present
 ]  # fmt: skip
 
 

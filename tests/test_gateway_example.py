@@ -22,7 +22,7 @@ STREAM = Path(__file__).parent / "fixtures" / "usage" / "openai_chat_stream.sse"
 COLUMNS = (
     "created_at, request_id, provider, model, endpoint, token_id, status_code, streamed, prompt_tokens, "
     "completion_tokens, cache_read_tokens, cache_write_tokens, cache_hit, prompt_tokens_avoided, "
-    "completion_tokens_avoided, latency_ms, cache_key"
+    "completion_tokens_avoided, latency_ms, cache_key, cache_write_1h_tokens, service_tier, usage_exact"
 )
 
 
@@ -110,6 +110,9 @@ def test_provider_call_then_cache_hit(example: ModuleType, conn: sqlite3.Connect
             "prompt_tokens_avoided": 0,
             "completion_tokens_avoided": 0,
             "latency_ms": 1830,
+            "cache_write_1h_tokens": 0,
+            "service_tier": None,
+            "usage_exact": 1,
         },
         common
         | {
@@ -124,6 +127,9 @@ def test_provider_call_then_cache_hit(example: ModuleType, conn: sqlite3.Connect
             "prompt_tokens_avoided": 14320,
             "completion_tokens_avoided": 642,
             "latency_ms": 4,
+            "cache_write_1h_tokens": 0,
+            "service_tier": None,
+            "usage_exact": None,
         },
     ]
 
@@ -146,6 +152,29 @@ def test_cache_hit_avoids_cached_input_too(example: ModuleType, conn: sqlite3.Co
     assert (rows[1]["prompt_tokens_avoided"], rows[1]["completion_tokens_avoided"]) == (25 + 1800 + 200, 412)
 
 
+def test_one_hour_cache_writes_and_service_tiers(example: ModuleType, conn: sqlite3.Connection) -> None:
+    usage = {
+        "input_tokens": 25,
+        "cache_creation_input_tokens": 1800,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 1200},
+        "output_tokens": 412,
+    }
+    claude = example.Call(provider="anthropic", model="claude-sonnet-4-5", endpoint="/triage")
+    example.log_response(conn, claude, {"type": "message", "model": "claude-sonnet-4-5", "usage": usage})
+    flex = {"model": "o3", "service_tier": "flex", "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+    example.log_response(conn, example.Call(provider="openai", model="o3", endpoint="/chat"), flex)
+    # a Batch API result: its body says "default"; the gateway knows it was a batch
+    batched = example.Call(provider="openai", model="o3", endpoint="/nightly", service_tier="batch")
+    example.log_response(conn, batched, {**flex, "service_tier": "default"})
+    rows = _rows(conn)
+    assert [(r["cache_write_tokens"], r["cache_write_1h_tokens"], r["service_tier"]) for r in rows] == [
+        (1800, 1200, None),  # 1200 of the 1800 written went to the 1-hour cache
+        (0, 0, "flex"),
+        (0, 0, "batch"),
+    ]
+
+
 def test_streamed_call(example: ModuleType, conn: sqlite3.Connection) -> None:
     call = example.Call(provider="openai", model="gpt-4o", endpoint="/chat", streamed=True)
     usage = example.log_stream(conn, call, STREAM.read_text().splitlines())
@@ -154,6 +183,7 @@ def test_streamed_call(example: ModuleType, conn: sqlite3.Connection) -> None:
     assert (row["model"], row["streamed"], row["cache_hit"]) == ("gpt-4o-2024-08-06", 1, 0)
     # 1200 prompt − 1024 cached, 300 completion.
     assert (row["prompt_tokens"], row["cache_read_tokens"], row["completion_tokens"]) == (176, 1024, 300)
+    assert row["usage_exact"] == 1
     assert row["created_at"] > 1_700_000_000_000  # defaulted to now, in milliseconds
 
 
@@ -170,4 +200,5 @@ def test_missing_usage_is_logged_and_flagged(
         0,
         0,
     )
+    assert row["usage_exact"] == 0  # counted by the API as a request with estimated usage
     assert "no final usage report" in caplog.text

@@ -68,8 +68,10 @@ def _playwright_or_skip() -> Any:
 
 def _rows(now: datetime) -> list[Row]:
     """60 days of a small log: rising Anthropic spend on /summarise-ticket (token A), OpenAI on /chat
-    (token B), a daily cache hit, an unpriced fine-tune every third day, two rows in the live hour, and
-    two bad rows (a negative token count, a row dated a month ahead) that no figure may count.
+    (token B), a daily cache hit, an unpriced fine-tune every third day, two rows in the live hour,
+    two bad rows (a negative token count, a row dated a month ahead) that no figure may count, a
+    stream cut before its usage report (estimated usage) and a priority request of a model without
+    a priority rate (priced at standard): the page must say so beside its coverage figure.
     Every row sits hours away from the edges of a window ending now, so seconds of drift change nothing."""
     rows = []
     for day in range(60):
@@ -92,6 +94,10 @@ def _rows(now: datetime) -> list[Row]:
         Row(now - timedelta(days=3, hours=4), "anthropic", "claude-3-5-sonnet", "/summarise-ticket", TOKEN_A[0],
             prompt_tokens=-4_500_000),
         Row(now + timedelta(days=30), "openai", "gpt-4o-mini", "/chat", TOKEN_B, prompt_tokens=50_000),
+        Row(now - timedelta(days=4, hours=6), "anthropic", "claude-3-5-sonnet", "/summarise-ticket", TOKEN_A[0],
+            streamed=True, prompt_tokens=12_000, completion_tokens=0, usage_exact=False),
+        Row(now - timedelta(days=5, hours=6), "openai", "gpt-5-nano", "/chat", TOKEN_B, prompt_tokens=9_000,
+            completion_tokens=300, service_tier="priority"),
     ]  # fmt: skip
     return rows
 
@@ -251,6 +257,15 @@ async def test_page_without_keys(servers: dict[str, str], watched: Watched) -> N
     assert await page.is_visible("#data-quality")
     line = await page.text_content("#data-quality") or ""
     assert line.startswith("2 logged requests are in no figure: 1 with a negative token count; 1 dated in the future")
+    # every request the coverage figure counts as priced, but one on estimated usage and one at standard
+    # rates for lack of a tier rate: said beside the figure, never a bare "priced"
+    pricing = summary["pricing"]
+    assert (pricing["estimated_requests"], pricing["no_tier_rate_requests"]) == (1, 1)
+    assert await page.is_visible("#pricing-caveats")
+    caveats = await page.text_content("#pricing-caveats") or ""
+    assert caveats.startswith("1 request with estimated usage: the gateway could not confirm its token counts")
+    assert "1 request priced at standard rates: the price table has no rate for its service tier" in caveats
+    assert "(openai/gpt-5-nano priority)" in caveats
     assert "Loading" not in (await page.text_content("#anomalies") or "")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

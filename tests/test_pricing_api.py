@@ -22,7 +22,16 @@ async def test_the_table_lists_builtin_and_override_entries(log: LogDB, client_f
     entries = {(e["provider"], e["model"]): e for e in body["items"]}
     assert entries[("openai", "gpt-4o-mini")]["source"] == "override"
     assert entries[("openai", "gpt-4o-mini")]["prices"] == [
-        {"since": None, "input": 0.1, "output": 0.4, "cache_read": 0.1, "cache_write": 0.1, "above": None}
+        {
+            "since": None,
+            "input": 0.1,
+            "output": 0.4,
+            "cache_read": 0.1,
+            "cache_write": 0.1,
+            "cache_write_1h": 0.1,
+            "above": None,
+            "service_tiers": {},
+        }
     ]
     assert entries[("acme", "tuned-7b")]["source"] == "override"
     o3 = entries[("openai", "o3")]
@@ -30,6 +39,16 @@ async def test_the_table_lists_builtin_and_override_entries(log: LogDB, client_f
     assert [p["since"] for p in o3["prices"]] == [None, "2025-06-10"]
     gemini = entries[("google", "gemini-2.5-pro")]["prices"][-1]["above"]
     assert gemini["input_tokens"] == 200000
+    assert o3["prices"][-1]["service_tiers"]["flex"] == {
+        "input": 1,
+        "output": 4,
+        "cache_read": 0.25,
+        "cache_write": 1,
+        "cache_write_1h": 1,
+    }
+    assert o3["prices"][0]["service_tiers"] == {}  # the launch price: no tier rates
+    sonnet = entries[("anthropic", "claude-sonnet-4-5")]["prices"][-1]
+    assert (sonnet["cache_write"], sonnet["cache_write_1h"], sonnet["above"]["cache_write_1h"]) == (3.75, 6, 12)
 
 
 async def test_resolve_gives_the_entry_and_the_price_in_force(log: LogDB, client_for) -> None:

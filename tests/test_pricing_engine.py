@@ -65,7 +65,9 @@ OWN_ENTRY = {
 UNPRICED = {("cohere", "command-a-plus"), ("cohere", "command-a-plus-05-2026")}  # litellm 0/0 = unknown
 # where a verified price history moves today's price away from the reference's (litellm 1.80.0) figure:
 # Mistral cut Large 2 from 3/9 to 2/6 on 2024-09-17 (genai-prices 0.2.3 prices it at 2/6)
-HISTORY_CURRENT = {("mistral", "mistral-large-2407"): Rates(input=2, output=6, cache_read=2, cache_write=2)}
+HISTORY_CURRENT = {
+    ("mistral", "mistral-large-2407"): Rates(input=2, output=6, cache_read=2, cache_write=2, cache_write_1h=2)
+}
 
 
 def reference_models() -> list[tuple[str, dict]]:
@@ -95,11 +97,13 @@ def test_current_prices_equal_the_reference(table: PriceTable) -> None:
         if (provider, ref["id"]) in UNPRICED:
             continue
         rates = entry(table, provider, ref["id"]).rates(day, 0)
+        cache_write = ref.get("cache_write", ref["input"])
         expected = HISTORY_CURRENT.get((provider, ref["id"])) or Rates(
             input=ref["input"],
             output=ref["output"],
             cache_read=ref.get("cache_read", ref["input"]),
-            cache_write=ref.get("cache_write", ref["input"]),
+            cache_write=cache_write,
+            cache_write_1h=ref.get("cache_write_1h", cache_write),
         )
         assert rates == expected, f"{provider}/{ref['id']}"
         tiers = ref.get("long_context_tiers")
@@ -125,6 +129,54 @@ def test_anthropic_cache_reads_and_writes(table: PriceTable) -> None:
     # 3 x 1200 + 15 x 412 + 0.30 x 30000 + 3.75 x 1800 = 3600 + 6180 + 9000 + 6750 = 25530 -> $0.02553
     cost = table.cost(sonnet, at("2026-01-05T08:00"), 1200, 412, 30000, 1800)
     assert round(cost, 6) == 0.02553
+
+
+def test_anthropic_one_hour_cache_writes(table: PriceTable) -> None:
+    """cache_write_1h tokens are the part of cache_write written for an hour: 2x input, not 1.25x."""
+    sonnet = entry(table, "anthropic", "claude-sonnet-4-5-20250929")
+    when = at("2026-01-05T08:00")
+    # 1800 written, 1000 of them for an hour: 800 at 3.75, 1000 at 6
+    # 3 x 1200 + 15 x 412 + 0.30 x 30000 + 3.75 x 800 + 6 x 1000 = 3600 + 6180 + 9000 + 3000 + 6000
+    # = 27780 -> $0.02778 (all at the 5-minute rate it was 25530 -> $0.02553, 8.1% low)
+    assert round(table.cost(sonnet, when, 1200, 412, 30000, 1800, 1000), 6) == 0.02778
+    # past the 200k cliff the 1-hour rate doubles too: 6 x 150000 + 22.5 x 100 + 0.60 x 60000 + 7.5 x 0
+    # + 12 x 1000 = 900000 + 2250 + 36000 + 12000 = 950250 -> $0.95025
+    assert round(table.cost(sonnet, when, 150000, 100, 60000, 1000, 1000), 6) == 0.95025
+    # an entry without a 1-hour rate bills those writes at its cache_write (here: absent too, so input)
+    mini = entry(table, "openai", "gpt-4o-mini")
+    assert mini.rates(date(2026, 1, 5), 0).cache_write_1h == 0.15
+
+
+def test_service_tiers(table: PriceTable) -> None:
+    o3 = entry(table, "openai", "o3")
+    when = at("2026-11-10T10:00")
+    # 1000 input, 1000 output, 1000 cached. standard: 2 x 1000 + 8 x 1000 + 0.50 x 1000 = 10500 -> $0.0105
+    assert round(table.cost(o3, when, 1000, 1000, 1000, 0), 6) == 0.0105
+    # batch (no cache rate: cached at the batch input): 1 x 1000 + 4 x 1000 + 1 x 1000 = 6000 -> $0.006
+    assert round(table.cost(o3, when, 1000, 1000, 1000, 0, tier="batch"), 6) == 0.006
+    # flex: 1 x 1000 + 4 x 1000 + 0.25 x 1000 = 5250 -> $0.00525
+    assert round(table.cost(o3, when, 1000, 1000, 1000, 0, tier="flex"), 6) == 0.00525
+    # priority: 3.5 x 1000 + 14 x 1000 + 0.875 x 1000 = 18375 -> $0.018375
+    assert round(table.cost(o3, when, 1000, 1000, 1000, 0, tier="priority"), 6) == 0.018375
+    # "standard", OpenAI's "default" and blank are the standard tier
+    for tier in ("standard", "default", " ", None):
+        assert round(table.cost(o3, when, 1000, 1000, 1000, 0, tier=tier), 6) == 0.0105
+    # before the 2025-06-10 cut o3 has no tier rates: standard, and said so
+    rates, standard = o3.tier_rates(date(2025, 6, 1), 0, "batch")
+    assert standard and (rates.input, rates.output) == (10, 40)
+    # gpt-5-nano has no priority rate; an unknown tier has none either
+    nano = entry(table, "openai", "gpt-5-nano")
+    assert nano.tier_rates(date(2026, 11, 10), 0, "priority") == (nano.rates(date(2026, 11, 10), 0), True)
+    assert nano.tier_rates(date(2026, 11, 10), 0, "scale")[1]
+    assert nano.tier_rates(date(2026, 11, 10), 0, "flex")[1] is False
+    # past the long-context cliff a tier's rates are unknown: the standard `above` rates, said so
+    gpt54 = entry(table, "openai", "gpt-5.4")
+    rates, standard = gpt54.tier_rates(date(2026, 11, 10), table.size_class(300_000), "batch")
+    assert standard and (rates.input, rates.output) == (5, 22.5)
+    # Anthropic batch: half of every standard rate, cache writes included
+    # 1.5 x 1000 + 7.5 x 1000 + 0.15 x 1000 + 1.875 x 1000 + 3 x 1000 = 14025 -> $0.014025
+    sonnet = entry(table, "anthropic", "claude-sonnet-4-5")
+    assert round(table.cost(sonnet, when, 1000, 1000, 1000, 2000, 1000, tier="batch"), 6) == 0.014025
 
 
 def test_openai_cached_tokens(table: PriceTable) -> None:
@@ -533,6 +585,28 @@ def load_text(tmp_path: Path, body: str) -> PriceTable:
             """,
             r"models\[0\] \(openai/o3\): .*\$\.models\[0\]\.prices",
         ),
+        (  # a service tier the format does not know (the reference's `batches`)
+            """\
+            - provider: openai
+              model: o3
+              prices: [{input: 2, output: 8, service_tiers: {batches: {input: 1, output: 4}}}]
+            """,
+            r"models\[0\] \(openai/o3\): .*unknown field `batches`.*\$\.models\[0\]\.prices\[0\]\.service_tiers",
+        ),
+        (  # an infinite tier rate
+            """\
+            - provider: openai
+              model: o3
+              prices: [{input: 2, output: 8, service_tiers: {flex: {input: .inf, output: 4}}}]
+            """,
+            r"models\[0\] \(openai/o3\): prices\[0\]\.service_tiers\.flex\.input: must be a finite number",
+        ),
+        (  # a negative 1-hour write rate
+            """\
+            - {provider: anthropic, model: c, prices: [{input: 2, output: 8, cache_write_1h: -4}]}
+            """,
+            r"models\[0\] \(anthropic/c\): .*>= 0.*\$\.models\[0\]\.prices\[0\]\.cache_write_1h",
+        ),
     ],
 )
 def test_validation_errors_name_the_entry(tmp_path: Path, body: str, expected: str) -> None:
@@ -572,6 +646,8 @@ def test_resolve_report(table: PriceTable) -> None:
     assert code == 0 and "above 200000 input tokens" in text and "input 2.5 output 15" in text
     code, text = resolve_report(table, "openai", "gpt-4.5", None)
     assert code == 1 and "unpriced" in text
+    code, text = resolve_report(table, "openai", "o3", at("2026-11-01T00:00"))
+    assert "  flex tier: input 1 output 4 cache_read 0.25" in text and "priority tier: input 3.5" in text
 
 
 def test_check_report(table: PriceTable) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cost_api.resources import sql_dir
-from cost_api.store.queries import QueryRegistryError, Registry, parse_file
+from cost_api.store.queries import OPTIONAL, LogColumns, QueryRegistryError, Registry, parse_file
 
 PACKAGE = Path(__file__).parents[1] / "cost_api"
 
@@ -97,3 +97,36 @@ def test_a_query_without_description_is_rejected(tmp_path: Path) -> None:
     path.write_text("-- name: bare\nSELECT 1;\n")
     with pytest.raises(QueryRegistryError, match="needs a description"):
         parse_file(path, "sqlite")
+
+
+def test_queries_reading_the_log_run_only_once_bound() -> None:
+    """`{request_log}`: the log itself when it has every optional column, else a fixed subquery giving
+    each missing one its default; unbound, such a query refuses to run."""
+    registry = Registry.load(sql_dir(), "postgres")
+    reading = sorted(q.name for q in registry if q.reads_log)
+    assert reading == ["groups", "hour_fingerprints", "request_rows", "rows_after", "rows_between"]
+    with pytest.raises(QueryRegistryError, match="groups reads"):
+        registry["groups"]
+    assert registry["log_bounds"].sql  # the others need no binding
+    full = LogColumns.of(["id", "created_at", *OPTIONAL])
+    assert full.table_expression("postgres") == "request_log"
+    bound = registry.bind(full.table_expression("postgres"))
+    assert "FROM request_log\n" in bound["groups"].sql and "{request_log}" not in bound["groups"].sql
+    partial = LogColumns.of(["id", "created_at", "USAGE_EXACT"])
+    assert (partial.read, partial.absent) == (("usage_exact",), ("cache_write_1h_tokens", "service_tier"))
+    expression = partial.table_expression("postgres")
+    assert expression == (
+        "(SELECT *, 0 AS cache_write_1h_tokens, NULL::text AS service_tier FROM request_log) AS request_log"
+    )
+    rebound = bound.bind(expression)  # from the unbound text, not the first binding
+    assert rebound["rows_after"].sql.count(expression) == 2
+    assert rebound["rows_after"].params == registry.queries["rows_after"].params
+    assert not LogColumns.of([]).table_found
+
+
+def test_a_placeholder_in_one_dialect_only_stops_start_up(tmp_path: Path) -> None:
+    for dialect, table in (("sqlite", "{request_log}"), ("postgres", "request_log")):
+        (tmp_path / dialect).mkdir()
+        (tmp_path / dialect / "q.sql").write_text(f"-- name: q\n-- Reads.\nSELECT 1 FROM {table};\n")
+    with pytest.raises(QueryRegistryError, match="only one dialect reads"):
+        Registry.load(tmp_path, "sqlite")

@@ -38,13 +38,24 @@ def _data_events(name: str) -> list[dict[str, Any]]:
     return [json.loads(line.removeprefix("data:")) for line in lines if line.strip().startswith(("data: {", "{"))]
 
 
-def U(prompt: int, completion: int, read: int = 0, write: int = 0, model: str | None = None) -> Usage:
+def U(
+    prompt: int,
+    completion: int,
+    read: int = 0,
+    write: int = 0,
+    model: str | None = None,
+    *,
+    write_1h: int = 0,
+    tier: str | None = None,
+) -> Usage:
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         cache_read_tokens=read,
         cache_write_tokens=write,
         model=model,
+        cache_write_1h_tokens=write_1h,
+        service_tier=tier,
     )
 
 
@@ -69,8 +80,8 @@ STREAMS = [
 ]
 
 RESPONSES = [
-    # 2048 − 1792 cached; 830 completion includes 768 reasoning.
-    ("openai", "openai_chat_response.json", U(256, 830, 1792, model="o3-mini-2025-01-31")),
+    # 2048 − 1792 cached; 830 completion includes 768 reasoning. service_tier "default": standard.
+    ("openai", "openai_chat_response.json", U(256, 830, 1792, model="o3-mini-2025-01-31", tier="standard")),
     ("openai", "openai_responses_response.json", U(328, 52, 0, model="gpt-4.1-2025-04-14")),
     ("anthropic", "anthropic_response.json", U(14320, 642, 2048, 0, model="claude-3-5-sonnet-20241022")),
     # Counts typed float (5.0) as Cohere's SDK serialises them.
@@ -327,6 +338,85 @@ def test_openai_cache_writes_leave_the_full_rate_prompt(frames: list[dict[str, A
     if len(frames) == 1:
         assert from_response("openai", frames[0]) == expected
     assert _stream("openai", [f"data: {json.dumps(frame)}" for frame in frames]) == expected
+
+
+# Anthropic's 1-hour cache writes: cache_creation_input_tokens is the total of both lifetimes (5,000
+# here), cache_creation.ephemeral_1h_input_tokens the 1-hour part (3,000), billed at 2x input.
+_ANTHROPIC_1H = {
+    "input_tokens": 40,
+    "cache_creation_input_tokens": 5_000,
+    "cache_read_input_tokens": 12_000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 2_000, "ephemeral_1h_input_tokens": 3_000},
+    "output_tokens": 1,
+}
+
+
+def test_anthropic_one_hour_cache_writes() -> None:
+    body = {"type": "message", "model": "claude-sonnet-4-5", "usage": {**_ANTHROPIC_1H, "output_tokens": 250}}
+    expected = U(40, 250, 12_000, 5_000, model="claude-sonnet-4-5", write_1h=3_000)
+    assert from_response("anthropic", body) == expected
+    # streamed: message_start has the breakdown; message_delta's cumulative totals leave it out
+    # (an absent field keeps its message_start value), or repeat it
+    start = {"type": "message_start", "message": {"model": "claude-sonnet-4-5", "usage": _ANTHROPIC_1H}}
+    delta = {"type": "message_delta", "usage": {"output_tokens": 250}}
+    assert _stream("anthropic", [start, delta]) == expected
+    again = {"type": "message_delta", "usage": {**_ANTHROPIC_1H, "output_tokens": 250}}
+    assert _stream("anthropic", [f"data: {json.dumps(start)}", f"data: {json.dumps(again)}"]) == expected
+    # cut before message_delta: the start's counts, 1-hour writes included, not exact
+    cut = _stream("anthropic", [start])
+    assert (cut.cache_write_1h_tokens, cut.exact) == (3_000, False)
+    # no breakdown (older API versions, or no 1-hour writes): 0
+    plain = {"type": "message", "usage": {"input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 9}}
+    assert from_response("anthropic", plain).cache_write_1h_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("usage", "field"),
+    [
+        (
+            {"input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 10,
+             "cache_creation": {"ephemeral_1h_input_tokens": 11}},
+            "usage.cache_creation.ephemeral_1h_input_tokens",
+        ),
+        (
+            {"input_tokens": 1, "output_tokens": 1, "cache_creation": {"ephemeral_1h_input_tokens": -1}},
+            "usage.cache_creation.ephemeral_1h_input_tokens",
+        ),
+        ({"input_tokens": 1, "output_tokens": 1, "cache_creation": 7}, "usage.cache_creation"),
+    ],
+)  # fmt: skip
+def test_anthropic_one_hour_writes_beyond_the_total_raise(usage: dict[str, Any], field: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        from_response("anthropic", {"type": "message", "usage": usage})
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("reported", "tier"),
+    [("default", "standard"), ("flex", "flex"), ("priority", "priority"), ("Scale", "scale"), (None, None)],
+)
+def test_openai_service_tier(reported: str | None, tier: str | None) -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 2}
+    assert from_response("openai", {"model": "o3", "service_tier": reported, "usage": usage}).service_tier == tier
+    # streamed: every chunk carries it; the usage chunk too
+    chunks = [
+        {"model": "o3", "service_tier": reported, "choices": [{"delta": {"content": "x"}}], "usage": None},
+        {"model": "o3", "service_tier": reported, "choices": [], "usage": usage},
+    ]
+    assert _stream("openai", [f"data: {json.dumps(c)}" for c in chunks]).service_tier == tier
+    # Responses: on the response object of response.completed
+    event = {
+        "type": "response.completed",
+        "response": {"model": "o3", "service_tier": reported, "usage": {"input_tokens": 10, "output_tokens": 2}},
+    }
+    assert _stream("openai", [event]).service_tier == tier
+
+
+def test_service_tier_is_read_for_openai_only() -> None:
+    # Groq says "on_demand"; other providers' tiers are not OpenAI's, and are left to the gateway
+    usage = {"prompt_tokens": 1, "completion_tokens": 1}
+    body = {"model": "llama-3.1-8b-instant", "service_tier": "on_demand", "usage": usage}
+    assert from_response("groq", body).service_tier is None
 
 
 def test_groq_include_usage_chunk_at_top_level() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cost_api.aggregation.concurrency import gather_or_cancel
-from cost_api.aggregation.groups import Groups, Totals, Vocab, from_rows
+from cost_api.aggregation.groups import NO_TIER_RATE, Groups, Totals, Vocab, from_rows
 from cost_api.aggregation.rollups import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
 from cost_api.aggregation.rows import RowStore
 from cost_api.errors import BadParameter
@@ -454,7 +454,10 @@ def _instant(hour: int) -> datetime:
 
 
 def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
-    """`pricing: {version, coverage_pct, unpriced}` for the groups of an answer's range."""
+    """`pricing: {version, coverage_pct, unpriced, estimated_requests, no_tier_rate_requests,
+    no_tier_rate}` for the groups of an answer's range: what is unpriced, the requests whose usage the
+    gateway flagged as estimated (`usage_exact` false), and the requests of a service tier their price
+    has no rates for, priced at standard (docs/pricing.md#service-tiers)."""
     total = groups.total()
     unpriced = []
     if total.unpriced_requests:
@@ -471,8 +474,30 @@ def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
                     "completion_tokens_avoided": t.completion_tokens_avoided,
                 }
             )
+    no_tier_rate = []
+    if total.no_tier_rate_requests:
+        sub = groups.subset(groups.counts[NO_TIER_RATE] > 0)
+        for (provider, model, priced_as, tier), t in sorted(
+            sub.by("provider", "model", "priced_as", "tier").items(), key=lambda kv: -kv[1].no_tier_rate_requests
+        ):
+            no_tier_rate.append(
+                {
+                    "provider": provider,
+                    "model": model,
+                    "priced_as": priced_as,
+                    "service_tier": tier,
+                    "requests": t.no_tier_rate_requests,
+                }
+            )
     coverage = 100.0 if not total.requests else pct(total.requests - total.unpriced_requests, total.requests)
-    return {"version": pricing.version, "coverage_pct": coverage, "unpriced": unpriced}
+    return {
+        "version": pricing.version,
+        "coverage_pct": coverage,
+        "unpriced": unpriced,
+        "estimated_requests": total.estimated_requests,
+        "no_tier_rate_requests": total.no_tier_rate_requests,
+        "no_tier_rate": no_tier_rate,
+    }
 
 
 def data_quality_block(groups: Groups, fresh: Freshness) -> dict[str, Any]:

@@ -6,6 +6,11 @@ carried as integer codes, so that folding hundreds of thousands of groups is a f
 Bad rows (a negative token count, no provider or model: the SQL's `quality` column) come in groups of
 their own. Those groups count their rows in `counts["excluded"]` only: no requests, tokens, errors or
 money, so every fold leaves them out; `excluded()` counts them per reason for `data_quality`.
+
+The log's optional columns (docs/request-log.md) ride along: the service tier is part of the
+price-uniform key (`tier`, a Vocab code, 0 = standard), the 1-hour cache writes and the requests with
+estimated usage are counts, and pricing counts the requests of a tier the price has no rates for
+(`counts["no_tier_rate_requests"]`: priced at standard, never silently).
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ COUNTS = (
     "cache_write_tokens",
     "prompt_tokens_avoided",
     "completion_tokens_avoided",
+    "cache_write_1h_tokens",  # the part of cache_write_tokens written for an hour
+    "estimated_requests",  # rows whose usage_exact is false: estimated or zero counts
 )
 EXCLUDED = "excluded"  # the rows of a bad group: counted apart, in nothing else
+NO_TIER_RATE = "no_tier_rate_requests"  # requests of a tier their price has no rates for: at standard
 # A group's quality (the SQL's last column) is the index of its reason here; 0 is a good group.
 QUALITY = ("ok", "negative_tokens", "missing_provider_or_model")
 
@@ -89,21 +97,26 @@ class Totals:
     cache_write_tokens: int = 0
     prompt_tokens_avoided: int = 0
     completion_tokens_avoided: int = 0
+    cache_write_1h_tokens: int = 0
+    estimated_requests: int = 0
     excluded: int = 0  # bad rows, in no other figure
+    no_tier_rate_requests: int = 0
 
 
-_CODED = ("provider", "model", "key", "priced_as")
+_CODED = ("provider", "model", "key", "priced_as", "tier")
 # the array columns, in the constructor's order before and after `counts`
 _POSITIONAL = ("slot", "provider", "model", "key", "size_class", "cache_hit")
-_TRAILING = ("spend", "saved", "priced_as", "quality")
+_TRAILING = ("spend", "saved", "priced_as", "quality", "tier")
+_ALL_COUNTS = (*COUNTS, EXCLUDED, NO_TIER_RATE)
 
 
 @dataclass(slots=True)
 class Groups:
     """Priced groups, column by column (numpy arrays of equal length).
 
-    `provider`, `model`, `key` and `priced_as` are Vocab codes (`priced_as` 0: unpriced);
-    `by()` and `values()` give them back as strings. `quality` > 0 marks a group of bad rows.
+    `provider`, `model`, `key`, `priced_as` and `tier` are Vocab codes (`priced_as` 0: unpriced,
+    `tier` 0: standard); `by()` and `values()` give them back as strings. `quality` > 0 marks a group
+    of bad rows.
     """
 
     vocab: Vocab
@@ -114,11 +127,12 @@ class Groups:
     key: np.ndarray
     size_class: np.ndarray  # int8
     cache_hit: np.ndarray  # bool
-    counts: dict[str, np.ndarray]  # int64 per COUNTS name, and EXCLUDED
+    counts: dict[str, np.ndarray]  # int64 per COUNTS name, EXCLUDED and NO_TIER_RATE
     spend: np.ndarray  # float64 USD
     saved: np.ndarray  # float64 USD
     priced_as: np.ndarray
     quality: np.ndarray  # int8: an index into QUALITY
+    tier: np.ndarray  # int32: the service tier's Vocab code (0: standard)
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -210,6 +224,7 @@ class Groups:
             self.saved[mask],
             self.priced_as[mask],
             self.quality[mask],
+            self.tier[mask],
         )
 
     def _rebuilt(self, build: Callable[[Callable[[Groups], np.ndarray]], np.ndarray]) -> Groups:
@@ -249,12 +264,13 @@ class Groups:
         return self.collapsed(24)
 
     def collapsed(self, slots: int = 1) -> Groups:
-        """One group per `slots` slots, provider, model, key, cache hit and quality: priced already,
+        """One group per `slots` slots, provider, model, key, tier, cache hit and quality: priced already,
         so the size class no longer matters (slot = the first slot of each run of `slots`)."""
         if not len(self):
             return self
         day = self.slot // slots
-        codes = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in (day, self.provider, self.model, self.key)]
+        columns = (day, self.provider, self.model, self.key, self.tier)
+        codes = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in columns]
         combined = np.zeros(len(self), dtype=np.int64)
         for compact in codes:
             combined = combined * (int(compact.max()) + 1) + compact
@@ -280,6 +296,7 @@ class Groups:
             summed(self.saved),
             self.priced_as[first],
             self.quality[first],
+            self.tier[first],
         )
 
     def slot_starts(self) -> np.ndarray:
@@ -305,25 +322,34 @@ class Groups:
             cat([p.key for p in parts]),
             cat([p.size_class for p in parts]),
             cat([p.cache_hit for p in parts]),
-            {k: cat([p.counts[k] for p in parts]) for k in (*COUNTS, EXCLUDED)},
+            {k: cat([p.counts[k] for p in parts]) for k in _ALL_COUNTS},
             cat([p.spend for p in parts]),
             cat([p.saved for p in parts]),
             cat([p.priced_as for p in parts]),
             cat([p.quality for p in parts]),
+            cat([p.tier for p in parts]),
         )
+
+
+_HEAD_COUNTS = 8  # the counts at columns 6…13; the rest of COUNTS end the row, after quality and tier
+_TAIL = 2 + len(COUNTS) - _HEAD_COUNTS  # quality, tier, then those counts
 
 
 def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
     """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
-    price). The quality is the last column; a bad group's rows go to EXCLUDED, its other counts to 0."""
+    price). Each row ends with quality, tier and the optional columns' counts; a bad group's rows go to
+    EXCLUDED, its other counts to 0."""
     n = len(rows)
-    cols = list(zip(*rows, strict=True)) if rows else [()] * (7 + len(COUNTS))
-    quality = np.fromiter(cols[-1], dtype=np.int8, count=n)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * (6 + _HEAD_COUNTS + _TAIL)
+    quality = np.fromiter(cols[-_TAIL], dtype=np.int8, count=n)
     bad = quality != 0
+    where = [*range(6, 6 + _HEAD_COUNTS), *range(len(cols) - _TAIL + 2, len(cols))]
     counts = {
-        name: np.fromiter((v or 0 for v in cols[6 + i]), dtype=np.int64, count=n) for i, name in enumerate(COUNTS)
+        name: np.fromiter((v or 0 for v in cols[at]), dtype=np.int64, count=n)
+        for name, at in zip(COUNTS, where, strict=True)
     }
     counts[EXCLUDED] = np.where(bad, counts["requests"], 0)
+    counts[NO_TIER_RATE] = np.zeros(n, dtype=np.int64)
     for name in COUNTS:
         counts[name][bad] = 0
     groups = Groups(
@@ -340,6 +366,7 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: 
         np.zeros(n),
         np.zeros(n, dtype=np.int32),
         quality,
+        vocab.encode(cols[-_TAIL + 1]),
     )
     if pricing is not None and n:
         price(groups, pricing)
@@ -347,8 +374,8 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: 
 
 
 def price(groups: Groups, pricing: PriceTable) -> None:
-    """Fill spend, saved and priced_as: rates looked up once per (entry, UTC day, size class).
-    Bad groups are priced as nothing: no entry, spend 0, saved 0."""
+    """Fill spend, saved, priced_as and the no-tier-rate count: rates looked up once per (entry, UTC
+    day, size class, tier). Bad groups are priced as nothing: no entry, spend 0, saved 0."""
     vocab = groups.vocab
     pairs = groups.provider.astype(np.int64) * (int(groups.model.max()) + 1) + groups.model
     _, pair_first, pair_inverse = np.unique(pairs, return_index=True, return_inverse=True)
@@ -362,29 +389,34 @@ def price(groups: Groups, pricing: PriceTable) -> None:
     day0 = int(day.min())
     classes = int(groups.size_class.max()) + 1
     days = int(day.max()) - day0 + 1
-    combo = (entry_index * days + (day - day0)) * classes + groups.size_class
+    tier_codes, tier_index = np.unique(groups.tier, return_inverse=True)  # few: standard and a handful
+    tiers = len(tier_codes)
+    combo = ((entry_index * days + (day - day0)) * classes + groups.size_class) * tiers + tier_index.reshape(-1)
     uniques, inverse = np.unique(combo, return_inverse=True)
     inverse = inverse.reshape(-1)
-    rates = np.zeros((len(uniques), 4))
+    rates = np.zeros((len(uniques), 6))
     for j, value in enumerate(uniques.tolist()):
-        entry = entries[value // (days * classes)]
+        entry = entries[value // (days * classes * tiers)]
         if entry is None:
             continue
-        on = _EPOCH_DAY + timedelta(days=day0 + (value // classes) % days)
-        r = entry.rates(on, value % classes)
-        rates[j] = (r.input, r.output, r.cache_read, r.cache_write)
-    r_in, r_out, r_read, r_write = (rates[inverse, k] for k in range(4))
+        on = _EPOCH_DAY + timedelta(days=day0 + (value // (classes * tiers)) % days)
+        tier = vocab.value(int(tier_codes[value % tiers]))
+        r, standard = entry.tier_rates(on, (value // tiers) % classes, tier)
+        rates[j] = (r.input, r.output, r.cache_read, r.cache_write, r.cache_write_1h, standard)
+    r_in, r_out, r_read, r_write, r_write_1h, at_standard = (rates[inverse, k] for k in range(6))
     c = groups.counts
     billed = (
         c["prompt_tokens"] * r_in
         + c["completion_tokens"] * r_out
         + c["cache_read_tokens"] * r_read
-        + c["cache_write_tokens"] * r_write
+        + (c["cache_write_tokens"] - c["cache_write_1h_tokens"]) * r_write
+        + c["cache_write_1h_tokens"] * r_write_1h
     ) / 1_000_000
     avoided = (c["prompt_tokens_avoided"] * r_in + c["completion_tokens_avoided"] * r_out) / 1_000_000
     hit = groups.cache_hit
     groups.spend = np.where(hit | (priced_as == 0), 0.0, billed)
     groups.saved = np.where(hit & (priced_as != 0), avoided, 0.0)
+    c[NO_TIER_RATE] = np.where((priced_as != 0) & (at_standard != 0), c["requests"], 0)
 
 
 def _match(pricing: PriceTable, provider: str | None, model: str | None) -> Entry | None:

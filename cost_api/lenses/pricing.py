@@ -8,7 +8,7 @@ from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, pricing_block
 from cost_api.errors import BadParameter, Unpriced
-from cost_api.pricing.table import Entry, Price, PriceTable, resolve_rates
+from cost_api.pricing.table import SERVICE_TIERS, Entry, Price, PriceTable, resolve_rates
 from cost_api.windows import Window, iso, now_utc
 
 
@@ -16,7 +16,9 @@ def _rates(price: Price) -> dict[str, Any]:
     above = None
     if price.above is not None:
         above = {"input_tokens": price.above.input_tokens, **asdict(resolve_rates(price.above))}
-    return {**asdict(resolve_rates(price)), "above": above}
+    named = price.service_tiers
+    tiers = {n: asdict(resolve_rates(getattr(named, n))) for n in SERVICE_TIERS if named and getattr(named, n)}
+    return {**asdict(resolve_rates(price)), "above": above, "service_tiers": tiers}
 
 
 def _entry(entry: Entry) -> dict[str, Any]:

@@ -41,6 +41,9 @@ COLUMNS = (
     "completion_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "service_tier",
+    "usage_exact",
     "cache_hit",
     "prompt_tokens_avoided",
     "completion_tokens_avoided",
@@ -80,15 +83,15 @@ def _item(row: tuple[Any, ...], directory: TokenDirectory, pricing: PriceTable, 
     """One audit row. A row every figure leaves out (a bad row, or one dated after `cutoff`) is priced
     as nothing, and `excluded` says why (the `data_quality` reason it is counted under)."""
     (row_id, created_us, request_id, provider, model, endpoint, token_id, status, streamed) = row[:9]
-    p, c, cr, cw, hit, pa, ca, latency, cache_key, quality = row[9:]
+    p, c, cr, cw, hit, pa, ca, latency, cache_key, quality, cw1h, tier, estimated = row[9:]
     at = _instant(int(created_us))
     token, name = directory.display(token_id)
     excluded = QUALITY[quality] if quality else "future_created_at" if at > cutoff else None
     entry = None if excluded else pricing.match(provider, model)
     cost = saved = None
     if entry is not None:
-        cost = 0.0 if hit else money(pricing.cost(entry, at, int(p), int(c), int(cr), int(cw)))
-        saved = money(pricing.saved(entry, at, int(pa), int(ca))) if hit else 0.0
+        cost = 0.0 if hit else money(pricing.cost(entry, at, int(p), int(c), int(cr), int(cw), int(cw1h), tier))
+        saved = money(pricing.saved(entry, at, int(pa), int(ca), tier)) if hit else 0.0
     return {
         "id": row_id,
         "created_at": iso(at),
@@ -104,6 +107,9 @@ def _item(row: tuple[Any, ...], directory: TokenDirectory, pricing: PriceTable, 
         "completion_tokens": c,
         "cache_read_tokens": cr,
         "cache_write_tokens": cw,
+        "cache_write_1h_tokens": cw1h,
+        "service_tier": tier or "standard",
+        "usage_exact": not estimated,
         "cache_hit": bool(hit),
         "prompt_tokens_avoided": pa,
         "completion_tokens_avoided": ca,

@@ -17,7 +17,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from cost_api.pricing.table import WILDCARD, Entry, Price, PriceTable, PricingError, Rates, Tier, resolve_rates
+from cost_api.pricing.table import (
+    SERVICE_TIERS,
+    WILDCARD,
+    Entry,
+    Price,
+    PriceTable,
+    PricingError,
+    Rates,
+    Tier,
+    resolve_rates,
+)
 
 __all__ = ["EXCEPTIONS", "check_report", "diff_genai_prices", "load_exceptions", "resolve_report"]
 
@@ -29,7 +39,7 @@ def _num(x: float) -> str:
 
 
 def _rates_text(r: Rates) -> str:
-    return " ".join(f"{name} {_num(getattr(r, name))}" for name in _RATES)
+    return " ".join(f"{name} {_num(getattr(r, name))}" for name in (*_RATES, "cache_write_1h"))
 
 
 def _given(p: Price | Tier) -> str:
@@ -43,8 +53,12 @@ def _given(p: Price | Tier) -> str:
 
 def _price_text(p: Price) -> str:
     text = _given(p)
+    if p.cache_write_1h is not None:
+        text += f" cache_write_1h {_num(p.cache_write_1h)}"
     if p.above is not None:
         text += f"; above {p.above.input_tokens} input tokens: {_given(p.above)}"
+    if p.service_tiers is not None:
+        text += "; tiers: " + " ".join(n for n in SERVICE_TIERS if getattr(p.service_tiers, n))
     return text
 
 
@@ -106,6 +120,10 @@ def resolve_report(
     if price.above is not None:
         tier = entry.rates(day, len(table.thresholds))
         lines.append(f"  above {price.above.input_tokens} input tokens (whole request): {_rates_text(tier)}")
+    for name in SERVICE_TIERS:
+        rates, standard = entry.tier_rates(day, 0, name)
+        if not standard:
+            lines.append(f"  {name} tier: {_rates_text(rates)}")
     if (change := _next_change(entry, day)) is not None:
         lines.append(f"next price change: {change}")
     return 0, "\n".join(lines)

@@ -20,6 +20,7 @@ import yaml
 
 __all__ = [
     "MAX_THRESHOLDS",
+    "SERVICE_TIERS",
     "WILDCARD",
     "Entry",
     "ModelEntry",
@@ -28,15 +29,21 @@ __all__ = [
     "PricingError",
     "PricingFile",
     "Rates",
+    "ServiceTiers",
     "Tier",
+    "TierPrice",
     "load_table",
     "resolve_rates",
+    "service_tier",
 ]
 
 MAX_THRESHOLDS = 8
 """Most distinct `above.input_tokens` values a table may use (each one is a SQL size class)."""
 
 WILDCARD = "*"
+
+SERVICE_TIERS = ("batch", "flex", "priority")
+"""The request log's `service_tier` values that may have rates of their own (NULL = `standard`)."""
 
 _MEMO_LIMIT = 65_536
 
@@ -59,6 +66,25 @@ class Tier(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True
     output: Rate
     cache_read: Rate | None = None
     cache_write: Rate | None = None
+    cache_write_1h: Rate | None = None
+
+
+class TierPrice(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A service tier's rates (batch, flex, priority), for requests up to the entry's `above` threshold."""
+
+    input: Rate
+    output: Rate
+    cache_read: Rate | None = None
+    cache_write: Rate | None = None
+    cache_write_1h: Rate | None = None
+
+
+class ServiceTiers(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """`service_tiers`: the tiers a source gives rates for; a tier left out bills at the standard rates."""
+
+    batch: TierPrice | None = None
+    flex: TierPrice | None = None
+    priority: TierPrice | None = None
 
 
 class Price(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -69,7 +95,9 @@ class Price(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     output: Rate
     cache_read: Rate | None = None
     cache_write: Rate | None = None
+    cache_write_1h: Rate | None = None
     above: Tier | None = None
+    service_tiers: ServiceTiers | None = None
 
 
 class ModelEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -89,22 +117,33 @@ class PricingFile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """USD per 1M tokens; absent cache rates already resolved to `input`."""
+    """USD per 1M tokens; absent cache rates already resolved (to `input`; 1-hour writes to `cache_write`)."""
 
     input: float
     output: float
     cache_read: float
     cache_write: float
+    cache_write_1h: float
 
 
-def resolve_rates(rates: Price | Tier) -> Rates:
-    """The rates as billed: an absent cache rate is the input rate."""
+def resolve_rates(rates: Price | Tier | TierPrice) -> Rates:
+    """The rates as billed: an absent cache rate is the input rate, an absent 1-hour write rate the
+    (5-minute) cache-write rate, as a log without `cache_write_1h_tokens` bills those writes."""
+    cache_write = rates.input if rates.cache_write is None else rates.cache_write
     return Rates(
         input=rates.input,
         output=rates.output,
         cache_read=rates.input if rates.cache_read is None else rates.cache_read,
-        cache_write=rates.input if rates.cache_write is None else rates.cache_write,
+        cache_write=cache_write,
+        cache_write_1h=cache_write if rates.cache_write_1h is None else rates.cache_write_1h,
     )
+
+
+def service_tier(value: str | None) -> str | None:
+    """A logged `service_tier` as priced: None for standard (NULL, blank, `standard`, or OpenAI's
+    `default`), else lower case. The SQL queries apply the same rule."""
+    tier = (value or "").strip().lower()
+    return None if tier in ("", "standard", "default") else tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +160,10 @@ class Entry:
     prices: tuple[Price, ...]
     source: str  # "builtin" | "override"
     thresholds: tuple[int, ...] = field(default=(), repr=False, compare=False)
-    # per price: first UTC day in force (the first entry: always), base rates, (tier class, tier rates)
+    # per price: first UTC day in force (the first entry: always), base rates, (tier class, tier rates),
+    # and the service tiers' rates by name
     _days: tuple[datetime.date, ...] = field(init=False, repr=False, compare=False)
-    _resolved: tuple[tuple[Rates, tuple[int, Rates] | None], ...] = field(
+    _resolved: tuple[tuple[Rates, tuple[int, Rates] | None, dict[str, Rates]], ...] = field(
         init=False, repr=False, compare=False
     )
 
@@ -134,7 +174,9 @@ class Entry:
             tier = None
             if price.above is not None:
                 tier = (bisect.bisect_left(self.thresholds, price.above.input_tokens), resolve_rates(price.above))
-            resolved.append((resolve_rates(price), tier))
+            named = price.service_tiers
+            tiers = {n: resolve_rates(getattr(named, n)) for n in SERVICE_TIERS if named and getattr(named, n)}
+            resolved.append((resolve_rates(price), tier, tiers))
         object.__setattr__(self, "_days", tuple(days))
         object.__setattr__(self, "_resolved", tuple(resolved))
 
@@ -150,12 +192,22 @@ class Entry:
         """The `prices` entry in force on that UTC day (the first one for any day before the second)."""
         return self.prices[self._index(day)]
 
-    def rates(self, day: datetime.date, size_class: int) -> Rates:
-        """Rates in force on `day` for a request of the table's `size_class` (see `PriceTable.size_class`)."""
-        base, tier = self._resolved[self._index(day)]
-        if tier is not None and size_class > tier[0]:
-            return tier[1]
-        return base
+    def rates(self, day: datetime.date, size_class: int, tier: str | None = None) -> Rates:
+        """Rates in force on `day` for a request of the table's `size_class` (see `PriceTable.size_class`)
+        and service `tier` (None: standard)."""
+        return self.tier_rates(day, size_class, tier)[0]
+
+    def tier_rates(self, day: datetime.date, size_class: int, tier: str | None) -> tuple[Rates, bool]:
+        """The rates a request is billed at, and whether they are the standard ones only because the
+        entry has no rate for its service tier (on that day, or past the long-context cliff, where a
+        tier's rates are not known): such requests are counted, never priced at standard silently."""
+        base, cliff, tiers = self._resolved[self._index(day)]
+        past_cliff = cliff is not None and size_class > cliff[0]
+        standard = cliff[1] if past_cliff else base
+        if tier is None:
+            return standard, False
+        found = None if past_cliff else tiers.get(tier)
+        return (standard, True) if found is None else (found, False)
 
 
 # --------------------------------------------------------------------------- matching
@@ -263,26 +315,38 @@ class PriceTable:
         completion: int,
         cache_read: int,
         cache_write: int,
+        cache_write_1h: int = 0,
+        tier: str | None = None,
     ) -> float:
-        """USD for one request (or a group uniform in day and size class) logged at `at`."""
-        r = entry.rates(_utc_day(at), self.size_class(prompt + cache_read + cache_write))
+        """USD for one request (or a group uniform in day, size class and tier) logged at `at`.
+        `cache_write_1h` is the part of `cache_write` written for an hour (docs/request-log.md)."""
+        r = entry.rates(_utc_day(at), self.size_class(prompt + cache_read + cache_write), service_tier(tier))
         units = (
-            prompt * r.input + completion * r.output + cache_read * r.cache_read + cache_write * r.cache_write
+            prompt * r.input
+            + completion * r.output
+            + cache_read * r.cache_read
+            + (cache_write - cache_write_1h) * r.cache_write
+            + cache_write_1h * r.cache_write_1h
         )
         return units / 1_000_000
 
     def saved(
-        self, entry: Entry, at: datetime.datetime, prompt_avoided: int, completion_avoided: int
+        self,
+        entry: Entry,
+        at: datetime.datetime,
+        prompt_avoided: int,
+        completion_avoided: int,
+        tier: str | None = None,
     ) -> float:
         """USD a response-cache hit avoided, at the input/output rates in force at `at`."""
-        r = entry.rates(_utc_day(at), self.size_class(prompt_avoided))
+        r = entry.rates(_utc_day(at), self.size_class(prompt_avoided), service_tier(tier))
         return (prompt_avoided * r.input + completion_avoided * r.output) / 1_000_000
 
 
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser: 5x faster
     """yaml.safe_load, except that a key given twice in one mapping is an error, not a silent override."""
 
 
@@ -350,10 +414,13 @@ def _check_entries(name: str, parsed: PricingFile) -> None:
                         f"({previous} then {price.since})"
                     )
                 previous = price.since
-            for where, rates in ((f"prices[{j}]", price), (f"prices[{j}].above", price.above)):
+            named = price.service_tiers
+            blocks = [(f"prices[{j}]", price), (f"prices[{j}].above", price.above)]
+            blocks += [(f"prices[{j}].service_tiers.{n}", getattr(named, n)) for n in SERVICE_TIERS if named]
+            for where, rates in blocks:
                 if rates is None:
                     continue
-                for rate in ("input", "output", "cache_read", "cache_write"):
+                for rate in ("input", "output", "cache_read", "cache_write", "cache_write_1h"):
                     value = getattr(rates, rate)
                     if value is not None and not math.isfinite(value):
                         raise fail(f"{where}.{rate}: must be a finite number")

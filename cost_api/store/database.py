@@ -28,7 +28,7 @@ import aiosqlite
 import asyncpg
 
 from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
-from cost_api.store.queries import Registry
+from cost_api.store.queries import LogColumns, Registry
 from cost_api.store.timing import time_query
 from cost_api.store.url import DatabaseURL
 from cost_api.windows import epoch_ms, from_ms
@@ -94,6 +94,9 @@ class Database(ABC):
         self.registry = registry
         self.timeout = timeout
         self._schema_fault: str | None = None  # what schema_problem found, until it finds nothing
+        self.log_columns: LogColumns | None = None  # the optional columns the queries read
+        self._columns_of: int | None = None  # the generation they were read from
+        self._columns_lock = asyncio.Lock()
 
     async def fetch(self, name: str, **params: Any) -> list[Row]:
         """Run the named query (timed by name and outcome for /metrics).
@@ -107,6 +110,8 @@ class Database(ABC):
         with time_query(name):
             if self._schema_fault is not None:
                 await self._raise_schema_fault()
+            if self._columns_of != self.generation and self.registry.reads_log(name):
+                await self.read_log_columns()
             try:
                 return await self._fetch(name, self._deadline(name), **params)
             except (DatabaseUnavailable, QueryTimeout):
@@ -114,7 +119,25 @@ class Database(ABC):
             except Exception as exc:
                 await self._forget_prepared()
                 await self._raise_schema_fault(exc)
+                if self.registry.reads_log(name):  # an optional column may have come or gone
+                    self._columns_of = None
+                    await self.read_log_columns()
                 return await self._fetch(name, self._deadline(name), **params)
+
+    async def read_log_columns(self) -> LogColumns:
+        """Which optional columns the log has, read once (again for another database behind the URL,
+        after a query failed, or while the table is missing), and the queries bound to read them
+        (queries.LogColumns)."""
+        async with self._columns_lock:
+            if self.log_columns is None or self._columns_of != self.generation:
+                generation = self.generation
+                with time_query("log_columns"):
+                    found = await self._fetch("log_columns", self._deadline("log_columns"))
+                columns = LogColumns.of(row[0] for row in found)
+                self.registry = self.registry.bind(columns.table_expression(self.dialect))
+                self.log_columns = columns
+                self._columns_of = generation if columns.table_found else None
+        return self.log_columns
 
     async def _raise_schema_fault(self, cause: Exception | None = None) -> None:
         problem = await self.schema_problem()

@@ -4,12 +4,16 @@ Each query in `sql/<dialect>/*.sql` starts with `-- name: <name>`, then at least
 describing it, then the SQL with `:named` parameters. At load time the parameters are rewritten
 to the driver's style: `?` for sqlite3/aiosqlite, `$1…$n` for asyncpg. Both dialects must define
 the same queries with the same parameters, or start-up fails saying which query differs.
+
+A query that names the table `{request_log}` reads the log's optional columns: it runs only from a
+registry `bind()`-ing that placeholder to the table expression of the log at hand (`LogColumns`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DIALECTS = ("sqlite", "postgres")
@@ -31,6 +35,11 @@ class Query:
     sql: str  # rewritten for the driver
     params: tuple[str, ...]  # the driver's positional order (asyncpg: distinct names, $1…$n)
     source: str  # file the query came from
+
+    @property
+    def reads_log(self) -> bool:
+        """Whether the query names the table `{request_log}` (bound by `Registry.bind`)."""
+        return PLACEHOLDER in self.text
 
     def bind(self, values: dict[str, object]) -> list[object]:
         missing = [p for p in dict.fromkeys(self.params) if p not in values]
@@ -104,12 +113,30 @@ def _load_dialect(folder: Path, dialect: str) -> dict[str, Query]:
 class Registry:
     """All queries of one dialect, checked against the other dialect at load time."""
 
-    def __init__(self, queries: dict[str, Query], dialect: str) -> None:
+    def __init__(
+        self, queries: dict[str, Query], dialect: str, table: str | None = None, unbound: dict[str, Query] | None = None
+    ) -> None:
         self.queries = queries
         self.dialect = dialect
+        self.table = table  # what `{request_log}` stands for; None: not bound yet
+        self._unbound = queries if unbound is None else unbound
 
     def __getitem__(self, name: str) -> Query:
-        return self.queries[name]
+        query = self.queries[name]
+        if query.reads_log and self.table is None:
+            raise QueryRegistryError(f"query {name} reads {PLACEHOLDER}: bind the log's table expression first")
+        return query
+
+    def reads_log(self, name: str) -> bool:
+        return self.queries[name].reads_log
+
+    def bind(self, table: str) -> Registry:
+        """The same queries with `{request_log}` read as `table` (a table expression of our own)."""
+        bound = {
+            name: replace(q, sql=q.sql.replace(PLACEHOLDER, table)) if q.reads_log else q
+            for name, q in self._unbound.items()
+        }
+        return Registry(bound, self.dialect, table, self._unbound)
 
     def __iter__(self):
         return iter(self.queries.values())
@@ -128,6 +155,8 @@ class Registry:
             )
             raise QueryRegistryError(f"queries defined in one dialect only: {details}")
         for name in sorted(names["sqlite"]):
+            if loaded["sqlite"][name].reads_log != loaded["postgres"][name].reads_log:
+                raise QueryRegistryError(f"query {name}: only one dialect reads {PLACEHOLDER}")
             lite, pg = (set(loaded[d][name].params) for d in DIALECTS)
             if lite != pg:
                 listed = {
@@ -138,3 +167,55 @@ class Registry:
                     f"(sqlite: {listed['sqlite']}; postgres: {listed['postgres']})"
                 )
         return cls(loaded[dialect], dialect)
+
+
+# --------------------------------------------------------------------------- optional log columns
+# `cache_write_1h_tokens`, `service_tier` and `usage_exact` (docs/request-log.md) are read when the log
+# has them. The queries that read them (groups, rows_between, rows_after, request_rows,
+# hour_fingerprints) name the table `{request_log}`. Before the first of them runs (and again when
+# another SQLite file answers behind the URL), the database reads the log's column names (query
+# `log_columns`: `pragma_table_info` on SQLite, `information_schema.columns` on Postgres) and binds
+# the placeholder, once for every query, to:
+#
+# - `request_log`, when every optional column is there;
+# - `(SELECT *, <default> AS <column>, … FROM request_log) AS request_log` otherwise, with the
+#   default of each missing column (0, NULL, NULL: what a row without the detail means).
+#
+# Column names and defaults are the constants below: nothing read from the database, and no user
+# input, becomes SQL. Both planners flatten the subquery, so the `created_at` index serves as before.
+
+PLACEHOLDER = "{request_log}"
+TABLE = "request_log"
+OPTIONAL = ("cache_write_1h_tokens", "service_tier", "usage_exact")
+# per dialect, the value a row has without the column: no 1-hour writes, standard tier, exact usage
+DEFAULTS = {
+    "sqlite": {"cache_write_1h_tokens": "0", "service_tier": "NULL", "usage_exact": "NULL"},
+    "postgres": {"cache_write_1h_tokens": "0", "service_tier": "NULL::text", "usage_exact": "NULL::boolean"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LogColumns:
+    """The optional columns a log has (`read`), and whether its table was found at all."""
+
+    read: tuple[str, ...]
+    table_found: bool = True
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> LogColumns:
+        found = {str(n).lower() for n in names}
+        return cls(tuple(c for c in OPTIONAL if c in found), bool(found))
+
+    @property
+    def absent(self) -> tuple[str, ...]:
+        return tuple(c for c in OPTIONAL if c not in self.read)
+
+    def table_expression(self, dialect: str) -> str:
+        """What the queries read in place of `{request_log}`."""
+        if not self.absent:
+            return TABLE
+        defaults = ", ".join(f"{DEFAULTS[dialect][c]} AS {c}" for c in self.absent)
+        return f"(SELECT *, {defaults} FROM {TABLE}) AS {TABLE}"
+
+    def as_json(self) -> dict[str, list[str]]:
+        return {"read": list(self.read), "absent": list(self.absent)}

@@ -70,7 +70,9 @@ async def smoke(settings: Settings) -> tuple[int, str]:
         if failures:
             lines.append(f"{failures} of {count} queries failed")
         else:
-            lines += [f"ok: {count} queries on {dialect}", await data_quality_line(service)]
+            read = ", ".join((await service.db.read_log_columns()).read) or "none"
+            lines += [f"ok: {count} queries on {dialect}; optional columns read: {read}"]
+            lines += [await data_quality_line(service)]
     finally:
         await service.close()
     return (1 if failures else 0), "\n".join(lines)

@@ -25,8 +25,10 @@ class Service:
 
     async def readiness(self) -> dict[str, Any]:
         """What `GET /readyz` says when ready: the log can be read as the contract says (else the
-        store's error, a 503), whether it is a replica behind its primary, and the rollups' state."""
+        store's error, a 503), which optional columns it has, whether it is a replica behind its primary,
+        and the rollups' state."""
         await self.db.check_schema()
+        columns = await self.db.read_log_columns()  # the optional columns read (docs/request-log.md)
         recovering, replayed = await self.db.replica()
         rollups = self.aggregator.rollups
         return {
@@ -35,6 +37,7 @@ class Service:
             # a hot standby answers as of what it has replayed: this says when that committed
             "replica": {"last_replayed_commit_at": None if replayed is None else iso(replayed)} if recovering else None,
             "rollups": {"ready": rollups.ready, "warm_seconds": rollups.warm_seconds},
+            "optional_columns": columns.as_json(),
         }
 
     async def close(self) -> None:

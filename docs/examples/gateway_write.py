@@ -17,11 +17,13 @@ INSERT = """
 INSERT INTO request_log (
     created_at, request_id, provider, model, endpoint, token_id, status_code, streamed,
     prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-    cache_hit, prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key
+    cache_hit, prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key,
+    cache_write_1h_tokens, service_tier, usage_exact
 ) VALUES (
     :created_at, :request_id, :provider, :model, :endpoint, :token_id, :status_code, :streamed,
     :prompt_tokens, :completion_tokens, :cache_read_tokens, :cache_write_tokens,
-    :cache_hit, :prompt_tokens_avoided, :completion_tokens_avoided, :latency_ms, :cache_key
+    :cache_hit, :prompt_tokens_avoided, :completion_tokens_avoided, :latency_ms, :cache_key,
+    :cache_write_1h_tokens, :service_tier, :usage_exact
 )
 """
 
@@ -39,10 +41,11 @@ class Call:
     status_code: int = 200
     latency_ms: int | None = None
     cache_key: str | None = None  # the response-cache key, None when not cacheable
+    service_tier: str | None = None  # "batch" for a call sent through a Batch API: its body does not say
     created_at: int = field(default_factory=lambda: time.time_ns() // 1_000_000)  # epoch ms, UTC
 
 
-def _insert(conn: sqlite3.Connection, call: Call, model: str | None, **columns: int) -> None:
+def _insert(conn: sqlite3.Connection, call: Call, model: str | None, **columns: int | str | None) -> None:
     row = {
         "created_at": call.created_at,
         "request_id": call.request_id,
@@ -61,6 +64,9 @@ def _insert(conn: sqlite3.Connection, call: Call, model: str | None, **columns: 
         "cache_hit": 0,
         "prompt_tokens_avoided": 0,
         "completion_tokens_avoided": 0,
+        "cache_write_1h_tokens": 0,
+        "service_tier": None,  # NULL: standard
+        "usage_exact": None,  # NULL: exact
     }
     with conn:
         conn.execute(INSERT, row | columns)
@@ -77,6 +83,9 @@ def _log_provider_call(conn: sqlite3.Connection, call: Call, usage: Usage) -> Us
         completion_tokens=usage.completion_tokens,
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,  # the 1-hour part of cache_write_tokens
+        service_tier=call.service_tier or usage.service_tier,
+        usage_exact=int(usage.exact),  # 0: the counts are what was seen; the API counts such rows
     )
     return usage
 

@@ -5,7 +5,9 @@
 -- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
 -- :max_id (NULL: none) and :skip_ids (NULL: none) keep a rollup read to the ids the incremental reader
 -- has not taken: ids up to :max_id except the ones it still waits for.
--- The last column, quality, sets bad rows apart in groups of their own (see `rows_between`).
+-- Then quality, which sets bad rows apart in groups of their own (see `rows_between`), and the optional
+-- columns' detail (docs/request-log.md; a log without them reads 0, NULL, NULL): the service tier
+-- (lower case, NULL: standard), the 1-hour part of the cache writes, the requests with estimated usage.
 SELECT slot, provider, model, key,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -15,7 +17,7 @@ SELECT slot, provider, model, key,
        count(*) FILTER (WHERE status_code >= 400) AS errors,
        sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
        sum(prompt_tokens_avoided), sum(completion_tokens_avoided),
-       quality
+       quality, tier, sum(write_1h), sum(estimated)
 FROM (
     SELECT floor(extract(epoch FROM created_at) * 1000 / :slot_ms::bigint)::bigint AS slot,
            provider, model,
@@ -26,12 +28,17 @@ FROM (
            cache_hit, status_code,
            prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
            prompt_tokens_avoided, completion_tokens_avoided,
+           CASE WHEN lower(trim(service_tier)) IN ('', 'standard', 'default') THEN NULL
+                ELSE lower(trim(service_tier)) END AS tier,
+           coalesce(cache_write_1h_tokens, 0) AS write_1h,
+           CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated,
            CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
                 WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                     OR completion_tokens_avoided < 0 THEN 1
+                     OR completion_tokens_avoided < 0
+                     OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:providers::text[] IS NULL OR provider = ANY(:providers::text[]))
       AND (:models::text[] IS NULL OR model = ANY(:models::text[]))
@@ -43,4 +50,4 @@ FROM (
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
       AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))
 ) AS rows
-GROUP BY slot, provider, model, key, size_class, cache_hit, quality;
+GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier;

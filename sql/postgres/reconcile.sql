@@ -1,6 +1,7 @@
 -- name: hour_fingerprints
--- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it — the good
--- rows' requests, errors and six token sums, and the bad rows (quality as in `rows_between`) — up to
+-- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, in the
+-- order of rollup.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
+-- and estimated requests, and the bad rows (quality as in `rows_between`) — up to
 -- id :max_id except :skip_ids, as in `groups`. The reconciliation sweep compares them with the rollups
 -- and reads again the hours that differ (deletes, updates).
 SELECT hour, count(*) FILTER (WHERE quality = 0), count(*) FILTER (WHERE quality = 0 AND status_code >= 400),
@@ -8,17 +9,21 @@ SELECT hour, count(*) FILTER (WHERE quality = 0), count(*) FILTER (WHERE quality
        sum(cache_read_tokens) FILTER (WHERE quality = 0), sum(cache_write_tokens) FILTER (WHERE quality = 0),
        sum(prompt_tokens_avoided) FILTER (WHERE quality = 0),
        sum(completion_tokens_avoided) FILTER (WHERE quality = 0),
+       sum(write_1h) FILTER (WHERE quality = 0), sum(estimated) FILTER (WHERE quality = 0),
        count(*) FILTER (WHERE quality <> 0)
 FROM (
     SELECT floor(extract(epoch FROM created_at) / 3600)::bigint AS hour, status_code, prompt_tokens,
            completion_tokens, cache_read_tokens, cache_write_tokens, prompt_tokens_avoided,
            completion_tokens_avoided,
+           coalesce(cache_write_1h_tokens, 0) AS write_1h,
+           CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated,
            CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
                 WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                     OR completion_tokens_avoided < 0 THEN 1
+                     OR completion_tokens_avoided < 0
+                     OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
       AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))

@@ -2,25 +2,32 @@
 -- Single rows of [:start, :end) (a closed hour a window only partly covers), each priced as its own
 -- group: created_at ms, provider, model, endpoint, size class, cache hit, 1, error, token sums,
 -- then token_id, id and the row's quality: 0 a good row, 1 a negative token count (any of the six
--- columns), 2 no provider or model (NULL or blank): such rows are left out of every figure and
--- counted in `data_quality` (docs/request-log.md). Ids up to :max_id (NULL: all). The thresholds
--- :t1…:t8 as in `groups`.
+-- columns, or cache_write_1h_tokens below 0 or above cache_write_tokens), 2 no provider or model
+-- (NULL or blank): such rows are left out of every figure and
+-- counted in `data_quality` (docs/request-log.md). After quality, as in `groups`: the service tier,
+-- the 1-hour cache writes, and 1 for a row with estimated usage. Ids up to :max_id (NULL: all). The
+-- thresholds :t1…:t8 as in `groups`.
 SELECT floor(extract(epoch FROM created_at) * 1000)::bigint, provider, model, endpoint,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
          + (inp > :t7::bigint)::int + (inp > :t8::bigint)::int,
        cache_hit, 1, (status_code >= 400)::int,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality
+       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality, tier, write_1h, estimated
 FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided::bigint
                    ELSE prompt_tokens::bigint + cache_read_tokens + cache_write_tokens END AS inp,
               CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
                    WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                         OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                        OR completion_tokens_avoided < 0 THEN 1
-                   ELSE 0 END AS quality
-    FROM request_log
+                        OR completion_tokens_avoided < 0
+                        OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
+                   ELSE 0 END AS quality,
+              CASE WHEN lower(trim(service_tier)) IN ('', 'standard', 'default') THEN NULL
+                   ELSE lower(trim(service_tier)) END AS tier,
+              coalesce(cache_write_1h_tokens, 0) AS write_1h,
+              CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
 ) AS rows;
 
@@ -34,19 +41,24 @@ SELECT floor(extract(epoch FROM created_at) * 1000)::bigint, provider, model, en
          + (inp > :t7::bigint)::int + (inp > :t8::bigint)::int,
        cache_hit, 1, (status_code >= 400)::int,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality
+       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality, tier, write_1h, estimated
 FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided::bigint
                    ELSE prompt_tokens::bigint + cache_read_tokens + cache_write_tokens END AS inp,
               CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
                    WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                         OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                        OR completion_tokens_avoided < 0 THEN 1
-                   ELSE 0 END AS quality
+                        OR completion_tokens_avoided < 0
+                        OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
+                   ELSE 0 END AS quality,
+              CASE WHEN lower(trim(service_tier)) IN ('', 'standard', 'default') THEN NULL
+                   ELSE lower(trim(service_tier)) END AS tier,
+              coalesce(cache_write_1h_tokens, 0) AS write_1h,
+              CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated
     FROM (  -- two lookups by primary key
-        SELECT * FROM request_log WHERE id > :after::bigint
+        SELECT * FROM {request_log} WHERE id > :after::bigint
         UNION ALL
-        SELECT * FROM request_log WHERE id = ANY(:holes::bigint[])
+        SELECT * FROM {request_log} WHERE id = ANY(:holes::bigint[])
     ) AS fresh
 ) AS rows
 ORDER BY id

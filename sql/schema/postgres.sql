@@ -1,4 +1,5 @@
 -- The request-log contract (docs/request-log.md), Postgres flavour.
+-- The last three columns are optional: a log without them is read as before (docs/request-log.md).
 CREATE TABLE IF NOT EXISTS request_log (
     id                        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created_at                TIMESTAMPTZ NOT NULL,
@@ -17,7 +18,10 @@ CREATE TABLE IF NOT EXISTS request_log (
     prompt_tokens_avoided     INTEGER NOT NULL DEFAULT 0,
     completion_tokens_avoided INTEGER NOT NULL DEFAULT 0,
     latency_ms                INTEGER,
-    cache_key                 TEXT
+    cache_key                 TEXT,
+    cache_write_1h_tokens     INTEGER NOT NULL DEFAULT 0,
+    service_tier              TEXT,
+    usage_exact               BOOLEAN
 );
 
 CREATE INDEX IF NOT EXISTS request_log_created_at ON request_log (created_at);

@@ -1,5 +1,6 @@
 -- The request-log contract (docs/request-log.md), SQLite flavour.
 -- created_at is Unix epoch milliseconds, UTC.
+-- The last three columns are optional: a log without them is read as before (docs/request-log.md).
 CREATE TABLE IF NOT EXISTS request_log (
     id                        INTEGER PRIMARY KEY,
     created_at                INTEGER NOT NULL,
@@ -18,7 +19,10 @@ CREATE TABLE IF NOT EXISTS request_log (
     prompt_tokens_avoided     INTEGER NOT NULL DEFAULT 0,
     completion_tokens_avoided INTEGER NOT NULL DEFAULT 0,
     latency_ms                INTEGER,
-    cache_key                 TEXT
+    cache_key                 TEXT,
+    cache_write_1h_tokens     INTEGER NOT NULL DEFAULT 0,
+    service_tier              TEXT,
+    usage_exact               INTEGER
 );
 
 CREATE INDEX IF NOT EXISTS request_log_created_at ON request_log (created_at);

@@ -5,7 +5,9 @@
 -- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
 -- :max_id (NULL: none) and :skip_ids (NULL: none) keep a rollup read to the ids the incremental reader
 -- has not taken: ids up to :max_id except the ones it still waits for.
--- The last column, quality, sets bad rows apart in groups of their own (see `rows_between`).
+-- Then quality, which sets bad rows apart in groups of their own (see `rows_between`), and the optional
+-- columns' detail (docs/request-log.md; a log without them reads 0, NULL, NULL): the service tier
+-- (lower case, NULL: standard), the 1-hour part of the cache writes, the requests with estimated usage.
 SELECT slot, provider, model, key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
@@ -14,7 +16,7 @@ SELECT slot, provider, model, key,
        sum(status_code >= 400) AS errors,
        sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
        sum(prompt_tokens_avoided), sum(completion_tokens_avoided),
-       quality
+       quality, tier, sum(write_1h), sum(estimated)
 FROM (
     SELECT created_at / :slot_ms AS slot, provider, model,
            CASE :dim WHEN 'endpoint' THEN endpoint WHEN 'token' THEN token_id
@@ -24,12 +26,17 @@ FROM (
            cache_hit <> 0 AS cache_hit, status_code,
            prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
            prompt_tokens_avoided, completion_tokens_avoided,
+           CASE WHEN lower(trim(service_tier)) IN ('', 'standard', 'default') THEN NULL
+                ELSE lower(trim(service_tier)) END AS tier,
+           coalesce(cache_write_1h_tokens, 0) AS write_1h,
+           CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated,
            CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
                 WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                     OR completion_tokens_avoided < 0 THEN 1
+                     OR completion_tokens_avoided < 0
+                     OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:providers IS NULL OR provider IN (SELECT value FROM json_each(:providers)))
       AND (:models IS NULL OR model IN (SELECT value FROM json_each(:models)))
@@ -41,4 +48,4 @@ FROM (
       AND (:max_id IS NULL OR id <= :max_id)
       AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))
 )
-GROUP BY slot, provider, model, key, size_class, cache_hit, quality;
+GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier;

@@ -1,6 +1,7 @@
 -- name: hour_fingerprints
--- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it — the good
--- rows' requests, errors and six token sums, and the bad rows (quality as in `rows_between`) — up to
+-- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, in the
+-- order of rollup.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
+-- and estimated requests, and the bad rows (quality as in `rows_between`) — up to
 -- id :max_id except :skip_ids, as in `groups`. The reconciliation sweep compares them with the rollups
 -- and reads again the hours that differ (deletes, updates).
 SELECT hour, sum(quality = 0), sum(quality = 0 AND status_code >= 400),
@@ -8,16 +9,20 @@ SELECT hour, sum(quality = 0), sum(quality = 0 AND status_code >= 400),
        sum(CASE WHEN quality = 0 THEN cache_read_tokens END), sum(CASE WHEN quality = 0 THEN cache_write_tokens END),
        sum(CASE WHEN quality = 0 THEN prompt_tokens_avoided END),
        sum(CASE WHEN quality = 0 THEN completion_tokens_avoided END),
+       sum(CASE WHEN quality = 0 THEN write_1h END), sum(CASE WHEN quality = 0 THEN estimated END),
        sum(quality <> 0)
 FROM (
     SELECT created_at / 3600000 AS hour, status_code, prompt_tokens, completion_tokens, cache_read_tokens,
            cache_write_tokens, prompt_tokens_avoided, completion_tokens_avoided,
+           coalesce(cache_write_1h_tokens, 0) AS write_1h,
+           CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated,
            CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
                 WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                      OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                     OR completion_tokens_avoided < 0 THEN 1
+                     OR completion_tokens_avoided < 0
+                     OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
                 ELSE 0 END AS quality
-    FROM request_log
+    FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:max_id IS NULL OR id <= :max_id)
       AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))

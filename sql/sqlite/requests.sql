@@ -3,16 +3,22 @@
 -- them from the keyset position (:c_at, :c_id) on, exclusive: (created_at, id) < (:c_at, :c_id).
 -- The first page passes (:end, 0), which excludes nothing the range does not. created_at comes back
 -- as epoch microseconds in both dialects (Postgres keeps microseconds; a cursor must be exact).
--- The last column is the row's quality, as in `rows_between`.
+-- Then the row's quality, as in `rows_between`, and the optional columns: the 1-hour cache writes,
+-- the service tier (lower case, NULL: standard) and 1 for estimated usage.
 SELECT id, created_at * 1000 AS created_at_us, request_id, provider, model, endpoint, token_id,
        status_code, streamed, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
        cache_hit, prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key,
        CASE WHEN provider IS NULL OR trim(provider) = '' OR model IS NULL OR trim(model) = '' THEN 2
             WHEN prompt_tokens < 0 OR completion_tokens < 0 OR cache_read_tokens < 0
                  OR cache_write_tokens < 0 OR prompt_tokens_avoided < 0
-                 OR completion_tokens_avoided < 0 THEN 1
-            ELSE 0 END AS quality
-FROM request_log
+                 OR completion_tokens_avoided < 0
+                 OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
+            ELSE 0 END AS quality,
+       coalesce(cache_write_1h_tokens, 0),
+       CASE WHEN lower(trim(service_tier)) IN ('', 'standard', 'default') THEN NULL
+            ELSE lower(trim(service_tier)) END AS tier,
+       CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END
+FROM {request_log}
 WHERE created_at >= :start AND created_at < :end
   AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id)
   AND (:providers IS NULL OR provider IN (SELECT value FROM json_each(:providers)))

@@ -241,9 +241,33 @@
     node.hidden = false;
   }
 
+  /** What the coverage figure alone would hide: requests with estimated usage, and requests priced at
+   * standard rates for lack of a rate for their service tier. Hidden when there are none. */
+  function renderPricingCaveats(pricing) {
+    const node = $("pricing-caveats");
+    const estimated = pricing.estimated_requests || 0;
+    const standard = pricing.no_tier_rate_requests || 0;
+    const parts = [];
+    if (estimated) {
+      parts.push(
+        `${whole.format(estimated)} request${estimated === 1 ? "" : "s"} with estimated usage: the gateway could not confirm ${estimated === 1 ? "its" : "their"} token counts (a stream cut before its usage report), so ${estimated === 1 ? "its" : "their"} cost may be understated`,
+      );
+    }
+    if (standard) {
+      const tiers = (pricing.no_tier_rate || []).map((t) => `${t.provider}/${t.model} ${t.service_tier}`);
+      const shown = tiers.slice(0, 3).join(", ") + (tiers.length > 3 ? `, and ${tiers.length - 3} more` : "");
+      parts.push(
+        `${whole.format(standard)} request${standard === 1 ? "" : "s"} priced at standard rates: the price table has no rate for ${standard === 1 ? "its" : "their"} service tier (${shown})`,
+      );
+    }
+    node.textContent = parts.length ? `${parts.join(". ")}.` : "";
+    node.hidden = !parts.length;
+  }
+
   function renderPricing(pricing) {
     $("coverage").textContent = pct(pricing.coverage_pct);
     $("pricing-version").textContent = `Price table ${pricing.version}`;
+    renderPricingCaveats(pricing);
     const box = $("unpriced");
     if (!pricing.unpriced.length) {
       box.replaceChildren(el("p", { class: "muted" }, "Every model called in this window has a price."));
