@@ -343,3 +343,19 @@ async def test_a_replaced_sqlite_file_is_read_with_its_own_columns(tmp_path: Pat
     assert before["spend"] == 0.006  # batch: 1 × 1000 + 1 × 1000 + 4 × 1000 = 6000 → $0.006
     assert after["spend"] == 0.0105  # standard: 2 × 1000 + 0.50 × 1000 + 8 × 1000 = 10500 → $0.0105
     assert ready["optional_columns"] == {"read": [], "absent": OPTIONAL}
+
+
+async def test_a_column_dropped_under_the_service_is_read_as_absent(log: LogDB, client_for) -> None:
+    """A migration drops service_tier while the service runs: the query that names it fails once, the
+    columns are looked up again, and the same request answers from the log as it now is."""
+    await log.insert([Row(WHEN, "openai", "o3", "/chat", service_tier="batch", **O3)])
+    async with client_for() as client:
+        before = (await client.get("/v1/requests", params=NOV)).json()["items"]
+        await log.execute("ALTER TABLE request_log DROP COLUMN service_tier")
+        after = await client.get("/v1/requests", params=NOV)
+        ready = (await client.get("/readyz")).json()
+    assert [(i["service_tier"], i["cost"]) for i in before] == [("batch", 0.006)]  # 1 + 1 + 4 per 1000
+    assert after.status_code == 200
+    # standard: 2 × 1000 + 0.50 × 1000 + 8 × 1000 = 10500 → $0.0105
+    assert [(i["service_tier"], i["cost"]) for i in after.json()["items"]] == [("standard", 0.0105)]
+    assert ready["optional_columns"]["absent"] == ["service_tier"]
