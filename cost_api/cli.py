@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cost_api.config import ConfigError, Settings, load_settings
@@ -127,6 +128,18 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from cost_api.config import settings_table, with_settings_table
+
+    if not args.write:
+        print(settings_table())
+        return 0
+    path = Path(args.write)
+    text = path.read_text()
+    path.write_text(with_settings_table(text))
+    return 0
+
+
 def _common_flags(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
     if db:
         parser.add_argument("--db", help="database URL (overrides database_url)")
@@ -181,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     smoke = sub.add_parser("smoke", help="run every registered query once; non-zero exit on any failure")
     _common_flags(smoke)
     smoke.set_defaults(func=cmd_smoke)
+
+    docs = sub.add_parser("settings", help="print the settings table docs/configuration.md shows")
+    docs.add_argument("--write", metavar="FILE", help="replace the generated table in FILE instead")
+    docs.set_defaults(func=cmd_settings)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 Everything is validated once, at start-up, by msgspec; a bad value stops the service with a
 message naming the key's path (`alerts.ratio: Expected `float`, got `str``).
-Every key is documented in docs/configuration.md (tests/test_config.py keeps them in step).
+Each setting carries its description next to its type and default; docs/configuration.md's table is
+generated from them (`cost-api settings --write`, checked by tests/test_config.py).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+import msgspec.inspect
 import yaml
 
 from cost_api.store.url import DatabaseURLError, parse_database_url
@@ -59,47 +61,137 @@ class _Strict(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=T
     pass
 
 
+def _doc(description: str, **constraints: Any) -> msgspec.Meta:
+    """A setting's documentation (and constraints), rendered into docs/configuration.md by
+    `settings_table` (`cost-api settings`)."""
+    return msgspec.Meta(description=description, **constraints)
+
+
 class Budget(_Strict):
-    endpoint: str
-    limit_usd: Annotated[float, msgspec.Meta(gt=0)]
-    period: Literal["day", "week", "month"]
-    warn_at_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 80.0
+    endpoint: Annotated[str, _doc("The gateway route, as logged in `request_log.endpoint`.")]
+    limit_usd: Annotated[float, _doc("The cap in USD; the check answers 422 once spent ≥ limit.", gt=0)]
+    period: Annotated[
+        Literal["day", "week", "month"], _doc("`week` is ISO (from Monday); each a calendar span in `tz`.")
+    ]
+    warn_at_pct: Annotated[float, _doc("Status `warning` from this share of the limit (%).", gt=0, le=100)] = 80.0
 
 
 class Retry(_Strict):
-    attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6
-    first_delay: Duration = _duration("1s")
-    max_delay: Duration = _duration("5m")
+    attempts: Annotated[int, _doc("Delivery attempts per event.", ge=1, le=100)] = 6
+    first_delay: Annotated[Duration, _doc("Delay before the first retry; doubled after each failure.")] = _duration(
+        "1s"
+    )
+    max_delay: Annotated[Duration, _doc("The longest delay between retries.")] = _duration("5m")
 
 
 class Alerts(_Strict):
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    interval: Duration = _duration("60s")
-    ratio: Annotated[float, msgspec.Meta(gt=1)] = 2.5
-    min_spend_per_hour: Annotated[float, msgspec.Meta(ge=0)] = 1.0
-    min_requests_per_minute: Annotated[float, msgspec.Meta(ge=0)] = 60.0
-    dimensions: list[Literal["endpoint", "token", "provider", "model"]] = msgspec.field(
-        default_factory=lambda: ["endpoint", "token", "provider", "model"]
-    )
-    retry: Retry = msgspec.field(default_factory=Retry)
+    webhook_url: Annotated[
+        str | None,
+        _doc(
+            "Where `fired` / `resolved` events are POSTed (an `http://` or `https://` URL with a host); "
+            "without it anomalies are listed but nothing is sent."
+        ),
+    ] = None
+    webhook_secret: Annotated[str | None, _doc("Key for the `X-Cost-Signature` HMAC-SHA256 header.")] = None
+    interval: Annotated[Duration, _doc("How often the live engine evaluates the rules.")] = _duration("60s")
+    ratio: Annotated[
+        float, _doc("`burn_rate` and `request_storm` fire at this multiple of their baseline.", gt=1)
+    ] = 2.5
+    min_spend_per_hour: Annotated[
+        float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
+    ] = 1.0
+    min_requests_per_minute: Annotated[float, _doc("`request_storm` ignores rates below this.", ge=0)] = 60.0
+    dimensions: Annotated[
+        list[Literal["endpoint", "token", "provider", "model"]], _doc("The dimensions whose values the rules watch.")
+    ] = msgspec.field(default_factory=lambda: ["endpoint", "token", "provider", "model"])
+    retry: Annotated[Retry, _doc("Webhook delivery retries.")] = msgspec.field(default_factory=Retry)
 
 
 class Settings(_Strict):
-    database_url: str = "sqlite:///cost.db"
-    tz: str = "UTC"
-    api_keys: list[str] = msgspec.field(default_factory=list)
-    api_key_hashes: list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]] = msgspec.field(default_factory=list)
-    cors_origins: list[str] = msgspec.field(default_factory=list)
-    query_timeout: Duration = _duration("10s")
-    max_concurrent_queries: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
-    pricing_overrides: str | None = None
-    rollup_grace: Duration = _duration("15m")
-    budget_refresh: Duration = _duration("2s")
-    budget_max_age: Duration = _duration("60s")
-    budget_fail_mode: Literal["open", "closed"] = "open"
-    budgets: list[Budget] = msgspec.field(default_factory=list)
-    alerts: Alerts = msgspec.field(default_factory=Alerts)
+    database_url: Annotated[
+        str,
+        _doc(
+            "`sqlite:///relative.db`, `sqlite:////abs/path.db` or `postgresql://user@host/db`. SQLite is opened "
+            "read-only; Postgres sessions are read-only transactions."
+        ),
+    ] = "sqlite:///cost.db"
+    tz: Annotated[
+        str, _doc("IANA zone for day buckets, calendar windows (`today`, `week`, `month`) and budget periods.")
+    ] = "UTC"
+    api_keys: Annotated[
+        list[str],
+        _doc(
+            "API keys; with any set, every data route needs `Authorization: Bearer <key>` or `X-API-Key`. "
+            "From the environment: `COST_API_KEYS=k1,k2`. A blank key (`COST_API_KEYS=' '`, an empty item as "
+            "in `k1,`) stops the start-up naming it; for no keys, set none."
+        ),
+    ] = msgspec.field(default_factory=list)
+    api_key_hashes: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]],
+        _doc("SHA-256 hex digests of keys, to keep the keys themselves out of the file."),
+    ] = msgspec.field(default_factory=list)
+    cors_origins: Annotated[
+        list[str],
+        _doc(
+            "Origins allowed to call the API from a browser (an allow-list; empty: no CORS headers). Each is "
+            "`http(s)://host[:port]`, without a path (`https://grafana.example.com`)."
+        ),
+    ] = msgspec.field(default_factory=list)
+    query_timeout: Annotated[
+        Duration,
+        _doc(
+            "What one HTTP request may take in all, across every query its answer runs (each query gets what "
+            "is left; SQLite: the progress handler, Postgres: a cancel request, `statement_timeout` behind "
+            "it); past it the answer is a 504 ([security](security.md)). Background reads give each query "
+            "this long."
+        ),
+    ] = _duration("10s")
+    max_concurrent_queries: Annotated[
+        int,
+        _doc(
+            "Database connections, and heavy queries at once; beyond it a request gets 503 with `Retry-After`.",
+            ge=1,
+            le=256,
+        ),
+    ] = 4
+    pricing_overrides: Annotated[
+        str | None,
+        _doc(
+            "Path to a second pricing file in the `pricing.yaml` format: replaces built-in entries with the "
+            "same provider and model, adds others."
+        ),
+    ] = None
+    rollup_grace: Annotated[
+        Duration,
+        _doc(
+            "An hour counts as closed (its rows move into the in-memory rollups) this long after it ends; a "
+            "row dated in a closed hour still counts at the next answer ([performance](performance.md))."
+        ),
+    ] = _duration("15m")
+    budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration(
+        "2s"
+    )
+    budget_max_age: Annotated[
+        Duration,
+        _doc(
+            "Older budget figures are stale (the database cannot be read); the check then follows "
+            "`budget_fail_mode`."
+        ),
+    ] = _duration("60s")
+    budget_fail_mode: Annotated[
+        Literal["open", "closed"],
+        _doc("`open`: a stale check answers 200 with `\"stale\": true`; `closed`: it answers 503."),
+    ] = "open"
+    budgets: Annotated[
+        list[Budget],
+        _doc(
+            "Per-endpoint spending caps ([budgets](budgets.md)); several per endpoint allowed. From the "
+            "environment: YAML, `COST_API_BUDGETS='[{endpoint: /x, limit_usd: 5, period: day}]'`."
+        ),
+    ] = msgspec.field(default_factory=list)
+    alerts: Annotated[
+        Alerts, _doc("Anomaly rules and the webhook ([alerts](alerts.md)). From the environment: YAML.")
+    ] = msgspec.field(default_factory=Alerts)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -234,18 +326,100 @@ def _url(text: str, *, origin: bool) -> bool:
     return not origin or not (parts.path or parts.query or parts.fragment)
 
 
+# --------------------------------------------------------------------------- the documentation
+# docs/configuration.md's table of settings is rendered from the structs above (`cost-api settings
+# --write`), and tests/test_config.py fails while the file differs: a default, a constraint or a
+# description can only change here.
+DOCS_BEGIN = "<!-- settings: generated from cost_api/config.py by `cost-api settings --write FILE` -->"
+DOCS_END = "<!-- end of settings -->"
+
+
+def _rows(struct: type[msgspec.Struct], prefix: str, top: bool) -> Iterator[tuple[str, ...]]:
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        meta = field.type
+        assert isinstance(meta, msgspec.inspect.Metadata), f"{prefix}{field.name} has no description"
+        description = (meta.extra_json_schema or {})["description"]
+        kind = meta.type
+        nested = kind.item_type if isinstance(kind, msgspec.inspect.ListType) else kind
+        key = prefix + field.name
+        environment = f"`{env_name(field.name)}`" if top else ""
+        if isinstance(nested, msgspec.inspect.StructType):
+            many = nested is not kind
+            default = "`[]`" if many else "see below"
+            yield key, "list of mappings" if many else "mapping", default, environment, description
+            yield from _rows(nested.cls, f"{key}[]." if many else f"{key}.", False)
+        else:
+            yield key, _type_text(kind), _default_text(field), environment, description
+
+
+def _type_text(kind: msgspec.inspect.Type) -> str:
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return " or ".join(_type_text(t) for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(kind, msgspec.inspect.ListType):
+        return f"list of {_type_text(kind.item_type)}"
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return " \\| ".join(f"`{v}`" for v in kind.values)
+    if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Duration:
+        return "duration"
+    if isinstance(kind, msgspec.inspect.StrType):
+        return "SHA-256 hex" if kind.pattern else "string"
+    if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        bounds = [
+            f"{op} {_number(v)}"
+            for op, v in ((">", kind.gt), ("≥", kind.ge), ("<", kind.lt), ("≤", kind.le))
+            if v is not None
+        ]
+        return ("integer" if isinstance(kind, msgspec.inspect.IntType) else "number") + "".join(
+            f", {b}" for b in bounds
+        )
+    raise TypeError(f"no documentation for {kind!r}")
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _default_text(field: msgspec.inspect.Field) -> str:
+    if field.required:
+        return "required"
+    value = field.default if field.default_factory is msgspec.NODEFAULT else field.default_factory()
+    if value is None:
+        return "`null`"
+    if isinstance(value, Duration):
+        return f"`{value.text}`"
+    if isinstance(value, list):
+        return f"`[{', '.join(value)}]`"
+    if isinstance(value, float | int):
+        return f"`{_number(value)}`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The markdown table of every setting: key, type, default, environment variable, meaning."""
+    lines = [
+        DOCS_BEGIN,
+        "",
+        "| key | type | default | environment | meaning |",
+        "|---|---|---|---|---|",
+        *("| `{}` | {} | {} | {} | {} |".format(*row) for row in _rows(Settings, "", True)),
+        "",
+        DOCS_END,
+    ]
+    return "\n".join(lines)
+
+
+def with_settings_table(text: str) -> str:
+    """`text` (docs/configuration.md) with its generated table replaced by the current one."""
+    try:
+        head, rest = text.split(DOCS_BEGIN, 1)
+        _, tail = rest.split(DOCS_END, 1)
+    except ValueError:
+        raise ConfigError("the file has no generated settings table (its begin and end markers)") from None
+    return head + settings_table() + tail
+
+
 def documented_keys() -> set[str]:
     """Every settable key as a dotted path (`alerts.retry.attempts`, `budgets[].endpoint`)."""
-
-    def walk(struct: type[msgspec.Struct], prefix: str) -> set[str]:
-        keys: set[str] = set()
-        for name in struct.__struct_fields__:
-            keys.add(prefix + name)
-            nested = {"alerts": Alerts, "retry": Retry}.get(name)
-            if nested is not None:
-                keys |= walk(nested, f"{prefix}{name}.")
-            elif name == "budgets":
-                keys |= walk(Budget, f"{prefix}{name}[].")
-        return keys
-
-    return walk(Settings, "")
+    return {row[0] for row in _rows(Settings, "", True)}

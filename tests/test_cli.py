@@ -46,7 +46,7 @@ def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     listed = re.findall(r"^    (\w+) ", capsys.readouterr().out, flags=re.M)
-    assert listed == ["serve", "demo", "pricing", "report", "smoke"]
+    assert listed == ["serve", "demo", "pricing", "report", "smoke", "settings"]
     assert {path.split()[0] for path in _readme_commands()} == set(listed)
 
 

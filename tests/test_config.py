@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import pytest
 
 from cost_api.cli import main
-from cost_api.config import ConfigError, documented_keys, load_settings
+from cost_api.config import ConfigError, documented_keys, load_settings, settings_table, with_settings_table
 
 DOCS = Path(__file__).parents[1] / "docs" / "configuration.md"
 
@@ -79,9 +80,52 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.yaml", environ={})
 
 
-def test_every_key_is_documented_and_every_documented_key_exists() -> None:
-    documented = set(re.findall(r"^\| `([a-z_\[\].]+)` \|", DOCS.read_text(), flags=re.M))
+def test_the_settings_table_is_the_one_generated_from_the_code() -> None:
+    """docs/configuration.md's table is rendered from config.py (`cost-api settings --write`)."""
+    text = DOCS.read_text()
+    assert with_settings_table(text) == text, "stale: run `cost-api settings --write docs/configuration.md`"
+    documented = set(re.findall(r"^\| `([a-z_\[\].]+)` \|", text, flags=re.M))
     assert documented == documented_keys()
+    assert "alerts.retry.attempts" in documented and "budgets[].limit_usd" in documented
+
+
+def test_the_table_shows_each_setting_s_type_default_and_environment_variable() -> None:
+    rows = {line.split(" | ")[0]: line for line in settings_table().splitlines() if line.startswith("| `")}
+    assert rows["| `max_concurrent_queries`"] == (
+        "| `max_concurrent_queries` | integer, ≥ 1, ≤ 256 | `4` | `COST_API_MAX_CONCURRENT_QUERIES` | Database "
+        "connections, and heavy queries at once; beyond it a request gets 503 with `Retry-After`. |"
+    )
+    assert " | duration | `15m` | `COST_API_ROLLUP_GRACE` | " in rows["| `rollup_grace`"]
+    assert " | `COST_API_KEYS` | " in rows["| `api_keys`"]
+    assert " | number, > 0 | required |  | " in rows["| `budgets[].limit_usd`"]
+
+
+def test_config_docs_writes_the_table_into_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stale = tmp_path / "configuration.md"
+    stale.write_text(DOCS.read_text().replace("`COST_API_TZ`", "`COST_API_ZONE`"))
+    assert main(["settings", "--write", str(stale)]) == 0
+    assert stale.read_text() == DOCS.read_text()
+    assert main(["settings"]) == 0
+    assert capsys.readouterr().out.strip() == settings_table()
+
+
+def test_a_file_without_the_markers_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = tmp_path / "plain.md"
+    plain.write_text("# Configuration\n")
+    assert main(["settings", "--write", str(plain)]) == 2
+    assert "no generated settings table" in capsys.readouterr().err
+    assert plain.read_text() == "# Configuration\n"
+
+
+# "Fixed by design": every constant the docs list has the value they give.
+FIXED = re.compile(r"^\| `(\w+)` \(`([\w.]+)`\) \| `([\d.]+)`", re.M)
+
+
+def test_every_fixed_limit_in_the_docs_has_the_code_s_value() -> None:
+    found = FIXED.findall(DOCS.read_text())
+    assert len(found) >= 10
+    for name, module, value in found:
+        assert getattr(importlib.import_module(module), name) == float(value), f"{module}.{name}"
 
 
 def test_example_config_is_valid() -> None:
