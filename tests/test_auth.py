@@ -13,20 +13,15 @@ from cost_api.web.auth import KeyChecker
 
 from .conftest import ClientFactory
 from .logdb import Row, SqliteLog, at
+from .problems import assert_problem
 from .server import serving
 
 KEYS = ["k-one-5d1f0b", "k-two-77a0c3"]
-PROBLEM = {"type", "title", "status", "detail", "errors"}
 
 
 def assert_401(response: httpx.Response) -> None:
-    assert response.status_code == 401, response.text
-    assert response.headers["content-type"] == "application/problem+json"
+    body = assert_problem(response, 401, kind="unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
-    body = response.json()
-    assert set(body) == PROBLEM
-    assert body["status"] == 401
-    assert body["type"] == "/problems/unauthorized"
     assert "Bearer" in body["detail"]
     for key in KEYS:
         assert key not in response.text

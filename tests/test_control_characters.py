@@ -8,7 +8,7 @@ from typing import Any
 
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, at
-from .test_errors import assert_problem
+from .problems import assert_problem
 
 NUL = "\x00"
 

@@ -37,22 +37,10 @@ from cost_api.windows import epoch_ms
 
 from .logdb import COLUMNS, LogDB, PostgresLog, Row, SqliteLog
 from .pgcluster import PgCluster, find_bindir
+from .problems import assert_problem
 from .server import serving_app
 
-PROBLEM = {"type", "title", "status", "detail", "errors"}
 MINI = 0.15  # gpt-4o-mini, $ per 1M prompt tokens
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert set(body) >= PROBLEM
-    assert body["status"] == status
-    assert "Traceback" not in response.text
-    if status == 503:
-        assert int(response.headers["retry-after"]) >= 1
-    return body
 
 
 def recent(minutes: float) -> datetime:

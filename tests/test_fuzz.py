@@ -21,12 +21,12 @@ from cost_api.config import load_settings
 from cost_api.tools.demo import run_demo
 from cost_api.web.app import create_app
 
+from .problems import SHAPE
 from .server import serving
 
 KEY = "fuzz-key-2f7c9e"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 EXAMPLES = 25
-SHAPE = {"type", "title", "status", "detail", "errors"}
 METHODS = {"get", "put", "post", "delete", "patch"}
 
 

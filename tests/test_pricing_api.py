@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .logdb import LogDB, Row, at
+from .problems import assert_problem
 
 TO = "2026-11-20T12:00:00Z"
 
@@ -70,11 +71,8 @@ async def test_resolve_gives_the_entry_and_the_price_in_force(log: LogDB, client
     assert (after.json()["price"]["input"], after.json()["price"]["output"]) == (2, 8)  # the 2025-06-10 cut
     assert after.json()["at"] == "2025-06-10T00:00:00Z"
     assert bedrock.json()["priced_as"] == "anthropic/claude-3-5-haiku"
-    assert unknown.status_code == 404
-    assert unknown.headers["content-type"].startswith("application/problem+json")
-    assert unknown.json()["type"].endswith("unpriced-model")
-    assert missing.status_code == 400
-    assert missing.json()["errors"][0]["field"] == "model"
+    assert_problem(unknown, 404, kind="unpriced-model", extension=None)
+    assert assert_problem(missing, 400, kind="bad-parameter")["errors"][0]["field"] == "model"
 
 
 async def test_unpriced_lists_the_logged_models_without_a_price(log: LogDB, client_for) -> None:

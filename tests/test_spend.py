@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from .logdb import LogDB, Row, at
+from .problems import assert_problem
 
 TO = "2026-11-20T12:00:00Z"  # window 30d: [2026-10-21T12:00, 11-20T12:00); previous from 09-21T12:00
 CUSTOMER_A = "tok_customer_a_0123456789"  # labelled: pg_live_xy7… customer-A
@@ -208,12 +209,7 @@ BAD = [
 async def test_bad_parameters_are_problem_documents(log: LogDB, client_for, path, params, field) -> None:
     async with client_for() as client:
         response = await client.get(path, params=params)
-    assert response.status_code == 400, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert set(body) == {"type", "title", "status", "detail", "errors"}
-    assert body["status"] == 400
-    assert body["type"].endswith("bad-parameter")
+    body = assert_problem(response, 400, kind="bad-parameter")
     assert [e["field"] for e in body["errors"]] == [field]
     assert body["errors"][0]["message"]
     assert field in body["detail"]
