@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cost_api.resources import sql_dir
-from cost_api.tools import demo
-from cost_api.tools.demo import DemoError, run_demo
+from cost_api.tools.demo import run
+from cost_api.tools.demo.generator import DemoError
+from cost_api.tools.demo.run import run_demo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
 NOW_MS = int(NOW.timestamp()) * 1000
@@ -212,7 +213,7 @@ def test_follow_catches_up_then_appends_until_sigterm(
         if len(ticks) == 3:
             signal.raise_signal(signal.SIGTERM)
 
-    monkeypatch.setattr(demo.time, "sleep", sleep)
+    monkeypatch.setattr(run.time, "sleep", sleep)
     written = generate(path, days=1, now=start, follow=True)
     assert len(ticks) == 3 and signal.getsignal(signal.SIGTERM) is sigterm
     assert written == count(path, "1")
