@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from cost_api.config import load_settings
-from cost_api.tools.demo import run_demo
+from cost_api.tools.demo.run import run_demo
 from cost_api.web.app import create_app
 
 from .load import _free_port, _writer  # the load benchmark's writer: rows stamped now, in batches

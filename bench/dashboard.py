@@ -30,7 +30,7 @@ from cost_api.config import load_settings
 from cost_api.lenses.live import live
 from cost_api.lenses.summary import summary
 from cost_api.lenses.trend import trend
-from cost_api.tools.demo import run_demo
+from cost_api.tools.demo.run import run_demo
 from cost_api.web.service import build_service
 from cost_api.windows import parse_duration, parse_window, parse_zone
 from tests.pgcluster import PgCluster, find_bindir, free_port

@@ -253,7 +253,7 @@ def _budgets(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from cost_api.tools.demo import run_demo
+    from cost_api.tools.demo.run import run_demo
 
     workdir = Path(tempfile.mkdtemp(prefix="cost-api-load-"))
     url = args.db or f"sqlite:///{workdir / 'load.db'}"

@@ -56,7 +56,7 @@ from cost_api.aggregation.aggregator import (
 from cost_api.aggregation.rollups import HOUR_MS, floor_hour
 from cost_api.config import load_settings
 from cost_api.lenses.summary import summary
-from cost_api.tools.demo import run_demo
+from cost_api.tools.demo.run import run_demo
 from cost_api.web.service import build_service
 from cost_api.windows import parse_window, parse_zone
 from tests.pgcluster import PgCluster, find_bindir

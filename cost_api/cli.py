@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cost_api.tools.demo import run_demo
+    from cost_api.tools.demo.run import run_demo
 
     written = run_demo(
         args.db,

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cost_api.resources import sql_dir
-from cost_api.tools import demo
-from cost_api.tools.demo import DemoError, run_demo
+from cost_api.tools.demo import run
+from cost_api.tools.demo.catalogue import LEAKED_TOKEN, epoch_ms
+from cost_api.tools.demo.generator import DemoError, LogGenerator, Params
+from cost_api.tools.demo.run import run_demo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
 NOW_MS = int(NOW.timestamp()) * 1000
@@ -91,8 +93,29 @@ def test_is_deterministic_for_a_seed_and_now(small: tuple[Path, int], tmp_path: 
     everything = "SELECT * FROM request_log ORDER BY id"
     assert generate(tmp_path / "again.db") == written
     assert query(tmp_path / "again.db", everything) == query(path, everything)
+    for table in ("api_tokens ORDER BY id", "cost_api_demo"):
+        assert query(tmp_path / "again.db", f"SELECT * FROM {table}") == query(path, f"SELECT * FROM {table}")
     generate(tmp_path / "other.db", seed=2)
     assert query(tmp_path / "other.db", everything) != query(path, everything)
+
+
+def test_the_generator_places_the_stories_where_the_catalogue_says() -> None:
+    """Facts worked out by hand from the catalogue, for a log of 14 days up to NOW in Europe/Berlin."""
+    generator = LogGenerator(Params(NOW_MS, 1, 14, 2000, "Europe/Berlin"))
+    assert epoch_ms(NOW) == NOW_MS and epoch_ms(datetime(1970, 1, 2, tzinfo=UTC)) == DAY
+    # Monday 2026-11-23 00:00 in Berlin (CET, UTC+1) is 23:00 UTC on the Sunday
+    assert generator.monday_ms == epoch_ms(datetime(2026, 11, 22, 23, 0, tzinfo=UTC))
+    assert generator.mid_ms == NOW_MS - 7 * DAY  # growth is 1 mid-window
+    assert generator.storm == (STORM_FROM, NOW_MS)
+    assert generator.leak_from == NOW_MS - 10 * DAY
+    # a leaked request costs (4000 × $15 + 800 × $75) / 1M = $0.12 on average: $40 a day is 333⅓ of them
+    assert generator.leak_rate_per_ms * DAY == pytest.approx(1000 / 3)
+    names = [name for (_, _, name) in generator.tokens]
+    assert names[:10] == [f"customer-{c}" for c in "ABCDEFGHIJ"]  # the ten most active are always named
+    assert len(generator.tokens) == 301 and generator.tokens[-1] == LEAKED_TOKEN
+    assert generator.storm_token == generator.tokens[2][0]  # customer-C's token loops
+    with pytest.raises(DemoError, match="unknown time zone 'Mars/Olympus'"):
+        LogGenerator(Params(NOW_MS, 1, 14, 2000, "Mars/Olympus"))
 
 
 @pytest.mark.parametrize(
@@ -213,7 +236,7 @@ def test_follow_catches_up_then_appends_until_sigterm(
         if len(ticks) == 3:
             signal.raise_signal(signal.SIGTERM)
 
-    monkeypatch.setattr(demo.time, "sleep", sleep)
+    monkeypatch.setattr(run.time, "sleep", sleep)
     written = generate(path, days=1, now=start, follow=True)
     assert len(ticks) == 3 and signal.getsignal(signal.SIGTERM) is sigterm
     assert written == count(path, "1")

@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from cost_api.config import load_settings
-from cost_api.tools.demo import run_demo
+from cost_api.tools.demo.run import run_demo
 from cost_api.web.app import create_app
 
 from .problems import SHAPE

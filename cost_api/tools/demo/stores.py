@@ -1,0 +1,161 @@
+"""The database the demo creates and writes: the same operations on SQLite (stdlib sqlite3) and PostgreSQL
+(asyncpg). The only demo module that imports a driver: a writer of its own, never the API's read path."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+
+from cost_api.resources import sql_dir
+from cost_api.store.url import DatabaseURL
+from cost_api.tools.demo.catalogue import COLUMNS, EPOCH, Batch, Token, epoch_ms
+from cost_api.tools.demo.generator import Params
+
+T = TypeVar("T")
+
+MARKER = "cost_api_demo"
+MARKER_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {MARKER} (created_at {{created_at}} NOT NULL, seed BIGINT NOT NULL, "
+    "days INTEGER NOT NULL, requests_per_day INTEGER NOT NULL, tz TEXT NOT NULL)"
+)  # created_at: the `now` the log was generated up to, as in request_log
+
+
+class SqliteStore:
+    """What the demo reads and writes, on stdlib sqlite3 (WAL, executemany a day per transaction)."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        assert url.path is not None  # parse_database_url sets it for sqlite
+        self.conn = sqlite3.connect(url.path)
+
+    def tables(self) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'"
+        )
+        return {name for (name,) in rows}
+
+    def create_schema(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(
+            (sql_dir() / "schema" / "sqlite.sql").read_text() + MARKER_DDL.format(created_at="INTEGER")
+        )
+
+    def params(self) -> Params | None:
+        row = self.conn.execute(
+            f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}"
+        ).fetchone()
+        return Params(*row) if row else None
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+
+    def last_created_at(self) -> int | None:
+        return self.conn.execute("SELECT max(created_at) FROM request_log").fetchone()[0]
+
+    def reset(self, tokens: list[Token]) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM request_log")
+            self.conn.execute("DELETE FROM api_tokens")
+            self.conn.executemany("INSERT INTO api_tokens VALUES (?, ?, ?)", [t for t in tokens if t[2]])
+
+    def insert(self, batch: Batch) -> None:
+        rows = zip(*(batch[c].tolist() for c in COLUMNS), strict=True)
+        sql = f"INSERT INTO request_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        with self.conn:
+            self.conn.executemany(sql, rows)
+
+    def mark(self, params: Params) -> None:
+        with self.conn:
+            self.conn.execute(f"INSERT INTO {MARKER} VALUES (?, ?, ?, ?, ?)", _astuple(params))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    abort = close
+
+
+class PostgresStore:
+    """The same operations over asyncpg (COPY a day per transaction), each run on a private event loop."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.conn: asyncpg.Connection = self._run(asyncpg.connect(url.dsn))
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def tables(self) -> set[str]:
+        rows = self._run(
+            self.conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            )
+        )
+        return {r[0] for r in rows}
+
+    def create_schema(self) -> None:
+        self._run(
+            self.conn.execute(
+                (sql_dir() / "schema" / "postgres.sql").read_text()
+                + MARKER_DDL.format(created_at="TIMESTAMPTZ")
+            )
+        )
+
+    def params(self) -> Params | None:
+        row = self._run(
+            self.conn.fetchrow(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}")
+        )
+        if row is None:
+            return None
+        return Params(
+            epoch_ms(row["created_at"]), row["seed"], row["days"], row["requests_per_day"], row["tz"]
+        )
+
+    def count(self) -> int:
+        return self._run(self.conn.fetchval("SELECT count(*) FROM request_log"))
+
+    def last_created_at(self) -> int | None:
+        last = self._run(self.conn.fetchval("SELECT max(created_at) FROM request_log"))
+        return None if last is None else epoch_ms(last)
+
+    def reset(self, tokens: list[Token]) -> None:
+        async def reset() -> None:
+            async with self.conn.transaction():
+                await self.conn.execute("TRUNCATE request_log, api_tokens RESTART IDENTITY")
+                await self.conn.copy_records_to_table("api_tokens", records=[t for t in tokens if t[2]])
+
+        self._run(reset())
+
+    def insert(self, batch: Batch) -> None:
+        created_at = [EPOCH + timedelta(milliseconds=ms) for ms in batch["created_at"].tolist()]
+        rows = zip(created_at, *(batch[c].tolist() for c in COLUMNS[1:]), strict=True)
+
+        async def insert() -> None:
+            async with self.conn.transaction():
+                await self.conn.copy_records_to_table("request_log", records=rows, columns=COLUMNS)
+
+        self._run(insert())
+
+    def mark(self, params: Params) -> None:
+        values = (EPOCH + timedelta(milliseconds=params.now_ms), *_astuple(params)[1:])
+        self._run(self.conn.execute(f"INSERT INTO {MARKER} VALUES ($1, $2, $3, $4, $5)", *values))
+
+    def close(self) -> None:
+        self._run(self.conn.close())
+        self.loop.close()
+
+    def abort(self) -> None:
+        """Drop the connection without waiting: an interrupted COPY leaves nothing to say goodbye to."""
+        self.conn.terminate()
+        self.loop.close()
+
+
+Store = SqliteStore | PostgresStore
+
+
+def _astuple(params: Params) -> tuple[int, int, int, int, str]:
+    return (params.now_ms, params.seed, params.days, params.requests_per_day, params.tz)
