@@ -13,7 +13,7 @@ from typing import Any
 
 from cost_api.config import ConfigError, Settings, load_settings
 from cost_api.errors import CostApiError
-from cost_api.pricing.table import PricingError
+from cost_api.pricing.file import PricingError
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from cost_api.store.queries import QueryRegistryError
 from cost_api.store.url import DatabaseURLError

@@ -22,7 +22,7 @@ from cost_api.config import load_settings
 from cost_api.lenses.spend import spend
 from cost_api.lenses.summary import summary
 from cost_api.lenses.trend import trend
-from cost_api.pricing.table import service_tier
+from cost_api.pricing.rates import service_tier
 from cost_api.web.service import build_service
 from cost_api.windows import parse_window
 

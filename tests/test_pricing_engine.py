@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cost_api.pricing.file import MAX_THRESHOLDS, PricingError
+from cost_api.pricing.rates import Rates
 from cost_api.pricing.reports import EXCEPTIONS, check_report, diff_genai_prices, load_exceptions, resolve_report
-from cost_api.pricing.table import MAX_THRESHOLDS, Entry, PriceTable, PricingError, Rates, load_table
+from cost_api.pricing.table import Entry, PriceTable, load_table
 from cost_api.resources import builtin_pricing
 
 REFERENCE = Path(__file__).parent / "fixtures" / "provider-prices.yaml"  # the contract's reference, vendored

@@ -21,7 +21,8 @@ from cost_api.aggregation.groups import NO_TIER_RATE, Groups, Totals, Vocab, fro
 from cost_api.aggregation.rollups import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
 from cost_api.aggregation.rows import RowStore
 from cost_api.errors import BadParameter
-from cost_api.pricing.table import MAX_THRESHOLDS, PriceTable
+from cost_api.pricing.file import MAX_THRESHOLDS
+from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
 from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms, iso

@@ -8,7 +8,9 @@ from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, pricing_block
 from cost_api.errors import BadParameter, Unpriced
-from cost_api.pricing.table import SERVICE_TIERS, Entry, Price, PriceTable, resolve_rates
+from cost_api.pricing.file import SERVICE_TIERS, Price
+from cost_api.pricing.rates import resolve_rates
+from cost_api.pricing.table import Entry, PriceTable
 from cost_api.windows import Window, iso, now_utc
 
 

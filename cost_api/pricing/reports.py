@@ -17,17 +17,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from cost_api.pricing.table import (
-    SERVICE_TIERS,
-    WILDCARD,
-    Entry,
-    Price,
-    PriceTable,
-    PricingError,
-    Rates,
-    Tier,
-    resolve_rates,
-)
+from cost_api.pricing.file import SERVICE_TIERS, WILDCARD, Price, PricingError, Tier
+from cost_api.pricing.rates import Rates, resolve_rates
+from cost_api.pricing.table import Entry, PriceTable
 
 __all__ = ["EXCEPTIONS", "check_report", "diff_genai_prices", "load_exceptions", "resolve_report"]
 
