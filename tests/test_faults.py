@@ -97,15 +97,17 @@ def fill_sqlite(path: Path, rows: int, minutes: int = 10) -> None:
 
 async def test_sqlite_query_over_the_limit_is_a_504_and_stops(tmp_path: Path) -> None:
     log = sqlite_log(tmp_path / "log.db", "wal", [])
-    fill_sqlite(log.path, 200_000)  # each groups query takes ~100 ms here: far past 20 ms
-    async with serving(log.url, query_timeout="20ms") as client:
+    fill_sqlite(log.path, 1_000_000)  # each groups query takes ~0.5 s here (more under load): past 0.2 s
+    async with serving(log.url, query_timeout="200ms") as client:
         started = time.monotonic()
         response = await client.get("/v1/summary")
         took = time.monotonic() - started
         body = assert_problem(response, 504)
         assert body["type"] == "/problems/timeout"
-        assert "was cancelled" in body["detail"]
-        assert took < 2.0
+        # stopped while it ran, or (on a machine so busy that the cheap queries before it used up the
+        # 0.2 s) never started: either way no query outlives the request's time
+        assert "was cancelled" in body["detail"] or "was not run" in body["detail"], body["detail"]
+        assert took < 3.0
         # the work stopped: every connection is back in the pool, none is still reading (a query
         # left running would hold its connection for the ~100 ms a groups query takes here)
         db = client.app.state.service.db
