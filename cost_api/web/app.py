@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
@@ -38,7 +39,7 @@ from cost_api.web.routes.budgets import BudgetsController
 from cost_api.web.routes.grafana import GrafanaController
 from cost_api.web.routes.ops import healthz, readyz
 from cost_api.web.routes.page import page_routes
-from cost_api.web.routes.params import refuse_control_characters
+from cost_api.web.routes.params import common, refuse_control_characters
 from cost_api.web.routes.pricing import PricingController
 from cost_api.web.service import Service, build_service
 
@@ -72,6 +73,28 @@ def _document(app: Litestar, checker: KeyChecker) -> None:
         return found
 
     document_problems(openapi, statuses)
+
+
+def _dependencies(service: Service, budgets: BudgetTracker, alerts: AlertEngine) -> dict[str, Provide]:
+    """What a handler receives by naming it (`service: NamedDependency[Service]`), declared once for
+    every route: the objects create_app built, and the query parameters the /v1 routes share. Only what
+    a handler (or a dependency it takes) names is resolved, and none is an OpenAPI parameter."""
+
+    def provide_service() -> Service:
+        return service
+
+    def provide_budgets() -> BudgetTracker:
+        return budgets
+
+    def provide_alerts() -> AlertEngine:
+        return alerts
+
+    return {
+        "service": Provide(provide_service, sync_to_thread=False),
+        "budgets": Provide(provide_budgets, sync_to_thread=False),
+        "alerts": Provide(provide_alerts, sync_to_thread=False),
+        "common": Provide(common),
+    }
 
 
 def create_app(
@@ -129,6 +152,7 @@ def create_app(
             QueryTimeout: _timeout,
             Exception: handle_unexpected,
         },
+        dependencies=_dependencies(service, budgets, alerts),
         before_request=refuse_control_characters,
         logging_config=logging_config(),
         lifespan=[lifespan],
@@ -140,6 +164,7 @@ def create_app(
         ),
     )
     _document(app, checker)
+    # For tests and tools holding only the app; no route reads app.state (tests/test_dependencies.py).
     app.state.admission = admission
     app.state.service = service
     app.state.budgets = budgets

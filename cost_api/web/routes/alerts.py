@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from cost_api.errors import BadParameter
+from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.anomalies import anomalies
+from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
-from cost_api.web.routes.params import Common, common, service
+from cost_api.web.routes.params import Common
 from cost_api.web.service import Service
 
 
 class AlertsController(Controller):
     path = "/v1"
     tags = ["alerts"]
-    dependencies = {"common": Provide(common), "service": Provide(service, sync_to_thread=False)}
 
     @get(
         "/anomalies",
@@ -27,7 +28,10 @@ class AlertsController(Controller):
         "The filters do not apply: every rule watches every value of its dimension.",
     )
     async def anomalies(
-        self, request: Request[Any, Any, Any], common: NamedDependency[Common], service: NamedDependency[Service]
+        self,
+        common: NamedDependency[Common],
+        service: NamedDependency[Service],
+        budgets: NamedDependency[BudgetTracker],
     ) -> dict[str, Any]:
         filters = common.filters
         for name, given in (
@@ -38,12 +42,12 @@ class AlertsController(Controller):
         ):
             if given:
                 raise BadParameter(name, "filters do not apply to anomalies: each rule watches every value")
-        return await anomalies(service, common.window("14d"), budgets=request.app.state.budgets)
+        return await anomalies(service, common.window("14d"), budgets=budgets)
 
     @get(
         "/alerts",
         summary="Recent webhook events of the live engine, newest first, with their delivery state",
         opt=LIGHT,  # answered from memory
     )
-    async def alerts(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return request.app.state.alerts.overview()
+    async def alerts(self, alerts: NamedDependency[AlertEngine]) -> dict[str, Any]:
+        return alerts.overview()

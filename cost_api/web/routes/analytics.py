@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from cost_api.errors import BadParameter
@@ -13,7 +13,7 @@ from cost_api.lenses import live, savings, spend, trend
 from cost_api.lenses import requests as audit
 from cost_api.lenses.summary import summary
 from cost_api.web.csv import csv_response, filename, wants_csv
-from cost_api.web.routes.params import Common, common, service
+from cost_api.web.routes.params import Common
 from cost_api.web.service import Service
 from cost_api.windows import parse_duration
 
@@ -32,7 +32,6 @@ def _limit(value: int) -> int:
 class AnalyticsController(Controller):
     path = "/v1"
     tags = ["analytics"]
-    dependencies = {"common": Provide(common), "service": Provide(service, sync_to_thread=False)}
 
     @get("/summary", summary="The headline block")
     async def summary(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
@@ -13,17 +14,13 @@ from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
 
 
-def _tracker(request: Request[Any, Any, Any]) -> BudgetTracker:
-    return request.app.state.budgets
-
-
 class BudgetsController(Controller):
     path = "/v1/budgets"
     tags = ["budgets"]
 
     @get("/", summary="Every configured budget: spent, remaining and status in its current period", opt=LIGHT)
-    async def budgets(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        return _tracker(request).overview()
+    async def budgets(self, budgets: NamedDependency[BudgetTracker]) -> dict[str, Any]:
+        return budgets.overview()
 
     @get(
         "/check",
@@ -43,11 +40,11 @@ class BudgetsController(Controller):
     )
     async def check(
         self,
-        request: Request[Any, Any, Any],
+        budgets: NamedDependency[BudgetTracker],
         endpoint: Annotated[
             str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
         ] = None,
     ) -> dict[str, Any]:
         if not endpoint:
             raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
-        return _tracker(request).check(endpoint)
+        return budgets.check(endpoint)

@@ -10,18 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
+from cost_api.watch.budgets import BudgetTracker
 from cost_api.web import grafana
 from cost_api.web.admission import LIGHT
 from cost_api.web.service import Service
 
 # a body that is not a JSON object, an unreadable range, an unknown target, group or filter key
 BAD_BODY = {400: ResponseSpec(data_container=dict[str, Any], description="A body that cannot be used")}
-
-
-def _service(request: Request[Any, Any, Any]) -> Service:
-    return request.app.state.service
 
 
 async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -46,30 +44,41 @@ class GrafanaController(Controller):
         responses=BAD_BODY,
         summary="/metrics for plugins before 0.4; a variable's values by name",
     )
-    async def search(self, request: Request[Any, Any, Any]) -> list[Any]:
-        return await grafana.search(_service(request), await _body(request))
+    async def search(self, request: Request[Any, Any, Any], service: NamedDependency[Service]) -> list[Any]:
+        return await grafana.search(service, await _body(request))
 
     @post("/metric-payload-options", status_code=200, responses=BAD_BODY, summary="Values for a select payload field")
-    async def payload_options(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
-        return await grafana.payload_options(_service(request), await _body(request))
+    async def payload_options(
+        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+    ) -> list[dict[str, str]]:
+        return await grafana.payload_options(service, await _body(request))
 
     @post("/query", status_code=200, responses=BAD_BODY, summary="Time series, tables and annotations for the targets")
-    async def query(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return await grafana.query(_service(request), await _body(request), request.app.state.budgets)
+    async def query(
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[Service],
+        budgets: NamedDependency[BudgetTracker],
+    ) -> list[dict[str, Any]]:
+        return await grafana.query(service, await _body(request), budgets)
 
     @post(
         "/variable", status_code=200, responses=BAD_BODY, summary="Values of a dashboard variable: [{__text, __value}]"
     )
-    async def variable(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
-        return await grafana.variable(_service(request), await _body(request))
+    async def variable(
+        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+    ) -> list[dict[str, str]]:
+        return await grafana.variable(service, await _body(request))
 
     @post("/tag-keys", status_code=200, summary="Ad-hoc filter keys", opt=LIGHT)
     async def tag_keys(self) -> list[dict[str, str]]:
         return grafana.TAG_KEYS
 
     @post("/tag-values", status_code=200, responses=BAD_BODY, summary="Values of an ad-hoc filter key")
-    async def tag_values(self, request: Request[Any, Any, Any]) -> list[dict[str, str]]:
-        return await grafana.tag_values(_service(request), await _body(request))
+    async def tag_values(
+        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+    ) -> list[dict[str, str]]:
+        return await grafana.tag_values(service, await _body(request))
 
     @post(
         "/annotations",
@@ -77,5 +86,10 @@ class GrafanaController(Controller):
         responses=BAD_BODY,
         summary="Anomaly episodes as annotations (plugins before 0.4)",
     )
-    async def annotations(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        return await grafana.legacy_annotations(_service(request), await _body(request), request.app.state.budgets)
+    async def annotations(
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[Service],
+        budgets: NamedDependency[BudgetTracker],
+    ) -> list[dict[str, Any]]:
+        return await grafana.legacy_annotations(service, await _body(request), budgets)

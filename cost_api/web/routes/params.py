@@ -1,5 +1,5 @@
-"""The query parameters every /v1 analytics endpoint shares, declared once as a dependency; and what
-no path or query parameter of any route may hold."""
+"""The query parameters every /v1 analytics endpoint shares, the `common` dependency (declared once on
+the app, in create_app); and what no path or query parameter of any route may hold."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 
@@ -40,12 +41,8 @@ async def refuse_control_characters(request: Request) -> None:
         refuse_control(name, value)
 
 
-def service(request: Request) -> Service:
-    return request.app.state.service
-
-
 async def common(
-    request: Request,
+    service: NamedDependency[Service],
     window: Annotated[
         str | None, QueryParameter(description="A duration (15m, 24h, 7d, 30d) or today, week, month")
     ] = None,
@@ -59,7 +56,7 @@ async def common(
     endpoint: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     token: Annotated[list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")] = None,
 ) -> Common:
-    settings = request.app.state.service.settings
+    settings = service.settings
     return Common(
         window_raw=window,
         from_raw=from_,

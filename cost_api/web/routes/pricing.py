@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from cost_api.lenses import pricing as prices
 from cost_api.web.admission import LIGHT
-from cost_api.web.routes.params import Common, common, service
+from cost_api.web.routes.params import Common
 from cost_api.web.service import Service
 from cost_api.windows import parse_instant
 
@@ -18,7 +18,6 @@ from cost_api.windows import parse_instant
 class PricingController(Controller):
     path = "/v1/pricing"
     tags = ["pricing"]
-    dependencies = {"common": Provide(common), "service": Provide(service, sync_to_thread=False)}
 
     @get("", summary="The effective price table (built-in and overrides)", opt=LIGHT)
     async def table(self, service: NamedDependency[Service]) -> dict[str, Any]:
