@@ -178,6 +178,17 @@ async def test_a_daily_rhythm_alone_is_no_anomaly(log: LogDB) -> None:
     assert body["items"] == []
 
 
+async def test_a_lookback_without_groups_is_no_anomaly(log: LogDB) -> None:
+    """Nine days of spend that ended a month before the window: the replayed hours (the window, the week
+    before it and their baselines) hold no group, for every dimension (model's key is two columns)."""
+    ended = NOW - timedelta(days=30)
+    await log.insert([sonnet(ended - n * HOUR, "/old", 3.0) for n in range(1, 9 * 24)])
+    async with serve(log.url) as client:
+        body = await anomalies(client, window="1d")
+    assert body["items"] == []
+    assert body["range"] == {"from": iso(NOW - timedelta(days=1)), "to": iso(NOW)}
+
+
 async def test_budget_episodes_come_from_the_tracker_once_per_period(log: LogDB) -> None:
     await log.insert([sonnet(NOW - timedelta(minutes=30), "/agent", 45.0), sonnet(NOW - HOUR, "/chat", 9.0)])
     budgets = [

@@ -168,8 +168,8 @@ def _matrix(dimension: str, groups: Groups, directory: TokenDirectory, first: in
     columns = _COLUMNS[dimension]
     arrays = [getattr(groups, c).astype(np.int64) for c in columns]
     combined = arrays[0]
-    for array in arrays[1:]:
-        combined = combined * (int(array.max()) + 1) + array
+    for array in arrays[1:]:  # codes are ≥ 0; no groups (a quiet lookback) make empty arrays
+        combined = combined * (int(array.max(initial=0)) + 1) + array
     uniques, firsts, inverse = np.unique(combined, return_index=True, return_inverse=True)
     decoded = [groups.values(c)[firsts] for c in columns]
     raws = list(zip(*decoded, strict=True)) if len(columns) > 1 else list(decoded[0])
