@@ -8,7 +8,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 
 from cost_api.errors import BadParameter
-from cost_api.watch.anomalies import anomalies
+from cost_api.lenses.anomalies import anomalies
 from cost_api.web.admission import LIGHT
 from cost_api.web.routes.params import Common, common, service
 from cost_api.web.service import Service
