@@ -25,8 +25,9 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from cost_api.config import load_settings
-from cost_api.watch.alerts import AlertEngine, sign, verify
+from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.anomalies import episode_id
+from cost_api.watch.webhook import sign, verify
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 from cost_api.windows import iso
@@ -323,9 +324,17 @@ async def test_without_a_webhook_nothing_is_evaluated_or_sent(log: LogDB) -> Non
 # --------------------------------------------------------------------------- the local receiver
 
 
-def test_the_local_receiver_prints_events_and_checks_signatures() -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "cost_api.cli", "alerts", "receive"],  # `cost-api alerts receive`
+        ["-m", "cost_api.watch.alerts", "receive"],  # its command before it became a tool
+    ],
+    ids=["cost-api alerts receive", "python -m cost_api.watch.alerts receive"],
+)
+def test_the_local_receiver_prints_events_and_checks_signatures(command: list[str]) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "cost_api.watch.alerts", "receive", "--port", str(port), "--secret", SECRET]
+    command = [sys.executable, *command, "--port", str(port), "--secret", SECRET]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None

@@ -18,9 +18,10 @@ from litestar.testing import AsyncTestClient
 from cost_api.config import Settings, load_settings
 from cost_api.lenses.anomalies import anomalies as answer
 from cost_api.tools.demo import LEAKED_TOKEN, run_demo
-from cost_api.watch.alerts import AlertEngine, verify
+from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.anomalies import episode_id, episodes
 from cost_api.watch.budgets import BudgetTracker
+from cost_api.watch.webhook import verify
 from cost_api.web.app import create_app
 from cost_api.web.service import Service, build_service
 from cost_api.windows import Range, iso, parse_window
