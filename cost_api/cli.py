@@ -128,6 +128,16 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from cost_api.tools.receiver import receive
+
+    try:
+        receive(args.host, args.port, args.secret)
+    except OSError as exc:  # the port is taken, the host is not this machine's
+        raise CliError(f"alerts receive: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from cost_api.config import settings_table, with_settings_table
 
@@ -194,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     smoke = sub.add_parser("smoke", help="run every registered query once; non-zero exit on any failure")
     _common_flags(smoke)
     smoke.set_defaults(func=cmd_smoke)
+
+    alerts = sub.add_parser("alerts", help="try the alert webhook")
+    asub = alerts.add_subparsers(dest="alerts_command", required=True)
+    receive = asub.add_parser("receive", help="a local webhook receiver: prints events, checks signatures")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=9000)
+    receive.add_argument("--secret", default=None, help="alerts.webhook_secret, to check X-Cost-Signature")
+    alerts.set_defaults(func=cmd_alerts)
 
     docs = sub.add_parser("settings", help="print the settings table docs/configuration.md shows")
     docs.add_argument("--write", metavar="FILE", help="replace the generated table in FILE instead")

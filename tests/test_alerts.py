@@ -25,8 +25,9 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from cost_api.config import load_settings
-from cost_api.watch.alerts import AlertEngine, sign, verify
+from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.anomalies import episode_id
+from cost_api.watch.webhook import sign, verify
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 from cost_api.windows import iso
@@ -324,8 +325,9 @@ async def test_without_a_webhook_nothing_is_evaluated_or_sent(log: LogDB) -> Non
 
 
 def test_the_local_receiver_prints_events_and_checks_signatures() -> None:
+    """`cost-api alerts receive`, run as `python -m cost_api.cli alerts receive`."""
     port = free_port()
-    command = [sys.executable, "-m", "cost_api.watch.alerts", "receive", "--port", str(port), "--secret", SECRET]
+    command = [sys.executable, "-m", "cost_api.cli", "alerts", "receive", "--port", str(port), "--secret", SECRET]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None

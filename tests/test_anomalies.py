@@ -16,12 +16,13 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from cost_api.config import Settings, load_settings
+from cost_api.lenses.anomalies import anomalies as answer
 from cost_api.tools.demo.catalogue import LEAKED_TOKEN
 from cost_api.tools.demo.run import run_demo
-from cost_api.watch.alerts import AlertEngine, verify
-from cost_api.watch.anomalies import anomalies as answer
+from cost_api.watch.alerts import AlertEngine
 from cost_api.watch.anomalies import episode_id, episodes
 from cost_api.watch.budgets import BudgetTracker
+from cost_api.watch.webhook import verify
 from cost_api.web.app import create_app
 from cost_api.web.service import Service, build_service
 from cost_api.windows import Range, iso, parse_window
@@ -177,6 +178,17 @@ async def test_a_daily_rhythm_alone_is_no_anomaly(log: LogDB) -> None:
     async with serve(log.url) as client:
         body = await anomalies(client, window="14d")
     assert body["items"] == []
+
+
+async def test_a_lookback_without_groups_is_no_anomaly(log: LogDB) -> None:
+    """Nine days of spend that ended a month before the window: the replayed hours (the window, the week
+    before it and their baselines) hold no group, for every dimension (model's key is two columns)."""
+    ended = NOW - timedelta(days=30)
+    await log.insert([sonnet(ended - n * HOUR, "/old", 3.0) for n in range(1, 9 * 24)])
+    async with serve(log.url) as client:
+        body = await anomalies(client, window="1d")
+    assert body["items"] == []
+    assert body["range"] == {"from": iso(NOW - timedelta(days=1)), "to": iso(NOW)}
 
 
 async def test_budget_episodes_come_from_the_tracker_once_per_period(log: LogDB) -> None:

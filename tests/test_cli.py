@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_help_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     listed = re.findall(r"^    (\w+) ", capsys.readouterr().out, flags=re.M)
-    assert listed == ["serve", "demo", "pricing", "report", "smoke", "settings"]
+    assert listed == ["serve", "demo", "pricing", "report", "smoke", "alerts", "settings"]
     assert {path.split()[0] for path in _readme_commands()} == set(listed)
 
 
@@ -70,3 +71,13 @@ def test_pricing_resolve_refuses_others_in_one_line(at: str, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert err.startswith("cost-api: --at: expected RFC 3339 with an offset") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_alerts_receive_on_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["alerts", "receive", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cost-api: alerts receive: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1

@@ -6,42 +6,35 @@ now that was not sent yet is `fired`; a sent one that is no longer open is `reso
 is the episode's (sha256 of rule, dimension, key and start), so a receiver deduplicates across restarts
 and replicas: the engine keeps the ids it sent in memory only, and after a restart sends the open
 episodes again under the same ids. Deliveries run as tasks with exponential backoff and never block a
-request; `GET /v1/alerts` lists the recent ones with their state.
+request; `GET /v1/alerts` lists the recent ones with their state. The events, their signatures and one
+POST are in webhook.py.
 
 With several replicas on one Postgres, only the one holding `pg_try_advisory_lock(ALERT_LOCK)` on a
-dedicated connection evaluates and sends; the others retry the lock every tick and take over (sending
-the open episodes again, same ids) when its session ends. SQLite is one process: no lock.
+dedicated connection evaluates and sends (the store's leadership, through the aggregator); the others
+retry the lock every tick and take over (sending the open episodes again, same ids) when its session
+ends. SQLite is one process: no lock.
 
-`python -m cost_api.watch.alerts receive --port 9000 --secret s` runs a local receiver that prints each
-event and checks its signature (docs/alerts.md).
+`cost-api alerts receive --port 9000 --secret s` (tools/receiver.py) runs a local receiver that prints
+each event and checks its signature (docs/alerts.md); `python -m cost_api.watch.alerts receive …`, its
+old command, still does.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import json
 import logging
-import sys
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 from prometheus_client import Counter
 
-from cost_api import __version__
-from cost_api.aggregation.aggregator import money
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
-from cost_api.watch.anomalies import Episode, Reading, ratio_json, replay
+from cost_api.watch.anomalies import Episode, replay
+from cost_api.watch.webhook import Delivery, event_body, post
 from cost_api.windows import Range, iso, now_utc
 
 if TYPE_CHECKING:
@@ -63,112 +56,8 @@ ALERT_LOCK = 0x636F73745F616C  # "cost_al": the advisory lock whose holder sends
 LOOKBACK = timedelta(hours=3)  # each tick replays this much (and the rules' history before it)
 RECENT_EVENTS = 500  # events kept for GET /v1/alerts
 DELIVERY_TIMEOUT = 10.0  # seconds per attempt
-SIGNATURE_HEADER = "X-Cost-Signature"
-SIGNATURE_TOLERANCE = 300  # seconds a receiver accepts between `t` and its clock
 
 _encoder = msgspec.json.Encoder()
-
-
-# --------------------------------------------------------------------------- signatures
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def verify(
-    secret: str, header: str | None, body: bytes, *, tolerance: float = SIGNATURE_TOLERANCE, now: float | None = None
-) -> bool:
-    """Whether `header` signs `body` with `secret`, made within `tolerance` seconds of `now`."""
-    try:
-        parts = dict(item.split("=", 1) for item in (header or "").split(","))
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
-
-
-# --------------------------------------------------------------------------- events
-
-
-def _slack(text: str) -> str:
-    """One line of Slack mrkdwn: control characters out, `& < >` escaped."""
-    flat = " ".join(text.split())
-    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _subject(e: Episode) -> str:
-    key = e.key.replace("`", "'")
-    return f"{e.rule} on {e.dimension} `{key}`" + (f" ({e.name})" if e.name else "")
-
-
-def event_text(event: str, e: Episode, reading: Reading) -> str:
-    """The Slack-compatible one-line summary of an event."""
-    since = iso(e.started_at)
-    if event == "fired":
-        icon = ":warning:" if e.rule == "budget_warning" else ":rotating_light:"
-        return _slack(f"{icon} {_subject(e)}: {reading.words} (since {since})")
-    span = f"{since} to {iso(e.ended_at)}" if e.ended_at else f"since {since}"
-    peak = ratio_json(e.peak_ratio)
-    peaked = f", peak {peak}×" if peak is not None else ""
-    return _slack(f":white_check_mark: resolved: {_subject(e)}, {span}{peaked}, ${e.spend:,.2f} spent")
-
-
-def event_body(event: str, e: Episode) -> dict[str, Any]:
-    """The webhook's JSON body."""
-    reading = e.last if event == "fired" else (e.after or e.last)
-    return {
-        "id": e.id,
-        "event": event,
-        "rule": e.rule,
-        "dimension": e.dimension,
-        "key": e.key,
-        "started_at": iso(e.started_at),
-        "recent_spend_per_hour": None if reading.recent is None else money(reading.recent),
-        "baseline_spend_per_hour": None if reading.baseline is None else money(reading.baseline),
-        "ratio": ratio_json(reading.ratio),
-        "text": event_text(event, e, reading),
-    }
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One event and how its delivery went: `pending` (being tried), `delivered` or `failed`."""
-
-    event: str
-    episode: Episode
-    body: bytes
-    queued_at: datetime
-    state: str = "pending"
-    attempts: int = 0
-    last_error: str | None = None
-    delivered_at: datetime | None = None
-    text: str = field(default="")
-
-    def as_json(self) -> dict[str, Any]:
-        e = self.episode
-        return {
-            "id": e.id,
-            "event": self.event,
-            "rule": e.rule,
-            "dimension": e.dimension,
-            "key": e.key,
-            "started_at": iso(e.started_at),
-            "text": self.text,
-            "state": self.state,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "queued_at": iso(self.queued_at),
-            "delivered_at": None if self.delivered_at is None else iso(self.delivered_at),
-        }
-
-
-# --------------------------------------------------------------------------- the engine
 
 
 class AlertEngine:
@@ -325,19 +214,7 @@ class AlertEngine:
         assert self.cfg.webhook_url is not None
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
-        headers = {"Content-Type": "application/json", "User-Agent": f"cost-api/{__version__}"}
-        if self.cfg.webhook_secret:
-            headers[SIGNATURE_HEADER] = sign(self.cfg.webhook_secret, int(time.time()), d.body)
-        try:
-            response = await self._client.post(self.cfg.webhook_url, content=d.body, headers=headers)
-        except httpx.HTTPError as exc:
-            d.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            return False
-        if response.is_success:
-            d.last_error = None
-            return True
-        d.last_error = f"HTTP {response.status_code}"
-        return False
+        return await post(self._client, self.cfg.webhook_url, self.cfg.webhook_secret, d)
 
     # ----------------------------------------------------------------------- one sender per database
 
@@ -359,50 +236,3 @@ class AlertEngine:
             "as_of": iso(now_utc()),
         }
 
-
-# --------------------------------------------------------------------------- a local receiver
-
-
-def _handler(secret: str | None, out: Any) -> type[BaseHTTPRequestHandler]:
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            signed = None if secret is None else verify(secret, self.headers.get(SIGNATURE_HEADER), body)
-            try:
-                event = json.loads(body)
-            except ValueError:
-                event = {}
-            mark = {None: "signature not checked", True: "signature ok", False: "BAD SIGNATURE"}[signed]
-            print(f"[{mark}] {event.get('event')} {event.get('id')}: {event.get('text')}", file=out, flush=True)
-            print(json.dumps(event, indent=2, ensure_ascii=False), file=out, flush=True)
-            self.send_response(401 if signed is False else 204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Receiver
-
-
-def receive(host: str, port: int, secret: str | None, out: Any = sys.stdout) -> None:
-    """Print every webhook event POSTed to http://host:port/ (checking signatures with `secret`)."""
-    server = ThreadingHTTPServer((host, port), _handler(secret, out))
-    print(f"listening on http://{host}:{server.server_port}/ (Ctrl-C to stop)", file=out, flush=True)
-    with contextlib.suppress(KeyboardInterrupt), server:
-        server.serve_forever()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cost_api.watch.alerts", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    rx = commands.add_parser("receive", help="a local webhook receiver: prints events, checks signatures")
-    rx.add_argument("--host", default="127.0.0.1")
-    rx.add_argument("--port", type=int, default=9000)
-    rx.add_argument("--secret", default=None, help="alerts.webhook_secret, to check X-Cost-Signature")
-    args = parser.parse_args(argv)
-    receive(args.host, args.port, args.secret)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

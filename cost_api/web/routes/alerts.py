@@ -8,8 +8,8 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from cost_api.errors import BadParameter
+from cost_api.lenses.anomalies import anomalies
 from cost_api.watch.alerts import AlertEngine
-from cost_api.watch.anomalies import anomalies
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
 from cost_api.web.routes.params import Common
