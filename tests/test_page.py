@@ -11,6 +11,7 @@ running server's page (docs/dashboard.md).
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import pytest
 from .logdb import Row, SqliteLog
 
 ROOT = Path(__file__).parents[1]
+STATIC = ROOT / "cost_api" / "web" / "static"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = Path(os.environ.get("COST_API_CHROMIUM", "/usr/bin/chromium"))
 # As root, in a closed network: no sandbox, no GPU, no calls home.
@@ -315,6 +317,60 @@ async def test_page_with_keys(servers: dict[str, str], watched: Watched) -> None
     assert not await page.is_visible("#key-panel")
     assert await page.evaluate("localStorage.getItem('cost-api.key')") == KEY
     assert watched.errors == []
+
+
+async def test_page_loads_every_module(servers: dict[str, str], watched: Watched) -> None:
+    """The script is native ES modules: the browser loads every .js file under static/ (no module left
+    unused, none missing), each as JavaScript, revalidated like the rest, and nothing reaches the console."""
+    base, page = servers["open"], watched.page
+    scripts: list[Any] = []
+    page.on("response", lambda r: scripts.append(r) if r.url.endswith(".js") else None)
+    await page.goto(base + "/")
+    await watched.ready()
+
+    on_disk = {"static/" + p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*.js")}
+    assert {"static/app.js", "static/js/data-quality.js", "static/vendor/uplot/uPlot.iife.min.js"} <= on_disk
+    assert {r.url.removeprefix(base + "/") for r in scripts} == on_disk
+    for response in scripts:
+        headers = await response.all_headers()
+        assert response.status == 200, response.url
+        assert headers["content-type"].split(";")[0] == "text/javascript", response.url
+        assert headers["x-content-type-options"] == "nosniff", response.url
+        assert headers["cache-control"] == "no-cache", response.url
+    assert watched.errors == []
+
+
+def test_script_modules_stay_small() -> None:
+    """Our script is small modules along the page's seams (issue 15), each read in one sitting."""
+    ours = [p for p in STATIC.rglob("*.js") if "vendor" not in p.relative_to(STATIC).parts]
+    assert len(ours) > 1
+    lines = {p.relative_to(STATIC).as_posix(): len(p.read_text().splitlines()) for p in ours}
+    assert max(lines.values()) <= 200, lines
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../routes/page.py",
+        "/static/js/../../routes/page.py",
+        "/static/%2e%2e/routes/page.py",
+        "/static/js/%2e%2e/%2e%2e/routes/page.py",
+        "/static/js/..%2f..%2froutes/page.py",
+        "/static/js/%2e%2e%2f%2e%2e%2f__init__.py",
+    ],
+)
+def test_static_files_stay_in_their_directory(servers: dict[str, str], path: str) -> None:
+    """A path climbing out of static/ (as sent, not normalised by a client) reaches no file of the package."""
+    host, port = servers["open"].removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        body = answer.read()
+    finally:
+        conn.close()
+    assert answer.status in (400, 404), (answer.status, body[:200])
+    assert b"import" not in body
 
 
 def test_wheel_ships_the_page(tmp_path: Path) -> None:
