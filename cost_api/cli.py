@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cost_api.config import ConfigError, Settings, load_settings
+import msgspec
+
+from cost_api.config import ConfigError, Duration, Settings, load_settings
 from cost_api.errors import CostApiError
 from cost_api.pricing.file import PricingError
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout, SchemaMissing
@@ -63,19 +69,95 @@ async def _check_database(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cost_api.web.app import create_app
-
     settings = _settings(args)
     if not (settings.api_keys or settings.api_key_hashes) and not _is_loopback(args.host) and not args.insecure:
         raise CliError(
             f"refusing to bind {args.host} without API keys: anyone who can reach it would see every "
             "customer's spend. Configure api_keys (or COST_API_KEYS), bind 127.0.0.1, or pass --insecure."
         )
-    asyncio.run(_check_database(settings))
+    asyncio.run(_check_database(settings))  # a refusal stops here, before any worker starts
     # log_config=None: uvicorn's loggers propagate to the root logger that create_app set up (cost_api.logs)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, log_config=None)
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": False}
+    if args.workers > 1:
+        return _serve_workers(settings, args.workers, options)
+    from cost_api.web.app import create_app
+
+    uvicorn.run(create_app(settings), **options, log_config=None)  # this process serves
     return 0
+
+
+# `cost-api serve --workers N`: N worker processes, spawned (not forked) and supervised by uvicorn
+# (SIGTERM or SIGINT stops them all; a worker that dies is replaced; one that exits with uvicorn's
+# start-up failure status stops them all). Each builds its own app from the settings validated here:
+# their JSON in WORKER_SETTINGS, validated again (`load_settings`, which reads nothing else: no file,
+# no other variable). A worker that cannot start writes why to the file named by WORKER_FAILURES.
+WORKER_SETTINGS = "_COST_API_WORKER_SETTINGS"
+WORKER_FAILURES = "_COST_API_WORKER_FAILURES"
+
+
+def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> int:
+    import uvicorn
+
+    from cost_api.logs import logging_config
+
+    os.environ[WORKER_SETTINGS] = encode_settings(settings)
+    try:
+        fd, failures = tempfile.mkstemp(prefix="cost-api-serve-", suffix=".failures")
+        os.close(fd)
+        os.environ[WORKER_FAILURES] = failures
+    except OSError:  # nowhere to write: a failed start is in the log only
+        failures = None
+        os.environ.pop(WORKER_FAILURES, None)
+    logging_config().configure()  # the supervisor's own lines, through the same formatter
+    try:
+        uvicorn.run(f"{__name__}:{worker_app.__name__}", factory=True, workers=workers, **options, log_config=None)
+        failed = Path(failures).read_text() if failures else ""
+    finally:
+        if failures:
+            with contextlib.suppress(OSError):
+                os.unlink(failures)
+    if failed:
+        raise CliError(f"a worker could not start, and the server stopped: {failed.splitlines()[0]}")
+    return 0
+
+
+def encode_settings(settings: Settings) -> str:
+    def enc_hook(obj: Any) -> Any:
+        if isinstance(obj, Duration):
+            return obj.text
+        raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+    return msgspec.json.encode(settings, enc_hook=enc_hook).decode()
+
+
+def decode_settings(text: str) -> Settings:
+    return load_settings(environ={}, overrides=msgspec.json.decode(text))
+
+
+def worker_app() -> Any:
+    """The app of one worker of `cost-api serve --workers N` (uvicorn calls it in each worker). A
+    worker that cannot build it exits with uvicorn's start-up failure status, which stops the server
+    rather than restarting the worker over and over."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    from cost_api.web.app import create_app
+
+    try:
+        raw = os.environ.get(WORKER_SETTINGS)
+        if raw is None:
+            raise CliError(f"{WORKER_SETTINGS} is not set: worker_app serves the workers of `cost-api serve`")
+        return create_app(decode_settings(raw))
+    except (*USER_ERRORS, CliError) as exc:
+        why = str(exc)
+    except Exception as exc:
+        traceback.print_exc()
+        why = f"{type(exc).__name__}: {exc}"
+    print(f"cost-api: worker {os.getpid()}: {why}", file=sys.stderr, flush=True)
+    failures = os.environ.get(WORKER_FAILURES)
+    if failures:
+        with contextlib.suppress(OSError), open(failures, "a") as out:
+            out.write(why.replace("\n", " ") + "\n")
+    sys.exit(STARTUP_FAILURE)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -150,6 +232,16 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _common_flags(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
     if db:
         parser.add_argument("--db", help="database URL (overrides database_url)")
@@ -169,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without API keys")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes, each with its own figures in memory (docs/deployment.md); default 1",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="write a realistic demo log (only into a database it creates)")

@@ -143,3 +143,19 @@ def test_wheel_ships_sql_and_pricing(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], cwd="/", env={"PYTHONPATH": str(unpacked)}, capture_output=True, text=True
     )
     assert out.stdout.split() == [str(unpacked / "cost_api" / "_data" / "sql"), "True"], out.stderr
+
+
+def test_with_workers_the_start_up_checks_stop_before_any_worker_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same refusals, from the supervising process: no worker is spawned to fail N times."""
+    code = main(["serve", "--db", f"sqlite:///{tmp_path / 'nope.db'}", "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "nope.db does not exist" in err
+    assert "Traceback" not in err and "uvicorn" not in err
+    sqlite3.connect(tmp_path / "empty.db").execute("CREATE TABLE other (x INTEGER)").connection.close()
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 'empty.db'}", "--workers", "3"]) == 2
+    assert "the database has no request_log table" in capsys.readouterr().err
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--host", "0.0.0.0", "--workers", "2"]) == 2
+    assert "refusing to bind 0.0.0.0 without API keys" in capsys.readouterr().err
