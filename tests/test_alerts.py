@@ -262,7 +262,7 @@ async def test_an_unreachable_receiver_is_retried_then_failed(log: LogDB) -> Non
 
 
 async def test_only_the_replica_holding_the_lock_sends(pg_cluster: Any, receiver: Receiver) -> None:
-    """Postgres only: SQLite is served by one process, which always sends."""
+    """Postgres: the advisory lock (SQLite's file lock is tested in test_workers.py)."""
     log = await PostgresLog.create(pg_cluster)
     try:
         await spiky_log(log)

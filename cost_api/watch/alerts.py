@@ -12,7 +12,7 @@ POST are in webhook.py.
 With several replicas on one Postgres, only the one holding `pg_try_advisory_lock(ALERT_LOCK)` on a
 dedicated connection evaluates and sends (the store's leadership, through the aggregator); the others
 retry the lock every tick and take over (sending the open episodes again, same ids) when its session
-ends. SQLite is one process: no lock.
+ends. On SQLite the lock is a `flock` on a file of our own cache directory (store/leadership.py).
 
 `cost-api alerts receive --port 9000 --secret s` (tools/receiver.py) runs a local receiver that prints
 each event and checks its signature (docs/alerts.md); `python -m cost_api.watch.alerts receive …`, its
@@ -219,7 +219,7 @@ class AlertEngine:
     # ----------------------------------------------------------------------- one sender per database
 
     async def _lead(self) -> bool:
-        """Whether this process sends: while it holds the leader lock (always, on SQLite)."""
+        """Whether this process sends: while it holds the leader lock."""
         self.leading = await self._leadership.hold()
         return self.leading
 
