@@ -503,11 +503,6 @@ async def test_sqlite_file_unreadable_under_load_then_back(tmp_path: Path, fault
     more, answers resume on their own with the file's own figures."""
     log = sqlite_log(tmp_path / "log.db", "delete", [Row(recent(5), prompt_tokens=1_000_000)] * 3)
     async with in_this_loop(log.url, query_timeout="5s") as (client, _):
-        if fault in ("not-a-database", "emptied"):
-            # Another file behind the name makes the aggregator drop its open rows (recent.RowStore)
-            # even while a request is reading them, a race of its own that under load is a 500; its
-            # figures across a new file are tested one request at a time above.
-            await without_rollups()
         seen: list[httpx.Response] = []
         stop = asyncio.Event()
         workers = [asyncio.ensure_future(hammer(client, stop, seen)) for _ in range(4)]

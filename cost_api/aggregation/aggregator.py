@@ -356,6 +356,8 @@ class Aggregator:
         if not (self.rollups.ready and self.rows.started):
             return
         late = await self.rows.refresh()
+        if not (self.rollups.ready and self.rows.started):  # another database behind the URL meanwhile
+            return
         if len(late):
             self.rollups.add(per_dimension(late.hourly))
         horizon = self.rollups.closed_horizon()
@@ -389,10 +391,11 @@ class Aggregator:
         )
         logged = {int(r[0]): tuple(int(v or 0) for v in r[1:]) for r in rows}
         async with self._lock:
+            open_rows = self.rows.open
+            if not self.rollups.ready or open_rows is None:  # another database behind the URL meanwhile
+                return 0
             horizon = self.rollups.horizon
             held = self.rollups.fingerprints(h0, h1)
-            open_rows = self.rows.open
-            assert open_rows is not None
             held.update(fingerprint(open_rows.rows.slot // HOUR_MS, open_rows.rows.counts))
             differ = {h for h in set(logged) | set(held) if h0 <= h < h1 and logged.get(h) != held.get(h)}
             closed = [h for h in differ if h < horizon]

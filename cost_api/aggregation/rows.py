@@ -90,6 +90,7 @@ class RowStore:
         self.open_from_ms = 0
         self._after = 0
         self._holes: dict[int, float] = {}  # id → when it was first missed (clock seconds)
+        self._epoch = 0  # counts `forget`s
 
     def _rowset(self, rows: list[tuple[Any, ...]]) -> RowSet:
         groups = from_rows(self._vocab, 1, rows, self._pricing)
@@ -126,6 +127,7 @@ class RowStore:
         open rows), which the caller hands to the rollups."""
         assert self.open is not None
         late: list[RowSet] = []
+        epoch = self._epoch
         while True:
             self._expire_holes()
             fresh = self._rowset(
@@ -133,6 +135,8 @@ class RowStore:
                     "rows_after", after=self._after, holes=sorted(self._holes), limit=PAGE_ROWS, **self._thresholds
                 )
             )
+            if self._epoch != epoch:  # forgotten while reading: these rows are another database's
+                return self._rowset([])
             full = len(fresh) == PAGE_ROWS
             self._note_ids(fresh.ids)
             if len(fresh):
@@ -153,7 +157,10 @@ class RowStore:
     async def reread_open(self) -> None:
         """Read the open rows again (a delete or an update in the open hours), within the bound."""
         assert self.open is not None
+        epoch = self._epoch
         fresh = await self.between(self.open_from_ms, _FAR, self._after)
+        if self._epoch != epoch:  # forgotten while reading
+            return
         self.open = fresh.subset(~np.isin(fresh.ids, np.fromiter(self._holes, dtype=np.int64)))
         self._summed = {}
 
@@ -223,7 +230,9 @@ class RowStore:
             del self._hours[hour]
 
     def forget(self) -> None:
-        """Another database behind the URL: everything is read again."""
+        """Another database behind the URL: everything is read again. A read in flight (`refresh`,
+        `reread_open`: they run under the aggregator's lock, this may not) keeps nothing it read."""
+        self._epoch += 1
         self._hours.clear()
         self.open = None
         self._summed = {}
