@@ -233,6 +233,21 @@ async def test_a_log_s_first_8_days_are_not_judged(minute: int) -> None:
     assert agg.minute_reads == []  # a few requests: no storm possible, no minute read
 
 
+@pytest.mark.parametrize("later", [0.0, 0.5])
+async def test_a_24_hour_burn_from_before_the_first_judged_hour_is_reported(later: float) -> None:
+    """$48 two hours before the first judged hour: its 24 hours hold $2/h against nothing until that
+    hour leaves them (burn_rate's R24). Whether the key spends anything later changes nothing."""
+    first = F + 1 + HISTORY_H
+    spends = [cell(F, key="/steady", spend=0.5), cell(first - 2, key="/day-before", spend=48.0)]
+    spends.append(cell(first + 25, key="/day-before", spend=later))
+    agg = FakeAggregator(F * HOUR_MS, spends)
+    end = hour_start(first + 30)
+    found = await replay(service(agg), Range(hour_start(F), end), now=end)
+    assert [(e.rule, e.key, e.started_at, e.ended_at, e.peak_ratio, e.spend) for e in found] == [
+        ("burn_rate", "/day-before", hour_start(first), hour_start(first - 2 + 24), math.inf, 0.0)
+    ]
+
+
 async def test_a_range_inside_the_first_8_days_has_no_episode() -> None:
     agg = FakeAggregator(F * HOUR_MS, [cell(F + h, key="/k", spend=50.0 * (h % 2)) for h in range(HISTORY_H + 1)])
     end = hour_start(F + HISTORY_H + 1)  # the first judged hour has not begun
