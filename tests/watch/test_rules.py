@@ -303,6 +303,7 @@ async def test_request_storm_against_a_zero_baseline_holds_on_the_floor_alone() 
     judged = await storm(agg, 1000)
     assert judged.holds.tolist() == [[True]]
     assert math.isinf(judged.ratio[0, 0])
+    assert judged.words(0, 0) == "60 requests/min over 5 minutes, nothing in its baseline"
 
 
 async def test_request_storm_below_min_requests_per_minute_does_not_hold() -> None:
