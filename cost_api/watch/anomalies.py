@@ -24,6 +24,7 @@ import numpy as np
 from cost_api.aggregation.aggregator import money
 from cost_api.aggregation.rollups import ceil_hour, floor_hour
 from cost_api.watch.rules import (
+    DAY_H,
     HISTORY_H,
     WEEK_H,
     Clock,
@@ -168,8 +169,9 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
 
 def _prune(m: Matrix, clock: Clock, cfg: Alerts) -> Matrix:
     """Only the keys a rule could hold for: an evaluated hour's trailing spend is at most twice the
-    largest hourly spend, and a storm needs 5 × min_requests_per_minute requests within two hours."""
-    s, q = m.spend[:, clock.e0 - 1 :], m.requests[:, clock.e0 - 1 :]
+    largest hourly spend of the hours its windows reach (the 24-hour window: up to 24 hours before the
+    first evaluated one), and a storm needs 5 × min_requests_per_minute requests within two hours."""
+    s, q = m.spend[:, clock.e0 - DAY_H :], m.requests[:, clock.e0 - 1 :]
     spends = (s.max(axis=1) > 0) & (2 * s.max(axis=1) >= cfg.min_spend_per_hour)
     storms = (q[:, 1:] + q[:, :-1]).max(axis=1) >= max(STORM_MINUTES * cfg.min_requests_per_minute, 1)
     keep = np.flatnonzero(spends | storms)

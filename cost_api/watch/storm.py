@@ -46,8 +46,9 @@ async def request_storm(
 
     def words(row: int, col: int) -> str:
         recent, base = rpm.get((row, col), (0.0, 0.0))
-        ratio_text = times(math.inf if base <= 0 else recent / base)
-        return f"{recent:,.0f} requests/min over 5 minutes, {ratio_text} its baseline of {base:,.1f}/min"
+        if base <= 0:  # as burn_rate says it: no "new its baseline of 0.0/min"
+            return f"{recent:,.0f} requests/min over 5 minutes, nothing in its baseline"
+        return f"{recent:,.0f} requests/min over 5 minutes, {times(recent / base)} its baseline of {base:,.1f}/min"
 
     judged = Judged("request_storm", holds, ratio, r1, b1, words, clock.storm_from)
     idx = clock.columns
