@@ -98,7 +98,7 @@ WORKER_FAILURES = "_COST_API_WORKER_FAILURES"
 def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> int:
     import uvicorn
 
-    from cost_api.logs import logging_config
+    from cost_api.logs import drain, logging_config
 
     os.environ[WORKER_SETTINGS] = encode_settings(settings)
     try:
@@ -111,6 +111,7 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
     logging_config().configure()  # the supervisor's own lines, through the same formatter
     try:
         uvicorn.run(f"{__name__}:{worker_app.__name__}", factory=True, workers=workers, **options, log_config=None)
+        drain()  # the supervisor's last lines before ours
         failed = Path(failures).read_text() if failures else ""
     finally:
         if failures:

@@ -34,3 +34,14 @@ class EscapingFormatter(logging.Formatter):
 def logging_config() -> LoggingConfig:
     """Litestar's default set-up (the root and `litestar` loggers, INFO, to stderr) with this formatter."""
     return LoggingConfig(formatters={"standard": {"()": EscapingFormatter, "fmt": FORMAT}})
+
+
+def drain() -> None:
+    """Wait until every line logged so far is written. Litestar's handlers write from a thread of
+    their own (a queue listener): a line printed to stderr straight after a log call could otherwise
+    land in the middle of one."""
+    for logger in (logging.getLogger(), logging.getLogger("litestar")):
+        for handler in logger.handlers:
+            queue = getattr(handler, "queue", None)
+            if getattr(handler, "listener", None) is not None and hasattr(queue, "join"):
+                queue.join()
