@@ -9,8 +9,9 @@ import contextlib
 
 import asyncpg
 
-from cost_api.store.database import Database, PostgresDatabase
+from cost_api.store.base import Database
 from cost_api.store.errors import DatabaseUnavailable
+from cost_api.store.postgres import PostgresDatabase
 
 
 class Leadership:
