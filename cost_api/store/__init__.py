@@ -3,5 +3,5 @@ registry (`sql/<dialect>/*.sql`), `fetch(name, **params)`, and the errors every 
 
 `database` is what the rest imports: `Database` (`base`: deadlines, the schema check, the log's
 optional columns), its drivers (`sqlite`, `postgres`: the only modules that import one, with
-`leadership`), `open_database`; `queries` the registry, `errors`, `timing` (per-query metrics),
-`url`."""
+`leadership`), `open_database`; `queries` the registry, `result` the `Rows` a query answers with
+(read by column name), `errors`, `timing` (per-query metrics), `url`."""

@@ -2,9 +2,10 @@
 
 Every query runs under `query_timeout`, and a query of an HTTP request only under what is left of
 that request's deadline (`request_deadline`, set by limits.DeadlineMiddleware): one budget for all
-the queries of an answer, however many it runs in a row. `Database` also checks the log's schema
-(the contract's columns, their types) and reads which optional columns it has; the drivers are in
-`sqlite` and `postgres`, each a subclass that runs a query and tells its driver's errors apart.
+the queries of an answer, however many it runs in a row. A query's rows come back as a `Rows`, read
+by the names of the query's columns. `Database` also checks the log's schema (the contract's
+columns, their types) and reads which optional columns it has; the drivers are in `sqlite` and
+`postgres`, each a subclass that runs a query and tells its driver's errors apart.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 
 from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from cost_api.store.queries import LogColumns, Registry
+from cost_api.store.result import Row, Rows
 from cost_api.store.timing import time_query
 from cost_api.windows import from_ms
 
-Row = tuple[Any, ...]
+__all__ = ["LOG_COLUMNS", "TEXT_COLUMNS", "Database", "Row", "Rows", "request_deadline"]
 
 # The request-log contract (docs/request-log.md): every column the queries read, and which hold text.
 LOG_COLUMNS = (
@@ -78,8 +80,9 @@ class Database(ABC):
         self._columns_of: int | None = None  # the generation they were read from
         self._columns_lock = asyncio.Lock()
 
-    async def fetch(self, name: str, **params: Any) -> list[Row]:
-        """Run the named query (timed by name and outcome for /metrics).
+    async def fetch(self, name: str, **params: Any) -> Rows:
+        """Run the named query (timed by name and outcome for /metrics): its rows, and the names of their
+        columns (`Rows`).
 
         A query that fails for a reason of its own is checked against the log's schema: when that is
         what is wrong (a table dropped, a column renamed or retyped under the service), the answer is a
@@ -113,7 +116,7 @@ class Database(ABC):
                 generation = self.generation
                 with time_query("log_columns"):
                     found = await self._fetch("log_columns", self._deadline("log_columns"))
-                columns = LogColumns.of(row[0] for row in found)
+                columns = LogColumns.of(found.column("name"))
                 self.registry = self.registry.bind(columns.table_expression(self.dialect))
                 self.log_columns = columns
                 self._columns_of = generation if columns.table_found else None
@@ -150,7 +153,7 @@ class Database(ABC):
         return QueryTimeout(f"{self._timed_out(name)} while it waited for a database connection")
 
     @abstractmethod
-    async def _fetch(self, name: str, deadline: float, **params: Any) -> list[Row]: ...
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows: ...
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -171,7 +174,7 @@ class Database(ABC):
         each column of the wrong type and the type expected; None when there is nothing. Remembered
         until the next check."""
         with time_query("log_columns"):
-            found = dict(await self._fetch("log_columns", self._deadline("log_columns")))
+            found = dict((await self._fetch("log_columns", self._deadline("log_columns"))).pick("name", "type"))
         self._schema_fault = self._fault_in(found)
         return self._schema_fault
 
@@ -191,7 +194,7 @@ class Database(ABC):
     async def replica(self) -> tuple[bool, datetime | None]:
         """Whether the database is a hot standby (a replica in recovery), and when the last transaction
         it replayed committed on the primary: how far behind it may be."""
-        ((recovering, replayed),) = await self.fetch("recovery")
+        recovering, replayed = (await self.fetch("recovery")).first("in_recovery", "replayed_at_ms")
         return bool(recovering), None if replayed is None else from_ms(replayed)
 
     @abstractmethod

@@ -3,17 +3,18 @@
 What the rest of the service imports from the store. SQLite is opened with `mode=ro` (`sqlite`),
 Postgres connections run read-only transactions from a pool (`postgres`); both are a `Database`
 (`base`): every query under `query_timeout`, and a query of an HTTP request only under what is left
-of that request's deadline (`request_deadline`).
+of that request's deadline (`request_deadline`), its rows named by the query's columns (`Rows`).
 Parameters are plain Python values; each driver gets them in its own form (SQLite: epoch
 milliseconds for datetimes, JSON text for lists; Postgres: native types).
 """
 
 from __future__ import annotations
 
-from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, Row, request_deadline
+from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, request_deadline
 from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from cost_api.store.postgres import PostgresDatabase
 from cost_api.store.queries import Registry
+from cost_api.store.result import Row, Rows
 from cost_api.store.sqlite import SQLITE_BUSY_WAIT, SqliteDatabase
 from cost_api.store.url import DatabaseURL
 
@@ -26,6 +27,7 @@ __all__ = [
     "PostgresDatabase",
     "QueryTimeout",
     "Row",
+    "Rows",
     "SchemaMissing",
     "SqliteDatabase",
     "open_database",

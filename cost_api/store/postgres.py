@@ -15,9 +15,10 @@ from typing import Any
 
 import asyncpg
 
-from cost_api.store.base import TEXT_COLUMNS, Database, Row
+from cost_api.store.base import TEXT_COLUMNS, Database
 from cost_api.store.errors import DatabaseUnavailable
 from cost_api.store.queries import Registry
+from cost_api.store.result import Rows
 from cost_api.store.url import DatabaseURL
 
 # How long past a query's deadline a Postgres server that stops answering (even the cancel request)
@@ -67,13 +68,13 @@ class PostgresDatabase(Database):
                 )
             return self._pool
 
-    async def _fetch(self, name: str, deadline: float, **params: Any) -> list[Row]:
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
         query = self.registry[name]
         call = _Call()
         running = asyncio.ensure_future(self._call(call, query.sql, query.bind(params), deadline))
         running.add_done_callback(_retrieve)
         try:
-            return await asyncio.shield(running)
+            records = await asyncio.shield(running)
         except asyncio.CancelledError:
             # The request gave up (its client left, or a sibling query failed). A query in flight is
             # cancelled through the driver, which hands its connection back only once the server has
@@ -95,8 +96,10 @@ class PostgresDatabase(Database):
             if isinstance(exc, ValueError):  # an argument the driver cannot send: not the connection's state
                 raise
             raise DatabaseUnavailable(f"Postgres is unavailable: {exc or type(exc).__name__}") from exc
+        # tuples in the select list's order, named by the query: no asyncpg type above the store
+        return Rows(map(tuple, records), query.columns)
 
-    async def _call(self, call: _Call, sql: str, args: list[Any], deadline: float) -> list[Row]:
+    async def _call(self, call: _Call, sql: str, args: list[Any], deadline: float) -> list[asyncpg.Record]:
         # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
         # pool is handed over, and a cancelled task (the rollups at shutdown) would run on
         async with asyncio.timeout(deadline - time.monotonic()) as limit:
@@ -111,7 +114,7 @@ class PostgresDatabase(Database):
                     rows = await conn.fetch(sql, *args, timeout=max(deadline - time.monotonic(), _TICK))
                 finally:
                     call.ended = True
-        return [tuple(r) for r in rows]
+        return rows
 
     async def _forget_prepared(self) -> None:
         """asyncpg keeps each connection's prepared statements with their parameter types: one that

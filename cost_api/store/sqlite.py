@@ -21,9 +21,10 @@ from typing import Any
 
 import aiosqlite
 
-from cost_api.store.base import TEXT_COLUMNS, Database, Row
+from cost_api.store.base import TEXT_COLUMNS, Database
 from cost_api.store.errors import DatabaseUnavailable
 from cost_api.store.queries import Registry
+from cost_api.store.result import Rows
 from cost_api.store.url import DatabaseURL
 from cost_api.windows import epoch_ms
 
@@ -123,7 +124,7 @@ class SqliteDatabase(Database):
             return await self._acquire()
         return holder
 
-    async def _fetch(self, name: str, deadline: float, **params: Any) -> list[Row]:
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
         query = self.registry[name]
         args = [_sqlite_value(v) for v in query.bind(params)]
         try:
@@ -135,7 +136,8 @@ class SqliteDatabase(Database):
         running = asyncio.ensure_future(holder.conn.execute_fetchall(query.sql, args))
         healthy = True
         try:
-            return [tuple(r) for r in await asyncio.shield(running)]
+            # the rows are tuples already (no row factory): taken as they are, named by the query
+            return Rows(await asyncio.shield(running), query.columns)
         except asyncio.CancelledError:
             if not running.done():
                 # The request gave up (its client left, or a sibling query failed): the progress handler
