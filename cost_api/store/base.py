@@ -5,7 +5,7 @@ that request's deadline (`request_deadline`, set by limits.DeadlineMiddleware): 
 the queries of an answer, however many it runs in a row. A query's rows come back as a `Rows`, read
 by the names of the query's columns. `Database` also checks the log's schema (the contract's
 columns, their types) and reads which optional columns it has; the drivers are in `sqlite` and
-`postgres`, each a subclass that runs a query and tells its driver's errors apart.
+`postgres`, each a subclass that runs a query and tells its driver's errors apart by their type.
 """
 
 from __future__ import annotations

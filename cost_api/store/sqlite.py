@@ -1,8 +1,10 @@
 """SQLite: a file opened read-only (`mode=ro`), a small pool of aiosqlite connections to it.
 
-A query is stopped at its deadline by the connection's progress handler: an interrupted query is a
-504; a lock held by a writer a 503 after at most `SQLITE_BUSY_WAIT`; a file that cannot be opened or
-read a 503 too, and the connection is dropped. The file is watched by its (device, inode): one
+A query is stopped at its deadline by the connection's progress handler. What a driver error means is
+told by its result code (`sqlite3.Error.sqlite_errorcode`), never by its message: a lock held by a
+writer (BUSY, LOCKED) is a 503 after at most `SQLITE_BUSY_WAIT`; a file that cannot be opened or read
+(CANTOPEN, IOERR, and whatever is not a sound database: NOTADB, CORRUPT) a 503 too, and the connection
+is dropped; an interrupted query (INTERRUPT) a 504. The file is watched by its (device, inode): one
 replaced under the name is another database (`generation`), whose connections replace the old ones.
 Parameters are plain Python values, sent as SQLite stores them: epoch milliseconds for datetimes,
 JSON text for lists.
@@ -31,6 +33,16 @@ from cost_api.windows import epoch_ms
 # How long a SQLite reader waits on a lock (a writer in rollback-journal mode holding EXCLUSIVE)
 # before answering 503: commits take milliseconds, a lock held longer is an outage, not a queue.
 SQLITE_BUSY_WAIT = 1.0
+
+# What a failed query's primary result code (the low byte of the extended code) means.
+# The database cannot be read now: a writer holds a lock (503; the connection is sound) ...
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+# ... or the file cannot be opened or read (503; the connection is dropped, a new one opens the file
+# as it is then: back, replaced, or still missing).
+_UNREADABLE = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
+# The statement could not be prepared against the schema as this connection knows it (no such table
+# or column, after a migration or a swap): the connection is dropped, the next one reads the schema anew.
+_NOT_PREPARED = sqlite3.SQLITE_ERROR
 
 
 class SqliteDatabase(Database):
@@ -151,13 +163,13 @@ class SqliteDatabase(Database):
                     raise
             raise
         except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if message == "interrupted":
+            code = _primary(exc)
+            if code == sqlite3.SQLITE_INTERRUPT:  # by the progress handler: past the deadline
                 raise self._timed_out(name) from exc
-            if any(s in message for s in ("locked", "busy", "unable to open", "disk I/O")):
-                healthy = "unable to open" not in message and "disk I/O" not in message
+            if code in _BUSY or code in _UNREADABLE:
+                healthy = code in _BUSY
                 raise DatabaseUnavailable(f"SQLite database is unavailable: {exc}") from exc
-            healthy = "no such" not in message
+            healthy = code != _NOT_PREPARED
             raise
         except sqlite3.DatabaseError as exc:  # replaced by something that is not a (sound) database
             healthy = False
@@ -246,3 +258,8 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+def _primary(exc: sqlite3.Error) -> int:
+    """The primary result code of a driver error (SQLITE_IOERR for SQLITE_IOERR_SHORT_READ, say)."""
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
