@@ -5,12 +5,21 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from cost_api.aggregation.groups import ROW_COLUMNS
+from cost_api.aggregation.rollups import FINGERPRINT
 from cost_api.resources import sql_dir
-from cost_api.store.queries import OPTIONAL, LogColumns, QueryRegistryError, Registry, parse_file
+from cost_api.store.queries import OPTIONAL, LogColumns, QueryRegistryError, Registry, parse_file, result_columns
+from cost_api.store.result import Rows
+from cost_api.store.sqlite import _sqlite_value
+from cost_api.tools.smoke import harmless_params
+
+from .logdb import LogDB
 
 PACKAGE = Path(__file__).parents[1] / "cost_api"
 
@@ -23,8 +32,9 @@ def test_shipped_queries_load_on_both_dialects() -> None:
             assert query.description, query.name
 
 
-# where a query's name is passed on, not chosen: the store's fetch() and smoke (every query once)
-PASS_THROUGH = {"store/database.py", "tools/smoke.py"}
+# where a query's name is passed on, not chosen: the store's fetch() (and the driver's own fetch of the
+# query's SQL) and smoke (every query once)
+PASS_THROUGH = {"store/base.py", "store/postgres.py", "tools/smoke.py"}
 OWN_SQL = {"tools/demo/stores.py"}  # the demo generator writes a database of its own with its own driver calls
 
 
@@ -130,3 +140,91 @@ def test_a_placeholder_in_one_dialect_only_stops_start_up(tmp_path: Path) -> Non
         (tmp_path / dialect / "q.sql").write_text(f"-- name: q\n-- Reads.\nSELECT 1 FROM {table};\n")
     with pytest.raises(QueryRegistryError, match="only one dialect reads"):
         Registry.load(tmp_path, "sqlite")
+
+
+# --------------------------------------------------------------------------- named result columns
+
+
+def test_result_columns_are_read_from_the_outermost_select_list() -> None:
+    text = """WITH x AS (SELECT 1 AS inner_only)  -- a comment, with, commas
+    SELECT DISTINCT t.a, b AS c, CAST(z AS int) AS z2, 'x, y' AS s, (SELECT max(q) FROM r) AS newest,
+           count(*) FILTER (WHERE k = 0) AS n
+    FROM x UNION ALL SELECT 1, 2, 3, 4, 5, 6"""
+    assert result_columns(text) == ("a", "c", "z2", "s", "newest", "n")
+    for unnamed, shown in [
+        ("SELECT a, sum(b) FROM t", "result column 2 (sum(b))"),
+        ("SELECT x::int FROM t", "(x::int)"),
+        ("SELECT CAST(x AS int) FROM t", "(CAST(x AS int))"),
+        ("SELECT 0, NULL", "result column 1 (0)"),
+        ("SELECT a AS Upper FROM t", "(a AS Upper)"),
+        ("SELECT * FROM t", "(*)"),
+    ]:
+        with pytest.raises(QueryRegistryError, match=re.escape(shown)):
+            result_columns(unnamed)
+    with pytest.raises(QueryRegistryError, match="two result columns are named a"):
+        result_columns("SELECT a, b AS a FROM t")
+
+
+def test_every_shipped_query_names_its_columns_alike_in_both_dialects() -> None:
+    lite, pg = (Registry.load(sql_dir(), d) for d in ("sqlite", "postgres"))
+    for query in lite:
+        assert query.columns, query.name
+        assert query.columns == pg.queries[query.name].columns, query.name
+    # the names the readers above the store ask for
+    assert set(lite.queries["groups"].columns) == set(ROW_COLUMNS)
+    assert set(ROW_COLUMNS) | {"token_id", "id"} == set(lite.queries["rows_between"].columns)
+    assert lite.queries["rows_after"].columns == lite.queries["rows_between"].columns
+    assert lite.queries["hour_fingerprints"].columns == ("hour", *FINGERPRINT)
+
+
+def test_an_unnamed_result_column_or_different_names_stop_start_up(tmp_path: Path) -> None:
+    sql = _copy_sql(tmp_path)
+    (sql / "sqlite" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count(*) FROM t GROUP BY a;\n")
+    (sql / "postgres" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count(*) AS n FROM t GROUP BY a;\n")
+    with pytest.raises(QueryRegistryError, match=r"sqlite/extra.sql: query pair: result column 2 \(count\(\*\)\)"):
+        Registry.load(sql, "postgres")
+    (sql / "sqlite" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count(*) AS m FROM t GROUP BY a;\n")
+    with pytest.raises(
+        QueryRegistryError, match=re.escape("query pair: the dialects name different result columns (sqlite: a, m;")
+    ):
+        Registry.load(sql, "sqlite")
+
+
+async def test_the_driver_names_each_column_as_the_registry_does(log: LogDB) -> None:
+    """What `Rows` calls a column is what the database itself calls it, on both dialects: the names
+    the registry reads from the SQL are checked against the driver's, for every query."""
+    registry = Registry.load(sql_dir(), log.dialect)
+    registry = registry.bind(LogColumns.of(["id", *OPTIONAL]).table_expression(log.dialect))
+    params = harmless_params({f"t{i}": 2**62 for i in range(1, 9)})
+    if log.dialect == "sqlite":
+        with sqlite3.connect(log.path) as conn:  # type: ignore[attr-defined]
+            for query in registry:
+                cursor = conn.execute(query.sql, [_sqlite_value(v) for v in query.bind(params)])
+                assert tuple(d[0] for d in cursor.description) == query.columns, query.name
+        return
+    conn = await asyncpg.connect(log.url)
+    try:
+        for query in registry:
+            statement = await conn.prepare(query.sql)
+            assert tuple(a.name for a in statement.get_attributes()) == query.columns, query.name
+    finally:
+        await conn.close()
+
+
+def test_rows_are_read_by_column_name() -> None:
+    rows = Rows([(1, "a", None), (2, "b", 5)], ("id", "name", "n"))
+    assert rows == [(1, "a", None), (2, "b", 5)]  # still a list of tuples
+    assert rows.columns() == {"id": (1, 2), "name": ("a", "b"), "n": (None, 5)}
+    assert rows.column("name") == ["a", "b"]
+    assert list(rows.pick("n", "id")) == [(None, 1), (5, 2)]
+    assert list(rows.pick("id")) == [(1,), (2,)]
+    assert rows.first("name") == "a"
+    assert rows.first("id", "n") == (1, None)
+    empty = Rows([], ("oldest", "newest"))
+    assert empty.first("oldest", "newest", default=(None, None)) == (None, None)
+    assert empty.columns() == {"oldest": (), "newest": ()}
+    for read in (rows.column, rows.pick, empty.first, lambda name: rows.columns()[name], empty.columns().__getitem__):
+        with pytest.raises(KeyError, match="has no column 'missing'"):
+            read("missing")
+    with pytest.raises(ValueError):  # a row wider than the names: not read silently
+        Rows([(1, 2)], ("id",)).columns()

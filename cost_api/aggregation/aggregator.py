@@ -18,7 +18,16 @@ import numpy as np
 
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import NO_TIER_RATE, Groups, Totals, Vocab, from_rows
-from cost_api.aggregation.rollups import UNBOUNDED, Bound, Rollups, ceil_hour, fingerprint, floor_hour, per_dimension
+from cost_api.aggregation.rollups import (
+    FINGERPRINT,
+    UNBOUNDED,
+    Bound,
+    Rollups,
+    ceil_hour,
+    fingerprint,
+    floor_hour,
+    per_dimension,
+)
 from cost_api.aggregation.rows import RowStore
 from cost_api.errors import BadParameter
 from cost_api.pricing.file import MAX_THRESHOLDS
@@ -156,7 +165,7 @@ class Aggregator:
 
     async def tokens(self) -> TokenDirectory:
         try:
-            return TokenDirectory(await self.db.fetch("token_labels"))
+            return TokenDirectory((await self.db.fetch("token_labels")).pick("id", "prefix", "name"))
         except Exception as exc:  # no api_tokens table: tokens are shown by their id's start
             if "api_tokens" in str(exc):
                 return TokenDirectory([])
@@ -176,7 +185,7 @@ class Aggregator:
         """The oldest and newest `created_at` (epoch ms), read now: two index look-ups."""
         rows = await self.db.fetch("log_bounds")
         self._follow_generation()
-        oldest, newest = rows[0] if rows else (None, None)
+        oldest, newest = rows.first("oldest", "newest", default=(None, None))
         return (None if oldest is None else int(oldest), None if newest is None else int(newest))
 
     async def freshness(self) -> Freshness:
@@ -184,7 +193,7 @@ class Aggregator:
         now = self.now()
         rows = await self.db.fetch("freshness", cutoff=now + FUTURE_SKEW)
         self._follow_generation()
-        newest, future = rows[0] if rows else (None, 0)
+        newest, future = rows.first("newest", "future", default=(None, 0))
         latest = None if newest is None else from_ms(int(newest))
         return Freshness(now, latest, int(future or 0))
 
@@ -327,7 +336,7 @@ class Aggregator:
         later id arrives through `sync`."""
         async with self._lock:
             oldest = (await self.log_bounds())[0]
-            max_id = int((await self.db.fetch("last_id"))[0][0] or 0)
+            max_id = int((await self.db.fetch("last_id")).first("max_id") or 0)
             horizon = self.rollups.closed_horizon()
             self.rollups.ready = False
             await self.rows.start(horizon * HOUR_MS, max_id)
@@ -389,7 +398,7 @@ class Aggregator:
             max_id=bound.max_id,
             skip_ids=list(bound.skip) if bound.skip else None,
         )
-        logged = {int(r[0]): tuple(int(v or 0) for v in r[1:]) for r in rows}
+        logged = {int(hour): tuple(int(v or 0) for v in sums) for hour, *sums in rows.pick("hour", *FINGERPRINT)}
         async with self._lock:
             open_rows = self.rows.open
             if not self.rollups.ready or open_rows is None:  # another database behind the URL meanwhile

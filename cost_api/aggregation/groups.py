@@ -15,7 +15,7 @@ estimated usage are counts, and pricing counts the requests of a tier the price 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from operator import attrgetter
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cost_api.pricing.table import Entry, PriceTable
+from cost_api.store.result import Rows
 
 _DAY_MS = 86_400_000
 _EPOCH_DAY = date(1970, 1, 1)
@@ -41,7 +42,7 @@ COUNTS = (
 )
 EXCLUDED = "excluded"  # the rows of a bad group: counted apart, in nothing else
 NO_TIER_RATE = "no_tier_rate_requests"  # requests of a tier their price has no rates for: at standard
-# A group's quality (the SQL's last column) is the index of its reason here; 0 is a good group.
+# A group's quality (the SQL's `quality` column) is the index of its reason here; 0 is a good group.
 QUALITY = ("ok", "negative_tokens", "missing_provider_or_model")
 
 
@@ -331,23 +332,30 @@ class Groups:
         )
 
 
-_HEAD_COUNTS = 8  # the counts at columns 6…13; the rest of COUNTS end the row, after quality and tier
-_TAIL = 2 + len(COUNTS) - _HEAD_COUNTS  # quality, tier, then those counts
+# The columns `from_rows` reads, by name: the `groups` query's (and `rows_between`'s, `rows_after`'s).
+ROW_COLUMNS = ("slot", "provider", "model", "key", "size_class", "cache_hit", *COUNTS, "quality", "tier")
+_NO_ROWS: dict[str, tuple[Any, ...]] = dict.fromkeys(ROW_COLUMNS, ())
 
 
-def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
+def from_rows(vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
     """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
-    price). Each row ends with quality, tier and the optional columns' counts; a bad group's rows go to
-    EXCLUDED, its other counts to 0."""
-    n = len(rows)
-    cols = list(zip(*rows, strict=True)) if rows else [()] * (6 + _HEAD_COUNTS + _TAIL)
-    quality = np.fromiter(cols[-_TAIL], dtype=np.int8, count=n)
+    price): a store `Rows`, read by its column names (ROW_COLUMNS); an empty plain list is no rows."""
+    if isinstance(rows, Rows):
+        return from_columns(vocab, slot_ms, rows.columns(), len(rows), pricing)
+    if rows:
+        raise TypeError("from_rows reads a query's Rows, by their column names")
+    return from_columns(vocab, slot_ms, _NO_ROWS, 0, pricing)
+
+
+def from_columns(
+    vocab: Vocab, slot_ms: int, cols: Mapping[str, Sequence[Any]], n: int, pricing: PriceTable | None
+) -> Groups:
+    """`from_rows` on rows already taken apart into columns (`Rows.columns()`: `n` values each, by
+    name). A group's quality and tier come with its counts; a bad group's rows go to EXCLUDED, its
+    other counts to 0."""
+    quality = np.fromiter(cols["quality"], dtype=np.int8, count=n)
     bad = quality != 0
-    where = [*range(6, 6 + _HEAD_COUNTS), *range(len(cols) - _TAIL + 2, len(cols))]
-    counts = {
-        name: np.fromiter((v or 0 for v in cols[at]), dtype=np.int64, count=n)
-        for name, at in zip(COUNTS, where, strict=True)
-    }
+    counts = {name: np.fromiter((v or 0 for v in cols[name]), dtype=np.int64, count=n) for name in COUNTS}
     counts[EXCLUDED] = np.where(bad, counts["requests"], 0)
     counts[NO_TIER_RATE] = np.zeros(n, dtype=np.int64)
     for name in COUNTS:
@@ -355,18 +363,18 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: list[tuple[Any, ...]], pricing: 
     groups = Groups(
         vocab,
         slot_ms,
-        np.fromiter(cols[0], dtype=np.int64, count=n),
-        vocab.encode(cols[1]),
-        vocab.encode(cols[2]),
-        vocab.encode(cols[3]),
-        np.fromiter(cols[4], dtype=np.int8, count=n),
-        np.fromiter(cols[5], dtype=bool, count=n),
+        np.fromiter(cols["slot"], dtype=np.int64, count=n),
+        vocab.encode(cols["provider"]),
+        vocab.encode(cols["model"]),
+        vocab.encode(cols["key"]),
+        np.fromiter(cols["size_class"], dtype=np.int8, count=n),
+        np.fromiter(cols["cache_hit"], dtype=bool, count=n),
         counts,
         np.zeros(n),
         np.zeros(n),
         np.zeros(n, dtype=np.int32),
         quality,
-        vocab.encode(cols[-_TAIL + 1]),
+        vocab.encode(cols["tier"]),
     )
     if pricing is not None and n:
         price(groups, pricing)

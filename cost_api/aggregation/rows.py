@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from cost_api.aggregation.groups import Groups, Vocab, from_rows
+from cost_api.aggregation.groups import Groups, Vocab, from_columns, from_rows
 from cost_api.aggregation.rollups import Bound
 from cost_api.pricing.table import PriceTable
+from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, from_ms
 
 MAX_HOLES = 10_000
@@ -29,7 +29,7 @@ PAGE_ROWS = 50_000  # rows per incremental read: a backfill is taken in pages, m
 _CACHED_HOURS = 64
 _FAR = 253_402_300_799_000  # 9999-12-31T23:59:59Z: "no end"
 
-Fetch = Callable[..., Awaitable[list[tuple[Any, ...]]]]
+Fetch = Callable[..., Awaitable[Rows]]
 
 
 @dataclass(slots=True)
@@ -92,11 +92,16 @@ class RowStore:
         self._holes: dict[int, float] = {}  # id → when it was first missed (clock seconds)
         self._epoch = 0  # counts `forget`s
 
-    def _rowset(self, rows: list[tuple[Any, ...]]) -> RowSet:
-        groups = from_rows(self._vocab, 1, rows, self._pricing)
-        tokens = self._vocab.encode([r[14] for r in rows])
-        ids = np.fromiter((r[15] for r in rows), dtype=np.int64, count=len(rows))
+    def _rowset(self, rows: Rows) -> RowSet:
+        """The rows of `rows_between` or `rows_after`, taken apart into columns once."""
+        cols, n = rows.columns(), len(rows)
+        groups = from_columns(self._vocab, 1, cols, n, self._pricing)
+        tokens = self._vocab.encode(cols["token_id"])
+        ids = np.fromiter(cols["id"], dtype=np.int64, count=n)
         return RowSet(groups, tokens, ids)
+
+    def _no_rows(self) -> RowSet:
+        return RowSet(from_rows(self._vocab, 1, [], None), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64))
 
     async def between(self, start_ms: int, end_ms: int, max_id: int | None = None) -> RowSet:
         rows = await self._fetch(
@@ -150,7 +155,7 @@ class RowStore:
                         self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [summed, fresh_sums])
             if not full:
                 break
-        taken = RowSet.concat(self._vocab, late) if late else self._rowset([])
+        taken = RowSet.concat(self._vocab, late) if late else self._no_rows()
         self._add_to_cut_hours(taken)
         return taken
 

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import asyncpg
 
-from cost_api.store.database import Database, PostgresDatabase, SqliteDatabase
+from cost_api.store.base import Database
 from cost_api.store.errors import DatabaseUnavailable
+from cost_api.store.postgres import PostgresDatabase
+from cost_api.store.sqlite import SqliteDatabase
 
 log = logging.getLogger("cost_api.store.leadership")
 

@@ -5,6 +5,11 @@ describing it, then the SQL with `:named` parameters. At load time the parameter
 to the driver's style: `?` for sqlite3/aiosqlite, `$1…$n` for asyncpg. Both dialects must define
 the same queries with the same parameters, or start-up fails saying which query differs.
 
+Every column a query returns has a name: a column of its own (`provider`, `t.provider`) or an alias
+(`count(*) AS requests`), read from the outermost select list at load time (`Query.columns`). Both
+dialects must name the same columns in the same order; the rows come back as a `result.Rows`, whose
+columns are read by those names.
+
 A query that names the table `{request_log}` reads the log's optional columns: it runs only from a
 registry `bind()`-ing that placeholder to the table expression of the log at hand (`LogColumns`).
 """
@@ -35,6 +40,7 @@ class Query:
     sql: str  # rewritten for the driver
     params: tuple[str, ...]  # the driver's positional order (asyncpg: distinct names, $1…$n)
     source: str  # file the query came from
+    columns: tuple[str, ...] = ()  # the result's column names, in the select list's order (`Registry.load`)
 
     @property
     def reads_log(self) -> bool:
@@ -63,6 +69,56 @@ def _rewrite(text: str, dialect: str) -> tuple[str, tuple[str, ...]]:
         return f"${order.index(name) + 1}"
 
     return _PARAM.sub(replace, text), tuple(order)
+
+
+# The select list's pieces: string literals, quoted names and comments (each read whole), parentheses,
+# commas, words; any other character alone.
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|[A-Za-z_][A-Za-z0-9_$]*|\S""")
+# words that end the outermost select list
+_AFTER_SELECT = frozenset(
+    {"from", "where", "group", "having", "window", "order", "limit", "offset", "fetch", "for", "into"}
+    | {"union", "intersect", "except"}
+)
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_NOT_A_COLUMN = frozenset({"null", "true", "false", "current_date", "current_time", "current_timestamp"})
+
+
+def result_columns(text: str) -> tuple[str, ...]:
+    """The names of a query's result columns, from its outermost select list: each item is a column
+    (`x`, `t.x`) or ends with `AS name`, a lower-case name (which both drivers return as written)."""
+    items: list[list[tuple[re.Match[str], int]]] = []  # each item's tokens, with their depth
+    depth = 0
+    for token in _TOKEN.finditer(text):
+        word = token.group(0).lower()
+        if word.startswith("--"):
+            continue
+        if not items:  # before the outermost SELECT (a WITH clause, say)
+            if depth == 0 and word == "select":
+                items.append([])
+            depth += (word == "(") - (word == ")")
+            continue
+        if depth == 0 and (word in _AFTER_SELECT or word == ";"):
+            break
+        depth += (word == "(") - (word == ")")
+        if depth == 0 and word == ",":
+            items.append([])
+        elif not (items == [[]] and word in ("distinct", "all")):
+            items[-1].append((token, depth))
+    if not items:
+        raise QueryRegistryError("no SELECT")
+    names: list[str] = []
+    for number, item in enumerate(items, 1):
+        words = [token.group(0) for token, _ in item]
+        aliased = len(words) >= 3 and words[-2].lower() == "as" and item[-2][1] == 0
+        column = len(words) == 1 or (len(words) == 3 and words[1] == ".")  # x, or t.x
+        name = words[-1] if aliased or column else ""
+        if not _NAME.fullmatch(name) or name in _NOT_A_COLUMN:
+            shown = " ".join(text[item[0][0].start() : item[-1][0].end()].split()) if item else "nothing"
+            raise QueryRegistryError(f"result column {number} ({shown}) needs a lower-case name: end it with AS <name>")
+        if name in names:
+            raise QueryRegistryError(f"two result columns are named {name}")
+        names.append(name)
+    return tuple(names)
 
 
 def parse_file(path: Path, dialect: str) -> list[Query]:
@@ -166,7 +222,25 @@ class Registry:
                     f"query {name}: the dialects take different parameters "
                     f"(sqlite: {listed['sqlite']}; postgres: {listed['postgres']})"
                 )
+            named = {d: _named(loaded[d][name]) for d in DIALECTS}
+            if named["sqlite"].columns != named["postgres"].columns:
+                listed = {d: ", ".join(q.columns) for d, q in named.items()}
+                raise QueryRegistryError(
+                    f"query {name}: the dialects name different result columns "
+                    f"(sqlite: {listed['sqlite']}; postgres: {listed['postgres']})"
+                )
+            for d in DIALECTS:
+                loaded[d][name] = named[d]
         return cls(loaded[dialect], dialect)
+
+
+def _named(query: Query) -> Query:
+    """The query with the names of its result columns (`result_columns`), or the error saying which
+    column has none."""
+    try:
+        return replace(query, columns=result_columns(query.text))
+    except QueryRegistryError as exc:
+        raise QueryRegistryError(f"{query.source}: query {query.name}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- optional log columns

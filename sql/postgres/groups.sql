@@ -15,9 +15,11 @@ SELECT slot, provider, model, key,
        cache_hit,
        count(*) AS requests,
        count(*) FILTER (WHERE status_code >= 400) AS errors,
-       sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-       sum(prompt_tokens_avoided), sum(completion_tokens_avoided),
-       quality, tier, sum(write_1h), sum(estimated)
+       sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+       sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+       sum(prompt_tokens_avoided) AS prompt_tokens_avoided,
+       sum(completion_tokens_avoided) AS completion_tokens_avoided,
+       quality, tier, sum(write_1h) AS cache_write_1h_tokens, sum(estimated) AS estimated_requests
 FROM (
     SELECT floor(extract(epoch FROM created_at) * 1000 / :slot_ms::bigint)::bigint AS slot,
            provider, model,

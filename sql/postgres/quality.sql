@@ -3,5 +3,5 @@
 -- :cutoff: dated in the future, past now plus the allowed clock skew (aggregate.FUTURE_SKEW).
 -- Two range look-ups on the created_at index.
 SELECT (SELECT floor(extract(epoch FROM max(created_at)) * 1000)::bigint
-        FROM request_log WHERE created_at <= :cutoff),
-       (SELECT count(*) FROM request_log WHERE created_at > :cutoff);
+        FROM request_log WHERE created_at <= :cutoff) AS newest,
+       (SELECT count(*) FROM request_log WHERE created_at > :cutoff) AS future;

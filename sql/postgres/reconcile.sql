@@ -1,16 +1,20 @@
 -- name: hour_fingerprints
--- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, in the
--- order of rollup.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
+-- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, named
+-- as in rollups.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
 -- and estimated requests, and the bad rows (quality as in `rows_between`) — up to
 -- id :max_id except :skip_ids, as in `groups`. The reconciliation sweep compares them with the rollups
 -- and reads again the hours that differ (deletes, updates).
-SELECT hour, count(*) FILTER (WHERE quality = 0), count(*) FILTER (WHERE quality = 0 AND status_code >= 400),
-       sum(prompt_tokens) FILTER (WHERE quality = 0), sum(completion_tokens) FILTER (WHERE quality = 0),
-       sum(cache_read_tokens) FILTER (WHERE quality = 0), sum(cache_write_tokens) FILTER (WHERE quality = 0),
-       sum(prompt_tokens_avoided) FILTER (WHERE quality = 0),
-       sum(completion_tokens_avoided) FILTER (WHERE quality = 0),
-       sum(write_1h) FILTER (WHERE quality = 0), sum(estimated) FILTER (WHERE quality = 0),
-       count(*) FILTER (WHERE quality <> 0)
+SELECT hour, count(*) FILTER (WHERE quality = 0) AS requests,
+       count(*) FILTER (WHERE quality = 0 AND status_code >= 400) AS errors,
+       sum(prompt_tokens) FILTER (WHERE quality = 0) AS prompt_tokens,
+       sum(completion_tokens) FILTER (WHERE quality = 0) AS completion_tokens,
+       sum(cache_read_tokens) FILTER (WHERE quality = 0) AS cache_read_tokens,
+       sum(cache_write_tokens) FILTER (WHERE quality = 0) AS cache_write_tokens,
+       sum(prompt_tokens_avoided) FILTER (WHERE quality = 0) AS prompt_tokens_avoided,
+       sum(completion_tokens_avoided) FILTER (WHERE quality = 0) AS completion_tokens_avoided,
+       sum(write_1h) FILTER (WHERE quality = 0) AS cache_write_1h_tokens,
+       sum(estimated) FILTER (WHERE quality = 0) AS estimated_requests,
+       count(*) FILTER (WHERE quality <> 0) AS excluded
 FROM (
     SELECT floor(extract(epoch FROM created_at) / 3600)::bigint AS hour, status_code, prompt_tokens,
            completion_tokens, cache_read_tokens, cache_write_tokens, prompt_tokens_avoided,

@@ -15,12 +15,13 @@ SELECT name, type FROM pragma_table_info('request_log');
 -- name: recovery
 -- Whether the database is a hot standby replaying a primary, and when the last transaction it
 -- replayed committed there (epoch ms): a SQLite file never is (the same shape as on Postgres).
-SELECT 0, NULL;
+SELECT 0 AS in_recovery, NULL AS replayed_at_ms;
 
 -- name: log_bounds
 -- The oldest and the newest row's created_at in epoch milliseconds (NULLs on an empty log).
 -- (two subqueries: SQLite answers min() and max() from the index only one at a time)
-SELECT (SELECT min(created_at) FROM request_log), (SELECT max(created_at) FROM request_log);
+SELECT (SELECT min(created_at) FROM request_log) AS oldest,
+       (SELECT max(created_at) FROM request_log) AS newest;
 
 -- name: token_labels
 -- Every labelled token: id, displayable prefix and name.

@@ -14,9 +14,11 @@ SELECT slot, provider, model, key,
        cache_hit,
        count(*) AS requests,
        sum(status_code >= 400) AS errors,
-       sum(prompt_tokens), sum(completion_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-       sum(prompt_tokens_avoided), sum(completion_tokens_avoided),
-       quality, tier, sum(write_1h), sum(estimated)
+       sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+       sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+       sum(prompt_tokens_avoided) AS prompt_tokens_avoided,
+       sum(completion_tokens_avoided) AS completion_tokens_avoided,
+       quality, tier, sum(write_1h) AS cache_write_1h_tokens, sum(estimated) AS estimated_requests
 FROM (
     SELECT created_at / :slot_ms AS slot, provider, model,
            CASE :dim WHEN 'endpoint' THEN endpoint WHEN 'token' THEN token_id

@@ -1,16 +1,19 @@
 -- name: hour_fingerprints
--- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, in the
--- order of rollup.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
+-- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, named
+-- as in rollups.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
 -- and estimated requests, and the bad rows (quality as in `rows_between`) — up to
 -- id :max_id except :skip_ids, as in `groups`. The reconciliation sweep compares them with the rollups
 -- and reads again the hours that differ (deletes, updates).
-SELECT hour, sum(quality = 0), sum(quality = 0 AND status_code >= 400),
-       sum(CASE WHEN quality = 0 THEN prompt_tokens END), sum(CASE WHEN quality = 0 THEN completion_tokens END),
-       sum(CASE WHEN quality = 0 THEN cache_read_tokens END), sum(CASE WHEN quality = 0 THEN cache_write_tokens END),
-       sum(CASE WHEN quality = 0 THEN prompt_tokens_avoided END),
-       sum(CASE WHEN quality = 0 THEN completion_tokens_avoided END),
-       sum(CASE WHEN quality = 0 THEN write_1h END), sum(CASE WHEN quality = 0 THEN estimated END),
-       sum(quality <> 0)
+SELECT hour, sum(quality = 0) AS requests, sum(quality = 0 AND status_code >= 400) AS errors,
+       sum(CASE WHEN quality = 0 THEN prompt_tokens END) AS prompt_tokens,
+       sum(CASE WHEN quality = 0 THEN completion_tokens END) AS completion_tokens,
+       sum(CASE WHEN quality = 0 THEN cache_read_tokens END) AS cache_read_tokens,
+       sum(CASE WHEN quality = 0 THEN cache_write_tokens END) AS cache_write_tokens,
+       sum(CASE WHEN quality = 0 THEN prompt_tokens_avoided END) AS prompt_tokens_avoided,
+       sum(CASE WHEN quality = 0 THEN completion_tokens_avoided END) AS completion_tokens_avoided,
+       sum(CASE WHEN quality = 0 THEN write_1h END) AS cache_write_1h_tokens,
+       sum(CASE WHEN quality = 0 THEN estimated END) AS estimated_requests,
+       sum(quality <> 0) AS excluded
 FROM (
     SELECT created_at / 3600000 AS hour, status_code, prompt_tokens, completion_tokens, cache_read_tokens,
            cache_write_tokens, prompt_tokens_avoided, completion_tokens_avoided,

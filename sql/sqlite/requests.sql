@@ -14,10 +14,10 @@ SELECT id, created_at * 1000 AS created_at_us, request_id, provider, model, endp
                  OR completion_tokens_avoided < 0
                  OR cache_write_1h_tokens < 0 OR cache_write_1h_tokens > cache_write_tokens THEN 1
             ELSE 0 END AS quality,
-       coalesce(cache_write_1h_tokens, 0),
+       coalesce(cache_write_1h_tokens, 0) AS cache_write_1h_tokens,
        CASE WHEN lower(trim(service_tier)) IN ('', 'standard', 'default') THEN NULL
             ELSE lower(trim(service_tier)) END AS tier,
-       CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END
+       CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated
 FROM {request_log}
 WHERE created_at >= :start AND created_at < :end
   AND created_at <= :c_at AND (created_at < :c_at OR id < :c_id)

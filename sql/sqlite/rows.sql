@@ -1,18 +1,19 @@
 -- name: rows_between
 -- Single rows of [:start, :end) (a closed hour a window only partly covers), each priced as its own
--- group: created_at ms, provider, model, endpoint, size class, cache hit, 1, error, token sums,
--- then token_id, id and the row's quality: 0 a good row, 1 a negative token count (any of the six
--- columns, or cache_write_1h_tokens below 0 or above cache_write_tokens), 2 no provider or model
--- (NULL or blank): such rows are left out of every figure and
--- counted in `data_quality` (docs/request-log.md). After quality, as in `groups`: the service tier,
--- the 1-hour cache writes, and 1 for a row with estimated usage. Ids up to :max_id (NULL: all). The
--- thresholds :t1…:t8 as in `groups`.
-SELECT created_at, provider, model, endpoint,
+-- group, under the names of `groups`' columns: created_at ms (slot), provider, model, endpoint (key),
+-- size class, cache hit, 1 (requests), error, token sums, then token_id, id and the row's quality:
+-- 0 a good row, 1 a negative token count (any of the six columns, or cache_write_1h_tokens below 0
+-- or above cache_write_tokens), 2 no provider or model (NULL or blank): such rows are left out of
+-- every figure and counted in `data_quality` (docs/request-log.md). After quality, as in `groups`:
+-- the service tier, the 1-hour cache writes, and 1 for a row with estimated usage. Ids up to :max_id
+-- (NULL: all). The thresholds :t1…:t8 as in `groups`.
+SELECT created_at AS slot, provider, model, endpoint AS key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
-         + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8),
-       cache_hit, 1, status_code >= 400,
+         + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
+       cache_hit, 1 AS requests, status_code >= 400 AS errors,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality, tier, write_1h, estimated
+       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality, tier,
+       write_1h AS cache_write_1h_tokens, estimated AS estimated_requests
 FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided
                    ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp,
@@ -34,12 +35,13 @@ FROM (
 -- The rows committed since the last read: ids above :after, and the ids in :holes (ids below :after
 -- not seen yet, whose transactions may still commit), the first :limit of them by id. Same columns as
 -- rows_between.
-SELECT created_at, provider, model, endpoint,
+SELECT created_at AS slot, provider, model, endpoint AS key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
-         + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8),
-       cache_hit, 1, status_code >= 400,
+         + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
+       cache_hit, 1 AS requests, status_code >= 400 AS errors,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
-       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality, tier, write_1h, estimated
+       prompt_tokens_avoided, completion_tokens_avoided, token_id, id, quality, tier,
+       write_1h AS cache_write_1h_tokens, estimated AS estimated_requests
 FROM (
     SELECT *, CASE WHEN cache_hit THEN prompt_tokens_avoided
                    ELSE prompt_tokens + cache_read_tokens + cache_write_tokens END AS inp,
@@ -64,4 +66,4 @@ LIMIT :limit;
 
 -- name: last_id
 -- The highest id in the log: where incremental reads of the open hours start.
-SELECT max(id) FROM request_log;
+SELECT max(id) AS max_id FROM request_log;
