@@ -141,7 +141,7 @@ class RowStore:
                 )
             )
             if self._epoch != epoch:  # forgotten while reading: these rows are another database's
-                return self._rowset([])
+                return self._no_rows()
             full = len(fresh) == PAGE_ROWS
             self._note_ids(fresh.ids)
             if len(fresh):
