@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cost_api.aggregation.concurrency import gather_or_cancel
-from cost_api.aggregation.groups import NO_TIER_RATE, Groups, Totals, Vocab, from_rows
+from cost_api.aggregation.groups import NO_TIER_RATE, Groups, Totals, Vocab, from_columns, from_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
     UNBOUNDED,
@@ -34,6 +34,7 @@ from cost_api.pricing.file import MAX_THRESHOLDS
 from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
+from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms, iso
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
@@ -314,13 +315,22 @@ class Aggregator:
 
     async def request_page(
         self, rng: Range, c_at: datetime, c_id: int, limit: int, filters: Filters, directory: TokenDirectory
-    ) -> list[Row]:
+    ) -> tuple[Rows, Groups]:
         """The audit rows of `rng` and the filters, newest first: `limit` of them from the keyset
-        position (c_at, c_id) on, exclusive (the `request_rows` query)."""
+        position (c_at, c_id) on, exclusive (the `request_rows` query); and the same rows priced as
+        groups of one, in the same order, the way every answer's groups are priced."""
         params = filter_params(filters, directory)
-        return await self.db.fetch(
-            "request_rows", start=rng.start, end=rng.end, c_at=c_at, c_id=c_id, limit=limit, **params
+        rows = await self.db.fetch(
+            "request_rows",
+            start=rng.start,
+            end=rng.end,
+            c_at=c_at,
+            c_id=c_id,
+            limit=limit,
+            **params,
+            **self._thresholds,
         )
+        return rows, from_columns(self.vocab, 1, rows.columns(), len(rows), self.pricing)
 
     async def minute_counts(self, start: datetime, end: datetime, dim: str, at_least: int) -> list[Row]:
         """Requests per epoch minute and key of one dimension over [start, end), the minutes with at
