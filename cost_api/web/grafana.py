@@ -1,10 +1,10 @@
 """The Grafana JSON datasource (simpod-json-datasource 0.3–0.6) over the /v1 lenses.
 
-Every number comes from a lens (`spend`, `summary`, `live`) or from the aggregator folded the way
-/v1/trend folds it (`trend.keyed_series`): a Grafana answer and the /v1 answer for the same range
-are the same figures. This module only translates: Grafana's request bodies in (read leniently:
-unknown keys ignored, `payload` as an object, a JSON string or nothing), its shapes out (time series
-`{target, datapoints}`, tables `{type: "table", columns, rows}`). docs/grafana.md is the guide.
+Every number comes from a lens (`spend`, `summary`, `live`) or from /v1/trend's computation
+(`trend.chart`): a Grafana answer and the /v1 answer for the same range are the same figures. This
+module only translates: Grafana's request bodies in (read leniently: unknown keys ignored, `payload`
+as an object, a JSON string or nothing), its shapes out (time series `{target, datapoints}`, tables
+`{type: "table", columns, rows}`). docs/grafana.md is the guide.
 """
 
 from __future__ import annotations
@@ -35,19 +35,17 @@ from cost_api.windows import (
     MAX_BUCKETS,
     Range,
     Window,
-    buckets,
     epoch_ms,
     parse_instant,
     parse_window,
-    slot_ms,
 )
 
-DAY_MS = 24 * HOUR_MS
+DAY_MS = trend.DAY_MS
 MINUTE_MS = 60_000
 # Bucket sizes a series may take: the smallest one that is at least Grafana's `intervalMs`, gives at
 # most `maxDataPoints` (and MAX_BUCKETS) points (past `1d`, as many local days as that takes). Sub-day
 # steps are aligned to UTC multiples of the step; `1d` buckets are the local days of the dashboard's
-# zone, as /v1/trend has them.
+# zone, as /v1/trend has them (`trend.step_buckets`).
 STEPS = {
     "1m": MINUTE_MS,
     "5m": 5 * MINUTE_MS,
@@ -377,20 +375,10 @@ def adhoc_match(index: int, item: dict[str, Any]) -> tuple[str, Match]:
 async def known_values(
     agg: Aggregator, rng: Range, key: str, *, filters: Filters | None = None, directory: TokenDirectory | None = None
 ) -> list[tuple[str, str]]:
-    """(value, text) of every value of `key` logged in `rng` under `filters`, sorted by text.
-    A token's value is its displayed prefix (what `token=` filters take), its text adds the name."""
-    directory = directory or await agg.tokens()
-    dim = dimension(key, trend.GROUP_BY)
-    groups = await agg.groups(rng, filters=filters or Filters(), directory=directory, dim=dim.dim)
-    column = "model" if key == "model" else dim.columns[0]
-    found: dict[str, str] = {}
-    for raw in groups.by(column):
-        if key == "token":
-            shown, name = directory.display(raw)
-            found[shown] = f"{name} ({shown})" if name else shown
-        elif raw is not None:
-            found[str(raw)] = str(raw)
-    return sorted(found.items(), key=lambda kv: (kv[1].lower(), kv[0]))
+    """(value, text) of every value of `key` logged in `rng` under `filters`, sorted by text
+    (`trend.key_values`). A token's value is its displayed prefix (what `token=` filters take), its
+    text adds the name."""
+    return await trend.key_values(agg, rng, key, filters=filters or Filters(), directory=directory)
 
 
 async def resolve_filters(
@@ -477,16 +465,6 @@ def pick_step(rng: Range, days: int, interval_ms: Any, max_points: Any, asked: A
     return found or max(math.ceil(least / DAY_MS), -(-days // most)) * DAY_MS
 
 
-def bucket_starts(rng: Range, step: int, day_starts: list[int], tz: zoneinfo.ZoneInfo) -> tuple[list[int], int]:
-    """Bucket starts (epoch ms) covering the range, and the SQL slot that folds into them. A step of
-    whole days takes every so many of the local `day_starts`."""
-    if step % DAY_MS == 0:
-        return day_starts[:: step // DAY_MS], slot_ms(tz, rng)
-    start, end = epoch_ms(rng.start), epoch_ms(rng.end)
-    first = start // step * step
-    return list(range(first, end, step)), min(step, HOUR_MS)
-
-
 async def series(
     agg: Aggregator,
     win: Window,
@@ -497,28 +475,25 @@ async def series(
     filters: Filters,
     directory: TokenDirectory,
 ) -> list[dict[str, Any]]:
+    """A time series target: /v1/trend's chart (`trend.chart`) over the buckets of the step Grafana's
+    zoom or the payload's `interval` gives, one `{target, datapoints}` per series."""
     group_by = payload.get("group_by") or None
     group_by = None if group_by in ("none", "total") else group_by
     dim = dimension(str(group_by), trend.GROUP_BY) if group_by is not None else None
     top = _bounded(payload.get("top"), "payload.top", 8, 100)
-    day_starts = [epoch_ms(b.start) for b in buckets(win.range, tz, "day")]
+    days = trend.local_buckets(win.range, tz, "day")
     step = pick_step(
-        win.range, len(day_starts), body.get("intervalMs"), body.get("maxDataPoints"), payload.get("interval")
+        win.range, len(days.buckets), body.get("intervalMs"), body.get("maxDataPoints"), payload.get("interval")
     )
-    starts, slot = bucket_starts(win.range, step, day_starts, tz)
-    groups = await agg.groups(
-        win.range, filters=filters, directory=directory, dim=dim.dim if dim else None, slot_ms=slot
-    )
+    spec = days if step == DAY_MS else trend.step_buckets(win.range, tz, step)
+    _, charted = await trend.chart(agg, win.range, spec, dim=dim, top=top, filters=filters, directory=directory)
     value = SERIES[metric][1]
-    if dim is None:
-        named = [(metric, groups.buckets(starts))]
+    if dim is None:  # the one `total` series, named after the target
+        named = [(metric, charted[0].points)]
     else:
-        named = [
-            (f"{s.fields['name']} ({s.key})" if s.fields.get("name") else s.key, s.points)
-            for s in trend.keyed_series(groups, dim, directory, starts, top)
-        ]
+        named = [(f"{s.fields['name']} ({s.key})" if s.fields.get("name") else s.key, s.points) for s in charted]
     return [
-        {"target": name, "datapoints": [[value(t), at] for t, at in zip(points, starts, strict=True)]}
+        {"target": name, "datapoints": [[value(t), at] for t, at in zip(points, spec.starts_ms, strict=True)]}
         for name, points in named
     ]
 
