@@ -3,12 +3,17 @@
 The SQL groups by UTC slot (`windows.slot_ms`: one that every local hour starts on) and
 `Groups.buckets` folds the slots into the local days or hours of `tz`, so SQLite (no zone
 database) and Postgres give identical numbers. docs/windows.md explains the buckets.
+
+`chart` is the one computation of a chart over a `BucketSpec`: /v1/trend cuts its range with
+`local_buckets`, Grafana's time series (cost_api.web.grafana) with `step_buckets`, whose `1d` is
+/v1/trend's `day`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -25,10 +30,54 @@ from cost_api.aggregation.aggregator import (
     pricing_block,
 )
 from cost_api.errors import BadParameter
-from cost_api.windows import INTERVALS, Bucket, Window, buckets, epoch_ms, iso, slot_ms
+from cost_api.windows import HOUR_MS, INTERVALS, Bucket, Range, Window, buckets, epoch_ms, from_ms, iso, slot_ms
 
 GROUP_BY = ("provider", "endpoint", "token", "model")
 OTHER = "other"
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """How a chart cuts its range: the buckets (in order, the first one holding the range's start),
+    the SQL slot that folds exactly into them, and `coarse`: every bucket boundary is a UTC midnight,
+    so whole UTC days may come as one group each (`Aggregator.groups`)."""
+
+    buckets: list[Bucket]
+    starts_ms: list[int]  # each bucket's start, epoch ms
+    slot_ms: int
+    coarse: bool
+
+
+def local_buckets(rng: Range, tz: ZoneInfo, interval: str) -> BucketSpec:
+    """The local days or hours of `tz` that overlap `rng` (/v1/trend's `interval`), in slots that every
+    local hour starts on."""
+    bks = buckets(rng, tz, interval)
+    starts = [epoch_ms(b.start) for b in bks]
+    # local days that are UTC days (UTC, or a zone at +00:00 throughout) fold whole-day groups
+    coarse = interval == "day" and all(start % DAY_MS == 0 for start in starts)
+    return BucketSpec(bks, starts, slot_ms(tz, rng), coarse)
+
+
+def step_buckets(rng: Range, tz: ZoneInfo, step_ms: int) -> BucketSpec:
+    """Buckets of `step_ms` over `rng` (Grafana's steps). A whole number of days is that many local
+    days of `tz` per bucket, from the one holding the range's start: one day is /v1/trend's `day`
+    exactly. A shorter step starts on UTC multiples of itself (so `1h` buckets start on the UTC hour,
+    whatever the zone), the first one at or before the range's start, in slots of at most an hour."""
+    if step_ms % DAY_MS == 0:
+        days = local_buckets(rng, tz, "day")
+        n = step_ms // DAY_MS
+        if n == 1:
+            return days
+        bks = [
+            Bucket(days.buckets[i].start, days.buckets[min(i + n, len(days.buckets)) - 1].end, days.buckets[i].date)
+            for i in range(0, len(days.buckets), n)
+        ]
+        return BucketSpec(bks, days.starts_ms[::n], days.slot_ms, days.coarse)
+    start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+    starts = list(range(start // step_ms * step_ms, end, step_ms))
+    bks = [Bucket(from_ms(at), from_ms(at + step_ms), None) for at in starts]
+    return BucketSpec(bks, starts, min(step_ms, HOUR_MS), coarse=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +125,51 @@ def keyed_series(
     return out
 
 
+async def chart(
+    agg: Aggregator,
+    rng: Range,
+    spec: BucketSpec,
+    *,
+    dim: Dimension | None,
+    top: int,
+    filters: Filters,
+    directory: TokenDirectory,
+) -> tuple[Groups, list[Series]]:
+    """The groups of `rng` and their series over `spec`'s buckets: one `total`, or (with `dim`) one
+    per key as `keyed_series` has them. /v1/trend and Grafana's time series are this computation."""
+    groups = await agg.groups(
+        rng,
+        filters=filters,
+        directory=directory,
+        dim=dim.dim if dim else None,
+        slot_ms=spec.slot_ms,
+        coarse=spec.coarse,
+    )
+    if dim is None:
+        return groups, [Series("total", {}, groups.buckets(spec.starts_ms))]
+    return groups, keyed_series(groups, dim, directory, spec.starts_ms, top)
+
+
+async def key_values(
+    agg: Aggregator, rng: Range, group_by: str, *, filters: Filters, directory: TokenDirectory | None = None
+) -> list[tuple[str, str]]:
+    """(value, text) of every value of a `group_by` key logged in `rng` under `filters` (what a
+    filter on that key can take), sorted by text. A model is its name alone; a token's value is its
+    displayed prefix (what `token=` filters take), its text adds the name."""
+    directory = directory or await agg.tokens()
+    dim = dimension(group_by, GROUP_BY)
+    groups = await agg.groups(rng, filters=filters, directory=directory, dim=dim.dim)
+    column = "model" if group_by == "model" else dim.columns[0]
+    found: dict[str, str] = {}
+    for raw in groups.by(column):
+        if group_by == "token":
+            shown, name = directory.display(raw)
+            found[shown] = f"{name} ({shown})" if name else shown
+        elif raw is not None:
+            found[str(raw)] = str(raw)
+    return sorted(found.items(), key=lambda kv: (kv[1].lower(), kv[0]))
+
+
 def _points(bks: list[Bucket], totals: list[Totals]) -> list[dict[str, Any]]:
     return [
         {
@@ -94,29 +188,16 @@ async def trend(
     if interval not in INTERVALS:
         raise BadParameter("interval", f"expected day or hour; got {interval!r}")
     dim = dimension(group_by, GROUP_BY) if group_by is not None else None
-    bks = buckets(window.range, window.tz, interval)
+    spec = local_buckets(window.range, window.tz, interval)
     directory = await agg.tokens()
-    starts_ms = [epoch_ms(b.start) for b in bks]
-    groups = await agg.groups(
-        window.range,
-        filters=filters,
-        directory=directory,
-        dim=dim.dim if dim else None,
-        slot_ms=slot_ms(window.tz, window.range),
-        # local days that are UTC days (UTC, or a zone at +00:00 throughout) fold whole-day groups
-        coarse=interval == "day" and all(start % 86_400_000 == 0 for start in starts_ms),
-    )
+    groups, series = await chart(agg, window.range, spec, dim=dim, top=top, filters=filters, directory=directory)
     fresh = await agg.freshness()
-    if dim is None:
-        series = [Series("total", {}, groups.buckets(starts_ms))]
-    else:
-        series = keyed_series(groups, dim, directory, starts_ms, top)
     return {
         "interval": interval,
         "tz": window.tz.key,
         "range": window.range.as_json(),
         "group_by": group_by,
-        "series": [{"key": s.key, **s.fields, "points": _points(bks, s.points)} for s in series],
+        "series": [{"key": s.key, **s.fields, "points": _points(spec.buckets, s.points)} for s in series],
         "pricing": pricing_block(groups, agg.pricing),
         "data_quality": data_quality_block(groups, fresh),
         "as_of": iso(fresh.now),

@@ -1,0 +1,294 @@
+"""The datasource's answers: /query (time series, tables, annotation tables), /variable and /search,
+/metric-payload-options, /tag-values and the old /annotations, each in Grafana's shape.
+
+Every number comes from a lens: a time series is /v1/trend's computation (`trend.chart`) over
+Grafana's buckets, a table is /v1/spend, /v1/summary or /v1/live, an annotation an episode of
+/v1/anomalies. So a Grafana answer and the /v1 answer for the same range are the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+import zoneinfo
+from datetime import timedelta
+from typing import Any
+
+from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory, dimension
+from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.errors import BadParameter
+from cost_api.lenses import spend, trend
+from cost_api.lenses.live import live
+from cost_api.lenses.summary import summary
+from cost_api.watch import anomalies
+from cost_api.watch.budgets import BudgetTracker
+from cost_api.web.grafana.catalogue import (
+    DAY_MS,
+    FILTER_KEYS,
+    LIVE_COLUMNS,
+    OTHERS,
+    SERIES,
+    SPEND_COLUMNS,
+    STEP_ALIASES,
+    STEPS,
+    SUMMARY_COLUMNS,
+    TABLES,
+    VARIABLES,
+    metrics,
+)
+from cost_api.web.grafana.filters import NoRows, known_values, resolve_filters
+from cost_api.web.grafana.protocol import adhoc_filters, bounded, number, payload_of, table, targets, window, zone
+from cost_api.web.service import Service
+from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms, parse_instant
+
+# --------------------------------------------------------------------------- time series
+
+
+def pick_step(rng: Range, days: int, interval_ms: Any, max_points: Any, asked: Any) -> int:
+    """The bucket size over `rng` (which overlaps `days` local days): the payload's `interval` if given
+    (at most MAX_BUCKETS points), else the smallest step that is at least `intervalMs` and gives at
+    most `maxDataPoints` points (and MAX_BUCKETS): one of STEPS, or as many whole local days as that
+    takes. Whatever the range and the interval asked for, a series has that many points at most."""
+    start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+
+    def points(step: int) -> int:
+        if step % DAY_MS == 0:
+            return -(-days // (step // DAY_MS))
+        return -(-end // step) - start // step
+
+    if isinstance(asked, str) and asked.strip() and asked.strip() != "auto":
+        name = STEP_ALIASES.get(asked.strip(), asked.strip())
+        if name not in STEPS:
+            raise BadParameter("payload.interval", f"expected auto or one of {', '.join(STEPS)}; got {asked!r}")
+        if points(STEPS[name]) > MAX_BUCKETS:
+            raise BadParameter(
+                "payload.interval", f"{name} gives more than {MAX_BUCKETS} points over this range; use a longer one"
+            )
+        return STEPS[name]
+    most = max(int(min(number(max_points) or MAX_BUCKETS, MAX_BUCKETS)), 1)
+    least = number(interval_ms) or 0
+    found = next((step for step in STEPS.values() if step >= least and points(step) <= most), None)
+    return found or max(math.ceil(least / DAY_MS), -(-days // most)) * DAY_MS
+
+
+async def series(
+    agg: Aggregator,
+    win: Window,
+    tz: zoneinfo.ZoneInfo,
+    body: dict[str, Any],
+    metric: str,
+    payload: dict[str, Any],
+    filters: Filters,
+    directory: TokenDirectory,
+) -> list[dict[str, Any]]:
+    """A time series target: /v1/trend's chart (`trend.chart`) over the buckets of the step Grafana's
+    zoom or the payload's `interval` gives, one `{target, datapoints}` per series."""
+    group_by = payload.get("group_by") or None
+    group_by = None if group_by in ("none", "total") else group_by
+    dim = dimension(str(group_by), trend.GROUP_BY) if group_by is not None else None
+    top = bounded(payload.get("top"), "payload.top", 8, 100)
+    days = trend.local_buckets(win.range, tz, "day")
+    step = pick_step(
+        win.range, len(days.buckets), body.get("intervalMs"), body.get("maxDataPoints"), payload.get("interval")
+    )
+    spec = days if step == DAY_MS else trend.step_buckets(win.range, tz, step)
+    _, charted = await trend.chart(agg, win.range, spec, dim=dim, top=top, filters=filters, directory=directory)
+    value = SERIES[metric][1]
+    if dim is None:  # the one `total` series, named after the target
+        named = [(metric, charted[0].points)]
+    else:
+        named = [(f"{s.fields['name']} ({s.key})" if s.fields.get("name") else s.key, s.points) for s in charted]
+    return [
+        {"target": name, "datapoints": [[value(t), at] for t, at in zip(points, spec.starts_ms, strict=True)]}
+        for name, points in named
+    ]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+async def spend_table(agg: Aggregator, win: Window, name: str, payload: dict[str, Any], filters: Filters) -> dict:
+    spec = TABLES[name]
+    limit = bounded(payload.get("limit"), "payload.limit", spec.limit, 1000)
+    body = await spend.spend(agg, win, group_by=spec.group_by, limit=limit, filters=filters)
+    fields = [*spec.keys, *SPEND_COLUMNS]
+    columns = [(text, "string") for _, text in spec.keys] + [(text, "number") for _, text in SPEND_COLUMNS]
+    return table(columns, [[item[f] for f, _ in fields] for item in body["items"]])
+
+
+async def summary_table(agg: Aggregator, win: Window, filters: Filters) -> dict[str, Any]:
+    body = await summary(agg, win, top_window=win.range.length, top=1, filters=filters)
+    body["previous_spend"] = body["previous"]["spend"]
+    return table([(text, "number") for _, text in SUMMARY_COLUMNS], [[body[f] for f, _ in SUMMARY_COLUMNS]])
+
+
+async def live_table(agg: Aggregator, win: Window, filters: Filters) -> dict[str, Any]:
+    end, hour = win.range.end, timedelta(hours=1)
+    last_hour = Window(Range(end - hour, end), Range(end - 2 * hour, end - hour), win.tz)
+    body = await live(agg, last_hour, filters=filters)
+    return table([(text, "number") for _, text in LIVE_COLUMNS], [[body[f] for f, _ in LIVE_COLUMNS]])
+
+
+async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[dict[str, Any]]:
+    """Anomaly episodes (those of /v1/anomalies: the hourly rules, and the budget ones) as annotation
+    events: a region from start to end (to the range's end while one is still running)."""
+    events = []
+    for ep in await anomalies.episodes(service, rng, budgets=budgets):
+        start = _epoch(ep["started_at"])
+        end = _epoch(ep["ended_at"]) if ep.get("ended_at") else epoch_ms(rng.end)
+        ratio = ep.get("peak_ratio")
+        spent = ep.get("spend")
+        text = ", ".join(
+            part
+            for part in (
+                f"peak {ratio:g}× baseline" if isinstance(ratio, int | float) else "",
+                f"${spent:,.2f} spent" if isinstance(spent, int | float) else "",
+                "" if ep.get("ended_at") else "still running",
+            )
+            if part
+        )
+        events.append(
+            {
+                "time": start,
+                "timeEnd": end,
+                "title": f"{ep['rule']}: {ep['dimension']} {ep['key']}",
+                "text": text,
+                "tags": [str(ep["rule"]), str(ep["dimension"])],
+                "id": ep.get("id"),
+            }
+        )
+    return events
+
+
+def _epoch(value: str) -> int:
+    return epoch_ms(parse_instant("started_at", value))
+
+
+def annotations_table(events: list[dict[str, Any]]) -> dict[str, Any]:
+    columns = [("time", "time"), ("timeEnd", "time"), ("title", "string"), ("text", "string"), ("tags", "string")]
+    rows = [[e["time"], e["timeEnd"], e["title"], e["text"], ",".join(e["tags"])] for e in events]
+    return table(columns, rows)
+
+
+# --------------------------------------------------------------------------- the endpoints
+
+
+async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None) -> list[dict[str, Any]]:
+    """POST /query: one answer per visible target (a grouped series gives several), in order."""
+    agg = service.aggregator
+    wanted = targets(body)
+    if not wanted:
+        return []
+    default_tz = service.settings.tz
+    win = window(body, zone(body, {}, default_tz))
+    # where a regular expression or a negation looks for the values it keeps: both periods, so that
+    # a table's `previous_spend` counts the same keys as /v1 would
+    scope = Range(win.previous.start, win.range.end)
+    directory = await agg.tokens()
+    adhoc = adhoc_filters(body)
+    scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
+
+    async def one(index: int, target: dict[str, Any]) -> list[dict[str, Any]]:
+        name = target["target"].strip()
+        key = "payload" if "payload" in target else "data"
+        payload = payload_of(target.get(key), f"targets[{index}].{key}")
+        tz = zone(body, payload, default_tz)
+        twin = win if tz == win.tz else Window(win.range, win.previous, tz)
+        if name == "anomalies":
+            answers = [annotations_table(await annotation_events(service, win.range, budgets))]
+        else:
+            filters = await resolve_filters(agg, scope, directory, payload, adhoc, scoped, f"targets[{index}].{key}")
+            source: Any = agg
+            if filters is None:  # a filter keeps no value: the lenses' empty answers, from no rows
+                source, filters = NoRows(agg), Filters()
+            if name in SERIES:
+                answers = await series(source, twin, tz, body, name, payload, filters, directory)
+            elif name in TABLES:
+                answers = [await spend_table(source, twin, name, payload, filters)]
+            elif name == "summary":
+                answers = [await summary_table(source, twin, filters)]
+            elif name == "live":
+                answers = [await live_table(source, twin, filters)]
+            else:
+                known = [*SERIES, *TABLES, *OTHERS]
+                raise BadParameter(f"targets[{index}].target", f"expected one of {', '.join(known)}; got {name!r}")
+        ref = target.get("refId")
+        return [{**answer, "refId": ref} if ref is not None else answer for answer in answers]
+
+    results = await gather_or_cancel(*(one(i, t) for i, t in enumerate(wanted)))
+    return [answer for answers in results for answer in answers]
+
+
+def variable_name(body: dict[str, Any]) -> str | None:
+    """Which variable a /variable (or an old /search) request asks for: `payload` as the name,
+    as `{"target": name}` (the plugin's default) or the user's JSON with one of a few keys."""
+    payload = body.get("payload")
+    candidates = [payload] if isinstance(payload, str) else []
+    for source in (payload_of(payload), body):
+        candidates += [source.get(k) for k in ("target", "query", "variable", "name")]
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            name = candidate.strip()
+            return name if name in VARIABLES else f"{name}s" if f"{name}s" in VARIABLES else name
+    return None
+
+
+async def variable_values(service: Service, body: dict[str, Any], name: str) -> list[tuple[str, str]]:
+    if name not in VARIABLES:
+        raise BadParameter("payload.target", f"expected one of {', '.join(VARIABLES)}; got {name!r}")
+    agg = service.aggregator
+    payload = payload_of(body.get("payload"))
+    win = window(body, zone(body, payload, service.settings.tz))
+    directory = await agg.tokens()
+    # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
+    own = {k: v for k, v in payload.items() if k in FILTER_KEYS and k != VARIABLES[name]}
+    scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
+    filters = await resolve_filters(agg, win.range, directory, own, [], scoped, "payload")
+    if filters is None:
+        return []
+    return await known_values(agg, win.range, VARIABLES[name], filters=filters, directory=directory)
+
+
+async def variable(service: Service, body: dict[str, Any]) -> list[dict[str, str]]:
+    name = variable_name(body)
+    if name is None:  # an empty query (a variable being created): nothing to offer yet
+        return []
+    return [{"__text": text, "__value": value} for value, text in await variable_values(service, body, name)]
+
+
+async def search(service: Service, body: dict[str, Any]) -> list[Any]:
+    """POST /search (plugins before 0.4): a variable's values when `target` names one, else /metrics."""
+    name = variable_name(body)
+    if name in VARIABLES:
+        return [{"text": text, "value": value} for value, text in await variable_values(service, body, name)]
+    return metrics()
+
+
+async def payload_options(service: Service, body: dict[str, Any]) -> list[dict[str, str]]:
+    """POST /metric-payload-options: the values of a filter field, logged in the last 30 days."""
+    name = body.get("name")
+    if name not in FILTER_KEYS:
+        return []
+    agg = service.aggregator
+    win = window(body, zone(body, {}, service.settings.tz))
+    return [{"label": text, "value": value} for value, text in await known_values(agg, win.range, name)]
+
+
+async def tag_values(service: Service, body: dict[str, Any]) -> list[dict[str, str]]:
+    key = body.get("key")
+    if key not in FILTER_KEYS:
+        return []
+    agg = service.aggregator
+    win = window(body, zone(body, {}, service.settings.tz))
+    return [{"text": value} for value, _ in await known_values(agg, win.range, key)]
+
+
+async def legacy_annotations(
+    service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None
+) -> list[dict[str, Any]]:
+    """POST /annotations (plugins before 0.4): the same episodes as annotation events."""
+    win = window(body, zone(body, {}, service.settings.tz))
+    annotation = body.get("annotation") if isinstance(body.get("annotation"), dict) else {}
+    return [
+        {"annotation": annotation, **event, "isRegion": event["timeEnd"] != event["time"]}
+        for event in await annotation_events(service, win.range, budgets)
+    ]
