@@ -1,16 +1,20 @@
-"""Fuzzing: schemathesis against the served OpenAPI document of a real server (SQLite, a demo log).
+"""Fuzzing: schemathesis against the served OpenAPI document of a real server over a demo log, on
+SQLite and on Postgres.
 
 For every operation and a bounded number of generated requests (valid and invalid parameters):
 no 5xx, every error a problem document, every answer matching the documented status codes,
-content types, headers and schemas. Bounded: `EXAMPLES` requests per operation.
+content types, headers and body schemas (each /v1 answer is a typed object: its fields, their types,
+which may be null — tests/test_schema.py). Bounded: `EXAMPLES` requests per operation.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -30,10 +34,25 @@ EXAMPLES = 25
 METHODS = {"get", "put", "post", "delete", "patch"}
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder: Path = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{folder / 'demo.db'}"
+async def _create_database(cluster: Any, name: str) -> None:
+    admin = await asyncpg.connect(cluster.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server over a demo log (the same on both dialects: one seed) in a database of its own."""
+    if request.param == "sqlite":
+        folder: Path = tmp_path_factory.mktemp("fuzz")
+        url = f"sqlite:///{folder / 'demo.db'}"
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        asyncio.run(_create_database(cluster, "fuzz"))
+        url = cluster.url("fuzz")
     run_demo(url, days=3, requests_per_day=400, seed=7, progress=False)
     with serving(url, env={"COST_API_KEYS": KEY}) as base:
         yield base
@@ -61,8 +80,9 @@ def _cases() -> list[Any]:
     return cases
 
 
-# Every check on the answers (no 5xx; documented status, content type, headers and body schema),
-# but not the two that judge whether a request should have been accepted:
+# Every check on the answers (no 5xx; documented status, content type, headers and body schema: the
+# response_schema_conformance check, which the typed answers give something to check), but not the two
+# that judge whether a request should have been accepted:
 # - positive_data_acceptance: parameters are documented as plain strings (a window's grammar, an
 #   RFC 3339 instant, a zone name), so most "schema-valid" strings are rightly refused with a 400;
 # - negative_data_rejection: in a query string every value is text, so "a number where a string is

@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
+# the numbers and blocks every answer shows, re-exported: the lenses and the watch layer import them from here
+from cost_api.aggregation.blocks import change_pct as change_pct
+from cost_api.aggregation.blocks import data_quality_block as data_quality_block
+from cost_api.aggregation.blocks import money as money
+from cost_api.aggregation.blocks import pct as pct
+from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
-from cost_api.aggregation.groups import NO_TIER_RATE, Groups, Totals, Vocab, from_columns, from_rows
+from cost_api.aggregation.groups import Groups, Totals, Vocab, from_columns, from_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
     UNBOUNDED,
@@ -35,7 +41,7 @@ from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
 from cost_api.store.result import Rows
-from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms, iso
+from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
 
@@ -51,18 +57,6 @@ SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this lo
 # count. Rows dated later are in no figure, no `latest_request_at` and no lag: they are counted in
 # `data_quality` as `future_created_at` (docs/request-log.md).
 FUTURE_SKEW = timedelta(minutes=5)
-
-
-def money(value: float) -> float:
-    return round(float(value), 6) + 0.0
-
-
-def pct(part: float, whole: float) -> float | None:
-    return None if not whole else round(part / whole * 100, 1) + 0.0
-
-
-def change_pct(current: float, previous: float) -> float | None:
-    return None if not previous else round((current - previous) / previous * 100, 1) + 0.0
 
 
 def filter_params(filters: Filters, directory: TokenDirectory | None) -> dict[str, Any]:
@@ -474,61 +468,6 @@ class Aggregator:
 
 def _instant(hour: int) -> datetime:
     return from_ms(hour * HOUR_MS)
-
-
-def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
-    """`pricing: {version, coverage_pct, unpriced, estimated_requests, no_tier_rate_requests,
-    no_tier_rate}` for the groups of an answer's range: what is unpriced, the requests whose usage the
-    gateway flagged as estimated (`usage_exact` false), and the requests of a service tier their price
-    has no rates for, priced at standard (docs/pricing.md#service-tiers)."""
-    total = groups.total()
-    unpriced = []
-    if total.unpriced_requests:
-        sub = groups.subset(groups.unpriced)
-        for (provider, model), t in sorted(sub.by("provider", "model").items(), key=lambda kv: -kv[1].requests):
-            unpriced.append(
-                {
-                    "provider": provider,
-                    "model": model,
-                    "requests": t.requests,
-                    "prompt_tokens": t.prompt_tokens,
-                    "completion_tokens": t.completion_tokens,
-                    "prompt_tokens_avoided": t.prompt_tokens_avoided,
-                    "completion_tokens_avoided": t.completion_tokens_avoided,
-                }
-            )
-    no_tier_rate = []
-    if total.no_tier_rate_requests:
-        sub = groups.subset(groups.counts[NO_TIER_RATE] > 0)
-        for (provider, model, priced_as, tier), t in sorted(
-            sub.by("provider", "model", "priced_as", "tier").items(), key=lambda kv: -kv[1].no_tier_rate_requests
-        ):
-            no_tier_rate.append(
-                {
-                    "provider": provider,
-                    "model": model,
-                    "priced_as": priced_as,
-                    "service_tier": tier,
-                    "requests": t.no_tier_rate_requests,
-                }
-            )
-    coverage = 100.0 if not total.requests else pct(total.requests - total.unpriced_requests, total.requests)
-    return {
-        "version": pricing.version,
-        "coverage_pct": coverage,
-        "unpriced": unpriced,
-        "estimated_requests": total.estimated_requests,
-        "no_tier_rate_requests": total.no_tier_rate_requests,
-        "no_tier_rate": no_tier_rate,
-    }
-
-
-def data_quality_block(groups: Groups, fresh: Freshness) -> dict[str, Any]:
-    """`data_quality: {excluded_requests, reasons: {...}, future_after}`: the rows left out of every
-    figure of the answer: bad rows of its range (and filters) per reason, and the rows of the whole
-    log dated after `future_after` (now + FUTURE_SKEW)."""
-    reasons = {**groups.excluded(), "future_created_at": fresh.future}
-    return {"excluded_requests": sum(reasons.values()), "reasons": reasons, "future_after": iso(fresh.cutoff)}
 
 
 def ranked(

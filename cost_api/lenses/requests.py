@@ -11,15 +11,26 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from cost_api.aggregation.aggregator import (
-    Aggregator,
-    Filters,
-    TokenDirectory,
-    data_quality_block,
+import msgspec
+from msgspec import Meta
+
+from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory
+from cost_api.aggregation.blocks import (
+    AsOf,
+    Block,
+    DataQuality,
+    Instant,
+    LatestRequestAt,
+    Money,
+    PricingCoverage,
+    TimeRange,
+    as_builtins,
+    data_quality,
     money,
-    pricing_block,
+    pricing_coverage,
+    time_range,
 )
 from cost_api.aggregation.groups import QUALITY, Groups
 from cost_api.errors import BadParameter
@@ -29,34 +40,6 @@ if TYPE_CHECKING:
     from cost_api.store.result import Rows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-COLUMNS = (
-    "id",
-    "created_at",
-    "request_id",
-    "provider",
-    "model",
-    "endpoint",
-    "token",
-    "name",
-    "status_code",
-    "streamed",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "service_tier",
-    "usage_exact",
-    "cache_hit",
-    "prompt_tokens_avoided",
-    "completion_tokens_avoided",
-    "latency_ms",
-    "cache_key",
-    "priced_as",
-    "cost",
-    "saved",
-    "excluded",
-)
 
 
 def _instant(us: int) -> datetime:
@@ -82,7 +65,56 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         ) from exc
 
 
-def _items(rows: Rows, priced: Groups, directory: TokenDirectory, cutoff: datetime) -> list[dict[str, Any]]:
+class RequestRow(Block):
+    """One row of the log, priced as every aggregate prices it (the fields of COLUMNS, in this order)."""
+
+    id: int
+    created_at: Instant
+    request_id: str | None
+    provider: Annotated[str | None, Meta(description="as logged; null or empty only in an excluded row")]
+    model: Annotated[str | None, Meta(description="as logged; null or empty only in an excluded row")]
+    endpoint: str
+    token: Annotated[str, Meta(description="prefix… or anonymous, never the id")]
+    name: Annotated[str | None, Meta(description="the api_tokens name")]
+    status_code: int | None
+    streamed: bool | None
+    prompt_tokens: int
+    completion_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    service_tier: Annotated[str, Meta(description="lower case; standard for NULL")]
+    usage_exact: bool
+    cache_hit: bool
+    prompt_tokens_avoided: int
+    completion_tokens_avoided: int
+    latency_ms: int | None
+    cache_key: Annotated[str | None, Meta(description="its first 12 characters")]
+    priced_as: Annotated[str | None, Meta(description="the price entry matched, provider/model; null: unpriced")]
+    cost: Annotated[Money | None, Meta(description="0 for a cache hit; null when unpriced or excluded")]
+    saved: Annotated[Money | None, Meta(description="what a cache hit avoided; 0 for a miss; null as cost")]
+    excluded: Annotated[
+        Literal["negative_tokens", "missing_provider_or_model", "future_created_at"] | None,
+        Meta(description="the data_quality reason a row in no figure is counted under; null: counted"),
+    ]
+
+
+COLUMNS = tuple(f.encode_name for f in msgspec.structs.fields(RequestRow))  # the CSV's, the JSON's order
+
+
+class Requests(Block):
+    """GET /v1/requests."""
+
+    range: TimeRange
+    items: list[RequestRow]
+    next: Annotated[str | None, Meta(description="the cursor of the next page; null on the last page")]
+    pricing: PricingCoverage
+    data_quality: DataQuality
+    as_of: AsOf
+    latest_request_at: LatestRequestAt
+
+
+def _items(rows: Rows, priced: Groups, directory: TokenDirectory, cutoff: datetime) -> list[RequestRow]:
     """The audit rows, each with its price as a group of one (`priced`, in the rows' order). A row every
     figure leaves out (a bad row, or one dated after `cutoff`) is priced as nothing, and `excluded`
     says why (the `data_quality` reason it is counted under)."""
@@ -96,34 +128,34 @@ def _items(rows: Rows, priced: Groups, directory: TokenDirectory, cutoff: dateti
         excluded = QUALITY[quality] if quality else "future_created_at" if at > cutoff else None
         entry = 0 if excluded else int(priced.priced_as[i])
         items.append(
-            {
-                "id": row_id,
-                "created_at": iso(at),
-                "request_id": request_id,
-                "provider": provider,
-                "model": model,
-                "endpoint": endpoint,
-                "token": token,
-                "name": name,
-                "status_code": status,
-                "streamed": None if streamed is None else bool(streamed),
-                "prompt_tokens": p,
-                "completion_tokens": c,
-                "cache_read_tokens": cr,
-                "cache_write_tokens": cw,
-                "cache_write_1h_tokens": cw1h,
-                "service_tier": tier or "standard",
-                "usage_exact": not estimated,
-                "cache_hit": bool(hit),
-                "prompt_tokens_avoided": pa,
-                "completion_tokens_avoided": ca,
-                "latency_ms": latency,
-                "cache_key": None if cache_key is None else cache_key[:12],
-                "priced_as": vocab.value(entry) if entry else None,
-                "cost": money(priced.spend[i]) if entry else None,
-                "saved": money(priced.saved[i]) if entry else None,
-                "excluded": excluded,
-            }
+            RequestRow(
+                id=row_id,
+                created_at=iso(at),
+                request_id=request_id,
+                provider=provider,
+                model=model,
+                endpoint=endpoint,
+                token=token,
+                name=name,
+                status_code=status,
+                streamed=None if streamed is None else bool(streamed),
+                prompt_tokens=p,
+                completion_tokens=c,
+                cache_read_tokens=cr,
+                cache_write_tokens=cw,
+                cache_write_1h_tokens=cw1h,
+                service_tier=tier or "standard",
+                usage_exact=not estimated,
+                cache_hit=bool(hit),
+                prompt_tokens_avoided=pa,
+                completion_tokens_avoided=ca,
+                latency_ms=latency,
+                cache_key=None if cache_key is None else cache_key[:12],
+                priced_as=vocab.value(entry) if entry else None,
+                cost=money(priced.spend[i]) if entry else None,
+                saved=money(priced.saved[i]) if entry else None,
+                excluded=excluded,
+            )
         )
     return items
 
@@ -155,21 +187,26 @@ _READ = (
 )
 
 
-async def requests(
+
+async def requests_answer(
     agg: Aggregator, window: Window, *, limit: int, cursor: str | None, filters: Filters
-) -> dict[str, Any]:
+) -> Requests:
     c_at, c_id = decode_cursor(cursor) if cursor else (window.range.end, 0)
     directory = await agg.tokens()
     rows, priced = await agg.request_page(window.range, c_at, c_id, limit + 1, filters, directory)
     groups = await agg.groups(window.range, filters=filters, directory=directory)
     fresh = await agg.freshness()
     last = rows[limit - 1] if len(rows) > limit else None  # more rows follow this one
-    return {
-        "range": window.range.as_json(),
-        "items": _items(rows, priced, directory, fresh.cutoff)[:limit],
-        "next": None if last is None else encode_cursor(int(last[rows.at("created_at_us")]), int(last[rows.at("id")])),
-        "pricing": pricing_block(groups, agg.pricing),
-        "data_quality": data_quality_block(groups, fresh),
-        "as_of": iso(fresh.now),
-        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
-    }
+    return Requests(
+        range=time_range(window.range),
+        items=_items(rows, priced, directory, fresh.cutoff)[:limit],
+        next=None if last is None else encode_cursor(int(last[rows.at("created_at_us")]), int(last[rows.at("id")])),
+        pricing=pricing_coverage(groups, agg.pricing),
+        data_quality=data_quality(groups, fresh),
+        as_of=iso(fresh.now),
+        latest_request_at=iso(fresh.latest) if fresh.latest else None,
+    )
+
+
+# the same answer as plain dicts, for the callers that read it so
+requests = as_builtins(requests_answer)

@@ -3,24 +3,88 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Literal
 
-from cost_api.aggregation.aggregator import (
-    Aggregator,
-    Filters,
+from cost_api.aggregation.aggregator import Aggregator, Filters, ranked
+from cost_api.aggregation.blocks import (
+    AsOf,
+    Block,
+    DataQuality,
+    LatestRequestAt,
+    Money,
+    Pct,
+    PreviousPeriod,
+    PricingCoverage,
+    TimeRange,
+    as_builtins,
     change_pct,
-    data_quality_block,
+    data_quality,
     money,
     pct,
-    pricing_block,
-    ranked,
+    pricing_coverage,
+    time_range,
 )
 from cost_api.windows import Range, Window, iso
 
 
-async def summary(
+class ProviderShare(Block):
+    provider: str
+    spend: Money
+    share_pct: Pct | None
+
+
+class TopEndpoint(Block):
+    endpoint: str
+    spend: Money
+    change_pct: Pct | None
+
+
+class TopEndpoints(Block):
+    """The endpoints that spent most over `top_window` ending at `to`, against the `top_window` before."""
+
+    range: TimeRange
+    items: list[TopEndpoint]
+
+
+class TopToken(Block):
+    token: str
+    name: str | None
+    spend: Money
+    change_pct: Pct | None
+
+
+class TopTokens(Block):
+    """The tokens that spent most over `top_window` ending at `to`, against the `top_window` before."""
+
+    range: TimeRange
+    items: list[TopToken]
+
+
+class Summary(Block):
+    """GET /v1/summary."""
+
+    range: TimeRange
+    currency: Literal["USD"]
+    spend: Money
+    saved_by_cache: Money
+    saved_pct: Pct | None
+    previous: PreviousPeriod
+    change: Money
+    change_pct: Pct | None
+    requests: int
+    cache_hits: int
+    by_provider: list[ProviderShare]
+    top_endpoints: TopEndpoints
+    top_tokens: TopTokens
+    pricing: PricingCoverage
+    data_quality: DataQuality
+    as_of: AsOf
+    latest_request_at: LatestRequestAt
+
+
+async def summary_answer(
     agg: Aggregator, window: Window, *, top_window: timedelta, top: int, filters: Filters
-) -> dict[str, Any]:
+) -> Summary:
     end = window.range.end
     top_range = Range(end - top_window, end)
     top_previous = Range(end - 2 * top_window, end - top_window)
@@ -37,45 +101,48 @@ async def summary(
     fresh = await agg.freshness()
     total = current.total()
     before = previous.total()
-    change = total.spend - before.spend
     by_provider = sorted(current.by("provider").items(), key=lambda kv: (-kv[1].spend, kv[0]))
     endpoints = ranked(ep_now.by("key"), ep_before.by("key"), top)
     tokens = ranked(tok_now.by("key"), tok_before.by("key"), top)
-    return {
-        "range": window.range.as_json(),
-        "currency": "USD",
-        "spend": money(total.spend),
-        "saved_by_cache": money(total.saved_by_cache),
-        "saved_pct": pct(total.saved_by_cache, total.spend),
-        "previous": {"range": window.previous.as_json(), "spend": money(before.spend)},
-        "change": money(change),
-        "change_pct": change_pct(total.spend, before.spend),
-        "requests": total.requests,
-        "cache_hits": total.cache_hits,
-        "by_provider": [
-            {"provider": p, "spend": money(t.spend), "share_pct": pct(t.spend, total.spend)} for p, t in by_provider
+    return Summary(
+        range=time_range(window.range),
+        currency="USD",
+        spend=money(total.spend),
+        saved_by_cache=money(total.saved_by_cache),
+        saved_pct=pct(total.saved_by_cache, total.spend),
+        previous=PreviousPeriod(range=time_range(window.previous), spend=money(before.spend)),
+        change=money(total.spend - before.spend),
+        change_pct=change_pct(total.spend, before.spend),
+        requests=total.requests,
+        cache_hits=total.cache_hits,
+        by_provider=[
+            ProviderShare(provider=p, spend=money(t.spend), share_pct=pct(t.spend, total.spend)) for p, t in by_provider
         ],
-        "top_endpoints": {
-            "range": top_range.as_json(),
-            "items": [
-                {"endpoint": key, "spend": money(t.spend), "change_pct": change_pct(t.spend, prev)}
+        top_endpoints=TopEndpoints(
+            range=time_range(top_range),
+            items=[
+                TopEndpoint(endpoint=key, spend=money(t.spend), change_pct=change_pct(t.spend, prev))
                 for key, t, prev in endpoints
             ],
-        },
-        "top_tokens": {
-            "range": top_range.as_json(),
-            "items": [
-                {
-                    "token": directory.display(key)[0],
-                    "name": directory.display(key)[1],
-                    "spend": money(t.spend),
-                    "change_pct": change_pct(t.spend, prev),
-                }
+        ),
+        top_tokens=TopTokens(
+            range=time_range(top_range),
+            items=[
+                TopToken(
+                    token=directory.display(key)[0],
+                    name=directory.display(key)[1],
+                    spend=money(t.spend),
+                    change_pct=change_pct(t.spend, prev),
+                )
                 for key, t, prev in tokens
             ],
-        },
-        "pricing": pricing_block(current, agg.pricing),
-        "data_quality": data_quality_block(current, fresh),
-        "as_of": iso(fresh.now),
-        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
-    }
+        ),
+        pricing=pricing_coverage(current, agg.pricing),
+        data_quality=data_quality(current, fresh),
+        as_of=iso(fresh.now),
+        latest_request_at=iso(fresh.latest) if fresh.latest else None,
+    )
+
+
+# the same answer as plain dicts, for the callers that read it so (the Grafana datasource, `cost-api report`)
+summary = as_builtins(summary_answer)

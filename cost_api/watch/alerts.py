@@ -26,12 +26,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
 import msgspec
+from msgspec import Meta
 from prometheus_client import Counter
 
+from cost_api.aggregation.blocks import AsOf, Block, Instant
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.anomalies import Episode, replay
 from cost_api.watch.webhook import Delivery, event_body, post
@@ -58,6 +60,35 @@ RECENT_EVENTS = 500  # events kept for GET /v1/alerts
 DELIVERY_TIMEOUT = 10.0  # seconds per attempt
 
 _encoder = msgspec.json.Encoder()
+
+
+# every rule: the hourly ones (rules.py, storm.py) and the budget ones (anomalies.budget_episodes)
+Rule = Literal["burn_rate", "new_spender", "request_storm", "budget_warning", "budget_exceeded"]
+
+
+class AlertEvent(Block):
+    """One webhook event and how its delivery went."""
+
+    id: Annotated[str, Meta(description="the episode's id: a receiver deduplicates by it")]
+    event: Literal["fired", "resolved"]
+    rule: Rule
+    dimension: str
+    key: str
+    started_at: Instant
+    text: Annotated[str, Meta(description="the Slack-compatible one-line summary")]
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    queued_at: Instant
+    delivered_at: Instant | None
+
+
+class Alerts(Block):
+    """GET /v1/alerts: the recent events, newest first."""
+
+    items: list[AlertEvent]
+    sending: Annotated[bool, Meta(description="whether this replica sends the alerts")]
+    as_of: AsOf
 
 
 class AlertEngine:
@@ -229,10 +260,10 @@ class AlertEngine:
 
     # ----------------------------------------------------------------------- GET /v1/alerts
 
-    def overview(self) -> dict[str, Any]:
-        return {
-            "items": [d.as_json() for d in self.events],
-            "sending": self.sending,
-            "as_of": iso(now_utc()),
-        }
+    def overview(self) -> Alerts:
+        return Alerts(
+            items=[AlertEvent(**d.as_json()) for d in self.events],
+            sending=self.sending,
+            as_of=iso(now_utc()),
+        )
 

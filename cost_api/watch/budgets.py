@@ -29,9 +29,13 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from cost_api.aggregation.aggregator import Aggregator, Filters, money, pct
+import msgspec
+from msgspec import Meta
+
+from cost_api.aggregation.aggregator import Aggregator, Filters
+from cost_api.aggregation.blocks import Block, Instant, Money, Pct, money, pct
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.config import Budget, Settings
 from cost_api.errors import BudgetExceeded, BudgetsStale
@@ -43,6 +47,45 @@ log = logging.getLogger("cost_api.watch.budgets")
 Clock = Callable[[], datetime]
 _CALENDAR_KIND = {"day": "today", "week": "week", "month": "month"}
 _MIN_SLEEP = 0.001
+
+
+AgeSeconds = Annotated[
+    Annotated[float, Meta(ge=0)] | None,
+    Meta(description="how old the figures are, in seconds; null: not read since start-up"),
+]
+
+
+class BudgetStatus(Block):
+    """One budget in its current period, as of the tracker's last refresh."""
+
+    endpoint: str
+    seen: Annotated[bool | None, Meta(description="whether the endpoint has rows in the log; null: not looked yet")]
+    period: Literal["day", "week", "month"]
+    period_start: Instant
+    resets_at: Instant
+    limit_usd: Money
+    spent: Annotated[Money | None, Meta(description="null: no figure yet")]
+    remaining: Annotated[Annotated[Money, Meta(ge=0)] | None, Meta(description="limit_usd − spent, never below 0")]
+    used_pct: Pct | None
+    unpriced_requests: int | None
+    status: Literal["ok", "warning", "exceeded", "unknown"]
+
+
+class BudgetOverview(Block):
+    """GET /v1/budgets: every configured budget, in configuration order."""
+
+    items: list[BudgetStatus]
+    age_seconds: AgeSeconds
+    stale: Annotated[bool, Meta(description="older than budget_max_age")]
+
+
+class BudgetCheck(Block):
+    """GET /v1/budgets/check while calls are allowed (an exceeded budget is a 422 problem instead)."""
+
+    allowed: Literal[True]
+    budgets: list[BudgetStatus]
+    age_seconds: AgeSeconds
+    stale: Annotated[bool, Meta(description="older than budget_max_age: allowed because the fail mode is open")]
 
 
 def utc_now() -> datetime:
@@ -247,61 +290,61 @@ class BudgetTracker:
         snap = self.snapshot
         return None if snap is None else round(max((now - snap.taken_at).total_seconds(), 0.0), 3)
 
-    def _item(self, budget: Budget, now: datetime) -> dict[str, Any]:
+    def _item(self, budget: Budget, now: datetime) -> BudgetStatus:
         period = self.period(budget.period, now)
         snap = self.snapshot
         figure = None if snap is None else snap.figure(budget.period, budget.endpoint, period)
         if snap is not None and snap.taken_at < period.start and self._wake is not None:
             self._wake.set()  # a boundary passed since the snapshot: refresh now
-        item: dict[str, Any] = {
-            "endpoint": budget.endpoint,
-            "seen": budget.endpoint in self._seen if self._searched else None,
-            "period": budget.period,
-            "period_start": iso(period.start),
-            "resets_at": iso(period.end),
-            "limit_usd": money(budget.limit_usd),
-        }
-        if figure is None:
-            item.update(spent=None, remaining=None, used_pct=None, unpriced_requests=None, status="unknown")
-            return item
-        spent = money(figure.spent)
-        limit = item["limit_usd"]
-        if spent >= limit:
-            status = "exceeded"
-        elif spent >= money(limit * budget.warn_at_pct / 100):
-            status = "warning"
-        else:
-            status = "ok"
-        item.update(
+        limit = money(budget.limit_usd)
+        spent = remaining = used_pct = unpriced = None
+        status: Literal["ok", "warning", "exceeded", "unknown"] = "unknown"
+        if figure is not None:
+            spent = money(figure.spent)
+            if spent >= limit:
+                status = "exceeded"
+            elif spent >= money(limit * budget.warn_at_pct / 100):
+                status = "warning"
+            else:
+                status = "ok"
+            remaining = money(max(limit - spent, 0.0))
+            used_pct = pct(spent, limit)
+            unpriced = figure.unpriced_requests
+        return BudgetStatus(
+            endpoint=budget.endpoint,
+            seen=budget.endpoint in self._seen if self._searched else None,
+            period=budget.period,
+            period_start=iso(period.start),
+            resets_at=iso(period.end),
+            limit_usd=limit,
             spent=spent,
-            remaining=money(max(limit - spent, 0.0)),
-            used_pct=pct(spent, limit),
-            unpriced_requests=figure.unpriced_requests,
+            remaining=remaining,
+            used_pct=used_pct,
+            unpriced_requests=unpriced,
             status=status,
         )
-        return item
 
-    def overview(self) -> dict[str, Any]:
+    def overview_answer(self) -> BudgetOverview:
         """`GET /v1/budgets`: every configured budget, in configuration order."""
         now = self.clock()
         age = self._age(now)
-        return {
-            "items": [self._item(b, now) for b in self.budgets],
-            "age_seconds": age,
-            "stale": self._stale(age),
-        }
+        return BudgetOverview(items=[self._item(b, now) for b in self.budgets], age_seconds=age, stale=self._stale(age))
 
-    def check(self, endpoint: str) -> dict[str, Any]:
+    def overview(self) -> dict[str, Any]:
+        """`overview_answer` as plain dicts, for the callers that read it so (the budget rules)."""
+        return msgspec.to_builtins(self.overview_answer())
+
+    def check(self, endpoint: str) -> BudgetCheck:
         """`GET /v1/budgets/check`: the answer while calls are allowed; raises the 422 (or, stale and
         failing closed, the 503) problem otherwise."""
         now = self.clock()
         age = self._age(now)
         budgets = self._by_endpoint.get(endpoint)
         if not budgets:  # nothing to go stale: an endpoint without a budget is always allowed
-            return {"allowed": True, "budgets": [], "age_seconds": age, "stale": False}
+            return BudgetCheck(allowed=True, budgets=[], age_seconds=age, stale=False)
         items = [self._item(b, now) for b in budgets]
         stale = self._stale(age)
-        exceeded = [item for item in items if item["status"] == "exceeded"]
+        exceeded = [item for item in items if item.status == "exceeded"]
         if exceeded:  # spend within a period only grows: an exceeded figure holds even when stale
             raise budget_exceeded(endpoint, exceeded, items, age, stale)
         if stale and self.fail_closed:
@@ -312,7 +355,7 @@ class BudgetTracker:
                 retry_after=max(1, math.ceil(self.refresh_every)),
                 extra={"endpoint": endpoint, "age_seconds": age, "stale": True},
             )
-        return {"allowed": True, "budgets": items, "age_seconds": age, "stale": stale}
+        return BudgetCheck(allowed=True, budgets=items, age_seconds=age, stale=stale)
 
     def _stale(self, age: float | None) -> bool:
         if not self.budgets:
@@ -326,24 +369,25 @@ def _usd(value: float) -> str:
 
 def budget_exceeded(
     endpoint: str,
-    exceeded: list[dict[str, Any]],
-    items: list[dict[str, Any]],
+    exceeded: list[BudgetStatus],
+    items: list[BudgetStatus],
     age: float | None,
     stale: bool,
 ) -> BudgetExceeded:
     """The 422 problem, naming the exceeded budget that resets last (the one that decides when calls
     are allowed again); `budgets` lists every budget of the endpoint."""
-    worst = max(exceeded, key=lambda item: item["resets_at"])
+    worst = max(exceeded, key=lambda item: item.resets_at)
+    assert worst.spent is not None  # exceeded: it has a figure
     return BudgetExceeded(
-        f"{endpoint} has spent {_usd(worst['spent'])} of its {_usd(worst['limit_usd'])} "
-        f"{worst['period']} budget; it resets at {worst['resets_at']}",
+        f"{endpoint} has spent {_usd(worst.spent)} of its {_usd(worst.limit_usd)} "
+        f"{worst.period} budget; it resets at {worst.resets_at}",
         extra={
             "endpoint": endpoint,
-            "period": worst["period"],
-            "limit_usd": worst["limit_usd"],
-            "spent": worst["spent"],
-            "resets_at": worst["resets_at"],
-            "budgets": items,
+            "period": worst.period,
+            "limit_usd": worst.limit_usd,
+            "spent": worst.spent,
+            "resets_at": worst.resets_at,
+            "budgets": msgspec.to_builtins(items),
             "age_seconds": age,
             "stale": stale,
         },

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 
 from cost_api.errors import BadParameter
@@ -50,18 +51,27 @@ def cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """The CSV text (without BOM) of `rows`, one line each, under a header of `columns`."""
+Row = Mapping[str, Any] | msgspec.Struct
+
+
+def _fields(row: Row) -> Mapping[str, Any]:
+    """A row as the JSON shows it: a Struct's fields by their JSON names, unset ones left out."""
+    return msgspec.to_builtins(row) if isinstance(row, msgspec.Struct) else row
+
+
+def render(rows: Iterable[Row], columns: Sequence[str]) -> str:
+    """The CSV text (without BOM) of `rows` (dicts, or the Structs of an answer's `items`), one line
+    each, under a header of `columns`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    for row in rows:
+    for row in map(_fields, rows):
         writer.writerow([cell(row.get(c)) for c in columns])
     return out.getvalue()
 
 
 def csv_response(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     *,
     filename: str,
     columns: Sequence[str] | None = None,
@@ -70,7 +80,7 @@ def csv_response(
     """A downloadable CSV of flat rows. `columns` fixes the header (needed when `rows` may be empty);
     by default it is every key of the rows, in first-seen order."""
     if columns is None:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
+        columns = list(dict.fromkeys(key for row in map(_fields, rows) for key in row))
     body = (_BOM + render(rows, columns)).encode("utf-8")
     return Response(
         content=body,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from cost_api.errors import BadParameter
-from cost_api.lenses.anomalies import anomalies
-from cost_api.watch.alerts import AlertEngine
+from cost_api.lenses.anomalies import Anomalies, anomalies_answer
+from cost_api.watch.alerts import AlertEngine, Alerts
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
 from cost_api.web.routes.params import Common
@@ -32,7 +30,7 @@ class AlertsController(Controller):
         common: NamedDependency[Common],
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
-    ) -> dict[str, Any]:
+    ) -> Anomalies:
         filters = common.filters
         for name, given in (
             ("provider", filters.providers),
@@ -42,12 +40,12 @@ class AlertsController(Controller):
         ):
             if given:
                 raise BadParameter(name, "filters do not apply to anomalies: each rule watches every value")
-        return await anomalies(service, common.window("14d"), budgets=budgets)
+        return await anomalies_answer(service, common.window("14d"), budgets=budgets)
 
     @get(
         "/alerts",
         summary="Recent webhook events of the live engine, newest first, with their delivery state",
         opt=LIGHT,  # answered from memory
     )
-    async def alerts(self, alerts: NamedDependency[AlertEngine]) -> dict[str, Any]:
+    async def alerts(self, alerts: NamedDependency[AlertEngine]) -> Alerts:
         return alerts.overview()

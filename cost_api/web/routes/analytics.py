@@ -11,7 +11,11 @@ from litestar.params import QueryParameter
 from cost_api.errors import BadParameter
 from cost_api.lenses import live, savings, spend, trend
 from cost_api.lenses import requests as audit
-from cost_api.lenses.summary import summary
+from cost_api.lenses.live import Live
+from cost_api.lenses.requests import Requests
+from cost_api.lenses.savings import Savings
+from cost_api.lenses.spend import Spend
+from cost_api.lenses.summary import Summary, summary_answer
 from cost_api.web.csv import csv_response, filename, wants_csv
 from cost_api.web.routes.params import Common
 from cost_api.web.service import Service
@@ -40,9 +44,9 @@ class AnalyticsController(Controller):
         service: NamedDependency[Service],
         top_window: Annotated[str, QueryParameter(description="duration for the top lists")] = "7d",
         top: Annotated[int, QueryParameter(ge=1, le=100, description="rows per top list")] = 3,
-    ) -> dict[str, Any]:
+    ) -> Summary:
         window = common.window("30d")
-        return await summary(
+        return await summary_answer(
             service.aggregator,
             window,
             top_window=parse_duration("top_window", top_window),
@@ -61,15 +65,15 @@ class AnalyticsController(Controller):
         ] = "provider",
         limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
         format_: Format = None,
-    ) -> Response[Any]:
+    ) -> Response[Spend]:  # or the items as CSV
         as_csv = wants_csv(request, format_)
         window = common.window("30d")
-        body = await spend.spend(
+        body = await spend.spend_answer(
             service.aggregator, window, group_by=group_by, limit=_limit(limit), filters=common.filters
         )
         if as_csv:
             return csv_response(
-                body["items"],
+                body.items,
                 columns=spend.csv_columns(group_by),
                 filename=filename("spend", window.range, group_by),
             )
@@ -86,15 +90,15 @@ class AnalyticsController(Controller):
         ] = "endpoint",
         limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
         format_: Format = None,
-    ) -> Response[Any]:
+    ) -> Response[Savings]:  # or the items as CSV
         as_csv = wants_csv(request, format_)
         window = common.window("30d")
-        body = await savings.savings(
+        body = await savings.savings_answer(
             service.aggregator, window, group_by=group_by, limit=_limit(limit), filters=common.filters
         )
         if as_csv:
             return csv_response(
-                body["items"],
+                body.items,
                 columns=savings.csv_columns(group_by),
                 filename=filename("savings", window.range, group_by),
             )
@@ -103,8 +107,8 @@ class AnalyticsController(Controller):
     @get("/live", summary="The last hour: spend, savings, errors, burn rate, freshness")
     async def live(
         self, common: NamedDependency[Common], service: NamedDependency[Service]
-    ) -> dict[str, Any]:
-        return await live.live(service.aggregator, common.window("1h"), filters=common.filters)
+    ) -> Live:
+        return await live.live_answer(service.aggregator, common.window("1h"), filters=common.filters)
 
     @get("/requests", summary="The audit rows behind any number, newest first")
     async def requests(
@@ -115,18 +119,18 @@ class AnalyticsController(Controller):
         limit: Annotated[int, QueryParameter(description="rows per page (1–1000)")] = 100,
         cursor: Annotated[str | None, QueryParameter(description="the `next` of the previous page")] = None,
         format_: Format = None,
-    ) -> Response[Any]:
+    ) -> Response[Requests]:  # or the items as CSV
         as_csv = wants_csv(request, format_)
         window = common.window("24h")
-        body = await audit.requests(
+        body = await audit.requests_answer(
             service.aggregator, window, limit=_limit(limit), cursor=cursor, filters=common.filters
         )
         if as_csv:
             return csv_response(
-                body["items"],
+                body.items,
                 columns=audit.COLUMNS,
                 filename=filename("requests", window.range),
-                headers={"X-Next-Cursor": body["next"]} if body["next"] else None,
+                headers={"X-Next-Cursor": body.next} if body.next else None,
             )
         return Response(body)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
@@ -10,7 +10,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from cost_api.errors import BadParameter
-from cost_api.watch.budgets import BudgetTracker
+from cost_api.watch.budgets import BudgetCheck, BudgetOverview, BudgetTracker
 from cost_api.web.admission import LIGHT
 
 
@@ -19,8 +19,8 @@ class BudgetsController(Controller):
     tags = ["budgets"]
 
     @get("/", summary="Every configured budget: spent, remaining and status in its current period", opt=LIGHT)
-    async def budgets(self, budgets: NamedDependency[BudgetTracker]) -> dict[str, Any]:
-        return budgets.overview()
+    async def budgets(self, budgets: NamedDependency[BudgetTracker]) -> BudgetOverview:
+        return budgets.overview_answer()
 
     @get(
         "/check",
@@ -44,7 +44,7 @@ class BudgetsController(Controller):
         endpoint: Annotated[
             str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> BudgetCheck:
         if not endpoint:
             raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
         return budgets.check(endpoint)

@@ -1,0 +1,298 @@
+"""The blocks every answer shares, typed once: numbers as answers show them (money, percentages,
+instants), the range, the `pricing` coverage block, `data_quality`, and the key fields of a grouped
+item. Each is a `msgspec.Struct`: litestar encodes it and documents its fields in the OpenAPI
+document (`/schema`).
+
+A Struct encodes its fields in declaration order, each as its value is (no coercion on encoding):
+declared in the order the answers always had, a Struct answer is byte for byte the dict it replaces.
+A field typed `... | UnsetType = UNSET` is left out while unset (the key fields of an item); every
+other field is always written, `null` included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from cost_api.aggregation.groups import NO_TIER_RATE, Groups
+from cost_api.windows import Range, iso
+
+if TYPE_CHECKING:
+    from cost_api.aggregation.aggregator import Freshness
+    from cost_api.pricing.table import PriceTable
+
+__all__ = [
+    "UNSET",
+    "AsOf",
+    "Block",
+    "Count",
+    "DataQuality",
+    "ExcludedReasons",
+    "Instant",
+    "KeyCacheKey",
+    "KeyEndpoint",
+    "KeyModel",
+    "KeyName",
+    "KeyPricedAs",
+    "KeyProvider",
+    "KeyToken",
+    "Keyed",
+    "LatestRequestAt",
+    "Money",
+    "NoTierRate",
+    "Pct",
+    "PreviousPeriod",
+    "PricingCoverage",
+    "TimeRange",
+    "UnpricedModel",
+    "UnsetType",
+    "as_builtins",
+    "change_pct",
+    "data_quality",
+    "data_quality_block",
+    "money",
+    "pct",
+    "pricing_block",
+    "pricing_coverage",
+    "time_range",
+]
+
+# --------------------------------------------------------------------------- numbers
+
+Money = Annotated[float, Meta(description="USD, rounded to 6 decimals")]
+Pct = Annotated[float, Meta(description="a percentage, rounded to 1 decimal")]
+Count = Annotated[int, Meta(ge=0)]
+Instant = Annotated[
+    str,
+    Meta(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+        description="RFC 3339 UTC, second precision",
+        examples=["2026-11-20T12:00:00Z"],
+    ),
+]
+
+AsOf = Annotated[Instant, Meta(description="when the answer was computed")]
+LatestRequestAt = Annotated[
+    Instant | None,
+    Meta(description="the newest row of the log dated up to as_of + 5 minutes, whatever the filters; null: none"),
+]
+
+
+def money(value: float) -> float:
+    """USD as answers show it: 6 decimals, never -0.0."""
+    return round(float(value), 6) + 0.0
+
+
+def pct(part: float, whole: float) -> float | None:
+    """`part` of `whole` in percent to 1 decimal; None where `whole` is 0."""
+    return None if not whole else round(part / whole * 100, 1) + 0.0
+
+
+def change_pct(current: float, previous: float) -> float | None:
+    """The change from `previous` in percent to 1 decimal; None where there was nothing before."""
+    return None if not previous else round((current - previous) / previous * 100, 1) + 0.0
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class Block(msgspec.Struct):
+    """The base of every answer and block: its fields encoded in declaration order."""
+
+
+class TimeRange(Block):
+    """A half-open range `[from, to)`."""
+
+    from_: Instant = msgspec.field(name="from")
+    to: Instant
+
+
+def time_range(rng: Range) -> TimeRange:
+    return TimeRange(from_=iso(rng.start), to=iso(rng.end))
+
+
+class PreviousPeriod(Block):
+    """The period before the range (the same length, or the previous calendar span) and its spend."""
+
+    range: TimeRange
+    spend: Money
+
+
+class UnpricedModel(Block):
+    """A logged (provider, model) that no price matches, and what its requests used."""
+
+    provider: str
+    model: str
+    requests: Count
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_avoided: int
+    completion_tokens_avoided: int
+
+
+class NoTierRate(Block):
+    """Requests of a service tier their price has no rates for, priced at the standard rates."""
+
+    provider: str
+    model: str
+    priced_as: Annotated[str, Meta(description="the price entry matched, provider/model")]
+    service_tier: str
+    requests: Count
+
+
+class PricingCoverage(Block):
+    """What the answer's figures could price: the table's version, the share of requests priced, the
+    unpriced models, and the requests priced with a caveat (estimated usage, no rates for their tier)."""
+
+    version: str
+    coverage_pct: Annotated[float, Meta(description="priced requests ÷ requests × 100 (100 with none)")]
+    unpriced: list[UnpricedModel]
+    estimated_requests: Annotated[int, Meta(ge=0, description="requests logged with usage_exact false")]
+    no_tier_rate_requests: Count
+    no_tier_rate: list[NoTierRate]
+
+
+def pricing_coverage(groups: Groups, pricing: PriceTable) -> PricingCoverage:
+    """`pricing: {version, coverage_pct, unpriced, estimated_requests, no_tier_rate_requests,
+    no_tier_rate}` for the groups of an answer's range: what is unpriced, the requests whose usage the
+    gateway flagged as estimated (`usage_exact` false), and the requests of a service tier their price
+    has no rates for, priced at standard (docs/pricing.md#service-tiers)."""
+    total = groups.total()
+    unpriced = []
+    if total.unpriced_requests:
+        sub = groups.subset(groups.unpriced)
+        for (provider, model), t in sorted(sub.by("provider", "model").items(), key=lambda kv: -kv[1].requests):
+            unpriced.append(
+                UnpricedModel(
+                    provider=provider,
+                    model=model,
+                    requests=t.requests,
+                    prompt_tokens=t.prompt_tokens,
+                    completion_tokens=t.completion_tokens,
+                    prompt_tokens_avoided=t.prompt_tokens_avoided,
+                    completion_tokens_avoided=t.completion_tokens_avoided,
+                )
+            )
+    no_tier_rate = []
+    if total.no_tier_rate_requests:
+        sub = groups.subset(groups.counts[NO_TIER_RATE] > 0)
+        for (provider, model, priced_as, tier), t in sorted(
+            sub.by("provider", "model", "priced_as", "tier").items(), key=lambda kv: -kv[1].no_tier_rate_requests
+        ):
+            no_tier_rate.append(
+                NoTierRate(
+                    provider=provider,
+                    model=model,
+                    priced_as=priced_as,
+                    service_tier=tier,
+                    requests=t.no_tier_rate_requests,
+                )
+            )
+    coverage = 100.0 if not total.requests else pct(total.requests - total.unpriced_requests, total.requests)
+    assert coverage is not None
+    return PricingCoverage(
+        version=pricing.version,
+        coverage_pct=coverage,
+        unpriced=unpriced,
+        estimated_requests=total.estimated_requests,
+        no_tier_rate_requests=total.no_tier_rate_requests,
+        no_tier_rate=no_tier_rate,
+    )
+
+
+class ExcludedReasons(Block):
+    """The rows left out of every figure, per reason (docs/request-log.md#rows-the-api-leaves-out)."""
+
+    negative_tokens: Annotated[int, Meta(ge=0, description="rows of the range with a token count below 0")]
+    missing_provider_or_model: Annotated[
+        int, Meta(ge=0, description="rows of the range without provider or model (NULL, empty or blank)")
+    ]
+    future_created_at: Annotated[
+        int, Meta(ge=0, description="rows of the whole log dated after future_after, whatever the range")
+    ]
+
+
+class DataQuality(Block):
+    """The rows every figure of the answer leaves out, never silently."""
+
+    excluded_requests: Annotated[int, Meta(ge=0, description="the sum of the reasons")]
+    reasons: ExcludedReasons
+    future_after: Annotated[Instant, Meta(description="as_of + 5 minutes: rows dated later count in no range")]
+
+
+def data_quality(groups: Groups, fresh: Freshness) -> DataQuality:
+    """`data_quality: {excluded_requests, reasons: {...}, future_after}`: the rows left out of every
+    figure of the answer: bad rows of its range (and filters) per reason, and the rows of the whole
+    log dated after `future_after` (now + FUTURE_SKEW)."""
+    reasons = {**groups.excluded(), "future_created_at": fresh.future}
+    return DataQuality(
+        excluded_requests=sum(reasons.values()),
+        reasons=ExcludedReasons(**reasons),
+        future_after=iso(fresh.cutoff),
+    )
+
+
+def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
+    """`pricing_coverage` as plain dicts and lists, for the callers that read it so."""
+    return msgspec.to_builtins(pricing_coverage(groups, pricing))
+
+
+def data_quality_block(groups: Groups, fresh: Freshness) -> dict[str, Any]:
+    """`data_quality` as plain dicts, for the callers that read it so (`cost-api smoke`)."""
+    return msgspec.to_builtins(data_quality(groups, fresh))
+
+
+# --------------------------------------------------------------------------- grouped items
+
+# The key fields of an item grouped by one dimension; each is present only under its `group_by` (unset:
+# left out). `Keyed` declares them in their order; an answer whose items put something before them (a
+# trend series' `key`) declares these same fields after it.
+KeyProvider = Annotated[str | UnsetType, Meta(description="group_by provider or model")]
+KeyModel = Annotated[str | UnsetType, Meta(description="group_by model: the model as logged")]
+KeyPricedAs = Annotated[
+    str | UnsetType | None,
+    Meta(description="group_by model: the price entry it matched, provider/model; null: unpriced"),
+]
+KeyEndpoint = Annotated[str | UnsetType, Meta(description="group_by endpoint")]
+KeyToken = Annotated[str | UnsetType, Meta(description="group_by token: prefix… or anonymous, never the id")]
+KeyName = Annotated[str | UnsetType | None, Meta(description="group_by token: the api_tokens name")]
+KeyCacheKey = Annotated[
+    str | UnsetType | None,
+    Meta(description="group_by cache_key: its first 12 characters; null: the requests that were not cacheable"),
+]
+
+
+class Keyed(Block, kw_only=True):
+    """The key fields of an item grouped by one dimension, in this order; only those of the answer's
+    `group_by` are present: `provider`; `endpoint`; `token` and `name`; `provider`, `model` and
+    `priced_as`; `cache_key`. An item declares its figures after them, in a subclass that takes them by
+    keyword (`class SpendItem(Keyed, kw_only=True)`: required fields after these optional ones)."""
+
+    provider: KeyProvider = UNSET
+    model: KeyModel = UNSET
+    priced_as: KeyPricedAs = UNSET
+    endpoint: KeyEndpoint = UNSET
+    token: KeyToken = UNSET
+    name: KeyName = UNSET
+    cache_key: KeyCacheKey = UNSET
+
+
+# --------------------------------------------------------------------------- plain callers
+
+P = ParamSpec("P")
+
+
+def as_builtins(answer: Callable[P, Awaitable[Block]]) -> Callable[P, Awaitable[dict[str, Any]]]:
+    """A lens that answers a Struct, as one that answers the same as plain dicts and lists (what
+    `msgspec.to_builtins` makes of it: the same keys in the same order, the same values)."""
+
+    async def plain(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        return msgspec.to_builtins(await answer(*args, **kwargs))
+
+    plain.__name__ = plain.__qualname__ = answer.__name__.removesuffix("_answer")
+    plain.__module__ = answer.__module__
+    plain.__doc__ = f"`{answer.__name__}` as plain dicts and lists."
+    return plain
