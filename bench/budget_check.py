@@ -43,6 +43,7 @@ import httpx
 from cost_api.config import load_settings
 from cost_api.tools.demo.run import run_demo
 from cost_api.web.app import create_app
+from tests.server import spawned_workers
 
 from .load import _free_port, _writer  # the load benchmark's writer: rows stamped now, in batches
 
@@ -215,18 +216,7 @@ def _uvicorn_stack() -> str:
 
 def _serving_processes(server: subprocess.Popen[bytes]) -> list[int]:
     """The processes that serve: the server itself with one worker, its spawned workers with more."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == server.pid and b"spawn_main" in command:
-            children.append(int(entry.name))
-    return sorted(children) or [server.pid]
+    return spawned_workers(server.pid) or [server.pid]
 
 
 def _cpu_seconds(pids: list[int]) -> float:

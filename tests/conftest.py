@@ -38,13 +38,18 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+async def empty_log(backend: str, request: pytest.FixtureRequest, path: Path) -> LogDB:
+    """An empty request log (schema only) on `backend`: a SQLite file at `path`, or a new Postgres
+    database on the session's cluster."""
+    if backend == "sqlite":
+        return SqliteLog(path)
+    return await PostgresLog.create(request.getfixturevalue("pg_cluster"))
+
+
 @pytest.fixture
 async def log(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogDB]:
     """An empty request log (schema only) on the parametrised backend."""
-    if backend == "sqlite":
-        db: LogDB = SqliteLog(tmp_path / "log.db")
-    else:
-        db = await PostgresLog.create(request.getfixturevalue("pg_cluster"))
+    db = await empty_log(backend, request, tmp_path / "log.db")
     yield db
     await db.drop()
 

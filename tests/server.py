@@ -64,3 +64,20 @@ async def serving_app(app: Litestar) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned under `pid` (`cost-api serve --workers N`, N > 1), not
+    multiprocessing's resource tracker: read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return sorted(found)

@@ -18,7 +18,8 @@ from cost_api.config import load_settings
 from cost_api.usage import StreamUsage, Usage, from_response
 from cost_api.web.app import create_app
 
-from .logdb import OPTIONAL, LogDB, PostgresLog, Row, SqliteLog, at
+from .conftest import empty_log
+from .logdb import OPTIONAL, LogDB, Row, SqliteLog, at
 
 NOV = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-20T00:00:00Z"}
 WHEN = at("2026-11-10T10:00:00Z")
@@ -236,10 +237,7 @@ async def test_estimated_usage_is_counted_in_every_pricing_block(log: LogDB, cli
 @pytest.fixture
 async def second_log(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogDB]:
     """Another empty log on the same backend as `log`."""
-    if backend == "sqlite":
-        db: LogDB = SqliteLog(tmp_path / "second.db")
-    else:
-        db = await PostgresLog.create(request.getfixturevalue("pg_cluster"))
+    db = await empty_log(backend, request, tmp_path / "second.db")
     yield db
     await db.drop()
 

@@ -33,6 +33,7 @@ from cost_api.web.service import build_service
 
 from .logdb import Row, SqliteLog, at
 from .pgcluster import free_port
+from .server import spawned_workers
 from .test_alerts import OPEN, Receiver, engine_for, sent
 from .test_anomalies import spiky_log
 
@@ -51,18 +52,7 @@ class Server:
 
     def workers(self) -> list[int]:
         """The worker processes uvicorn spawned (not multiprocessing's resource tracker)."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                command = (entry / "cmdline").read_bytes()
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-            if ppid == self.proc.pid and b"spawn_main" in command:
-                found.append(int(entry.name))
-        return sorted(found)
+        return spawned_workers(self.proc.pid)
 
     def count(self, pattern: str) -> int:
         return sum(1 for line in list(self.lines) if re.search(pattern, line))
