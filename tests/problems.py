@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ SHAPE = {"type", "title", "status", "detail", "errors"}
 
 
 def assert_problem(
-    response: httpx.Response, status: int, *, kind: str | None = None, extension: set[str] | None = frozenset()
+    response: httpx.Response, status: int, *, kind: str | None = None, extension: Set[str] | None = frozenset()
 ) -> dict[str, Any]:
     """The problem document of `status` (of type `/problems/<kind>` when given): the five members,
     plus exactly the `extension` members (any, when None); a 503 says when to retry; no traceback."""
