@@ -43,6 +43,10 @@ class CliError(Exception):
     pass
 
 
+# what the commands answer with a message and exit status 2 (one tuple: the checker reads no starred except)
+_FAILURES: tuple[type[Exception], ...] = (*USER_ERRORS, CliError)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides={"database_url": getattr(args, "db", None)})
 
@@ -148,7 +152,7 @@ def worker_app() -> Any:
         if raw is None:
             raise CliError(f"{WORKER_SETTINGS} is not set: worker_app serves the workers of `cost-api serve`")
         return create_app(decode_settings(raw))
-    except (*USER_ERRORS, CliError) as exc:
+    except _FAILURES as exc:
         why = str(exc)
     except Exception as exc:
         traceback.print_exc()
@@ -323,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], Any] = args.func
     try:
         return int(func(args) or 0)
-    except (*USER_ERRORS, CliError) as exc:
+    except _FAILURES as exc:
         print(f"cost-api: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

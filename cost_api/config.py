@@ -67,7 +67,7 @@ def _doc(description: str, **constraints: Any) -> msgspec.Meta:
     return msgspec.Meta(description=description, **constraints)
 
 
-class Budget(_Strict):
+class Budget(_Strict, frozen=True):
     endpoint: Annotated[str, _doc("The gateway route, as logged in `request_log.endpoint`.")]
     limit_usd: Annotated[float, _doc("The cap in USD; the check answers 422 once spent ≥ limit.", gt=0)]
     period: Annotated[
@@ -76,7 +76,7 @@ class Budget(_Strict):
     warn_at_pct: Annotated[float, _doc("Status `warning` from this share of the limit (%).", gt=0, le=100)] = 80.0
 
 
-class Retry(_Strict):
+class Retry(_Strict, frozen=True):
     attempts: Annotated[int, _doc("Delivery attempts per event.", ge=1, le=100)] = 6
     first_delay: Annotated[Duration, _doc("Delay before the first retry; doubled after each failure.")] = _duration(
         "1s"
@@ -84,7 +84,7 @@ class Retry(_Strict):
     max_delay: Annotated[Duration, _doc("The longest delay between retries.")] = _duration("5m")
 
 
-class Alerts(_Strict):
+class Alerts(_Strict, frozen=True):
     webhook_url: Annotated[
         str | None,
         _doc(
@@ -107,7 +107,7 @@ class Alerts(_Strict):
     retry: Annotated[Retry, _doc("Webhook delivery retries.")] = msgspec.field(default_factory=Retry)
 
 
-class Settings(_Strict):
+class Settings(_Strict, frozen=True):
     database_url: Annotated[
         str,
         _doc(

@@ -42,6 +42,6 @@ def drain() -> None:
     land in the middle of one."""
     for logger in (logging.getLogger(), logging.getLogger("litestar")):
         for handler in logger.handlers:
-            queue = getattr(handler, "queue", None)
+            queue: Any = getattr(handler, "queue", None)
             if getattr(handler, "listener", None) is not None and hasattr(queue, "join"):
                 queue.join()

@@ -23,7 +23,9 @@ from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
-from cost_api.aggregation.groups import Groups, Totals, Vocab, from_columns, from_rows
+from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
+from cost_api.aggregation.groups import Totals as Totals  # the same
+from cost_api.aggregation.groups import Vocab, from_columns, from_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
     UNBOUNDED,

@@ -237,12 +237,14 @@ def data_quality(groups: Groups, fresh: Freshness) -> DataQuality:
 
 def pricing_block(groups: Groups, pricing: PriceTable) -> dict[str, Any]:
     """`pricing_coverage` as plain dicts and lists, for the callers that read it so."""
-    return msgspec.to_builtins(pricing_coverage(groups, pricing))
+    plain: dict[str, Any] = msgspec.to_builtins(pricing_coverage(groups, pricing))
+    return plain
 
 
 def data_quality_block(groups: Groups, fresh: Freshness) -> dict[str, Any]:
     """`data_quality` as plain dicts, for the callers that read it so (`cost-api smoke`)."""
-    return msgspec.to_builtins(data_quality(groups, fresh))
+    plain: dict[str, Any] = msgspec.to_builtins(data_quality(groups, fresh))
+    return plain
 
 
 # --------------------------------------------------------------------------- grouped items
@@ -290,7 +292,8 @@ def as_builtins(answer: Callable[P, Awaitable[Block]]) -> Callable[P, Awaitable[
     `msgspec.to_builtins` makes of it: the same keys in the same order, the same values)."""
 
     async def plain(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
-        return msgspec.to_builtins(await answer(*args, **kwargs))
+        builtins: dict[str, Any] = msgspec.to_builtins(await answer(*args, **kwargs))
+        return builtins
 
     plain.__name__ = plain.__qualname__ = answer.__name__.removesuffix("_answer")
     plain.__module__ = answer.__module__

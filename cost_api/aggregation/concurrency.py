@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
 
 
-async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
+# Two reads of different kinds typed one by one, as `asyncio.gather`'s stub does (a list at run time,
+# unpacked by every caller of this form)
+@overload
+async def gather_or_cancel(first: Awaitable[T1], second: Awaitable[T2], /) -> tuple[T1, T2]: ...
+@overload
+async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]: ...
+async def gather_or_cancel(*aws: Awaitable[Any]) -> Any:
     """`asyncio.gather`, except that the first failure (a 504, a 503) cancels the other queries and
     waits until they have stopped before it is raised: a failed request leaves no query running.
     Cancelled itself, it waits the same way (plain `gather` returns at the first child cancelled),

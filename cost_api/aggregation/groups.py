@@ -78,7 +78,8 @@ class Vocab:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         if self._array is None or len(self._array) != len(self._values):
             self._array = np.array(self._values, dtype=object)
-        return self._array[codes]
+        decoded: np.ndarray = self._array[codes]
+        return decoded
 
     def value(self, code: int) -> str | None:
         return self._values[code]
@@ -140,7 +141,8 @@ class Groups:
 
     @property
     def unpriced(self) -> np.ndarray:
-        return self.priced_as == 0
+        unpriced: np.ndarray = self.priced_as == 0
+        return unpriced
 
     def counted(self) -> Groups:
         """The groups the figures count: without the bad rows' groups (whose figures are all 0)."""
@@ -230,13 +232,9 @@ class Groups:
 
     def _rebuilt(self, build: Callable[[Callable[[Groups], np.ndarray]], np.ndarray]) -> Groups:
         """New groups whose every column is `build(column getter)`: one column at a time."""
-        return Groups(
-            self.vocab,
-            self.slot_ms,
-            *(build(attrgetter(name)) for name in _POSITIONAL),
-            {k: build(lambda g, k=k: g.counts[k]) for k in self.counts},
-            *(build(attrgetter(name)) for name in _TRAILING),
-        )
+        columns = {name: build(attrgetter(name)) for name in (*_POSITIONAL, *_TRAILING)}
+        counts = {k: build(_count_getter(k)) for k in self.counts}
+        return Groups(self.vocab, self.slot_ms, counts=counts, **columns)
 
     def insert_sorted(self, added: Groups) -> Groups:
         """These groups (sorted by slot) with `added` inserted in slot order: no sort of the whole."""
@@ -307,11 +305,12 @@ class Groups:
     @staticmethod
     def concat(vocab: Vocab, slot_ms: int, parts: Sequence[Groups | None]) -> Groups:
         """The groups of every part (None: none) in one."""
-        parts = [p for p in parts if p is not None and len(p)]
-        if not parts:
+        present = [p for p in parts if p is not None and len(p)]
+        if not present:
             return from_rows(vocab, slot_ms, [], None)
-        if len(parts) == 1:
-            return parts[0]
+        if len(present) == 1:
+            return present[0]
+        parts = present
         assert all(p.slot_ms == slot_ms for p in parts)
         cat = np.concatenate
         return Groups(
@@ -430,3 +429,8 @@ def price(groups: Groups, pricing: PriceTable) -> None:
 def _match(pricing: PriceTable, provider: str | None, model: str | None) -> Entry | None:
     """The price entry, or None: a missing provider or model (a bad row) matches nothing."""
     return None if provider is None or model is None else pricing.match(provider, model)
+
+
+def _count_getter(name: str) -> Callable[[Groups], np.ndarray]:
+    """The getter of one of the `counts` columns (for `Groups._rebuilt`)."""
+    return lambda groups: groups.counts[name]

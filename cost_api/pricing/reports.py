@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -189,7 +190,7 @@ def _their_rate(model_price: Any, name: str, size: int) -> float:
 
 
 def _their_thresholds(model_price: Any) -> set[int]:
-    values = (getattr(model_price, f"{name}_mtok", None) for name in _RATES)
+    values: Iterable[Any] = (getattr(model_price, f"{name}_mtok", None) for name in _RATES)
     return {int(t.start) for v in values if hasattr(v, "tiers") for t in v.tiers}
 
 
@@ -257,7 +258,8 @@ def _compare_table(entries: list[Entry], providers: dict[str, Any]) -> _Comparis
     result = _Comparison()
     for entry in entries:
         provider = providers.get(entry.provider)
-        models = {}  # genai-prices model id -> (the first of our names that leads to it, the model)
+        # genai-prices model id -> (the first of our names that leads to it, the model)
+        models: dict[str, tuple[str, Any]] = {}
         for name in (entry.model, *entry.aliases):
             model = provider.find_model(name) if provider else None
             if model is not None:

@@ -82,7 +82,7 @@ class Entry:
         tier's rates are not known): such requests are counted, never priced at standard silently."""
         base, cliff, tiers = self._resolved[self._index(day)]
         past_cliff = cliff is not None and size_class > cliff[0]
-        standard = cliff[1] if past_cliff else base
+        standard = cliff[1] if cliff is not None and past_cliff else base
         if tier is None:
             return standard, False
         found = None if past_cliff else tiers.get(tier)

@@ -174,7 +174,9 @@ class Database(ABC):
         each column of the wrong type and the type expected; None when there is nothing. Remembered
         until the next check."""
         with time_query("log_columns"):
-            found = dict((await self._fetch("log_columns", self._deadline("log_columns"))).pick("name", "type"))
+            found: dict[str, str] = dict(
+                (await self._fetch("log_columns", self._deadline("log_columns"))).pick("name", "type")
+            )
         self._schema_fault = self._fault_in(found)
         return self._schema_fault
 

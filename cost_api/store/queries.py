@@ -17,7 +17,7 @@ registry `bind()`-ing that placeholder to the table expression of the log at han
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -194,7 +194,7 @@ class Registry:
         }
         return Registry(bound, self.dialect, table, self._unbound)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Query]:
         return iter(self.queries.values())
 
     @classmethod

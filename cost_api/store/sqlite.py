@@ -18,15 +18,16 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
 from cost_api.store.base import TEXT_COLUMNS, Database
 from cost_api.store.errors import DatabaseUnavailable
 from cost_api.store.queries import Registry
-from cost_api.store.result import Rows
+from cost_api.store.result import Row, Rows
 from cost_api.store.url import DatabaseURL
 from cost_api.windows import epoch_ms
 
@@ -126,7 +127,7 @@ class SqliteDatabase(Database):
         if holder.inode != current:  # the file was replaced (or removed): reopen
             # Close every idle connection to the old file first: the new file's readers share the
             # -wal/-shm names with it, and none of ours should keep the old file's index in use.
-            stale, kept = [holder], []
+            stale, kept = [holder], list[_SqliteConn]()
             while not self._pool.empty():
                 other = self._pool.get_nowait()
                 (stale if other.inode != current else kept).append(other)
@@ -145,7 +146,9 @@ class SqliteDatabase(Database):
         except TimeoutError as exc:  # opening a SQLite file takes no time: all connections were busy
             raise self._waited(name) from exc
         holder.deadline = deadline
-        running = asyncio.ensure_future(holder.conn.execute_fetchall(query.sql, args))
+        # no row factory: the rows are plain tuples, not the sqlite3.Row aiosqlite's annotation names
+        fetched = cast("Coroutine[Any, Any, list[Row]]", holder.conn.execute_fetchall(query.sql, args))
+        running = asyncio.ensure_future(fetched)
         healthy = True
         try:
             # the rows are tuples already (no row factory): taken as they are, named by the query

@@ -159,7 +159,7 @@ class BudgetTracker:
         for budget in self.budgets:
             self._by_endpoint.setdefault(budget.endpoint, []).append(budget)
         kinds = dict.fromkeys(b.period for b in self.budgets)
-        self._endpoints = {  # period kind → the endpoints with a budget of that kind
+        self._endpoints: dict[str, tuple[str, ...]] = {  # period kind → the endpoints with a budget of that kind
             kind: tuple(dict.fromkeys(b.endpoint for b in self.budgets if b.period == kind)) for kind in kinds
         }
         self._periods: dict[str, Period] = {}
@@ -332,7 +332,8 @@ class BudgetTracker:
 
     def overview(self) -> dict[str, Any]:
         """`overview_answer` as plain dicts, for the callers that read it so (the budget rules)."""
-        return msgspec.to_builtins(self.overview_answer())
+        plain: dict[str, Any] = msgspec.to_builtins(self.overview_answer())
+        return plain
 
     def check(self, endpoint: str) -> BudgetCheck:
         """`GET /v1/budgets/check`: the answer while calls are allowed; raises the 422 (or, stale and

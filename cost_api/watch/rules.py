@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -112,7 +112,10 @@ async def matrices(
     reads = list(dict.fromkeys(_READ_DIM[d] for d in dimensions))
     span = Range(hour_start(first), end)
     directory_read = agg.tokens() if "token" in dimensions else _no_directory()
-    directory, *parts = await gather_or_cancel(directory_read, *(agg.groups(span, dim=d) for d in reads))
+    # one gather of two kinds of read: the token directory first, then the groups of each read
+    read: list[Any] = await gather_or_cancel(directory_read, *(agg.groups(span, dim=d) for d in reads))
+    directory: TokenDirectory = read[0]
+    parts: list[Groups] = read[1:]
     by_read = dict(zip(reads, parts, strict=True))
     hours = ceil_hour(epoch_ms(end)) - first
     return [_matrix(d, by_read[_READ_DIM[d]], directory, first, hours) for d in dimensions], directory
@@ -175,7 +178,7 @@ def spend_windows(s: np.ndarray, clock: Clock) -> tuple[np.ndarray, ...]:
     idx = clock.columns
     cs = np.concatenate([np.zeros((len(s), 1)), np.cumsum(s, axis=1)], axis=1)  # cs[:, j] = Σ s[:, :j]
     r1 = s[:, idx].copy()
-    b1 = sum(s[:, idx - DAY_H * k] for k in range(1, DAYS + 1)) / DAYS
+    b1 = cast(np.ndarray, sum(s[:, idx - DAY_H * k] for k in range(1, DAYS + 1))) / DAYS  # DAYS ≥ 1 arrays
     r24 = (cs[:, idx + 1] - cs[:, idx - 23]) / DAY_H
     b24 = (cs[:, idx - 23] - cs[:, idx - 23 - WEEK_H]) / WEEK_H
     week = cs[:, idx] - cs[:, idx - WEEK_H]

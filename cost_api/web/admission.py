@@ -28,7 +28,7 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from cost_api.store.database import request_deadline
 from cost_api.web.metrics import ABANDONED_REQUESTS, SHED_REQUESTS
@@ -56,7 +56,7 @@ class DeadlineMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         deadline = time.monotonic() + self.budget
         answer = _Answer(send)
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox: asyncio.Queue[ReceiveMessage] = asyncio.Queue()
         with request_deadline(deadline):  # the handler's task (and the tasks it starts) see it
             work = asyncio.ensure_future(next_app(scope, inbox.get, answer.send))
         # The only reader of the client's messages: the body goes on to the handler through `inbox`,
@@ -105,7 +105,7 @@ class _Answer:
         await self._send(message)
 
 
-async def _until_disconnect(receive: Receive, inbox: asyncio.Queue[Message]) -> None:
+async def _until_disconnect(receive: Receive, inbox: asyncio.Queue[ReceiveMessage]) -> None:
     while True:
         message = await receive()
         inbox.put_nowait(message)

@@ -71,8 +71,8 @@ def presented_key(headers: Headers) -> str | None:
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    value = headers.get("x-api-key")
-    return value.strip() if value and value.strip() else None
+    api_key = headers.get("x-api-key")
+    return api_key.strip() if api_key and api_key.strip() else None
 
 
 def open_path(path: str) -> bool:

@@ -13,7 +13,15 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Reference,
+    Schema,
+)
 from litestar.types import Receive, Scope, Send
 
 from cost_api.errors import BadParameter, BudgetExceeded, BudgetsStale, CostApiError, Unpriced
@@ -137,19 +145,19 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 # The OpenAPI document describes every error answer as what it is: a problem document.
 _PROBLEM_SCHEMA = Schema(
-    type="object",
+    type=OpenAPIType.OBJECT,
     required=["type", "title", "status", "detail", "errors"],
     properties={
-        "type": Schema(type="string", description="a URI reference naming the problem"),
-        "title": Schema(type="string"),
-        "status": Schema(type="integer"),
-        "detail": Schema(type="string"),
+        "type": Schema(type=OpenAPIType.STRING, description="a URI reference naming the problem"),
+        "title": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "detail": Schema(type=OpenAPIType.STRING),
         "errors": Schema(
-            type="array",
+            type=OpenAPIType.ARRAY,
             items=Schema(
-                type="object",
+                type=OpenAPIType.OBJECT,
                 required=["field", "message"],
-                properties={"field": Schema(type="string"), "message": Schema(type="string")},
+                properties={"field": Schema(type=OpenAPIType.STRING), "message": Schema(type=OpenAPIType.STRING)},
             ),
         ),
     },
@@ -161,9 +169,9 @@ _DESCRIPTIONS = {
     503: "Database unavailable, or too many queries running: retry after `Retry-After` seconds",
     504: "The query ran past query_timeout and was cancelled",
 }
-_HEADERS = {
-    401: {"WWW-Authenticate": OpenAPIHeader(schema=Schema(type="string"))},
-    503: {"Retry-After": OpenAPIHeader(schema=Schema(type="string"), description="seconds")},
+_HEADERS: dict[int, dict[str, OpenAPIHeader | Reference]] = {
+    401: {"WWW-Authenticate": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))},
+    503: {"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), description="seconds")},
 }
 
 

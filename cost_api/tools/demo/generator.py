@@ -114,7 +114,7 @@ class LogGenerator:
         mean_leak_cost = (
             np.mean(LEAK_PROMPT) * LEAK_PRICE[0] + np.mean(LEAK_COMPLETION) * LEAK_PRICE[1]
         ) / 1e6
-        self.leak_rate_per_ms = LEAK_DOLLARS_PER_DAY / mean_leak_cost / DAY
+        self.leak_rate_per_ms = float(LEAK_DOLLARS_PER_DAY / mean_leak_cost / DAY)
         local_now = datetime.fromtimestamp(now / 1000, self.zone)
         monday = datetime.combine(local_now.date() - timedelta(days=local_now.weekday()), datetime.min.time())
         self.monday_ms = epoch_ms(monday.replace(tzinfo=self.zone))
@@ -167,11 +167,12 @@ class LogGenerator:
         )
         counts = rng.poisson(rate * (hi - lo))
         offsets = rng.random(int(counts.sum())) * np.repeat(hi - lo, counts)
-        return np.repeat(lo, counts) + offsets.astype(np.int64)
+        arrivals: np.ndarray = np.repeat(lo, counts) + offsets.astype(np.int64)
+        return arrivals
 
     def _utc_offsets_ms(self, starts: np.ndarray) -> np.ndarray:
         hours, where = np.unique(starts // HOUR, return_inverse=True)
-        offsets = [datetime.fromtimestamp(h * 3600, self.zone).utcoffset() for h in hours.tolist()]
+        offsets = [_utc_offset(datetime.fromtimestamp(h * 3600, self.zone)) for h in hours.tolist()]
         return np.array([o // timedelta(milliseconds=1) for o in offsets], dtype=np.int64)[where]
 
     def _rows(
@@ -237,6 +238,12 @@ class LogGenerator:
             "latency_ms": latency.astype(np.int64),
             "cache_key": self.cache_keys[cache_key],
         }
+
+
+def _utc_offset(moment: datetime) -> timedelta:
+    offset = moment.utcoffset()
+    assert offset is not None  # an aware datetime (the zone's) always has one
+    return offset
 
 
 def _uniform_arrivals(t0: int, t1: int, rate_per_ms: float, rng: np.random.Generator) -> np.ndarray:

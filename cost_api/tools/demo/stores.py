@@ -52,10 +52,12 @@ class SqliteStore:
         return Params(*row) if row else None
 
     def count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+        count: int = self.conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+        return count
 
     def last_created_at(self) -> int | None:
-        return self.conn.execute("SELECT max(created_at) FROM request_log").fetchone()[0]
+        last: int | None = self.conn.execute("SELECT max(created_at) FROM request_log").fetchone()[0]
+        return last
 
     def reset(self, tokens: list[Token]) -> None:
         with self.conn:
@@ -116,7 +118,8 @@ class PostgresStore:
         )
 
     def count(self) -> int:
-        return self._run(self.conn.fetchval("SELECT count(*) FROM request_log"))
+        count: int = self._run(self.conn.fetchval("SELECT count(*) FROM request_log"))
+        return count
 
     def last_created_at(self) -> int | None:
         last = self._run(self.conn.fetchval("SELECT max(created_at) FROM request_log"))
