@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import msgspec
 from msgspec import Meta
@@ -65,6 +65,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         ) from exc
 
 
+# why a row is in no figure: a bad group's data_quality reason, or a date past the cutoff
+Excluded = Literal["negative_tokens", "missing_provider_or_model", "future_created_at"]
+
+
 class RequestRow(Block):
     """One row of the log, priced as every aggregate prices it (the fields of COLUMNS, in this order)."""
 
@@ -94,7 +98,7 @@ class RequestRow(Block):
     cost: Annotated[Money | None, Meta(description="0 for a cache hit; null when unpriced or excluded")]
     saved: Annotated[Money | None, Meta(description="what a cache hit avoided; 0 for a miss; null as cost")]
     excluded: Annotated[
-        Literal["negative_tokens", "missing_provider_or_model", "future_created_at"] | None,
+        Excluded | None,
         Meta(description="the data_quality reason a row in no figure is counted under; null: counted"),
     ]
 
@@ -125,7 +129,9 @@ def _items(rows: Rows, priced: Groups, directory: TokenDirectory, cutoff: dateti
         p, c, cr, cw, cw1h, tier, estimated, hit, pa, ca, latency, cache_key, quality = row[9:]
         at = _instant(int(created_us))
         token, name = directory.display(token_id)
-        excluded = QUALITY[quality] if quality else "future_created_at" if at > cutoff else None
+        # a bad group's quality names one of QUALITY's reasons past `ok`: the first two of Excluded
+        bad = cast(Excluded, QUALITY[quality]) if quality else None
+        excluded: Excluded | None = bad or ("future_created_at" if at > cutoff else None)
         entry = 0 if excluded else int(priced.priced_as[i])
         items.append(
             RequestRow(
@@ -185,7 +191,6 @@ _READ = (
     "cache_key",
     "quality",
 )
-
 
 
 async def requests_answer(

@@ -26,7 +26,8 @@ from cost_api.aggregation.blocks import (
 )
 from cost_api.windows import Window, iso
 
-GROUP_BY = ("provider", "endpoint", "token", "model")
+Group = Literal["provider", "endpoint", "token", "model"]
+GROUP_BY: tuple[Group, ...] = ("provider", "endpoint", "token", "model")
 NUMBERS = (
     "spend",
     "share_pct",
@@ -77,7 +78,7 @@ class Spend(Block):
     """GET /v1/spend."""
 
     range: TimeRange
-    group_by: Literal["provider", "endpoint", "token", "model"]
+    group_by: Group
     currency: Literal["USD"]
     spend: Money
     previous: PreviousPeriod
@@ -126,7 +127,7 @@ async def spend_answer(agg: Aggregator, window: Window, *, group_by: str, limit:
         )
     return Spend(
         range=time_range(window.range),
-        group_by=group_by,  # one of GROUP_BY: dimension() checked it
+        group_by=GROUP_BY[GROUP_BY.index(group_by)],  # its Literal: dimension() checked it is one
         currency="USD",
         spend=money(total.spend),
         previous=PreviousPeriod(range=time_range(window.previous), spend=money(previous.total().spend)),

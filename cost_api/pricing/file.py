@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -36,6 +36,7 @@ MAX_THRESHOLDS = 8
 """Most distinct `above.input_tokens` values a table may use (each one is a SQL size class)."""
 
 WILDCARD = "*"
+Source = Literal["builtin", "override"]  # where an entry of the merged table comes from
 
 SERVICE_TIERS = ("batch", "flex", "priority")
 """The request log's `service_tier` values that may have rates of their own (NULL = `standard`)."""
@@ -177,10 +178,7 @@ def _check_entries(name: str, parsed: PricingFile) -> None:
                 raise fail(f"prices[{j}].since: required on every prices entry but the first")
             if price.since is not None:
                 if previous is not None and price.since <= previous:
-                    raise fail(
-                        f"prices[{j}].since: dates must be strictly increasing "
-                        f"({previous} then {price.since})"
-                    )
+                    raise fail(f"prices[{j}].since: dates must be strictly increasing ({previous} then {price.since})")
                 previous = price.since
             named = price.service_tiers
             blocks = [(f"prices[{j}]", price), (f"prices[{j}].above", price.above)]
@@ -226,7 +224,7 @@ class Merged:
 
     version: str  # the built-in file's, `+` the overrides file's
     thresholds: tuple[int, ...]  # the distinct `above.input_tokens` of all the entries, ascending
-    models: tuple[tuple[ModelEntry, str], ...]  # each with its source: "builtin" | "override"
+    models: tuple[tuple[ModelEntry, Source], ...]  # each with its source
 
 
 def read_merged(builtin: Path, overrides: Path | None = None) -> Merged:
@@ -238,7 +236,7 @@ def read_merged(builtin: Path, overrides: Path | None = None) -> Merged:
     entry's own model name as an alias of another entry is an error.
     """
     base = _read(Path(builtin))
-    merged: list[tuple[str, ModelEntry, str]] = [
+    merged: list[tuple[str, ModelEntry, Source]] = [
         (f"models[{i}] ({m.provider}/{m.model})", m, "builtin") for i, m in enumerate(base.models)
     ]
     last = str(builtin)
@@ -256,16 +254,14 @@ def read_merged(builtin: Path, overrides: Path | None = None) -> Merged:
 
 
 def _merge(
-    name: str, merged: list[tuple[str, ModelEntry, str]], extra: PricingFile
-) -> list[tuple[str, ModelEntry, str]]:
+    name: str, merged: list[tuple[str, ModelEntry, Source]], extra: PricingFile
+) -> list[tuple[str, ModelEntry, Source]]:
     labels = [f"models[{i}] ({m.provider}/{m.model})" for i, m in enumerate(extra.models)]
     by_model = {(m.provider.lower(), m.model.lower()): i for i, m in enumerate(extra.models)}
     claimed = {
-        (m.provider.lower(), n.lower()): labels[i]
-        for i, m in enumerate(extra.models)
-        for n in (m.model, *m.aliases)
+        (m.provider.lower(), n.lower()): labels[i] for i, m in enumerate(extra.models) for n in (m.model, *m.aliases)
     }
-    result: list[tuple[str, ModelEntry, str]] = []
+    result: list[tuple[str, ModelEntry, Source]] = []
     replaced: set[int] = set()
     for label, m, _ in merged:
         provider = m.provider.lower()
@@ -274,9 +270,7 @@ def _merge(
         if i is not None:
             # the override's prices; the built-in aliases still lead to it
             o = extra.models[i]
-            result.append(
-                (labels[i], msgspec.structs.replace(o, aliases=(*o.aliases, *unclaimed)), "override")
-            )
+            result.append((labels[i], msgspec.structs.replace(o, aliases=(*o.aliases, *unclaimed)), "override"))
             replaced.add(i)
         elif (owner := claimed.get((provider, m.model.lower()))) is not None:
             raise PricingError(

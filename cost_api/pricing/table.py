@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cost_api.pricing.file import SERVICE_TIERS, WILDCARD, Price, read_merged
+from cost_api.pricing.file import SERVICE_TIERS, WILDCARD, Price, Source, read_merged
 from cost_api.pricing.rates import Rates, resolve_rates, service_tier
 
 __all__ = ["Entry", "PriceTable", "load_table"]
@@ -37,7 +37,7 @@ class Entry:
     model: str
     aliases: tuple[str, ...]
     prices: tuple[Price, ...]
-    source: str  # "builtin" | "override"
+    source: Source
     thresholds: tuple[int, ...] = field(default=(), repr=False, compare=False)
     # per price: first UTC day in force (the first entry: always), base rates, (tier class, tier rates),
     # and the service tiers' rates by name

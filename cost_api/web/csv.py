@@ -76,9 +76,12 @@ def csv_response(
     filename: str,
     columns: Sequence[str] | None = None,
     headers: Mapping[str, str] | None = None,
-) -> Response[bytes]:
+) -> Response[Any]:
     """A downloadable CSV of flat rows. `columns` fixes the header (needed when `rows` may be empty);
-    by default it is every key of the rows, in first-seen order."""
+    by default it is every key of the rows, in first-seen order.
+
+    Typed `Response[Any]`: a handler answers it in place of the JSON body its annotation declares (and
+    the OpenAPI document describes); its content is the CSV's bytes."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in map(_fields, rows) for key in row))
     body = (_BOM + render(rows, columns)).encode("utf-8")

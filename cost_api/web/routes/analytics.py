@@ -57,12 +57,10 @@ class AnalyticsController(Controller):
     @get("/spend", summary="Spend by provider, endpoint, token or model, with the previous period")
     async def spend(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         common: NamedDependency[Common],
         service: NamedDependency[Service],
-        group_by: Annotated[
-            str, QueryParameter(description="provider, endpoint, token or model")
-        ] = "provider",
+        group_by: Annotated[str, QueryParameter(description="provider, endpoint, token or model")] = "provider",
         limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
         format_: Format = None,
     ) -> Response[Spend]:  # or the items as CSV
@@ -82,7 +80,7 @@ class AnalyticsController(Controller):
     @get("/savings", summary="What the response cache saved, per key and per local day")
     async def savings(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         common: NamedDependency[Common],
         service: NamedDependency[Service],
         group_by: Annotated[
@@ -105,15 +103,13 @@ class AnalyticsController(Controller):
         return Response(body)
 
     @get("/live", summary="The last hour: spend, savings, errors, burn rate, freshness")
-    async def live(
-        self, common: NamedDependency[Common], service: NamedDependency[Service]
-    ) -> Live:
+    async def live(self, common: NamedDependency[Common], service: NamedDependency[Service]) -> Live:
         return await live.live_answer(service.aggregator, common.window("1h"), filters=common.filters)
 
     @get("/requests", summary="The audit rows behind any number, newest first")
     async def requests(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         common: NamedDependency[Common],
         service: NamedDependency[Service],
         limit: Annotated[int, QueryParameter(description="rows per page (1–1000)")] = 100,
@@ -137,7 +133,7 @@ class AnalyticsController(Controller):
     @get("/trend", summary="Spend per local day (or hour), in total or one series per key")
     async def trend(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         common: NamedDependency[Common],
         service: NamedDependency[Service],
         interval: Annotated[str, QueryParameter(description="day or hour, local to tz")] = "day",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import mimetypes
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
@@ -19,6 +20,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response.base import ASGIResponse
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
+
+if TYPE_CHECKING:
+    from litestar.types import AfterRequestHookHandler
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -62,7 +66,9 @@ def page_routes() -> list[BaseRouteHandler | Router]:
         path="/static",
         directories=[STATIC_DIR],
         cache_control=REVALIDATE,
-        after_request=_nosniff,
+        # litestar's hook alias names Response or a bare ASGIApp; the static handler's hook is given
+        # its ASGIFileResponse (an ASGIResponse), which is what _nosniff takes
+        after_request=cast("AfterRequestHookHandler", _nosniff),
         include_in_schema=False,
     )
     return [dashboard, static]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.di import NamedDependency
@@ -30,7 +30,7 @@ class Common:
         return parse_window(window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default)
 
 
-async def refuse_control_characters(request: Request) -> None:
+async def refuse_control_characters(request: Request[Any, Any, Any]) -> None:
     """Before every route handler: a path with a control character names no route or file (a 404;
     `/static/app.js%00.png` reached the file system), a query parameter with one is a 400 naming it,
     whether the route takes that parameter or not."""
