@@ -11,6 +11,7 @@ running server's page (docs/dashboard.md).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.client
 import os
 import socket
@@ -371,6 +372,28 @@ def test_static_files_stay_in_their_directory(servers: dict[str, str], path: str
         conn.close()
     assert answer.status in (400, 404), (answer.status, body[:200])
     assert b"import" not in body
+
+
+def test_static_files_revalidate_with_their_etag(servers: dict[str, str]) -> None:
+    """The files are kept but revalidated (`no-cache`): a browser whose copy is current gets a 304 with no
+    body; a changed or unknown tag gets the file. The tag is the content's, the same on every start."""
+    url = servers["open"] + "/static/js/format.js"
+    first = httpx.get(url)
+    content = (STATIC / "js" / "format.js").read_bytes()
+    assert first.status_code == 200 and first.content == content
+    assert first.headers["cache-control"] == "no-cache"
+    assert first.headers["content-type"].startswith("text/javascript")
+    assert first.headers["x-content-type-options"] == "nosniff"
+    etag = first.headers["etag"]
+    assert etag == '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+    for sent in (etag, f'"other", W/{etag}', "*"):
+        again = httpx.get(url, headers={"If-None-Match": sent})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag), sent
+    assert httpx.get(url, headers={"If-None-Match": '"other"'}).content == content
+    head = httpx.head(url)
+    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(len(content)))
+    assert head.headers["etag"] == etag
+    assert httpx.get(servers["open"] + "/static/js/nothing.js").status_code == 404
 
 
 def test_wheel_ships_the_page(tmp_path: Path) -> None:

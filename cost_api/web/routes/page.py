@@ -8,21 +8,17 @@ Both routes are open without a key (`auth.OPEN_PATHS`): they hold no data.
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from pathlib import Path, PurePath
+from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get, head
 from litestar.datastructures import CacheControlHeader
 from litestar.enums import MediaType
+from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
-from litestar.response.base import ASGIResponse
-from litestar.router import Router
-from litestar.static_files import create_static_files_router
-
-if TYPE_CHECKING:
-    from litestar.types import AfterRequestHookHandler
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -54,21 +50,58 @@ async def dashboard() -> Response[bytes]:
     return Response(_index(), media_type=MediaType.HTML, headers=SECURITY_HEADERS)
 
 
-async def _nosniff(response: ASGIResponse) -> ASGIResponse:
-    """Every static file as its declared type only: a script or style sheet with another type is refused."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+class StaticFile:
+    """One file under static/, read once: its bytes, its type and a strong ETag of its content."""
+
+    def __init__(self, path: Path) -> None:
+        self.body = path.read_bytes()
+        self.media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+
+    def matches(self, if_none_match: str | None) -> bool:
+        """RFC 9110 13.1.2: any listed tag equal to ours, compared weakly, or `*`."""
+        if if_none_match is None:
+            return False
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or self.etag in tags
 
 
-def page_routes() -> list[BaseRouteHandler | Router]:
+@cache
+def _static_files() -> dict[str, StaticFile]:
+    """Every file the page may load, by its path under /static/: a fixed set known at start, so a request
+    names a key of this map or nothing (no path ever reaches the file system)."""
+    return {p.relative_to(STATIC_DIR).as_posix(): StaticFile(p) for p in STATIC_DIR.rglob("*") if p.is_file()}
+
+
+def _find(file_path: PurePath) -> StaticFile:
+    found = _static_files().get(file_path.as_posix().lstrip("/"))
+    if found is None:
+        raise NotFoundException()
+    return found
+
+
+def _headers(found: StaticFile) -> dict[str, str]:
+    # nosniff: each file as its declared type only (a script or style sheet with another type is refused)
+    return {"ETag": found.etag, "X-Content-Type-Options": "nosniff"}
+
+
+@get("/static/{file_path:path}", include_in_schema=False, cache_control=REVALIDATE)
+async def static_file(file_path: PurePath, request: Request[Any, Any, Any]) -> Response[bytes]:
+    """A file of the page; 304 with no body when the browser's copy is current (`If-None-Match`)."""
+    found = _find(file_path)
+    if found.matches(request.headers.get("if-none-match")):
+        return Response(b"", status_code=304, headers=_headers(found))
+    return Response(found.body, media_type=found.media_type, headers=_headers(found))
+
+
+@head("/static/{file_path:path}", include_in_schema=False, cache_control=REVALIDATE)
+async def static_head(file_path: PurePath) -> Response[None]:
+    """The GET's headers, its length included, with no body."""
+    found = _find(file_path)
+    headers = {**_headers(found), "Content-Length": str(len(found.body))}
+    return Response(None, media_type=found.media_type, headers=headers)
+
+
+def page_routes() -> list[BaseRouteHandler]:
     """The page and its static files, for `Litestar(route_handlers=[...])`."""
-    static = create_static_files_router(
-        path="/static",
-        directories=[STATIC_DIR],
-        cache_control=REVALIDATE,
-        # litestar's hook alias names Response or a bare ASGIApp; the static handler's hook is given
-        # its ASGIFileResponse (an ASGIResponse), which is what _nosniff takes
-        after_request=cast("AfterRequestHookHandler", _nosniff),
-        include_in_schema=False,
-    )
-    return [dashboard, static]
+    return [dashboard, static_file, static_head]
