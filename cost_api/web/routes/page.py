@@ -12,13 +12,14 @@ import hashlib
 import mimetypes
 from functools import cache
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, get, head
 from litestar.datastructures import CacheControlHeader
 from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import PathParameter
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -86,7 +87,9 @@ def _headers(found: StaticFile) -> dict[str, str]:
 
 
 @get("/static/{file_path:path}", include_in_schema=False, cache_control=REVALIDATE)
-async def static_file(file_path: PurePath, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def static_file(
+    file_path: Annotated[PurePath, PathParameter()], request: Request[Any, Any, Any]
+) -> Response[bytes]:
     """A file of the page; 304 with no body when the browser's copy is current (`If-None-Match`)."""
     found = _find(file_path)
     if found.matches(request.headers.get("if-none-match")):
@@ -95,7 +98,7 @@ async def static_file(file_path: PurePath, request: Request[Any, Any, Any]) -> R
 
 
 @head("/static/{file_path:path}", include_in_schema=False, cache_control=REVALIDATE)
-async def static_head(file_path: PurePath) -> Response[None]:
+async def static_head(file_path: Annotated[PurePath, PathParameter()]) -> Response[None]:
     """The GET's headers, its length included, with no body."""
     found = _find(file_path)
     headers = {**_headers(found), "Content-Length": str(len(found.body))}
