@@ -76,10 +76,7 @@ def render(s: dict[str, Any], *, window: str, top_window: str) -> str:
         )
         lines += ["", f"Top tokens, last {top_window}"]
         lines += _table(
-            [
-                (t["token"], t["name"] or "", dollars(t["spend"]), trend(t["change_pct"], t["spend"]))
-                for t in tokens
-            ],
+            [(t["token"], t["name"] or "", dollars(t["spend"]), trend(t["change_pct"], t["spend"])) for t in tokens],
             (False, False, True, False),
         )
     pricing = s["pricing"]
@@ -90,9 +87,7 @@ def render(s: dict[str, Any], *, window: str, top_window: str) -> str:
     return "\n".join(lines)
 
 
-async def report(
-    settings: Settings, *, window: str, to: str | None, tz: str | None, top_window: str, top: int
-) -> str:
+async def report(settings: Settings, *, window: str, to: str | None, tz: str | None, top_window: str, top: int) -> str:
     zone = parse_zone(tz, settings.tz)
     win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d")
     top_span = parse_duration("top_window", top_window)

@@ -266,4 +266,3 @@ class AlertEngine:
             sending=self.sending,
             as_of=iso(now_utc()),
         )
-
