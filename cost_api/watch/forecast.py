@@ -5,7 +5,8 @@ UTC hour of the week (168 of them) over those weeks, scaled to the recent level 
 spend ÷ what the profile expected of them), and how far single days stray from it. `Profile.ahead`
 sums the profile over any span ahead; `Profile.band` widens the expectation of a span into its 80%
 band: the day-to-day scatter averages out over a long span, the level's own error does not.
-`Profile.exceeds` finds when a running total crosses a limit. docs/forecast.md describes the
+`Profile.exceeds` finds when a running total crosses a limit. `endpoint_profiles` fits one profile per
+budgeted endpoint (the budget tracker's projections). docs/forecast.md describes the
 method and its backtest (bench/forecast.py).
 """
 
@@ -13,8 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
+
+from cost_api.aggregation.aggregator import Aggregator, Filters
+from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
 
 WEEK_HOURS = 168
 HISTORY_HOURS = 4 * WEEK_HOURS  # the profile's history: the last four weeks
@@ -75,18 +80,25 @@ class Profile:
         return int(edges[i] + share * (edges[i + 1] - edges[i]))
 
 
+def projection(profile: Profile, spent: float, limit: float, at_ms: int, end_ms: int) -> tuple[float, int | None]:
+    """A budget's projected spend at `end_ms` (`spent` by `at_ms`, plus what the profile expects), and
+    the instant it reaches `limit` (None: not before `end_ms`, or reached already)."""
+    projected = spent + profile.ahead(at_ms, end_ms)
+    return projected, None if spent >= limit else profile.exceeds(spent, limit, at_ms, end_ms)
+
+
 def fit(hourly: np.ndarray, first_hour: int) -> Profile:
     """The profile of `hourly` (spend per UTC hour, the first one epoch hour `first_hour`, the last one
-    the hour before now): its last HISTORY_HOURS count. A log younger than a day gives a flat profile
-    at its mean; hours of the week not seen yet take the mean of those seen."""
+    the hour before now): its last HISTORY_HOURS count. Less than a day of history projects nothing
+    (a rate of 0: too little to tell a rhythm from a burst); hours of the week not seen yet take the
+    mean of those seen."""
     hourly = np.asarray(hourly, dtype=np.float64)
     if len(hourly) > HISTORY_HOURS:
         first_hour += len(hourly) - HISTORY_HOURS
         hourly = hourly[-HISTORY_HOURS:]
     n = len(hourly)
     if n < 24:
-        flat = float(hourly.mean()) if n else 0.0
-        return Profile(np.full(WEEK_HOURS, flat), DEFAULT_SCATTER)
+        return Profile(np.zeros(WEEK_HOURS), DEFAULT_SCATTER)
     how = (first_hour + np.arange(n)) % WEEK_HOURS
     sums = np.bincount(how, weights=hourly, minlength=WEEK_HOURS)
     seen = np.bincount(how, minlength=WEEK_HOURS)
@@ -112,3 +124,22 @@ def _scatter(actual: np.ndarray, expected: np.ndarray) -> float:
     if ok.sum() < 7:
         return DEFAULT_SCATTER
     return max(float(np.std(np.log(a[ok] / e[ok]))), MIN_SCATTER)
+
+
+async def endpoint_profiles(agg: Aggregator, endpoints: tuple[str, ...], now: datetime) -> dict[str, Profile]:
+    """The profile of each endpoint with spend in the four weeks (at most) of whole hours before `now`:
+    one read of the aggregator's hourly groups."""
+    hour_now = epoch_ms(now) // HOUR_MS
+    oldest = (await agg.log_bounds())[0]
+    first = max(hour_now - HISTORY_HOURS, hour_now if oldest is None else oldest // HOUR_MS)
+    if first >= hour_now or not endpoints:
+        return {}
+    rng = Range(from_ms(first * HOUR_MS), from_ms(hour_now * HOUR_MS))
+    groups = (await agg.groups(rng, filters=Filters(endpoints=endpoints), dim="endpoint")).counted()
+    hour = groups.slot_starts() // HOUR_MS - first
+    out: dict[str, Profile] = {}
+    for code in np.unique(groups.key).tolist():
+        mine = groups.key == code
+        hourly = np.bincount(hour[mine], weights=groups.spend[mine], minlength=hour_now - first)
+        out[str(agg.vocab.value(code))] = fit(hourly, first)
+    return out
