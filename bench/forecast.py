@@ -9,6 +9,11 @@ groups), read once.
 
     python -m bench.forecast --demo                          # the demo log (cost-api demo, 120 days)
     python -m bench.forecast --url sqlite:////tmp/bench10m.db # any log, e.g. the benchmark's 10M rows
+    python -m bench.forecast --url sqlite:////tmp/bench10m.db --time 30   # and time the lenses warm
+
+`--time N` also times /v1/forecast (month, in total and by provider) and /v1/whatif (30 days, one
+substitution and a discount) in-process, N times each once the rollups are warm, against /v1/spend
+over the same 30 days as the ratio's base: median and p99 in ms.
 """
 
 from __future__ import annotations
@@ -18,18 +23,23 @@ import asyncio
 import statistics
 import sys
 import tempfile
+import time
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from cost_api.aggregation.aggregator import Filters
 from cost_api.config import load_settings
+from cost_api.lenses.forecast import forecast_answer
+from cost_api.lenses.spend import spend_answer
+from cost_api.lenses.whatif import scenario, whatif_answer
 from cost_api.tools.demo.run import run_demo
 from cost_api.watch.budgets import period_at
 from cost_api.watch.forecast import HISTORY_HOURS, fit
 from cost_api.web.service import build_service
-from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
+from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms, parse_window
 
 DAY_MS = 24 * HOUR_MS
 
@@ -94,12 +104,48 @@ def report(name: str, kind: str, results: list[tuple[int, float, bool]]) -> str:
     return line
 
 
+async def timings(url: str, n: int) -> list[tuple[str, float, float, float]]:
+    """(lens, median ms, p99 ms, median ÷ spend's median) of each lens, warm, `n` runs each."""
+    settings = load_settings(overrides={"database_url": url, "query_timeout": "600s"}, environ={})
+    service = build_service(settings)
+    agg, tz = service.aggregator, zoneinfo.ZoneInfo("UTC")
+    window = parse_window(window="30d", from_=None, to=None, tz=tz, default="30d")
+    sc = scenario(agg.pricing, {}, maps=["openai/gpt-4o=openai/gpt-4.1-mini"], discounts=["anthropic:15"], book=None)
+    lenses = {
+        "spend 30d by provider": lambda: spend_answer(agg, window, group_by="provider", limit=50, filters=Filters()),
+        "forecast month": lambda: forecast_answer(
+            agg, period="month", tz=tz, group_by=None, limit=50, filters=Filters()
+        ),
+        "forecast month by provider": lambda: forecast_answer(
+            agg, period="month", tz=tz, group_by="provider", limit=50, filters=Filters()
+        ),
+        "whatif 30d by provider": lambda: whatif_answer(
+            agg, window, sc, group_by="provider", limit=50, filters=Filters()
+        ),
+    }
+    try:
+        await agg.warm()
+        out = []
+        for name, call in lenses.items():
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await call()
+                times.append((time.perf_counter() - t0) * 1000)
+            out.append((name, statistics.median(times), float(np.percentile(times, 99))))
+        base = out[0][1]
+        return [(name, med, p99, med / base) for name, med, p99 in out]
+    finally:
+        await service.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", action="append", default=[], help="a log's database URL (repeatable)")
     parser.add_argument("--demo", action="store_true", help="also generate and replay the demo log")
     parser.add_argument("--days", type=int, default=120, help="the demo log's length in days")
     parser.add_argument("--tz", default="UTC")
+    parser.add_argument("--time", type=int, default=0, metavar="N", help="also time the lenses, N runs each")
     args = parser.parse_args()
     tz = zoneinfo.ZoneInfo(args.tz)
     logs = [(Path(u).name or u, u) for u in args.url]
@@ -114,6 +160,9 @@ def main() -> None:
             print(f"{name}: {len(hourly)} hours, ${hourly.sum():,.2f}", file=sys.stderr)
             for kind in ("month", "week"):
                 print(report(name, kind, backtest(hourly, first, kind, tz)), end="")
+            if args.time:
+                for lens, med, p99, ratio in asyncio.run(timings(url, args.time)):
+                    print(f"{name:<10} {lens:<28} median {med:7.1f} ms  p99 {p99:7.1f} ms  ×{ratio:4.2f} of spend")
 
 
 if __name__ == "__main__":

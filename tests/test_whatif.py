@@ -19,6 +19,7 @@ from cost_api.web.service import load_price_books
 from .logdb import LogDB, Row, at
 from .problems import assert_problem
 from .test_anomalies import rollups_ready
+from .test_cli_report import line, run
 from .test_data_quality import http_at, service_at
 
 NOW = at("2026-11-20T12:00:00Z")  # window 30d: [2026-10-21T12:00Z, now)
@@ -126,3 +127,15 @@ def test_a_broken_price_book_stops_the_start(tmp_path: Path) -> None:
     settings = load_settings(environ={}, overrides={"whatif_price_books": {"negotiated-2027": str(book)}})
     with pytest.raises(ConfigError, match=r"whatif_price_books\.negotiated-2027"):
         load_price_books(settings)
+
+
+async def test_report_whatif_prints_the_same(log: LogDB, capsys: pytest.CaptureFixture[str]) -> None:
+    await ledger(log)
+    argv = ["report", "--db", log.url, "--to", "2026-11-20T12:00:00Z", "--whatif", MAP, "--discount", "anthropic:15"]
+    code, out, err = await run(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert line(out, "Spend").split() == ["Spend", "$5.60"]
+    assert line(out, "What-if").split() == ["What-if", "$1.31", "(-76.6%)"]  # $1.3125
+    assert line(out, "  openai/gpt-4o →").split() == ["openai/gpt-4o", "→", "openai/gpt-4.1-mini:", "2", "requests"]
+    assert line(out, "  openai ").split() == ["openai", "$5.15", "$0.93", "↓", "81.9%"]  # 0.93 / 5.15 − 1
+    assert "together/acme/mystery-model (1 requests)" in out
