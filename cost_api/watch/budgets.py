@@ -38,8 +38,9 @@ from cost_api.aggregation.aggregator import Aggregator, Filters
 from cost_api.aggregation.blocks import Block, Instant, Money, Pct, money, pct
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.config import Budget, Settings
-from cost_api.errors import BudgetExceeded, BudgetsStale
+from cost_api.errors import BudgetsStale
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
+from cost_api.watch.budget_problem import budget_exceeded
 from cost_api.watch.forecast import Profile, endpoint_profiles, projection
 from cost_api.windows import HOUR_MS, Range, calendar_start, epoch_ms, from_ms, iso, local_midnight
 
@@ -386,34 +387,3 @@ class BudgetTracker:
         if not self.budgets:
             return False
         return age is None or age > self.max_age
-
-
-def _usd(value: float) -> str:
-    return "$" + f"{value:,.6f}".rstrip("0").rstrip(".")
-
-
-def budget_exceeded(
-    endpoint: str,
-    exceeded: list[BudgetStatus],
-    items: list[BudgetStatus],
-    age: float | None,
-    stale: bool,
-) -> BudgetExceeded:
-    """The 422 problem, naming the exceeded budget that resets last (the one that decides when calls
-    are allowed again); `budgets` lists every budget of the endpoint."""
-    worst = max(exceeded, key=lambda item: item.resets_at)
-    assert worst.spent is not None  # exceeded: it has a figure
-    return BudgetExceeded(
-        f"{endpoint} has spent {_usd(worst.spent)} of its {_usd(worst.limit_usd)} "
-        f"{worst.period} budget; it resets at {worst.resets_at}",
-        extra={
-            "endpoint": endpoint,
-            "period": worst.period,
-            "limit_usd": worst.limit_usd,
-            "spent": worst.spent,
-            "resets_at": worst.resets_at,
-            "budgets": msgspec.to_builtins(items),
-            "age_seconds": age,
-            "stale": stale,
-        },
-    )
