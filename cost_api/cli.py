@@ -197,12 +197,26 @@ def cmd_pricing(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cost_api.tools.report import report
+    from cost_api.tools.report import report, whatif_report
 
     settings = _settings(args)
-    text = asyncio.run(
-        report(settings, window=args.window, to=args.to, tz=args.tz, top_window=args.top_window, top=args.top)
-    )
+    if args.whatif or args.discount or args.book:
+        text = asyncio.run(
+            whatif_report(
+                settings,
+                window=args.window,
+                to=args.to,
+                tz=args.tz,
+                maps=args.whatif,
+                discounts=args.discount,
+                book=args.book,
+                group_by=args.group_by,
+            )
+        )
+    else:
+        text = asyncio.run(
+            report(settings, window=args.window, to=args.to, tz=args.tz, top_window=args.top_window, top=args.top)
+        )
     print(text)
     return 0
 
@@ -302,6 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tz", help="IANA zone for calendar windows (default: the configured tz)")
     report.add_argument("--top-window", default="7d", help="span of the top lists")
     report.add_argument("--top", type=int, default=3, help="rows per top list")
+    report.add_argument(
+        "--whatif",
+        action="append",
+        default=[],
+        metavar="MAP",
+        help="print the what-if instead: provider/model="
+        "provider/model, the second instead of the first (repeatable; GET /v1/whatif's map)",
+    )
+    report.add_argument("--discount", action="append", default=[], help="what-if: provider:percent off (repeatable)")
+    report.add_argument("--book", help="what-if: a price book of whatif_price_books")
+    report.add_argument("--group-by", default="provider", help="what-if: provider, endpoint, token or model")
     report.set_defaults(func=cmd_report)
 
     smoke = sub.add_parser("smoke", help="run every registered query once; non-zero exit on any failure")

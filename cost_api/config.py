@@ -94,9 +94,9 @@ class Alerts(_Strict, frozen=True):
     ] = None
     webhook_secret: Annotated[str | None, _doc("Key for the `X-Cost-Signature` HMAC-SHA256 header.")] = None
     interval: Annotated[Duration, _doc("How often the live engine evaluates the rules.")] = _duration("60s")
-    ratio: Annotated[
-        float, _doc("`burn_rate` and `request_storm` fire at this multiple of their baseline.", gt=1)
-    ] = 2.5
+    ratio: Annotated[float, _doc("`burn_rate` and `request_storm` fire at this multiple of their baseline.", gt=1)] = (
+        2.5
+    )
     min_spend_per_hour: Annotated[
         float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
     ] = 1.0
@@ -161,6 +161,13 @@ class Settings(_Strict, frozen=True):
             "same provider and model, adds others."
         ),
     ] = None
+    whatif_price_books: Annotated[
+        dict[str, str],
+        _doc(
+            "Named price books for `/v1/whatif?book=name`: name → path of a file in the `pricing.yaml` format, "
+            "merged over the built-in table like `pricing_overrides` ([api](api.md#what-if))."
+        ),
+    ] = msgspec.field(default_factory=dict)
     rollup_grace: Annotated[
         Duration,
         _doc(
@@ -168,19 +175,16 @@ class Settings(_Strict, frozen=True):
             "row dated in a closed hour still counts at the next answer ([performance](performance.md))."
         ),
     ] = _duration("15m")
-    budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration(
-        "2s"
-    )
+    budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration("2s")
     budget_max_age: Annotated[
         Duration,
         _doc(
-            "Older budget figures are stale (the database cannot be read); the check then follows "
-            "`budget_fail_mode`."
+            "Older budget figures are stale (the database cannot be read); the check then follows `budget_fail_mode`."
         ),
     ] = _duration("60s")
     budget_fail_mode: Annotated[
         Literal["open", "closed"],
-        _doc("`open`: a stale check answers 200 with `\"stale\": true`; `closed`: it answers 503."),
+        _doc('`open`: a stale check answers 200 with `"stale": true`; `closed`: it answers 503.'),
     ] = "open"
     budgets: Annotated[
         list[Budget],
@@ -200,7 +204,7 @@ class Settings(_Strict, frozen=True):
 
 # Environment values are strings; these keys take a comma-separated list, nested ones YAML.
 _LIST_KEYS = {"api_keys", "api_key_hashes", "cors_origins"}
-_YAML_KEYS = {"budgets", "alerts"}
+_YAML_KEYS = {"budgets", "alerts", "whatif_price_books"}
 _ENV_NAMES = {"api_keys": "COST_API_KEYS"}
 
 
@@ -359,6 +363,8 @@ def _type_text(kind: msgspec.inspect.Type) -> str:
         return " or ".join(_type_text(t) for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
     if isinstance(kind, msgspec.inspect.ListType):
         return f"list of {_type_text(kind.item_type)}"
+    if isinstance(kind, msgspec.inspect.DictType):
+        return f"mapping of {_type_text(kind.key_type)} to {_type_text(kind.value_type)}"
     if isinstance(kind, msgspec.inspect.LiteralType):
         return " \\| ".join(f"`{v}`" for v in kind.values)
     if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Duration:

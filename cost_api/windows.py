@@ -30,6 +30,8 @@ def epoch_ms(value: datetime) -> int:
 def from_ms(ms: int) -> datetime:
     """Epoch milliseconds as a UTC instant."""
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 INTERVALS = ("day", "hour")
 CALENDAR = ("today", "week", "month")
 _DURATION = re.compile(r"^([1-9]\d{0,5})([mhd])$")

@@ -100,9 +100,7 @@ class SqliteLog(LogDB):
             values.append([int(v) if isinstance(v, bool) else v for v in data])
         placeholders = ", ".join("?" for _ in self.columns)
         with sqlite3.connect(self.path) as conn:
-            conn.executemany(
-                f"INSERT INTO request_log ({', '.join(self.columns)}) VALUES ({placeholders})", values
-            )
+            conn.executemany(f"INSERT INTO request_log ({', '.join(self.columns)}) VALUES ({placeholders})", values)
 
     async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
         with sqlite3.connect(self.path) as conn:

@@ -134,9 +134,7 @@ def test_refuses_a_database_it_did_not_create(tmp_path: Path, ddl: str) -> None:
     assert scalar(path, "PRAGMA journal_mode") == "delete"
 
 
-def test_leaves_its_own_log_alone_when_run_again(
-    small: tuple[Path, int], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_leaves_its_own_log_alone_when_run_again(small: tuple[Path, int], capsys: pytest.CaptureFixture[str]) -> None:
     path, written = small
     assert run_demo(f"sqlite:///{path}", now=NOW) == 0
     assert "already holds a demo log" in capsys.readouterr().err
@@ -178,9 +176,7 @@ def test_the_agent_proxy_runs_at_three_times_its_usual_since_monday(stories: Pat
 
 
 def test_a_retry_storm_hits_classify_intent_in_the_last_20_minutes(stories: Path) -> None:
-    classify = (
-        "endpoint = '/classify-intent' AND model = 'gpt-4o-mini-2024-07-18' AND created_at BETWEEN ? AND ?"
-    )
+    classify = "endpoint = '/classify-intent' AND model = 'gpt-4o-mini-2024-07-18' AND created_at BETWEEN ? AND ?"
     assert 47 < count(stories, classify, STORM_FROM, NOW_MS - 1) / 1200 < 53
     assert count(stories, classify, STORM_FROM - 20 * MINUTE, STORM_FROM - 1) < 60
 
@@ -192,9 +188,7 @@ def test_about_10_percent_are_response_cache_hits_that_bill_nothing(stories: Pat
     assert count(stories, "cache_hit = 1 AND cache_read_tokens + cache_write_tokens > 0") == 0
     assert count(stories, "cache_hit = 1 AND (prompt_tokens_avoided = 0 OR cache_key IS NULL)") == 0
     assert count(stories, "cache_hit = 0 AND prompt_tokens_avoided + completion_tokens_avoided > 0") == 0
-    repeats = (
-        "SELECT max(n) FROM (SELECT count(*) AS n FROM request_log GROUP BY cache_key HAVING cache_key > '')"
-    )
+    repeats = "SELECT max(n) FROM (SELECT count(*) AS n FROM request_log GROUP BY cache_key HAVING cache_key > '')"
     assert scalar(stories, repeats) > 100
 
 
@@ -217,14 +211,10 @@ def test_the_log_has_the_texture_of_a_real_gateway(stories: Path) -> None:
     }  # fmt: skip
     assert {m for (m,) in query(stories, long, 272_000)} >= {"gpt-5.4-2026-03-05"}
     berlin_hour = "(created_at / 3600000 + 1) % 24 = ? AND token_id IS NOT ? AND created_at < ?"
-    assert count(stories, berlin_hour, 14, LEAKED, STORM_FROM) > 4 * count(
-        stories, berlin_hour, 3, LEAKED, STORM_FROM
-    )
+    assert count(stories, berlin_hour, 14, LEAKED, STORM_FROM) > 4 * count(stories, berlin_hour, 3, LEAKED, STORM_FROM)
 
 
-def test_follow_catches_up_then_appends_until_sigterm(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_follow_catches_up_then_appends_until_sigterm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "live.db"
     start = datetime.now(UTC) - timedelta(hours=2)
     ticks: list[float] = []

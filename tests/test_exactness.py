@@ -177,9 +177,7 @@ async def check(service, agg: Aggregator, log: LogDB, span: str = "10d") -> None
         dict(expected["endpoint"]), abs=1e-6
     )
     by_token = await spend(agg, window, group_by="token", limit=50, filters=Filters())
-    assert sorted(i["spend"] for i in by_token["items"]) == pytest.approx(
-        sorted(expected["token"].values()), abs=1e-6
-    )
+    assert sorted(i["spend"] for i in by_token["items"]) == pytest.approx(sorted(expected["token"].values()), abs=1e-6)
     daily = await trend(agg, window, interval="day", group_by=None, top=8, filters=Filters())
     days = {p["date"]: p["spend"] for p in daily["series"][0]["points"]}
     for day, value in expected["day"].items():

@@ -55,13 +55,9 @@ async def test_a_committed_row_counts_in_the_next_answer(log: LogDB, client_for)
         assert empty["spend_rate_per_hour"] == 0.0
         now = datetime.now(UTC).replace(microsecond=0)
         # 10000 × 3 → $0.03, a minute ago: in the hour and in the last 5 minutes
-        await log.insert(
-            [Row(now - timedelta(minutes=1), "anthropic", "claude-3-5-sonnet", prompt_tokens=10000)]
-        )
+        await log.insert([Row(now - timedelta(minutes=1), "anthropic", "claude-3-5-sonnet", prompt_tokens=10000)])
         first = (await client.get("/v1/live")).json()
-        await log.insert(
-            [Row(now - timedelta(minutes=30), "anthropic", "claude-3-5-sonnet", status_code=503)]
-        )
+        await log.insert([Row(now - timedelta(minutes=30), "anthropic", "claude-3-5-sonnet", status_code=503)])
         second = (await client.get("/v1/live")).json()
     assert (first["requests"], first["spend"], first["spend_rate_per_hour"]) == (1, 0.03, 0.36)
     assert 55 <= first["lag_seconds"] < 120

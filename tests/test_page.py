@@ -238,6 +238,8 @@ async def test_page_without_keys(servers: dict[str, str], watched: Watched) -> N
     assert await page.locator("#trend-table tbody tr").count() == 30
     legend = await page.text_content("#trend-chart .u-legend") or ""
     assert "anthropic" in legend and "openai" in legend and "saved by cache" in legend  # stacked by provider
+    assert "projected" in legend and "by month end" in legend  # the month continued from /v1/forecast
+    assert "projected to" in (await page.text_content("#trend-caption") or "")
 
     top = summary["top_tokens"]["items"][0]
     assert (top["token"], top["name"]) == ("pg_live_xy7…", "customer-A")
@@ -250,6 +252,7 @@ async def test_page_without_keys(servers: dict[str, str], watched: Watched) -> N
     assert "acme/llama-3-finetune-v7" in (await page.text_content("#unpriced") or "")
     budgets = await page.text_content("#budgets") or ""
     assert "/summarise-ticket" in budgets and ("ok" in budgets or "warning" in budgets or "exceeded" in budgets)
+    assert "projected $" in budgets
     assert await page.text_content("#live-requests") == "2"
     # the bad rows are in no figure, and the page says so
     assert summary["data_quality"]["reasons"] == {

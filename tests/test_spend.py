@@ -116,9 +116,7 @@ async def test_by_endpoint_token_and_model(log: LogDB, client_for) -> None:
         tokens = (await get(client, group_by="token"))["items"]
         models = (await get(client, group_by="model"))["items"]
     # /classify-intent 0.00225 + 0.0003 + 0.0669 = 0.06945 → 50.7%; vs 0.015: 0.05445 / 0.015 = +363.0%
-    assert [
-        (e["endpoint"], e["spend"], e["share_pct"], e["requests"], e["change_pct"]) for e in endpoints
-    ] == [
+    assert [(e["endpoint"], e["spend"], e["share_pct"], e["requests"], e["change_pct"]) for e in endpoints] == [
         ("/classify-intent", 0.06945, 50.7, 3, 363.0),
         ("/summarise-ticket", 0.06759, 49.3, 3, -77.5),
         ("/misc", 0.0, 0.0, 1, None),

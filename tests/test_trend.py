@@ -159,9 +159,7 @@ async def test_hours_in_a_30_minute_zone(log: LogDB, client_for) -> None:
 
 async def test_the_configured_zone_is_the_default(log: LogDB, client_for) -> None:
     async with client_for(tz="Asia/Kathmandu") as client:
-        body = (
-            await client.get("/v1/trend", params={"window": "today", "to": "2026-06-02T00:00:00Z"})
-        ).json()
+        body = (await client.get("/v1/trend", params={"window": "today", "to": "2026-06-02T00:00:00Z"})).json()
     assert body["tz"] == "Asia/Kathmandu"
     assert body["range"] == {"from": "2026-06-01T18:15:00Z", "to": "2026-06-02T00:00:00Z"}
     assert only_series(body) == [{"t": "2026-06-01T18:15:00Z", "date": "2026-06-02", **ZERO}]
@@ -229,9 +227,7 @@ async def test_group_by_keeps_the_top_series_and_sums_the_rest_as_other(log: Log
     assert days_of(other) == {"2026-11-19": (0.03, 2), "2026-11-20": (0.015, 1)}  # /c, /d's hit; /d
     assert [p["saved_by_cache"] for p in other["points"] if p["saved_by_cache"]] == [0.015]
     # with room for every key there is no `other`; top defaults to 8
-    assert [
-        s["key"] for s in (await get_trend(client_for, window="7d", to=TO, group_by="endpoint"))["series"]
-    ] == [
+    assert [s["key"] for s in (await get_trend(client_for, window="7d", to=TO, group_by="endpoint"))["series"]] == [
         "/a",
         "/b",
         "/c",
@@ -301,14 +297,10 @@ async def test_group_by_model_provider_and_token(log: LogDB, client_for) -> None
 
 async def test_filters(log: LogDB, client_for) -> None:
     await _endpoints(log)
-    await log.insert(
-        [Row(at("2026-11-19T10:00:00Z"), "anthropic", "claude-3-5-sonnet", "/a", prompt_tokens=10_000)]
-    )
+    await log.insert([Row(at("2026-11-19T10:00:00Z"), "anthropic", "claude-3-5-sonnet", "/a", prompt_tokens=10_000)])
     async with client_for() as client:
         two = (
-            await client.get(
-                "/v1/trend", params=[("window", "7d"), ("to", TO), ("endpoint", "/a"), ("endpoint", "/b")]
-            )
+            await client.get("/v1/trend", params=[("window", "7d"), ("to", TO), ("endpoint", "/a"), ("endpoint", "/b")])
         ).json()
         openai_a = (
             await client.get(

@@ -88,9 +88,7 @@ def test_bad_durations_name_the_window(spec: str) -> None:
     assert "15m, 24h, 30d" in message
 
 
-@pytest.mark.parametrize(
-    ("longest", "too_long"), [("400d", "401d"), ("9600h", "9601h"), ("576000m", "576001m")]
-)
+@pytest.mark.parametrize(("longest", "too_long"), [("400d", "401d"), ("9600h", "9601h"), ("576000m", "576001m")])
 def test_more_than_400_days_is_a_400(longest: str, too_long: str) -> None:
     assert window(longest).range.length == timedelta(days=400)
     assert "at most 400 days" in bad("window", window, too_long)
@@ -395,7 +393,6 @@ def test_slot_divides_every_local_hour(tz: zoneinfo.ZoneInfo, slot: int) -> None
     assert slot_ms(tz, year) == slot
     assert 86_400_000 % slot == 0  # a slot never spans two UTC (price) days
     ms = [
-        int(b.start.timestamp() * 1000)
-        for b in buckets(Range(year.start, year.start + timedelta(days=80)), tz, "hour")
+        int(b.start.timestamp() * 1000) for b in buckets(Range(year.start, year.start + timedelta(days=80)), tz, "hour")
     ]
     assert all(m % slot == 0 for m in ms[1:])

@@ -94,6 +94,29 @@ def series_key(dim: Dimension, fields: dict[str, Any]) -> str:
     return str(fields[dim.name])
 
 
+def key_codes(
+    groups: Groups, dim: Dimension, directory: TokenDirectory
+) -> tuple[np.ndarray, list[tuple[str, dict[str, Any]]]]:
+    """Each group's key number, and the keys (`series_key`, key fields): each distinct raw key (the
+    Vocab codes of `dim.columns`) is displayed once."""
+    arrays = [getattr(groups, c).astype(np.int64) for c in dim.columns]
+    combined = arrays[0]
+    for array in arrays[1:]:
+        combined = combined * (int(array.max()) + 1) + array
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    decoded = [groups.values(c)[first] for c in dim.columns]  # as `key_fields` takes them
+    by_key: dict[str, int] = {}  # two token ids shown alike are one key, as `token=` filters them
+    keys: list[tuple[str, dict[str, Any]]] = []
+    numbers = np.empty(len(first), dtype=np.int64)
+    for i, raw in enumerate(zip(*decoded, strict=True) if len(decoded) > 1 else decoded[0]):
+        fields = dim.key_fields(raw, directory)
+        key = series_key(dim, fields)
+        numbers[i] = by_key.setdefault(key, len(keys))
+        if numbers[i] == len(keys):
+            keys.append((key, fields))
+    return numbers[inverse.reshape(-1)], keys
+
+
 def keyed_series(
     groups: Groups, dim: Dimension, directory: TokenDirectory, starts_ms: list[int], top: int
 ) -> list[Series]:
@@ -102,20 +125,7 @@ def keyed_series(
     groups = groups.counted()
     if not len(groups):
         return []
-    codes = np.empty(len(groups), dtype=np.int64)  # each group's series number
-    by_raw: dict[Any, int] = {}  # raw key, as `Groups.by(*dim.columns)` has it → series number
-    by_key: dict[str, int] = {}  # two token ids shown alike are one series, as `token=` filters them
-    keys: list[tuple[str, dict[str, Any]]] = []
-    columns = [groups.values(c) for c in dim.columns]  # decoded, as `key_fields` takes them
-    for i, raw in enumerate(zip(*columns, strict=True) if len(columns) > 1 else columns[0]):
-        code = by_raw.get(raw)
-        if code is None:
-            fields = dim.key_fields(raw, directory)
-            key = series_key(dim, fields)
-            code = by_raw[raw] = by_key.setdefault(key, len(keys))
-            if code == len(keys):
-                keys.append((key, fields))
-        codes[i] = code
+    codes, keys = key_codes(groups, dim, directory)
     spend = np.bincount(codes, weights=groups.spend, minlength=len(keys))
     order = sorted(range(len(keys)), key=lambda c: (-spend[c], keys[c][0]))
     out = [Series(keys[c][0], keys[c][1], groups.subset(codes == c).buckets(starts_ms)) for c in order[:top]]

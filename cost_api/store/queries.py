@@ -159,9 +159,7 @@ def _load_dialect(folder: Path, dialect: str) -> dict[str, Query]:
     for path in sorted(folder.glob("*.sql")):
         for query in parse_file(path, dialect):
             if query.name in found:
-                raise QueryRegistryError(
-                    f"query {query.name} is defined twice ({found[query.name].source} and {path})"
-                )
+                raise QueryRegistryError(f"query {query.name} is defined twice ({found[query.name].source} and {path})")
             found[query.name] = query
     return found
 
@@ -206,8 +204,7 @@ class Registry:
         only_one = names["sqlite"] ^ names["postgres"]
         if only_one:
             details = ", ".join(
-                f"{n} (only in sql/{'sqlite' if n in names['sqlite'] else 'postgres'}/)"
-                for n in sorted(only_one)
+                f"{n} (only in sql/{'sqlite' if n in names['sqlite'] else 'postgres'}/)" for n in sorted(only_one)
             )
             raise QueryRegistryError(f"queries defined in one dialect only: {details}")
         for name in sorted(names["sqlite"]):
@@ -215,9 +212,7 @@ class Registry:
                 raise QueryRegistryError(f"query {name}: only one dialect reads {PLACEHOLDER}")
             lite, pg = (set(loaded[d][name].params) for d in DIALECTS)
             if lite != pg:
-                listed = {
-                    d: ", ".join(sorted(p)) or "none" for d, p in zip(DIALECTS, (lite, pg), strict=True)
-                }
+                listed = {d: ", ".join(sorted(p)) or "none" for d, p in zip(DIALECTS, (lite, pg), strict=True)}
                 raise QueryRegistryError(
                     f"query {name}: the dialects take different parameters "
                     f"(sqlite: {listed['sqlite']}; postgres: {listed['postgres']})"

@@ -21,6 +21,7 @@ QUERY_SECONDS = Histogram(
     buckets=BUCKETS,
 )
 
+
 @contextmanager
 def time_query(name: str) -> Iterator[None]:
     """Observe one named query's duration, labelled with how it ended."""

@@ -1,6 +1,8 @@
-"""`cost-api report`: the /v1/summary headline block as aligned text for a terminal or an e-mail.
+"""`cost-api report`: the /v1/summary headline block as aligned text for a terminal or an e-mail; with
+`--whatif`, `--discount` or `--book`, the /v1/whatif answer instead.
 
-The numbers are `summary.summary`'s, never recomputed here; this module only formats them.
+The numbers are the lenses' (`summary.summary`, `whatif.whatif_answer`), never recomputed here; this
+module only formats them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from cost_api.aggregation.aggregator import Filters
 from cost_api.config import Settings
 from cost_api.lenses.summary import summary
+from cost_api.lenses.whatif import WhatIf, scenario, whatif_answer
 from cost_api.web.service import build_service
 from cost_api.windows import parse_duration, parse_window, parse_zone
 
@@ -76,10 +79,7 @@ def render(s: dict[str, Any], *, window: str, top_window: str) -> str:
         )
         lines += ["", f"Top tokens, last {top_window}"]
         lines += _table(
-            [
-                (t["token"], t["name"] or "", dollars(t["spend"]), trend(t["change_pct"], t["spend"]))
-                for t in tokens
-            ],
+            [(t["token"], t["name"] or "", dollars(t["spend"]), trend(t["change_pct"], t["spend"])) for t in tokens],
             (False, False, True, False),
         )
     pricing = s["pricing"]
@@ -90,9 +90,7 @@ def render(s: dict[str, Any], *, window: str, top_window: str) -> str:
     return "\n".join(lines)
 
 
-async def report(
-    settings: Settings, *, window: str, to: str | None, tz: str | None, top_window: str, top: int
-) -> str:
+async def report(settings: Settings, *, window: str, to: str | None, tz: str | None, top_window: str, top: int) -> str:
     zone = parse_zone(tz, settings.tz)
     win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d")
     top_span = parse_duration("top_window", top_window)
@@ -102,3 +100,56 @@ async def report(
     finally:
         await service.close()
     return render(answer, window=window, top_window=top_window)
+
+
+def render_whatif(w: WhatIf, *, window: str) -> str:
+    """A /v1/whatif answer as text: the totals, the substitutions, one row per key."""
+    lines = [f"cost-api report --whatif: {w.range.from_} → {w.range.to} ({window})", ""]
+    change = "" if w.change_pct is None else f"({w.change_pct:+.1f}%)"
+    lines += _table(
+        [("Spend", dollars(w.spend), ""), ("What-if", dollars(w.whatif), change)], (False, True, False), indent=""
+    )
+    scenario_lines = [f"  {s.from_} → {s.to}: {s.requests:,} requests" for s in w.substitutions]
+    scenario_lines += [f"  {d.provider}: {d.pct:g}% off" for d in w.discounts]
+    scenario_lines += [f"  price book {w.book}"] if w.book else []
+    lines += ["", "Scenario", *scenario_lines]
+    if w.items:
+        lines += ["", f"By {w.group_by}"]
+        rows = [
+            (" ".join(_key(item)), dollars(item.spend), dollars(item.whatif), trend(item.change_pct, item.whatif))
+            for item in w.items
+        ]
+        lines += _table([("", "spend", "what-if", ""), *rows], (False, True, True, False))
+    if w.unpriced_requests:
+        lines += ["", f"{w.unpriced_requests:,} requests the what-if cannot price (in no figure):"]
+        lines += [f"  {u.provider}/{u.model} ({u.requests:,} requests)" for u in w.unpriced]
+    lines.append(f"As of {w.as_of}; newest request {w.latest_request_at or 'none'}")
+    return "\n".join(lines)
+
+
+def _key(item: Any) -> list[str]:
+    fields = ("provider", "model", "endpoint", "token", "name")
+    return [v for v in (getattr(item, f) for f in fields) if isinstance(v, str)]
+
+
+async def whatif_report(
+    settings: Settings,
+    *,
+    window: str,
+    to: str | None,
+    tz: str | None,
+    maps: Sequence[str],
+    discounts: Sequence[str],
+    book: str | None,
+    group_by: str,
+) -> str:
+    zone = parse_zone(tz, settings.tz)
+    win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d")
+    service = build_service(settings)
+    try:
+        agg = service.aggregator
+        sc = scenario(agg.pricing, service.price_books, maps=maps, discounts=discounts, book=book)
+        answer = await whatif_answer(agg, win, sc, group_by=group_by, limit=50, filters=Filters())
+    finally:
+        await service.close()
+    return render_whatif(answer, window=window)

@@ -63,7 +63,7 @@ _encoder = msgspec.json.Encoder()
 
 
 # every rule: the hourly ones (rules.py, storm.py) and the budget ones (anomalies.budget_episodes)
-Rule = Literal["burn_rate", "new_spender", "request_storm", "budget_warning", "budget_exceeded"]
+Rule = Literal["burn_rate", "new_spender", "request_storm", "budget_forecast", "budget_warning", "budget_exceeded"]
 
 
 class AlertEvent(Block):
@@ -266,4 +266,3 @@ class AlertEngine:
             sending=self.sending,
             as_of=iso(now_utc()),
         )
-

@@ -234,11 +234,13 @@ def _reading(j: Judged, row: int, col: int) -> Reading:
 
 
 def budget_episodes(budgets: BudgetTracker, rng: Range) -> list[Episode]:
-    """`budget_warning` and `budget_exceeded` as the tracker sees its current periods: one episode per
-    budget and period (it starts with the period, so that it is sent once per period), open until the
-    period resets; past periods are not replayed."""
+    """`budget_forecast` (`forecast_episode`), `budget_warning` and `budget_exceeded` as the tracker sees
+    its current periods: one episode per budget and period (it starts with the period, so that it is
+    sent once per period), open until the period resets; past periods are not replayed."""
     found: list[Episode] = []
     for item in budgets.overview()["items"]:
+        forecast = forecast_episode(item, rng)
+        found += [forecast] if forecast is not None else []
         if item["status"] not in ("warning", "exceeded"):
             continue
         start = datetime.fromisoformat(item["period_start"].replace("Z", "+00:00"))
@@ -252,3 +254,20 @@ def budget_episodes(budgets: BudgetTracker, rng: Range) -> list[Episode]:
         for rule in rules:
             found.append(Episode(rule, "endpoint", item["endpoint"], start, None, spent / limit, spent, reading))
     return found
+
+
+def forecast_episode(item: dict[str, Any], rng: Range) -> Episode | None:
+    """`budget_forecast`: a budget (a /v1/budgets item) projected to reach its limit before its period
+    ends (`projected_exceed_at`), while under it: one episode per budget and period, like the others."""
+    exceed_at = item["projected_exceed_at"]
+    start = datetime.fromisoformat(item["period_start"].replace("Z", "+00:00"))
+    resets = datetime.fromisoformat(item["resets_at"].replace("Z", "+00:00"))
+    if exceed_at is None or not (start < rng.end and resets > rng.start):
+        return None
+    spent, limit, projected = item["spent"], item["limit_usd"], item["projected"]
+    words = (
+        f"{usd(spent)} of its {usd(limit)} {item['period']} budget, projected to reach it at {exceed_at} "
+        f"({usd(projected)} by {item['resets_at']})"
+    )
+    reading = Reading(None, None, projected / limit, words)
+    return Episode("budget_forecast", "endpoint", item["endpoint"], start, None, projected / limit, spent, reading)

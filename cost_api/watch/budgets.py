@@ -38,9 +38,11 @@ from cost_api.aggregation.aggregator import Aggregator, Filters
 from cost_api.aggregation.blocks import Block, Instant, Money, Pct, money, pct
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.config import Budget, Settings
-from cost_api.errors import BudgetExceeded, BudgetsStale
+from cost_api.errors import BudgetsStale
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
-from cost_api.windows import Range, calendar_start, from_ms, iso, local_midnight
+from cost_api.watch.budget_problem import budget_exceeded
+from cost_api.watch.forecast import Profile, endpoint_profiles, projection
+from cost_api.windows import HOUR_MS, Range, calendar_start, epoch_ms, from_ms, iso, local_midnight
 
 log = logging.getLogger("cost_api.watch.budgets")
 
@@ -69,6 +71,12 @@ class BudgetStatus(Block):
     used_pct: Pct | None
     unpriced_requests: int | None
     status: Literal["ok", "warning", "exceeded", "unknown"]
+    projected: Annotated[
+        Money | None, Meta(description="spent + the expected spend of the rest of the period (docs/forecast.md)")
+    ]
+    projected_exceed_at: Annotated[
+        Instant | None, Meta(description="when spend is projected to reach the limit; null: not before resets_at")
+    ]
 
 
 class BudgetOverview(Block):
@@ -168,6 +176,8 @@ class BudgetTracker:
         self._failing_since: datetime | None = None
         self._seen: set[str] = set()  # budgeted endpoints with a row in the log
         self._searched = False  # the whole log looked through once for the others
+        self._profiles: dict[str, Profile] = {}  # each endpoint's forecast profile, fitted once an hour
+        self._profiled_hour: int | None = None
 
     # ----------------------------------------------------------------------- periods and refresh
 
@@ -194,6 +204,9 @@ class BudgetTracker:
             for kind in kinds:
                 for endpoint in self._endpoints[kind]:
                     figures[(kind, endpoint)] = by_endpoint.get(endpoint, _ZERO)
+        if self._profiled_hour != epoch_ms(now) // HOUR_MS:
+            self._profiles = await endpoint_profiles(self.aggregator, tuple(self._by_endpoint), now)
+            self._profiled_hour = epoch_ms(now) // HOUR_MS
         if not self._searched:  # once; failing (a huge log read before the rollups are warm), next time
             with contextlib.suppress(DatabaseUnavailable, QueryTimeout):
                 await self._search(now)
@@ -297,7 +310,8 @@ class BudgetTracker:
         if snap is not None and snap.taken_at < period.start and self._wake is not None:
             self._wake.set()  # a boundary passed since the snapshot: refresh now
         limit = money(budget.limit_usd)
-        spent = remaining = used_pct = unpriced = None
+        spent = remaining = used_pct = unpriced = projected = None
+        exceed_at: str | None = None
         status: Literal["ok", "warning", "exceeded", "unknown"] = "unknown"
         if figure is not None:
             spent = money(figure.spent)
@@ -310,6 +324,7 @@ class BudgetTracker:
             remaining = money(max(limit - spent, 0.0))
             used_pct = pct(spent, limit)
             unpriced = figure.unpriced_requests
+            projected, exceed_at = self._projection(budget, figure, period)
         return BudgetStatus(
             endpoint=budget.endpoint,
             seen=budget.endpoint in self._seen if self._searched else None,
@@ -322,7 +337,17 @@ class BudgetTracker:
             used_pct=used_pct,
             unpriced_requests=unpriced,
             status=status,
+            projected=projected,
+            projected_exceed_at=exceed_at,
         )
+
+    def _projection(self, budget: Budget, figure: Figure, period: Period) -> tuple[float, str | None]:
+        snap, profile = self.snapshot, self._profiles.get(budget.endpoint)
+        if snap is None or profile is None:  # no history: nothing more expected
+            return money(figure.spent), None
+        at = max(snap.taken_at, period.start)  # from the snapshot on (a period begun since: from its start)
+        projected, crossed = projection(profile, figure.spent, budget.limit_usd, epoch_ms(at), epoch_ms(period.end))
+        return money(projected), None if crossed is None else iso(from_ms(crossed))
 
     def overview_answer(self) -> BudgetOverview:
         """`GET /v1/budgets`: every configured budget, in configuration order."""
@@ -362,34 +387,3 @@ class BudgetTracker:
         if not self.budgets:
             return False
         return age is None or age > self.max_age
-
-
-def _usd(value: float) -> str:
-    return "$" + f"{value:,.6f}".rstrip("0").rstrip(".")
-
-
-def budget_exceeded(
-    endpoint: str,
-    exceeded: list[BudgetStatus],
-    items: list[BudgetStatus],
-    age: float | None,
-    stale: bool,
-) -> BudgetExceeded:
-    """The 422 problem, naming the exceeded budget that resets last (the one that decides when calls
-    are allowed again); `budgets` lists every budget of the endpoint."""
-    worst = max(exceeded, key=lambda item: item.resets_at)
-    assert worst.spent is not None  # exceeded: it has a figure
-    return BudgetExceeded(
-        f"{endpoint} has spent {_usd(worst.spent)} of its {_usd(worst.limit_usd)} "
-        f"{worst.period} budget; it resets at {worst.resets_at}",
-        extra={
-            "endpoint": endpoint,
-            "period": worst.period,
-            "limit_usd": worst.limit_usd,
-            "spent": worst.spent,
-            "resets_at": worst.resets_at,
-            "budgets": msgspec.to_builtins(items),
-            "age_seconds": age,
-            "stale": stale,
-        },
-    )

@@ -65,7 +65,7 @@ def event_text(event: str, e: Episode, reading: Reading) -> str:
     """The Slack-compatible one-line summary of an event."""
     since = iso(e.started_at)
     if event == "fired":
-        icon = ":warning:" if e.rule == "budget_warning" else ":rotating_light:"
+        icon = ":warning:" if e.rule in ("budget_warning", "budget_forecast") else ":rotating_light:"
         return _slack(f"{icon} {_subject(e)}: {reading.words} (since {since})")
     span = f"{since} to {iso(e.ended_at)}" if e.ended_at else f"since {since}"
     peak = ratio_json(e.peak_ratio)

@@ -37,6 +37,7 @@ from cost_api.web.routes.alerts import AlertsController
 from cost_api.web.routes.analytics import AnalyticsController
 from cost_api.web.routes.budgets import BudgetsController
 from cost_api.web.routes.grafana import GrafanaController
+from cost_api.web.routes.lookahead import LookaheadController
 from cost_api.web.routes.ops import healthz, readyz
 from cost_api.web.routes.page import page_routes
 from cost_api.web.routes.params import common, refuse_control_characters
@@ -127,6 +128,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             AnalyticsController,
+            LookaheadController,
             AlertsController,
             BudgetsController,
             GrafanaController,

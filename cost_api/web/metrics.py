@@ -31,6 +31,8 @@ ABANDONED_REQUESTS = Counter(
     "cost_api_abandoned_requests",
     "Requests whose client disconnected before the answer: their work and queries were cancelled",
 )
+
+
 def prometheus_config() -> PrometheusConfig:
     """Per-route request metrics (litestar's Prometheus middleware), grouped by route template."""
     return PrometheusConfig(app_name="cost-api", prefix="cost_api", group_path=True, buckets=list(BUCKETS))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator
-from cost_api.config import Settings
+from cost_api.config import ConfigError, Settings
+from cost_api.pricing.file import PricingError
 from cost_api.pricing.table import PriceTable, load_table
 from cost_api.resources import builtin_pricing, sql_dir
 from cost_api.store.database import Database, open_database
@@ -22,6 +23,7 @@ class Service:
     pricing: PriceTable
     db: Database
     aggregator: Aggregator
+    price_books: dict[str, PriceTable] = field(default_factory=dict)  # whatif_price_books, loaded
 
     async def readiness(self) -> dict[str, Any]:
         """What `GET /readyz` says when ready: the log can be read as the contract says (else the
@@ -49,9 +51,21 @@ def load_pricing(settings: Settings) -> PriceTable:
     return load_table(builtin_pricing(), overrides)
 
 
+def load_price_books(settings: Settings) -> dict[str, PriceTable]:
+    """The `whatif_price_books`, each merged over the built-in table; a broken one stops the start."""
+    books = {}
+    for name, path in settings.whatif_price_books.items():
+        try:
+            books[name] = load_table(builtin_pricing(), Path(path))
+        except PricingError as exc:
+            raise ConfigError(f"whatif_price_books.{name}: {exc}") from exc
+    return books
+
+
 def build_service(settings: Settings) -> Service:
     """Load and check everything that can fail before serving: pricing, queries, the URL."""
     pricing = load_pricing(settings)
+    books = load_price_books(settings)
     url = parse_database_url(settings.database_url)
     registry = Registry.load(sql_dir(), url.dialect)
     db = open_database(
@@ -60,4 +74,5 @@ def build_service(settings: Settings) -> Service:
         timeout=settings.query_timeout.seconds,
         pool_size=settings.max_concurrent_queries,
     )
-    return Service(settings, pricing, db, Aggregator(db, pricing, rollup_grace=settings.rollup_grace.seconds))
+    aggregator = Aggregator(db, pricing, rollup_grace=settings.rollup_grace.seconds)
+    return Service(settings, pricing, db, aggregator, books)

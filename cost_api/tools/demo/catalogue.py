@@ -145,9 +145,7 @@ def token_pool(rng: np.random.Generator) -> list[Token]:
         label = _letters(i)
         token_id = "tok_" + "".join(rng.choice(alphabet, 20))
         named = i < 10 or rng.random() >= 0.1
-        pool.append(
-            (token_id, "pg_live_" + "".join(rng.choice(alphabet, 3)), f"customer-{label}" if named else None)
-        )
+        pool.append((token_id, "pg_live_" + "".join(rng.choice(alphabet, 3)), f"customer-{label}" if named else None))
     return pool
 
 

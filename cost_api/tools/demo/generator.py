@@ -111,9 +111,7 @@ class LogGenerator:
         self.growth_per_ms = math.log(MONTHLY_GROWTH) / (30 * DAY)
         self.mid_ms = now - params.days * DAY // 2  # growth is 1 mid-window: requests_per_day is the mean
         self.leak_from = now - LEAK_SINCE
-        mean_leak_cost = (
-            np.mean(LEAK_PROMPT) * LEAK_PRICE[0] + np.mean(LEAK_COMPLETION) * LEAK_PRICE[1]
-        ) / 1e6
+        mean_leak_cost = (np.mean(LEAK_PROMPT) * LEAK_PRICE[0] + np.mean(LEAK_COMPLETION) * LEAK_PRICE[1]) / 1e6
         self.leak_rate_per_ms = float(LEAK_DOLLARS_PER_DAY / mean_leak_cost / DAY)
         local_now = datetime.fromtimestamp(now / 1000, self.zone)
         monday = datetime.combine(local_now.date() - timedelta(days=local_now.weekday()), datetime.min.time())

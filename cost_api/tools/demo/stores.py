@@ -46,9 +46,7 @@ class SqliteStore:
         )
 
     def params(self) -> Params | None:
-        row = self.conn.execute(
-            f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}"
-        ).fetchone()
+        row = self.conn.execute(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}").fetchone()
         return Params(*row) if row else None
 
     def count(self) -> int:
@@ -93,29 +91,22 @@ class PostgresStore:
 
     def tables(self) -> set[str]:
         rows = self._run(
-            self.conn.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            )
+            self.conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
         )
         return {r[0] for r in rows}
 
     def create_schema(self) -> None:
         self._run(
             self.conn.execute(
-                (sql_dir() / "schema" / "postgres.sql").read_text()
-                + MARKER_DDL.format(created_at="TIMESTAMPTZ")
+                (sql_dir() / "schema" / "postgres.sql").read_text() + MARKER_DDL.format(created_at="TIMESTAMPTZ")
             )
         )
 
     def params(self) -> Params | None:
-        row = self._run(
-            self.conn.fetchrow(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}")
-        )
+        row = self._run(self.conn.fetchrow(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}"))
         if row is None:
             return None
-        return Params(
-            epoch_ms(row["created_at"]), row["seed"], row["days"], row["requests_per_day"], row["tz"]
-        )
+        return Params(epoch_ms(row["created_at"]), row["seed"], row["days"], row["requests_per_day"], row["tz"])
 
     def count(self) -> int:
         count: int = self._run(self.conn.fetchval("SELECT count(*) FROM request_log"))

@@ -27,7 +27,7 @@ Format = Annotated[
 ]
 
 
-def _limit(value: int) -> int:
+def limit_param(value: int) -> int:
     if not 1 <= value <= 1000:
         raise BadParameter("limit", f"expected a whole number from 1 to 1000; got {value}")
     return value
@@ -67,7 +67,7 @@ class AnalyticsController(Controller):
         as_csv = wants_csv(request, format_)
         window = common.window("30d")
         body = await spend.spend_answer(
-            service.aggregator, window, group_by=group_by, limit=_limit(limit), filters=common.filters
+            service.aggregator, window, group_by=group_by, limit=limit_param(limit), filters=common.filters
         )
         if as_csv:
             return csv_response(
@@ -92,7 +92,7 @@ class AnalyticsController(Controller):
         as_csv = wants_csv(request, format_)
         window = common.window("30d")
         body = await savings.savings_answer(
-            service.aggregator, window, group_by=group_by, limit=_limit(limit), filters=common.filters
+            service.aggregator, window, group_by=group_by, limit=limit_param(limit), filters=common.filters
         )
         if as_csv:
             return csv_response(
@@ -119,7 +119,7 @@ class AnalyticsController(Controller):
         as_csv = wants_csv(request, format_)
         window = common.window("24h")
         body = await audit.requests_answer(
-            service.aggregator, window, limit=_limit(limit), cursor=cursor, filters=common.filters
+            service.aggregator, window, limit=limit_param(limit), cursor=cursor, filters=common.filters
         )
         if as_csv:
             return csv_response(

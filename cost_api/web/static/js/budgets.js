@@ -28,11 +28,18 @@ export async function loadBudgets(gen) {
         el("th", { scope: "row" }, el("code", {}, item.endpoint), el("span", { class: "muted period" }, ` per ${item.period}`)),
         el("td", {}, el("span", { class: "used" }, bar(item.used_pct, item.status), el("span", { class: "num" }, pct(item.used_pct)))),
         el("td", { class: "num" }, `${money(item.spent)} / ${money(item.limit_usd)}`),
-        el("td", {}, el("span", { class: `status ${item.status}` }, el("span", { "aria-hidden": "true" }, `${icon[item.status] || ""} `), item.status), el("span", { class: "muted resets" }, ` resets ${stamp(item.resets_at)}`)),
+        el("td", {}, el("span", { class: `status ${item.status}` }, el("span", { "aria-hidden": "true" }, `${icon[item.status] || ""} `), item.status), el("span", { class: "muted resets" }, ` resets ${stamp(item.resets_at)}${projectedEnd(item)}`)),
       ),
     ),
     "No budgets configured.",
   );
   const age = b.age_seconds == null ? "" : `Figures ${Math.round(b.age_seconds)} s old`;
   $("budgets-note").textContent = b.stale ? `${age} — stale: the database could not be read.` : age;
+}
+
+/** `; projected $X` at the reset, and when it reaches the limit if it is projected to. */
+function projectedEnd(item) {
+  if (item.projected == null) return "";
+  const reaches = item.projected_exceed_at ? `, reaches the limit ${stamp(item.projected_exceed_at)}` : "";
+  return `; projected ${money(item.projected)}${reaches}`;
 }

@@ -4,6 +4,7 @@
 import { AuthNeeded, Problem, api } from "./api.js";
 import { $, el, fillBody, showError } from "./dom.js";
 import { TZ, compact, dayLabel, hourLabel, money, usd, whole } from "./format.js";
+import { loadProjection, projectedDays, projectionData, projectionSeries, projectionText } from "./projection.js";
 import { state } from "./state.js";
 
 // Series colours: distinct, each at least 3:1 against white; `other` grey; the saved line near-black.
@@ -30,6 +31,7 @@ export async function loadTrend(gen) {
   const params = { ...trendParams(), tz: TZ };
   let body;
   let note = "";
+  const forecast = params.interval === "day" ? loadProjection(TZ) : Promise.resolve(null);
   try {
     try {
       body = await api("v1/trend", { ...params, group_by: "provider", top: PALETTE.length - 1 });
@@ -43,17 +45,19 @@ export async function loadTrend(gen) {
     if (gen === state.generation) showError("trend-error", error);
     return;
   }
+  const projection = await forecast;
   if (gen !== state.generation) return;
   showError("trend-error", null);
   const days = state.window === "24h" ? null : parseInt(state.window, 10);
   $("trend-title").textContent = body.interval === "hour" ? "Hourly spend by provider" : "Daily spend by provider";
   $("trend-caption").textContent =
     (days ? `${days} local days, today so far` : "24 local hours, this hour so far") +
-    `; bars stacked by provider, dashed line: saved by cache. Times in ${body.tz}.${note}`;
-  drawTrend(body);
+    `; bars stacked by provider, dashed line: saved by cache. Times in ${body.tz}.${note}` +
+    (projection ? projectionText(projection) : "");
+  drawTrend(body, projection);
 }
 
-function drawTrend(body) {
+function drawTrend(body, forecast) {
   // Series that spent nothing in the range (an `other` of $0, say) only crowd the legend.
   const spent = body.series.filter((s) => s.points.some((p) => p.spend > 0));
   const series = spent.length ? spent : body.series.slice(0, 1);
@@ -70,7 +74,10 @@ function drawTrend(body) {
     return;
   }
   // Bars centred in their bucket (local days may be 23 or 25 hours long).
-  const starts = points.map((p) => Date.parse(p.t) / 1000);
+  const actual = points.map((p) => Date.parse(p.t) / 1000);
+  const ahead = projectedDays(forecast, actual); // today and the month's days after it
+  const starts = ahead ? [...actual, ...ahead.slice(1).map((d) => Date.parse(d.t) / 1000)] : actual;
+  const blank = Array(starts.length - actual.length).fill(null);
   const label = (i) => (hour ? hourLabel : dayLabel).format(new Date(starts[i] * 1000));
   const end = starts.length ? starts[starts.length - 1] + (hour ? 3600 : 86400) : 0; // the last bucket's end, near enough
   const xs = starts.map((t, i) => ((i + 1 < starts.length ? starts[i + 1] : end) + t) / 2);
@@ -88,10 +95,11 @@ function drawTrend(body) {
   }
   const colour = (s, i) => (s.key === "other" ? OTHER_COLOUR : PALETTE[i % PALETTE.length]);
   const order = series.map((_, i) => i).reverse();
+  const projected = ahead ? projectionSeries(forecast, order.length + 2) : { series: [], bands: [] };
   const raw = [null, ...order.map((i) => spend[i]), saved];
   const sum = (values) => values.reduce((a, b) => a + b, 0);
   // The legend shows the hovered bucket, else the whole range's totals.
-  const legendValue = (u, v, si, idx) => money(idx == null ? sum(raw[si]) : raw[si][idx]);
+  const legendValue = (u, v, si, idx) => (idx >= actual.length ? "—" : money(idx == null ? sum(raw[si]) : raw[si][idx]));
   const bars = window.uPlot.paths.bars({ size: [0.75, 48], align: 0 });
   const opts = {
     width: chartWidth(),
@@ -111,6 +119,7 @@ function drawTrend(body) {
       },
     ],
     legend: { live: true },
+    bands: projected.bands,
     cursor: { y: false, points: { show: false }, drag: { x: false, y: false } },
     series: [
       { label: hour ? "Hour" : "Day", value: (u, v, si, i) => (i == null ? "all" : label(i)) },
@@ -131,9 +140,11 @@ function drawTrend(body) {
         points: { show: false },
         value: legendValue,
       },
+      ...projected.series,
     ],
   };
-  const data = [xs, ...order.map((i) => stacked[i]), saved];
+  const extra = ahead ? projectionData(ahead, actual.length) : [];
+  const data = [xs, ...order.map((i) => [...stacked[i], ...blank]), [...saved, ...blank], ...extra];
   host.replaceChildren();
   chart = new window.uPlot(opts, data, host);
   host.dataset.drawn = String(points.length);
