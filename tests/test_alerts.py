@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -32,6 +32,7 @@ from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 from cost_api.windows import iso
 
+from .clock import FakeClock
 from .logdb import LogDB, PostgresLog
 from .pgcluster import free_port
 from .test_anomalies import HOUR, NOW, rollups_ready, spiky_log
@@ -87,14 +88,6 @@ def receiver() -> Iterator[Receiver]:
     rx.close()
 
 
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
 def alert_settings(url: str, webhook: str | None, **alerts: Any) -> Any:
     config = {
         "webhook_url": webhook,
@@ -108,11 +101,11 @@ def alert_settings(url: str, webhook: str | None, **alerts: Any) -> Any:
 
 @asynccontextmanager
 async def engine_for(
-    log: LogDB, receiver: Receiver | None, clock: Clock | None = None, **alerts: Any
+    log: LogDB, receiver: Receiver | None, clock: FakeClock | None = None, **alerts: Any
 ) -> AsyncIterator[AlertEngine]:
     settings = alert_settings(log.url, receiver.url if receiver else None, **alerts)
-    service = build_service(settings)
-    engine = AlertEngine(settings, service, clock=clock or Clock(NOW), timeout=0.5)
+    service = build_service(settings, clock or FakeClock(NOW))
+    engine = AlertEngine(settings, service, timeout=0.5)
     try:
         yield engine
     finally:
@@ -175,10 +168,10 @@ def test_the_signature_is_an_hmac_of_t_dot_body() -> None:
 
 async def test_an_ended_episode_resolves_once_after_it_fired(log: LogDB, receiver: Receiver) -> None:
     await spiky_log(log)
-    clock = Clock(NOW)
+    clock = FakeClock(NOW)
     async with engine_for(log, receiver, clock) as engine:
         await sent(engine)
-        clock.at = NOW + 2 * HOUR  # no rows since NOW: every episode ended at NOW
+        clock.set(NOW + 2 * HOUR)  # no rows since NOW: every episode ended at NOW
         assert await sent(engine) == [f"resolved {e}" for e in OPEN]
         assert await sent(engine) == []
     resolved = [e for e in receiver.events() if e["event"] == "resolved"]
@@ -196,7 +189,7 @@ async def test_a_restart_sends_the_open_episodes_again_under_the_same_ids(log: L
     await spiky_log(log)
     async with engine_for(log, receiver) as engine:
         await sent(engine)
-    async with engine_for(log, receiver, Clock(NOW + timedelta(minutes=1))) as restarted:
+    async with engine_for(log, receiver, FakeClock(NOW + timedelta(minutes=1))) as restarted:
         assert await sent(restarted) == [f"fired {e}" for e in OPEN]
     first, second = receiver.events()[: len(OPEN)], receiver.events()[len(OPEN) :]
     assert sorted(e["id"] for e in first) == sorted(e["id"] for e in second)
@@ -246,8 +239,8 @@ async def test_a_receiver_that_keeps_failing_marks_the_event_failed(log: LogDB, 
 async def test_an_unreachable_receiver_is_retried_then_failed(log: LogDB) -> None:
     await spiky_log(log)
     settings = alert_settings(log.url, f"http://127.0.0.1:{free_port()}/", **ONE)
-    service = build_service(settings)
-    engine = AlertEngine(settings, service, clock=Clock(NOW))
+    service = build_service(settings, FakeClock(NOW))
+    engine = AlertEngine(settings, service)
     try:
         [delivery] = await engine.tick()
         await engine.drain()
@@ -283,8 +276,8 @@ async def test_only_the_replica_holding_the_lock_sends(pg_cluster: Any, receiver
 async def test_get_alerts_lists_recent_events_with_their_delivery_state(log: LogDB, receiver: Receiver) -> None:
     await spiky_log(log)
     settings = alert_settings(log.url, receiver.url, **ONE)
-    service = build_service(settings)
-    engine = AlertEngine(settings, service, clock=Clock(NOW))
+    service = build_service(settings, FakeClock(NOW))
+    engine = AlertEngine(settings, service)
     receiver.plan = [500]
     async with AsyncTestClient(app=create_app(settings, service, alerts=engine)) as client:
         async with asyncio.timeout(10):  # started with the app: it evaluates once the rollups are warm

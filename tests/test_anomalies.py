@@ -27,6 +27,7 @@ from cost_api.web.app import create_app
 from cost_api.web.service import Service, build_service
 from cost_api.windows import Range, iso, parse_window
 
+from .clock import FakeClock
 from .conftest import BACKENDS
 from .logdb import LogDB, PostgresLog, Row
 
@@ -67,10 +68,12 @@ Tracker = Callable[[Settings, Service], BudgetTracker]
 
 
 @asynccontextmanager
-async def serve(url: str, tracker: Tracker | None = None, **settings: Any) -> AsyncIterator[AsyncTestClient[Any]]:
-    """The app over the log at `url` (its budget tracker made by `tracker`)."""
+async def serve(
+    url: str, tracker: Tracker | None = None, clock: FakeClock | None = None, **settings: Any
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The app over the log at `url` (its budget tracker made by `tracker`), on `clock` if given."""
     config = load_settings(environ={}, overrides={"database_url": url, **settings})
-    service = build_service(config)
+    service = build_service(config, clock)
     budgets = tracker(config, service) if tracker else None
     async with AsyncTestClient(app=create_app(config, service, budgets)) as client:
         await rollups_ready(service)
@@ -200,9 +203,9 @@ async def test_budget_episodes_come_from_the_tracker_once_per_period(log: LogDB)
     ]
 
     def tracker(config: Settings, service: Service) -> BudgetTracker:
-        return BudgetTracker(config, service.aggregator, clock=lambda: NOW)
+        return BudgetTracker(config, service.aggregator)
 
-    async with serve(log.url, tracker, budgets=budgets, alerts={"dimensions": []}) as client:
+    async with serve(log.url, tracker, FakeClock(NOW), budgets=budgets, alerts={"dimensions": []}) as client:
         body = await anomalies(client, window="1d")
     day, month = iso(datetime(2026, 11, 18, tzinfo=UTC)), iso(datetime(2026, 11, 1, tzinfo=UTC))
     assert found(body) == {
@@ -282,7 +285,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
         return await fetch(name, **params)
 
     monkeypatch.setattr(demo.db, "fetch", counted)
-    window = parse_window(window="14d", from_=None, to=iso(NOW), tz=UTC_ZONE, default="14d")
+    window = parse_window(window="14d", from_=None, to=iso(NOW), tz=UTC_ZONE, default="14d", now=NOW)
     body = await answer(demo, window)
     assert list(body) == ["range", "items", "pricing", "data_quality", "as_of", "latest_request_at"]
     items = body["items"]
@@ -308,9 +311,11 @@ async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) 
     receiver = Receiver()
     alerts = {**DEMO_ALERTS, "webhook_url": receiver.url, "webhook_secret": SECRET}
     settings = load_settings(environ={}, overrides={"database_url": demo.settings.database_url, "alerts": alerts})
-    engine = AlertEngine(settings, demo, clock=lambda: NOW)
+    service = build_service(settings, FakeClock(NOW))  # the demo's log, served at NOW
+    await service.aggregator.warm()
+    engine = AlertEngine(settings, service)
     try:
-        open_now = {e["id"] for e in await episodes(demo, Range(NOW - HOUR, NOW), now=NOW) if e["ended_at"] is None}
+        open_now = {e["id"] for e in await episodes(service, Range(NOW - HOUR, NOW)) if e["ended_at"] is None}
         assert len(open_now) >= 4  # at least the storm, on each dimension
         await engine.tick()
         await engine.drain()
@@ -318,6 +323,7 @@ async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) 
         await engine.drain()
     finally:
         await engine.stop()
+        await service.close()
         receiver.close()
     events = receiver.events()
     assert sorted(e["id"] for e in events) == sorted(open_now)

@@ -13,8 +13,9 @@ from datetime import timedelta
 from cost_api.watch.anomalies import budget_episodes
 from cost_api.windows import Range
 
+from .clock import FakeClock
 from .logdb import LogDB, Row, at
-from .test_budgets import Clock, served
+from .test_budgets import served
 
 NOW = at("2026-11-20T12:00:00Z")
 BUDGETS = [
@@ -27,7 +28,7 @@ BUDGETS = [
 async def test_projected_end_and_exceed_instant(log: LogDB) -> None:
     start = at("2026-10-23T12:00:00Z")
     await log.insert([Row(start + timedelta(hours=h), endpoint="/a", prompt_tokens=1_000_000) for h in range(672)])
-    async with served(log, Clock(NOW), tz="UTC", budgets=BUDGETS) as (client, tracker):
+    async with served(log, FakeClock(NOW), tz="UTC", budgets=BUDGETS) as (client, tracker):
         body = (await client.get("/v1/budgets")).json()
         episodes = budget_episodes(tracker, Range(NOW - timedelta(hours=3), NOW))
     month, day, spent = body["items"]
@@ -53,7 +54,7 @@ async def test_projected_end_and_exceed_instant(log: LogDB) -> None:
 async def test_no_history_projects_nothing(log: LogDB) -> None:
     """Less than a day of history: the projection is the spend so far."""
     await log.insert([Row(NOW - timedelta(hours=2), endpoint="/a", prompt_tokens=1_000_000)])
-    async with served(log, Clock(NOW), tz="UTC", budgets=BUDGETS[:1]) as (client, tracker):
+    async with served(log, FakeClock(NOW), tz="UTC", budgets=BUDGETS[:1]) as (client, tracker):
         (item,) = (await client.get("/v1/budgets")).json()["items"]
         episodes = budget_episodes(tracker, Range(NOW - timedelta(hours=3), NOW))
     assert (item["spent"], item["projected"], item["projected_exceed_at"]) == (0.15, 0.15, None)

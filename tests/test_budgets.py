@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +24,13 @@ from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 
+from .clock import FakeClock
 from .logdb import LogDB, PostgresLog, Row, SqliteLog, at
 from .pgcluster import PgCluster, find_bindir, free_port
 from .problems import assert_problem
 
 BERLIN = "Europe/Berlin"
 Switch = Callable[[], Awaitable[None]]
-
-
-class Clock:
-    """An injectable clock: frozen at a set instant, or (`running=True`) ticking from it."""
-
-    def __init__(self, start: str | datetime, *, running: bool = False) -> None:
-        self.running = running
-        self.set(start)
-
-    def set(self, value: str | datetime) -> None:
-        self.at = at(value) if isinstance(value, str) else value
-        self.since = time.monotonic()
-
-    def __call__(self) -> datetime:
-        if self.running:
-            return self.at + timedelta(seconds=time.monotonic() - self.since)
-        return self.at
 
 
 def sonnet(when: str | datetime, endpoint: str, prompt: int = 0, completion: int = 0, **kw: Any) -> Row:
@@ -77,50 +60,35 @@ def budget(endpoint: str, limit: float, period: str, **kw: Any) -> dict[str, Any
 
 @asynccontextmanager
 async def served(
-    log: LogDB | str, clock: Callable[[], datetime] | None = None, **settings: Any
+    log: LogDB | str, clock: FakeClock | None = None, **settings: Any
 ) -> AsyncIterator[tuple[AsyncTestClient[Any], BudgetTracker]]:
-    """The app over `log` (or a database URL), its tracker reading `clock`; the first refresh has
+    """The app over `log` (or a database URL), on `clock` (else the real one); the first refresh has
     been tried when this yields."""
     url = log if isinstance(log, str) else log.url
     config = load_settings(environ={}, overrides={"database_url": url, **settings})
-    service = build_service(config)
-    tracker = BudgetTracker(config, service.aggregator, **({"clock": clock} if clock else {}))
+    service = build_service(config, clock)
+    tracker = BudgetTracker(config, service.aggregator)
     async with AsyncTestClient(app=create_app(config, service, tracker)) as client:
         yield client, tracker
 
 
 @asynccontextmanager
-async def tracker_for(log: LogDB, clock: Clock, **settings: Any) -> AsyncIterator[BudgetTracker]:
+async def tracker_for(log: LogDB, clock: FakeClock, **settings: Any) -> AsyncIterator[BudgetTracker]:
     """A tracker without its background task: the test calls `refresh()` itself."""
     config = load_settings(environ={}, overrides={"database_url": log.url, **settings})
-    service = build_service(config)
+    service = build_service(config, clock)
     try:
-        yield BudgetTracker(config, service.aggregator, clock=clock)
+        yield BudgetTracker(config, service.aggregator)
     finally:
         await service.close()
 
 
-async def poll(condition: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> float:
-    """Await `condition()` (a coroutine returning truthy) until it holds; the seconds it took."""
-    start = time.monotonic()
-    while not await condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition did not hold within {timeout}s")
-        await asyncio.sleep(every)
-    return time.monotonic() - start
-
-
-async def clear_of_midnight(back: timedelta) -> datetime:
-    """Now (UTC, whole seconds) with [now - back, now + 15 s] inside one UTC day, waiting for that if
-    need be: a real-clock test's rows, from `back` before now, and its figures fall in one day budget."""
-    now = datetime.now(UTC)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if now + timedelta(seconds=15) >= midnight + timedelta(days=1):  # about to end: into the next day
-        midnight += timedelta(days=1)
-    ready = midnight + back + timedelta(seconds=1)
-    if now < ready:
-        await asyncio.sleep((ready - now).total_seconds())
-    return datetime.now(UTC).replace(microsecond=0)
+async def poll(condition: Callable[[], Any]) -> None:
+    """Await `condition()` (a coroutine returning truthy) until it holds: the clock being frozen, only
+    the work the test set off can make it hold (the timeout guards against a hang, it bounds nothing)."""
+    async with asyncio.timeout(60):
+        while not await condition():
+            await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -162,7 +130,7 @@ async def _ledger(log: LogDB) -> None:
 
 async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
     await _ledger(log)
-    async with served(log, Clock(NOW), tz=BERLIN, budgets=LEDGER_BUDGETS) as (client, _):
+    async with served(log, FakeClock(NOW), tz=BERLIN, budgets=LEDGER_BUDGETS) as (client, _):
         response = await client.get("/v1/budgets")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -238,7 +206,7 @@ async def test_a_budget_for_an_endpoint_never_logged_says_so_once(log: LogDB, ca
     )
     budgets = [budget("/live", 10, "month"), budget("/retired", 10, "day"), budget("/summarise-ticket", 10, "month")]
     caplog.set_level(logging.WARNING, logger="cost_api.watch.budgets")
-    async with tracker_for(log, Clock(NOW), budgets=budgets) as tracker:
+    async with tracker_for(log, FakeClock(NOW), budgets=budgets) as tracker:
         assert tracker.overview()["items"][0]["seen"] is None  # nothing read yet
         for _ in range(3):
             await tracker.refresh()
@@ -247,7 +215,7 @@ async def test_a_budget_for_an_endpoint_never_logged_says_so_once(log: LogDB, ca
         "it caps nothing until one does"
     ]
 
-    async with served(log, Clock(NOW), budgets=budgets) as (client, _):
+    async with served(log, FakeClock(NOW), budgets=budgets) as (client, _):
         items = (await client.get("/v1/budgets")).json()["items"]
         check = (await client.get("/v1/budgets/check", params={"endpoint": "/summarise-ticket"})).json()
     assert [(i["endpoint"], i["seen"], i["spent"]) for i in items] == [
@@ -260,7 +228,7 @@ async def test_a_budget_for_an_endpoint_never_logged_says_so_once(log: LogDB, ca
 
 async def test_check_answers(log: LogDB) -> None:
     await _ledger(log)
-    async with served(log, Clock(NOW), tz=BERLIN, budgets=LEDGER_BUDGETS) as (client, _):
+    async with served(log, FakeClock(NOW), tz=BERLIN, budgets=LEDGER_BUDGETS) as (client, _):
         allowed = await client.get("/v1/budgets/check", params={"endpoint": "/summarise-ticket"})
         classify = await client.get("/v1/budgets/check", params={"endpoint": "/classify"})
         blocked = await client.get("/v1/budgets/check", params={"endpoint": "/agent"})
@@ -320,7 +288,7 @@ async def test_two_budgets_on_one_endpoint(log: LogDB) -> None:
             sonnet("2026-11-20T08:00:00Z", "/agent-b", completion=400_000),  # $6 today
         ]
     )
-    async with served(log, Clock(NOW), tz=BERLIN, budgets=budgets) as (client, _):
+    async with served(log, FakeClock(NOW), tz=BERLIN, budgets=budgets) as (client, _):
         day_only = await client.get("/v1/budgets/check", params={"endpoint": "/agent"})
         both = await client.get("/v1/budgets/check", params={"endpoint": "/agent-b"})
     # /agent: day $6 of $5 exceeded, month $36 of $100 ok: the day budget blocks, and is named
@@ -344,27 +312,33 @@ async def test_two_budgets_on_one_endpoint(log: LogDB) -> None:
 
 
 async def test_check_flips_to_422_within_one_refresh(log: LogDB) -> None:
-    now = await clear_of_midnight(timedelta(seconds=2))
+    now = at(NOW)
+    clock = FakeClock(now)
     await log.insert([sonnet(now - timedelta(seconds=2), "/flip", prompt=200_000)])  # $0.60
-    async with served(log, budget_refresh="100ms", budgets=[budget("/flip", 1.5, "day")]) as (client, _):
+    async with served(log, clock, budget_refresh="1m", budgets=[budget("/flip", 1.5, "day")]) as (client, _):
 
         async def check() -> Any:
             return await client.get("/v1/budgets/check", params={"endpoint": "/flip"})
 
         first = await check()
-        assert first.status_code == 200
-        assert first.json()["budgets"][0]["spent"] == 0.6
         # committed late: stamped before the figure just read, counted all the same at the next refresh;
         # 200k × $3 + 20k × $15 = $0.90, so $1.50: exactly the cap
         await log.insert([sonnet(now - timedelta(seconds=1), "/flip", 200_000, 20_000)])
+        await clock.asleep()  # the refresh task waits for its next tick
+        clock.advance(59)
+        before_the_tick = await check()  # a request reads the figure in memory, never the log
 
         async def blocked() -> bool:
             return (await check()).status_code == 422
 
-        took = await poll(blocked)
+        clock.advance(1)  # the tick: one refresh
+        await poll(blocked)
         problem = (await check()).json()
-    assert took < 2.0  # a refresh every 100 ms (plus its read); generous for a busy machine
-    assert (problem["spent"], problem["limit_usd"]) == (1.5, 1.5)
+    assert first.status_code == 200
+    assert first.json()["budgets"][0]["spent"] == 0.6
+    assert before_the_tick.status_code == 200
+    assert (before_the_tick.json()["budgets"][0]["spent"], before_the_tick.json()["age_seconds"]) == (0.6, 59.0)
+    assert (problem["spent"], problem["limit_usd"], problem["age_seconds"]) == (1.5, 1.5, 0.0)
 
 
 # --------------------------------------------------------------------------- period rollover
@@ -375,7 +349,7 @@ async def _rollover(
 ) -> None:
     """Walk the clock through `steps`: (now, refresh first?, {period: (period_start, resets_at, spent)})."""
     await log.insert(rows)
-    clock = Clock(steps[0][0])
+    clock = FakeClock(steps[0][0])
     budgets = [budget("/x", 100, "day"), budget("/x", 100, "week"), budget("/x", 100, "month")]
     async with tracker_for(log, clock, tz=BERLIN, budgets=budgets) as tracker:
         for now, refresh, expected in steps:
@@ -510,7 +484,7 @@ async def test_a_request_after_a_boundary_triggers_a_refresh(log: LogDB) -> None
             sonnet("2026-11-20T23:00:30Z", "/x", prompt=100_000),  # Sat 00:00:30 CET: $0.30
         ]
     )
-    clock = Clock("2026-11-20T22:50:00Z")
+    clock = FakeClock("2026-11-20T22:50:00Z")
     config = {"tz": BERLIN, "budget_refresh": "1h", "budgets": [budget("/x", 5, "day")]}
     async with served(log, clock, **config) as (client, _):
 
@@ -518,13 +492,14 @@ async def test_a_request_after_a_boundary_triggers_a_refresh(log: LogDB) -> None
             return await client.get("/v1/budgets/check", params={"endpoint": "/x"})
 
         before = await check()
-        clock.set(at("2026-11-20T23:01:00Z"))
+        await clock.asleep()  # the refresh task sleeps until the boundary (23:00Z)
+        clock.set("2026-11-20T23:01:00Z", wake=False)  # the request comes before that timer fires
         after = await check()  # the figure of 22:50, for a day that had not begun then: $0
 
         async def refreshed() -> bool:
             return (await check()).json()["age_seconds"] == 0.0
 
-        await poll(refreshed)  # long before budget_refresh (1 h) comes round
+        await poll(refreshed)  # the clock stays at 23:01: woken by the request, not by a timer
         latest = (await check()).json()
     assert before.status_code == 422
     assert before.json()["spent"] == 6.0
@@ -537,22 +512,25 @@ async def test_a_request_after_a_boundary_triggers_a_refresh(log: LogDB) -> None
 
 async def test_the_tracker_refreshes_at_the_boundary_by_itself(log: LogDB) -> None:
     await log.insert([sonnet("2026-11-20T22:30:00Z", "/x", prompt=2_000_000)])  # Fri 23:30 CET: $6
-    clock = Clock("2026-11-20T22:59:55Z", running=True)  # 5 s before local midnight: start-up fits
+    clock = FakeClock("2026-11-20T22:59:55Z")  # 5 s before local midnight
     config = {"tz": BERLIN, "budget_refresh": "1h", "budgets": [budget("/x", 5, "day")]}
     async with served(log, clock, **config) as (client, tracker):
         before = await client.get("/v1/budgets/check", params={"endpoint": "/x"})
+        await clock.asleep()
+        sleeps_until = clock.sleepers  # the next read: at the boundary, not an hour (budget_refresh) later
 
         async def rolled() -> bool:
             snap = tracker.snapshot
             return snap is not None and snap.starts["day"] == at("2026-11-20T23:00:00Z")
 
-        took = await poll(rolled, timeout=30, every=0.05)
+        clock.advance(5)
+        await poll(rolled)
         after = await client.get("/v1/budgets/check", params={"endpoint": "/x"})
     assert before.status_code == 422
-    assert took < 30  # read at the boundary (~5 s in), not an hour (budget_refresh) later
+    assert sleeps_until == [at("2026-11-20T23:00:00Z").timestamp()]
     assert after.status_code == 200
     assert after.json()["budgets"][0]["spent"] == 0.0
-    assert after.json()["age_seconds"] < 30
+    assert after.json()["age_seconds"] == 0.0  # read at 23:00:00 itself
 
 
 # --------------------------------------------------------------------------- database stopped
@@ -614,7 +592,15 @@ async def stoppable(backend: str, tmp_path: Path) -> AsyncIterator[tuple[LogDB, 
 
 async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
     log, stop, start = stoppable
-    now = await clear_of_midnight(timedelta(minutes=1))
+    now = at(NOW)
+    clock = FakeClock(now)  # both apps' clock: each tick is the test's move
+
+    async def tick() -> None:
+        """One refresh tick of both trackers: they sleep on the clock, it moves, they try and sleep again."""
+        await clock.asleep(2)
+        clock.advance(1)
+        await clock.asleep(2)
+
     await log.insert(
         [
             sonnet(now - timedelta(minutes=1), "/s", prompt=1_000_000),  # $3 of $10
@@ -622,15 +608,15 @@ async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
         ]
     )
     config = {
-        "budget_refresh": "100ms",
-        "budget_max_age": "500ms",
+        "budget_refresh": "1s",
+        "budget_max_age": "5s",
         "budgets": [budget("/s", 10, "day"), budget("/t", 1, "day")],
     }
     records = Records()
     logging.getLogger("cost_api.watch.budgets").addHandler(records)
     async with (
-        served(log, budget_fail_mode="open", **config) as (fail_open, _),
-        served(log, budget_fail_mode="closed", **config) as (fail_closed, _),
+        served(log, clock, budget_fail_mode="open", **config) as (fail_open, _),
+        served(log, clock, budget_fail_mode="closed", **config) as (fail_closed, _),
     ):
 
         async def check(client: AsyncTestClient[Any], endpoint: str = "/s") -> Any:
@@ -643,12 +629,8 @@ async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
             assert fresh.json()["budgets"][0]["spent"] == 3.0
 
         await stop()
-
-        async def stale() -> bool:
-            return (await check(fail_open)).json()["stale"] is True
-
-        await poll(stale)
-        await asyncio.sleep(0.5)  # several more failed ticks: still one log line per tracker
+        for _ in range(6):  # six failed ticks: older than budget_max_age, still one log line per tracker
+            await tick()
         opened = await check(fail_open)
         closed = await check(fail_closed)
         closed_exceeded = await check(fail_closed, "/t")
@@ -662,7 +644,11 @@ async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
             answers = [await check(fail_closed), await check(fail_open)]
             return all(a.status_code == 200 and a.json()["stale"] is False for a in answers)
 
-        await poll(fresh_again, timeout=20)
+        for _ in range(100):  # the database takes a few ticks to come back: one refresh each
+            await tick()
+            if await fresh_again():
+                break
+        assert await fresh_again()
         recovered = records.matching("works again")
     logging.getLogger("cost_api.watch.budgets").removeHandler(records)
 
@@ -670,7 +656,7 @@ async def test_database_stopped_follows_the_fail_mode(stoppable: Any) -> None:
     body = opened.json()
     assert body["allowed"] is True
     assert body["stale"] is True
-    assert body["age_seconds"] > 0.5
+    assert body["age_seconds"] == 6.0
     assert body["budgets"][0]["spent"] == 3.0  # the last figure read
 
     assert assert_problem(closed, 503, extension=None)["stale"] is True

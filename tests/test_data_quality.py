@@ -28,6 +28,7 @@ from cost_api.web.app import create_app
 from cost_api.web.service import Service, build_service
 from cost_api.windows import parse_window
 
+from .clock import FakeClock
 from .logdb import LogDB, Row, at
 from .test_anomalies import rollups_ready
 
@@ -41,13 +42,8 @@ Get = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def service_at(log: LogDB, now: datetime) -> Service:
-    """The service over `log` with its aggregator's clock fixed at `now`."""
-    settings = load_settings(environ={}, overrides={"database_url": log.url})
-    service = build_service(settings)
-    service.aggregator = Aggregator(
-        service.db, service.pricing, rollup_grace=settings.rollup_grace.seconds, clock=now.timestamp
-    )
-    return service
+    """The service over `log` with its clock fixed at `now`."""
+    return build_service(load_settings(environ={}, overrides={"database_url": log.url}), FakeClock(now))
 
 
 @asynccontextmanager
@@ -88,7 +84,12 @@ async def cold_at(log: LogDB, now: datetime) -> AsyncIterator[tuple[Get, Aggrega
 
     async def get(path: str, params: dict[str, Any]) -> dict[str, Any]:
         window = parse_window(
-            window=params.get("window"), from_=params.get("from"), to=params.get("to"), tz=UTC_ZONE, default="24h"
+            window=params.get("window"),
+            from_=params.get("from"),
+            to=params.get("to"),
+            tz=UTC_ZONE,
+            default="24h",
+            now=service.clock.now(),
         )
         return await LENSES[path](service.aggregator, window, params)
 

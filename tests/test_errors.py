@@ -22,6 +22,7 @@ from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 from cost_api.windows import epoch_ms
 
+from .clock import FakeClock
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, SqliteLog
 from .pgcluster import free_port
@@ -95,8 +96,8 @@ async def test_422_budget_exceeded(log: LogDB) -> None:
     await log.insert([Row(now - timedelta(seconds=5), endpoint="/chat", prompt_tokens=1_000_000)])  # $0.15
     budget = {"endpoint": "/chat", "limit_usd": 0.01, "period": "month"}
     settings = load_settings(environ={}, overrides={"database_url": log.url, "budgets": [budget]})
-    service = build_service(settings)
-    tracker = BudgetTracker(settings, service.aggregator, clock=lambda: now)
+    service = build_service(settings, FakeClock(now))
+    tracker = BudgetTracker(settings, service.aggregator)
     async with AsyncTestClient(app=create_app(settings, service, tracker)) as client:
         response = await client.get("/v1/budgets/check", params={"endpoint": "/chat"})
         body = assert_problem(response, 422, extension=set(response.json()) - SHAPE)

@@ -26,6 +26,7 @@ from cost_api.pricing.rates import service_tier
 from cost_api.web.service import build_service
 from cost_api.windows import parse_window
 
+from .clock import FakeClock
 from .logdb import LogDB, Row
 
 NOW = datetime(2026, 11, 20, 12, 34, 56, tzinfo=UTC)
@@ -161,7 +162,7 @@ async def read_all(log: LogDB, service) -> list[Row]:
 
 async def check(service, agg: Aggregator, log: LogDB, span: str = "10d") -> None:
     rows = await read_all(log, service)
-    window = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d")
+    window = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d", now=NOW)
     expected = priced(service, rows, window.range.start, window.range.end)
     head = await summary(agg, window, top_window=timedelta(days=2), top=10, filters=Filters())
     assert head["spend"] == pytest.approx(expected["total"]["total"], abs=1e-6)
@@ -182,7 +183,7 @@ async def check(service, agg: Aggregator, log: LogDB, span: str = "10d") -> None
     days = {p["date"]: p["spend"] for p in daily["series"][0]["points"]}
     for day, value in expected["day"].items():
         assert days[day] == pytest.approx(value, abs=1e-6), day
-    utc = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d")
+    utc = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d", now=NOW)
     utc_expected = priced(service, rows, utc.range.start, utc.range.end)["utc_day"]
     utc_daily = await trend(agg, utc, interval="day", group_by="provider", top=8, filters=Filters())
     utc_days: dict[str, float] = defaultdict(float)
@@ -200,9 +201,9 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
 ) -> None:
     rng = random.Random(20261120)
     await log.insert(random_rows(rng, 3000, NOW - timedelta(days=10), NOW))
-    clock = {"now": NOW.timestamp()}
+    clock = FakeClock(NOW)
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: clock["now"])
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=clock)
     try:
         await agg.warm()
         assert agg.rollups.ready and len(agg.rollups.parts[None]) > 0
@@ -214,7 +215,7 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
         await check(service, agg, log)
 
         # an hour closes while the service runs: the rollups take it in, nothing counts twice
-        clock["now"] = (NOW + timedelta(hours=2)).timestamp()
+        clock.set(NOW + timedelta(hours=2))
         await agg.sync()
         await check(service, agg, log)
 
@@ -242,11 +243,11 @@ async def test_every_committed_row_counts_wherever_and_whenever_it_lands(log: Lo
     await log.insert([Row(bad_hour, prompt_tokens=-500), Row(bad_hour, model="", prompt_tokens=900)])
     await log.insert([Row(bad_hour, prompt_tokens=1_000)])  # exact usage, until an update below says not
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
 
     async def live_and_restarted() -> None:
         await check(service, agg, log, span="14d")
-        restarted = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+        restarted = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
         await restarted.warm()
         await check(service, restarted, log, span="14d")
 
@@ -295,7 +296,7 @@ async def test_a_log_without_the_optional_columns_stays_exact(log: LogDB) -> Non
     rng = random.Random(16)
     await log.insert(random_rows(rng, 1500, NOW - timedelta(days=10), NOW, optional=False))
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
     try:
         await agg.warm()
         assert service.db.log_columns is not None and service.db.log_columns.read == ()
@@ -321,7 +322,7 @@ async def test_the_sweep_reaches_every_hour_on_its_schedule(log: LogDB) -> None:
     rng = random.Random(15)
     await log.insert(random_rows(rng, 1500, NOW - timedelta(days=10), NOW))
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
     try:
         await agg.warm()
         old = NOW - timedelta(days=9)
@@ -341,7 +342,7 @@ async def test_a_row_committed_between_the_first_reads_counts_once(log: LogDB) -
     through the incremental read, once (it was counted twice when the two reads did not agree)."""
     await log.insert([Row(NOW - timedelta(minutes=30), prompt_tokens=1_000_000)])
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: NOW.timestamp())
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
     fetch = service.db.fetch
 
     async def committing_between(name: str, **params):
@@ -354,7 +355,7 @@ async def test_a_row_committed_between_the_first_reads_counts_once(log: LogDB) -
     agg.db.fetch = committing_between  # type: ignore[method-assign]
     try:
         await agg.warm()
-        window = parse_window(window="1h", from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d")
+        window = parse_window(window="1h", from_=None, to=NOW.isoformat(), tz=BERLIN, default="30d", now=NOW)
         head = await summary(agg, window, top_window=timedelta(hours=1), top=3, filters=Filters())
         assert head["requests"] == 2
         assert head["spend"] == pytest.approx(2 * 0.15, abs=1e-9)  # gpt-4o-mini: $0.15 per 1M input tokens
@@ -367,10 +368,10 @@ async def test_the_holes_bookkeeping_stays_bounded(log: LogDB) -> None:
     for again, and those are given up after HOLE_SECONDS (the sweep takes over)."""
     from cost_api.aggregation.rows import HOLE_SECONDS, MAX_HOLES
 
-    clock = {"now": NOW.timestamp()}
+    clock = FakeClock(NOW)
     await log.insert([Row(NOW - timedelta(minutes=30), prompt_tokens=1_000)])
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: clock["now"])
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=clock)
     try:
         await agg.warm()
         created = sql_time(log, NOW - timedelta(minutes=5))
@@ -381,7 +382,7 @@ async def test_the_holes_bookkeeping_stays_bounded(log: LogDB) -> None:
         )
         await agg.sync()
         assert len(agg.rows.bound().skip) == MAX_HOLES
-        clock["now"] += HOLE_SECONDS + 1
+        clock.advance(HOLE_SECONDS + 1)
         await agg.sync()
         assert agg.rows.bound().skip == ()
         await check(service, agg, log, span="1d")

@@ -6,6 +6,7 @@ import ast
 import re
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -195,7 +196,7 @@ async def test_the_driver_names_each_column_as_the_registry_does(log: LogDB) -> 
     the registry reads from the SQL are checked against the driver's, for every query."""
     registry = Registry.load(sql_dir(), log.dialect)
     registry = registry.bind(LogColumns.of(["id", *OPTIONAL]).table_expression(log.dialect))
-    params = harmless_params({f"t{i}": 2**62 for i in range(1, 9)})
+    params = harmless_params({f"t{i}": 2**62 for i in range(1, 9)}, datetime(2026, 11, 20, 12, tzinfo=UTC))
     if log.dialect == "sqlite":
         with sqlite3.connect(log.path) as conn:  # type: ignore[attr-defined]
             for query in registry:

@@ -22,7 +22,9 @@ from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 
-NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)  # the demo log's end; the tracker's and the engine's clock
+from .clock import FakeClock
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)  # the demo log's end; the service's clock
 TO = {"to": "2026-11-20T12:00:00Z"}
 DAY = {"from": "2026-11-19T12:00:00Z", **TO}
 EMPTY = {"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}
@@ -46,11 +48,6 @@ ROUTES: dict[str, list[dict[str, Any]]] = {
     "/v1/anomalies": [TO, EMPTY],
     "/v1/alerts": [{}],
 }
-
-
-class Clock:
-    def __call__(self) -> datetime:
-        return NOW
 
 
 def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -156,9 +153,9 @@ async def client(demo_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
             },
         },
     )
-    service = build_service(settings)
-    budgets = BudgetTracker(settings, service.aggregator, clock=Clock())
-    engine = AlertEngine(settings, service, budgets, clock=Clock(), timeout=0.5)
+    service = build_service(settings, FakeClock(NOW))
+    budgets = BudgetTracker(settings, service.aggregator)
+    engine = AlertEngine(settings, service, budgets, timeout=0.5)
     async with AsyncTestClient(app=create_app(settings, service, budgets=budgets, alerts=engine)) as client:
         async with asyncio.timeout(20):  # started with the app: it evaluates once the figures are read
             while not engine.events or any(d.state == "pending" for d in engine.events):

@@ -19,6 +19,7 @@ import numpy as np
 
 from cost_api.aggregation.groups import Groups, Vocab, from_columns, from_rows
 from cost_api.aggregation.rollups import Bound
+from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, from_ms
@@ -77,7 +78,7 @@ class RowStore:
         vocab: Vocab,
         pricing: PriceTable,
         thresholds: dict[str, int],
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self._fetch = fetch
         self._vocab = vocab
@@ -194,7 +195,7 @@ class RowStore:
             self._holes.pop(seen, None)
         top = int(ids.max())
         if top > self._after:
-            now = self._clock()
+            now = self._clock.time()
             missing = np.setdiff1d(np.arange(max(self._after + 1, top - MAX_HOLES), top, dtype=np.int64), ids)
             self._holes.update(dict.fromkeys(missing.tolist(), now))
             self._after = top
@@ -203,7 +204,7 @@ class RowStore:
                 del self._holes[old]
 
     def _expire_holes(self) -> None:
-        cutoff = self._clock() - HOLE_SECONDS
+        cutoff = self._clock.time() - HOLE_SECONDS
         for hole in [h for h, since in self._holes.items() if since < cutoff]:
             del self._holes[hole]
 

@@ -11,6 +11,7 @@ from cost_api.aggregation.rows import RowStore
 from cost_api.config import load_settings
 from cost_api.web.service import build_service
 
+from ..clock import FakeClock
 from ..logdb import Row, SqliteLog, at
 
 NOW = at("2026-11-20T12:00:00Z")
@@ -33,7 +34,7 @@ async def test_a_read_overtaken_by_another_database_keeps_nothing(tmp_path: Path
         return rows
 
     try:
-        store = RowStore(fetch, Vocab(), service.pricing, threshold_params(service.pricing), NOW.timestamp)
+        store = RowStore(fetch, Vocab(), service.pricing, threshold_params(service.pricing), FakeClock(NOW))
         await store.start(int(at("2026-11-20T11:00:00Z").timestamp() * 1000), 0)
         assert store.started and len(store.open or []) == 0  # ids up to 0: the row comes through refresh
         overtaken = True
