@@ -18,6 +18,7 @@ from cost_api.web import grafana
 from cost_api.web.service import build_service
 from cost_api.windows import Range
 
+from .clock import FakeClock
 from .conftest import ClientFactory
 from .logdb import LogDB, Row, at
 
@@ -445,7 +446,7 @@ async def test_variables_and_tag_values(log: LogDB, client_for: ClientFactory) -
 
 
 async def test_without_a_range_values_of_the_last_30_days(log: LogDB, client_for: ClientFactory) -> None:
-    now = datetime.now(UTC)
+    now = at("2026-11-20T12:00:00Z")
     await log.insert(
         [
             Row(now - timedelta(days=1), "groq", "llama-3.1-8b-instant", "/recent"),
@@ -453,7 +454,7 @@ async def test_without_a_range_values_of_the_last_30_days(log: LogDB, client_for
             Row(now - timedelta(days=31), "cohere", "command-r", "/too-old"),
         ]
     )
-    async with client_for() as client:
+    async with client_for(clock=FakeClock(now)) as client:
         providers = (await client.post("/grafana/variable", json={"payload": {"target": "providers"}})).json()
         tags = (await client.post("/grafana/tag-values", json={"key": "endpoint"})).json()
         options = (

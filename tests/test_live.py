@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from .clock import FakeClock
 from .logdb import LogDB, Row, at
 
 TO = "2026-11-20T12:00:00Z"  # the hour [11:00, 12:00); the last 5 minutes [11:55, 12:00)
@@ -27,7 +28,7 @@ async def test_the_last_hour_by_hand(log: LogDB, client_for) -> None:
             Row(at(TO), *sonnet, prompt_tokens=999999),
         ]
     )  # fmt: skip
-    async with client_for() as client:
+    async with client_for(clock=FakeClock(at(TO) + timedelta(seconds=30.96))) as client:
         response = await client.get("/v1/live", params={"to": TO})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -39,28 +40,26 @@ async def test_the_last_hour_by_hand(log: LogDB, client_for) -> None:
     assert body["errors"] == 2
     assert body["spend_rate_per_hour"] == 0.36  # $0.03 in the last 5 minutes × 12
     assert body["latest_request_at"] == TO  # the newest row of the log, in the range or not
-    as_of = datetime.fromisoformat(body["as_of"].replace("Z", "+00:00"))
-    lag = (as_of - at(TO)).total_seconds()
-    # as_of is shown floored to the second, the lag rounded to 0.1 s (12:00:00.96 → 1.0 more)
-    assert lag <= body["lag_seconds"] <= lag + 1
+    # as_of is shown floored to the second, the lag rounded to 0.1 s
+    assert (body["as_of"], body["lag_seconds"]) == ("2026-11-20T12:00:30Z", 31.0)
     assert body["pricing"]["coverage_pct"] == 100.0
 
 
 async def test_a_committed_row_counts_in_the_next_answer(log: LogDB, client_for) -> None:
-    async with client_for() as client:
+    now = at(TO)
+    async with client_for(clock=FakeClock(now)) as client:
         empty = (await client.get("/v1/live")).json()
         assert empty["requests"] == 0
         assert empty["latest_request_at"] is None
         assert empty["lag_seconds"] is None
         assert empty["spend_rate_per_hour"] == 0.0
-        now = datetime.now(UTC).replace(microsecond=0)
         # 10000 × 3 → $0.03, a minute ago: in the hour and in the last 5 minutes
         await log.insert([Row(now - timedelta(minutes=1), "anthropic", "claude-3-5-sonnet", prompt_tokens=10000)])
         first = (await client.get("/v1/live")).json()
         await log.insert([Row(now - timedelta(minutes=30), "anthropic", "claude-3-5-sonnet", status_code=503)])
         second = (await client.get("/v1/live")).json()
     assert (first["requests"], first["spend"], first["spend_rate_per_hour"]) == (1, 0.03, 0.36)
-    assert 55 <= first["lag_seconds"] < 120
+    assert first["lag_seconds"] == 60.0
     assert (second["requests"], second["errors"], second["spend"]) == (2, 1, 0.03)
 
 
