@@ -177,7 +177,7 @@ class AlertEngine:
         """Evaluate once: queue `fired` for new open episodes, `resolved` for sent ones that ended."""
         if not self.enabled or not await self._lead():
             return []
-        now = self.clock.now()
+        now = self.clock.now().replace(microsecond=0)
         found = await replay(self.service, Range(now - LOOKBACK, now), now=now, budgets=self.budgets)
         series = {(e.rule, e.dimension, e.key): e for e in self.sent.values()}
         still_open: set[str] = set()
