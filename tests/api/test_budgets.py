@@ -136,7 +136,7 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
     body = response.json()
     assert body["age_seconds"] == 0.0  # the clock is frozen: the figure was read at this very instant
     assert body["stale"] is False
-    # the projections: tests/test_budget_forecast.py
+    # the projections: tests/api/test_budget_forecast.py
     assert [{k: v for k, v in i.items() if not k.startswith("projected")} for i in body["items"]] == [
         {
             "endpoint": "/summarise-ticket",

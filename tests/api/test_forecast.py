@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from .logdb import LogDB, Row, at
-from .problems import assert_problem
+from ..logdb import LogDB, Row, at
+from ..problems import assert_problem
 from .test_data_quality import http_at
 
 NOW = at("2026-11-20T12:00:00Z")

@@ -16,10 +16,10 @@ from cost_api.config import ConfigError, load_settings
 from cost_api.web.app import create_app
 from cost_api.web.service import load_price_books
 
-from .logdb import LogDB, Row, at
-from .problems import assert_problem
+from ..logdb import LogDB, Row, at
+from ..problems import assert_problem
+from ..tools.test_cli_report import line, run
 from .test_anomalies import rollups_ready
-from .test_cli_report import line, run
 from .test_data_quality import http_at, service_at
 
 NOW = at("2026-11-20T12:00:00Z")  # window 30d: [2026-10-21T12:00Z, now)

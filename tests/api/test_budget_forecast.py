@@ -13,8 +13,8 @@ from datetime import timedelta
 from cost_api.watch.anomalies import budget_episodes
 from cost_api.windows import Range
 
-from .clock import FakeClock
-from .logdb import LogDB, Row, at
+from ..clock import FakeClock
+from ..logdb import LogDB, Row, at
 from .test_budgets import served
 
 NOW = at("2026-11-20T12:00:00Z")
