@@ -166,18 +166,20 @@ class Rollups:
     async def _restore(self, first: int, horizon: int, bound: Bound) -> tuple[Held, set[int]] | None:
         """The snapshot's hours of [first, horizon) and those of them to read again; None without a
         valid snapshot (then answers stop waiting for one)."""
-        if self._snapshots is None:
+        snapshots = self._snapshots
+        if snapshots is None or not snapshots.present():
             self._settled.set()
             return None
         vocab = (await self._read(None, first, first, bound)).vocab  # the codes every rollup is in
-        loaded = await self._snapshots.load(vocab)
+        # the file (read in a thread) and the log's figures (read by the database) at once
+        loaded, logged = await gather_or_cancel(snapshots.load(vocab), snapshots.hour_ids(first, horizon, bound))
         if loaded is None:
             self._settled.set()
             return None
         saved, ids = loaded
         end = max(first, min(saved.horizon, horizon))
         held = Held(end, {dim: _between(part, first, end) for dim, part in saved.parts.items()})
-        stale = await self._snapshots.stale_hours(held, ids, first, bound)
+        stale = snapshots.stale_hours(held, ids, logged, first)
         self.hours_restored = end - first - len(stale)
         return held, stale
 

@@ -117,10 +117,10 @@ class Snapshots:
         self.saved_horizon = horizon
         return Held(horizon, parts), ids
 
-    async def stale_hours(self, held: Held, saved: HourIds, h0: int, bound: Bound) -> set[int]:
-        """The hours of [h0, held.horizon) to read again: where the log's figures differ from the
-        saved ones, or the saved cells do not count the hour's rows."""
-        logged = await self.hour_ids(h0, held.horizon, bound)
+    @staticmethod
+    def stale_hours(held: Held, saved: HourIds, logged: HourIds, h0: int) -> set[int]:
+        """The hours of [h0, held.horizon) to read again: where the log's figures now (`logged`) differ
+        from the saved ones, or the saved cells do not count the hour's rows."""
         counted = rows_per_hour(held.parts[None])
         differ = {h for h in set(logged) | set(saved) if logged.get(h) != saved.get(h)}
         differ |= {h for h, figures in saved.items() if counted.get(h, 0) != figures[0]}
