@@ -135,3 +135,15 @@ async def test_a_snapshot_of_another_database_reads_every_hour(service: Service,
     agg = await started(service)
     assert (agg.rollups.hours_restored, agg.rollups.hours_read) == (HORIZON - FIRST - 4, 4)
     assert await spend(agg) == pytest.approx(4 * 0.45, abs=1e-9)
+
+
+async def test_an_hour_changed_between_warm_up_and_save_is_read_again(service: Service, log: LogDB) -> None:
+    """A delete the rollups have not seen yet when the snapshot is saved: that hour is saved without
+    its figures, and the next start reads it from the log."""
+    agg = await started(service)
+    await log.execute("DELETE FROM request_log WHERE completion_tokens > 0")  # the 10:00 row, $0.75
+    store = snapshots(service)
+    await store.save(agg.rollups.held(), agg.vocab, agg.rows.bound())
+    restarted = await started(service)
+    assert (restarted.rollups.hours_restored, restarted.rollups.hours_read) == (HORIZON - FIRST - 1, 1)
+    assert await spend(restarted) == pytest.approx(3 * 0.15, abs=1e-9)
