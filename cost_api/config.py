@@ -175,6 +175,14 @@ class Settings(_Strict, frozen=True):
             "row dated in a closed hour still counts at the next answer ([performance](performance.md))."
         ),
     ] = _duration("15m")
+    cache_dir: Annotated[
+        str | None,
+        _doc(
+            "Where the rollups' snapshot of closed hours is saved, so that a restart reads only the hours "
+            "that changed ([performance](performance.md#restart)); unset: `$XDG_CACHE_HOME/cost-api` or "
+            "`~/.cache/cost-api`; `off`: no snapshot. Never in the gateway's database."
+        ),
+    ] = None
     budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration("2s")
     budget_max_age: Annotated[
         Duration,

@@ -37,6 +37,7 @@ from cost_api.aggregation.rollups import (
     per_dimension,
 )
 from cost_api.aggregation.rows import RowStore
+from cost_api.aggregation.snapshot import Snapshots
 from cost_api.clock import Clock
 from cost_api.errors import BadParameter
 from cost_api.pricing.file import MAX_THRESHOLDS
@@ -144,13 +145,21 @@ class Aggregator:
     between, so it never sees half of a change.
     """
 
-    def __init__(self, db: Database, pricing: PriceTable, *, clock: Clock, rollup_grace: float = 900.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        pricing: PriceTable,
+        *,
+        clock: Clock,
+        rollup_grace: float = 900.0,
+        snapshots: Snapshots | None = None,
+    ) -> None:
         self.db = db
         self.pricing = pricing
         self.clock = clock
         self.vocab = Vocab()
-        self._rollup_args = (rollup_grace, clock)
-        self.rollups = Rollups(self._read_hours, rollup_grace, clock)
+        self._rollup_args = (rollup_grace, clock, snapshots)
+        self.rollups = Rollups(self._read_hours, *self._rollup_args)
         self._generation = db.generation
         self._thresholds = threshold_params(pricing)
         self.rows = RowStore(db.fetch, self.vocab, pricing, self._thresholds, clock)
@@ -213,6 +222,7 @@ class Aggregator:
             directory = await self.tokens()
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
         if serves and slot_ms == HOUR_MS:
+            await self.rollups.restored()
             await self.follow_oldest()
             if self.rollups.ready and self.rows.started:
                 await self.sync()
@@ -456,6 +466,7 @@ class Aggregator:
                     await self.follow_oldest()
                     await self.sync()
                     await self.sweep(time.monotonic())
+                await self.rollups.save_if_due(self._lock, self.rows.bound)
                 failing = False
             except (DatabaseUnavailable, QueryTimeout) as exc:
                 if not failing:

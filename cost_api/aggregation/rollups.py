@@ -13,10 +13,13 @@ per-hour fingerprints of the log with `fingerprints()` and reads the hours that 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +28,15 @@ from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
 from cost_api.clock import Clock
 from cost_api.windows import HOUR_MS, from_ms
 
+if TYPE_CHECKING:
+    from cost_api.aggregation.snapshot import Snapshots
+
 log = logging.getLogger("cost_api.aggregation.rollups")
 
 DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
 _CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
+SAVE_EVERY_HOURS = 6  # hours read or closed since the last snapshot before the next is saved
+RESTORE_WAIT_SECONDS = 8.0  # how long an answer waits for a warm-up from a snapshot (docs/performance.md)
 _PENDING_CELLS = 100_000  # late cells kept beside the sorted rollups before they are merged in
 # the counts a fingerprint compares: what a delete or a corrected token count changes
 FINGERPRINT = ("requests", "errors", *COUNTS[2:], EXCLUDED)
@@ -44,6 +52,15 @@ class Bound:
 
 
 UNBOUNDED = Bound()
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What the rollups hold: every dimension's cells of the hours before `horizon`, sorted by hour."""
+
+    horizon: int
+    parts: dict[str | None, Groups]
+
 
 # reads the `groups` query over whole hours [h0, h1) for one dimension, unfiltered, within a bound
 HourReader = Callable[[str | None, int, int, Bound], Awaitable[Groups]]
@@ -63,10 +80,16 @@ def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Gr
 
 
 class Rollups:
-    def __init__(self, read: HourReader, grace_seconds: float, clock: Clock) -> None:
+    def __init__(
+        self, read: HourReader, grace_seconds: float, clock: Clock, snapshots: Snapshots | None = None
+    ) -> None:
         self._read = read
         self._grace_ms = int(grace_seconds * 1000)
         self._clock = clock
+        self._snapshots = snapshots
+        self._settled = asyncio.Event()  # set when a warm-up ends, or turns out not to restore a snapshot
+        self.hours_read = 0  # closed hours read from the log (per rollup set): what a snapshot saves
+        self.hours_restored = 0
         self.parts: dict[str | None, Groups] = {}  # sorted by hour
         self.pending: dict[str | None, Groups] = {}  # late cells not merged into `parts` yet, any order
         self.days: dict[str | None, Groups] = {}  # whole UTC days before the horizon, sorted by day
@@ -104,19 +127,58 @@ class Rollups:
         return Groups.concat(part.vocab, HOUR_MS, pieces)
 
     async def warm(self, oldest_ms: int | None, horizon: int, bound: Bound) -> None:
-        """Read every closed hour of the log before `horizon` (chunk by chunk, newest first), within
-        `bound`; the open-hours reader takes every other row."""
+        """Hold every closed hour of the log before `horizon` within `bound` (the open-hours reader
+        takes every other row): from the saved snapshot, where there is a valid one, reading only the
+        hours it lacks or that changed since; else every hour, chunk by chunk, newest first."""
         started = time.monotonic()
         self.oldest_ms = oldest_ms
         first = horizon if oldest_ms is None else min(floor_hour(oldest_ms), horizon)
-        self.parts = await self._load_all(first, horizon, bound)
-        self.pending = {}
-        self.horizon = horizon
-        self.days = {dim: _between(part, 0, horizon // 24 * 24).daily() for dim, part in self.parts.items()}
-        self.ready = True
+        try:
+            restored = await self._restore(first, horizon, bound)
+            if restored is None:
+                self.parts, stale = await self._load_all(first, horizon, bound), set[int]()
+            else:
+                held, stale = restored
+                fresh = await self._load_all(held.horizon, horizon, bound)
+                self.parts = {d: Groups.concat(p.vocab, HOUR_MS, [p, fresh[d]]) for d, p in held.parts.items()}
+            self.pending = {}
+            self.horizon = horizon
+            self.days = {dim: _between(part, 0, horizon // 24 * 24).daily() for dim, part in self.parts.items()}
+            await self.reread(stale, bound)
+            self.ready = True
+            if self._snapshots is not None and self.hours_read >= SAVE_EVERY_HOURS:
+                self._snapshots.saved_horizon = None  # save what was read, at once
+        finally:
+            self._settled.set()
         self.warm_seconds = time.monotonic() - started
         cells = {d: len(p) for d, p in self.parts.items()}
-        log.info("rollups warm in %.1fs: %s cells", self.warm_seconds, cells)
+        log.info(
+            "rollups warm in %.1fs: %d hours from a snapshot, %d read; %s cells",
+            self.warm_seconds,
+            self.hours_restored,
+            self.hours_read,
+            cells,
+        )
+
+    async def _restore(self, first: int, horizon: int, bound: Bound) -> tuple[Held, set[int]] | None:
+        """The snapshot's hours of [first, horizon) and those of them to read again; None without a
+        valid snapshot (then answers stop waiting for one)."""
+        snapshots = self._snapshots
+        if snapshots is None or not snapshots.present():
+            self._settled.set()
+            return None
+        vocab = (await self._read(None, first, first, bound)).vocab  # the codes every rollup is in
+        # the file (read in a thread) and the log's figures (read by the database) at once
+        loaded, logged = await gather_or_cancel(snapshots.load(vocab), snapshots.hour_ids(first, horizon, bound))
+        if loaded is None:
+            self._settled.set()
+            return None
+        saved, ids = loaded
+        end = max(first, min(saved.horizon, horizon))
+        held = Held(end, {dim: _between(part, first, end) for dim, part in saved.parts.items()})
+        stale = snapshots.stale_hours(held, ids, logged, first)
+        self.hours_restored = end - first - len(stale)
+        return held, stale
 
     async def _load_all(self, h0: int, h1: int, bound: Bound) -> dict[str | None, Groups]:
         """Hours [h0, h1) of every rollup: the endpoint and token ones read side by side (two
@@ -124,6 +186,7 @@ class Rollups:
         endpoint, token = await gather_or_cancel(
             self._load("endpoint", h0, h1, bound), self._load("token", h0, h1, bound)
         )
+        self.hours_read += max(0, h1 - h0)
         base = endpoint.subset(slice(None))
         base.key = np.zeros(len(base), dtype=np.int32)
         return {None: base.collapsed(), "endpoint": endpoint, "token": token}
@@ -166,6 +229,29 @@ class Rollups:
             late_days = _within(late, 0, whole_days)
             if late_days is not None and len(late_days):
                 self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
+
+    async def restored(self) -> None:
+        """Wait (at most RESTORE_WAIT_SECONDS) while a warm-up restores a snapshot: an answer then
+        comes from the rollups in a few seconds instead of SQL over the raw rows of its window."""
+        if self.ready or self._snapshots is None or not self._snapshots.present():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), RESTORE_WAIT_SECONDS)
+
+    async def save_if_due(self, lock: asyncio.Lock, bound: Callable[[], Bound]) -> None:
+        """Save a snapshot when SAVE_EVERY_HOURS more hours closed since the last one (or none was
+        saved or loaded yet): what is held is taken under `lock`, the log's figures read after it."""
+        if self._snapshots is None or not self.ready or not self._snapshots.due(self.horizon):
+            return
+        async with lock:
+            if not self.ready:
+                return
+            self._merge({})
+            held, within = self.held(), bound()
+        await self._snapshots.save(held, held.parts[None].vocab, within)
+
+    def held(self) -> Held:
+        return Held(self.horizon, dict(self.parts))
 
     def fingerprints(self, h0: int, h1: int) -> dict[int, tuple[int, ...]]:
         """Per closed hour of [h0, h1) that holds rows: its FINGERPRINT counts."""

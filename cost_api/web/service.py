@@ -3,20 +3,25 @@ its clock, the service's one)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator
+from cost_api.aggregation.snapshot import Snapshots, snapshot_path
 from cost_api.clock import Clock
 from cost_api.config import ConfigError, Settings
 from cost_api.pricing.file import PricingError
 from cost_api.pricing.table import PriceTable, load_table
 from cost_api.resources import builtin_pricing, sql_dir
 from cost_api.store.database import Database, open_database
+from cost_api.store.leadership import lock_directory
 from cost_api.store.queries import Registry
 from cost_api.store.url import parse_database_url
 from cost_api.windows import iso
+
+log = logging.getLogger("cost_api.web.service")
 
 
 @dataclass
@@ -45,7 +50,12 @@ class Service:
             "dialect": self.db.dialect,
             # a hot standby answers as of what it has replayed: this says when that committed
             "replica": {"last_replayed_commit_at": None if replayed is None else iso(replayed)} if recovering else None,
-            "rollups": {"ready": rollups.ready, "warm_seconds": rollups.warm_seconds},
+            "rollups": {
+                "ready": rollups.ready,
+                "warm_seconds": rollups.warm_seconds,
+                "hours_restored": rollups.hours_restored,
+                "hours_read": rollups.hours_read,
+            },
             "optional_columns": columns.as_json(),
         }
 
@@ -82,5 +92,20 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         timeout=settings.query_timeout.seconds,
         pool_size=settings.max_concurrent_queries,
     )
-    aggregator = Aggregator(db, pricing, clock=clock or Clock(), rollup_grace=settings.rollup_grace.seconds)
+    snapshots = rollup_snapshots(settings, pricing, db)
+    aggregator = Aggregator(
+        db, pricing, clock=clock or Clock(), rollup_grace=settings.rollup_grace.seconds, snapshots=snapshots
+    )
     return Service(settings, pricing, db, aggregator, books)
+
+
+def rollup_snapshots(settings: Settings, pricing: PriceTable, db: Database) -> Snapshots | None:
+    """The rollups' snapshot file of this database in `cache_dir` (None: `off`, or no cache directory)."""
+    if settings.cache_dir == "off":
+        return None
+    try:
+        directory = Path(settings.cache_dir).expanduser() if settings.cache_dir else lock_directory()
+    except OSError as exc:
+        log.warning("no rollup snapshot (every start reads every closed hour): %s", exc)
+        return None
+    return Snapshots(snapshot_path(directory, settings.database_url), pricing, db.fetch)

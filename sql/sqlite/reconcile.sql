@@ -31,3 +31,20 @@ FROM (
       AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))
 )
 GROUP BY hour;
+
+-- name: hour_ids
+-- Per UTC hour of [:start, :end) (the epoch hour index): how many rows, the highest id, the sum of the
+-- ids (up to id :max_id except :skip_ids, as in `groups`; bad rows included), and the token counts of
+-- the row with the highest id: what a saved snapshot of the rollups is checked against at start-up,
+-- so that late rows, deletes and another database behind the URL read those hours again. The
+-- counts come from the created_at index; the one row per hour is a look-up by id.
+SELECT hours.hour, hours.n, hours.max_id, hours.id_sum,
+       r.prompt_tokens + 3 * r.completion_tokens + 5 * r.cache_read_tokens + 7 * r.cache_write_tokens AS last_tokens
+FROM (
+    SELECT created_at / 3600000 AS hour, count(*) AS n, max(id) AS max_id, sum(id) AS id_sum
+    FROM {request_log}
+    WHERE created_at >= :start AND created_at < :end
+      AND (:max_id IS NULL OR id <= :max_id)
+      AND (:skip_ids IS NULL OR id NOT IN (SELECT value FROM json_each(:skip_ids)))
+    GROUP BY 1
+) AS hours JOIN {request_log} AS r ON r.id = hours.max_id;

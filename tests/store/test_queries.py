@@ -115,7 +115,7 @@ def test_queries_reading_the_log_run_only_once_bound() -> None:
     each missing one its default; unbound, such a query refuses to run."""
     registry = Registry.load(sql_dir(), "postgres")
     reading = sorted(q.name for q in registry if q.reads_log)
-    assert reading == ["groups", "hour_fingerprints", "request_rows", "rows_after", "rows_between"]
+    assert reading == ["groups", "hour_fingerprints", "hour_ids", "request_rows", "rows_after", "rows_between"]
     with pytest.raises(QueryRegistryError, match="groups reads"):
         registry["groups"]
     assert registry["log_bounds"].sql  # the others need no binding
