@@ -101,6 +101,14 @@ class Alerts(_Strict, frozen=True):
         float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
     ] = 1.0
     min_requests_per_minute: Annotated[float, _doc("`request_storm` ignores rates below this.", ge=0)] = 60.0
+    min_impact: Annotated[
+        float,
+        _doc(
+            "An incident of the hourly rules is listed and sent only once its spend over the baseline reaches "
+            "this (USD over the incident); budget incidents always are.",
+            ge=0,
+        ),
+    ] = 5.0
     dimensions: Annotated[
         list[Literal["endpoint", "token", "provider", "model"]], _doc("The dimensions whose values the rules watch.")
     ] = msgspec.field(default_factory=lambda: ["endpoint", "token", "provider", "model"])

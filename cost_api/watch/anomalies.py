@@ -81,6 +81,7 @@ class Episode:
     after: Reading | None = None  # in the first whole hour that no longer held (None while open)
     name: str | None = None  # a token's name
     clipped: bool = False  # running since the first evaluated hour: its true start may lie before
+    extra: float = 0.0  # spend over the key's usual spend in its holding hours (incidents.py)
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +101,7 @@ class Episode:
             "ended_at": None if self.ended_at is None else iso(self.ended_at),
             "peak_ratio": ratio_json(self.peak_ratio),
             "spend": money(self.spend),
+            "extra": money(self.extra),
         }
 
 
@@ -163,7 +165,7 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
         judged = [burn_rate(windows, cfg), new_spender(windows, cfg)]
         judged.append(await request_storm(service, m, directory, clock, windows, cfg))
         for j in judged:
-            found += _runs(j, m, clock, rng)
+            found += _runs(j, m, clock, rng, windows[1])
     return found
 
 
@@ -188,10 +190,12 @@ def _prune(m: Matrix, clock: Clock, cfg: Alerts) -> Matrix:
     )
 
 
-def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range) -> list[Episode]:
-    """Episodes: runs of consecutive holding hours. The last hour, when unfinished, cannot end a run."""
+def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range, usual: np.ndarray) -> list[Episode]:
+    """Episodes: runs of consecutive holding hours. The last hour, when unfinished, cannot end a run.
+    `usual`: B1, each evaluated hour's baseline (an episode's `extra` is its spend above it)."""
     out: list[Episode] = []
     spend = m.spend[:, clock.columns]
+    over = np.maximum(spend - usual, 0.0)
     n = j.holds.shape[1]
     start_ms = epoch_ms(rng.start)
     for row in np.flatnonzero(j.holds.any(axis=1)).tolist():
@@ -216,6 +220,7 @@ def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range) -> list[Episode]:
                     after=None if end_hour is None else _reading(j, row, b),
                     name=m.names[row],
                     clipped=a == j.first,
+                    extra=float(over[row, a:b].sum()),
                 )
             )
     return out

@@ -34,7 +34,7 @@ from ..logdb import LogDB, PostgresLog, Row
 UTC_ZONE = ZoneInfo("UTC")
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday, in the past: its hours are closed
 HOUR = timedelta(hours=1)
-EPISODE_FIELDS = ["id", "rule", "dimension", "key", "started_at", "ended_at", "peak_ratio", "spend"]
+EPISODE_FIELDS = ["kind", "id", "rule", "dimension", "key", "started_at", "ended_at", "peak_ratio", "spend", "extra"]
 _names = itertools.count(1)
 
 
@@ -88,7 +88,7 @@ async def rollups_ready(service: Service) -> None:
 
 
 async def anomalies(client: AsyncTestClient[Any], **params: str) -> dict[str, Any]:
-    response = await client.get("/v1/anomalies", params={"to": iso(NOW), **params})
+    response = await client.get("/v1/anomalies", params={"to": iso(NOW), "view": "episodes", **params})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -117,9 +117,46 @@ async def test_the_rules_on_a_hand_built_log(log: LogDB) -> None:
         # 100 requests a minute over 5 minutes against 1 a minute; costs nothing
         ("request_storm", "/loop", h(1), None, 100.0, 0.0),
     }
+    # extra: Σ (spend − B1) over the holding hours: /ended and /open 2 × ($9 − $3); /fresh against nothing
+    extra = {(e["rule"], e["key"]): e["extra"] for e in body["items"]}
+    assert extra == {
+        ("burn_rate", "/ended"): 12.0,
+        ("burn_rate", "/open"): 12.0,
+        ("new_spender", "/fresh"): 1.5,
+        ("burn_rate", "/fresh"): 1.5,
+        ("request_storm", "/loop"): 0.0,
+    }
     storm = next(e for e in body["items"] if e["rule"] == "request_storm")
     assert storm["id"] == episode_id("request_storm", "endpoint", "/loop", NOW - HOUR)
     assert [e["started_at"] for e in body["items"]] == sorted((e["started_at"] for e in body["items"]), reverse=True)
+
+
+async def test_incidents_group_and_rank_the_episodes(log: LogDB) -> None:
+    await spiky_log(log)
+    async with serve(log.url, alerts={"dimensions": ["endpoint"], "min_impact": 0}) as client:
+        body = await anomalies(client, window="1d", view="incidents")
+        default = await client.get("/v1/anomalies", params={"to": iso(NOW), "window": "1d"})
+        bad = await client.get("/v1/anomalies", params={"view": "all"})
+    assert body["view"] == "incidents"
+    h = lambda n: iso(NOW - n * HOUR)  # noqa: E731
+    # two endpoints share no request: each its own incident; /fresh's two rules are one. The impact is
+    # the largest extra (the rules see the same dollars), per hour over its hours (open: up to `to`)
+    assert [
+        (i["key"], i["started_at"], i["ended_at"], i["impact"], i["impact_per_hour"], len(i["episodes"]))
+        for i in body["items"]
+    ] == [
+        ("/open", h(2), None, 12.0, 6.0, 1),  # $12 ties /ended's: the newer first
+        ("/ended", h(5), h(3), 12.0, 6.0, 1),
+        ("/fresh", h(1), None, 1.5, 1.5, 2),
+        ("/loop", h(1), None, 0.0, 0.0, 1),
+    ]
+    assert all(i["related"] == [] for i in body["items"])
+    assert default.json()["items"] == body["items"]  # incidents are the default view
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "view"
+    async with serve(log.url, alerts={"dimensions": ["endpoint"]}) as client:
+        body = await anomalies(client, window="1d", view="incidents")
+    # min_impact $5 by default: /fresh's $1.50 is left out; the storm costs nothing but is kept
+    assert [i["key"] for i in body["items"]] == ["/open", "/ended", "/loop"]
 
 
 async def test_the_24_hour_window_carries_a_spike_for_a_day(log: LogDB) -> None:
@@ -286,8 +323,8 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
 
     monkeypatch.setattr(demo.db, "fetch", counted)
     window = parse_window(window="14d", from_=None, to=iso(NOW), tz=UTC_ZONE, default="14d", now=NOW)
-    body = await answer(demo, window)
-    assert list(body) == ["range", "items", "pricing", "data_quality", "as_of", "latest_request_at"]
+    body = await answer(demo, window, view="episodes")
+    assert list(body) == ["range", "view", "items", "pricing", "data_quality", "as_of", "latest_request_at"]
     items = body["items"]
     leaked = f"{LEAKED_TOKEN[1]}…"  # tokens are keyed as displayed, never by id
     assert near(began(items, "new_spender", "token", leaked), NOW - timedelta(days=10))

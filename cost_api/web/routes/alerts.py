@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
 from cost_api.errors import BadParameter
 from cost_api.lenses.anomalies import Anomalies, anomalies_answer
@@ -21,8 +24,10 @@ class AlertsController(Controller):
     @get(
         "/anomalies",
         summary="What would have alerted: the rules replayed hour by hour over the window (default 14d)",
-        description="Episodes of `burn_rate`, `new_spender`, `request_storm` per value of each configured "
-        "dimension, and the budget rules of the current periods; `ended_at` is null while open. "
+        description="Incidents (the default; the largest impact first, under `alerts.min_impact` left out), "
+        "each with its root, related keys and episodes; `view=episodes`: the raw episodes of `burn_rate`, "
+        "`new_spender`, `request_storm` per value of each configured dimension and the budget rules of the "
+        "current periods, newest first. `ended_at` is null while open. "
         "The filters do not apply: every rule watches every value of its dimension.",
     )
     async def anomalies(
@@ -30,7 +35,10 @@ class AlertsController(Controller):
         common: NamedDependency[Common],
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
+        view: Annotated[str, QueryParameter(description="incidents (default) or episodes")] = "incidents",
     ) -> Anomalies:
+        if view not in ("incidents", "episodes"):
+            raise BadParameter("view", f"expected incidents or episodes; got {view}")
         filters = common.filters
         for name, given in (
             ("provider", filters.providers),
@@ -40,7 +48,7 @@ class AlertsController(Controller):
         ):
             if given:
                 raise BadParameter(name, "filters do not apply to anomalies: each rule watches every value")
-        return await anomalies_answer(service, common.window("14d"), budgets=budgets)
+        return await anomalies_answer(service, common.window("14d"), budgets=budgets, view=view)
 
     @get(
         "/alerts",

@@ -1,4 +1,5 @@
-/* The anomalies card: `GET /v1/anomalies`, the replayed episodes newest first (20 at most). */
+/* The anomalies card: `GET /v1/anomalies`, the incidents (each named by its root key), the largest
+   dollar impact first (20 at most). */
 
 import { AuthNeeded, api } from "./api.js";
 import { $, el } from "./dom.js";
@@ -19,9 +20,9 @@ export async function loadAnomalies(gen) {
     return;
   }
   if (gen !== state.generation) return;
-  const items = [...(a.items || [])].sort((x, y) => (y.started_at || "").localeCompare(x.started_at || ""));
+  const items = a.items || []; // ranked by the server: the largest impact first
   if (!items.length) {
-    box.replaceChildren(el("p", { class: "muted" }, "No anomaly episodes in this window."));
+    box.replaceChildren(el("p", { class: "muted" }, "No anomaly incidents in this window."));
     return;
   }
   const shown = items.slice(0, 20);
@@ -32,8 +33,8 @@ export async function loadAnomalies(gen) {
       el(
         "table",
         { id: "anomaly-table" },
-        el("caption", { class: "vh" }, "Anomaly episodes in the window, newest first"),
-        el("thead", {}, el("tr", {}, ["Rule", "Dimension", "Key", "Started", "Ended", "Peak", "Spend"].map((h, i) => el("th", { scope: "col", class: i >= 5 ? "num" : null }, h)))),
+        el("caption", { class: "vh" }, "Anomaly incidents in the window, the largest impact first"),
+        el("thead", {}, el("tr", {}, ["Rule", "Dimension", "Key", "Started", "Ended", "Impact", "Related"].map((h, i) => el("th", { scope: "col", class: i >= 5 ? "num" : null }, h)))),
         el(
           "tbody",
           {},
@@ -46,13 +47,13 @@ export async function loadAnomalies(gen) {
               el("td", {}, el("code", {}, e.key ?? "—")),
               el("td", {}, stamp(e.started_at)),
               el("td", {}, e.ended_at ? stamp(e.ended_at) : el("strong", { class: "ongoing" }, "ongoing")),
-              el("td", { class: "num" }, e.peak_ratio == null ? "—" : `×${e.peak_ratio.toFixed(1)}`),
-              el("td", { class: "num" }, money(e.spend)),
+              el("td", { class: "num" }, money(e.impact ?? e.extra ?? 0)),
+              el("td", { class: "num", title: (e.related || []).join("\n") }, String((e.related || []).length)),
             ),
           ),
         ),
       ),
     ),
-    items.length > shown.length ? el("p", { class: "muted" }, `and ${items.length - shown.length} earlier episodes`) : "",
+    items.length > shown.length ? el("p", { class: "muted" }, `and ${items.length - shown.length} smaller incidents`) : "",
   );
 }

@@ -1,0 +1,155 @@
+"""Incidents: the episodes of one problem, grouped. One leaked token holds `burn_rate` and
+`new_spender` on its token, its endpoint, its provider and its model at once: eight episodes, one
+incident. `GET /v1/anomalies` answers incidents (`view=episodes`: the raw episodes); docs/alerts.md
+states the grouping and the figures.
+
+- Grouping: the hourly rules' episodes sorted by start. An episode on a key of an incident whose
+  episode on that key is open (or ended at most `INCIDENT_GAP` before) continues it. Otherwise it
+  joins a running incident that holds no other key of its dimension (a token's spend is also its
+  endpoint's, provider's and model's, while two endpoints share no request) when it starts within
+  `INCIDENT_GAP` of the incident or its dimension is new to the incident. Budget episodes are
+  incidents of their own.
+- Impact: an episode's `extra` is its spend over its key's usual spend in its holding hours (Σ max(0,
+  s(h) − B1(h)), B1: the mean of the same hour on the 7 days before). The episodes of one incident see
+  the same dollars through different dimensions, so the incident's impact is their largest extra, not
+  their sum.
+- Root: the most specific key (token, then endpoint, model, provider) among the episodes whose extra is
+  at least half the impact; the others are related.
+- `min_impact`: an incident of the spend rules alone whose impact stays under it is left out (a single
+  expensive request in a quiet hour); one with a request storm, and budget incidents, are always kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cost_api.aggregation.aggregator import money
+from cost_api.watch.anomalies import Episode
+from cost_api.windows import iso
+
+INCIDENT_GAP = timedelta(hours=1)
+ROOT_SHARE = 0.5  # a root candidate explains at least this share of the impact
+SPECIFIC = {"token": 0, "endpoint": 1, "model": 2, "provider": 3}  # most specific first
+HOURLY_RULES = ("burn_rate", "new_spender", "request_storm")
+SPEND_RULES = ("burn_rate", "new_spender")
+
+
+def incident_id(first: Episode) -> str:
+    """Deterministic: the incident's first episode (earliest start, then rule, dimension, key) names it."""
+    return hashlib.sha256(f"incident\x1f{first.id}".encode()).hexdigest()[:20]
+
+
+@dataclass(slots=True)
+class Incident:
+    episodes: list[Episode]  # the first one names the incident
+
+    @property
+    def id(self) -> str:
+        return incident_id(self.episodes[0])
+
+    @property
+    def spend_only(self) -> bool:
+        """Whether only spend rules hold in it (`min_impact` applies): a request storm or a budget is
+        kept whatever it cost."""
+        return all(e.rule in SPEND_RULES for e in self.episodes)
+
+    @property
+    def started_at(self) -> datetime:
+        return self.episodes[0].started_at
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """None while any of its episodes is open, else the last end."""
+        ends = [e.ended_at for e in self.episodes]
+        return None if any(end is None for end in ends) else max(e for e in ends if e is not None)
+
+    @property
+    def open(self) -> bool:
+        return self.ended_at is None
+
+    @property
+    def impact(self) -> float:
+        return max(e.extra for e in self.episodes)
+
+    @property
+    def root(self) -> Episode:
+        impact = self.impact
+        candidates = [e for e in self.episodes if e.extra >= ROOT_SHARE * impact]
+        return min(candidates, key=lambda e: (SPECIFIC.get(e.dimension, len(SPECIFIC)), -e.extra))
+
+    @property
+    def related(self) -> list[Episode]:
+        root = self.root
+        return [e for e in self.episodes if e is not root]
+
+    def impact_per_hour(self, now: datetime) -> float:
+        """The impact over the hours from its start to its end (open: to `now`), at least one."""
+        hours = ((self.ended_at or now) - self.started_at) / timedelta(hours=1)
+        return self.impact / max(hours, 1.0)
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        root = self.root
+        return {
+            "id": self.id,
+            "rule": root.rule,
+            "dimension": root.dimension,
+            "key": root.key,
+            "started_at": iso(self.started_at),
+            "ended_at": None if self.ended_at is None else iso(self.ended_at),
+            "impact": money(self.impact),
+            "impact_per_hour": money(self.impact_per_hour(now)),
+            "related": list(dict.fromkeys(f"{e.dimension}:{e.key}" for e in self.related if _key(e) != _key(root))),
+            "episodes": [e.as_json() for e in self.episodes],
+        }
+
+
+def _key(e: Episode) -> tuple[str, str]:
+    return e.dimension, e.key
+
+
+def incidents(found: list[Episode], min_impact: float) -> list[Incident]:
+    """The episodes grouped into incidents, the largest impact first (then the newest); an hourly
+    incident under `min_impact` is left out."""
+    ordered = sorted(found, key=lambda e: (e.started_at, e.rule, SPECIFIC.get(e.dimension, 9), e.dimension, e.key))
+    out: list[Incident] = []
+    groups: list[list[Episode]] = []  # the hourly incidents' episodes
+    for e in ordered:
+        if e.rule not in HOURLY_RULES:
+            out.append(Incident([e]))
+            continue
+        group = next((g for g in groups if _continues(g, e)), None)
+        group = group or next((g for g in groups if _joins(g, e)), None)
+        if group is None:
+            group = []
+            groups.append(group)
+            out.append(Incident(group))
+        group.append(e)
+    kept = [i for i in out if not i.spend_only or i.impact >= min_impact]
+    kept.sort(key=lambda i: (-i.impact, -i.started_at.timestamp(), i.id))
+    return kept
+
+
+def _running(g: Episode, e: Episode) -> bool:
+    """Whether episode `g` (started no later than `e`) is open, or ended at most INCIDENT_GAP before `e`."""
+    return g.ended_at is None or e.started_at - g.ended_at <= INCIDENT_GAP
+
+
+def _joins(group: list[Episode], e: Episode) -> bool:
+    """An episode joins a running incident that holds no other key of its dimension (two keys of one
+    dimension share no request: each request has one endpoint, one token…), when it starts at most
+    INCIDENT_GAP after the incident, or its dimension is new to it (the leaked token's endpoint, once
+    the leak outweighs the endpoint's own traffic)."""
+    if not any(_running(g, e) for g in group):
+        return False
+    same = [g for g in group if g.dimension == e.dimension]
+    near = e.started_at - group[0].started_at <= INCIDENT_GAP
+    return all(g.key == e.key for g in same) and (near or not same)
+
+
+def _continues(group: list[Episode], e: Episode) -> bool:
+    """An episode on a key of an incident whose episode on that key is running continues that incident
+    (a rule that stops holding for an hour)."""
+    return any((g.dimension, g.key) == (e.dimension, e.key) and _running(g, e) for g in group)

@@ -1,0 +1,64 @@
+"""Episodes grouped into incidents (watch/incidents.py): one leak seen through four dimensions is one
+incident named by its token; keys of one dimension never share one; impacts and the `min_impact` floor."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cost_api.watch.anomalies import Episode, Reading
+from cost_api.watch.incidents import incident_id, incidents
+
+T0 = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+READING = Reading(1.0, 0.0, 1.0, "words")
+
+
+def ep(rule: str, dimension: str, key: str, start: datetime, end: datetime | None, extra: float) -> Episode:
+    return Episode(rule, dimension, key, start, end, 1.0, extra, READING, extra=extra)
+
+
+def test_a_leak_seen_through_four_dimensions_is_one_incident_named_by_its_token() -> None:
+    found = [
+        ep("new_spender", "token", "pg_live_ci7…", T0, T0 + HOUR, 20.0),
+        ep("burn_rate", "token", "pg_live_ci7…", T0, None, 30.0),
+        ep("burn_rate", "endpoint", "/chat", T0, None, 31.0),  # the token's dollars and a little more
+        ep("burn_rate", "provider", "anthropic", T0 + HOUR, None, 24.0),
+        ep("burn_rate", "model", "anthropic/claude-opus", T0, None, 9.0),
+    ]
+    (incident,) = incidents(found, min_impact=5.0)
+    # the impact is the largest extra, $31 (not the $114 sum: the same dollars seen four times); the token's
+    # $30 is at least half of it and the token the most specific key, so the token is the root
+    assert incident.impact == 31.0
+    assert (incident.root.dimension, incident.root.key, incident.root.rule) == ("token", "pg_live_ci7…", "burn_rate")
+    now = T0 + 2 * HOUR
+    body = incident.as_json(now)
+    assert body["related"] == ["endpoint:/chat", "model:anthropic/claude-opus", "provider:anthropic"]
+    assert body["impact_per_hour"] == 15.5  # $31 over the 2 hours since it started
+    assert body["id"] == incident_id(found[1])  # its first episode: the earliest, then by rule
+
+
+def test_two_endpoints_at_once_are_two_incidents_and_small_ones_are_left_out() -> None:
+    found = [
+        ep("burn_rate", "endpoint", "/a", T0, T0 + 2 * HOUR, 12.0),
+        ep("burn_rate", "endpoint", "/b", T0, T0 + HOUR, 4.0),  # under min_impact $5
+        ep("request_storm", "endpoint", "/c", T0 + 30 * HOUR, None, 0.5),  # a storm is kept whatever it cost
+        ep("burn_rate", "endpoint", "/d", T0 + 5 * HOUR, T0 + 6 * HOUR, 7.0),
+    ]
+    assert [(i.root.key, i.impact) for i in incidents(found, min_impact=5.0)] == [
+        ("/a", 12.0),
+        ("/d", 7.0),
+        ("/c", 0.5),
+    ]
+    assert len(incidents(found, min_impact=0.0)) == 4
+
+
+def test_a_rule_that_pauses_for_an_hour_continues_its_incident() -> None:
+    found = [
+        ep("burn_rate", "token", "t…", T0, T0 + 10 * HOUR, 3.0),
+        ep("burn_rate", "token", "t…", T0 + 11 * HOUR, None, 4.0),  # ended 1 hour before: the same incident
+        ep("burn_rate", "endpoint", "/chat", T0 + 6 * HOUR, None, 6.0),  # the token's endpoint, once it shows
+        ep("burn_rate", "token", "t…", T0 + 20 * HOUR + HOUR, None, 8.0),  # open run: continues it too
+    ]
+    (incident,) = incidents(found, min_impact=5.0)
+    assert incident.started_at == T0 and incident.open
+    assert (incident.root.key, incident.impact) == ("t…", 8.0)
