@@ -35,11 +35,19 @@ FINGERPRINT = ("requests", "errors", *COUNTS[2:], EXCLUDED)
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """Which ids a read of the log may count: up to `max_id` (None: all) except `skip` — the rows the
-    open-hours reader has not taken yet and will hand over itself."""
+    """Which ids a read of the log may count: up to `max_id` (None: all) except the ranges in `skip` —
+    the rows the open-hours reader has not taken yet and will hand over itself."""
 
     max_id: int | None = None
-    skip: tuple[int, ...] = ()
+    skip: tuple[tuple[int, int], ...] = ()  # id ranges, both ends included, sorted
+
+    def params(self) -> dict[str, int | list[int] | None]:
+        """`:max_id`, `:skip_from` and `:skip_to` of the queries that take a bound (NULL: none)."""
+        return {
+            "max_id": self.max_id,
+            "skip_from": [lo for lo, _ in self.skip] or None,
+            "skip_to": [hi for _, hi in self.skip] or None,
+        }
 
 
 UNBOUNDED = Bound()
