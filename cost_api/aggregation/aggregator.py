@@ -349,22 +349,23 @@ class Aggregator:
         await self._sync_once(pages)
 
     async def _sync_once(self, pages: int) -> None:
+        since = self.rows.ticket()  # a read that begins after this one arrives serves it too
         async with self._lock:
             failed = self._failed
             if failed is not None and time.monotonic() - failed[0] < FAIL_FAST_SECONDS:
                 raise failed[1]
             try:
-                await self._sync_locked(pages)
+                await self._sync_locked(pages, since)
             except DatabaseUnavailable as exc:
                 self._failed = (time.monotonic(), exc)
                 raise
             self._failed = None
 
-    async def _sync_locked(self, pages: int) -> None:
+    async def _sync_locked(self, pages: int, since: int | None = None) -> None:
         if not (self.rollups.ready and self.rows.started):
             return
         rollups = self.rollups
-        await self.rows.refresh(lambda late: rollups.add(per_dimension(late.hourly)), pages)
+        await self.rows.refresh(lambda late: rollups.add(per_dimension(late.hourly)), pages, since)
         if not (self.rollups.ready and self.rows.started):  # another database behind the URL meanwhile
             return
         horizon = self.rollups.closed_horizon()

@@ -29,7 +29,7 @@ from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, from_ms
 
-PAGE_ROWS = 20_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
+PAGE_ROWS = 10_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
 REQUEST_PAGES = 2  # pages an answer reads itself; the maintenance loop reads the rest
 TAIL_MS = 5_000  # the open rows this far behind the newest (or now) are summed per answer, not kept summed
 _CACHED_HOURS = 64
@@ -98,6 +98,7 @@ class RowStore:
         self._after = 0
         self.holes = Holes(clock)
         self.caught_up = True  # the last incremental read found every committed row
+        self._reads = 0  # incremental reads begun
         self._epoch = 0  # counts `forget`s
 
     def _rowset(self, rows: Rows) -> RowSet:
@@ -137,13 +138,25 @@ class RowStore:
         """The ids a read of closed hours may count now: the rest arrive through `refresh`."""
         return Bound(self._after, self.holes.ranges())
 
-    async def refresh(self, take_late: Callable[[RowSet], None], pages: int = REQUEST_PAGES) -> None:
+    def ticket(self) -> int:
+        """Taken before waiting to `refresh`: see `since` there."""
+        return self._reads
+
+    async def refresh(
+        self, take_late: Callable[[RowSet], None], pages: int = REQUEST_PAGES, since: int | None = None
+    ) -> None:
         """Take in the rows committed since the last read, `pages` pages at most (`caught_up` says
         whether that was all): new rows join the open ones, late ones (dated before them) go to
-        `take_late` a page at a time, for the rollups."""
+        `take_late` a page at a time, for the rollups. With `since` (a `ticket()`), nothing is read
+        when a read began after the ticket: it saw every row committed before, up to a page's worth
+        (the answers of one request, six windows for a summary, read the log once; under a backfill,
+        answers queued behind one read do not each read pages more)."""
         assert self.open is not None
+        if since is not None and self._reads > since:
+            return
         epoch = self._epoch
         for _ in range(pages):
+            self._reads += 1
             self.holes.expire()
             holes = self.holes.ranges()
             fresh = self._rowset(

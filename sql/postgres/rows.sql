@@ -61,9 +61,11 @@ FROM (
     FROM (  -- lookups by primary key
         (SELECT * FROM {request_log} WHERE id > :after::bigint ORDER BY id LIMIT :limit::bigint)
         UNION ALL
-        (SELECT request_log.* FROM unnest(:hole_from::bigint[], :hole_to::bigint[]) AS h(lo, hi)
-         JOIN {request_log} ON request_log.id BETWEEN h.lo AND h.hi
-         ORDER BY request_log.id LIMIT :limit::bigint)
+        (SELECT hole.* FROM unnest(:hole_from::bigint[], :hole_to::bigint[]) AS h(lo, hi)
+         CROSS JOIN LATERAL (  -- a range lookup per hole, never a scan of the key in order
+             SELECT * FROM {request_log} WHERE id BETWEEN h.lo AND h.hi ORDER BY id LIMIT :limit::bigint
+         ) AS hole
+         ORDER BY hole.id LIMIT :limit::bigint)
     ) AS fresh
 ) AS rows
 ORDER BY id

@@ -59,10 +59,11 @@ FROM (
     FROM (  -- lookups by primary key (an OR of both would scan the table)
         SELECT * FROM (SELECT * FROM {request_log} WHERE id > :after ORDER BY id LIMIT :limit)
         UNION ALL
-        SELECT * FROM (
+        SELECT * FROM (  -- CROSS JOIN keeps this order: a range lookup per hole, never a table scan
             SELECT request_log.* FROM json_each(:hole_from) AS f
-            JOIN json_each(:hole_to) AS t ON t.key = f.key
-            JOIN {request_log} ON request_log.id BETWEEN f.value AND t.value
+            CROSS JOIN json_each(:hole_to) AS t
+            CROSS JOIN {request_log}
+            WHERE t.key = f.key AND request_log.id BETWEEN f.value AND t.value
             ORDER BY request_log.id LIMIT :limit
         )
     )
