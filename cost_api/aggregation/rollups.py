@@ -64,6 +64,17 @@ def ceil_hour(ms: int) -> int:
     return -(-ms // HOUR_MS)
 
 
+def hour_runs(hours: Iterable[int]) -> list[tuple[int, int]]:
+    """Hours as runs [h0, h1) of consecutive ones, in order."""
+    runs: list[tuple[int, int]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + 1)
+        else:
+            runs.append((hour, hour + 1))
+    return runs
+
+
 def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Groups]:
     """Hourly groups of one set of rows for every rollup, from a function of the key dimension."""
     return {dim: hourly(dim).collapsed() for dim in DIMENSIONS}
@@ -184,12 +195,7 @@ class Rollups:
         wanted = sorted(h for h in set(hours) if h < self.horizon)
         if not wanted:
             return
-        runs: list[tuple[int, int]] = []
-        for hour in wanted:
-            if runs and runs[-1][1] == hour:
-                runs[-1] = (runs[-1][0], hour + 1)
-            else:
-                runs.append((hour, hour + 1))
+        runs = hour_runs(wanted)
         fresh = [await self._load_all(h0, h1, bound) for h0, h1 in runs]
         self._merge({})
         days = sorted({h // 24 for h in wanted if h // 24 < self.horizon // 24})

@@ -24,7 +24,7 @@ import numpy as np
 
 from cost_api.aggregation.groups import Groups, Vocab, from_columns, from_rows
 from cost_api.aggregation.holes import Holes
-from cost_api.aggregation.rollups import Bound
+from cost_api.aggregation.rollups import Bound, hour_runs
 from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, from_ms
@@ -274,14 +274,7 @@ class RowStore:
     async def lost_hours(self) -> list[tuple[int, int]]:
         """Runs of hours [h0, h1) where an id no incremental read asks for any more has committed
         (holes.py): the caller compares them with the log and reads them again."""
-        hours = sorted(await self.holes.lost.changed_hours(self._span_hours))
-        runs: list[tuple[int, int]] = []
-        for hour in hours:
-            if runs and runs[-1][1] == hour:
-                runs[-1] = (runs[-1][0], hour + 1)
-            else:
-                runs.append((hour, hour + 1))
-        return runs
+        return hour_runs(await self.holes.lost.changed_hours(self._span_hours))
 
     async def _span_hours(self, lo: int, hi: int) -> dict[int, int]:
         rows = await self._fetch("id_span_hours", lo=lo, hi=hi)

@@ -195,3 +195,18 @@ async def test_the_open_rows_kept_summed_up_to_the_cut_equal_them_summed_anew() 
             direct = every.between(OPEN_MS, end).hourly(key)
             assert kept.by("model", "key") == direct.by("model", "key"), (end, key)
     assert spend_and_requests(store.open_groups(OPEN_MS, newest + 1, None))[0] == 100
+
+
+async def test_a_read_begun_after_an_answer_arrived_serves_it() -> None:
+    """The six windows of one summary (or answers queued behind a backfill's page) read the log once:
+    a refresh whose ticket predates a read that began since reads nothing itself."""
+    log, clock = FakeLog(), {"now": NOW.timestamp()}
+    store = await started(log, clock, 0)
+    first, second = store.ticket(), store.ticket()
+    log.add([1, 2], OPEN_MS + 60_000)
+    await store.refresh(lambda late: None, since=first)
+    await store.refresh(lambda late: None, since=second)
+    assert len(log.asked) == 1 and len(store.open or []) == 2
+    log.add([3], OPEN_MS + 60_000)
+    await store.refresh(lambda late: None, since=store.ticket())  # arrived after that read: reads
+    assert len(log.asked) == 2 and len(store.open or []) == 3
