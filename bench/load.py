@@ -182,7 +182,8 @@ async def _direct_figures(url: str, start: datetime, end: datetime) -> dict[str,
     from cost_api.web.service import build_service
     from cost_api.windows import Range, epoch_ms
 
-    service = build_service(load_settings(environ={}, overrides={"database_url": url}))
+    # no rollups: SQL over every raw row of the range, which may take minutes on a large log
+    service = build_service(load_settings(environ={}, overrides={"database_url": url, "query_timeout": "600s"}))
     try:
         total = (await service.aggregator.groups(Range(start, end))).total()
     finally:
@@ -311,6 +312,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             stop.set()
             writer.join(30)
+            if writer.is_alive():  # held behind a lock past its wait: stopped, so the figures stay still
+                writer.terminate()
+                writer.join()
             result["rows_written"] = written.value
 
             per_path = {}
