@@ -32,6 +32,7 @@ from cost_api.windows import HOUR_MS, from_ms
 PAGE_ROWS = 10_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
 REQUEST_PAGES = 2  # pages an answer reads itself; the maintenance loop reads the rest
 TAIL_MS = 5_000  # the open rows this far behind the newest (or now) are summed per answer, not kept summed
+_CHUNKS = 64  # chunks of the open rows' body before they are joined into one
 _CACHED_HOURS = 64
 _FAR = 253_402_300_799_000  # 9999-12-31T23:59:59Z: "no end"
 
@@ -91,10 +92,11 @@ class RowStore:
         self._thresholds = thresholds
         self._clock = clock
         self._hours: OrderedDict[int, RowSet] = OrderedDict()
-        self.open: RowSet | None = None  # rows from open_from_ms on
         self.open_from_ms = 0
-        self.cut = 0  # the open rows dated before it are in `_summed`
-        self._summed: dict[str | None, Groups] = {}  # those rows summed per hour, by key (filled when asked)
+        self.cut = 0  # the open rows dated before it are in `_body`, and in `_summed` once asked
+        self._body: list[RowSet] = []  # the open rows dated before `cut`, in the chunks they came in
+        self._tail: RowSet | None = None  # the open rows dated from `cut` on (None: not started)
+        self._summed: dict[str | None, Groups] = {}  # `_body` summed per hour, by key (filled when asked)
         self._after = 0
         self.holes = Holes(clock)
         self.caught_up = True  # the last incremental read found every committed row
@@ -121,9 +123,9 @@ class RowStore:
     async def start(self, from_ms: int, max_id: int) -> None:
         """The rows from `from_ms` on with an id up to `max_id` (the rollups hold the rest of those
         ids); every later id comes through `refresh`."""
-        self.open = await self.between(from_ms, _FAR, max_id)
+        rows = await self.between(from_ms, _FAR, max_id)
         self.open_from_ms = self.cut = from_ms
-        self._summed = {}
+        self._set_open(rows)
         self._after = max_id
         self.holes = Holes(self._clock)
         self.caught_up = True
@@ -132,7 +134,26 @@ class RowStore:
 
     @property
     def started(self) -> bool:
-        return self.open is not None
+        return self._tail is not None
+
+    @property
+    def open(self) -> RowSet | None:
+        """Every open row (from `open_from_ms` on), in one set: a copy, for the reads that need them
+        all (the sweep, an hour closing, a window starting inside the open hours)."""
+        if self._tail is None:
+            return None
+        if len(self._body) > 1:
+            self._body = [RowSet.concat(self._vocab, self._body)]
+        return RowSet.concat(self._vocab, [*self._body, self._tail])
+
+    def _set_open(self, rows: RowSet | None) -> None:
+        """The open rows anew, split at `cut`; their sums are summed again when asked."""
+        self._summed = {}
+        if rows is None:
+            self._body, self._tail = [], None
+            return
+        before = rows.rows.slot < self.cut
+        self._body, self._tail = [rows.subset(before)], rows.subset(~before)
 
     def bound(self) -> Bound:
         """The ids a read of closed hours may count now: the rest arrive through `refresh`."""
@@ -151,7 +172,7 @@ class RowStore:
         when a read began after the ticket: it saw every row committed before, up to a page's worth
         (the answers of one request, six windows for a summary, read the log once; under a backfill,
         answers queued behind one read do not each read pages more)."""
-        assert self.open is not None
+        assert self._tail is not None
         if since is not None and self._reads > since:
             return
         epoch = self._epoch
@@ -185,63 +206,69 @@ class RowStore:
                 return
 
     def _add_open(self, rows: RowSet) -> None:
-        """New open rows: kept, and summed at once where dated before `cut`."""
+        """New open rows: those dated before `cut` join the body (and its sums) as a chunk of their
+        own, the others the tail; no read copies the rows already held."""
         if not len(rows):
             return
-        assert self.open is not None
-        self.open = RowSet.concat(self._vocab, [self.open, rows])
-        self._add_to_sums(rows.subset(rows.rows.slot < self.cut))
+        assert self._tail is not None
+        before = rows.rows.slot < self.cut
+        self._to_body(rows.subset(before))
+        self._tail = RowSet.concat(self._vocab, [self._tail, rows.subset(~before)])
         self._advance_cut()
+        if len(self._body) > _CHUNKS:
+            self._body = [RowSet.concat(self._vocab, self._body)]
 
     def _advance_cut(self) -> None:
-        """Move `cut` to `TAIL_MS` before the newest open row (or before now, for rows dated ahead),
-        summing the rows it passes."""
-        assert self.open is not None
-        if not len(self.open):
+        """Move `cut` to `TAIL_MS` before the newest open row (or before now, for rows dated ahead):
+        the tail's rows it passes join the body."""
+        assert self._tail is not None
+        if not len(self._tail):
             return
-        newest = min(int(self.open.rows.slot.max()), int(self._clock() * 1000))
+        newest = min(int(self._tail.rows.slot.max()), int(self._clock() * 1000))
         cut = (newest - TAIL_MS) // 1000 * 1000
         if cut > self.cut:
-            slot = self.open.rows.slot
-            self._add_to_sums(self.open.subset((slot >= self.cut) & (slot < cut)))
+            passed = self._tail.rows.slot < cut
+            self._to_body(self._tail.subset(passed))
+            self._tail = self._tail.subset(~passed)
             self.cut = cut
 
-    def _add_to_sums(self, rows: RowSet) -> None:
+    def _to_body(self, rows: RowSet) -> None:
         if not len(rows):
             return
+        self._body.append(rows)
         for key, summed in self._summed.items():
             self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [summed, rows.hourly(key)]).collapsed()
 
     async def reread_open(self) -> None:
         """Read the open rows again (a delete or an update in the open hours), within the bound."""
-        assert self.open is not None
+        assert self._tail is not None
         epoch = self._epoch
         fresh = await self.between(self.open_from_ms, _FAR, self._after)
         if self._epoch != epoch:  # forgotten while reading
             return
-        self.open = fresh.subset(~self.holes.mask(fresh.ids))
-        self._summed = {}
+        self._set_open(fresh.subset(~self.holes.mask(fresh.ids)))
 
     def take_closed(self, until_ms: int) -> RowSet:
         """Hand over the open rows before `until_ms` (their hours closed); the open rows start there."""
-        assert self.open is not None
-        closed = self.open.between(0, until_ms)
-        self.open = self.open.between(until_ms, _FAR)
+        every = self.open
+        assert every is not None
         self.open_from_ms = until_ms
         self.cut = max(self.cut, until_ms)
-        self._summed = {}
-        return closed
+        self._set_open(every.between(until_ms, _FAR))
+        return every.between(0, until_ms)
 
     def open_groups(self, start_ms: int, end_ms: int, key: str | None) -> Groups:
         """The open rows of [start_ms, end_ms) summed per hour and key (as of the last `refresh`). A
         range from the open hours' start to past `cut` (any window ending now) takes the kept sums
         and sums only the rows after `cut`."""
-        assert self.open is not None
+        assert self._tail is not None
         if start_ms > self.open_from_ms or end_ms < self.cut:
-            return self.open.between(start_ms, end_ms).hourly(key)
+            every = self.open
+            assert every is not None
+            return every.between(start_ms, end_ms).hourly(key)
         if key not in self._summed:
-            self._summed[key] = self.open.between(0, self.cut).hourly(key).collapsed()
-        tail = self.open.between(self.cut, end_ms).hourly(key)
+            self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [b.hourly(key) for b in self._body]).collapsed()
+        tail = self._tail.between(self.cut, end_ms).hourly(key)
         return Groups.concat(self._vocab, HOUR_MS, [self._summed[key], tail])
 
     async def closed_hour(self, hour: int) -> RowSet:
@@ -285,7 +312,6 @@ class RowStore:
         `reread_open`: they run under the aggregator's lock, this may not) keeps nothing it read."""
         self._epoch += 1
         self._hours.clear()
-        self.open = None
-        self._summed = {}
+        self._set_open(None)
         self.holes = Holes(self._clock)
         self.caught_up = True
