@@ -91,16 +91,20 @@ async def _direct(url: str, iterations: int, to: str) -> tuple[list[float], floa
     zone = parse_zone(None, "UTC")
     times: list[float] = []
     try:
-        fixed = parse_window(window=None, from_=None, to=to, tz=zone, default="30d")
+        fixed = parse_window(window=None, from_=None, to=to, tz=zone, default="30d", now=agg.now())
         spend = (await summary(agg, fixed, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters()))[
             "spend"
         ]
         for _ in range(iterations):
             started = time.perf_counter()
-            window = parse_window(window=None, from_=None, to=None, tz=zone, default="30d")
+            window = parse_window(window=None, from_=None, to=None, tz=zone, default="30d", now=agg.now())
             head = await summary(agg, window, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters())
             await trend(agg, window, interval="day", group_by="provider", top=8, filters=Filters())
-            await live(agg, parse_window(window="1h", from_=None, to=None, tz=zone, default="1h"), filters=Filters())
+            await live(
+                agg,
+                parse_window(window="1h", from_=None, to=None, tz=zone, default="1h", now=agg.now()),
+                filters=Filters(),
+            )
             times.append((time.perf_counter() - started) * 1000)
             assert head["spend"] >= 0
     finally:

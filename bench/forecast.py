@@ -109,7 +109,7 @@ async def timings(url: str, n: int) -> list[tuple[str, float, float, float]]:
     settings = load_settings(overrides={"database_url": url, "query_timeout": "600s"}, environ={})
     service = build_service(settings)
     agg, tz = service.aggregator, zoneinfo.ZoneInfo("UTC")
-    window = parse_window(window="30d", from_=None, to=None, tz=tz, default="30d")
+    window = parse_window(window="30d", from_=None, to=None, tz=tz, default="30d", now=agg.now())
     sc = scenario(agg.pricing, {}, maps=["openai/gpt-4o=openai/gpt-4.1-mini"], discounts=["anthropic:15"], book=None)
     lenses = {
         "spend 30d by provider": lambda: spend_answer(agg, window, group_by="provider", limit=50, filters=Filters()),

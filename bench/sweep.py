@@ -60,6 +60,7 @@ from cost_api.lenses.summary import summary
 from cost_api.tools.demo.run import run_demo
 from cost_api.web.service import build_service
 from cost_api.windows import parse_window, parse_zone
+from tests.clock import FakeClock
 from tests.pgcluster import PgCluster, find_bindir
 
 DAYS = 60
@@ -223,7 +224,7 @@ def _iso(ms: int) -> str:
 
 
 async def _requests(agg: Aggregator, from_ms: int, to_ms: int) -> dict:
-    window = parse_window(window=None, from_=_iso(from_ms), to=_iso(to_ms), tz=UTC_ZONE, default="30d")
+    window = parse_window(window=None, from_=_iso(from_ms), to=_iso(to_ms), tz=UTC_ZONE, default="30d", now=agg.now())
     return await summary(agg, window, top_window=timedelta(days=1), top=3, filters=Filters())
 
 
@@ -241,7 +242,7 @@ async def run_one(dialect: str, url: str, writer: Writer, now_ms: int, cpu: Cpu,
     settings = load_settings(environ={}, overrides={"database_url": url, "query_timeout": "600s"})
     service = build_service(settings)
     now_s = now_ms / 1000
-    agg = Aggregator(service.db, service.pricing, rollup_grace=GRACE, clock=lambda: now_s)
+    agg = Aggregator(service.db, service.pricing, rollup_grace=GRACE, clock=FakeClock(now_s))
     at = writer.at
     try:
         result["rows"] = int(await writer.value("SELECT count(*) FROM request_log"))
@@ -324,7 +325,7 @@ async def run_one(dialect: str, url: str, writer: Writer, now_ms: int, cpu: Cpu,
         result["month"] = (served, await _sql_count(writer, month, now_ms))
         assert result["month"][0] == result["month"][1], f"30-day requests {result['month']}"
         # the same 4 days by SQL over the raw rows (an aggregator whose rollups never warmed)
-        direct = Aggregator(service.db, service.pricing, rollup_grace=GRACE, clock=lambda: now_s)
+        direct = Aggregator(service.db, service.pricing, rollup_grace=GRACE, clock=FakeClock(now_s))
         days4 = now_ms - 4 * 86_400_000
         result["spend4"] = (
             (await _requests(agg, days4, now_ms))["spend"],

@@ -65,10 +65,6 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 # --------------------------------------------------------------------------- parameters
 
 
@@ -123,10 +119,11 @@ def parse_window(
     to: str | None,
     tz: zoneinfo.ZoneInfo,
     default: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Window:
-    """The range of a request and its previous period. `from` wins over `window`."""
-    end = parse_instant("to", to) if to else (now or now_utc())
+    """The range of a request and its previous period. `from` wins over `window`; without `to`, the
+    range ends at `now` (the service's clock) floored to the second."""
+    end = parse_instant("to", to) if to else now.replace(microsecond=0)
     if from_:
         start = parse_instant("from", from_)
         if start >= end:

@@ -13,7 +13,9 @@ from litestar.testing import AsyncTestClient
 
 from cost_api.config import load_settings
 from cost_api.web.app import create_app
+from cost_api.web.service import build_service
 
+from .clock import FakeClock
 from .logdb import LogDB, PostgresLog, SqliteLog
 from .pgcluster import PgCluster, find_bindir
 
@@ -59,12 +61,13 @@ ClientFactory = Callable[..., Any]
 
 @pytest.fixture
 def client_for(log: LogDB) -> ClientFactory:
-    """`async with client_for(tz="Europe/Berlin") as client:` — the app over `log`, with settings."""
+    """`async with client_for(tz="Europe/Berlin") as client:` — the app over `log`, with settings;
+    `client_for(clock=FakeClock(...))`: on that clock instead of the real one."""
 
     @asynccontextmanager
-    async def factory(**settings: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+    async def factory(clock: FakeClock | None = None, **settings: Any) -> AsyncIterator[AsyncTestClient[Any]]:
         config = load_settings(environ={}, overrides={"database_url": log.url, **settings})
-        app = create_app(config)
+        app = create_app(config, build_service(config, clock))
         async with AsyncTestClient(app=app) as client:
             yield client
 

@@ -18,7 +18,6 @@ from cost_api.windows import (
     Range,
     buckets,
     local_midnight,
-    now_utc,
     parse_duration,
     parse_instant,
     parse_window,
@@ -37,7 +36,7 @@ TO = "2026-11-20T12:00:00Z"  # a Friday
 
 
 def window(spec: str | None = None, *, to: str | None = TO, from_: str | None = None, tz=UTC_TZ):
-    return parse_window(window=spec, from_=from_, to=to, tz=tz, default="30d")
+    return parse_window(window=spec, from_=from_, to=to, tz=tz, default="30d", now=at(TO))
 
 
 def span(rng: Range) -> tuple[str, str]:
@@ -119,12 +118,10 @@ def test_from_wins_over_window() -> None:
 
 
 def test_to_defaults_to_now_floored_to_the_second() -> None:
-    assert now_utc().microsecond == 0
-    w = parse_window(window="1h", from_=None, to=None, tz=UTC_TZ, default="30d")
-    assert w.range.end.microsecond == 0
-    assert abs(w.range.end - datetime.now(UTC)) < timedelta(seconds=5)
-    fixed = parse_window(window=None, from_=None, to=None, tz=UTC_TZ, default="1h", now=at(TO))
-    assert span(fixed.range) == ("2026-11-20T11:00:00Z", TO)
+    now = at(TO) + timedelta(seconds=0.75)  # the service's clock
+    w = parse_window(window="1h", from_=None, to=None, tz=UTC_TZ, default="30d", now=now)
+    assert span(w.range) == ("2026-11-20T11:00:00Z", TO)
+    assert w.range.end == at(TO)
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from cost_api.aggregation.rollups import (
     per_dimension,
 )
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
+from cost_api.clock import Clock
 from cost_api.errors import BadParameter
 from cost_api.pricing.file import MAX_THRESHOLDS
 from cost_api.pricing.table import PriceTable
@@ -143,9 +144,7 @@ class Aggregator:
     between, so it never sees half of a change.
     """
 
-    def __init__(
-        self, db: Database, pricing: PriceTable, *, rollup_grace: float = 900.0, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, db: Database, pricing: PriceTable, *, clock: Clock, rollup_grace: float = 900.0) -> None:
         self.db = db
         self.pricing = pricing
         self.clock = clock
@@ -169,8 +168,8 @@ class Aggregator:
             raise
 
     def now(self) -> datetime:
-        """The aggregator's clock (the real one, unless a test gives another)."""
-        return datetime.fromtimestamp(self.clock(), UTC)
+        """Now, on the service's clock."""
+        return self.clock.now()
 
     def _follow_generation(self) -> None:
         if self.db.generation != self._generation:  # another file behind the URL: closed hours anew

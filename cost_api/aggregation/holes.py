@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cost_api.clock import Clock
+
 MAX_HOLES = 256  # id ranges asked for again; each costs a primary-key look-up per incremental read
 HOLE_SECONDS = 600.0  # a transaction open this long after a later id committed: watched as lost
 MAX_LOST_SPANS = 8
@@ -47,7 +49,7 @@ class _Span:
 class Holes:
     """Sorted, disjoint ranges of ids not seen yet, below the highest id seen."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._holes: list[_Hole] = []
         self.lost = LostSpans(clock)
@@ -64,7 +66,7 @@ class Holes:
         if not len(ids):
             return
         seen = np.unique(ids)
-        now = self._clock()
+        now = self._clock.time()
         kept: list[_Hole] = []
         for hole in self._holes:
             kept.extend(_split(hole, seen))
@@ -83,10 +85,10 @@ class Holes:
 
     def expire(self) -> None:
         """Ranges waited for `HOLE_SECONDS` are lost: watched, no longer read by id."""
-        cutoff = self._clock() - HOLE_SECONDS
+        cutoff = self._clock.time() - HOLE_SECONDS
         for hole in self._holes:
             if hole.since < cutoff:
-                self.lost.add(hole.lo, hole.hi, self._clock())
+                self.lost.add(hole.lo, hole.hi, self._clock.time())
         self._holes = [h for h in self._holes if h.since >= cutoff]
 
     def mask(self, ids: np.ndarray) -> np.ndarray:
@@ -115,7 +117,7 @@ def _split(hole: _Hole, seen: np.ndarray) -> list[_Hole]:
 class LostSpans:
     """Id spans no incremental read asks for: watched by their rows per hour."""
 
-    clock: Callable[[], float]
+    clock: Clock
     spans: list[_Span] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -143,6 +145,6 @@ class LostSpans:
             else:
                 changed.update(h for h in set(hours) | set(before) if hours.get(h) != before.get(h))
             span.hours = hours
-        cutoff = self.clock() - LOST_SECONDS
+        cutoff = self.clock.time() - LOST_SECONDS
         self.spans = [s for s in self.spans if s.since >= cutoff]
         return changed

@@ -22,6 +22,7 @@ import numpy as np
 
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
+from cost_api.clock import Clock
 from cost_api.windows import HOUR_MS, from_ms
 
 log = logging.getLogger("cost_api.aggregation.rollups")
@@ -81,7 +82,7 @@ def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Gr
 
 
 class Rollups:
-    def __init__(self, read: HourReader, grace_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, read: HourReader, grace_seconds: float, clock: Clock) -> None:
         self._read = read
         self._grace_ms = int(grace_seconds * 1000)
         self._clock = clock
@@ -95,7 +96,7 @@ class Rollups:
 
     def closed_horizon(self) -> int:
         """The first hour that is not closed yet: hours end + grace before now are closed."""
-        now_ms = int(self._clock() * 1000)
+        now_ms = int(self._clock.time() * 1000)
         return floor_hour(now_ms - self._grace_ms)
 
     def pick(self, dim: str | None, endpoints: bool, tokens: bool) -> tuple[bool, str | None]:

@@ -25,6 +25,7 @@ import numpy as np
 from cost_api.aggregation.groups import Groups, Vocab, from_columns, from_rows
 from cost_api.aggregation.holes import Holes
 from cost_api.aggregation.rollups import Bound, hour_runs
+from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, from_ms
@@ -84,7 +85,7 @@ class RowStore:
         vocab: Vocab,
         pricing: PriceTable,
         thresholds: dict[str, int],
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self._fetch = fetch
         self._vocab = vocab
@@ -224,7 +225,7 @@ class RowStore:
         assert self._tail is not None
         if not len(self._tail):
             return
-        newest = min(int(self._tail.rows.slot.max()), int(self._clock() * 1000))
+        newest = min(int(self._tail.rows.slot.max()), int(self._clock.time() * 1000))
         cut = (newest - TAIL_MS) // 1000 * 1000
         if cut > self.cut:
             passed = self._tail.rows.slot < cut

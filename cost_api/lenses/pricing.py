@@ -24,7 +24,7 @@ from cost_api.errors import BadParameter, Unpriced
 from cost_api.pricing.file import SERVICE_TIERS, Price
 from cost_api.pricing.rates import resolve_rates
 from cost_api.pricing.table import Entry, PriceTable
-from cost_api.windows import Window, iso, now_utc
+from cost_api.windows import Window, iso
 
 Rate = Annotated[float, Meta(description="USD per 1M tokens")]
 
@@ -161,13 +161,12 @@ def table(pricing: PriceTable) -> PricingTable:
     return PricingTable(version=pricing.version, items=[_entry(e) for e in pricing.entries])
 
 
-def resolve(pricing: PriceTable, provider: str, model: str, at: datetime | None) -> ResolvedPrice:
+def resolve(pricing: PriceTable, provider: str, model: str, at: datetime) -> ResolvedPrice:
     """GET /v1/pricing/resolve: the entry a logged (provider, model) gets and its price at `at`."""
     if not provider:
         raise BadParameter("provider", "required, e.g. openai")
     if not model:
         raise BadParameter("model", "required, e.g. gpt-4o-mini-2024-07-18")
-    at = at or datetime.now(UTC)
     entry = pricing.match(provider, model)
     if entry is None:
         raise Unpriced(
@@ -192,5 +191,5 @@ async def unpriced(agg: Aggregator, window: Window, *, filters: Filters) -> Unpr
         version=block.version,
         coverage_pct=block.coverage_pct,
         items=block.unpriced,
-        as_of=iso(now_utc()),
+        as_of=iso(agg.now()),
     )

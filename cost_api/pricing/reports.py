@@ -2,7 +2,7 @@
 
 `diff_genai_prices` compares every dated price of the table with the `genai-prices` package (a pinned
 development dependency, read offline) and checks each disagreement against the reviewed exceptions in
-docs/pricing-exceptions.yaml; tests/test_pricing_engine.py runs it.
+docs/pricing-exceptions.yaml; tests/pricing/test_pricing_engine.py runs it.
 """
 
 from __future__ import annotations

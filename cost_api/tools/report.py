@@ -92,10 +92,10 @@ def render(s: dict[str, Any], *, window: str, top_window: str) -> str:
 
 async def report(settings: Settings, *, window: str, to: str | None, tz: str | None, top_window: str, top: int) -> str:
     zone = parse_zone(tz, settings.tz)
-    win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d")
     top_span = parse_duration("top_window", top_window)
     service = build_service(settings)
     try:
+        win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d", now=service.clock.now())
         answer = await summary(service.aggregator, win, top_window=top_span, top=top, filters=Filters())
     finally:
         await service.close()
@@ -144,9 +144,9 @@ async def whatif_report(
     group_by: str,
 ) -> str:
     zone = parse_zone(tz, settings.tz)
-    win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d")
     service = build_service(settings)
     try:
+        win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d", now=service.clock.now())
         agg = service.aggregator
         sc = scenario(agg.pricing, service.price_books, maps=maps, discounts=discounts, book=book)
         answer = await whatif_answer(agg, win, sc, group_by=group_by, limit=50, filters=Filters())

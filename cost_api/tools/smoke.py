@@ -10,20 +10,20 @@ Then, when every query ran, the rows of the last 24 hours that the figures leave
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cost_api.aggregation.aggregator import Filters, data_quality_block, filter_params, threshold_params
 from cost_api.config import Settings
 from cost_api.web.service import Service, build_service
-from cost_api.windows import HOUR_MS, Range, now_utc
+from cost_api.windows import HOUR_MS, Range
 
 OPTIONAL_TABLES = ("api_tokens",)  # request-log.md: labels are optional; their absence is no failure
 QUALITY_SPAN = timedelta(hours=24)
 
 
-def harmless_params(thresholds: dict[str, int]) -> dict[str, Any]:
-    end = now_utc()
+def harmless_params(thresholds: dict[str, int], now: datetime) -> dict[str, Any]:
+    end = now.replace(microsecond=0)
     return {
         "start": end - timedelta(hours=1),
         "end": end,
@@ -54,7 +54,7 @@ async def smoke(settings: Settings) -> tuple[int, str]:
     failures = 0
     try:
         await service.db.check_schema()
-        params = harmless_params(threshold_params(service.pricing))
+        params = harmless_params(threshold_params(service.pricing), service.clock.now())
         for query in service.db.registry:
             wanted = {p: params[p] for p in query.params if p in params}
             started = time.perf_counter()

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
@@ -37,7 +37,7 @@ from cost_api.aggregation.blocks import AsOf, Block, Instant
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.anomalies import Episode, replay
 from cost_api.watch.webhook import Delivery, event_body, post
-from cost_api.windows import Range, iso, now_utc
+from cost_api.windows import Range, iso
 
 if TYPE_CHECKING:
     from cost_api.config import Settings
@@ -92,7 +92,7 @@ class Alerts(Block):
 
 
 class AlertEngine:
-    """Evaluates the rules every `interval` and delivers the events; `clock` (the evaluation time),
+    """Evaluates the rules every `interval` and delivers the events, at the time of the service's clock;
     `sleep` (between retries) and `timeout` (per attempt) are injectable for tests."""
 
     def __init__(
@@ -101,14 +101,13 @@ class AlertEngine:
         service: Watched,
         budgets: BudgetTracker | None = None,
         *,
-        clock: Callable[[], datetime] = now_utc,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         timeout: float = DELIVERY_TIMEOUT,
     ) -> None:
         self.cfg = settings.alerts
         self.service = service
         self.budgets = budgets
-        self.clock = clock
+        self.clock = service.aggregator.clock
         self.sleep = sleep
         self.timeout = timeout
         self.enabled = self.cfg.webhook_url is not None
@@ -155,7 +154,7 @@ class AlertEngine:
             await asyncio.sleep(0.2)
         while True:
             await self._tick_logged()
-            await asyncio.sleep(self.cfg.interval.seconds)
+            await self.clock.sleep(self.cfg.interval.seconds)
 
     async def _tick_logged(self) -> None:
         try:
@@ -178,7 +177,7 @@ class AlertEngine:
         """Evaluate once: queue `fired` for new open episodes, `resolved` for sent ones that ended."""
         if not self.enabled or not await self._lead():
             return []
-        now = self.clock()
+        now = self.clock.now().replace(microsecond=0)
         found = await replay(self.service, Range(now - LOOKBACK, now), now=now, budgets=self.budgets)
         series = {(e.rule, e.dimension, e.key): e for e in self.sent.values()}
         still_open: set[str] = set()
@@ -202,7 +201,7 @@ class AlertEngine:
 
     def _queue(self, event: str, e: Episode) -> Delivery:
         body = event_body(event, e)
-        delivery = Delivery(event, e, _encoder.encode(body), self.clock(), text=body["text"])
+        delivery = Delivery(event, e, _encoder.encode(body), self.clock.now(), text=body["text"])
         self.events.appendleft(delivery)
         previous = self._last.get(e.id)  # `resolved` goes out after its `fired`
         task = asyncio.create_task(self._deliver(delivery, previous), name=f"alert-{event}-{e.id}")
@@ -229,7 +228,7 @@ class AlertEngine:
                 break
             d.attempts = attempt
             if await self._post(d):
-                d.state, d.delivered_at = "delivered", self.clock()
+                d.state, d.delivered_at = "delivered", self.clock.now()
                 WEBHOOK_DELIVERIES.labels(result="delivered").inc()
                 return
             if attempt < retry.attempts:
@@ -264,5 +263,5 @@ class AlertEngine:
         return Alerts(
             items=[AlertEvent(**d.as_json()) for d in self.events],
             sending=self.sending,
-            as_of=iso(now_utc()),
+            as_of=iso(self.clock.now()),
         )

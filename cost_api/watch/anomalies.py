@@ -39,7 +39,7 @@ from cost_api.watch.rules import (
     usd,
 )
 from cost_api.watch.storm import MINUTE_MS, STORM_MINUTES, request_storm
-from cost_api.windows import HOUR_MS, Range, epoch_ms, iso, now_utc
+from cost_api.windows import HOUR_MS, Range, epoch_ms, iso
 
 if TYPE_CHECKING:
     from cost_api.config import Alerts
@@ -119,8 +119,8 @@ async def episodes(
 async def replay(
     service: Watched, rng: Range, *, now: datetime | None = None, budgets: BudgetTracker | None = None
 ) -> list[Episode]:
-    """Every rule replayed hour by hour over `rng` (never past `now`)."""
-    found = await _hourly_episodes(service, rng, now or now_utc())
+    """Every rule replayed hour by hour over `rng` (never past `now`, by default the service's clock)."""
+    found = await _hourly_episodes(service, rng, now or service.aggregator.now().replace(microsecond=0))
     if budgets is not None:
         found += budget_episodes(budgets, rng)
     found.sort(key=lambda e: (-e.started_at.timestamp(), e.rule, e.dimension, e.key))

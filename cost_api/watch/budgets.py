@@ -26,9 +26,8 @@ import contextlib
 import logging
 import math
 import zoneinfo
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -46,7 +45,6 @@ from cost_api.windows import HOUR_MS, Range, calendar_start, epoch_ms, from_ms, 
 
 log = logging.getLogger("cost_api.watch.budgets")
 
-Clock = Callable[[], datetime]
 _CALENDAR_KIND = {"day": "today", "week": "week", "month": "month"}
 _MIN_SLEEP = 0.001
 
@@ -94,10 +92,6 @@ class BudgetCheck(Block):
     budgets: list[BudgetStatus]
     age_seconds: AgeSeconds
     stale: Annotated[bool, Meta(description="older than budget_max_age: allowed because the fail mode is open")]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +147,10 @@ class Snapshot:
 class BudgetTracker:
     """The in-memory budget figures and the task that refreshes them."""
 
-    def __init__(self, settings: Settings, aggregator: Aggregator, *, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, aggregator: Aggregator) -> None:
         self.budgets: list[Budget] = list(settings.budgets)
         self.aggregator = aggregator
-        self.clock = clock
+        self.clock = aggregator.clock  # the service's: periods, ages and the refresh schedule
         self.tz = settings.zone
         self.refresh_every = settings.budget_refresh.seconds
         self.max_age = settings.budget_max_age.seconds
@@ -189,7 +183,7 @@ class BudgetTracker:
 
     async def refresh(self) -> Snapshot:
         """Read the spend of every budgeted endpoint over its current periods, and keep it."""
-        now = self.clock()
+        now = self.clock.now()
         starts = {kind: self.period(kind, now).start for kind in self._endpoints}
         kinds_by_start: dict[datetime, list[str]] = {}
         for kind, start in starts.items():
@@ -265,22 +259,20 @@ class BudgetTracker:
             self._wake.clear()
             ok = await self._attempt()
             first.set()
-            now = self.clock()
+            now = self.clock.now()
             boundary = min(self.period(kind, now).end for kind in self._endpoints)
             delay = max(min(self.refresh_every, (boundary - now).total_seconds()), _MIN_SLEEP)
             if not ok:  # a failing database is retried once per tick, whatever requests ask
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+            await self.clock.wait(self._wake, delay)
 
     async def _attempt(self) -> bool:
         try:
             await self.refresh()
         except Exception as exc:
             if self._failing_since is None:  # once per outage
-                self._failing_since = self.clock()
+                self._failing_since = self.clock.now()
                 snap = self.snapshot
                 kept = "no figures yet" if snap is None else f"keeping those of {iso(snap.taken_at)}"
                 expected = isinstance(exc, DatabaseUnavailable | QueryTimeout)  # else: a bug, with its trace
@@ -351,7 +343,7 @@ class BudgetTracker:
 
     def overview_answer(self) -> BudgetOverview:
         """`GET /v1/budgets`: every configured budget, in configuration order."""
-        now = self.clock()
+        now = self.clock.now()
         age = self._age(now)
         return BudgetOverview(items=[self._item(b, now) for b in self.budgets], age_seconds=age, stale=self._stale(age))
 
@@ -363,7 +355,7 @@ class BudgetTracker:
     def check(self, endpoint: str) -> BudgetCheck:
         """`GET /v1/budgets/check`: the answer while calls are allowed; raises the 422 (or, stale and
         failing closed, the 503) problem otherwise."""
-        now = self.clock()
+        now = self.clock.now()
         age = self._age(now)
         budgets = self._by_endpoint.get(endpoint)
         if not budgets:  # nothing to go stale: an endpoint without a budget is always allowed

@@ -166,7 +166,7 @@ def create_app(
         ),
     )
     _document(app, checker)
-    # For tests and tools holding only the app; no route reads app.state (tests/test_dependencies.py).
+    # For tests and tools holding only the app; no route reads app.state (tests/api/test_dependencies.py).
     app.state.admission = admission
     app.state.service = service
     app.state.budgets = budgets

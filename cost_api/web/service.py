@@ -1,4 +1,5 @@
-"""Everything a running service holds: settings, the price table, the database, the aggregator."""
+"""Everything a running service holds: settings, the price table, the database, the aggregator (and
+its clock, the service's one)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator
+from cost_api.clock import Clock
 from cost_api.config import ConfigError, Settings
 from cost_api.pricing.file import PricingError
 from cost_api.pricing.table import PriceTable, load_table
@@ -24,6 +26,11 @@ class Service:
     db: Database
     aggregator: Aggregator
     price_books: dict[str, PriceTable] = field(default_factory=dict)  # whatif_price_books, loaded
+
+    @property
+    def clock(self) -> Clock:
+        """What time it is for everything the service answers: the aggregator's clock."""
+        return self.aggregator.clock
 
     async def readiness(self) -> dict[str, Any]:
         """What `GET /readyz` says when ready: the log can be read as the contract says (else the
@@ -62,8 +69,9 @@ def load_price_books(settings: Settings) -> dict[str, PriceTable]:
     return books
 
 
-def build_service(settings: Settings) -> Service:
-    """Load and check everything that can fail before serving: pricing, queries, the URL."""
+def build_service(settings: Settings, clock: Clock | None = None) -> Service:
+    """Load and check everything that can fail before serving: pricing, queries, the URL. `clock`: the
+    real one unless a test (in-process) gives another."""
     pricing = load_pricing(settings)
     books = load_price_books(settings)
     url = parse_database_url(settings.database_url)
@@ -74,5 +82,5 @@ def build_service(settings: Settings) -> Service:
         timeout=settings.query_timeout.seconds,
         pool_size=settings.max_concurrent_queries,
     )
-    aggregator = Aggregator(db, pricing, rollup_grace=settings.rollup_grace.seconds)
+    aggregator = Aggregator(db, pricing, clock=clock or Clock(), rollup_grace=settings.rollup_grace.seconds)
     return Service(settings, pricing, db, aggregator, books)

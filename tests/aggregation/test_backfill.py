@@ -21,6 +21,7 @@ from cost_api.config import load_settings
 from cost_api.web.service import Service, build_service
 from cost_api.windows import Range
 
+from ..clock import FakeClock
 from ..logdb import LogDB, Row, at
 
 NOW = at("2026-11-20T12:34:56Z")
@@ -60,8 +61,8 @@ async def totals(agg: Aggregator, rng: Range = WEEK) -> tuple[int, float]:
     return total.requests, round(total.spend, 6)
 
 
-async def restarted(service: Service, clock: dict[str, float]) -> Aggregator:
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=lambda: clock["now"])
+async def restarted(service: Service, clock: FakeClock) -> Aggregator:
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=clock)
     await agg.warm()
     return agg
 
@@ -73,7 +74,7 @@ async def test_old_rows_appended_after_current_traffic_are_taken_in_pages(
     an answer reads REQUEST_PAGES pages itself and counts a consistent prefix of the ids; the
     maintenance loop's catch-up takes the rest, and then every window is exact."""
     monkeypatch.setattr("cost_api.aggregation.rows.PAGE_ROWS", PAGE)
-    clock = {"now": NOW.timestamp()}
+    clock = FakeClock(NOW)
     await log.insert(rows(30, NOW - timedelta(minutes=20)) + rows(20, NOW - timedelta(days=3)))
     agg = await restarted(service, clock)
     assert await totals(agg) == (50, round(50 * PRICE, 6))
@@ -95,7 +96,7 @@ async def test_old_rows_appended_after_current_traffic_are_taken_in_pages(
 async def test_a_jump_of_millions_of_ids_is_one_range(log: LogDB, service: Service) -> None:
     """A row with id 5,000,000: the ids below it are one range, asked for again for HOLE_SECONDS, then
     watched as a lost span; a row that commits inside it later (dated 2 days back) still counts."""
-    clock = {"now": NOW.timestamp()}
+    clock = FakeClock(NOW)
     await log.insert(rows(3, NOW - timedelta(minutes=30)))
     agg = await restarted(service, clock)
     await insert_ids(log, [5_000_000], NOW - timedelta(minutes=5))
@@ -105,7 +106,7 @@ async def test_a_jump_of_millions_of_ids_is_one_range(log: LogDB, service: Servi
     assert await totals(agg) == (5, round(5 * PRICE, 6))
     assert agg.rows.bound().skip == ((4, 3_999_999), (4_000_001, 4_999_999))
 
-    clock["now"] += HOLE_SECONDS + 1
+    clock.advance(HOLE_SECONDS + 1)
     await agg.catch_up()
     assert agg.rows.bound().skip == () and len(agg.rows.holes.lost) == 2
     await insert_ids(log, [2_000_000, 2_000_001], NOW - timedelta(days=2))  # no read asks for these ids
@@ -124,7 +125,7 @@ async def test_ids_committed_after_later_ones_beyond_the_cap_still_count(
     backfill commits in two steps into hours closed days ago; both are counted once the catch-up ran,
     and the bookkeeping is 3 ranges and at most MAX_LOST_SPANS spans throughout."""
     monkeypatch.setattr(holes, "MAX_HOLES", 3)
-    clock = {"now": NOW.timestamp()}
+    clock = FakeClock(NOW)
     await log.insert(rows(5, NOW - timedelta(days=1)))
     agg = await restarted(service, clock)
     traffic = [10 * k for k in range(1, 11)]  # ids 10, 20, …, 100: gaps 6..9, 11..19, …, 91..99

@@ -17,6 +17,7 @@ from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.rollups import Bound, Rollups, per_dimension
 from cost_api.windows import HOUR_MS
 
+from ..clock import FakeClock
 from .cells import cell, groups
 
 DAY = 20_000  # an epoch day (2024-10-04)
@@ -87,14 +88,6 @@ class FakeLog:
         return row
 
 
-class Clock:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 def at(hour: int, seconds: float = 0.0) -> float:
     return hour * 3600 + seconds
 
@@ -145,7 +138,7 @@ def check(r: Rollups, rows: list[Row], h0: int, h1: int) -> None:
         assert not len(slots) or slots[-1] < r.horizon
 
 
-async def warmed(log: FakeLog, clock: Clock, max_id: int | None = None) -> Rollups:
+async def warmed(log: FakeLog, clock: FakeClock, max_id: int | None = None) -> Rollups:
     r = Rollups(log.read, GRACE, clock=clock)
     await r.warm(min(row.at_ms for row in log.rows), r.closed_horizon(), Bound(max_id))
     return r
@@ -155,14 +148,14 @@ async def warmed(log: FakeLog, clock: Clock, max_id: int | None = None) -> Rollu
 
 
 def test_an_hour_closes_grace_after_its_end() -> None:
-    clock = Clock(at(H, GRACE - 0.001))
+    clock = FakeClock(at(H, GRACE - 0.001))
     r = Rollups(FakeLog([]).read, GRACE, clock=clock)
     assert r.closed_horizon() == H - 1  # hour H - 1 ended less than the grace ago: still open
     clock.seconds = at(H, GRACE)
     assert r.closed_horizon() == H
     clock.seconds = at(H + 1, GRACE - 1)
     assert r.closed_horizon() == H
-    r0 = Rollups(FakeLog([]).read, 0, clock=Clock(at(H)))
+    r0 = Rollups(FakeLog([]).read, 0, clock=FakeClock(at(H)))
     assert r0.closed_horizon() == H  # no grace: an hour closes at its end
 
 
@@ -172,7 +165,7 @@ def test_an_hour_closes_grace_after_its_end() -> None:
 async def test_warm_reads_every_closed_hour_once_newest_first() -> None:
     rows = make_rows(H - 50, H)  # hour H is open
     log = FakeLog(rows)
-    clock = Clock(at(H, 600))
+    clock = FakeClock(at(H, 600))
     r = await warmed(log, clock, max_id=len(rows))
     assert r.ready and r.horizon == H and r.pending == {}
     assert r.oldest_ms == (H - 50) * HOUR_MS + 10 * MIN
@@ -192,7 +185,7 @@ async def test_warm_within_a_bound_leaves_later_ids_to_the_open_rows_reader() ->
     rows = make_rows(H - 30, H - 1)
     log = FakeLog(rows)
     skipped = rows[5].id
-    r = Rollups(log.read, GRACE, clock=Clock(at(H, 600)))
+    r = Rollups(log.read, GRACE, clock=FakeClock(at(H, 600)))
     await r.warm(rows[0].at_ms, r.closed_horizon(), Bound(max_id=40, skip=(skipped,)))
     kept = [row for row in rows if row.id <= 40 and row.id != skipped]
     check(r, kept, H - 30, H)
@@ -201,7 +194,7 @@ async def test_warm_within_a_bound_leaves_later_ids_to_the_open_rows_reader() ->
 
 async def test_warm_on_an_empty_log_holds_nothing_and_is_ready() -> None:
     log = FakeLog([])
-    r = Rollups(log.read, GRACE, clock=Clock(at(H, 600)))
+    r = Rollups(log.read, GRACE, clock=FakeClock(at(H, 600)))
     await r.warm(None, r.closed_horizon(), Bound(0))
     assert r.ready and r.horizon == H and r.oldest_ms is None
     assert log.hours_read("endpoint") == []
@@ -215,7 +208,7 @@ async def test_warm_on_an_empty_log_holds_nothing_and_is_ready() -> None:
 async def test_an_hour_that_ended_within_the_grace_joins_when_it_closes() -> None:
     rows = make_rows(H - 10, H - 1)
     log = FakeLog(rows)
-    clock = Clock(at(H, 120))  # hour H - 1 ended two minutes ago: within the grace
+    clock = FakeClock(at(H, 120))  # hour H - 1 ended two minutes ago: within the grace
     r = await warmed(log, clock)
     assert r.horizon == H - 1
     assert log.hours_read("endpoint") == [(H - 10, H - 1)]
@@ -234,7 +227,7 @@ async def test_an_hour_that_ended_within_the_grace_joins_when_it_closes() -> Non
 async def test_closing_hours_across_midnight_adds_the_day() -> None:
     rows = make_rows(H - 30, H + 30)
     log = FakeLog(rows)
-    clock = Clock(at(H, 600))
+    clock = FakeClock(at(H, 600))
     r = await warmed(log, clock, max_id=max(row.id for row in rows if row.hour < H))
     days_before = len(r.days[None])
     midnight = (DAY + 1) * 24  # H + 19
@@ -254,7 +247,7 @@ async def test_closing_hours_across_midnight_adds_the_day() -> None:
 async def test_closing_several_hours_at_once() -> None:
     rows = make_rows(H - 30, H + 50)
     log = FakeLog(rows)
-    clock = Clock(at(H, 600))
+    clock = FakeClock(at(H, 600))
     r = await warmed(log, clock, max_id=max(row.id for row in rows if row.hour < H))
     clock.seconds = at(H + 49, 600)  # the process slept through two midnights
     horizon = r.closed_horizon()
@@ -270,7 +263,7 @@ async def test_closing_several_hours_at_once() -> None:
 async def test_late_cells_count_at_once_and_are_merged_at_the_next_close() -> None:
     rows = make_rows(H - 60, H - 1)
     log = FakeLog(rows)
-    clock = Clock(at(H, 600))
+    clock = FakeClock(at(H, 600))
     r = await warmed(log, clock)
     parts_before = len(r.parts["endpoint"])
     late = [
@@ -296,7 +289,7 @@ async def test_late_cells_count_at_once_and_are_merged_at_the_next_close() -> No
 async def test_late_cells_of_the_same_hour_twice_add_up() -> None:
     rows = make_rows(H - 5, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     r.add(log.hourly([log.add(H - 3, endpoint="/x", requests=2)]))
     r.add(log.hourly([log.add(H - 3, endpoint="/x", requests=5)]))
     assert held(r.slice("endpoint", H - 3, H - 2))["/x"] == (7, 0.25)
@@ -307,7 +300,7 @@ async def test_many_pending_cells_are_merged_without_waiting_for_a_close(monkeyp
     monkeypatch.setattr(rollups_module, "_PENDING_CELLS", 4)
     rows = make_rows(H - 40, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     r.add(log.hourly([log.add(H - 35, endpoint="/x"), log.add(H - 3, endpoint="/x")]))  # 2 cells × 3 rollups
     assert r.pending == {}
     assert r.horizon == H  # nothing closed
@@ -320,7 +313,7 @@ async def test_many_pending_cells_are_merged_without_waiting_for_a_close(monkeyp
 async def test_retention_drops_the_hours_before_the_new_first_row_and_rereads_its_hour() -> None:
     rows = make_rows(H - 60, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     r.add(log.hourly([log.add(H - 55, endpoint="/late-old")]))  # a pending cell in the hours that go
     new_first = (H - 40) * HOUR_MS + 30 * MIN  # between the :10 and the :40 row of hour H - 40
     log.rows = [row for row in log.rows if row.at_ms >= new_first]  # the retention job
@@ -337,7 +330,7 @@ async def test_retention_drops_the_hours_before_the_new_first_row_and_rereads_it
 async def test_retention_to_a_midnight_keeps_whole_days_only() -> None:
     rows = make_rows(H - 60, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     midnight = (DAY - 1) * 24  # H - 29
     log.rows = [row for row in rows if row.hour >= midnight]
     await r.follow_oldest(log.rows[0].at_ms, Bound(None))
@@ -348,7 +341,7 @@ async def test_retention_to_a_midnight_keeps_whole_days_only() -> None:
 async def test_an_earlier_first_row_reads_nothing_its_rows_come_late() -> None:
     rows = make_rows(H - 20, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     parts = {dim: len(p) for dim, p in r.parts.items()}
     log.calls.clear()
     backfill = log.add(H - 100, endpoint="/old")
@@ -362,14 +355,14 @@ async def test_an_earlier_first_row_reads_nothing_its_rows_come_late() -> None:
 async def test_an_emptied_log_or_a_first_row_starts_over() -> None:
     rows = make_rows(H - 5, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     await r.follow_oldest(None, Bound(None))
     assert not r.ready and r.oldest_ms is None
-    empty = Rollups(FakeLog([]).read, GRACE, clock=Clock(at(H, 600)))
+    empty = Rollups(FakeLog([]).read, GRACE, clock=FakeClock(at(H, 600)))
     await empty.warm(None, empty.closed_horizon(), Bound(0))  # a log without rows
     await empty.follow_oldest(rows[0].at_ms, Bound(None))  # its first row
     assert not empty.ready
-    unchanged = await warmed(log, Clock(at(H, 600)))
+    unchanged = await warmed(log, FakeClock(at(H, 600)))
     await unchanged.follow_oldest(unchanged.oldest_ms, Bound(None))
     assert unchanged.ready
 
@@ -380,7 +373,7 @@ async def test_an_emptied_log_or_a_first_row_starts_over() -> None:
 async def test_reread_puts_the_log_s_hours_in_place_of_what_is_held() -> None:
     rows = make_rows(H - 60, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     before = r.fingerprints(H - 60, H)
     gone = {row.id for row in rows if row.hour in (H - 50, H - 49, H - 3)}
     log.rows = [row for row in rows if row.id not in gone] + [  # deletes, and an updated count
@@ -417,7 +410,7 @@ def test_fingerprint_sums_the_counts_per_hour() -> None:
 async def test_coarse_slices_are_the_fine_hours_summed() -> None:
     rows = make_rows(H - 100, H - 1)
     log = FakeLog(rows)
-    r = await warmed(log, Clock(at(H, 600)))
+    r = await warmed(log, FakeClock(at(H, 600)))
     r.add(log.hourly([log.add(H - 70, endpoint="/late"), log.add(H - 4, token="t9")]))
     edges = [H - 120, H - 100, DAY * 24 - 72, DAY * 24 - 50, DAY * 24 - 48, DAY * 24 - 24, DAY * 24 - 1, DAY * 24, H]
     for h0 in edges:
@@ -432,7 +425,7 @@ async def test_coarse_slices_are_the_fine_hours_summed() -> None:
 
 
 def test_pick_serves_a_read_from_the_rollup_that_holds_its_keys() -> None:
-    r = Rollups(FakeLog([]).read, GRACE, clock=Clock(at(H)))
+    r = Rollups(FakeLog([]).read, GRACE, clock=FakeClock(at(H)))
     assert r.pick(None, False, False) == (False, None)  # not warm
     r.ready = True
     assert r.pick(None, False, False) == (True, None)

@@ -24,6 +24,7 @@ from cost_api.store.queries import Registry
 from cost_api.store.result import Rows
 from cost_api.web.service import build_service
 
+from ..clock import FakeClock
 from ..logdb import Row, SqliteLog, at
 
 NOW = at("2026-11-20T12:00:00Z")
@@ -46,7 +47,7 @@ async def test_a_read_overtaken_by_another_database_keeps_nothing(tmp_path: Path
         return rows
 
     try:
-        store = RowStore(fetch, Vocab(), service.pricing, threshold_params(service.pricing), NOW.timestamp)
+        store = RowStore(fetch, Vocab(), service.pricing, threshold_params(service.pricing), FakeClock(NOW))
         await store.start(int(at("2026-11-20T11:00:00Z").timestamp() * 1000), 0)
         assert store.started and len(store.open or []) == 0  # ids up to 0: the row comes through refresh
         overtaken = True
@@ -104,9 +105,9 @@ class FakeLog:
         return Rows(list(hours.items()), ("hour", "rows"))
 
 
-async def started(log: FakeLog, clock: dict[str, float], max_id: int) -> RowStore:
+async def started(log: FakeLog, clock: FakeClock, max_id: int) -> RowStore:
     pricing = load_table(builtin_pricing())
-    store = RowStore(log.fetch, Vocab(), pricing, threshold_params(pricing), lambda: clock["now"])
+    store = RowStore(log.fetch, Vocab(), pricing, threshold_params(pricing), clock)
     await store.start(OPEN_MS, max_id)
     return store
 
@@ -120,7 +121,7 @@ async def test_a_read_takes_at_most_its_pages_and_hands_late_rows_over_a_page_at
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("cost_api.aggregation.rows.PAGE_ROWS", 10)
-    log, clock = FakeLog(), {"now": NOW.timestamp()}
+    log, clock = FakeLog(), FakeClock(NOW)
     log.add(range(1, 6), OPEN_MS + 60_000)
     store = await started(log, clock, 5)
     log.add(range(6, 41), OPEN_MS - 5 * HOUR)  # a backfill of 35 old rows, then 3 new ones
@@ -137,7 +138,7 @@ async def test_gaps_are_ranges_asked_for_until_seen_and_given_up_beyond_the_cap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(holes, "MAX_HOLES", 2)
-    log, clock = FakeLog(), {"now": NOW.timestamp()}
+    log, clock = FakeLog(), FakeClock(NOW)
     store = await started(log, clock, 0)
     log.add([10, 20, 30, 5_000_000], OPEN_MS + 60_000)
     await store.refresh(lambda late: None)
@@ -154,11 +155,11 @@ async def test_gaps_are_ranges_asked_for_until_seen_and_given_up_beyond_the_cap(
 
 
 async def test_given_up_ids_that_commit_mark_their_hours() -> None:
-    log, clock = FakeLog(), {"now": NOW.timestamp()}
+    log, clock = FakeLog(), FakeClock(NOW)
     store = await started(log, clock, 0)
     log.add([100], OPEN_MS + 60_000)
     await store.refresh(lambda late: None)
-    clock["now"] += HOLE_SECONDS + 1
+    clock.advance(HOLE_SECONDS + 1)
     await store.refresh(lambda late: None)
     assert store.bound().skip == () and len(store.holes.lost) == 1
     open_hour = OPEN_MS // HOUR
@@ -169,7 +170,7 @@ async def test_given_up_ids_that_commit_mark_their_hours() -> None:
     log.add([10, 11], OPEN_MS - 2 * HOUR)
     log.add([12], OPEN_MS + 60_000)
     assert await store.lost_hours() == [(open_hour - 3, open_hour - 1), (open_hour, open_hour + 1)]
-    clock["now"] += LOST_SECONDS + 1
+    clock.advance(LOST_SECONDS + 1)
     assert await store.lost_hours() == [] and len(store.holes.lost) == 0  # then the sweep's
 
 
@@ -177,7 +178,7 @@ async def test_the_open_rows_kept_summed_up_to_the_cut_equal_them_summed_anew() 
     """Under writes an answer sums only the rows after `cut` (TAIL_MS behind the newest): the same
     figures as summing every open row, for windows ending after it; windows ending before it (and
     windows starting inside the open hours) sum their rows."""
-    log, clock = FakeLog(), {"now": NOW.timestamp()}
+    log, clock = FakeLog(), FakeClock(NOW)
     store = await started(log, clock, 0)
     newest = int(NOW.timestamp() * 1000)
     for step in range(5):  # rows every 2 s, up to now, some dated back within the open hours
@@ -200,7 +201,7 @@ async def test_the_open_rows_kept_summed_up_to_the_cut_equal_them_summed_anew() 
 async def test_a_read_begun_after_an_answer_arrived_serves_it() -> None:
     """The six windows of one summary (or answers queued behind a backfill's page) read the log once:
     a refresh whose ticket predates a read that began since reads nothing itself."""
-    log, clock = FakeLog(), {"now": NOW.timestamp()}
+    log, clock = FakeLog(), FakeClock(NOW)
     store = await started(log, clock, 0)
     first, second = store.ticket(), store.ticket()
     log.add([1, 2], OPEN_MS + 60_000)

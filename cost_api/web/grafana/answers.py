@@ -179,7 +179,7 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
     if not wanted:
         return []
     default_tz = service.settings.tz
-    win = window(body, zone(body, {}, default_tz))
+    win = window(body, zone(body, {}, default_tz), service.clock.now())
     # where a regular expression or a negation looks for the values it keeps: both periods, so that
     # a table's `previous_spend` counts the same keys as /v1 would
     scope = Range(win.previous.start, win.range.end)
@@ -237,7 +237,7 @@ async def variable_values(service: Service, body: dict[str, Any], name: str) -> 
         raise BadParameter("payload.target", f"expected one of {', '.join(VARIABLES)}; got {name!r}")
     agg = service.aggregator
     payload = payload_of(body.get("payload"))
-    win = window(body, zone(body, payload, service.settings.tz))
+    win = window(body, zone(body, payload, service.settings.tz), service.clock.now())
     directory = await agg.tokens()
     # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
     own = {k: v for k, v in payload.items() if k in FILTER_KEYS and k != VARIABLES[name]}
@@ -269,7 +269,7 @@ async def payload_options(service: Service, body: dict[str, Any]) -> list[dict[s
     if name not in FILTER_KEYS:
         return []
     agg = service.aggregator
-    win = window(body, zone(body, {}, service.settings.tz))
+    win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
     return [{"label": text, "value": value} for value, text in await known_values(agg, win.range, name)]
 
 
@@ -278,7 +278,7 @@ async def tag_values(service: Service, body: dict[str, Any]) -> list[dict[str, s
     if key not in FILTER_KEYS:
         return []
     agg = service.aggregator
-    win = window(body, zone(body, {}, service.settings.tz))
+    win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
     return [{"text": value} for value, _ in await known_values(agg, win.range, key)]
 
 
@@ -286,7 +286,7 @@ async def legacy_annotations(
     service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None
 ) -> list[dict[str, Any]]:
     """POST /annotations (plugins before 0.4): the same episodes as annotation events."""
-    win = window(body, zone(body, {}, service.settings.tz))
+    win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
     annotation = body.get("annotation") if isinstance(body.get("annotation"), dict) else {}
     return [
         {"annotation": annotation, **event, "isRegion": event["timeEnd"] != event["time"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import zoneinfo
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -112,14 +113,14 @@ def zone(body: dict[str, Any], payload: dict[str, Any], default: str) -> zoneinf
     return zoneinfo.ZoneInfo(default)
 
 
-def window(body: dict[str, Any], tz: zoneinfo.ZoneInfo) -> Window:
+def window(body: dict[str, Any], tz: zoneinfo.ZoneInfo, now: datetime) -> Window:
     """The request's `range` (Grafana's `range`, or `timeRange` of newer tag-value calls) and its
-    previous period, exactly as /v1 reads `from`/`to`; without one, the last 30 days."""
+    previous period, exactly as /v1 reads `from`/`to`; without one, the last 30 days up to `now`."""
     rng = body.get("range") or body.get("timeRange")
     if not isinstance(rng, dict):
-        return parse_window(window=None, from_=None, to=None, tz=tz, default=DEFAULT_WINDOW)
+        return parse_window(window=None, from_=None, to=None, tz=tz, default=DEFAULT_WINDOW, now=now)
     start, end = _instant(rng.get("from")), _instant(rng.get("to"))
-    return parse_window(window=None, from_=start, to=end, tz=tz, default=DEFAULT_WINDOW)
+    return parse_window(window=None, from_=start, to=end, tz=tz, default=DEFAULT_WINDOW, now=now)
 
 
 def targets(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request
@@ -25,9 +26,12 @@ class Common:
     to_raw: str | None
     tz: zoneinfo.ZoneInfo
     filters: Filters
+    now: datetime  # the service's clock when the request came
 
     def window(self, default: str) -> Window:
-        return parse_window(window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default)
+        return parse_window(
+            window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default, now=self.now
+        )
 
 
 async def refuse_control_characters(request: Request[Any, Any, Any]) -> None:
@@ -68,4 +72,5 @@ async def common(
             endpoints=tuple(endpoint or ()),
             tokens=tuple(token or ()),
         ),
+        now=service.clock.now(),
     )

@@ -32,7 +32,7 @@ class PricingController(Controller):
         model: Annotated[str, QueryParameter(description="as logged, e.g. gpt-4o-mini-2024-07-18")] = "",
         at: Annotated[str | None, QueryParameter(description="RFC 3339 or epoch ms; default now")] = None,
     ) -> ResolvedPrice:
-        return prices.resolve(service.pricing, provider, model, parse_instant("at", at) if at else None)
+        return prices.resolve(service.pricing, provider, model, parse_instant("at", at) if at else service.clock.now())
 
     @get("/unpriced", summary="Logged models without a price (window=30d)")
     async def unpriced(self, common: NamedDependency[Common], service: NamedDependency[Service]) -> UnpricedModels:
