@@ -6,10 +6,12 @@ budget check a gateway calls before each provider call) from this process with -
 asyncio+httpx clients, while a second process appends rows to the log at --write-rate rows/s.
 
 It reports, per path and overall: requests/s, p50/p99 latency and errors (anything but a 200, or a
-422 from the budget check, is an error: there must be none), the server's RSS before and after;
-then, with the writer stopped, it checks that the server's figures for a fixed range equal a fresh
-direct computation (a new in-process service, no rollups: SQL over the raw rows) and a raw
-`count(*)`. It exits non-zero on any error or mismatch.
+422 from the budget check, is an error: there must be none), the server's RSS before and after.
+Then the backfill scenario (bench/backfill.py: --backfill-rows old rows appended in one transaction
+while the writer and the clients go on; no error, RSS, time until exact); then, with the writer
+stopped, it checks that the server's figures for a fixed range equal a fresh direct computation (a
+new in-process service, no rollups: SQL over the raw rows) and a raw `count(*)`. It prints the
+targets (bench/backfill.py's TARGETS) met or missed, and exits non-zero on any error or mismatch.
 
     python -m bench.load                                   # 20 s, SQLite demo log of 30 days
     python -m bench.load --seconds 60 --concurrency 4 --write-rate 200
@@ -91,7 +93,7 @@ def _writer(url: str, rate: float, stop: Any, written: Any) -> None:
     placeholders = ", ".join("?" * len(COLUMNS))
     if parsed.dialect == "sqlite":
         conn = sqlite3.connect(str(parsed.path), isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA busy_timeout = 60000")  # the backfill scenario holds the lock for seconds
         try:
             while not stop.is_set():
                 rows = batch()
@@ -180,7 +182,8 @@ async def _direct_figures(url: str, start: datetime, end: datetime) -> dict[str,
     from cost_api.web.service import build_service
     from cost_api.windows import Range, epoch_ms
 
-    service = build_service(load_settings(environ={}, overrides={"database_url": url}))
+    # no rollups: SQL over every raw row of the range, which may take minutes on a large log
+    service = build_service(load_settings(environ={}, overrides={"database_url": url, "query_timeout": "600s"}))
     try:
         total = (await service.aggregator.groups(Range(start, end))).total()
     finally:
@@ -228,13 +231,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], limit: float) -> None:
+    """Until /readyz answers 200 with the rollups warm (a 10M-row log takes a minute or two)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with {proc.returncode}")
         try:
-            if httpx.get(base + "/readyz", headers={"X-API-Key": KEY}, timeout=2).status_code == 200:
+            ready = httpx.get(base + "/readyz", headers={"X-API-Key": KEY}, timeout=2)
+            if ready.status_code == 200 and ready.json().get("rollups", {}).get("ready"):
                 return
         except httpx.HTTPError:
             pass
@@ -278,7 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"db": url, "generated_s": round(generated, 1), "seconds": args.seconds}
     with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as server:
         try:
-            _wait_ready(base, server)
+            _wait_ready(base, server, args.ready_seconds)
             paths = []
             for path in args.path:  # a route that is not there (yet) is left out, and said so
                 status = httpx.get(base + path, headers={"X-API-Key": KEY}, timeout=60).status_code
@@ -288,7 +293,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     paths.append(path)
             if not paths:
                 raise SystemExit("no path to drive")
-            time.sleep(args.warmup)  # the rollups warm in the background; give them a moment
             result["rss_before_mib"] = round(_rss_mib(server.pid), 1)
 
             spawn = multiprocessing.get_context("spawn")
@@ -299,10 +303,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.monotonic()
             tallies = asyncio.run(_drive(base, paths, args.seconds, args.concurrency, args.max_requests))
             elapsed = time.monotonic() - t0
+            result["rss_after_mib"] = round(_rss_mib(server.pid), 1)
+            if args.backfill_rows:
+                from bench.backfill import backfill
+
+                result["backfill"] = asyncio.run(
+                    backfill(base, url, args.backfill_rows, args.concurrency, args.backfill_seconds, server.pid)
+                )
             stop.set()
             writer.join(30)
+            if writer.is_alive():  # held behind a lock past its wait: stopped, so the figures stay still
+                writer.terminate()
+                writer.join()
             result["rows_written"] = written.value
-            result["rss_after_mib"] = round(_rss_mib(server.pid), 1)
 
             per_path = {}
             for path, tally in tallies.items():
@@ -365,7 +378,9 @@ def report(result: dict[str, Any]) -> str:
         f"figures after the run (30 days): served {served}, fresh direct {direct}: "
         + ("equal" if result["figures_match"] else "MISMATCH"),
     ]
-    return "\n".join(lines)
+    from bench.backfill import targets
+
+    return "\n".join(lines + targets(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,11 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=20, help="length of the load (default 20)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="stop after this many requests")
-    parser.add_argument("--write-rate", type=float, default=50, help="rows/s the writer appends (default 50)")
+    parser.add_argument("--write-rate", type=float, default=1000, help="rows/s the writer appends (default 1000)")
+    parser.add_argument("--backfill-rows", type=int, default=1_000_000, help="old rows to append (0: no backfill)")
+    parser.add_argument("--backfill-seconds", type=float, default=300, help="how long to wait for the backfill")
     parser.add_argument(
         "--max-concurrent-queries", type=int, default=4, help="the server's admission limit (default 4)"
     )
-    parser.add_argument("--warmup", type=float, default=2, help="seconds to let the rollups warm (default 2)")
+    parser.add_argument("--ready-seconds", type=float, default=600, help="how long to wait for warm rollups")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (demo log, config)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
@@ -394,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     args.path = args.path or DEFAULT_PATHS
     result = run(args)
     print(json.dumps(result, indent=2) if args.json else report(result))
-    return 0 if result["total"]["errors"] == 0 and result["figures_match"] else 1
+    fill = result.get("backfill", {"errors": 0, "exact_after_s": 0})
+    ok = result["total"]["errors"] == 0 and result["figures_match"] and fill["errors"] == 0
+    return 0 if ok and fill["exact_after_s"] is not None else 1
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ clock at the log's end (the instant it was generated up to):
   the recent sweep's time (and RSS peak) to find and read them again; then the 30-day requests
   must equal a SQL count, and the last 4 days' spend the same lens computed by SQL over the raw rows;
 - a backfill of 500,000 rows dated 20-40 days back (copies of the log's rows with new ids),
-  committed after warm-up (the insert is not timed): the time `sync()` takes to fold them in, its
-  peak RSS growth, then the whole log's requests against a SQL count and the sweep over those days.
+  committed after warm-up (the insert is not timed): the time `catch_up()` (the maintenance loop's
+  intake, a page at a time) takes to fold them in, its peak RSS growth, then the whole log's
+  requests against a SQL count and the sweep over those days.
 
 From the medians it derives the sweep's cost per hour of wall time under the schedule in
 cost_api/aggregation/aggregator.py and the bounds it gives.
@@ -342,7 +343,7 @@ async def run_one(dialect: str, url: str, writer: Writer, now_ms: int, cpu: Cpu,
             f"INSERT INTO request_log ({COLUMNS}) SELECT {COLUMNS} FROM request_log, ({times}) AS copies"
             f" WHERE created_at >= {at(lo)} AND created_at < {at(hi)} AND id % {stride} = 0 LIMIT {BACKFILL}"
         )
-        result["backfill"] = await _timed_peak(cpu, agg.sync)
+        result["backfill"] = await _timed_peak(cpu, agg.catch_up)
         everything = (floor_hour(result["oldest_ms"]) * HOUR_MS, now_ms + 1)
         served = (await _requests(agg, *everything))["requests"]
         result["total"] = (served, await _sql_count(writer, *everything))
@@ -409,7 +410,7 @@ def table(results: list[dict]) -> str:
     row("UPDATE a token count 3 days back: the same", once("update", "hours"))
     row("then 30-day requests = SQL `count(*)`", lambda r: f"{r['month'][0]:,} = {r['month'][1]:,}")
     row("then 4-day spend = direct SQL", lambda r: f"${r['spend4'][0]:,.6f} = ${r['spend4'][1]:,.6f}")
-    row(f"backfill {BACKFILL:,} rows 20-40 days back: `sync()`", once("backfill"))
+    row(f"backfill {BACKFILL:,} rows 20-40 days back: `catch_up()`", once("backfill"))
     row("… then all requests = SQL `count(*)`", lambda r: f"{r['total'][0]:,} = {r['total'][1]:,}")
     row("… hours differing when swept after", lambda r: str(r["backfill_differing"]))
     row("RSS held at the end, over the start", lambda r: f"{r['rss_end']:.0f} MiB")

@@ -36,7 +36,7 @@ from cost_api.aggregation.rollups import (
     floor_hour,
     per_dimension,
 )
-from cost_api.aggregation.rows import RowStore
+from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
 from cost_api.clock import Clock
 from cost_api.errors import BadParameter
@@ -247,15 +247,9 @@ class Aggregator:
             edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
         else:
             edges = [(start, end)]
-        open_rows = self.rows.open
-        assert open_rows is not None
-        summed, newest = self.rows.open_hourly(rollup_dim)
         for a, b in edges:
             if b > horizon * HOUR_MS:
-                if a <= horizon * HOUR_MS and b > newest:  # every open row: their running sums
-                    parts.append(summed)
-                else:
-                    parts.append(open_rows.between(max(a, horizon * HOUR_MS), b).hourly(rollup_dim))
+                parts.append(self.rows.open_groups(max(a, horizon * HOUR_MS), b, rollup_dim))
         for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
             closed_end = min(b, horizon * HOUR_MS)
             for hour in range(floor_hour(a), ceil_hour(closed_end)):
@@ -285,8 +279,7 @@ class Aggregator:
             "dim": dim or "",
             **filter_params(filters, directory),
             **self._thresholds,
-            "max_id": bound.max_id,
-            "skip_ids": list(bound.skip) if bound.skip else None,
+            **bound.params(),
         }
         rows = await self.db.fetch("groups", **params)
         return from_rows(self.vocab, slot_ms, rows, self.pricing)
@@ -357,37 +350,46 @@ class Aggregator:
             await self.rows.start(horizon * HOUR_MS, max_id)
             await self.rollups.warm(oldest, horizon, Bound(max_id))
 
-    async def sync(self) -> None:
+    async def sync(self, pages: int = REQUEST_PAGES) -> None:
         """Take in what was committed before this call: late rows join their closed hours, new rows
         the open ones, and hours that closed move from the open rows to the rollups. While the last
         read found the database unavailable (less than FAIL_FAST_SECONDS ago), callers queued behind
         it get that answer at once instead of each waiting out a busy database in turn."""
-        await self._sync_once()
+        await self._sync_once(pages)
 
-    async def _sync_once(self) -> None:
+    async def _sync_once(self, pages: int) -> None:
+        since = self.rows.ticket()  # a read that begins after this one arrives serves it too
         async with self._lock:
             failed = self._failed
             if failed is not None and time.monotonic() - failed[0] < FAIL_FAST_SECONDS:
                 raise failed[1]
             try:
-                await self._sync_locked()
+                await self._sync_locked(pages, since)
             except DatabaseUnavailable as exc:
                 self._failed = (time.monotonic(), exc)
                 raise
             self._failed = None
 
-    async def _sync_locked(self) -> None:
+    async def _sync_locked(self, pages: int, since: int | None = None) -> None:
         if not (self.rollups.ready and self.rows.started):
             return
-        late = await self.rows.refresh()
+        rollups = self.rollups
+        await self.rows.refresh(lambda late: rollups.add(per_dimension(late.hourly)), pages, since)
         if not (self.rollups.ready and self.rows.started):  # another database behind the URL meanwhile
             return
-        if len(late):
-            self.rollups.add(per_dimension(late.hourly))
         horizon = self.rollups.closed_horizon()
         if horizon > self.rollups.horizon:
             closed = self.rows.take_closed(horizon * HOUR_MS)
             self.rollups.close(horizon, per_dimension(closed.hourly))
+
+    async def catch_up(self) -> None:
+        """Take in every row committed before this call — a backfill a page at a time, answers served
+        in between — and read again the hours where ids given up as holes have committed since."""
+        await self.sync()
+        while self.rollups.ready and self.rows.started and not self.rows.caught_up:
+            await self.sync(pages=1)
+        for h0, h1 in await self.rows.lost_hours():
+            await self.reconcile(h0, h1)
 
     async def follow_oldest(self) -> None:
         """Follow the log's first row (a retention job deleted the oldest days)."""
@@ -410,8 +412,7 @@ class Aggregator:
             "hour_fingerprints",
             start=_instant(h0),
             end=_instant(h1),
-            max_id=bound.max_id,
-            skip_ids=list(bound.skip) if bound.skip else None,
+            **bound.params(),
         )
         logged = {int(hour): tuple(int(v or 0) for v in sums) for hour, *sums in rows.pick("hour", *FINGERPRINT)}
         async with self._lock:
@@ -464,7 +465,7 @@ class Aggregator:
                     await self.warm()
                 else:
                     await self.follow_oldest()
-                    await self.sync()
+                    await self.catch_up()
                     await self.sweep(time.monotonic())
                 await self.rollups.save_if_due(self._lock, self.rows.bound)
                 failing = False

@@ -44,11 +44,19 @@ FINGERPRINT = ("requests", "errors", *COUNTS[2:], EXCLUDED)
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """Which ids a read of the log may count: up to `max_id` (None: all) except `skip` — the rows the
-    open-hours reader has not taken yet and will hand over itself."""
+    """Which ids a read of the log may count: up to `max_id` (None: all) except the ranges in `skip` —
+    the rows the open-hours reader has not taken yet and will hand over itself."""
 
     max_id: int | None = None
-    skip: tuple[int, ...] = ()
+    skip: tuple[tuple[int, int], ...] = ()  # id ranges, both ends included, sorted
+
+    def params(self) -> dict[str, int | list[int] | None]:
+        """`:max_id`, `:skip_from` and `:skip_to` of the queries that take a bound (NULL: none)."""
+        return {
+            "max_id": self.max_id,
+            "skip_from": [lo for lo, _ in self.skip] or None,
+            "skip_to": [hi for _, hi in self.skip] or None,
+        }
 
 
 UNBOUNDED = Bound()
@@ -72,6 +80,17 @@ def floor_hour(ms: int) -> int:
 
 def ceil_hour(ms: int) -> int:
     return -(-ms // HOUR_MS)
+
+
+def hour_runs(hours: Iterable[int]) -> list[tuple[int, int]]:
+    """Hours as runs [h0, h1) of consecutive ones, in order."""
+    runs: list[tuple[int, int]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + 1)
+        else:
+            runs.append((hour, hour + 1))
+    return runs
 
 
 def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Groups]:
@@ -263,12 +282,7 @@ class Rollups:
         wanted = sorted(h for h in set(hours) if h < self.horizon)
         if not wanted:
             return
-        runs: list[tuple[int, int]] = []
-        for hour in wanted:
-            if runs and runs[-1][1] == hour:
-                runs[-1] = (runs[-1][0], hour + 1)
-            else:
-                runs.append((hour, hour + 1))
+        runs = hour_runs(wanted)
         fresh = [await self._load_all(h0, h1, bound) for h0, h1 in runs]
         self._merge({})
         days = sorted({h // 24 for h in wanted if h // 24 < self.horizon // 24})

@@ -2,11 +2,16 @@
 
 The open hours (from the rollups' horizon on) are read once, up to the id the rollups were read to,
 and then incrementally by id: each read takes the rows with an id above the highest seen, plus the
-ids below it not seen yet (a transaction that took an id may commit after a later one; such "holes"
-are asked for again for `HOLE_SECONDS`, the newest `MAX_HOLES` of them at most, so the bookkeeping
-never grows with a gap in the ids). Every row such a read returns is counted exactly once: in the
-open rows, or — dated before them — handed to the rollups as a late row. Closed hours that a
-window's edge cuts are read once as single rows and kept (a few dozen, least recently used first out).
+ids below it not seen yet (holes.py: a transaction that took an id may commit after a later one),
+`PAGE_ROWS` at a time. Every row such a read returns is counted exactly once: in the open rows, or —
+dated before them — handed to the rollups as a late row, a page at a time (a backfill of millions
+never sits in memory whole). A read on an answer's path takes at most `REQUEST_PAGES` pages; the
+maintenance loop takes the rest (`caught_up`), so a backfill never holds an answer past its deadline.
+
+The open rows' sums per hour are kept up to `cut`, a few seconds behind the newest row, and only the
+rows after it are summed per answer: a window ending now costs the same with 60,000 open rows as
+with 60. Closed hours that a window's edge cuts are read once as single rows and kept (a few dozen,
+least recently used first out).
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from cost_api.aggregation.groups import Groups, Vocab, from_columns, from_rows
-from cost_api.aggregation.rollups import Bound
+from cost_api.aggregation.holes import Holes
+from cost_api.aggregation.rollups import Bound, hour_runs
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, from_ms
 
-MAX_HOLES = 10_000
-HOLE_SECONDS = 600.0  # a transaction open this long after a later id committed: left to the sweep
-PAGE_ROWS = 50_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
+PAGE_ROWS = 10_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
+REQUEST_PAGES = 2  # pages an answer reads itself; the maintenance loop reads the rest
+TAIL_MS = 5_000  # the open rows this far behind the newest (or now) are summed per answer, not kept summed
+_CHUNKS = 64  # chunks of the open rows' body before they are joined into one
 _CACHED_HOURS = 64
 _FAR = 253_402_300_799_000  # 9999-12-31T23:59:59Z: "no end"
 
@@ -86,11 +93,15 @@ class RowStore:
         self._thresholds = thresholds
         self._clock = clock
         self._hours: OrderedDict[int, RowSet] = OrderedDict()
-        self.open: RowSet | None = None  # rows from open_from_ms on
-        self._summed: dict[str | None, Groups] = {}  # the open rows summed per hour, by key
         self.open_from_ms = 0
+        self.cut = 0  # the open rows dated before it are in `_body`, and in `_summed` once asked
+        self._body: list[RowSet] = []  # the open rows dated before `cut`, in the chunks they came in
+        self._tail: RowSet | None = None  # the open rows dated from `cut` on (None: not started)
+        self._summed: dict[str | None, Groups] = {}  # `_body` summed per hour, by key (filled when asked)
         self._after = 0
-        self._holes: dict[int, float] = {}  # id → when it was first missed (clock seconds)
+        self.holes = Holes(clock)
+        self.caught_up = True  # the last incremental read found every committed row
+        self._reads = 0  # incremental reads begun
         self._epoch = 0  # counts `forget`s
 
     def _rowset(self, rows: Rows) -> RowSet:
@@ -113,100 +124,153 @@ class RowStore:
     async def start(self, from_ms: int, max_id: int) -> None:
         """The rows from `from_ms` on with an id up to `max_id` (the rollups hold the rest of those
         ids); every later id comes through `refresh`."""
-        self.open = await self.between(from_ms, _FAR, max_id)
-        self.open_from_ms = from_ms
-        self._summed = {}
+        rows = await self.between(from_ms, _FAR, max_id)
+        self.open_from_ms = self.cut = from_ms
+        self._set_open(rows)
         self._after = max_id
-        self._holes = {}
+        self.holes = Holes(self._clock)
+        self.caught_up = True
         self._hours.clear()
+        self._advance_cut()
 
     @property
     def started(self) -> bool:
-        return self.open is not None
+        return self._tail is not None
+
+    @property
+    def open(self) -> RowSet | None:
+        """Every open row (from `open_from_ms` on), in one set: a copy, for the reads that need them
+        all (the sweep, an hour closing, a window starting inside the open hours)."""
+        if self._tail is None:
+            return None
+        if len(self._body) > 1:
+            self._body = [RowSet.concat(self._vocab, self._body)]
+        return RowSet.concat(self._vocab, [*self._body, self._tail])
+
+    def _set_open(self, rows: RowSet | None) -> None:
+        """The open rows anew, split at `cut`; their sums are summed again when asked."""
+        self._summed = {}
+        if rows is None:
+            self._body, self._tail = [], None
+            return
+        before = rows.rows.slot < self.cut
+        self._body, self._tail = [rows.subset(before)], rows.subset(~before)
 
     def bound(self) -> Bound:
         """The ids a read of closed hours may count now: the rest arrive through `refresh`."""
-        return Bound(self._after, tuple(sorted(self._holes)))
+        return Bound(self._after, self.holes.ranges())
 
-    async def refresh(self) -> RowSet:
-        """Take in every row committed since the last read; return the late ones (dated before the
-        open rows), which the caller hands to the rollups."""
-        assert self.open is not None
-        late: list[RowSet] = []
+    def ticket(self) -> int:
+        """Taken before waiting to `refresh`: see `since` there."""
+        return self._reads
+
+    async def refresh(
+        self, take_late: Callable[[RowSet], None], pages: int = REQUEST_PAGES, since: int | None = None
+    ) -> None:
+        """Take in the rows committed since the last read, `pages` pages at most (`caught_up` says
+        whether that was all): new rows join the open ones, late ones (dated before them) go to
+        `take_late` a page at a time, for the rollups. With `since` (a `ticket()`), nothing is read
+        when a read began after the ticket: it saw every row committed before, up to a page's worth
+        (the answers of one request, six windows for a summary, read the log once; under a backfill,
+        answers queued behind one read do not each read pages more)."""
+        assert self._tail is not None
+        if since is not None and self._reads > since:
+            return
         epoch = self._epoch
-        while True:
-            self._expire_holes()
+        for _ in range(pages):
+            self._reads += 1
+            self.holes.expire()
+            holes = self.holes.ranges()
             fresh = self._rowset(
                 await self._fetch(
-                    "rows_after", after=self._after, holes=sorted(self._holes), limit=PAGE_ROWS, **self._thresholds
+                    "rows_after",
+                    after=self._after,
+                    hole_from=[lo for lo, _ in holes],
+                    hole_to=[hi for _, hi in holes],
+                    limit=PAGE_ROWS,
+                    **self._thresholds,
                 )
             )
             if self._epoch != epoch:  # forgotten while reading: these rows are another database's
-                return self._no_rows()
-            full = len(fresh) == PAGE_ROWS
-            self._note_ids(fresh.ids)
+                return
+            self.caught_up = len(fresh) < PAGE_ROWS
             if len(fresh):
+                self.holes.note(fresh.ids, self._after)
+                self._after = max(self._after, int(fresh.ids.max()))
                 early = fresh.rows.slot < self.open_from_ms
-                late.append(fresh.subset(early))
-                current = fresh.subset(~early)
-                if len(current):
-                    self.open = RowSet.concat(self._vocab, [self.open, current])
-                    for key, summed in self._summed.items():  # keep the sums current: add the fresh rows' own
-                        fresh_sums = current.hourly(key).collapsed()
-                        self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [summed, fresh_sums])
-            if not full:
-                break
-        taken = RowSet.concat(self._vocab, late) if late else self._no_rows()
-        self._add_to_cut_hours(taken)
-        return taken
+                late = fresh.subset(early)
+                if len(late):
+                    self._add_to_cut_hours(late)
+                    take_late(late)
+                self._add_open(fresh.subset(~early))
+            if self.caught_up:
+                return
+
+    def _add_open(self, rows: RowSet) -> None:
+        """New open rows: those dated before `cut` join the body (and its sums) as a chunk of their
+        own, the others the tail; no read copies the rows already held."""
+        if not len(rows):
+            return
+        assert self._tail is not None
+        before = rows.rows.slot < self.cut
+        self._to_body(rows.subset(before))
+        self._tail = RowSet.concat(self._vocab, [self._tail, rows.subset(~before)])
+        self._advance_cut()
+        if len(self._body) > _CHUNKS:
+            self._body = [RowSet.concat(self._vocab, self._body)]
+
+    def _advance_cut(self) -> None:
+        """Move `cut` to `TAIL_MS` before the newest open row (or before now, for rows dated ahead):
+        the tail's rows it passes join the body."""
+        assert self._tail is not None
+        if not len(self._tail):
+            return
+        newest = min(int(self._tail.rows.slot.max()), int(self._clock.time() * 1000))
+        cut = (newest - TAIL_MS) // 1000 * 1000
+        if cut > self.cut:
+            passed = self._tail.rows.slot < cut
+            self._to_body(self._tail.subset(passed))
+            self._tail = self._tail.subset(~passed)
+            self.cut = cut
+
+    def _to_body(self, rows: RowSet) -> None:
+        if not len(rows):
+            return
+        self._body.append(rows)
+        for key, summed in self._summed.items():
+            self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [summed, rows.hourly(key)]).collapsed()
 
     async def reread_open(self) -> None:
         """Read the open rows again (a delete or an update in the open hours), within the bound."""
-        assert self.open is not None
+        assert self._tail is not None
         epoch = self._epoch
         fresh = await self.between(self.open_from_ms, _FAR, self._after)
         if self._epoch != epoch:  # forgotten while reading
             return
-        self.open = fresh.subset(~np.isin(fresh.ids, np.fromiter(self._holes, dtype=np.int64)))
-        self._summed = {}
+        self._set_open(fresh.subset(~self.holes.mask(fresh.ids)))
 
     def take_closed(self, until_ms: int) -> RowSet:
         """Hand over the open rows before `until_ms` (their hours closed); the open rows start there."""
-        assert self.open is not None
-        closed = self.open.between(0, until_ms)
-        self.open = self.open.between(until_ms, _FAR)
+        every = self.open
+        assert every is not None
         self.open_from_ms = until_ms
-        self._summed = {}
-        return closed
+        self.cut = max(self.cut, until_ms)
+        self._set_open(every.between(until_ms, _FAR))
+        return every.between(0, until_ms)
 
-    def open_hourly(self, key: str | None) -> tuple[Groups, int]:
-        """All open rows summed per hour and key (as of the last `refresh`), and the newest row's
-        created_at: a window that ends after it and starts before the open hours takes them all."""
-        assert self.open is not None
+    def open_groups(self, start_ms: int, end_ms: int, key: str | None) -> Groups:
+        """The open rows of [start_ms, end_ms) summed per hour and key (as of the last `refresh`). A
+        range from the open hours' start to past `cut` (any window ending now) takes the kept sums
+        and sums only the rows after `cut`."""
+        assert self._tail is not None
+        if start_ms > self.open_from_ms or end_ms < self.cut:
+            every = self.open
+            assert every is not None
+            return every.between(start_ms, end_ms).hourly(key)
         if key not in self._summed:
-            self._summed[key] = self.open.hourly(key).collapsed()
-        newest = int(self.open.rows.slot.max()) if len(self.open) else -1
-        return self._summed[key], newest
-
-    def _note_ids(self, ids: np.ndarray) -> None:
-        if not len(ids):
-            return
-        for seen in ids.tolist():
-            self._holes.pop(seen, None)
-        top = int(ids.max())
-        if top > self._after:
-            now = self._clock.time()
-            missing = np.setdiff1d(np.arange(max(self._after + 1, top - MAX_HOLES), top, dtype=np.int64), ids)
-            self._holes.update(dict.fromkeys(missing.tolist(), now))
-            self._after = top
-        if len(self._holes) > MAX_HOLES:  # keep the newest only
-            for old in sorted(self._holes)[: len(self._holes) - MAX_HOLES]:
-                del self._holes[old]
-
-    def _expire_holes(self) -> None:
-        cutoff = self._clock.time() - HOLE_SECONDS
-        for hole in [h for h, since in self._holes.items() if since < cutoff]:
-            del self._holes[hole]
+            self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [b.hourly(key) for b in self._body]).collapsed()
+        tail = self._tail.between(self.cut, end_ms).hourly(key)
+        return Groups.concat(self._vocab, HOUR_MS, [self._summed[key], tail])
 
     async def closed_hour(self, hour: int) -> RowSet:
         """The single rows of one closed hour, kept for the next window that cuts it."""
@@ -222,7 +286,7 @@ class RowStore:
 
     def _add_to_cut_hours(self, late: RowSet) -> None:
         """Late rows join the kept rows of their hour (unless that read already had them)."""
-        if not len(late) or not self._hours:
+        if not self._hours:
             return
         hours = late.rows.slot // HOUR_MS
         for hour in set(hours.tolist()) & set(self._hours):
@@ -235,11 +299,20 @@ class RowStore:
         for hour in [h for h in self._hours if h0 <= h < h1]:
             del self._hours[hour]
 
+    async def lost_hours(self) -> list[tuple[int, int]]:
+        """Runs of hours [h0, h1) where an id no incremental read asks for any more has committed
+        (holes.py): the caller compares them with the log and reads them again."""
+        return hour_runs(await self.holes.lost.changed_hours(self._span_hours))
+
+    async def _span_hours(self, lo: int, hi: int) -> dict[int, int]:
+        rows = await self._fetch("id_span_hours", lo=lo, hi=hi)
+        return {int(hour): int(count) for hour, count in rows.pick("hour", "rows")}
+
     def forget(self) -> None:
         """Another database behind the URL: everything is read again. A read in flight (`refresh`,
         `reread_open`: they run under the aggregator's lock, this may not) keeps nothing it read."""
         self._epoch += 1
         self._hours.clear()
-        self.open = None
-        self._summed = {}
-        self._holes = {}
+        self._set_open(None)
+        self.holes = Holes(self._clock)
+        self.caught_up = True

@@ -91,8 +91,7 @@ class Snapshots:
                 "hour_ids",
                 start=from_ms(start * HOUR_MS),
                 end=from_ms(min(h1, start + _CHECK_HOURS) * HOUR_MS),
-                max_id=bound.max_id,
-                skip_ids=list(bound.skip) if bound.skip else None,
+                **bound.params(),
             )
             picked = rows.pick("hour", "n", "max_id", "id_sum", "last_tokens")
             found.update({int(h): tuple(int(v or 0) for v in figures) for h, *figures in picked})

@@ -28,9 +28,13 @@ def harmless_params(thresholds: dict[str, int], now: datetime) -> dict[str, Any]
         "start": end - timedelta(hours=1),
         "end": end,
         "after": 2**62,  # rows_after: nothing that new
-        "holes": [],
+        "hole_from": [],
+        "hole_to": [],
         "max_id": None,
-        "skip_ids": None,
+        "skip_from": None,
+        "skip_to": None,
+        "lo": 2**62,  # id_span_hours: nothing that new
+        "hi": 2**62,
         "slot_ms": HOUR_MS,
         "dim": "",
         **filter_params(Filters(), None),

@@ -3,8 +3,9 @@
 -- 'endpoint' | 'token' | 'cache_key', anything else: none), over [:start, :end) and the filters.
 -- Each group is uniform in price: a slot never spans a UTC day, and the size class counts how many
 -- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
--- :max_id (NULL: none) and :skip_ids (NULL: none) keep a rollup read to the ids the incremental reader
--- has not taken: ids up to :max_id except the ones it still waits for.
+-- :max_id (NULL: none) and the id ranges :skip_from[i] to :skip_to[i] (NULL: none) keep a rollup
+-- read to the ids the incremental reader has not taken: ids up to :max_id except the ranges it still
+-- waits for (ids below the first range skip the range test).
 -- Then quality, which sets bad rows apart in groups of their own (see `rows_between`), and the optional
 -- columns' detail (docs/request-log.md; a log without them reads 0, NULL, NULL): the service tier
 -- (lower case, NULL: standard), the 1-hour part of the cache writes, the requests with estimated usage.
@@ -50,6 +51,8 @@ FROM (
            OR substr(token_id, 1, 11) = ANY(:token_prefixes::text[])
            OR (:anonymous::int = 1 AND token_id IS NULL))
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
-      AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))
+      AND (:skip_from::bigint[] IS NULL OR id < (:skip_from::bigint[])[1] OR NOT EXISTS (
+           SELECT 1 FROM unnest(:skip_from::bigint[], :skip_to::bigint[]) AS s(lo, hi)
+           WHERE id BETWEEN s.lo AND s.hi))
 ) AS rows
 GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier;

@@ -1,9 +1,9 @@
 -- name: hour_fingerprints
 -- Per UTC hour of [:start, :end) (the epoch hour index): the counts the rollups hold for it, named
 -- as in rollups.FINGERPRINT — the good rows' requests, errors, six token sums, 1-hour cache writes
--- and estimated requests, and the bad rows (quality as in `rows_between`) — up to
--- id :max_id except :skip_ids, as in `groups`. The reconciliation sweep compares them with the rollups
--- and reads again the hours that differ (deletes, updates).
+-- and estimated requests, and the bad rows (quality as in `rows_between`) — up to id :max_id except
+-- the ranges :skip_from[i] to :skip_to[i], as in `groups`. The reconciliation sweep compares them with
+-- the rollups and reads again the hours that differ (deletes, updates).
 SELECT hour, count(*) FILTER (WHERE quality = 0) AS requests,
        count(*) FILTER (WHERE quality = 0 AND status_code >= 400) AS errors,
        sum(prompt_tokens) FILTER (WHERE quality = 0) AS prompt_tokens,
@@ -30,13 +30,16 @@ FROM (
     FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
-      AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))
+      AND (:skip_from::bigint[] IS NULL OR id < (:skip_from::bigint[])[1] OR NOT EXISTS (
+           SELECT 1 FROM unnest(:skip_from::bigint[], :skip_to::bigint[]) AS s(lo, hi)
+           WHERE id BETWEEN s.lo AND s.hi))
 ) AS rows
 GROUP BY hour;
 
 -- name: hour_ids
 -- Per UTC hour of [:start, :end) (the epoch hour index): how many rows, the highest id, the sum of the
--- ids (up to id :max_id except :skip_ids, as in `groups`; bad rows included), and the token counts of
+-- ids (up to id :max_id except the ranges :skip_from[i] to :skip_to[i], as in `groups`; bad rows
+-- included), and the token counts of
 -- the row with the highest id: what a saved snapshot of the rollups is checked against at start-up,
 -- so that late rows, deletes and another database behind the URL read those hours again. The
 -- counts come from the created_at index; the one row per hour is a look-up by id.
@@ -47,6 +50,17 @@ FROM (
     FROM {request_log}
     WHERE created_at >= :start AND created_at < :end
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
-      AND (:skip_ids::bigint[] IS NULL OR id <> ALL(:skip_ids::bigint[]))
+      AND (:skip_from::bigint[] IS NULL OR id < (:skip_from::bigint[])[1] OR NOT EXISTS (
+           SELECT 1 FROM unnest(:skip_from::bigint[], :skip_to::bigint[]) AS s(lo, hi)
+           WHERE id BETWEEN s.lo AND s.hi))
     GROUP BY 1
 ) AS hours JOIN {request_log} AS r ON r.id = hours.max_id;
+
+-- name: id_span_hours
+-- Per UTC hour (the epoch hour index): how many rows with an id from :lo to :hi it holds, by primary
+-- key. The open-hours reader watches the id spans it no longer reads (ids given up as never
+-- committing, holes.py): an hour whose count changes is compared with the rollups and read again.
+SELECT floor(extract(epoch FROM created_at) / 3600)::bigint AS hour, count(*) AS rows
+FROM request_log
+WHERE id BETWEEN :lo::bigint AND :hi::bigint
+GROUP BY 1;

@@ -33,9 +33,10 @@ FROM (
 ) AS rows;
 
 -- name: rows_after
--- The rows committed since the last read: ids above :after, and the ids in :holes (ids below :after
--- not seen yet, whose transactions may still commit), the first :limit of them by id. Same columns as
--- rows_between.
+-- The rows committed since the last read: ids above :after, and the ids in the ranges :hole_from[i] to
+-- :hole_to[i] (ids below :after not seen yet, whose transactions may still commit), the first :limit
+-- of them by id. Each part is limited on its own, so a page reads at most 2 × :limit rows. Same
+-- columns as rows_between.
 SELECT floor(extract(epoch FROM created_at) * 1000)::bigint AS slot, provider, model, endpoint AS key,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -57,10 +58,14 @@ FROM (
                    ELSE lower(trim(service_tier)) END AS tier,
               coalesce(cache_write_1h_tokens, 0) AS write_1h,
               CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated
-    FROM (  -- two lookups by primary key
-        SELECT * FROM {request_log} WHERE id > :after::bigint
+    FROM (  -- lookups by primary key
+        (SELECT * FROM {request_log} WHERE id > :after::bigint ORDER BY id LIMIT :limit::bigint)
         UNION ALL
-        SELECT * FROM {request_log} WHERE id = ANY(:holes::bigint[])
+        (SELECT hole.* FROM unnest(:hole_from::bigint[], :hole_to::bigint[]) AS h(lo, hi)
+         CROSS JOIN LATERAL (  -- a range lookup per hole, never a scan of the key in order
+             SELECT * FROM {request_log} WHERE id BETWEEN h.lo AND h.hi ORDER BY id LIMIT :limit::bigint
+         ) AS hole
+         ORDER BY hole.id LIMIT :limit::bigint)
     ) AS fresh
 ) AS rows
 ORDER BY id

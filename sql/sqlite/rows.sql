@@ -32,9 +32,10 @@ FROM (
 );
 
 -- name: rows_after
--- The rows committed since the last read: ids above :after, and the ids in :holes (ids below :after
--- not seen yet, whose transactions may still commit), the first :limit of them by id. Same columns as
--- rows_between.
+-- The rows committed since the last read: ids above :after, and the ids in the ranges :hole_from[i] to
+-- :hole_to[i] (ids below :after not seen yet, whose transactions may still commit), the first :limit
+-- of them by id. Each part is limited on its own, so a page reads at most 2 × :limit rows. Same
+-- columns as rows_between.
 SELECT created_at AS slot, provider, model, endpoint AS key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
@@ -55,10 +56,16 @@ FROM (
                    ELSE lower(trim(service_tier)) END AS tier,
               coalesce(cache_write_1h_tokens, 0) AS write_1h,
               CASE WHEN usage_exact IS FALSE THEN 1 ELSE 0 END AS estimated
-    FROM (  -- two lookups by primary key (an OR of both would scan the table)
-        SELECT * FROM {request_log} WHERE id > :after
+    FROM (  -- lookups by primary key (an OR of both would scan the table)
+        SELECT * FROM (SELECT * FROM {request_log} WHERE id > :after ORDER BY id LIMIT :limit)
         UNION ALL
-        SELECT * FROM {request_log} WHERE id IN (SELECT value FROM json_each(:holes))
+        SELECT * FROM (  -- CROSS JOIN keeps this order: a range lookup per hole, never a table scan
+            SELECT request_log.* FROM json_each(:hole_from) AS f
+            CROSS JOIN json_each(:hole_to) AS t
+            CROSS JOIN {request_log}
+            WHERE t.key = f.key AND request_log.id BETWEEN f.value AND t.value
+            ORDER BY request_log.id LIMIT :limit
+        )
     )
 )
 ORDER BY id

@@ -361,30 +361,3 @@ async def test_a_row_committed_between_the_first_reads_counts_once(log: LogDB) -
         assert head["spend"] == pytest.approx(2 * 0.15, abs=1e-9)  # gpt-4o-mini: $0.15 per 1M input tokens
     finally:
         await service.close()
-
-
-async def test_the_holes_bookkeeping_stays_bounded(log: LogDB) -> None:
-    """A jump of millions of ids (a backfill with ids of its own) leaves at most MAX_HOLES ids to ask
-    for again, and those are given up after HOLE_SECONDS (the sweep takes over)."""
-    from cost_api.aggregation.rows import HOLE_SECONDS, MAX_HOLES
-
-    clock = FakeClock(NOW)
-    await log.insert([Row(NOW - timedelta(minutes=30), prompt_tokens=1_000)])
-    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=clock)
-    try:
-        await agg.warm()
-        created = sql_time(log, NOW - timedelta(minutes=5))
-        overriding = "" if log.dialect == "sqlite" else "OVERRIDING SYSTEM VALUE"
-        await log.execute(
-            f"INSERT INTO request_log (id, created_at, provider, model, endpoint, prompt_tokens) {overriding}"
-            f" VALUES (5000000, {created}, 'openai', 'gpt-4o-mini', '/chat', 2000)"
-        )
-        await agg.sync()
-        assert len(agg.rows.bound().skip) == MAX_HOLES
-        clock.advance(HOLE_SECONDS + 1)
-        await agg.sync()
-        assert agg.rows.bound().skip == ()
-        await check(service, agg, log, span="1d")
-    finally:
-        await service.close()

@@ -1,14 +1,27 @@
-"""The open-hours row store against a real SQLite log: a read that another database overtakes."""
+"""The open-hours row store: a read that another database overtakes (a real SQLite log), and with a
+fake log, the pages a read takes, the id ranges it asks for again, the spans it gives up and watches,
+and the open rows' sums kept up to the cut."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from cost_api.aggregation import holes
 from cost_api.aggregation.aggregator import threshold_params
-from cost_api.aggregation.groups import Vocab
-from cost_api.aggregation.rows import RowStore
+from cost_api.aggregation.groups import Groups, Vocab
+from cost_api.aggregation.holes import HOLE_SECONDS, LOST_SECONDS
+from cost_api.aggregation.rollups import Bound
+from cost_api.aggregation.rows import TAIL_MS, RowSet, RowStore
 from cost_api.config import load_settings
+from cost_api.pricing.table import load_table
+from cost_api.resources import builtin_pricing, sql_dir
+from cost_api.store.queries import Registry
+from cost_api.store.result import Rows
 from cost_api.web.service import build_service
 
 from ..clock import FakeClock
@@ -38,10 +51,163 @@ async def test_a_read_overtaken_by_another_database_keeps_nothing(tmp_path: Path
         await store.start(int(at("2026-11-20T11:00:00Z").timestamp() * 1000), 0)
         assert store.started and len(store.open or []) == 0  # ids up to 0: the row comes through refresh
         overtaken = True
-        late = await store.refresh()
-        assert len(late) == 0 and not store.started  # nothing kept, nothing joined: read anew on start
+        late: list[RowSet] = []
+        await store.refresh(late.append)
+        assert late == [] and not store.started  # nothing kept, nothing joined: read anew on start
         await store.start(int(at("2026-11-20T11:00:00Z").timestamp() * 1000), 0)
         await store.reread_open()
         assert not store.started
     finally:
         await service.close()
+
+
+# --------------------------------------------------------------------------- with a fake log
+
+COLUMNS = Registry.load(sql_dir(), "sqlite").queries["rows_after"].columns
+HOUR = 3_600_000
+OPEN_MS = int(at("2026-11-20T11:00:00Z").timestamp() * 1000)
+
+
+class FakeLog:
+    """The log as (id, created_at ms, model) rows, answering the row store's queries as the SQL does;
+    it records what each `rows_after` asked for."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[int, str]] = {}
+        self.asked: list[dict[str, Any]] = []
+
+    def add(self, ids: Iterable[int], when_ms: int, model: str = "gpt-4o-mini") -> None:
+        self.rows.update(dict.fromkeys(ids, (when_ms, model)))
+
+    def _result(self, ids: Iterable[int]) -> Rows:
+        out = []
+        for i in ids:
+            when, model = self.rows[i]
+            row = {name: 0 for name in COLUMNS} | {"slot": when, "provider": "openai", "model": model}
+            row |= {"key": "/chat", "requests": 1, "prompt_tokens": 1_000_000, "token_id": None, "id": i}
+            row |= {"tier": None}
+            out.append(tuple(row[name] for name in COLUMNS))
+        return Rows(out, COLUMNS)
+
+    async def fetch(self, name: str, **params: Any) -> Rows:
+        if name == "rows_after":
+            self.asked.append(params)
+            ranges = list(zip(params["hole_from"], params["hole_to"], strict=True))
+            ids = sorted(i for i in self.rows if i > params["after"] or any(lo <= i <= hi for lo, hi in ranges))
+            return self._result(ids[: params["limit"]])
+        if name == "rows_between":
+            start, end = (int(params[k].timestamp() * 1000) for k in ("start", "end"))
+            top = params["max_id"]
+            ids = [i for i, (w, _) in sorted(self.rows.items()) if start <= w < end and (top is None or i <= top)]
+            return self._result(ids)
+        assert name == "id_span_hours"
+        hours = Counter(w // HOUR for i, (w, _) in self.rows.items() if params["lo"] <= i <= params["hi"])
+        return Rows(list(hours.items()), ("hour", "rows"))
+
+
+async def started(log: FakeLog, clock: FakeClock, max_id: int) -> RowStore:
+    pricing = load_table(builtin_pricing())
+    store = RowStore(log.fetch, Vocab(), pricing, threshold_params(pricing), clock)
+    await store.start(OPEN_MS, max_id)
+    return store
+
+
+def spend_and_requests(groups: Groups) -> tuple[int, float]:
+    total = groups.total()
+    return total.requests, round(total.spend, 6)
+
+
+async def test_a_read_takes_at_most_its_pages_and_hands_late_rows_over_a_page_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("cost_api.aggregation.rows.PAGE_ROWS", 10)
+    log, clock = FakeLog(), FakeClock(NOW)
+    log.add(range(1, 6), OPEN_MS + 60_000)
+    store = await started(log, clock, 5)
+    log.add(range(6, 41), OPEN_MS - 5 * HOUR)  # a backfill of 35 old rows, then 3 new ones
+    log.add(range(41, 44), OPEN_MS + 120_000)
+    pages: list[int] = []
+    await store.refresh(lambda late: pages.append(len(late)), pages=2)
+    assert pages == [10, 10] and not store.caught_up and store.bound() == Bound(25, ())
+    await store.refresh(lambda late: pages.append(len(late)), pages=5)
+    assert pages == [10, 10, 10, 5] and store.caught_up  # the 4th page held 5 late rows and the 3 new ones
+    assert len(store.open or []) == 8 and store.bound() == Bound(43, ())
+
+
+async def test_gaps_are_ranges_asked_for_until_seen_and_given_up_beyond_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(holes, "MAX_HOLES", 2)
+    log, clock = FakeLog(), FakeClock(NOW)
+    store = await started(log, clock, 0)
+    log.add([10, 20, 30, 5_000_000], OPEN_MS + 60_000)
+    await store.refresh(lambda late: None)
+    # gaps 1..9, 11..19, 21..29, 31..4,999,999: the two newest kept, the others lost (watched)
+    assert store.bound().skip == ((21, 29), (31, 4_999_999))
+    assert [(s.lo, s.hi) for s in store.holes.lost.spans] == [(1, 9), (11, 19)]
+    log.add([25, 1_000_000], OPEN_MS + 90_000)
+    await store.refresh(lambda late: None)
+    assert log.asked[-1]["hole_from"] == [21, 31] and log.asked[-1]["hole_to"] == [29, 4_999_999]
+    # 21..29 split in two, 31..4,999,999 too: the two newest ranges kept, 21..24 and 26..29 lost
+    assert store.bound().skip == ((31, 999_999), (1_000_001, 4_999_999))
+    assert [(s.lo, s.hi) for s in store.holes.lost.spans] == [(1, 9), (11, 19), (21, 24), (26, 29)]
+    assert spend_and_requests(store.open_groups(OPEN_MS, OPEN_MS + HOUR, None)) == (6, 0.9)
+
+
+async def test_given_up_ids_that_commit_mark_their_hours() -> None:
+    log, clock = FakeLog(), FakeClock(NOW)
+    store = await started(log, clock, 0)
+    log.add([100], OPEN_MS + 60_000)
+    await store.refresh(lambda late: None)
+    clock.advance(HOLE_SECONDS + 1)
+    await store.refresh(lambda late: None)
+    assert store.bound().skip == () and len(store.holes.lost) == 1
+    open_hour = OPEN_MS // HOUR
+    log.add([7, 8], OPEN_MS - 3 * HOUR)  # committed before the first look: every hour the span holds
+    assert await store.lost_hours() == [(open_hour - 3, open_hour - 2)]
+    assert await store.lost_hours() == []  # nothing changed
+    log.add([9], OPEN_MS - 3 * HOUR)
+    log.add([10, 11], OPEN_MS - 2 * HOUR)
+    log.add([12], OPEN_MS + 60_000)
+    assert await store.lost_hours() == [(open_hour - 3, open_hour - 1), (open_hour, open_hour + 1)]
+    clock.advance(LOST_SECONDS + 1)
+    assert await store.lost_hours() == [] and len(store.holes.lost) == 0  # then the sweep's
+
+
+async def test_the_open_rows_kept_summed_up_to_the_cut_equal_them_summed_anew() -> None:
+    """Under writes an answer sums only the rows after `cut` (TAIL_MS behind the newest): the same
+    figures as summing every open row, for windows ending after it; windows ending before it (and
+    windows starting inside the open hours) sum their rows."""
+    log, clock = FakeLog(), FakeClock(NOW)
+    store = await started(log, clock, 0)
+    newest = int(NOW.timestamp() * 1000)
+    for step in range(5):  # rows every 2 s, up to now, some dated back within the open hours
+        first = 1 + step * 20
+        log.add(range(first, first + 15), newest - (4 - step) * 2_000)
+        log.add(range(first + 15, first + 20), OPEN_MS + step * 60_000, model="o3")
+        await store.refresh(lambda late: None)
+        assert store.open_groups(OPEN_MS, newest + 1, "endpoint") is not None  # the sums kept from here on
+    assert store.cut == (newest - TAIL_MS) // 1000 * 1000
+    every = store.open
+    assert every is not None
+    for end in (newest + 1, newest - 1_000, newest - 7_000, OPEN_MS + 30 * 60_000):
+        for key in (None, "endpoint", "token"):
+            kept = store.open_groups(OPEN_MS, end, key)
+            direct = every.between(OPEN_MS, end).hourly(key)
+            assert kept.by("model", "key") == direct.by("model", "key"), (end, key)
+    assert spend_and_requests(store.open_groups(OPEN_MS, newest + 1, None))[0] == 100
+
+
+async def test_a_read_begun_after_an_answer_arrived_serves_it() -> None:
+    """The six windows of one summary (or answers queued behind a backfill's page) read the log once:
+    a refresh whose ticket predates a read that began since reads nothing itself."""
+    log, clock = FakeLog(), FakeClock(NOW)
+    store = await started(log, clock, 0)
+    first, second = store.ticket(), store.ticket()
+    log.add([1, 2], OPEN_MS + 60_000)
+    await store.refresh(lambda late: None, since=first)
+    await store.refresh(lambda late: None, since=second)
+    assert len(log.asked) == 1 and len(store.open or []) == 2
+    log.add([3], OPEN_MS + 60_000)
+    await store.refresh(lambda late: None, since=store.ticket())  # arrived after that read: reads
+    assert len(log.asked) == 2 and len(store.open or []) == 3
