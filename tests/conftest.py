@@ -1,4 +1,6 @@
-"""Every API test runs twice: on SQLite and on a real Postgres that this test run starts itself."""
+"""Every API test runs on SQLite, on a real Postgres that this test run starts itself, and on ClickHouse
+(chDB, the engine in this process): in `make test` the ClickHouse third runs the modules of
+`CHDB_SUBSET`, in `make test-all` (`--all-dialects`) every one."""
 
 from __future__ import annotations
 
@@ -14,10 +16,42 @@ from litestar.testing import AsyncTestClient
 from cost_api.config import load_settings
 from cost_api.web.app import create_app
 
-from .logdb import LogDB, PostgresLog, SqliteLog
+from .logdb import ChdbLog, LogDB, PostgresLog, SqliteLog
 from .pgcluster import PgCluster, find_bindir
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "chdb"]
+# The test modules whose chdb third runs in `make test` too: the exactness test, the API's answers.
+CHDB_SUBSET = frozenset(
+    {"test_exactness", "test_queries", "test_summary", "test_spend", "test_requests", "test_readonly"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all-dialects", action="store_true", help="run every test on chdb too (make test-all)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--all-dialects"):
+        return
+    kept, left = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_chdb = spec is not None and spec.params.get("backend") == "chdb"
+        (left if on_chdb and item.module.__name__.rsplit(".", 1)[-1] not in CHDB_SUBSET else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The session's chDB directory: one engine per process, one database in it per test."""
+    import chdb
+
+    directory = tmp_path_factory.mktemp("chdb")
+    keeper = chdb.connect(str(directory))  # the engine lives while the session does
+    yield directory
+    keeper.close()
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +77,8 @@ async def empty_log(backend: str, request: pytest.FixtureRequest, path: Path) ->
     database on the session's cluster."""
     if backend == "sqlite":
         return SqliteLog(path)
+    if backend == "chdb":
+        return ChdbLog(request.getfixturevalue("chdb_dir"))
     return await PostgresLog.create(request.getfixturevalue("pg_cluster"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 import sqlite3
@@ -14,6 +15,7 @@ import pytest
 from cost_api.aggregation.groups import ROW_COLUMNS
 from cost_api.aggregation.rollups import FINGERPRINT
 from cost_api.resources import sql_dir
+from cost_api.store.clickhouse import ch_value
 from cost_api.store.queries import OPTIONAL, LogColumns, QueryRegistryError, Registry, parse_file, result_columns
 from cost_api.store.result import Rows
 from cost_api.store.sqlite import _sqlite_value
@@ -98,6 +100,7 @@ def test_different_parameters_stop_start_up(tmp_path: Path) -> None:
     sql = _copy_sql(tmp_path)
     (sql / "sqlite" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT :a, :b;\n")
     (sql / "postgres" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT :a;\n")
+    (sql / "clickhouse" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT {a:Int64};\n")
     with pytest.raises(QueryRegistryError, match="query pair: the dialects take different parameters"):
         Registry.load(sql, "sqlite")
 
@@ -135,10 +138,10 @@ def test_queries_reading_the_log_run_only_once_bound() -> None:
 
 
 def test_a_placeholder_in_one_dialect_only_stops_start_up(tmp_path: Path) -> None:
-    for dialect, table in (("sqlite", "{request_log}"), ("postgres", "request_log")):
+    for dialect, table in (("sqlite", "{request_log}"), ("postgres", "request_log"), ("clickhouse", "request_log")):
         (tmp_path / dialect).mkdir()
         (tmp_path / dialect / "q.sql").write_text(f"-- name: q\n-- Reads.\nSELECT 1 FROM {table};\n")
-    with pytest.raises(QueryRegistryError, match="only one dialect reads"):
+    with pytest.raises(QueryRegistryError, match="only some dialects read"):
         Registry.load(tmp_path, "sqlite")
 
 
@@ -181,6 +184,7 @@ def test_an_unnamed_result_column_or_different_names_stop_start_up(tmp_path: Pat
     sql = _copy_sql(tmp_path)
     (sql / "sqlite" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count(*) FROM t GROUP BY a;\n")
     (sql / "postgres" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count(*) AS n FROM t GROUP BY a;\n")
+    (sql / "clickhouse" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count() AS n FROM t GROUP BY a;\n")
     with pytest.raises(QueryRegistryError, match=r"sqlite/extra.sql: query pair: result column 2 \(count\(\*\)\)"):
         Registry.load(sql, "postgres")
     (sql / "sqlite" / "extra.sql").write_text("-- name: pair\n-- Two.\nSELECT a, count(*) AS m FROM t GROUP BY a;\n")
@@ -201,6 +205,12 @@ async def test_the_driver_names_each_column_as_the_registry_does(log: LogDB) -> 
             for query in registry:
                 cursor = conn.execute(query.sql, [_sqlite_value(v) for v in query.bind(params)])
                 assert tuple(d[0] for d in cursor.description) == query.columns, query.name
+        return
+    if log.dialect == "clickhouse":
+        for query in registry:
+            values = {p: ch_value(v) for p, v in zip(query.params, query.bind(params), strict=True)}
+            answer = json.loads(log.conn.query(query.sql, "JSONCompact", params=values).bytes())  # type: ignore[attr-defined]
+            assert tuple(column["name"] for column in answer["meta"]) == query.columns, query.name
         return
     conn = await asyncpg.connect(log.url)
     try:

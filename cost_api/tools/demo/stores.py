@@ -1,9 +1,11 @@
-"""The database the demo creates and writes: the same operations on SQLite (stdlib sqlite3) and PostgreSQL
-(asyncpg). The only demo module that imports a driver: a writer of its own, never the API's read path."""
+"""The database the demo creates and writes: the same operations on SQLite (stdlib sqlite3), PostgreSQL
+(asyncpg) and ClickHouse on chDB. The only demo module that imports a driver: a writer of its own, never
+the API's read path."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from cost_api.resources import sql_dir
+from cost_api.store.clickhouse import chdb_connect
 from cost_api.store.url import DatabaseURL
 from cost_api.tools.demo.catalogue import COLUMNS, EPOCH, Batch, Token, epoch_ms
 from cost_api.tools.demo.generator import Params
@@ -46,9 +49,7 @@ class SqliteStore:
         )
 
     def params(self) -> Params | None:
-        row = self.conn.execute(
-            f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}"
-        ).fetchone()
+        row = self.conn.execute(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}").fetchone()
         return Params(*row) if row else None
 
     def count(self) -> int:
@@ -93,29 +94,22 @@ class PostgresStore:
 
     def tables(self) -> set[str]:
         rows = self._run(
-            self.conn.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            )
+            self.conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
         )
         return {r[0] for r in rows}
 
     def create_schema(self) -> None:
         self._run(
             self.conn.execute(
-                (sql_dir() / "schema" / "postgres.sql").read_text()
-                + MARKER_DDL.format(created_at="TIMESTAMPTZ")
+                (sql_dir() / "schema" / "postgres.sql").read_text() + MARKER_DDL.format(created_at="TIMESTAMPTZ")
             )
         )
 
     def params(self) -> Params | None:
-        row = self._run(
-            self.conn.fetchrow(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}")
-        )
+        row = self._run(self.conn.fetchrow(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}"))
         if row is None:
             return None
-        return Params(
-            epoch_ms(row["created_at"]), row["seed"], row["days"], row["requests_per_day"], row["tz"]
-        )
+        return Params(epoch_ms(row["created_at"]), row["seed"], row["days"], row["requests_per_day"], row["tz"])
 
     def count(self) -> int:
         count: int = self._run(self.conn.fetchval("SELECT count(*) FROM request_log"))
@@ -157,7 +151,75 @@ class PostgresStore:
         self.loop.close()
 
 
-Store = SqliteStore | PostgresStore
+class ChdbStore:
+    """The same operations on chDB, in this process: rows inserted a day per batch (JSONEachRow), each
+    given the next id (ClickHouse has no identity column). The API reads the directory once this exits:
+    chDB is one process's engine (docs/scale-out.md)."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        assert url.path is not None  # parse_database_url sets it for chdb
+        url.path.mkdir(parents=True, exist_ok=True)
+        chdb_connect(str(url.path)).query(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+        self.conn = chdb_connect(f"{url.path}?database={url.database}&mutations_sync=2")
+        self._next_id = 1
+
+    def _rows(self, sql: str) -> list[list[Any]]:
+        data: list[list[Any]] = json.loads(bytes(self.conn.query(sql, "JSONCompact").bytes()))["data"]
+        return data
+
+    def tables(self) -> set[str]:
+        return {name for (name,) in self._rows("SELECT name FROM system.tables WHERE database = currentDatabase()")}
+
+    def create_schema(self) -> None:
+        script = (sql_dir() / "schema" / "clickhouse.sql").read_text()
+        marker = MARKER_DDL.format(created_at="Int64").replace(" NOT NULL", "").replace("BIGINT", "Int64")
+        for statement in [*script.split(";"), f"{marker.replace('INTEGER', 'Int64')} ENGINE = TinyLog"]:
+            body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
+            if body.strip():
+                self.conn.query(body)
+        self._next_id = int(self._rows("SELECT max(id) FROM request_log")[0][0]) + 1
+
+    def params(self) -> Params | None:
+        rows = self._rows(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}")
+        return Params(*rows[0]) if rows else None
+
+    def count(self) -> int:
+        return int(self._rows("SELECT count() FROM request_log")[0][0])
+
+    def last_created_at(self) -> int | None:
+        last = self._rows("SELECT toUnixTimestamp64Milli(maxOrNull(created_at)) FROM request_log")[0][0]
+        return None if last is None else int(last)
+
+    def reset(self, tokens: list[Token]) -> None:
+        self.conn.query("TRUNCATE TABLE request_log")
+        self.conn.query("TRUNCATE TABLE api_tokens")
+        self._next_id = 1
+        lines = [json.dumps({"id": i, "prefix": p, "name": n}) for i, p, n in tokens if n]
+        if lines:
+            self.conn.query("INSERT INTO api_tokens FORMAT JSONEachRow\n" + "\n".join(lines))
+
+    def insert(self, batch: Batch) -> None:
+        columns = [batch[c].tolist() for c in COLUMNS]
+        columns[0] = [ms / 1000 for ms in columns[0]]  # created_at: epoch seconds, milliseconds exact
+        ids = range(self._next_id, self._next_id + len(columns[0]))
+        lines = (json.dumps(dict(zip(("id", *COLUMNS), row, strict=True))) for row in zip(ids, *columns, strict=True))
+        self.conn.query("INSERT INTO request_log FORMAT JSONEachRow\n" + "\n".join(lines))
+        self._next_id += len(ids)
+
+    def mark(self, params: Params) -> None:
+        self.conn.query(
+            f"INSERT INTO {MARKER} FORMAT JSONEachRow\n" + json.dumps(dict(zip(_MARKED, _astuple(params), strict=True)))
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    abort = close
+
+
+_MARKED = ("created_at", "seed", "days", "requests_per_day", "tz")
+
+Store = SqliteStore | PostgresStore | ChdbStore
 
 
 def _astuple(params: Params) -> tuple[int, int, int, int, str]:
