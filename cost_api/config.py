@@ -94,9 +94,9 @@ class Alerts(_Strict, frozen=True):
     ] = None
     webhook_secret: Annotated[str | None, _doc("Key for the `X-Cost-Signature` HMAC-SHA256 header.")] = None
     interval: Annotated[Duration, _doc("How often the live engine evaluates the rules.")] = _duration("60s")
-    ratio: Annotated[
-        float, _doc("`burn_rate` and `request_storm` fire at this multiple of their baseline.", gt=1)
-    ] = 2.5
+    ratio: Annotated[float, _doc("`burn_rate` and `request_storm` fire at this multiple of their baseline.", gt=1)] = (
+        2.5
+    )
     min_spend_per_hour: Annotated[
         float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
     ] = 1.0
@@ -111,8 +111,10 @@ class Settings(_Strict, frozen=True):
     database_url: Annotated[
         str,
         _doc(
-            "`sqlite:///relative.db`, `sqlite:////abs/path.db` or `postgresql://user@host/db`. SQLite is opened "
-            "read-only; Postgres sessions are read-only transactions."
+            "`sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgresql://user@host/db` or "
+            "`chdb:///relative/dir`, `chdb:////abs/dir` (ClickHouse in-process on chDB, `?database=name` for "
+            "another database than `default`; needs `cost-api[clickhouse]`). SQLite is opened read-only; "
+            "Postgres sessions are read-only transactions; every ClickHouse query runs with `readonly=1`."
         ),
     ] = "sqlite:///cost.db"
     tz: Annotated[
@@ -168,19 +170,16 @@ class Settings(_Strict, frozen=True):
             "row dated in a closed hour still counts at the next answer ([performance](performance.md))."
         ),
     ] = _duration("15m")
-    budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration(
-        "2s"
-    )
+    budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration("2s")
     budget_max_age: Annotated[
         Duration,
         _doc(
-            "Older budget figures are stale (the database cannot be read); the check then follows "
-            "`budget_fail_mode`."
+            "Older budget figures are stale (the database cannot be read); the check then follows `budget_fail_mode`."
         ),
     ] = _duration("60s")
     budget_fail_mode: Annotated[
         Literal["open", "closed"],
-        _doc("`open`: a stale check answers 200 with `\"stale\": true`; `closed`: it answers 503."),
+        _doc('`open`: a stale check answers 200 with `"stale": true`; `closed`: it answers 503.'),
     ] = "open"
     budgets: Annotated[
         list[Budget],

@@ -25,19 +25,35 @@ CHDB_SUBSET = frozenset(
     {"test_exactness", "test_queries", "test_summary", "test_spend", "test_requests", "test_readonly"}
 )
 
+# Tests that do not run on chdb, and why (docs/scale-out.md#not-done-yet): none is about an answer.
+CHDB_SKIPPED = {
+    "test_a_view_without_provider_or_model": "renames the log with Postgres/SQLite DDL (ALTER TABLE … RENAME TO)",
+    "test_a_log_the_queries_cannot_read_stops_the_start_up": "retypes columns with Postgres DDL",
+    "test_log_table_or_column_gone_then_back": "drops and restores the log with Postgres/SQLite DDL",
+    "test_serves_from_another_directory": "a second process cannot open the chDB directory the test holds",
+    "test_every_query_gets_only_what_is_left_of_the_requests_time": "looks inside the SQLite/Postgres pools",
+    "test_a_client_that_leaves_stops_its_queries": "looks inside the SQLite/Postgres pools",
+}
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--all-dialects", action="store_true", help="run every test on chdb too (make test-all)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--all-dialects"):
-        return
+    every = config.getoption("--all-dialects")
     kept, left = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
         on_chdb = spec is not None and spec.params.get("backend") == "chdb"
+        name = getattr(item, "originalname", item.name)
+        if on_chdb and name in CHDB_SKIPPED:
+            item.add_marker(pytest.mark.skip(reason=f"not on chdb: {CHDB_SKIPPED[name]}"))
+        if every:
+            continue
         (left if on_chdb and item.module.__name__.rsplit(".", 1)[-1] not in CHDB_SUBSET else kept).append(item)
+    if every:
+        return
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept
