@@ -16,11 +16,14 @@ from litestar.testing import AsyncTestClient
 from cost_api.config import load_settings
 from cost_api.web.app import create_app
 
+from .chserver import clickhouse_http
 from .logdb import ChdbLog, LogDB, PostgresLog, SqliteLog
 from .pgcluster import PgCluster, find_bindir
 
-BACKENDS = ["sqlite", "postgres", "chdb"]
-# The test modules whose chdb third runs in `make test` too: the exactness test, the API's answers.
+# chdb: ClickHouse in-process; clickhouse: the same engine over HTTP (clickhouse-connect → tests/chserver.py)
+BACKENDS = ["sqlite", "postgres", "chdb", "clickhouse"]
+# The test modules whose ClickHouse runs (chdb and clickhouse) are in `make test` too: the exactness
+# test, the API's answers.
 CHDB_SUBSET = frozenset(
     {"test_exactness", "test_queries", "test_summary", "test_spend", "test_requests", "test_readonly"}
 )
@@ -31,6 +34,7 @@ CHDB_SKIPPED = {
     "test_a_log_the_queries_cannot_read_stops_the_start_up": "retypes columns with Postgres DDL",
     "test_log_table_or_column_gone_then_back": "drops and restores the log with Postgres/SQLite DDL",
     "test_serves_from_another_directory": "a second process cannot open the chDB directory the test holds",
+    # chDB's own way: tests/test_clickhouse.py
     "test_every_query_gets_only_what_is_left_of_the_requests_time": "looks inside the SQLite/Postgres pools",
     "test_a_client_that_leaves_stops_its_queries": "looks inside the SQLite/Postgres pools",
 }
@@ -45,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, left = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
-        on_chdb = spec is not None and spec.params.get("backend") == "chdb"
+        on_chdb = spec is not None and spec.params.get("backend") in ("chdb", "clickhouse")
         name = getattr(item, "originalname", item.name)
         if on_chdb and name in CHDB_SKIPPED:
             item.add_marker(pytest.mark.skip(reason=f"not on chdb: {CHDB_SKIPPED[name]}"))
@@ -68,6 +72,13 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
     keeper = chdb.connect(str(directory))  # the engine lives while the session does
     yield directory
     keeper.close()
+
+
+@pytest.fixture(scope="session")
+def chdb_http(chdb_dir: Path) -> Any:
+    """The port of tests/chserver.py serving `chdb_dir` over ClickHouse's HTTP interface."""
+    with clickhouse_http(chdb_dir) as port:
+        yield port
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +106,8 @@ async def empty_log(backend: str, request: pytest.FixtureRequest, path: Path) ->
         return SqliteLog(path)
     if backend == "chdb":
         return ChdbLog(request.getfixturevalue("chdb_dir"))
+    if backend == "clickhouse":
+        return ChdbLog(request.getfixturevalue("chdb_dir"), request.getfixturevalue("chdb_http"))
     return await PostgresLog.create(request.getfixturevalue("pg_cluster"))
 
 

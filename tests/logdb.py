@@ -175,9 +175,12 @@ class ChdbLog(LogDB):
 
     dialect = "clickhouse"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, http_port: int | None = None) -> None:
+        """Read by the API in-process (`chdb://`), or over HTTP through tests/chserver.py on `http_port`."""
         self.name = f"t{next(_numbers)}"
         self.url = f"chdb:///{directory}?database={self.name}"
+        if http_port is not None:
+            self.url = f"clickhouse://default:secret@127.0.0.1:{http_port}/{self.name}"
         chdb.connect(str(directory)).query(f"CREATE DATABASE {self.name}")
         self.conn = chdb.connect(f"{directory}?database={self.name}&mutations_sync=2")
         self._ids = itertools.count(1)

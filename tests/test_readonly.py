@@ -19,9 +19,11 @@ from typing import Any
 import asyncpg
 import pytest
 from chdb._exceptions import ChdbError
+from clickhouse_connect.driver.exceptions import DatabaseError
 from litestar.testing import AsyncTestClient
 
 from cost_api.config import load_settings
+from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
 from cost_api.store.database import ChdbDatabase, Database, PostgresDatabase, SqliteDatabase
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
@@ -32,8 +34,8 @@ ROOT = Path(__file__).parents[1]
 WRITES = [
     "INSERT INTO request_log (created_at, provider, model, endpoint)"
     " SELECT created_at, provider, model, endpoint FROM request_log",
-    "UPDATE request_log SET model = 'changed'",
-    "DELETE FROM request_log",
+    "UPDATE request_log SET model = 'changed' WHERE true",
+    "DELETE FROM request_log WHERE true",
     "CREATE TABLE intruder (x INTEGER)",
     "DROP TABLE request_log",
 ]
@@ -50,6 +52,8 @@ async def api_connection(db: Database) -> AsyncIterator[Any]:
             db._pool.put_nowait(holder)
     elif isinstance(db, ChdbDatabase):
         yield _ChdbWriter(db)
+    elif isinstance(db, ClickHouseHttpDatabase):
+        yield _HttpWriter(db)
     else:
         assert isinstance(db, PostgresDatabase)
         pool = await db._get_pool()
@@ -67,13 +71,24 @@ class _ChdbWriter:
         await asyncio.to_thread(self.db._run, self.db.statement(sql, "test", time.monotonic() + 5), {})
 
 
+class _HttpWriter:
+    """The HTTP client as the API's queries use it: `execute` sends a statement as `_fetch` does."""
+
+    def __init__(self, db: ClickHouseHttpDatabase) -> None:
+        self.db = db
+
+    async def execute(self, sql: str) -> None:
+        client = await self.db._get_client()
+        await client.raw_query(sql, settings=self.db._settings(time.monotonic() + 5))
+
+
 async def test_the_api_connections_cannot_write(log: LogDB) -> None:
     await log.insert([Row(at("2026-11-19T10:00:00Z"), prompt_tokens=10)])
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     refused = {
         "sqlite": sqlite3.OperationalError,
         "postgres": asyncpg.ReadOnlySQLTransactionError,
-        "clickhouse": ChdbError,
+        "clickhouse": DatabaseError if log.url.startswith("clickhouse:") else ChdbError,
     }[log.dialect]
     try:
         for sql in WRITES:

@@ -192,7 +192,7 @@ class ChdbDatabase(ClickHouseDatabase):
             if failed is not None:
                 raise failed from exc
             raise
-        return Rows(map(tuple, _decode(body)), query.columns)
+        return Rows(map(tuple, decode_rows(body)), query.columns)
 
     async def _kill(self, marker: str, running: asyncio.Future[bytes]) -> None:
         """Stop the query tagged `marker` in the engine, and wait for its thread to be free."""
@@ -217,7 +217,7 @@ class ChdbDatabase(ClickHouseDatabase):
 _JSON = msgspec.json.Decoder()
 
 
-def _decode(body: bytes) -> list[list[Any]]:
+def decode_rows(body: bytes) -> list[list[Any]]:
     """The rows of a JSONCompact answer."""
     if not body:
         return []

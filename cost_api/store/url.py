@@ -1,6 +1,7 @@
 """Parse `database_url`: `sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgresql://…`,
-`chdb:///relative/dir`, `chdb:////abs/dir` (ClickHouse in-process on chDB, paths as for SQLite;
-`?database=name` for another database than `default` in that directory)."""
+`clickhouse://user:pass@host:8123/db` (`clickhouses://` for TLS), `chdb:///relative/dir`,
+`chdb:////abs/dir` (ClickHouse in-process on chDB, paths as for SQLite; `?database=name` for another
+database than `default` in that directory)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ class DatabaseURLError(ValueError):
 class DatabaseURL:
     dialect: Literal["sqlite", "postgres", "clickhouse"]
     path: Path | None = None  # sqlite; clickhouse on chDB: its directory
-    dsn: str | None = None  # postgres
+    dsn: str | None = None  # postgres; clickhouse over HTTP
     database: str = "default"  # clickhouse on chDB
 
     def __str__(self) -> str:
         if self.dialect == "sqlite":
             return f"sqlite:///{self.path}"
-        if self.dialect == "clickhouse":
+        if self.path is not None:  # chdb
             suffix = "" if self.database == "default" else f"?database={self.database}"
             return f"chdb:///{self.path}{suffix}"
         return _redact(self.dsn or "")
@@ -49,6 +50,8 @@ def parse_database_url(url: str) -> DatabaseURL:
         return DatabaseURL("sqlite", path=Path(raw))
     if url.startswith(("postgresql://", "postgres://")):
         return DatabaseURL("postgres", dsn=url)
+    if url.startswith(("clickhouse://", "clickhouses://")):
+        return DatabaseURL("clickhouse", dsn=url)
     if url.startswith("chdb:///"):
         raw, _, query = url[len("chdb:///") :].partition("?")
         options = parse_qs(query)
@@ -57,6 +60,6 @@ def parse_database_url(url: str) -> DatabaseURL:
             raise DatabaseURLError(f"database_url {url!r}: expected chdb:///path/to/dir[?database=name]")
         return DatabaseURL("clickhouse", path=Path(raw), database=database)
     raise DatabaseURLError(
-        f"database_url {url!r}: expected sqlite:///relative.db, sqlite:////abs/path.db, postgresql://… "
-        "or chdb:///relative/dir, chdb:////abs/dir"
+        f"database_url {url!r}: expected sqlite:///relative.db, sqlite:////abs/path.db, postgresql://…, "
+        "clickhouse://user:pass@host:8123/db or chdb:///relative/dir, chdb:////abs/dir"
     )
