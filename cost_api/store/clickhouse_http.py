@@ -33,20 +33,7 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
         self._lock = asyncio.Lock()
 
     def _options(self) -> dict[str, Any]:
-        parts = urlsplit(self.dsn)
-        secure = parts.scheme == "clickhouses"
-        return {
-            "host": parts.hostname or "localhost",
-            "port": parts.port or (8443 if secure else 8123),
-            "username": unquote(parts.username or "default"),
-            "password": unquote(parts.password or ""),
-            "database": parts.path.lstrip("/") or "default",
-            "secure": secure,
-            "compress": False,
-            "connect_timeout": self.timeout,
-            "send_receive_timeout": self.timeout + _UNRESPONSIVE,
-            "connector_limit": self._size,
-        }
+        return {**http_options(self.dsn, self.timeout), "connector_limit": self._size}
 
     async def _connect(self) -> Any:
         try:
@@ -113,6 +100,23 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+
+def http_options(dsn: str, timeout: float) -> dict[str, Any]:
+    """clickhouse-connect's arguments for `clickhouse://user:pass@host:port/db` (`clickhouses://`: TLS)."""
+    parts = urlsplit(dsn)
+    secure = parts.scheme == "clickhouses"
+    return {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or (8443 if secure else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": unquote(parts.password or ""),
+        "database": parts.path.lstrip("/") or "default",
+        "secure": secure,
+        "compress": False,
+        "connect_timeout": timeout,
+        "send_receive_timeout": timeout + _UNRESPONSIVE,
+    }
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -1,13 +1,13 @@
 """The database the demo creates and writes: the same operations on SQLite (stdlib sqlite3), PostgreSQL
-(asyncpg) and ClickHouse on chDB. The only demo module that imports a driver: a writer of its own, never
-the API's read path."""
+(asyncpg) and ClickHouse (chDB in-process, or a server over HTTP with clickhouse-connect). The only demo
+module that imports a driver: a writer of its own, never the API's read path."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -15,6 +15,7 @@ import asyncpg
 
 from cost_api.resources import sql_dir
 from cost_api.store.clickhouse import chdb_connect
+from cost_api.store.clickhouse_http import http_options
 from cost_api.store.url import DatabaseURL
 from cost_api.tools.demo.catalogue import COLUMNS, EPOCH, Batch, Token, epoch_ms
 from cost_api.tools.demo.generator import Params
@@ -151,20 +152,40 @@ class PostgresStore:
         self.loop.close()
 
 
-class ChdbStore:
-    """The same operations on chDB, in this process: rows inserted a day per batch (JSONEachRow), each
-    given the next id (ClickHouse has no identity column). The API reads the directory once this exits:
-    chDB is one process's engine (docs/scale-out.md)."""
+class ClickHouseStore:
+    """The same operations on ClickHouse: in this process on chDB, or a server over HTTP
+    (clickhouse-connect). Rows are inserted a day per batch (JSONEachRow), each given the next id
+    (ClickHouse has no identity column). On chDB the API reads the directory once this exits: chDB is
+    one process's engine (docs/scale-out.md)."""
 
     def __init__(self, url: DatabaseURL) -> None:
-        assert url.path is not None  # parse_database_url sets it for chdb
-        url.path.mkdir(parents=True, exist_ok=True)
-        chdb_connect(str(url.path)).query(f"CREATE DATABASE IF NOT EXISTS {url.database}")
-        self.conn = chdb_connect(f"{url.path}?database={url.database}&mutations_sync=2")
+        if url.path is not None:  # chdb
+            url.path.mkdir(parents=True, exist_ok=True)
+            chdb_connect(str(url.path)).query(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            conn = chdb_connect(f"{url.path}?database={url.database}&mutations_sync=2")
+
+            def run(sql: str, fmt: str | None) -> bytes:
+                return bytes(conn.query(sql, fmt or "TabSeparated").bytes())
+
+            self._close: Callable[[], object] = conn.close
+        else:
+            import clickhouse_connect  # only for clickhouse://: the dependency is optional
+
+            assert url.dsn is not None
+            options = http_options(url.dsn, timeout=60)
+            database = options.pop("database")
+            clickhouse_connect.get_client(**options).command(f"CREATE DATABASE IF NOT EXISTS {database}")
+            client = clickhouse_connect.get_client(**options, database=database, settings={"mutations_sync": 2})
+
+            def run(sql: str, fmt: str | None) -> bytes:
+                return bytes(client.raw_query(sql, fmt=fmt))
+
+            self._close = client.close
+        self._run: Callable[[str, str | None], bytes] = run
         self._next_id = 1
 
     def _rows(self, sql: str) -> list[list[Any]]:
-        data: list[list[Any]] = json.loads(bytes(self.conn.query(sql, "JSONCompact").bytes()))["data"]
+        data: list[list[Any]] = json.loads(self._run(sql, "JSONCompact"))["data"]
         return data
 
     def tables(self) -> set[str]:
@@ -176,7 +197,7 @@ class ChdbStore:
         for statement in [*script.split(";"), f"{marker.replace('INTEGER', 'Int64')} ENGINE = TinyLog"]:
             body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
             if body.strip():
-                self.conn.query(body)
+                self._run(body, None)
         self._next_id = int(self._rows("SELECT max(id) FROM request_log")[0][0]) + 1
 
     def params(self) -> Params | None:
@@ -191,35 +212,36 @@ class ChdbStore:
         return None if last is None else int(last)
 
     def reset(self, tokens: list[Token]) -> None:
-        self.conn.query("TRUNCATE TABLE request_log")
-        self.conn.query("TRUNCATE TABLE api_tokens")
+        self._run("TRUNCATE TABLE request_log", None)
+        self._run("TRUNCATE TABLE api_tokens", None)
         self._next_id = 1
-        lines = [json.dumps({"id": i, "prefix": p, "name": n}) for i, p, n in tokens if n]
-        if lines:
-            self.conn.query("INSERT INTO api_tokens FORMAT JSONEachRow\n" + "\n".join(lines))
+        self._insert("api_tokens", [{"id": i, "prefix": p, "name": n} for i, p, n in tokens if n])
 
     def insert(self, batch: Batch) -> None:
         columns = [batch[c].tolist() for c in COLUMNS]
         columns[0] = [ms / 1000 for ms in columns[0]]  # created_at: epoch seconds, milliseconds exact
         ids = range(self._next_id, self._next_id + len(columns[0]))
-        lines = (json.dumps(dict(zip(("id", *COLUMNS), row, strict=True))) for row in zip(ids, *columns, strict=True))
-        self.conn.query("INSERT INTO request_log FORMAT JSONEachRow\n" + "\n".join(lines))
+        self._insert(
+            "request_log", [dict(zip(("id", *COLUMNS), row, strict=True)) for row in zip(ids, *columns, strict=True)]
+        )
         self._next_id += len(ids)
 
     def mark(self, params: Params) -> None:
-        self.conn.query(
-            f"INSERT INTO {MARKER} FORMAT JSONEachRow\n" + json.dumps(dict(zip(_MARKED, _astuple(params), strict=True)))
-        )
+        self._insert(MARKER, [dict(zip(_MARKED, _astuple(params), strict=True))])
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + "\n".join(map(json.dumps, rows)), None)
 
     def close(self) -> None:
-        self.conn.close()
+        self._close()
 
     abort = close
 
 
 _MARKED = ("created_at", "seed", "days", "requests_per_day", "tz")
 
-Store = SqliteStore | PostgresStore | ChdbStore
+Store = SqliteStore | PostgresStore | ClickHouseStore
 
 
 def _astuple(params: Params) -> tuple[int, int, int, int, str]:
