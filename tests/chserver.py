@@ -12,11 +12,13 @@ head of its text, so that `KILL QUERY WHERE query_id = '…'` finds it in chDB's
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from cost_api.store.clickhouse import chdb_connect, error_code
@@ -83,11 +85,19 @@ def _handler(directory: Path) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left (a query cancelled by its request) is not an error of the server."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def clickhouse_http(directory: Path) -> Iterator[int]:
     """Serve ClickHouse's HTTP interface over the chDB `directory` on a free port (yielded)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(directory))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler(directory))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

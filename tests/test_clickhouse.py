@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from cost_api.resources import sql_dir
 from cost_api.store.clickhouse import ch_value
+from cost_api.store.leadership import Leadership
+from cost_api.watch.alerts import ALERT_LOCK
 from cost_api.store.database import Database, open_database
 from cost_api.store.errors import QueryTimeout
 from cost_api.store.queries import Query, Registry
@@ -86,3 +89,25 @@ async def test_a_query_whose_request_gives_up_is_killed(chdb_log: ChdbLog) -> No
         assert _running(chdb_log) == []  # killed, not left to run for its 600 s
     finally:
         await db.close()
+
+
+async def test_one_of_two_servers_on_one_clickhouse_holds_the_alert_lock(chdb_dir: Path, chdb_http: int) -> None:
+    """Two servers (two stores, as two replicas have) on one ClickHouse over HTTP: the first to try holds,
+    the second waits; when the first lets go, the second holds. Both only read."""
+    log = ChdbLog(chdb_dir, chdb_http)
+    registry = Registry.load(sql_dir(), "clickhouse")
+    first, second = (open_database(parse_database_url(log.url), registry, timeout=2, pool_size=2) for _ in range(2))
+    one, two = Leadership(first, ALERT_LOCK), Leadership(second, ALERT_LOCK)
+    try:
+        assert await one.hold()
+        assert not await two.hold()
+        assert await one.hold() and not await two.hold()  # as long as it stands
+        await one.release()
+        assert await two.hold()
+        assert not await one.hold()  # back in line: the younger now
+    finally:
+        await one.release()
+        await two.release()
+        await first.close()
+        await second.close()
+        await log.drop()

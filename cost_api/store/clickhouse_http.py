@@ -86,13 +86,17 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
         return Rows(map(tuple, decode_rows(body)), query.columns)
 
     async def _kill(self, query_id: str) -> None:
-        """Stop `query_id` on the server, from a client of its own (not read-only: KILL is refused
-        there), and wait until it has stopped (SYNC), within `_UNRESPONSIVE`."""
+        """Stop `query_id` on the server, and wait until it has stopped."""
+        await self.kill_where("query_id = {id:String}", {"id": query_id})
+
+    async def kill_where(self, condition: str, parameters: dict[str, str] | None = None) -> None:
+        """`KILL QUERY WHERE condition SYNC`, from a client of its own (not read-only: KILL is refused
+        there), within `_UNRESPONSIVE`; a server away is given up on."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(_UNRESPONSIVE):
                 killer = await self._connect()
                 try:
-                    await killer.command("KILL QUERY WHERE query_id = {id:String} SYNC", parameters={"id": query_id})
+                    await killer.command(f"KILL QUERY WHERE {condition} SYNC", parameters=parameters)
                 finally:
                     await killer.close()
 
