@@ -161,7 +161,9 @@ class ClickHouseStore:
     def __init__(self, url: DatabaseURL) -> None:
         if url.path is not None:  # chdb
             url.path.mkdir(parents=True, exist_ok=True)
-            chdb_connect(str(url.path)).query(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            creating = chdb_connect(str(url.path))
+            creating.query(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            creating.close()  # the engine shuts down with the last connection: the API may open it then
             conn = chdb_connect(f"{url.path}?database={url.database}&mutations_sync=2")
 
             def run(sql: str, fmt: str | None) -> bytes:
