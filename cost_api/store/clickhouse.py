@@ -21,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,7 @@ _TIMEOUT = frozenset({159, 394})  # TIMEOUT_EXCEEDED, QUERY_WAS_CANCELLED
 _UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
 _TICK = 0.001
-_UNRESPONSIVE = 2.0  # how long past its deadline a query is waited for once killed
+UNRESPONSIVE = 2.0  # how long past its deadline a query is waited for once killed
 
 
 def ch_value(value: Any) -> Any:
@@ -104,15 +104,35 @@ class ClickHouseDatabase(Database):
     def _settings(self, deadline: float) -> dict[str, Any]:
         return {**SETTINGS, "max_execution_time": round(max(deadline - time.monotonic(), _TICK), 3)}
 
-    def _failed(self, name: str, exc: BaseException) -> Exception | None:
-        """The store's error for an engine error (None: not one of ours; `Database.fetch` checks the
-        schema)."""
+    def _failed(self, name: str, exc: Exception) -> Exception:
+        """The store's error for an engine error; `exc` itself when it is none of ours (`Database.fetch`
+        then checks the schema)."""
         code = error_code(exc)
         if code in _TIMEOUT:
             return self._timed_out(name)
         if code in _UNAVAILABLE:
             return DatabaseUnavailable(f"ClickHouse is unavailable: {exc}")
-        return None
+        return exc
+
+    async def _answer(
+        self, name: str, deadline: float, running: asyncio.Future[bytes], kill: Callable[[], Awaitable[None]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of the query `running`: awaited until its deadline (the engine stops it there by
+        itself; a margin for one that does not), `kill`ed when given up on, its errors the store's."""
+        try:
+            async with asyncio.timeout(deadline - time.monotonic() + UNRESPONSIVE):
+                body = await asyncio.shield(running)
+        except (asyncio.CancelledError, TimeoutError) as exc:
+            await kill()
+            if isinstance(exc, TimeoutError):
+                raise self._timed_out(name) from exc
+            raise
+        except Exception as exc:
+            failed = self._failed(name, exc)
+            if failed is exc:
+                raise
+            raise failed from exc
+        return map(tuple, decode_rows(body))
 
 
 _CH_INTEGER = frozenset({"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int128", "UInt128"})
@@ -179,20 +199,7 @@ class ChdbDatabase(ClickHouseDatabase):
         loop = asyncio.get_running_loop()
         running = loop.run_in_executor(self._threads, self._run, sql, values)
         running.add_done_callback(lambda _: self._slots.release())
-        try:
-            async with asyncio.timeout(deadline - time.monotonic() + _UNRESPONSIVE):
-                body = await asyncio.shield(running)
-        except (asyncio.CancelledError, TimeoutError) as exc:
-            await self._kill(marker, running)
-            if isinstance(exc, TimeoutError):
-                raise self._timed_out(name) from exc
-            raise
-        except Exception as exc:
-            failed = self._failed(name, exc)
-            if failed is not None:
-                raise failed from exc
-            raise
-        return Rows(map(tuple, decode_rows(body)), query.columns)
+        return Rows(await self._answer(name, deadline, running, lambda: self._kill(marker, running)), query.columns)
 
     async def _kill(self, marker: str, running: asyncio.Future[bytes]) -> None:
         """Stop the query tagged `marker` in the engine, and wait for its thread to be free."""
@@ -204,7 +211,7 @@ class ChdbDatabase(ClickHouseDatabase):
             finally:
                 conn.close()
         with contextlib.suppress(BaseException):
-            await asyncio.wait({running}, timeout=self.timeout + _UNRESPONSIVE)
+            await asyncio.wait({running}, timeout=self.timeout + UNRESPONSIVE)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._threads.shutdown, True, cancel_futures=True)

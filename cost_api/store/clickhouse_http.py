@@ -14,13 +14,11 @@ import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cost_api.store.clickhouse import ClickHouseDatabase, ch_value, decode_rows
+from cost_api.store.clickhouse import UNRESPONSIVE, ClickHouseDatabase, ch_value
 from cost_api.store.errors import DatabaseUnavailable
 from cost_api.store.queries import Registry
 from cost_api.store.result import Rows
 from cost_api.store.url import DatabaseURL
-
-_UNRESPONSIVE = 2.0  # past a query's deadline, how long a server that stops answering is waited for
 
 
 class ClickHouseHttpDatabase(ClickHouseDatabase):
@@ -64,36 +62,27 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
         except TimeoutError as exc:
             raise DatabaseUnavailable(f"ClickHouse is unavailable: no connection within {self.timeout:g}s") from exc
         settings = {**self._settings(deadline), "query_id": query_id}
-        running = asyncio.ensure_future(
+        running: asyncio.Future[bytes] = asyncio.ensure_future(
             client.raw_query(query.sql.rstrip().rstrip(";"), parameters=values, settings=settings, fmt="JSONCompact")
         )
-        try:
-            async with asyncio.timeout(deadline - time.monotonic() + _UNRESPONSIVE):
-                body = await asyncio.shield(running)
-        except (asyncio.CancelledError, TimeoutError) as exc:
-            running.cancel()
-            await self._kill(query_id)
-            if isinstance(exc, TimeoutError):
-                raise self._timed_out(name) from exc
-            raise
-        except Exception as exc:
-            failed = self._failed(name, exc)
-            if failed is not None:
-                raise failed from exc
-            if _unreachable(exc):
-                raise DatabaseUnavailable(f"ClickHouse is unavailable: {exc}") from exc
-            raise
-        return Rows(map(tuple, decode_rows(body)), query.columns)
 
-    async def _kill(self, query_id: str) -> None:
-        """Stop `query_id` on the server, and wait until it has stopped."""
-        await self.kill_where("query_id = {id:String}", {"id": query_id})
+        async def kill() -> None:  # the request stops waiting, the server stops the query
+            running.cancel()
+            await self.kill_where("query_id = {id:String}", {"id": query_id})
+
+        return Rows(await self._answer(name, deadline, running, kill), query.columns)
+
+    def _failed(self, name: str, exc: Exception) -> Exception:
+        failed = super()._failed(name, exc)
+        if failed is exc and _unreachable(exc):
+            return DatabaseUnavailable(f"ClickHouse is unavailable: {exc}")
+        return failed
 
     async def kill_where(self, condition: str, parameters: dict[str, str] | None = None) -> None:
         """`KILL QUERY WHERE condition SYNC`, from a client of its own (not read-only: KILL is refused
-        there), within `_UNRESPONSIVE`; a server away is given up on."""
+        there), within `UNRESPONSIVE`; a server away is given up on."""
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(_UNRESPONSIVE):
+            async with asyncio.timeout(UNRESPONSIVE):
                 killer = await self._connect()
                 try:
                     await killer.command(f"KILL QUERY WHERE {condition} SYNC", parameters=parameters)
@@ -119,7 +108,7 @@ def http_options(dsn: str, timeout: float) -> dict[str, Any]:
         "secure": secure,
         "compress": False,
         "connect_timeout": timeout,
-        "send_receive_timeout": timeout + _UNRESPONSIVE,
+        "send_receive_timeout": timeout + UNRESPONSIVE,
     }
 
 
