@@ -15,12 +15,12 @@ import pytest
 
 from cost_api.resources import sql_dir
 from cost_api.store.clickhouse import ch_value
-from cost_api.store.leadership import Leadership
-from cost_api.watch.alerts import ALERT_LOCK
 from cost_api.store.database import Database, open_database
 from cost_api.store.errors import QueryTimeout
+from cost_api.store.leadership import Leadership
 from cost_api.store.queries import Query, Registry
 from cost_api.store.url import DatabaseURLError, parse_database_url
+from cost_api.watch.alerts import ALERT_LOCK
 
 from .logdb import ChdbLog
 
