@@ -83,6 +83,20 @@ def test_parameters_are_rewritten_per_driver(tmp_path: Path) -> None:
     assert pg.bind({"a": 1, "b": 2}) == [1, 2]
 
 
+def test_clickhouse_parameters_are_its_own_typed_ones(tmp_path: Path) -> None:
+    """`{name:Type}`, bound by name: the text stays as written; none is read from a string literal, a
+    comment (an apostrophe in one included) or the `{request_log}` placeholder."""
+    path = tmp_path / "q.sql"
+    text = (
+        "SELECT {a:Int64}, '{c:String}' -- the holes' part\n"
+        "FROM {request_log} WHERE x = {b:Nullable(String)} OR y = {a:Int64}"
+    )
+    path.write_text(f"-- name: pick\n-- Picks.\n{text}\n")
+    (ch,) = parse_file(path, "clickhouse")
+    assert (ch.sql, ch.params) == (text, ("a", "b"))
+    assert ch.bind({"a": 1, "b": None}) == [1, None]
+
+
 def _copy_sql(tmp_path: Path) -> Path:
     target = tmp_path / "sql"
     shutil.copytree(sql_dir(), target)

@@ -27,8 +27,9 @@ DIALECTS = ("sqlite", "postgres", "clickhouse")
 _HEADER = re.compile(r"^--\s*name:\s*([a-z][a-z0-9_]*)\s*$")
 # `:name`, but not the `::type` casts of Postgres and not inside string literals.
 _PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([a-z_][a-z0-9_]*)")
-# ClickHouse's own `{name:Type}` (the `{request_log}` placeholder has no type), not inside string literals.
-_TYPED_PARAM = re.compile(r"'(?:[^'\\]|\\.|'')*'|\{([a-z_][a-z0-9_]*):[^}]+\}")
+# ClickHouse's own `{name:Type}` (the `{request_log}` placeholder has no type), not inside string literals
+# or comments.
+_TYPED_PARAM = re.compile(r"--[^\n]*|'(?:[^'\\]|\\.|'')*'|\{([a-z_][a-z0-9_]*):[^}]+\}")
 
 
 class QueryRegistryError(Exception):

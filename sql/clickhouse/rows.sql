@@ -51,9 +51,12 @@ FROM (
               if(lower(trim(service_tier)) IN ('', 'standard', 'default'), NULL, lower(trim(service_tier))) AS tier,
               ifNull(cache_write_1h_tokens, 0) AS write_1h,
               if(usage_exact = false, 1, 0) AS estimated
-    FROM {request_log}
-    WHERE id > {after:Int64}
-       OR has(JSONExtract(ifNull({holes:Nullable(String)}, '[]'), 'Array(Int64)'), toInt64(id))
+    FROM (  -- two reads: the holes' part is nothing at all when there are none
+        SELECT * FROM {request_log} WHERE id > {after:Int64}
+        UNION ALL
+        SELECT * FROM {request_log}
+        WHERE has(JSONExtract(ifNull({holes:Nullable(String)}, '[]'), 'Array(Int64)'), toInt64(id))
+    ) AS fresh
 ) AS rows
 ORDER BY id
 LIMIT {limit:Int64};
