@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_DB ?= demo.db
 CONFIG ?= docs/examples/config.yaml
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-all lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,20 @@ run: install
 	trap 'kill $$feeder 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/cost-api serve --db sqlite:///$(DEMO_DB) --config $(CONFIG)
 
-# The whole suite, on SQLite and on a throwaway Postgres cluster the tests start themselves.
+# The whole suite, on SQLite and on a throwaway Postgres cluster the tests start themselves; on
+# ClickHouse (chDB, in-process) the subset of tests/conftest.py's CHDB_SUBSET.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The same, with every test on ClickHouse (chDB) too.
+test-all: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/pytest --all-dialects
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""The dashboard benchmark: the 30-day dashboard over 1M and 10M log rows, SQLite and Postgres.
+"""The dashboard benchmark: the 30-day dashboard over 1M and 10M log rows, SQLite, Postgres and ClickHouse
+(chDB, in the server's process: `--dialects chdb`).
 
 For each dialect and size it generates the demo log (60 days), starts a real server, and measures
 with a real HTTP client: the first dashboard set after start (cold, while rollups warm), the time
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -217,6 +219,10 @@ def main() -> int:
                     for suffix in ("", "-wal", "-shm"):
                         Path(f"{path}{suffix}").unlink(missing_ok=True)
                     url = f"sqlite:///{path}"
+                elif dialect == "chdb":
+                    path = data / f"chdb-{rows}"
+                    shutil.rmtree(path, ignore_errors=True)
+                    url = f"chdb:///{path.resolve()}"
                 else:
                     name = f"log{rows}"
                     subprocess.run(

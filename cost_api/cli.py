@@ -79,6 +79,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"refusing to bind {args.host} without API keys: anyone who can reach it would see every "
             "customer's spend. Configure api_keys (or COST_API_KEYS), bind 127.0.0.1, or pass --insecure."
         )
+    if args.workers > 1 and settings.database_url.startswith("chdb:"):
+        raise CliError(
+            f"--workers {args.workers} with database_url {settings.database_url}: chDB is one process's engine "
+            "(its directory is locked by the process that opens it). Serve it with one process, or serve a "
+            "ClickHouse server's log (clickhouse://…) with several."
+        )
     asyncio.run(_check_database(settings))  # a refusal stops here, before any worker starts
     # log_config=None: uvicorn's loggers propagate to the root logger that create_app set up (cost_api.logs)
     options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": False}

@@ -119,8 +119,11 @@ class Settings(_Strict, frozen=True):
     database_url: Annotated[
         str,
         _doc(
-            "`sqlite:///relative.db`, `sqlite:////abs/path.db` or `postgresql://user@host/db`. SQLite is opened "
-            "read-only; Postgres sessions are read-only transactions."
+            "`sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgresql://user@host/db`, "
+            "`clickhouse://user:pass@host:8123/db` (`clickhouses://` for TLS) or `chdb:///relative/dir`, "
+            "`chdb:////abs/dir` (ClickHouse in-process, `?database=name` for another database than `default`); "
+            "ClickHouse needs `cost-api[clickhouse]` (docs/scale-out.md). SQLite is opened read-only; Postgres "
+            "sessions are read-only transactions; every ClickHouse query runs with `readonly=1`."
         ),
     ] = "sqlite:///cost.db"
     tz: Annotated[

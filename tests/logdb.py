@@ -1,4 +1,4 @@
-"""Test logs: an empty request log on SQLite or Postgres, and a way to write rows into it.
+"""Test logs: an empty request log on SQLite, Postgres or ClickHouse (chDB), and a way to write rows into it.
 
 Only tests (and the demo) write; the API under test opens the same database read-only.
 """
@@ -6,12 +6,15 @@ Only tests (and the demo) write; the API under test opens the same database read
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import sqlite3
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import chdb
 
 from cost_api.resources import sql_dir
 from cost_api.windows import epoch_ms
@@ -161,3 +164,54 @@ class PostgresLog(LogDB):
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+_ISO = re.compile(r"'(\d{4}-\d\d-\d\dT[^']+)'")
+
+
+class ChdbLog(LogDB):
+    """A database of its own in the session's chDB directory (`chdb_dir`): chDB hosts one engine per
+    process, bound to one directory, so every test's log is a database there. Rows get ids 1, 2, …"""
+
+    dialect = "clickhouse"
+
+    def __init__(self, directory: Path, http_port: int | None = None) -> None:
+        """Read by the API in-process (`chdb://`), or over HTTP through tests/chserver.py on `http_port`."""
+        self.name = f"t{next(_numbers)}"
+        self.url = f"chdb:///{directory}?database={self.name}"
+        if http_port is not None:
+            self.url = f"clickhouse://default:secret@127.0.0.1:{http_port}/{self.name}"
+        chdb.connect(str(directory)).query(f"CREATE DATABASE {self.name}")
+        self.conn = chdb.connect(f"{directory}?database={self.name}&mutations_sync=2")
+        self._ids = itertools.count(1)
+        self._run((sql_dir() / "schema" / "clickhouse.sql").read_text())
+
+    async def insert(self, rows: list[Row]) -> None:
+        lines = []
+        for row in rows:
+            data = dict(zip(self.columns, self._values(row), strict=True))
+            data["created_at"] = epoch_ms(row.created_at) / 1000
+            lines.append(json.dumps({"id": next(self._ids), **data}))
+        if lines:
+            self.conn.query("INSERT INTO request_log FORMAT JSONEachRow\n" + "\n".join(lines))
+
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+        lines = [json.dumps({"id": i, "prefix": p, "name": n}) for i, p, n in tokens]
+        self.conn.query("INSERT INTO api_tokens FORMAT JSONEachRow\n" + "\n".join(lines))
+
+    async def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def _run(self, sql: str) -> None:
+        """The statements of `sql`, the tests' Postgres-like DML read as ClickHouse's: ISO instants
+        parsed, `UPDATE t SET` as the mutation `ALTER TABLE t UPDATE`."""
+        for statement in sql.split(";"):
+            body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
+            body = _ISO.sub(r"parseDateTime64BestEffort('\1', 3, 'UTC')", body)
+            body = re.sub(r"^\s*UPDATE (\w+) SET", r"ALTER TABLE \1 UPDATE", body)
+            if body.strip():
+                self.conn.query(body)
+
+    async def drop(self) -> None:
+        self.conn.query(f"DROP DATABASE {self.name} SYNC")
+        self.conn.close()

@@ -1,7 +1,8 @@
 """The database layer: read-only connections, one `fetch(name, **params)` for every query.
 
 What the rest of the service imports from the store. SQLite is opened with `mode=ro` (`sqlite`),
-Postgres connections run read-only transactions from a pool (`postgres`); both are a `Database`
+Postgres connections run read-only transactions from a pool (`postgres`), ClickHouse queries run with
+`readonly=1` on chDB in-process (`clickhouse`) or a server over HTTP (`clickhouse_http`); each is a `Database`
 (`base`): every query under `query_timeout`, and a query of an HTTP request only under what is left
 of that request's deadline (`request_deadline`), its rows named by the query's columns (`Rows`).
 Parameters are plain Python values; each driver gets them in its own form (SQLite: epoch
@@ -11,6 +12,8 @@ milliseconds for datetimes, JSON text for lists; Postgres: native types).
 from __future__ import annotations
 
 from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, request_deadline
+from cost_api.store.clickhouse import ChdbDatabase
+from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
 from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
 from cost_api.store.postgres import PostgresDatabase
 from cost_api.store.queries import Registry
@@ -22,6 +25,7 @@ __all__ = [
     "LOG_COLUMNS",
     "SQLITE_BUSY_WAIT",
     "TEXT_COLUMNS",
+    "ChdbDatabase",
     "Database",
     "DatabaseUnavailable",
     "PostgresDatabase",
@@ -36,5 +40,9 @@ __all__ = [
 
 
 def open_database(url: DatabaseURL, registry: Registry, *, timeout: float, pool_size: int) -> Database:
-    cls: type[SqliteDatabase | PostgresDatabase] = SqliteDatabase if url.dialect == "sqlite" else PostgresDatabase
+    cls: type[SqliteDatabase | PostgresDatabase | ChdbDatabase | ClickHouseHttpDatabase]
+    if url.dialect == "clickhouse":
+        cls = ChdbDatabase if url.path is not None else ClickHouseHttpDatabase
+    else:
+        cls = SqliteDatabase if url.dialect == "sqlite" else PostgresDatabase
     return cls(url, registry, timeout, pool_size)

@@ -3,6 +3,9 @@ sends the webhooks).
 
 - Postgres: a session advisory lock on a connection of its own. It goes with the connection: a
   replica that dies or loses its connection lets another take over.
+- ClickHouse over HTTP: no advisory lock, and no writes: a lease kept by standing read-only queries,
+  the oldest contender listed in `system.processes` holds (`presence`).
+- chDB: one process has the directory open: that process holds.
 - SQLite: an exclusive `flock` on a lock file of our own: never the gateway's database, nor anything
   beside it, but `$XDG_CACHE_HOME/cost-api/` (by default `~/.cache/cost-api/`; where that cannot be
   written, `<tmp>/cost-api-<uid>/`), one file per database (a hash of its real path) and key. The
@@ -31,8 +34,10 @@ from pathlib import Path
 import asyncpg
 
 from cost_api.store.base import Database
+from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
 from cost_api.store.errors import DatabaseUnavailable
 from cost_api.store.postgres import PostgresDatabase
+from cost_api.store.presence import Presence
 from cost_api.store.sqlite import SqliteDatabase
 
 log = logging.getLogger("cost_api.store.leadership")
@@ -142,6 +147,7 @@ class Leadership:
         self._key = key
         self._conn: asyncpg.Connection | None = None
         self._file: FileLock | None = None
+        self._presence: Presence | None = None
         self._without_file = False
         self._tried = False
         self.held = False
@@ -153,6 +159,8 @@ class Leadership:
             held = await self._hold_postgres(db)
         elif isinstance(db, SqliteDatabase):
             held = self._hold_file(db)
+        elif isinstance(db, ClickHouseHttpDatabase):
+            held = await self._hold_presence(db)
         else:
             held = self.held = True
         self._log_change(was, held)
@@ -212,7 +220,20 @@ class Leadership:
             raise DatabaseUnavailable(f"leader lock: {exc or type(exc).__name__}") from exc
         return self.held
 
+    async def _hold_presence(self, db: ClickHouseHttpDatabase) -> bool:
+        if self._presence is None:
+            self._presence = Presence(db, self._key)
+        try:
+            self.held = await self._presence.hold()
+        except Exception as exc:
+            await self.release()
+            raise DatabaseUnavailable(f"leader lock: {exc or type(exc).__name__}") from exc
+        return self.held
+
     async def release(self) -> None:
+        presence, self._presence = self._presence, None
+        if presence is not None:
+            await presence.release()
         conn, self._conn = self._conn, None
         if self._file is not None:
             self._file.release()

@@ -2,8 +2,9 @@
 
 Each query in `sql/<dialect>/*.sql` starts with `-- name: <name>`, then at least one `--` line
 describing it, then the SQL with `:named` parameters. At load time the parameters are rewritten
-to the driver's style: `?` for sqlite3/aiosqlite, `$1…$n` for asyncpg. Both dialects must define
-the same queries with the same parameters, or start-up fails saying which query differs.
+to the driver's style: `?` for sqlite3/aiosqlite, `$1…$n` for asyncpg; ClickHouse queries write
+their parameters typed in its own syntax, `{name:Type}`, which its drivers bind by name. Every dialect
+must define the same queries with the same parameters, or start-up fails saying which query differs.
 
 Every column a query returns has a name: a column of its own (`provider`, `t.provider`) or an alias
 (`count(*) AS requests`), read from the outermost select list at load time (`Query.columns`). Both
@@ -21,11 +22,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-DIALECTS = ("sqlite", "postgres")
+DIALECTS = ("sqlite", "postgres", "clickhouse")
 
 _HEADER = re.compile(r"^--\s*name:\s*([a-z][a-z0-9_]*)\s*$")
 # `:name`, but not the `::type` casts of Postgres and not inside string literals.
 _PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([a-z_][a-z0-9_]*)")
+# ClickHouse's own `{name:Type}` (the `{request_log}` placeholder has no type), not inside string literals
+# or comments.
+_TYPED_PARAM = re.compile(r"--[^\n]*|'(?:[^'\\]|\\.|'')*'|\{([a-z_][a-z0-9_]*):[^}]+\}")
 
 
 class QueryRegistryError(Exception):
@@ -56,6 +60,9 @@ class Query:
 
 def _rewrite(text: str, dialect: str) -> tuple[str, tuple[str, ...]]:
     order: list[str] = []
+    if dialect == "clickhouse":  # bound by name: the text stays as written
+        names = (match.group(1) for match in _TYPED_PARAM.finditer(text))
+        return text, tuple(dict.fromkeys(name for name in names if name is not None))
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -165,7 +172,7 @@ def _load_dialect(folder: Path, dialect: str) -> dict[str, Query]:
 
 
 class Registry:
-    """All queries of one dialect, checked against the other dialect at load time."""
+    """All queries of one dialect, checked against the other dialects at load time."""
 
     def __init__(
         self, queries: dict[str, Query], dialect: str, table: str | None = None, unbound: dict[str, Query] | None = None
@@ -200,30 +207,25 @@ class Registry:
         if dialect not in DIALECTS:
             raise QueryRegistryError(f"unknown dialect {dialect!r}")
         loaded = {d: _load_dialect(sql_dir / d, d) for d in DIALECTS}
-        names = {d: set(q) for d, q in loaded.items()}
-        only_one = names["sqlite"] ^ names["postgres"]
-        if only_one:
+        every = sorted(set().union(*loaded.values()))
+        partial = {n: [d for d in DIALECTS if n in loaded[d]] for n in every}
+        partial = {n: found for n, found in partial.items() if len(found) < len(DIALECTS)}
+        if partial:
             details = ", ".join(
-                f"{n} (only in sql/{'sqlite' if n in names['sqlite'] else 'postgres'}/)" for n in sorted(only_one)
+                f"{n} (only in {', '.join(f'sql/{d}/' for d in found)})" for n, found in partial.items()
             )
-            raise QueryRegistryError(f"queries defined in one dialect only: {details}")
-        for name in sorted(names["sqlite"]):
-            if loaded["sqlite"][name].reads_log != loaded["postgres"][name].reads_log:
-                raise QueryRegistryError(f"query {name}: only one dialect reads {PLACEHOLDER}")
-            lite, pg = (set(loaded[d][name].params) for d in DIALECTS)
-            if lite != pg:
-                listed = {d: ", ".join(sorted(p)) or "none" for d, p in zip(DIALECTS, (lite, pg), strict=True)}
-                raise QueryRegistryError(
-                    f"query {name}: the dialects take different parameters "
-                    f"(sqlite: {listed['sqlite']}; postgres: {listed['postgres']})"
-                )
+            raise QueryRegistryError(f"queries not defined in every dialect: {details}")
+        for name in every:
+            if len({loaded[d][name].reads_log for d in DIALECTS}) > 1:
+                raise QueryRegistryError(f"query {name}: only some dialects read {PLACEHOLDER}")
+            params = {d: set(loaded[d][name].params) for d in DIALECTS}
+            if len({frozenset(p) for p in params.values()}) > 1:
+                listed = "; ".join(f"{d}: {', '.join(sorted(p)) or 'none'}" for d, p in params.items())
+                raise QueryRegistryError(f"query {name}: the dialects take different parameters ({listed})")
             named = {d: _named(loaded[d][name]) for d in DIALECTS}
-            if named["sqlite"].columns != named["postgres"].columns:
-                listed = {d: ", ".join(q.columns) for d, q in named.items()}
-                raise QueryRegistryError(
-                    f"query {name}: the dialects name different result columns "
-                    f"(sqlite: {listed['sqlite']}; postgres: {listed['postgres']})"
-                )
+            if len({q.columns for q in named.values()}) > 1:
+                listed = "; ".join(f"{d}: {', '.join(q.columns)}" for d, q in named.items())
+                raise QueryRegistryError(f"query {name}: the dialects name different result columns ({listed})")
             for d in DIALECTS:
                 loaded[d][name] = named[d]
         return cls(loaded[dialect], dialect)
@@ -260,6 +262,11 @@ OPTIONAL = ("cache_write_1h_tokens", "service_tier", "usage_exact")
 DEFAULTS = {
     "sqlite": {"cache_write_1h_tokens": "0", "service_tier": "NULL", "usage_exact": "NULL"},
     "postgres": {"cache_write_1h_tokens": "0", "service_tier": "NULL::text", "usage_exact": "NULL::boolean"},
+    "clickhouse": {
+        "cache_write_1h_tokens": "toInt64(0)",
+        "service_tier": "CAST(NULL AS Nullable(String))",
+        "usage_exact": "CAST(NULL AS Nullable(Bool))",
+    },
 }
 
 

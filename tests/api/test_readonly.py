@@ -1,13 +1,16 @@
-"""Read-only at the database: the API's own connections cannot write, on either dialect.
+"""Read-only at the database: the API's own connections cannot write, on every dialect.
 
 The connections are taken exactly where the API's queries take theirs (the SQLite pool's `_acquire`,
-the asyncpg pool), so what fails here is what would fail if a query ever tried to write.
+the asyncpg pool, chDB's connection under the settings every query runs with), so what fails here is
+what would fail if a query ever tried to write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,10 +18,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from chdb._exceptions import ChdbError
+from clickhouse_connect.driver.exceptions import DatabaseError
 from litestar.testing import AsyncTestClient
 
 from cost_api.config import load_settings
-from cost_api.store.database import Database, PostgresDatabase, SqliteDatabase
+from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
+from cost_api.store.database import ChdbDatabase, Database, PostgresDatabase, SqliteDatabase
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 
@@ -28,8 +34,8 @@ ROOT = Path(__file__).parents[2]
 WRITES = [
     "INSERT INTO request_log (created_at, provider, model, endpoint)"
     " SELECT created_at, provider, model, endpoint FROM request_log",
-    "UPDATE request_log SET model = 'changed'",
-    "DELETE FROM request_log",
+    "UPDATE request_log SET model = 'changed' WHERE true",
+    "DELETE FROM request_log WHERE true",
     "CREATE TABLE intruder (x INTEGER)",
     "DROP TABLE request_log",
 ]
@@ -44,6 +50,10 @@ async def api_connection(db: Database) -> AsyncIterator[Any]:
             yield holder.conn
         finally:
             db._pool.put_nowait(holder)
+    elif isinstance(db, ChdbDatabase):
+        yield _ChdbWriter(db)
+    elif isinstance(db, ClickHouseHttpDatabase):
+        yield _HttpWriter(db)
     else:
         assert isinstance(db, PostgresDatabase)
         pool = await db._get_pool()
@@ -51,14 +61,39 @@ async def api_connection(db: Database) -> AsyncIterator[Any]:
             yield conn
 
 
+class _ChdbWriter:
+    """chDB's connection as the API's queries use it: `execute` runs a statement as `_fetch` does."""
+
+    def __init__(self, db: ChdbDatabase) -> None:
+        self.db = db
+
+    async def execute(self, sql: str) -> None:
+        await asyncio.to_thread(self.db._run, self.db.statement(sql, "test", time.monotonic() + 5), {})
+
+
+class _HttpWriter:
+    """The HTTP client as the API's queries use it: `execute` sends a statement as `_fetch` does."""
+
+    def __init__(self, db: ClickHouseHttpDatabase) -> None:
+        self.db = db
+
+    async def execute(self, sql: str) -> None:
+        client = await self.db._get_client()
+        await client.raw_query(sql, settings=self.db._settings(time.monotonic() + 5))
+
+
 async def test_the_api_connections_cannot_write(log: LogDB) -> None:
     await log.insert([Row(at("2026-11-19T10:00:00Z"), prompt_tokens=10)])
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
-    refused = sqlite3.OperationalError if log.dialect == "sqlite" else asyncpg.ReadOnlySQLTransactionError
+    refused = {
+        "sqlite": sqlite3.OperationalError,
+        "postgres": asyncpg.ReadOnlySQLTransactionError,
+        "clickhouse": DatabaseError if log.url.startswith("clickhouse:") else ChdbError,
+    }[log.dialect]
     try:
         for sql in WRITES:
             async with api_connection(service.db) as conn:
-                with pytest.raises(refused, match=r"readonly|read-only"):
+                with pytest.raises(refused, match=r"(?i)readonly|read-only"):
                     await conn.execute(sql)
         if log.dialect == "sqlite":  # switching query_only off does not help: the file is open mode=ro
             async with api_connection(service.db) as conn:

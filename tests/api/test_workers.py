@@ -287,6 +287,12 @@ def test_workers_must_be_a_positive_number(workers: str, capsys: pytest.CaptureF
     assert "--workers: expected a whole number of at least 1" in capsys.readouterr().err
 
 
+def test_workers_on_chdb_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """chDB is one process's engine: a second worker could not open the directory the first holds."""
+    assert main(["serve", "--db", f"chdb:///{tmp_path}", "--workers", "2"]) == 2
+    assert "chDB is one process's engine" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- one sender per SQLite file
 
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from cost_api.store.url import parse_database_url
 from cost_api.tools.demo.catalogue import DAY, HOUR, epoch_ms
 from cost_api.tools.demo.generator import DemoError, LogGenerator, Params
-from cost_api.tools.demo.stores import MARKER, PostgresStore, SqliteStore, Store
+from cost_api.tools.demo.stores import MARKER, ClickHouseStore, PostgresStore, SqliteStore, Store
 
 FOLLOW_TICK_S = 1.0
 
@@ -42,7 +42,8 @@ def run_demo(
     if days < 1 or requests_per_day < 1:
         raise DemoError("days and requests_per_day must be at least 1")
     url = parse_database_url(db_url)
-    store: Store = SqliteStore(url) if url.dialect == "sqlite" else PostgresStore(url)
+    stores: dict[str, type[Store]] = {"sqlite": SqliteStore, "postgres": PostgresStore, "clickhouse": ClickHouseStore}
+    store = stores[url.dialect](url)
     try:
         tables = store.tables()
         if tables and MARKER not in tables:

@@ -1,17 +1,21 @@
-"""The database the demo creates and writes: the same operations on SQLite (stdlib sqlite3) and PostgreSQL
-(asyncpg). The only demo module that imports a driver: a writer of its own, never the API's read path."""
+"""The database the demo creates and writes: the same operations on SQLite (stdlib sqlite3), PostgreSQL
+(asyncpg) and ClickHouse (chDB in-process, or a server over HTTP with clickhouse-connect). The only demo
+module that imports a driver: a writer of its own, never the API's read path."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 
 from cost_api.resources import sql_dir
+from cost_api.store.clickhouse import chdb_connect
+from cost_api.store.clickhouse_http import http_options
 from cost_api.store.url import DatabaseURL
 from cost_api.tools.demo.catalogue import COLUMNS, EPOCH, Batch, Token, epoch_ms
 from cost_api.tools.demo.generator import Params
@@ -148,7 +152,98 @@ class PostgresStore:
         self.loop.close()
 
 
-Store = SqliteStore | PostgresStore
+class ClickHouseStore:
+    """The same operations on ClickHouse: in this process on chDB, or a server over HTTP
+    (clickhouse-connect). Rows are inserted a day per batch (JSONEachRow), each given the next id
+    (ClickHouse has no identity column). On chDB the API reads the directory once this exits: chDB is
+    one process's engine (docs/scale-out.md)."""
+
+    def __init__(self, url: DatabaseURL) -> None:
+        if url.path is not None:  # chdb
+            url.path.mkdir(parents=True, exist_ok=True)
+            creating = chdb_connect(str(url.path))
+            creating.query(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            creating.close()  # the engine shuts down with the last connection: the API may open it then
+            conn = chdb_connect(f"{url.path}?database={url.database}&mutations_sync=2")
+
+            def run(sql: str, fmt: str | None) -> bytes:
+                return bytes(conn.query(sql, fmt or "TabSeparated").bytes())
+
+            self._close: Callable[[], object] = conn.close
+        else:
+            import clickhouse_connect  # only for clickhouse://: the dependency is optional
+
+            assert url.dsn is not None
+            options = http_options(url.dsn, timeout=60)
+            database = options.pop("database")
+            clickhouse_connect.get_client(**options).command(f"CREATE DATABASE IF NOT EXISTS {database}")
+            client = clickhouse_connect.get_client(**options, database=database, settings={"mutations_sync": 2})
+
+            def run(sql: str, fmt: str | None) -> bytes:
+                return bytes(client.raw_query(sql, fmt=fmt))
+
+            self._close = client.close
+        self._run: Callable[[str, str | None], bytes] = run
+        self._next_id = 1
+
+    def _rows(self, sql: str) -> list[list[Any]]:
+        data: list[list[Any]] = json.loads(self._run(sql, "JSONCompact"))["data"]
+        return data
+
+    def tables(self) -> set[str]:
+        return {name for (name,) in self._rows("SELECT name FROM system.tables WHERE database = currentDatabase()")}
+
+    def create_schema(self) -> None:
+        script = (sql_dir() / "schema" / "clickhouse.sql").read_text()
+        marker = MARKER_DDL.format(created_at="Int64").replace(" NOT NULL", "").replace("BIGINT", "Int64")
+        for statement in [*script.split(";"), f"{marker.replace('INTEGER', 'Int64')} ENGINE = TinyLog"]:
+            body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
+            if body.strip():
+                self._run(body, None)
+        self._next_id = int(self._rows("SELECT max(id) FROM request_log")[0][0]) + 1
+
+    def params(self) -> Params | None:
+        rows = self._rows(f"SELECT created_at, seed, days, requests_per_day, tz FROM {MARKER}")
+        return Params(*rows[0]) if rows else None
+
+    def count(self) -> int:
+        return int(self._rows("SELECT count() FROM request_log")[0][0])
+
+    def last_created_at(self) -> int | None:
+        last = self._rows("SELECT toUnixTimestamp64Milli(maxOrNull(created_at)) FROM request_log")[0][0]
+        return None if last is None else int(last)
+
+    def reset(self, tokens: list[Token]) -> None:
+        self._run("TRUNCATE TABLE request_log", None)
+        self._run("TRUNCATE TABLE api_tokens", None)
+        self._next_id = 1
+        self._insert("api_tokens", [{"id": i, "prefix": p, "name": n} for i, p, n in tokens if n])
+
+    def insert(self, batch: Batch) -> None:
+        columns = [batch[c].tolist() for c in COLUMNS]
+        columns[0] = [ms / 1000 for ms in columns[0]]  # created_at: epoch seconds, milliseconds exact
+        ids = range(self._next_id, self._next_id + len(columns[0]))
+        self._insert(
+            "request_log", [dict(zip(("id", *COLUMNS), row, strict=True)) for row in zip(ids, *columns, strict=True)]
+        )
+        self._next_id += len(ids)
+
+    def mark(self, params: Params) -> None:
+        self._insert(MARKER, [dict(zip(_MARKED, _astuple(params), strict=True))])
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n" + "\n".join(map(json.dumps, rows)), None)
+
+    def close(self) -> None:
+        self._close()
+
+    abort = close
+
+
+_MARKED = ("created_at", "seed", "days", "requests_per_day", "tz")
+
+Store = SqliteStore | PostgresStore | ClickHouseStore
 
 
 def _astuple(params: Params) -> tuple[int, int, int, int, str]:

@@ -1,0 +1,86 @@
+"""The dashboard benchmark on ClickHouse (chDB) at 100M rows, the log generated inside the engine.
+
+`INSERT … SELECT … FROM numbers(N)` writes N rows over the 60 days up to now into a chDB directory
+(sql/schema/clickhouse.sql's table; the demo catalogue's models, 20 endpoints, 2,000 tokens, one
+request in ten a cache hit, one in fifty an error), then bench.dashboard's `run_one` serves it and
+measures what bench.dashboard measures: the first dashboard set after start, the time until the
+rollups are warm, the warm set (median, p99), every lens alone, and the server's RSS.
+
+    python -m bench.clickhouse_100m                       # 100M rows (~10 min)
+    python -m bench.clickhouse_100m --rows 10M --iterations 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from bench.dashboard import _size, run_one, table
+from cost_api.resources import sql_dir
+from cost_api.store.clickhouse import chdb_connect
+from cost_api.tools.demo.catalogue import MODELS
+
+HERE = Path(__file__).parent
+DAY_MS = 86_400_000
+FILL = """INSERT INTO request_log (id, created_at, request_id, provider, model, endpoint, token_id, status_code,
+    streamed, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cache_hit,
+    prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key)
+SELECT number + 1,
+    fromUnixTimestamp64Milli(toInt64({start} + intDiv(number * {span}, {rows})), 'UTC'),
+    toString(generateUUIDv4(number)),
+    {providers}[m], {models}[m],
+    concat('/v1/e', toString(sipHash64(number, 2) % 20)),
+    if(sipHash64(number, 3) % 50 = 0, NULL, concat('tok_', lower(hex(sipHash64(sipHash64(number, 3) % 2000))))),
+    if(number % 50 = 0, 500, 200), number % 3 = 0,
+    if(hit, 0, 200 + sipHash64(number, 4) % 4000), if(hit, 0, 20 + sipHash64(number, 5) % 800),
+    if(hit, 0, sipHash64(number, 6) % 1000), 0, hit,
+    if(hit, 200 + sipHash64(number, 4) % 4000, 0), if(hit, 20 + sipHash64(number, 5) % 800, 0),
+    100 + sipHash64(number, 7) % 3000, if(hit, concat('ck_', toString(sipHash64(number, 8) % 100000)), NULL)
+FROM (SELECT number, sipHash64(number, 1) % {n_models} + 1 AS m, sipHash64(number, 9) % 10 = 0 AS hit
+      FROM numbers({rows}))"""
+
+
+def generate(directory: Path, rows: int) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    conn = chdb_connect(str(directory))
+    try:
+        for statement in (sql_dir() / "schema" / "clickhouse.sql").read_text().split(";"):
+            body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
+            if body.strip():
+                conn.query(body)
+        end = int(time.time() * 1000)
+        conn.query(
+            FILL.format(
+                start=end - 60 * DAY_MS,
+                span=60 * DAY_MS,
+                rows=rows,
+                providers=[p for p, *_ in MODELS],
+                models=[m for _, m, *_ in MODELS],
+                n_models=len(MODELS),
+            )
+        )
+    finally:
+        conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", default="100M")
+    parser.add_argument("--iterations", type=int, default=10)
+    args = parser.parse_args()
+    rows = _size(args.rows)
+    directory = (HERE / "data" / f"chdb-gen-{rows}").resolve()
+    started = time.monotonic()
+    generate(directory, rows)
+    print(f"chdb: {rows:,} rows generated in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    result = run_one("chdb", f"chdb:///{directory}", rows, args.iterations)
+    print(table([result]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

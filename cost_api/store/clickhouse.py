@@ -1,0 +1,232 @@
+"""ClickHouse: the third dialect (`sql/clickhouse/`), on a server over HTTP (`clickhouse_http`) or
+in-process on chDB (here). The engine sums; the service keeps what is small.
+
+Every query runs with `readonly=1` (a write through this connection fails; tests/test_readonly.py) and
+`max_execution_time` set to what is left of its deadline, so the engine stops it by itself; a query the
+service gives up on first (a request cancelled, a deadline missed by the thread) is killed by its id
+(`KILL QUERY`). What an error means is told by ClickHouse's own error code (`_UNAVAILABLE`, `_TIMEOUT`),
+never by its message. Parameters are bound by name in ClickHouse's text form (`ch_value`): lists as
+JSON text, which the queries take apart with `JSONExtract` (a list absent is NULL, as on SQLite).
+
+chDB hosts one engine per process, bound to one directory: every `ChdbDatabase` of a process must name
+the same directory (a second directory is refused until the first is closed), and another process
+cannot open it meanwhile: `cost-api serve` reads it, nothing else writes (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from cost_api.store.base import TEXT_COLUMNS, Database
+from cost_api.store.errors import DatabaseUnavailable
+from cost_api.store.queries import Registry
+from cost_api.store.result import Rows
+from cost_api.store.url import DatabaseURL
+
+# Settings of every query: read-only, and aliases never shadow the columns they are named after
+# (`sum(prompt_tokens) AS prompt_tokens`); 64-bit integers as JSON numbers, not strings.
+SETTINGS = {"readonly": 1, "prefer_column_name_to_alias": 1, "output_format_json_quote_64bit_integers": 0}
+# ClickHouse error codes (src/Common/ErrorCodes.cpp): a query stopped at its time limit or killed ...
+_TIMEOUT = frozenset({159, 394})  # TIMEOUT_EXCEEDED, QUERY_WAS_CANCELLED
+# ... and a server that cannot answer now: too many queries or connections, memory, network, shutting down.
+_UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
+_CODE = re.compile(r"Code: (\d+)\.")
+_TICK = 0.001
+UNRESPONSIVE = 2.0  # how long past its deadline a query is waited for once killed
+
+
+def ch_value(value: Any) -> Any:
+    """A parameter in ClickHouse's text form: NULL as \\N, instants as epoch seconds with microseconds,
+    lists as JSON text, booleans as 0/1."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        micros = round(value.timestamp() * 1_000_000)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def chdb_connect(target: str) -> Any:
+    """A chDB connection to `target` (a directory, `?database=` …). chDB is an optional dependency
+    (`pip install 'cost-api[clickhouse]'`, some 700 MB with pyarrow): imported when first used."""
+    try:
+        import chdb
+    except ImportError as exc:
+        raise DatabaseUnavailable("chdb:// needs the chdb package: pip install 'cost-api[clickhouse]'") from exc
+    connect: Callable[[str], Any] = chdb.connect  # untyped in chdb
+    return connect(target)
+
+
+def error_code(exc: BaseException) -> int | None:
+    """ClickHouse's error code, from the `Code: N.` every engine error starts with."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+class ClickHouseDatabase(Database):
+    """What both ClickHouse transports share: the schema check's types, the errors, the settings."""
+
+    dialect = "clickhouse"
+
+    def _unreadable(self, column: str, declared: str) -> str | None:
+        """By the base type (Nullable, LowCardinality unwrapped): text columns as String, created_at as a
+        DateTime64 or DateTime, cache_hit as Bool or an integer, every other column an integer."""
+        base = _base_type(declared)
+        if column in TEXT_COLUMNS:
+            return None if base in ("String", "FixedString") else "String"
+        if column == "created_at":
+            return None if base in ("DateTime64", "DateTime") else "DateTime64(3, 'UTC')"
+        if column in ("cache_hit", "streamed"):
+            return None if base == "Bool" or base in _CH_INTEGER else "Bool"
+        return None if base in _CH_INTEGER else "an integer type (Int32, Int64)"
+
+    async def _forget_prepared(self) -> None:
+        """Nothing prepared: every query is parsed afresh by the engine."""
+
+    def _settings(self, deadline: float) -> dict[str, Any]:
+        return {**SETTINGS, "max_execution_time": round(max(deadline - time.monotonic(), _TICK), 3)}
+
+    def _failed(self, name: str, exc: Exception) -> Exception:
+        """The store's error for an engine error; `exc` itself when it is none of ours (`Database.fetch`
+        then checks the schema)."""
+        code = error_code(exc)
+        if code in _TIMEOUT:
+            return self._timed_out(name)
+        if code in _UNAVAILABLE:
+            return DatabaseUnavailable(f"ClickHouse is unavailable: {exc}")
+        return exc
+
+    async def _answer(
+        self, name: str, deadline: float, running: asyncio.Future[bytes], kill: Callable[[], Awaitable[None]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of the query `running`: awaited until its deadline (the engine stops it there by
+        itself; a margin for one that does not), `kill`ed when given up on, its errors the store's."""
+        try:
+            async with asyncio.timeout(deadline - time.monotonic() + UNRESPONSIVE):
+                body = await asyncio.shield(running)
+        except (asyncio.CancelledError, TimeoutError) as exc:
+            await kill()
+            if isinstance(exc, TimeoutError):
+                raise self._timed_out(name) from exc
+            raise
+        except Exception as exc:
+            failed = self._failed(name, exc)
+            if failed is exc:
+                raise
+            raise failed from exc
+        return map(tuple, decode_rows(body))
+
+
+_CH_INTEGER = frozenset({"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int128", "UInt128"})
+
+
+def _base_type(declared: str) -> str:
+    while True:
+        outer, _, inner = declared.partition("(")
+        if outer not in ("Nullable", "LowCardinality"):
+            return outer.strip()
+        declared = inner.rsplit(")", 1)[0]
+
+
+class ChdbDatabase(ClickHouseDatabase):
+    """chDB: the engine in this process. A connection per worker thread (`pool_size` of them); a query
+    runs in one and is awaited from the event loop."""
+
+    def __init__(self, url: DatabaseURL, registry: Registry, timeout: float, pool_size: int) -> None:
+        super().__init__(registry, timeout)
+        assert url.path is not None
+        self.path = url.path.resolve()
+        self.database = url.database
+        self._size = pool_size
+        self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="chdb")
+        self._idle: list[Any] = []
+        self._opened: list[Any] = []
+        self._slots = asyncio.Semaphore(pool_size)
+
+    def _connect(self) -> Any:
+        if not self.path.is_dir():
+            raise DatabaseUnavailable(f"chDB directory {self.path} does not exist")
+        try:
+            conn = chdb_connect(f"{self.path}?database={self.database}")
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # another directory open in this process, or not a chDB directory
+            raise DatabaseUnavailable(f"cannot open chDB directory {self.path}: {exc}") from exc
+        self._opened.append(conn)
+        return conn
+
+    def _run(self, sql: str, params: dict[str, Any]) -> bytes:
+        conn = self._idle.pop() if self._idle else self._connect()
+        try:
+            return bytes(conn.query(sql, "JSONCompact", params=params).bytes())
+        finally:
+            self._idle.append(conn)
+
+    def statement(self, sql: str, marker: str, deadline: float) -> str:
+        """`sql` as this store runs it: tagged with `marker` (what `KILL QUERY` finds it by), under
+        the settings of every query (read-only, the time left)."""
+        settings = ", ".join(f"{k} = {v}" for k, v in self._settings(deadline).items())
+        return f"/* cost-api {marker} */ {sql.rstrip().rstrip(';')}\nSETTINGS {settings}"
+
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
+        query = self.registry[name]
+        values = {p: ch_value(v) for p, v in zip(query.params, query.bind(params), strict=True)}
+        marker = uuid.uuid4().hex
+        sql = self.statement(query.sql, marker, deadline)
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise self._waited(name) from exc
+        loop = asyncio.get_running_loop()
+        running = loop.run_in_executor(self._threads, self._run, sql, values)
+        running.add_done_callback(lambda _: self._slots.release())
+        return Rows(await self._answer(name, deadline, running, lambda: self._kill(marker, running)), query.columns)
+
+    async def _kill(self, marker: str, running: asyncio.Future[bytes]) -> None:
+        """Stop the query tagged `marker` in the engine, and wait for its thread to be free."""
+        kill = f"KILL QUERY WHERE position(query, concat('cost-api ', '{marker}')) > 0 ASYNC"
+        with contextlib.suppress(Exception):
+            conn = chdb_connect(f"{self.path}?database={self.database}")
+            try:
+                await asyncio.to_thread(conn.query, kill)
+            finally:
+                conn.close()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait({running}, timeout=self.timeout + UNRESPONSIVE)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._threads.shutdown, True, cancel_futures=True)
+        opened, self._opened, self._idle = self._opened, [], []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+_JSON = msgspec.json.Decoder()
+
+
+def decode_rows(body: bytes) -> list[list[Any]]:
+    """The rows of a JSONCompact answer."""
+    if not body:
+        return []
+    data: list[list[Any]] = _JSON.decode(body)["data"]
+    return data

@@ -1,0 +1,113 @@
+"""The ClickHouse stores on their own, in-process (chdb://) and over HTTP (clickhouse://, through
+tests/chserver.py): their URLs, their parameters, and a query stopped at its deadline or when its
+request gives up — killed in the engine (by its tag, or by its query id over HTTP), not left running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cost_api.resources import sql_dir
+from cost_api.store.clickhouse import ch_value
+from cost_api.store.database import Database, open_database
+from cost_api.store.errors import QueryTimeout
+from cost_api.store.leadership import Leadership
+from cost_api.store.queries import Query, Registry
+from cost_api.store.url import DatabaseURLError, parse_database_url
+from cost_api.watch.alerts import ALERT_LOCK
+
+from ..logdb import ChdbLog
+
+# Minutes of work for the engine: stopped only by its time limit or a KILL.
+SLOW = "SELECT count() AS n FROM numbers(1000000000000) WHERE sipHash64(number) = 1"
+
+
+def test_chdb_urls_name_a_directory_and_a_database() -> None:
+    url = parse_database_url("chdb:////var/lib/log?database=gateway")
+    assert (url.dialect, url.path, url.database) == ("clickhouse", Path("/var/lib/log"), "gateway")
+    assert str(url) == "chdb:////var/lib/log?database=gateway"
+    relative = parse_database_url("chdb:///data/log")
+    assert (relative.path, relative.database, str(relative)) == (Path("data/log"), "default", "chdb:///data/log")
+    for bad in ("chdb:///", "chdb:///x?database=a;b", "chdb:///x?user=me"):
+        with pytest.raises(DatabaseURLError, match="chdb:///path/to/dir"):
+            parse_database_url(bad)
+
+
+def test_parameters_go_in_clickhouse_text_form() -> None:
+    assert ch_value(None) == "\\N"
+    assert parse_database_url("clickhouses://u:p%40ss@ch.internal:8443/logs").dsn is not None
+    assert str(parse_database_url("clickhouse://u:pass@h:8123/db")) == "clickhouse://u:***@h:8123/db"
+    assert ch_value(datetime(2026, 11, 19, 10, 0, 0, 123456, tzinfo=UTC)) == "1795082400.123456"
+    assert ch_value(["a", "it's"]) == '["a", "it\'s"]'
+    assert (ch_value(True), ch_value(7), ch_value("x")) == (1, 7, "x")
+
+
+def _store(log: ChdbLog, timeout: float) -> Database:
+    query = Query("slow", "Runs for minutes.", SLOW, SLOW, (), "test", ("n",))
+    return open_database(
+        parse_database_url(log.url), Registry({"slow": query}, "clickhouse"), timeout=timeout, pool_size=2
+    )
+
+
+def _running(log: ChdbLog) -> list[str]:
+    found = log.conn.query("SELECT query FROM system.processes WHERE query LIKE '%sipHash64(number) = 1%'", "JSON")
+    return [row["query"] for row in json.loads(bytes(found.bytes()))["data"] if "system.processes" not in row["query"]]
+
+
+@pytest.fixture(params=["chdb", "http"])
+async def chdb_log(request: pytest.FixtureRequest, chdb_dir: Path) -> AsyncIterator[ChdbLog]:
+    log = ChdbLog(chdb_dir, request.getfixturevalue("chdb_http") if request.param == "http" else None)
+    yield log
+    await log.drop()
+
+
+async def test_a_query_past_its_deadline_is_a_timeout_and_stops(chdb_log: ChdbLog) -> None:
+    db = _store(chdb_log, timeout=0.3)
+    try:
+        with pytest.raises(QueryTimeout, match=re.escape("query slow ran past 0.3s")):
+            await db.fetch("slow")
+        assert _running(chdb_log) == []
+    finally:
+        await db.close()
+
+
+async def test_a_query_whose_request_gives_up_is_killed(chdb_log: ChdbLog) -> None:
+    db = _store(chdb_log, timeout=600)
+    try:
+        running = asyncio.ensure_future(db.fetch("slow"))
+        while not _running(chdb_log):  # the engine has it
+            await asyncio.sleep(0.01)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert _running(chdb_log) == []  # killed, not left to run for its 600 s
+    finally:
+        await db.close()
+
+
+async def test_one_of_two_servers_on_one_clickhouse_holds_the_alert_lock(chdb_dir: Path, chdb_http: int) -> None:
+    """Two servers (two stores, as two replicas have) on one ClickHouse over HTTP: the first to try holds,
+    the second waits; when the first lets go, the second holds. Both only read."""
+    log = ChdbLog(chdb_dir, chdb_http)
+    registry = Registry.load(sql_dir(), "clickhouse")
+    first, second = (open_database(parse_database_url(log.url), registry, timeout=2, pool_size=2) for _ in range(2))
+    one, two = Leadership(first, ALERT_LOCK), Leadership(second, ALERT_LOCK)
+    try:
+        assert await one.hold()
+        assert not await two.hold()
+        assert await one.hold() and not await two.hold()  # as long as it stands
+        await one.release()
+        assert await two.hold()
+        assert not await one.hold()  # back in line: the younger now
+    finally:
+        await one.release()
+        await two.release()
+        await first.close()
+        await second.close()
+        await log.drop()
