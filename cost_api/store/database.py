@@ -11,7 +11,7 @@ milliseconds for datetimes, JSON text for lists; Postgres: native types).
 from __future__ import annotations
 
 from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, request_deadline
-from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema, QueryTimeout, SchemaMissing
 from cost_api.store.postgres import PostgresDatabase
 from cost_api.store.queries import Registry
 from cost_api.store.result import Row, Rows
@@ -24,6 +24,7 @@ __all__ = [
     "TEXT_COLUMNS",
     "Database",
     "DatabaseUnavailable",
+    "NotInSchema",
     "PostgresDatabase",
     "QueryTimeout",
     "Row",
