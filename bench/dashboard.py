@@ -11,6 +11,9 @@ over raw rows, priced the same way — so every figure is also a ratio, and chec
     python -m bench.dashboard --sizes 1M --dialects sqlite --iterations 10
     python -m bench.dashboard --sizes 10M --tokens 20000 --keep /tmp/bench --postgres postgresql://…/postgres
 
+`--against DIR --db URL` compares this checkout with another (e.g. `git worktree add /tmp/flat
+1cfd776`): both servers on the same log at once, their dashboard sets alternated, in one run.
+
 `--keep DIR` keeps the generated logs (SQLite files in DIR; with `--postgres`, databases on that
 server) and reuses them on the next run: 10M rows take minutes to generate. A Postgres log is
 `ANALYZE`d after generation, as autovacuum would do soon after: without statistics the incremental
@@ -119,12 +122,49 @@ async def _direct(url: str, iterations: int, to: str) -> tuple[list[float], floa
     return times, spend
 
 
-def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, tree: Path | None = None) -> subprocess.Popen[bytes]:
+    """`cost-api serve` on `url`: this checkout's, or the one in `tree` (run from there)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
     # the first answers, before the rollups are warm, are direct SQL over the whole window
     env["COST_API_QUERY_TIMEOUT"] = "300s"
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", url, "--port", str(port)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def against(url: str, other: Path, iterations: int) -> str:
+    """This checkout's server and `other`'s (another checkout, e.g. a `git worktree` of an older
+    commit) on the same log at once, warm, their dashboard sets alternated (ABBA), so that the
+    machine's changing load weighs on both alike: each one's p50 / p99 and the ratio."""
+    trees: list[tuple[str, Path | None]] = [("this", None), (str(other), other)]
+    procs, clients = [], []
+    try:
+        for _, tree in trees:
+            port = free_port()
+            procs.append(_serve(url, port, tree))
+            clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600))
+        for client in clients:
+            _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 1200)
+            _dashboard(client)
+        sets: list[list[float]] = [[], []]
+        parts: list[list[list[float]]] = [[], []]
+        for i in range(iterations):
+            for k in (0, 1) if i % 2 == 0 else (1, 0):
+                total, each, _ = _dashboard(clients[k])
+                sets[k].append(total)
+                parts[k].append(each)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lines = ["| tree | dashboard p50 | p99 | summary / trend / live p50 |", "|---|---|---|---|"]
+    for k, (name, _) in enumerate(trees):
+        each = " / ".join(f"{statistics.median(p[i] for p in parts[k]):.1f}" for i in range(len(DASHBOARD)))
+        median, p99 = statistics.median(sets[k]), _pct(sets[k], 0.99)
+        lines.append(f"| {name} | {median:.1f} ms | {p99:.1f} ms | {each} ms |")
+    ratio = statistics.median(sets[0]) / statistics.median(sets[1])
+    return "\n".join([*lines, "", f"this ÷ other, p50: {ratio:.2f}"])
 
 
 def _wait(client: httpx.Client, path: str, ok: callable, limit: float) -> float:
@@ -232,7 +272,12 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=TOKENS, help="distinct regular API tokens in the log")
     parser.add_argument("--keep", type=Path, help="keep the generated logs here and reuse them")
     parser.add_argument("--postgres", help="a Postgres server's URL to use instead of a throwaway cluster")
+    parser.add_argument("--against", type=Path, help="another checkout: both servers at once on --db, alternated")
+    parser.add_argument("--db", help="with --against: the log (a database URL) both serve")
     args = parser.parse_args()
+    if args.against:
+        print(against(args.db, args.against, args.iterations))
+        return 0
     sizes = [_size(s) for s in args.sizes.split(",")]
     dialects = args.dialects.split(",")
     data = args.keep or HERE / "data"

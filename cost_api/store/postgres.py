@@ -64,6 +64,10 @@ class PostgresDatabase(Database):
                     server_settings={
                         "default_transaction_read_only": "on",
                         "statement_timeout": str(int(self.timeout * 1000)),
+                        # every query is planned for its own parameters: a generic plan (Postgres picks one
+                        # after five runs when it looks no dearer) reads the whole log for `rows_after`
+                        # (an id range) and for windows, where the values decide (docs/performance.md)
+                        "plan_cache_mode": "force_custom_plan",
                         "application_name": "cost-api",
                     },
                 )
