@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-# the numbers and blocks every answer shows, re-exported: the lenses and the watch layer import them from here
+# re-exported: the lenses and the watch layer import them from here (the numbers and blocks every
+# answer shows, the groups, what an answer is asked for: filters, tokens, group_by)
 from cost_api.aggregation.blocks import change_pct as change_pct
 from cost_api.aggregation.blocks import data_quality_block as data_quality_block
 from cost_api.aggregation.blocks import money as money
@@ -26,6 +25,15 @@ from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
 from cost_api.aggregation.groups import Vocab, from_columns, from_rows
+from cost_api.aggregation.params import FUTURE_SKEW as FUTURE_SKEW
+from cost_api.aggregation.params import Dimension as Dimension
+from cost_api.aggregation.params import Filters as Filters
+from cost_api.aggregation.params import Freshness as Freshness
+from cost_api.aggregation.params import TokenDirectory as TokenDirectory
+from cost_api.aggregation.params import dimension as dimension
+from cost_api.aggregation.params import filter_params as filter_params
+from cost_api.aggregation.params import ranked as ranked
+from cost_api.aggregation.params import threshold_params as threshold_params
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
     UNBOUNDED,
@@ -39,17 +47,14 @@ from cost_api.aggregation.rollups import (
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
 from cost_api.clock import Clock
-from cost_api.errors import BadParameter
-from cost_api.pricing.file import MAX_THRESHOLDS
 from cost_api.pricing.table import PriceTable
-from cost_api.store.database import Database, DatabaseUnavailable, QueryTimeout, Row
+from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
 from cost_api.store.result import Rows
 from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
 
-_PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
 FAIL_FAST_SECONDS = 1.0  # how long a sync that found the database unavailable answers for the next
 MAINTAIN_SECONDS = 10  # how often the background task takes in new rows and closes hours
 # the reconciliation sweep (deletes and updates): how far back, and how often, docs/performance.md
@@ -57,84 +62,7 @@ LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of 
 SWEEP_RECENT_HOURS = 7 * 24
 SWEEP_RECENT_SECONDS = 120
 SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
-# How far ahead of now a row may be dated (the gateway's clock running ahead of this one) and still
-# count. Rows dated later are in no figure, no `latest_request_at` and no lag: they are counted in
-# `data_quality` as `future_created_at` (docs/request-log.md).
-FUTURE_SKEW = timedelta(minutes=5)
-
-
-def filter_params(filters: Filters, directory: TokenDirectory | None) -> dict[str, Any]:
-    """The filter parameters every filtered query takes (`:providers`, …, `:token_ids`, …)."""
-    return {
-        "providers": list(filters.providers) or None,
-        "models": list(filters.models) or None,
-        "endpoints": list(filters.endpoints) or None,
-        **(directory or TokenDirectory([])).filter_params(filters.tokens),
-    }
-
-
-def threshold_params(pricing: PriceTable) -> dict[str, int]:
-    """`:t1 … :t8`: the table's long-context thresholds, padded to MAX_THRESHOLDS."""
-    padded = list(pricing.thresholds) + [_PAD] * (MAX_THRESHOLDS - len(pricing.thresholds))
-    return {f"t{i + 1}": t for i, t in enumerate(padded)}
-
-
-@dataclass(frozen=True, slots=True)
-class Freshness:
-    """How fresh the log is at `now` (the aggregator's clock): its newest row dated up to
-    `now + FUTURE_SKEW`, and how many rows are dated after that."""
-
-    now: datetime
-    latest: datetime | None
-    future: int
-
-    @property
-    def cutoff(self) -> datetime:
-        return self.now + FUTURE_SKEW
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """The repeatable filters every analytics endpoint takes."""
-
-    providers: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    endpoints: tuple[str, ...] = ()
-    tokens: tuple[str, ...] = ()
-
-
-class TokenDirectory:
-    """Displays tokens as `prefix…` + name, never the id; resolves token filters."""
-
-    def __init__(self, labels: Iterable[tuple[str, str, str | None]]) -> None:
-        self.labels = {token_id: (prefix, name) for token_id, prefix, name in labels}
-
-    def display(self, token_id: str | None) -> tuple[str, str | None]:
-        if token_id is None:
-            return "anonymous", None
-        label = self.labels.get(token_id)
-        if label is not None:
-            return f"{label[0]}…", label[1]
-        shown = token_id[:11] if len(token_id) > 11 else token_id[: len(token_id) // 2]
-        return f"{shown}…", None
-
-    def filter_params(self, values: Sequence[str]) -> dict[str, Any]:
-        """SQL parameters for `token=` filters: ids, displayed prefixes, or `anonymous`."""
-        if not values:
-            return {"token_filter": 0, "token_ids": None, "token_prefixes": None, "anonymous": 0}
-        ids: list[str] = []
-        prefixes: list[str] = []
-        anonymous = 0
-        for raw in values:
-            value = raw.removesuffix("…").removesuffix("...")
-            if value == "anonymous":
-                anonymous = 1
-                continue
-            ids.append(value)
-            ids.extend(tid for tid, (prefix, _) in self.labels.items() if prefix == value)
-            if len(value) == 11:
-                prefixes.append(value)
-        return {"token_filter": 1, "token_ids": ids, "token_prefixes": prefixes, "anonymous": anonymous}
+NO_FILTERS = Filters()
 
 
 class Aggregator:
@@ -171,10 +99,8 @@ class Aggregator:
     async def tokens(self) -> TokenDirectory:
         try:
             return TokenDirectory((await self.db.fetch("token_labels")).pick("id", "prefix", "name"))
-        except Exception as exc:  # no api_tokens table: tokens are shown by their id's start
-            if "api_tokens" in str(exc):
-                return TokenDirectory([])
-            raise
+        except NotInSchema:  # no api_tokens table (request_log is sound): tokens are shown by their id's start
+            return TokenDirectory([])
 
     def now(self) -> datetime:
         """Now, on the service's clock."""
@@ -206,7 +132,7 @@ class Aggregator:
         self,
         rng: Range,
         *,
-        filters: Filters = Filters(),
+        filters: Filters = NO_FILTERS,
         directory: TokenDirectory | None = None,
         dim: str | None = None,
         slot_ms: int = HOUR_MS,
@@ -481,48 +407,3 @@ class Aggregator:
 
 def _instant(hour: int) -> datetime:
     return from_ms(hour * HOUR_MS)
-
-
-def ranked(
-    current: dict[Any, Totals], previous: dict[Any, Totals], top: int | None = None
-) -> list[tuple[Any, Totals, float]]:
-    """Keys by spend, descending (ties by key), each with its previous spend (0.0 where it had none)."""
-    order = sorted(current.items(), key=lambda kv: (-kv[1].spend, str(kv[0])))[:top]
-    return [(key, totals, previous[key].spend if key in previous else 0.0) for key, totals in order]
-
-
-@dataclass(frozen=True, slots=True)
-class Dimension:
-    """One `group_by` value: the SQL dimension it needs, the `Groups` columns it keys by, its fields."""
-
-    name: str
-    dim: str | None
-    columns: tuple[str, ...]
-    fields: tuple[str, ...]
-
-    def key_fields(self, key: Any, directory: TokenDirectory) -> dict[str, Any]:
-        """The answer's key fields for one key of `Groups.by(*self.columns)`."""
-        if self.name == "token":
-            token, name = directory.display(key)
-            return {"token": token, "name": name}
-        if self.name == "cache_key":
-            return {"cache_key": None if key is None else key[:12]}
-        if len(self.columns) > 1:
-            return dict(zip(self.fields, key, strict=True))
-        return {self.name: key}
-
-
-GROUP_BY = {
-    "provider": Dimension("provider", None, ("provider",), ("provider",)),
-    "endpoint": Dimension("endpoint", "endpoint", ("key",), ("endpoint",)),
-    "token": Dimension("token", "token", ("key",), ("token", "name")),
-    "model": Dimension("model", None, ("provider", "model", "priced_as"), ("provider", "model", "priced_as")),
-    "cache_key": Dimension("cache_key", "cache_key", ("key",), ("cache_key",)),
-}
-
-
-def dimension(group_by: str, accepted: Sequence[str]) -> Dimension:
-    """The `group_by` parameter, checked against what one endpoint accepts (else a 400 naming it)."""
-    if group_by not in accepted:
-        raise BadParameter("group_by", f"expected one of {', '.join(accepted)}; got {group_by!r}")
-    return GROUP_BY[group_by]

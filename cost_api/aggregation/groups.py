@@ -16,7 +16,7 @@ estimated usage are counts, and pricing counts the requests of a tier the price 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any
@@ -105,6 +105,7 @@ class Totals:
     no_tier_rate_requests: int = 0
 
 
+_TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
 _CODED = ("provider", "model", "key", "priced_as", "tier")
 # the array columns, in the constructor's order before and after `counts`
 _POSITIONAL = ("slot", "provider", "model", "key", "size_class", "cache_hit")
@@ -197,26 +198,17 @@ class Groups:
     def _fold(self, inverse: np.ndarray, n: int) -> list[Totals]:
         """Totals per index 0…n-1, each group adding into `inverse[group]`."""
         requests = self.counts["requests"]
-        sums = {name: np.bincount(inverse, weights=col, minlength=n) for name, col in self.counts.items()}
-        spend = np.bincount(inverse, weights=self.spend, minlength=n)
-        saved = np.bincount(inverse, weights=self.saved, minlength=n)
-        hits = np.bincount(inverse, weights=requests * self.cache_hit, minlength=n)
-        unpriced = np.bincount(inverse, weights=requests * self.unpriced, minlength=n)
-        # Python numbers, a column at a time (numpy scalars one by one were most of a summary's time);
-        # np.rint rounds half to even, as round() did
-        counts = {name: np.rint(col).astype(np.int64).tolist() for name, col in sums.items()}
-        spends, saves, hit_counts, unpriced_counts = (
-            a.tolist() for a in (spend, saved, np.rint(hits).astype(np.int64), np.rint(unpriced).astype(np.int64))
-        )
-        out: list[Totals] = []
-        for i in range(n):
-            totals = Totals(spend=spends[i], saved_by_cache=saves[i])
-            for name, column in counts.items():
-                setattr(totals, name, column[i])
-            totals.cache_hits = hit_counts[i]
-            totals.unpriced_requests = unpriced_counts[i]
-            out.append(totals)
-        return out
+
+        def summed(weights: np.ndarray) -> np.ndarray:
+            return np.bincount(inverse, weights=weights, minlength=n)
+
+        # whole columns made Python numbers at once, then one Totals per index from its fields in order
+        # (a loop over numpy scalars costs more than the sums themselves when n is many thousands)
+        ints = {**self.counts, "cache_hits": requests * self.cache_hit, "unpriced_requests": requests * self.unpriced}
+        by_field = {name: np.rint(summed(col)).astype(np.int64).tolist() for name, col in ints.items()}
+        by_field |= {"spend": summed(self.spend).tolist(), "saved_by_cache": summed(self.saved).tolist()}
+        zeros = [0] * n
+        return list(map(Totals, *(by_field.get(name, zeros) for name in _TOTALS_FIELDS)))
 
     def subset(self, mask: np.ndarray | slice) -> Groups:
         return Groups(

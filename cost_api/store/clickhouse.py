@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from cost_api.store.base import TEXT_COLUMNS, Database
-from cost_api.store.errors import DatabaseUnavailable
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema
 from cost_api.store.queries import Registry
 from cost_api.store.result import Rows
 from cost_api.store.url import DatabaseURL
@@ -38,6 +38,9 @@ from cost_api.store.url import DatabaseURL
 # (`sum(prompt_tokens) AS prompt_tokens`); 64-bit integers as JSON numbers, not strings.
 SETTINGS = {"readonly": 1, "prefer_column_name_to_alias": 1, "output_format_json_quote_64bit_integers": 0}
 # ClickHouse error codes (src/Common/ErrorCodes.cpp): a query stopped at its time limit or killed ...
+# The statement does not fit the schema (UNKNOWN_TABLE, UNKNOWN_IDENTIFIER, NO_SUCH_COLUMN_IN_TABLE):
+# `NotInSchema`, as on the other dialects (the optional api_tokens table absent is the expected case).
+_NOT_IN_SCHEMA = frozenset({60, 47, 16})
 _TIMEOUT = frozenset({159, 394})  # TIMEOUT_EXCEEDED, QUERY_WAS_CANCELLED
 # ... and a server that cannot answer now: too many queries or connections, memory, network, shutting down.
 _UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
@@ -112,6 +115,8 @@ class ClickHouseDatabase(Database):
             return self._timed_out(name)
         if code in _UNAVAILABLE:
             return DatabaseUnavailable(f"ClickHouse is unavailable: {exc}")
+        if code in _NOT_IN_SCHEMA:
+            return NotInSchema(f"query {name} does not fit the database's schema: {exc}")
         return exc
 
     async def _answer(

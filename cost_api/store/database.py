@@ -14,7 +14,7 @@ from __future__ import annotations
 from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, request_deadline
 from cost_api.store.clickhouse import ChdbDatabase
 from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
-from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema, QueryTimeout, SchemaMissing
 from cost_api.store.postgres import PostgresDatabase
 from cost_api.store.queries import Registry
 from cost_api.store.result import Row, Rows
@@ -28,6 +28,7 @@ __all__ = [
     "ChdbDatabase",
     "Database",
     "DatabaseUnavailable",
+    "NotInSchema",
     "PostgresDatabase",
     "QueryTimeout",
     "Row",

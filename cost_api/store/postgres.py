@@ -2,7 +2,8 @@
 
 A query is stopped at its deadline by the driver's cancel request (with `statement_timeout` behind
 it). What a driver error means is told by its type, never by its message (`_UNAVAILABLE`: 503;
-`QueryCanceledError`: 504; anything else is checked against the log's schema by `Database.fetch`).
+`QueryCanceledError`: 504; an undefined table or column: `NotInSchema`; anything else is checked
+against the log's schema by `Database.fetch`).
 Parameters are sent as native types; numeric values come back as numbers (`_read_numeric`).
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from cost_api.store.base import TEXT_COLUMNS, Database
-from cost_api.store.errors import DatabaseUnavailable
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema
 from cost_api.store.queries import Registry
 from cost_api.store.result import Rows
 from cost_api.store.url import DatabaseURL
@@ -63,6 +64,10 @@ class PostgresDatabase(Database):
                     server_settings={
                         "default_transaction_read_only": "on",
                         "statement_timeout": str(int(self.timeout * 1000)),
+                        # every query is planned for its own parameters: a generic plan (Postgres picks one
+                        # after five runs when it looks no dearer) reads the whole log for `rows_after`
+                        # (an id range) and for windows, where the values decide (docs/performance.md)
+                        "plan_cache_mode": "force_custom_plan",
                         "application_name": "cost-api",
                     },
                 )
@@ -92,6 +97,8 @@ class PostgresDatabase(Database):
             if self._pool is None or self._pool.get_size() == 0:  # not one connection could be opened
                 raise DatabaseUnavailable(f"Postgres is unavailable: no connection within {self.timeout:g}s") from exc
             raise self._waited(name) from exc
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
+            raise NotInSchema(f"query {name} does not fit the database's schema: {exc}") from exc
         except _UNAVAILABLE as exc:
             if isinstance(exc, ValueError):  # an argument the driver cannot send: not the connection's state
                 raise

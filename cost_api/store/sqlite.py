@@ -4,7 +4,8 @@ A query is stopped at its deadline by the connection's progress handler. What a 
 told by its result code (`sqlite3.Error.sqlite_errorcode`), never by its message: a lock held by a
 writer (BUSY, LOCKED) is a 503 after at most `SQLITE_BUSY_WAIT`; a file that cannot be opened or read
 (CANTOPEN, IOERR, and whatever is not a sound database: NOTADB, CORRUPT) a 503 too, and the connection
-is dropped; an interrupted query (INTERRUPT) a 504. The file is watched by its (device, inode): one
+is dropped; an interrupted query (INTERRUPT) a 504; a statement that cannot be prepared against the
+schema (ERROR: no such table or column) is `NotInSchema`. The file is watched by its (device, inode): one
 replaced under the name is another database (`generation`), whose connections replace the old ones.
 Parameters are plain Python values, sent as SQLite stores them: epoch milliseconds for datetimes,
 JSON text for lists.
@@ -25,7 +26,7 @@ from typing import Any, cast
 import aiosqlite
 
 from cost_api.store.base import TEXT_COLUMNS, Database
-from cost_api.store.errors import DatabaseUnavailable
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema
 from cost_api.store.queries import Registry
 from cost_api.store.result import Row, Rows
 from cost_api.store.url import DatabaseURL
@@ -42,7 +43,8 @@ _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 # as it is then: back, replaced, or still missing).
 _UNREADABLE = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
 # The statement could not be prepared against the schema as this connection knows it (no such table
-# or column, after a migration or a swap): the connection is dropped, the next one reads the schema anew.
+# or column, after a migration or a swap; `NotInSchema`): the connection is dropped, the next one reads
+# the schema anew.
 _NOT_PREPARED = sqlite3.SQLITE_ERROR
 
 
@@ -172,7 +174,9 @@ class SqliteDatabase(Database):
             if code in _BUSY or code in _UNREADABLE:
                 healthy = code in _BUSY
                 raise DatabaseUnavailable(f"SQLite database is unavailable: {exc}") from exc
-            healthy = code != _NOT_PREPARED
+            if code == _NOT_PREPARED:
+                healthy = False
+                raise NotInSchema(f"query {name} does not fit the database's schema: {exc}") from exc
             raise
         except sqlite3.DatabaseError as exc:  # replaced by something that is not a (sound) database
             healthy = False

@@ -236,3 +236,12 @@ def test_follow_catches_up_then_appends_until_sigterm(tmp_path: Path, monkeypatc
     ticks.clear()
     assert generate(path, follow=True) >= 0  # its own log: follows it again rather than refusing
     assert query(path, "SELECT count(*) FROM cost_api_demo") == [(1,)]
+
+
+def test_the_traffic_spreads_over_as_many_tokens_as_asked(tmp_path: Path) -> None:
+    """The benchmark's many-tokens log: `tokens` regular tokens (plus the leaked one and anonymous)."""
+    path = tmp_path / "many.db"
+    generate(path, days=1, requests_per_day=20_000, tokens=2_000)
+    used = scalar(path, "SELECT count(DISTINCT token_id) FROM request_log")
+    assert 1_000 < used <= 2_001  # Zipf-popular: most of the 2,000 are seen in 20,000 requests; +1 leaked
+    assert 1_700 <= scalar(path, "SELECT count(*) FROM api_tokens") <= 2_001  # ~90% named, and the leaked one

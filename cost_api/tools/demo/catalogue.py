@@ -137,11 +137,11 @@ MODEL_INDEX = {model: i for i, (_, model, _, _) in enumerate(MODELS)}
 ENDPOINT_INDEX = {path: i for i, (path, *_) in enumerate(ENDPOINTS)}
 
 
-def token_pool(rng: np.random.Generator) -> list[Token]:
-    """(id, prefix, name) of the regular tokens, most active first; a name of None: no api_tokens row."""
+def token_pool(rng: np.random.Generator, count: int = TOKENS) -> list[Token]:
+    """(id, prefix, name) of `count` regular tokens, most active first; a name of None: no api_tokens row."""
     alphabet = np.array(list("abcdefghijkmnpqrstuvwxyz23456789"))
     pool = []
-    for i in range(TOKENS):
+    for i in range(count):
         label = _letters(i)
         token_id = "tok_" + "".join(rng.choice(alphabet, 20))
         named = i < 10 or rng.random() >= 0.1

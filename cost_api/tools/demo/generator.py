@@ -64,6 +64,7 @@ class Params:
     days: int
     requests_per_day: int
     tz: str
+    tokens: int = TOKENS  # regular tokens; not kept in the marker: a followed log has the default
 
 
 class LogGenerator:
@@ -76,9 +77,9 @@ class LogGenerator:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise DemoError(f"unknown time zone {params.tz!r}") from exc
         rng = np.random.default_rng(params.seed)
-        self.tokens = token_pool(rng)  # (id, prefix, name); a name of None: no api_tokens row
+        self.tokens = token_pool(rng, params.tokens)  # (id, prefix, name); a name of None: no api_tokens row
         self.token_ids = np.array([t[0] for t in self.tokens] + [None], object)  # last: anonymous
-        popularity = 1 / np.arange(1, TOKENS + 1) ** 1.1
+        popularity = 1 / np.arange(1, params.tokens + 1) ** 1.1
         self.token_p = np.append(popularity / popularity.sum() * (1 - ANONYMOUS_SHARE), ANONYMOUS_SHARE)
         self.storm_token = self.tokens[STORM_TOKEN][0]
         self.tokens.append(LEAKED_TOKEN)

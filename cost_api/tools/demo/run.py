@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cost_api.store.url import parse_database_url
-from cost_api.tools.demo.catalogue import DAY, HOUR, epoch_ms
+from cost_api.tools.demo.catalogue import DAY, HOUR, TOKENS, epoch_ms
 from cost_api.tools.demo.generator import DemoError, LogGenerator, Params
 from cost_api.tools.demo.stores import MARKER, ClickHouseStore, PostgresStore, SqliteStore, Store
 
@@ -31,13 +31,15 @@ def run_demo(
     now: datetime | None = None,
     tz: str = "UTC",
     progress: bool = True,
+    tokens: int = TOKENS,
 ) -> int:
     """Write a demo log of `days` days up to `now` into a database this creates; return the rows written.
 
     A database it created that already holds a log is left alone, or with `follow` continued with the
     parameters stored at its generation: rows are appended in real time (from the end of the log,
     catching up first) until SIGINT (Ctrl-C) or SIGTERM. `progress` shows a progress bar and messages
-    on stderr. A naive `now` is taken as UTC.
+    on stderr. A naive `now` is taken as UTC. `tokens`: how many regular API tokens the traffic spreads
+    over (the benchmark's many-tokens log); a followed log goes on with the default.
     """
     if days < 1 or requests_per_day < 1:
         raise DemoError("days and requests_per_day must be at least 1")
@@ -54,7 +56,7 @@ def run_demo(
         if params is None:  # a new database, or a generation that was interrupted: (re)generate
             now = now or datetime.now(UTC)
             now_ms = epoch_ms(now if now.tzinfo else now.replace(tzinfo=UTC))
-            params = Params(now_ms, seed, days, requests_per_day, tz)
+            params = Params(now_ms, seed, days, requests_per_day, tz, tokens)
             generator = LogGenerator(params)
             store.reset(generator.tokens)
             rng = np.random.default_rng([seed, 1])
