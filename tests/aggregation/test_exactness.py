@@ -180,16 +180,17 @@ async def check(service, agg: Aggregator, log: LogDB, span: str = "10d") -> None
     by_token = await spend(agg, window, group_by="token", limit=50, filters=Filters())
     assert sorted(i["spend"] for i in by_token["items"]) == pytest.approx(sorted(expected["token"].values()), abs=1e-6)
     daily = await trend(agg, window, interval="day", group_by=None, top=8, filters=Filters())
-    days = {p["date"]: p["spend"] for p in daily["series"][0]["points"]}
+    days = {p.date: p.spend for p in daily.series[0].points}
     for day, value in expected["day"].items():
         assert days[day] == pytest.approx(value, abs=1e-6), day
     utc = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d", now=NOW)
     utc_expected = priced(service, rows, utc.range.start, utc.range.end)["utc_day"]
     utc_daily = await trend(agg, utc, interval="day", group_by="provider", top=8, filters=Filters())
     utc_days: dict[str, float] = defaultdict(float)
-    for series in utc_daily["series"]:
-        for point in series["points"]:
-            utc_days[point["date"]] += point["spend"]
+    for series in utc_daily.series:
+        for point in series.points:
+            assert isinstance(point.date, str)
+            utc_days[point.date] += point.spend
     for day, value in utc_expected.items():
         assert utc_days[day] == pytest.approx(value, abs=1e-5), day
     filtered = await summary(agg, window, top_window=timedelta(days=7), top=3, filters=Filters(endpoints=("/chat",)))

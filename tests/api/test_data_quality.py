@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -91,7 +92,8 @@ async def cold_at(log: LogDB, now: datetime) -> AsyncIterator[tuple[Get, Aggrega
             default="24h",
             now=service.clock.now(),
         )
-        return await LENSES[path](service.aggregator, window, params)
+        plain: dict[str, Any] = msgspec.to_builtins(await LENSES[path](service.aggregator, window, params))
+        return plain
 
     try:
         yield get, service.aggregator
