@@ -16,7 +16,6 @@ from cost_api.aggregation.blocks import (
     Money,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     data_quality,
     pricing_coverage,
     time_range,
@@ -67,7 +66,3 @@ async def anomalies_answer(service: Watched, window: Window, *, budgets: BudgetT
         as_of=iso(fresh.now),
         latest_request_at=iso(fresh.latest) if fresh.latest else None,
     )
-
-
-# the same answer as plain dicts, for the callers that read it so
-anomalies = as_builtins(anomalies_answer)

@@ -14,13 +14,15 @@ import zoneinfo
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from cost_api.aggregation.aggregator import LAST_HOUR, Aggregator, Filters
 from cost_api.config import load_settings
-from cost_api.lenses.spend import spend
-from cost_api.lenses.summary import summary
+from cost_api.lenses.spend import spend_answer
+from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.trend import trend
 from cost_api.pricing.rates import service_tier
 from cost_api.web.service import build_service
@@ -30,6 +32,18 @@ from ..clock import FakeClock
 from ..logdb import LogDB, Row
 
 NOW = datetime(2026, 11, 20, 12, 34, 56, tzinfo=UTC)
+
+
+async def summary(agg: Aggregator, *args: Any, **kwargs: Any) -> Any:
+    """/v1/summary's answer as the JSON reads (dicts and lists)."""
+    return msgspec.to_builtins(await summary_answer(agg, *args, **kwargs))
+
+
+async def spend(agg: Aggregator, *args: Any, **kwargs: Any) -> Any:
+    """/v1/spend's answer as the JSON reads (dicts and lists)."""
+    return msgspec.to_builtins(await spend_answer(agg, *args, **kwargs))
+
+
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 MODELS = [
     ("anthropic", "claude-3-5-sonnet-20241022"),

@@ -19,8 +19,8 @@ from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory,
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.errors import BadParameter
 from cost_api.lenses import spend, trend
-from cost_api.lenses.live import live
-from cost_api.lenses.summary import summary
+from cost_api.lenses.live import live_answer
+from cost_api.lenses.summary import summary_answer
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.grafana.catalogue import (
@@ -133,23 +133,24 @@ async def series(
 async def spend_table(agg: Aggregator, win: Window, name: str, payload: dict[str, Any], filters: Filters) -> Table:
     spec = TABLES[name]
     limit = bounded(payload.get("limit"), "payload.limit", spec.limit, 1000)
-    body = await spend.spend(agg, win, group_by=spec.group_by, limit=limit, filters=filters)
+    body = await spend.spend_answer(agg, win, group_by=spec.group_by, limit=limit, filters=filters)
     fields = [*spec.keys, *SPEND_COLUMNS]
     columns = [(text, "string") for _, text in spec.keys] + [(text, "number") for _, text in SPEND_COLUMNS]
-    return table(columns, [[item[f] for f, _ in fields] for item in body["items"]])
+    return table(columns, [[getattr(item, f) for f, _ in fields] for item in body.items])
 
 
 async def summary_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
-    body = await summary(agg, win, top_window=win.range.length, top=1, filters=filters)
-    body["previous_spend"] = body["previous"]["spend"]
-    return table([(text, "number") for _, text in SUMMARY_COLUMNS], [[body[f] for f, _ in SUMMARY_COLUMNS]])
+    body = await summary_answer(agg, win, top_window=win.range.length, top=1, filters=filters)
+    cells = {"previous_spend": body.previous.spend}
+    row = [cells[f] if f in cells else getattr(body, f) for f, _ in SUMMARY_COLUMNS]
+    return table([(text, "number") for _, text in SUMMARY_COLUMNS], [row])
 
 
 async def live_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
     end, hour = win.range.end, timedelta(hours=1)
     last_hour = Window(Range(end - hour, end), Range(end - 2 * hour, end - hour), win.tz)
-    body = await live(agg, last_hour, filters=filters)
-    return table([(text, "number") for _, text in LIVE_COLUMNS], [[body[f] for f, _ in LIVE_COLUMNS]])
+    body = await live_answer(agg, last_hour, filters=filters)
+    return table([(text, "number") for _, text in LIVE_COLUMNS], [[getattr(body, f) for f, _ in LIVE_COLUMNS]])
 
 
 async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[Event]:
