@@ -42,8 +42,8 @@ import httpx
 
 from cost_api.aggregation.aggregator import Filters
 from cost_api.config import load_settings
-from cost_api.lenses.live import live
-from cost_api.lenses.summary import summary
+from cost_api.lenses.live import live_answer
+from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.trend import trend
 from cost_api.tools.demo.catalogue import TOKENS
 from cost_api.tools.demo.run import run_demo
@@ -108,21 +108,23 @@ async def _direct(url: str, iterations: int, to: str) -> tuple[list[float], floa
     times: list[float] = []
     try:
         fixed = parse_window(window=None, from_=None, to=to, tz=zone, default="30d", now=agg.now())
-        spend = (await summary(agg, fixed, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters()))[
-            "spend"
-        ]
+        spend = (
+            await summary_answer(agg, fixed, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters())
+        ).spend
         for _ in range(iterations):
             started = time.perf_counter()
             window = parse_window(window=None, from_=None, to=None, tz=zone, default="30d", now=agg.now())
-            head = await summary(agg, window, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters())
+            head = await summary_answer(
+                agg, window, top_window=parse_duration("top_window", "7d"), top=3, filters=Filters()
+            )
             await trend(agg, window, interval="day", group_by="provider", top=8, filters=Filters())
-            await live(
+            await live_answer(
                 agg,
                 parse_window(window="1h", from_=None, to=None, tz=zone, default="1h", now=agg.now()),
                 filters=Filters(),
             )
             times.append((time.perf_counter() - started) * 1000)
-            assert head["spend"] >= 0
+            assert head.spend >= 0
     finally:
         await service.close()
     return times, spend

@@ -56,7 +56,7 @@ from cost_api.aggregation.aggregator import (
 )
 from cost_api.aggregation.rollups import HOUR_MS, floor_hour
 from cost_api.config import load_settings
-from cost_api.lenses.summary import summary
+from cost_api.lenses.summary import Summary, summary_answer
 from cost_api.tools.demo.run import run_demo
 from cost_api.web.service import build_service
 from cost_api.windows import parse_window, parse_zone
@@ -223,9 +223,9 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
-async def _requests(agg: Aggregator, from_ms: int, to_ms: int) -> dict:
+async def _requests(agg: Aggregator, from_ms: int, to_ms: int) -> Summary:
     window = parse_window(window=None, from_=_iso(from_ms), to=_iso(to_ms), tz=UTC_ZONE, default="30d", now=agg.now())
-    return await summary(agg, window, top_window=timedelta(days=1), top=3, filters=Filters())
+    return await summary_answer(agg, window, top_window=timedelta(days=1), top=3, filters=Filters())
 
 
 async def _sql_count(writer: Writer, from_ms: int, to_ms: int) -> int:
@@ -321,15 +321,15 @@ async def run_one(dialect: str, url: str, writer: Writer, now_ms: int, cpu: Cpu,
         result["update"] = await _timed_peak(cpu, lambda: agg.reconcile(*recent))
         assert result["update"]["result"] >= 1, "the sweep did not find the update"
         month = now_ms - 30 * 86_400_000
-        served = (await _requests(agg, month, now_ms))["requests"]
+        served = (await _requests(agg, month, now_ms)).requests
         result["month"] = (served, await _sql_count(writer, month, now_ms))
         assert result["month"][0] == result["month"][1], f"30-day requests {result['month']}"
         # the same 4 days by SQL over the raw rows (an aggregator whose rollups never warmed)
         direct = Aggregator(service.db, service.pricing, rollup_grace=GRACE, clock=FakeClock(now_s))
         days4 = now_ms - 4 * 86_400_000
         result["spend4"] = (
-            (await _requests(agg, days4, now_ms))["spend"],
-            (await _requests(direct, days4, now_ms))["spend"],
+            (await _requests(agg, days4, now_ms)).spend,
+            (await _requests(direct, days4, now_ms)).spend,
         )
         assert abs(result["spend4"][0] - result["spend4"][1]) < 1e-4, f"4-day spend {result['spend4']}"
 
@@ -345,7 +345,7 @@ async def run_one(dialect: str, url: str, writer: Writer, now_ms: int, cpu: Cpu,
         )
         result["backfill"] = await _timed_peak(cpu, agg.catch_up)
         everything = (floor_hour(result["oldest_ms"]) * HOUR_MS, now_ms + 1)
-        served = (await _requests(agg, *everything))["requests"]
+        served = (await _requests(agg, *everything)).requests
         result["total"] = (served, await _sql_count(writer, *everything))
         assert result["total"][0] == result["total"][1], f"requests after the backfill {result['total']}"
         result["backfill_differing"] = await agg.reconcile(floor_hour(lo), floor_hour(hi) + 1)

@@ -11,8 +11,7 @@ other field is always written, `null` included.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -49,7 +48,6 @@ __all__ = [
     "TimeRange",
     "UnpricedModel",
     "UnsetType",
-    "as_builtins",
     "change_pct",
     "data_quality",
     "data_quality_block",
@@ -280,22 +278,3 @@ class Keyed(Block, kw_only=True):
     token: KeyToken = UNSET
     name: KeyName = UNSET
     cache_key: KeyCacheKey = UNSET
-
-
-# --------------------------------------------------------------------------- plain callers
-
-P = ParamSpec("P")
-
-
-def as_builtins(answer: Callable[P, Awaitable[Block]]) -> Callable[P, Awaitable[dict[str, Any]]]:
-    """A lens that answers a Struct, as one that answers the same as plain dicts and lists (what
-    `msgspec.to_builtins` makes of it: the same keys in the same order, the same values)."""
-
-    async def plain(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
-        builtins: dict[str, Any] = msgspec.to_builtins(await answer(*args, **kwargs))
-        return builtins
-
-    plain.__name__ = plain.__qualname__ = answer.__name__.removesuffix("_answer")
-    plain.__module__ = answer.__module__
-    plain.__doc__ = f"`{answer.__name__}` as plain dicts and lists."
-    return plain

@@ -17,7 +17,6 @@ from cost_api.aggregation.blocks import (
     Money,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     data_quality,
     pricing_coverage,
     time_range,
@@ -109,6 +108,3 @@ def _incident(raw: dict[str, Any]) -> AnomalyIncident:
     episodes = [AnomalyEpisode(**e) for e in raw.pop("episodes")]
     return AnomalyIncident(**raw, episodes=episodes)
 
-
-# the same answer as plain dicts, for the callers that read it so
-anomalies = as_builtins(anomalies_answer)

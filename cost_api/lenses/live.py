@@ -16,7 +16,6 @@ from cost_api.aggregation.blocks import (
     Money,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     data_quality,
     money,
     pricing_coverage,
@@ -69,7 +68,3 @@ async def live_answer(agg: Aggregator, window: Window, *, filters: Filters) -> L
         # a row dated up to FUTURE_SKEW ahead (the gateway's clock runs ahead) is no negative lag
         lag_seconds=None if fresh.latest is None else max(round((fresh.now - fresh.latest).total_seconds(), 1), 0.0),
     )
-
-
-# the same answer as plain dicts, for the callers that read it so (the Grafana datasource)
-live = as_builtins(live_answer)

@@ -26,7 +26,6 @@ from cost_api.aggregation.blocks import (
     Money,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     data_quality,
     money,
     pricing_coverage,
@@ -211,7 +210,3 @@ async def requests_answer(
         as_of=iso(fresh.now),
         latest_request_at=iso(fresh.latest) if fresh.latest else None,
     )
-
-
-# the same answer as plain dicts, for the callers that read it so
-requests = as_builtins(requests_answer)

@@ -19,7 +19,6 @@ from cost_api.aggregation.blocks import (
     Pct,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     data_quality,
     money,
     pct,
@@ -155,7 +154,3 @@ async def savings_answer(agg: Aggregator, window: Window, *, group_by: str, limi
         as_of=iso(fresh.now),
         latest_request_at=iso(fresh.latest) if fresh.latest else None,
     )
-
-
-# the same answer as plain dicts, for the callers that read it so
-savings = as_builtins(savings_answer)

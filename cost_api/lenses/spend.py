@@ -16,7 +16,6 @@ from cost_api.aggregation.blocks import (
     PreviousPeriod,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     change_pct,
     data_quality,
     money,
@@ -138,7 +137,3 @@ async def spend_answer(agg: Aggregator, window: Window, *, group_by: str, limit:
         as_of=iso(fresh.now),
         latest_request_at=iso(fresh.latest) if fresh.latest else None,
     )
-
-
-# the same answer as plain dicts, for the callers that read it so (the Grafana datasource)
-spend = as_builtins(spend_answer)

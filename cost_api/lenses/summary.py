@@ -16,7 +16,6 @@ from cost_api.aggregation.blocks import (
     PreviousPeriod,
     PricingCoverage,
     TimeRange,
-    as_builtins,
     change_pct,
     data_quality,
     money,
@@ -142,7 +141,3 @@ async def summary_answer(
         as_of=iso(fresh.now),
         latest_request_at=iso(fresh.latest) if fresh.latest else None,
     )
-
-
-# the same answer as plain dicts, for the callers that read it so (the Grafana datasource, `cost-api report`)
-summary = as_builtins(summary_answer)

@@ -12,10 +12,12 @@ database) and Postgres give identical numbers. docs/windows.md explains the buck
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
 from cost_api.aggregation.aggregator import (
     Aggregator,
@@ -24,10 +26,29 @@ from cost_api.aggregation.aggregator import (
     Groups,
     TokenDirectory,
     Totals,
-    data_quality_block,
     dimension,
     money,
-    pricing_block,
+)
+from cost_api.aggregation.blocks import (
+    UNSET,
+    AsOf,
+    Block,
+    Count,
+    DataQuality,
+    KeyEndpoint,
+    KeyModel,
+    KeyName,
+    KeyPricedAs,
+    KeyProvider,
+    KeyToken,
+    LatestRequestAt,
+    Money,
+    PricingCoverage,
+    TimeRange,
+    UnsetType,
+    data_quality,
+    pricing_coverage,
+    time_range,
 )
 from cost_api.errors import BadParameter
 from cost_api.windows import HOUR_MS, INTERVALS, Bucket, Range, Window, buckets, epoch_ms, from_ms, iso, slot_ms
@@ -180,21 +201,61 @@ async def key_values(
     return sorted(found.items(), key=lambda kv: (kv[1].lower(), kv[0]))
 
 
-def _points(bks: list[Bucket], totals: list[Totals]) -> list[dict[str, Any]]:
+class TrendPoint(Block, kw_only=True):
+    """One bucket of a series: its start, (day buckets) its local date, and its figures."""
+
+    t: Annotated[str, Meta(description="the bucket's start, RFC 3339 UTC")]
+    date: Annotated[str | UnsetType, Meta(description="interval day: the local date", examples=["2026-11-19"])] = UNSET
+    spend: Money
+    saved_by_cache: Money
+    requests: Count
+
+
+class TrendSeries(Block, kw_only=True):
+    """One series: `total`, a key of `group_by` (with its key fields, as /v1/spend has them) or `other`
+    (the keys past `top`, summed: `count` of them)."""
+
+    key: Annotated[str, Meta(description="total, the key as displayed (a model: provider/model) or other")]
+    provider: KeyProvider = UNSET
+    model: KeyModel = UNSET
+    priced_as: KeyPricedAs = UNSET
+    endpoint: KeyEndpoint = UNSET
+    token: KeyToken = UNSET
+    name: KeyName = UNSET
+    count: Annotated[int, Meta(ge=1, description="other: how many keys it sums")] | UnsetType = UNSET
+    points: list[TrendPoint]
+
+
+class Trend(Block):
+    """GET /v1/trend: the chart of the range, one point per local day (or hour) of `tz`."""
+
+    interval: Literal["day", "hour"]
+    tz: str
+    range: TimeRange
+    group_by: Literal["provider", "endpoint", "token", "model"] | None
+    series: list[TrendSeries]
+    pricing: PricingCoverage
+    data_quality: DataQuality
+    as_of: AsOf
+    latest_request_at: LatestRequestAt
+
+
+def _points(bks: list[Bucket], totals: list[Totals]) -> list[TrendPoint]:
     return [
-        {
-            **bucket.as_json(),
-            "spend": money(t.spend),
-            "saved_by_cache": money(t.saved_by_cache),
-            "requests": t.requests,
-        }
+        TrendPoint(
+            t=iso(bucket.start),
+            date=UNSET if bucket.date is None else bucket.date.isoformat(),
+            spend=money(t.spend),
+            saved_by_cache=money(t.saved_by_cache),
+            requests=t.requests,
+        )
         for bucket, t in zip(bks, totals, strict=True)
     ]
 
 
 async def trend(
     agg: Aggregator, window: Window, *, interval: str, group_by: str | None, top: int, filters: Filters
-) -> dict[str, Any]:
+) -> Trend:
     if interval not in INTERVALS:
         raise BadParameter("interval", f"expected day or hour; got {interval!r}")
     dim = dimension(group_by, GROUP_BY) if group_by is not None else None
@@ -202,23 +263,23 @@ async def trend(
     directory = await agg.tokens()
     groups, series = await chart(agg, window.range, spec, dim=dim, top=top, filters=filters, directory=directory)
     fresh = await agg.freshness()
-    return {
-        "interval": interval,
-        "tz": window.tz.key,
-        "range": window.range.as_json(),
-        "group_by": group_by,
-        "series": [{"key": s.key, **s.fields, "points": _points(spec.buckets, s.points)} for s in series],
-        "pricing": pricing_block(groups, agg.pricing),
-        "data_quality": data_quality_block(groups, fresh),
-        "as_of": iso(fresh.now),
-        "latest_request_at": iso(fresh.latest) if fresh.latest else None,
-    }
+    return Trend(
+        interval=interval,  # type: ignore[arg-type]  # checked against INTERVALS above
+        tz=window.tz.key,
+        range=time_range(window.range),
+        group_by=group_by,  # type: ignore[arg-type]  # checked by `dimension` above
+        series=[TrendSeries(key=s.key, **s.fields, points=_points(spec.buckets, s.points)) for s in series],
+        pricing=pricing_coverage(groups, agg.pricing),
+        data_quality=data_quality(groups, fresh),
+        as_of=iso(fresh.now),
+        latest_request_at=iso(fresh.latest) if fresh.latest else None,
+    )
 
 
 def csv_columns(interval: str) -> tuple[str, ...]:
     return ("key", "t", *(("date",) if interval == "day" else ()), "spend", "saved_by_cache", "requests")
 
 
-def csv_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+def csv_rows(body: Trend) -> list[dict[str, Any]]:
     """One row per (series key, bucket) of a trend answer."""
-    return [{"key": s["key"], **point} for s in body["series"] for point in s["points"]]
+    return [{"key": s.key, **msgspec.to_builtins(point)} for s in body.series for point in s.points]

@@ -1,8 +1,8 @@
 """`cost-api report`: the /v1/summary headline block as aligned text for a terminal or an e-mail; with
 `--whatif`, `--discount` or `--book`, the /v1/whatif answer instead.
 
-The numbers are the lenses' (`summary.summary`, `whatif.whatif_answer`), never recomputed here; this
-module only formats them.
+The numbers are the lenses' (`summary.summary_answer`, `whatif.whatif_answer`), never recomputed here;
+this module only formats them.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from cost_api.aggregation.aggregator import Filters
 from cost_api.config import Settings
-from cost_api.lenses.summary import summary
+from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.whatif import WhatIf, scenario, whatif_answer
 from cost_api.web.service import build_service
 from cost_api.windows import parse_duration, parse_window, parse_zone
@@ -96,7 +98,9 @@ async def report(settings: Settings, *, window: str, to: str | None, tz: str | N
     service = build_service(settings)
     try:
         win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d", now=service.clock.now())
-        answer = await summary(service.aggregator, win, top_window=top_span, top=top, filters=Filters())
+        answer = msgspec.to_builtins(
+            await summary_answer(service.aggregator, win, top_window=top_span, top=top, filters=Filters())
+        )
     finally:
         await service.close()
     return render(answer, window=window, top_window=top_window)

@@ -14,13 +14,15 @@ import zoneinfo
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from cost_api.aggregation.aggregator import LAST_HOUR, Aggregator, Filters
 from cost_api.config import load_settings
-from cost_api.lenses.spend import spend
-from cost_api.lenses.summary import summary
+from cost_api.lenses.spend import spend_answer
+from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.trend import trend
 from cost_api.pricing.rates import service_tier
 from cost_api.web.service import build_service
@@ -30,6 +32,18 @@ from ..clock import FakeClock
 from ..logdb import LogDB, Row
 
 NOW = datetime(2026, 11, 20, 12, 34, 56, tzinfo=UTC)
+
+
+async def summary(agg: Aggregator, *args: Any, **kwargs: Any) -> Any:
+    """/v1/summary's answer as the JSON reads (dicts and lists)."""
+    return msgspec.to_builtins(await summary_answer(agg, *args, **kwargs))
+
+
+async def spend(agg: Aggregator, *args: Any, **kwargs: Any) -> Any:
+    """/v1/spend's answer as the JSON reads (dicts and lists)."""
+    return msgspec.to_builtins(await spend_answer(agg, *args, **kwargs))
+
+
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 MODELS = [
     ("anthropic", "claude-3-5-sonnet-20241022"),
@@ -180,16 +194,17 @@ async def check(service, agg: Aggregator, log: LogDB, span: str = "10d") -> None
     by_token = await spend(agg, window, group_by="token", limit=50, filters=Filters())
     assert sorted(i["spend"] for i in by_token["items"]) == pytest.approx(sorted(expected["token"].values()), abs=1e-6)
     daily = await trend(agg, window, interval="day", group_by=None, top=8, filters=Filters())
-    days = {p["date"]: p["spend"] for p in daily["series"][0]["points"]}
+    days = {p.date: p.spend for p in daily.series[0].points}
     for day, value in expected["day"].items():
         assert days[day] == pytest.approx(value, abs=1e-6), day
     utc = parse_window(window=span, from_=None, to=NOW.isoformat(), tz=zoneinfo.ZoneInfo("UTC"), default="30d", now=NOW)
     utc_expected = priced(service, rows, utc.range.start, utc.range.end)["utc_day"]
     utc_daily = await trend(agg, utc, interval="day", group_by="provider", top=8, filters=Filters())
     utc_days: dict[str, float] = defaultdict(float)
-    for series in utc_daily["series"]:
-        for point in series["points"]:
-            utc_days[point["date"]] += point["spend"]
+    for series in utc_daily.series:
+        for point in series.points:
+            assert isinstance(point.date, str)
+            utc_days[point.date] += point.spend
     for day, value in utc_expected.items():
         assert utc_days[day] == pytest.approx(value, abs=1e-5), day
     filtered = await summary(agg, window, top_window=timedelta(days=7), top=3, filters=Filters(endpoints=("/chat",)))

@@ -12,11 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from cost_api.config import Settings, load_settings
-from cost_api.lenses.anomalies import anomalies as answer
+from cost_api.lenses.anomalies import anomalies_answer
 from cost_api.tools.demo.catalogue import LEAKED_TOKEN
 from cost_api.tools.demo.run import run_demo
 from cost_api.watch.alerts import AlertEngine
@@ -323,7 +324,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
 
     monkeypatch.setattr(demo.db, "fetch", counted)
     window = parse_window(window="14d", from_=None, to=iso(NOW), tz=UTC_ZONE, default="14d", now=NOW)
-    body = await answer(demo, window, view="episodes")
+    body = msgspec.to_builtins(await anomalies_answer(demo, window, view="episodes"))
     assert list(body) == ["range", "view", "items", "pricing", "data_quality", "as_of", "latest_request_at"]
     items = body["items"]
     leaked = f"{LEAKED_TOKEN[1]}…"  # tokens are keyed as displayed, never by id

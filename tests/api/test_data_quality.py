@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -64,16 +65,18 @@ async def http_at(log: LogDB, now: datetime) -> AsyncIterator[tuple[Get, Aggrega
 
 
 LENSES = {
-    "/v1/summary": lambda agg, w, p: summary.summary(agg, w, top_window=timedelta(days=7), top=3, filters=Filters()),
-    "/v1/spend": lambda agg, w, p: spend.spend(
+    "/v1/summary": lambda agg, w, p: summary.summary_answer(
+        agg, w, top_window=timedelta(days=7), top=3, filters=Filters()
+    ),
+    "/v1/spend": lambda agg, w, p: spend.spend_answer(
         agg, w, group_by=p.get("group_by", "provider"), limit=50, filters=Filters()
     ),
     "/v1/trend": lambda agg, w, p: trend.trend(
         agg, w, interval=p.get("interval", "day"), group_by=p.get("group_by"), top=8, filters=Filters()
     ),
-    "/v1/savings": lambda agg, w, p: savings.savings(agg, w, group_by="endpoint", limit=50, filters=Filters()),
-    "/v1/live": lambda agg, w, p: live.live(agg, w, filters=Filters()),
-    "/v1/requests": lambda agg, w, p: audit.requests(agg, w, limit=100, cursor=None, filters=Filters()),
+    "/v1/savings": lambda agg, w, p: savings.savings_answer(agg, w, group_by="endpoint", limit=50, filters=Filters()),
+    "/v1/live": lambda agg, w, p: live.live_answer(agg, w, filters=Filters()),
+    "/v1/requests": lambda agg, w, p: audit.requests_answer(agg, w, limit=100, cursor=None, filters=Filters()),
 }  # fmt: skip
 
 
@@ -91,7 +94,8 @@ async def cold_at(log: LogDB, now: datetime) -> AsyncIterator[tuple[Get, Aggrega
             default="24h",
             now=service.clock.now(),
         )
-        return await LENSES[path](service.aggregator, window, params)
+        plain: dict[str, Any] = msgspec.to_builtins(await LENSES[path](service.aggregator, window, params))
+        return plain
 
     try:
         yield get, service.aggregator

@@ -3,8 +3,9 @@ SQLite and on Postgres.
 
 For every operation and a bounded number of generated requests (valid and invalid parameters):
 no 5xx, every error a problem document, every answer matching the documented status codes,
-content types, headers and body schemas (each /v1 answer is a typed object: its fields, their types,
-which may be null — tests/api/test_schema.py). Bounded: `EXAMPLES` requests per operation.
+content types, headers and body schemas (each /v1 and /grafana answer is a typed object: its fields,
+their types, which may be null — tests/api/test_schema.py; /grafana/search's items excepted, see its
+route). Bounded: `EXAMPLES` requests per operation and mode (valid, invalid), on each dialect.
 """
 
 from __future__ import annotations

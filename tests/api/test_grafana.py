@@ -767,7 +767,7 @@ def test_dashboard_refers_only_to_what_the_api_serves() -> None:
     assert source["secureJsonData"]["httpHeaderValue1"].startswith("Bearer ${")
     folder = yaml.safe_load((DASHBOARD.parent / "dashboards.yaml").read_text())["providers"][0]["options"]["path"]
     assert folder in (DASHBOARD.parent.parent / "grafana.md").read_text()
-    metrics = {m["value"] for m in grafana.metrics()}
+    metrics = {m.value for m in grafana.metrics()}
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             assert target["target"] in metrics, panel["title"]

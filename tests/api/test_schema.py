@@ -35,6 +35,8 @@ ROUTES: dict[str, list[dict[str, Any]]] = {
     "/v1/spend": [{**TO, "group_by": g, "limit": 2} for g in ("provider", "endpoint", "token", "model")] + [EMPTY],
     "/v1/savings": [{**TO, "group_by": g, "limit": 2} for g in ("endpoint", "model", "provider", "token", "cache_key")]
     + [{**TO, "tz": "Europe/Berlin"}, EMPTY],
+    "/v1/trend": [TO, {**TO, "interval": "hour"}, EMPTY]
+    + [{**TO, "group_by": g, "top": 1} for g in ("provider", "endpoint", "token", "model")],
     "/v1/live": [TO, EMPTY],
     "/v1/requests": [{**DAY, "limit": 50}, EMPTY],
     "/v1/pricing": [{}],

@@ -13,12 +13,14 @@ import zoneinfo
 from datetime import timedelta
 from typing import Any
 
+import msgspec
+
 from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory, dimension
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.errors import BadParameter
 from cost_api.lenses import spend, trend
-from cost_api.lenses.live import live
-from cost_api.lenses.summary import summary
+from cost_api.lenses.live import live_answer
+from cost_api.lenses.summary import summary_answer
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.grafana.catalogue import (
@@ -36,7 +38,29 @@ from cost_api.web.grafana.catalogue import (
     metrics,
 )
 from cost_api.web.grafana.filters import NoRows, known_values, resolve_filters
-from cost_api.web.grafana.protocol import adhoc_filters, bounded, number, payload_of, table, targets, window, zone
+from cost_api.web.grafana.protocol import (
+    adhoc_filters,
+    bounded,
+    number,
+    object_at,
+    payload_of,
+    table,
+    targets,
+    window,
+    zone,
+)
+from cost_api.web.grafana.shapes import (
+    Annotation,
+    Answer,
+    Event,
+    Metric,
+    Option,
+    Table,
+    TagValue,
+    TextValue,
+    TimeSeries,
+    VariableValue,
+)
 from cost_api.web.service import Service
 from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms, parse_instant
 
@@ -79,7 +103,7 @@ async def series(
     payload: dict[str, Any],
     filters: Filters,
     directory: TokenDirectory,
-) -> list[dict[str, Any]]:
+) -> list[TimeSeries]:
     """A time series target: /v1/trend's chart (`trend.chart`) over the buckets of the step Grafana's
     zoom or the payload's `interval` gives, one `{target, datapoints}` per series."""
     group_by = payload.get("group_by") or None
@@ -98,7 +122,7 @@ async def series(
     else:
         named = [(f"{s.fields['name']} ({s.key})" if s.fields.get("name") else s.key, s.points) for s in charted]
     return [
-        {"target": name, "datapoints": [[value(t), at] for t, at in zip(points, spec.starts_ms, strict=True)]}
+        TimeSeries(target=name, datapoints=[(value(t), at) for t, at in zip(points, spec.starts_ms, strict=True)])
         for name, points in named
     ]
 
@@ -106,29 +130,30 @@ async def series(
 # --------------------------------------------------------------------------- tables
 
 
-async def spend_table(agg: Aggregator, win: Window, name: str, payload: dict[str, Any], filters: Filters) -> dict:
+async def spend_table(agg: Aggregator, win: Window, name: str, payload: dict[str, Any], filters: Filters) -> Table:
     spec = TABLES[name]
     limit = bounded(payload.get("limit"), "payload.limit", spec.limit, 1000)
-    body = await spend.spend(agg, win, group_by=spec.group_by, limit=limit, filters=filters)
+    body = await spend.spend_answer(agg, win, group_by=spec.group_by, limit=limit, filters=filters)
     fields = [*spec.keys, *SPEND_COLUMNS]
     columns = [(text, "string") for _, text in spec.keys] + [(text, "number") for _, text in SPEND_COLUMNS]
-    return table(columns, [[item[f] for f, _ in fields] for item in body["items"]])
+    return table(columns, [[getattr(item, f) for f, _ in fields] for item in body.items])
 
 
-async def summary_table(agg: Aggregator, win: Window, filters: Filters) -> dict[str, Any]:
-    body = await summary(agg, win, top_window=win.range.length, top=1, filters=filters)
-    body["previous_spend"] = body["previous"]["spend"]
-    return table([(text, "number") for _, text in SUMMARY_COLUMNS], [[body[f] for f, _ in SUMMARY_COLUMNS]])
+async def summary_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
+    body = await summary_answer(agg, win, top_window=win.range.length, top=1, filters=filters)
+    cells = {"previous_spend": body.previous.spend}
+    row = [cells[f] if f in cells else getattr(body, f) for f, _ in SUMMARY_COLUMNS]
+    return table([(text, "number") for _, text in SUMMARY_COLUMNS], [row])
 
 
-async def live_table(agg: Aggregator, win: Window, filters: Filters) -> dict[str, Any]:
+async def live_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
     end, hour = win.range.end, timedelta(hours=1)
     last_hour = Window(Range(end - hour, end), Range(end - 2 * hour, end - hour), win.tz)
-    body = await live(agg, last_hour, filters=filters)
-    return table([(text, "number") for _, text in LIVE_COLUMNS], [[body[f] for f, _ in LIVE_COLUMNS]])
+    body = await live_answer(agg, last_hour, filters=filters)
+    return table([(text, "number") for _, text in LIVE_COLUMNS], [[getattr(body, f) for f, _ in LIVE_COLUMNS]])
 
 
-async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[dict[str, Any]]:
+async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[Event]:
     """Anomaly episodes (those of /v1/anomalies: the hourly rules, and the budget ones) as annotation
     events: a region from start to end (to the range's end while one is still running)."""
     events = []
@@ -147,14 +172,14 @@ async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker
             if part
         )
         events.append(
-            {
-                "time": start,
-                "timeEnd": end,
-                "title": f"{ep['rule']}: {ep['dimension']} {ep['key']}",
-                "text": text,
-                "tags": [str(ep["rule"]), str(ep["dimension"])],
-                "id": ep.get("id"),
-            }
+            Event(
+                time=start,
+                timeEnd=end,
+                title=f"{ep['rule']}: {ep['dimension']} {ep['key']}",
+                text=text,
+                tags=[str(ep["rule"]), str(ep["dimension"])],
+                id=str(ep["id"]),
+            )
         )
     return events
 
@@ -163,16 +188,16 @@ def _epoch(value: str) -> int:
     return epoch_ms(parse_instant("started_at", value))
 
 
-def annotations_table(events: list[dict[str, Any]]) -> dict[str, Any]:
+def annotations_table(events: list[Event]) -> Table:
     columns = [("time", "time"), ("timeEnd", "time"), ("title", "string"), ("text", "string"), ("tags", "string")]
-    rows = [[e["time"], e["timeEnd"], e["title"], e["text"], ",".join(e["tags"])] for e in events]
+    rows: list[list[Any]] = [[e.time, e.timeEnd, e.title, e.text, ",".join(e.tags)] for e in events]
     return table(columns, rows)
 
 
 # --------------------------------------------------------------------------- the endpoints
 
 
-async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None) -> list[dict[str, Any]]:
+async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None) -> list[Answer]:
     """POST /query: one answer per visible target (a grouped series gives several), in order."""
     agg = service.aggregator
     wanted = targets(body)
@@ -185,14 +210,15 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
     scope = Range(win.previous.start, win.range.end)
     directory = await agg.tokens()
     adhoc = adhoc_filters(body)
-    scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
+    scoped = object_at(body, "scopedVars")
 
-    async def one(index: int, target: dict[str, Any]) -> list[dict[str, Any]]:
+    async def one(index: int, target: dict[str, Any]) -> list[Answer]:
         name = target["target"].strip()
         key = "payload" if "payload" in target else "data"
         payload = payload_of(target.get(key), f"targets[{index}].{key}")
         tz = zone(body, payload, default_tz)
         twin = win if tz == win.tz else Window(win.range, win.previous, tz)
+        answers: list[Answer]
         if name == "anomalies":
             answers = [annotations_table(await annotation_events(service, win.range, budgets))]
         else:
@@ -201,7 +227,7 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
             if filters is None:  # a filter keeps no value: the lenses' empty answers, from no rows
                 source, filters = NoRows(agg), Filters()
             if name in SERIES:
-                answers = await series(source, twin, tz, body, name, payload, filters, directory)
+                answers = list(await series(source, twin, tz, body, name, payload, filters, directory))
             elif name in TABLES:
                 answers = [await spend_table(source, twin, name, payload, filters)]
             elif name == "summary":
@@ -212,7 +238,7 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
                 known = [*SERIES, *TABLES, *OTHERS]
                 raise BadParameter(f"targets[{index}].target", f"expected one of {', '.join(known)}; got {name!r}")
         ref = target.get("refId")
-        return [{**answer, "refId": ref} if ref is not None else answer for answer in answers]
+        return [msgspec.structs.replace(answer, refId=ref) for answer in answers] if ref is not None else answers
 
     results = await gather_or_cancel(*(one(i, t) for i, t in enumerate(wanted)))
     return [answer for answers in results for answer in answers]
@@ -222,7 +248,7 @@ def variable_name(body: dict[str, Any]) -> str | None:
     """Which variable a /variable (or an old /search) request asks for: `payload` as the name,
     as `{"target": name}` (the plugin's default) or the user's JSON with one of a few keys."""
     payload = body.get("payload")
-    candidates = [payload] if isinstance(payload, str) else []
+    candidates: list[Any] = [payload] if isinstance(payload, str) else []
     for source in (payload_of(payload), body):
         candidates += [source.get(k) for k in ("target", "query", "variable", "name")]
     for candidate in candidates:
@@ -241,54 +267,51 @@ async def variable_values(service: Service, body: dict[str, Any], name: str) -> 
     directory = await agg.tokens()
     # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
     own = {k: v for k, v in payload.items() if k in FILTER_KEYS and k != VARIABLES[name]}
-    scoped = body.get("scopedVars") if isinstance(body.get("scopedVars"), dict) else {}
+    scoped = object_at(body, "scopedVars")
     filters = await resolve_filters(agg, win.range, directory, own, [], scoped, "payload")
     if filters is None:
         return []
     return await known_values(agg, win.range, VARIABLES[name], filters=filters, directory=directory)
 
 
-async def variable(service: Service, body: dict[str, Any]) -> list[dict[str, str]]:
+async def variable(service: Service, body: dict[str, Any]) -> list[VariableValue]:
     name = variable_name(body)
     if name is None:  # an empty query (a variable being created): nothing to offer yet
         return []
-    return [{"__text": text, "__value": value} for value, text in await variable_values(service, body, name)]
+    return [VariableValue(text, value) for value, text in await variable_values(service, body, name)]
 
 
-async def search(service: Service, body: dict[str, Any]) -> list[Any]:
+async def search(service: Service, body: dict[str, Any]) -> list[TextValue] | list[Metric]:
     """POST /search (plugins before 0.4): a variable's values when `target` names one, else /metrics."""
     name = variable_name(body)
     if name in VARIABLES:
-        return [{"text": text, "value": value} for value, text in await variable_values(service, body, name)]
+        return [TextValue(text, value) for value, text in await variable_values(service, body, name)]
     return metrics()
 
 
-async def payload_options(service: Service, body: dict[str, Any]) -> list[dict[str, str]]:
+async def payload_options(service: Service, body: dict[str, Any]) -> list[Option]:
     """POST /metric-payload-options: the values of a filter field, logged in the last 30 days."""
     name = body.get("name")
     if name not in FILTER_KEYS:
         return []
     agg = service.aggregator
     win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
-    return [{"label": text, "value": value} for value, text in await known_values(agg, win.range, name)]
+    return [Option(text, value) for value, text in await known_values(agg, win.range, name)]
 
 
-async def tag_values(service: Service, body: dict[str, Any]) -> list[dict[str, str]]:
+async def tag_values(service: Service, body: dict[str, Any]) -> list[TagValue]:
     key = body.get("key")
     if key not in FILTER_KEYS:
         return []
     agg = service.aggregator
     win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
-    return [{"text": value} for value, _ in await known_values(agg, win.range, key)]
+    return [TagValue(value) for value, _ in await known_values(agg, win.range, key)]
 
 
 async def legacy_annotations(
     service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None
-) -> list[dict[str, Any]]:
+) -> list[Annotation]:
     """POST /annotations (plugins before 0.4): the same episodes as annotation events."""
     win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
-    annotation = body.get("annotation") if isinstance(body.get("annotation"), dict) else {}
-    return [
-        {"annotation": annotation, **event, "isRegion": event["timeEnd"] != event["time"]}
-        for event in await annotation_events(service, win.range, budgets)
-    ]
+    annotation = object_at(body, "annotation")
+    return [Annotation.of(annotation, event) for event in await annotation_events(service, win.range, budgets)]

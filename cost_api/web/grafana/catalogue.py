@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cost_api.aggregation.aggregator import money
 from cost_api.aggregation.groups import Totals
 from cost_api.lenses import trend
+from cost_api.web.grafana.shapes import Metric, Option, PayloadField, TagKey
 from cost_api.windows import HOUR_MS
 
 DAY_MS = trend.DAY_MS
@@ -94,41 +94,38 @@ OTHERS = {
 VARIABLES = {"providers": "provider", "models": "model", "endpoints": "endpoint", "tokens": "token"}
 
 
-def _filter_payloads() -> list[dict[str, Any]]:
+def _filter_payloads() -> list[PayloadField]:
     return [
-        {"name": key, "label": key.capitalize(), "type": "multi-select", "placeholder": "all"} for key in FILTER_KEYS
+        PayloadField(name=key, label=key.capitalize(), type="multi-select", placeholder="all") for key in FILTER_KEYS
     ]
 
 
-def metrics() -> list[dict[str, Any]]:
-    """The /metrics answer: every target with its payload fields (the builder mode's form)."""
+def metrics() -> list[Metric]:
+    """The /metrics answer: every target with its payload fields (the builder mode's form); `text` is
+    `value` again, for plugins before 0.4 that read `text` and `value` from /search."""
     series_payloads = [
-        {
-            "name": "group_by",
-            "label": "Group by",
-            "type": "select",
-            "options": [{"label": "none", "value": ""}]
-            + [{"label": name.capitalize(), "value": name} for name in trend.GROUP_BY],
-        },
-        {"name": "top", "label": "Series", "type": "input", "placeholder": "8 (the rest as other)"},
-        {
-            "name": "interval",
-            "label": "Interval",
-            "type": "select",
-            "options": [{"label": "auto", "value": ""}] + [{"label": s, "value": s} for s in STEPS],
-        },
+        PayloadField(
+            name="group_by",
+            label="Group by",
+            type="select",
+            options=[Option("none", ""), *(Option(name.capitalize(), name) for name in trend.GROUP_BY)],
+        ),
+        PayloadField(name="top", label="Series", type="input", placeholder="8 (the rest as other)"),
+        PayloadField(
+            name="interval",
+            label="Interval",
+            type="select",
+            options=[Option("auto", ""), *(Option(s, s) for s in STEPS)],
+        ),
         *_filter_payloads(),
     ]
-    table_payloads = [{"name": "limit", "label": "Rows", "type": "input", "placeholder": "10"}, *_filter_payloads()]
-    out = [{"value": name, "label": label, "payloads": series_payloads} for name, (label, _) in SERIES.items()]
-    out += [{"value": name, "label": table.label, "payloads": table_payloads} for name, table in TABLES.items()]
+    table_payloads = [PayloadField(name="limit", label="Rows", type="input", placeholder="10"), *_filter_payloads()]
+    out = [Metric(name, label, series_payloads, name) for name, (label, _) in SERIES.items()]
+    out += [Metric(name, table.label, table_payloads, name) for name, table in TABLES.items()]
     out += [
-        {"value": name, "label": label, "payloads": [] if name == "anomalies" else _filter_payloads()}
-        for name, label in OTHERS.items()
+        Metric(name, label, [] if name == "anomalies" else _filter_payloads(), name) for name, label in OTHERS.items()
     ]
-    for item in out:
-        item["text"] = item["value"]  # plugins before 0.4 read `text` and `value` from /search
     return out
 
 
-TAG_KEYS = [{"type": "string", "text": key} for key in FILTER_KEYS]
+TAG_KEYS = [TagKey("string", key) for key in FILTER_KEYS]

@@ -13,6 +13,7 @@ import msgspec
 
 from cost_api.errors import BadParameter
 from cost_api.text import refuse_control
+from cost_api.web.grafana.shapes import Column, Table
 from cost_api.windows import Window, parse_window
 
 DEFAULT_WINDOW = "30d"  # without a `range`: what variables and tag values offer, what /query answers
@@ -67,6 +68,12 @@ def payload_of(value: Any, field: str = "payload") -> dict[str, Any]:
         refuse_controls(parsed, field)
         return parsed
     return {}
+
+
+def object_at(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object at `key` of a body (Grafana's `scopedVars`, `annotation`); `{}` when absent or not one."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def number(value: Any) -> float | None:
@@ -153,6 +160,6 @@ def adhoc_filters(body: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def table(columns: list[tuple[str, str]], rows: list[list[Any]]) -> dict[str, Any]:
+def table(columns: list[tuple[str, str]], rows: list[list[Any]]) -> Table:
     """A table: `columns` as (text, type) with type `string`, `number` or `time` (epoch ms)."""
-    return {"type": "table", "columns": [{"text": text, "type": kind} for text, kind in columns], "rows": rows}
+    return Table(columns=[Column(text, kind) for text, kind in columns], rows=rows)

@@ -16,6 +16,7 @@ from cost_api.lenses.requests import Requests
 from cost_api.lenses.savings import Savings
 from cost_api.lenses.spend import Spend
 from cost_api.lenses.summary import Summary, summary_answer
+from cost_api.lenses.trend import Trend
 from cost_api.web.csv import csv_response, filename, wants_csv
 from cost_api.web.routes.params import Common
 from cost_api.web.service import Service
@@ -142,7 +143,7 @@ class AnalyticsController(Controller):
         ] = None,
         top: Annotated[int, QueryParameter(ge=1, le=100, description="series before `other`")] = 8,
         format_: Format = None,
-    ) -> Response[Any]:
+    ) -> Response[Trend]:  # or the points as CSV
         as_csv = wants_csv(request, format_)
         window = common.window("30d")
         body = await trend.trend(

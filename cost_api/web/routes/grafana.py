@@ -16,6 +16,7 @@ from litestar.openapi import ResponseSpec
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web import grafana
 from cost_api.web.admission import LIGHT
+from cost_api.web.grafana import shapes
 from cost_api.web.service import Service
 
 # a body that is not a JSON object, an unreadable range, an unknown target, group or filter key
@@ -31,11 +32,11 @@ class GrafanaController(Controller):
     tags = ["grafana"]
 
     @get("/", summary="Save & test: 200 when the datasource URL and key are right", opt=LIGHT)
-    async def test(self) -> dict[str, str]:
-        return {"status": "ok", "datasource": "cost-api"}
+    async def test(self) -> shapes.Status:
+        return shapes.Status("ok", "cost-api")
 
     @post("/metrics", status_code=200, summary="The targets and their payload fields", opt=LIGHT)
-    async def metrics(self) -> list[dict[str, Any]]:
+    async def metrics(self) -> list[shapes.Metric]:
         return grafana.metrics()  # the same whatever the body: the plugin picks the current metric
 
     @post(
@@ -44,13 +45,15 @@ class GrafanaController(Controller):
         responses=BAD_BODY,
         summary="/metrics for plugins before 0.4; a variable's values by name",
     )
-    async def search(self, request: Request[Any, Any, Any], service: NamedDependency[Service]) -> list[Any]:
+    async def search(
+        self, request: Request[Any, Any, Any], service: NamedDependency[Service]
+    ) -> list[Any]:  # TextValue or Metric items: JSON Schema's oneOf cannot tell them apart (both match a Metric)
         return await grafana.search(service, await _body(request))
 
     @post("/metric-payload-options", status_code=200, responses=BAD_BODY, summary="Values for a select payload field")
     async def payload_options(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
-    ) -> list[dict[str, str]]:
+    ) -> list[shapes.Option]:
         return await grafana.payload_options(service, await _body(request))
 
     @post("/query", status_code=200, responses=BAD_BODY, summary="Time series, tables and annotations for the targets")
@@ -59,7 +62,7 @@ class GrafanaController(Controller):
         request: Request[Any, Any, Any],
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
-    ) -> list[dict[str, Any]]:
+    ) -> list[shapes.Answer]:
         return await grafana.query(service, await _body(request), budgets)
 
     @post(
@@ -67,17 +70,17 @@ class GrafanaController(Controller):
     )
     async def variable(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
-    ) -> list[dict[str, str]]:
+    ) -> list[shapes.VariableValue]:
         return await grafana.variable(service, await _body(request))
 
     @post("/tag-keys", status_code=200, summary="Ad-hoc filter keys", opt=LIGHT)
-    async def tag_keys(self) -> list[dict[str, str]]:
+    async def tag_keys(self) -> list[shapes.TagKey]:
         return grafana.TAG_KEYS
 
     @post("/tag-values", status_code=200, responses=BAD_BODY, summary="Values of an ad-hoc filter key")
     async def tag_values(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
-    ) -> list[dict[str, str]]:
+    ) -> list[shapes.TagValue]:
         return await grafana.tag_values(service, await _body(request))
 
     @post(
@@ -91,5 +94,5 @@ class GrafanaController(Controller):
         request: Request[Any, Any, Any],
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
-    ) -> list[dict[str, Any]]:
+    ) -> list[shapes.Annotation]:
         return await grafana.legacy_annotations(service, await _body(request), budgets)
