@@ -107,4 +107,3 @@ async def anomalies_answer(
 def _incident(raw: dict[str, Any]) -> AnomalyIncident:
     episodes = [AnomalyEpisode(**e) for e in raw.pop("episodes")]
     return AnomalyIncident(**raw, episodes=episodes)
-

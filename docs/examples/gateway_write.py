@@ -95,9 +95,7 @@ def log_response(conn: sqlite3.Connection, call: Call, body: Mapping[str, Any] |
     return _log_provider_call(conn, call, from_response(call.provider, body))
 
 
-def log_stream(
-    conn: sqlite3.Connection, call: Call, events: Iterable[Mapping[str, Any] | str | bytes]
-) -> Usage:
+def log_stream(conn: sqlite3.Connection, call: Call, events: Iterable[Mapping[str, Any] | str | bytes]) -> Usage:
     """A streamed call: `events` are the SSE lines (or decoded events) relayed to the client."""
     usage = StreamUsage(call.provider)
     for event in events:
