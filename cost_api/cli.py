@@ -246,7 +246,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from cost_api.config import settings_table, with_settings_table
+    from cost_api.config.docs import settings_table, with_settings_table
 
     if not args.write:
         print(settings_table())

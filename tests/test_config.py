@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cost_api.cli import main
-from cost_api.config import ConfigError, documented_keys, load_settings, settings_table, with_settings_table
+from cost_api.config import ConfigError, load_settings
+from cost_api.config.docs import documented_keys, settings_table, with_settings_table
 
 DOCS = Path(__file__).parents[1] / "docs" / "configuration.md"
 
@@ -81,7 +82,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_the_settings_table_is_the_one_generated_from_the_code() -> None:
-    """docs/configuration.md's table is rendered from config.py (`cost-api settings --write`)."""
+    """docs/configuration.md's table is rendered from cost_api/config/ (`cost-api settings --write`)."""
     text = DOCS.read_text()
     assert with_settings_table(text) == text, "stale: run `cost-api settings --write docs/configuration.md`"
     documented = set(re.findall(r"^\| `([a-z_\[\].]+)` \|", text, flags=re.M))

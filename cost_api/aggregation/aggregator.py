@@ -24,7 +24,7 @@ from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
-from cost_api.aggregation.groups import Vocab, from_columns, from_rows
+from cost_api.aggregation.groups import Vocab
 from cost_api.aggregation.params import FUTURE_SKEW as FUTURE_SKEW
 from cost_api.aggregation.params import Dimension as Dimension
 from cost_api.aggregation.params import Filters as Filters
@@ -34,6 +34,7 @@ from cost_api.aggregation.params import dimension as dimension
 from cost_api.aggregation.params import filter_params as filter_params
 from cost_api.aggregation.params import ranked as ranked
 from cost_api.aggregation.params import threshold_params as threshold_params
+from cost_api.aggregation.priced import from_columns, from_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
     UNBOUNDED,

@@ -15,19 +15,13 @@ estimated usage are counts, and pricing counts the requests of a tier the price 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
-from cost_api.pricing.table import Entry, PriceTable
-from cost_api.store.result import Rows
-
-_DAY_MS = 86_400_000
-_EPOCH_DAY = date(1970, 1, 1)
 COUNTS = (
     "requests",
     "errors",
@@ -301,11 +295,35 @@ class Groups:
         return self.slot * self.slot_ms
 
     @staticmethod
+    def empty(vocab: Vocab, slot_ms: int) -> Groups:
+        """No groups: every column empty, of the type `priced.from_columns` gives it."""
+        code = np.zeros(0, dtype=np.int32)
+        small = np.zeros(0, dtype=np.int8)
+        counts = {name: np.zeros(0, dtype=np.int64) for name in _ALL_COUNTS}
+        cache_hit = np.zeros(0, dtype=bool)
+        return Groups(
+            vocab,
+            slot_ms,
+            np.zeros(0, dtype=np.int64),
+            code,
+            code,
+            code,
+            small,
+            cache_hit,
+            counts,
+            np.zeros(0),
+            np.zeros(0),
+            code,
+            small,
+            code,
+        )
+
+    @staticmethod
     def concat(vocab: Vocab, slot_ms: int, parts: Sequence[Groups | None]) -> Groups:
         """The groups of every part (None: none) in one."""
         present = [p for p in parts if p is not None and len(p)]
         if not present:
-            return from_rows(vocab, slot_ms, [], None)
+            return Groups.empty(vocab, slot_ms)
         if len(present) == 1:
             return present[0]
         parts = present
@@ -327,106 +345,6 @@ class Groups:
             cat([p.quality for p in parts]),
             cat([p.tier for p in parts]),
         )
-
-
-# The columns `from_rows` reads, by name: the `groups` query's (and `rows_between`'s, `rows_after`'s).
-ROW_COLUMNS = ("slot", "provider", "model", "key", "size_class", "cache_hit", *COUNTS, "quality", "tier")
-_NO_ROWS: dict[str, tuple[Any, ...]] = dict.fromkeys(ROW_COLUMNS, ())
-
-
-def from_rows(vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
-    """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
-    price): a store `Rows`, read by its column names (ROW_COLUMNS); an empty plain list is no rows."""
-    if isinstance(rows, Rows):
-        return from_columns(vocab, slot_ms, rows.columns(), len(rows), pricing)
-    if rows:
-        raise TypeError("from_rows reads a query's Rows, by their column names")
-    return from_columns(vocab, slot_ms, _NO_ROWS, 0, pricing)
-
-
-def from_columns(
-    vocab: Vocab, slot_ms: int, cols: Mapping[str, Sequence[Any]], n: int, pricing: PriceTable | None
-) -> Groups:
-    """`from_rows` on rows already taken apart into columns (`Rows.columns()`: `n` values each, by
-    name). A group's quality and tier come with its counts; a bad group's rows go to EXCLUDED, its
-    other counts to 0."""
-    quality = np.fromiter(cols["quality"], dtype=np.int8, count=n)
-    bad = quality != 0
-    counts = {name: np.fromiter((v or 0 for v in cols[name]), dtype=np.int64, count=n) for name in COUNTS}
-    counts[EXCLUDED] = np.where(bad, counts["requests"], 0)
-    counts[NO_TIER_RATE] = np.zeros(n, dtype=np.int64)
-    for name in COUNTS:
-        counts[name][bad] = 0
-    groups = Groups(
-        vocab,
-        slot_ms,
-        np.fromiter(cols["slot"], dtype=np.int64, count=n),
-        vocab.encode(cols["provider"]),
-        vocab.encode(cols["model"]),
-        vocab.encode(cols["key"]),
-        np.fromiter(cols["size_class"], dtype=np.int8, count=n),
-        np.fromiter(cols["cache_hit"], dtype=bool, count=n),
-        counts,
-        np.zeros(n),
-        np.zeros(n),
-        np.zeros(n, dtype=np.int32),
-        quality,
-        vocab.encode(cols["tier"]),
-    )
-    if pricing is not None and n:
-        price(groups, pricing)
-    return groups
-
-
-def price(groups: Groups, pricing: PriceTable) -> None:
-    """Fill spend, saved, priced_as and the no-tier-rate count: rates looked up once per (entry, UTC
-    day, size class, tier). Bad groups are priced as nothing: no entry, spend 0, saved 0."""
-    vocab = groups.vocab
-    pairs = groups.provider.astype(np.int64) * (int(groups.model.max()) + 1) + groups.model
-    _, pair_first, pair_inverse = np.unique(pairs, return_index=True, return_inverse=True)
-    entries = [_match(pricing, vocab.value(groups.provider[i]), vocab.value(groups.model[i])) for i in pair_first]
-    entry_codes = np.array([vocab.code(e.key) if e else 0 for e in entries], dtype=np.int32)
-    priced_as = np.where(groups.quality == 0, entry_codes[pair_inverse.reshape(-1)], 0)
-    groups.priced_as = priced_as
-
-    entry_index = np.arange(len(entries), dtype=np.int64)[pair_inverse.reshape(-1)]
-    day = groups.slot * groups.slot_ms // _DAY_MS
-    day0 = int(day.min())
-    classes = int(groups.size_class.max()) + 1
-    days = int(day.max()) - day0 + 1
-    tier_codes, tier_index = np.unique(groups.tier, return_inverse=True)  # few: standard and a handful
-    tiers = len(tier_codes)
-    combo = ((entry_index * days + (day - day0)) * classes + groups.size_class) * tiers + tier_index.reshape(-1)
-    uniques, inverse = np.unique(combo, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    rates = np.zeros((len(uniques), 6))
-    for j, value in enumerate(uniques.tolist()):
-        entry = entries[value // (days * classes * tiers)]
-        if entry is None:
-            continue
-        on = _EPOCH_DAY + timedelta(days=day0 + (value // (classes * tiers)) % days)
-        tier = vocab.value(int(tier_codes[value % tiers]))
-        r, standard = entry.tier_rates(on, (value // tiers) % classes, tier)
-        rates[j] = (r.input, r.output, r.cache_read, r.cache_write, r.cache_write_1h, standard)
-    r_in, r_out, r_read, r_write, r_write_1h, at_standard = (rates[inverse, k] for k in range(6))
-    c = groups.counts
-    billed = (
-        c["prompt_tokens"] * r_in
-        + c["completion_tokens"] * r_out
-        + c["cache_read_tokens"] * r_read
-        + (c["cache_write_tokens"] - c["cache_write_1h_tokens"]) * r_write
-        + c["cache_write_1h_tokens"] * r_write_1h
-    ) / 1_000_000
-    avoided = (c["prompt_tokens_avoided"] * r_in + c["completion_tokens_avoided"] * r_out) / 1_000_000
-    hit = groups.cache_hit
-    groups.spend = np.where(hit | (priced_as == 0), 0.0, billed)
-    groups.saved = np.where(hit & (priced_as != 0), avoided, 0.0)
-    c[NO_TIER_RATE] = np.where((priced_as != 0) & (at_standard != 0), c["requests"], 0)
-
-
-def _match(pricing: PriceTable, provider: str | None, model: str | None) -> Entry | None:
-    """The price entry, or None: a missing provider or model (a bad row) matches nothing."""
-    return None if provider is None or model is None else pricing.match(provider, model)
 
 
 def _count_getter(name: str) -> Callable[[Groups], np.ndarray]:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_api.aggregation.groups import Groups, Vocab, from_columns, from_rows
+from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.holes import Holes
+from cost_api.aggregation.priced import from_columns, from_rows
 from cost_api.aggregation.rollups import Bound, hour_runs
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable

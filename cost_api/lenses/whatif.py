@@ -3,7 +3,7 @@ with other models substituted, negotiated discounts, or another price book.
 
 The groups are the window's priced groups (hourly, so each keeps its size class and UTC day); the
 what-if copies them with the substituted provider and model and prices the copy with the same engine
-(`aggregation.groups.price`, the rates in force on each group's day) under the live table or the
+(`aggregation.priced.price`, the rates in force on each group's day) under the live table or the
 named book; a discount then scales a provider's what-if spend. Requests the what-if cannot price are
 counted (`unpriced_requests`, `unpriced`), never $0.
 """
@@ -37,7 +37,7 @@ from cost_api.aggregation.blocks import (
     pricing_coverage,
     time_range,
 )
-from cost_api.aggregation.groups import price
+from cost_api.aggregation.priced import price
 from cost_api.errors import BadParameter
 from cost_api.lenses.trend import key_codes
 from cost_api.pricing.table import Entry, PriceTable

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from cost_api.aggregation.groups import ROW_COLUMNS
+from cost_api.aggregation.priced import ROW_COLUMNS
 from cost_api.aggregation.rollups import FINGERPRINT
 from cost_api.resources import sql_dir
 from cost_api.store.clickhouse import ch_value
