@@ -171,6 +171,9 @@ class BudgetTracker:
         self._seen: set[str] = set()  # budgeted endpoints with a row in the log
         self._searched = False  # the whole log looked through once for the others
         self._profiles: dict[str, Profile] = {}  # each endpoint's forecast profile, fitted once an hour
+        # each budget's last projection, with what it was computed from: the check a gateway calls before
+        # every provider call reuses it until the snapshot, the profile or the period changes
+        self._projected: dict[Budget, tuple[Profile, tuple[float, int, int], tuple[float, str | None]]] = {}
         self._profiled_hour: int | None = None
 
     # ----------------------------------------------------------------------- periods and refresh
@@ -338,8 +341,14 @@ class BudgetTracker:
         if snap is None or profile is None:  # no history: nothing more expected
             return money(figure.spent), None
         at = max(snap.taken_at, period.start)  # from the snapshot on (a period begun since: from its start)
-        projected, crossed = projection(profile, figure.spent, budget.limit_usd, epoch_ms(at), epoch_ms(period.end))
-        return money(projected), None if crossed is None else iso(from_ms(crossed))
+        inputs = (figure.spent, epoch_ms(at), epoch_ms(period.end))
+        kept = self._projected.get(budget)
+        if kept is not None and kept[0] is profile and kept[1] == inputs:
+            return kept[2]
+        projected, crossed = projection(profile, figure.spent, budget.limit_usd, inputs[1], inputs[2])
+        answer = money(projected), None if crossed is None else iso(from_ms(crossed))
+        self._projected[budget] = (profile, inputs, answer)
+        return answer
 
     def overview_answer(self) -> BudgetOverview:
         """`GET /v1/budgets`: every configured budget, in configuration order."""
