@@ -8,7 +8,6 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from cost_api.errors import BadParameter
 from cost_api.lenses import live, savings, spend, trend
 from cost_api.lenses import requests as audit
 from cost_api.lenses.live import Live
@@ -18,7 +17,7 @@ from cost_api.lenses.spend import Spend
 from cost_api.lenses.summary import Summary, summary_answer
 from cost_api.lenses.trend import Trend
 from cost_api.web.csv import csv_response, filename, wants_csv
-from cost_api.web.routes.params import Common
+from cost_api.web.routes.params import Common, GroupBy, Limit, limit_param
 from cost_api.web.service import Service
 from cost_api.windows import parse_duration
 
@@ -26,12 +25,6 @@ Format = Annotated[
     str | None,
     QueryParameter(name="format", description="json (default) or csv; `Accept: text/csv` also gives CSV"),
 ]
-
-
-def limit_param(value: int) -> int:
-    if not 1 <= value <= 1000:
-        raise BadParameter("limit", f"expected a whole number from 1 to 1000; got {value}")
-    return value
 
 
 class AnalyticsController(Controller):
@@ -61,8 +54,8 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         common: NamedDependency[Common],
         service: NamedDependency[Service],
-        group_by: Annotated[str, QueryParameter(description="provider, endpoint, token or model")] = "provider",
-        limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
+        group_by: GroupBy = "provider",
+        limit: Limit = 50,
         format_: Format = None,
     ) -> Response[Spend]:  # or the items as CSV
         as_csv = wants_csv(request, format_)
@@ -87,7 +80,7 @@ class AnalyticsController(Controller):
         group_by: Annotated[
             str, QueryParameter(description="endpoint, model, provider, token or cache_key")
         ] = "endpoint",
-        limit: Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")] = 50,
+        limit: Limit = 50,
         format_: Format = None,
     ) -> Response[Savings]:  # or the items as CSV
         as_csv = wants_csv(request, format_)

@@ -10,12 +10,8 @@ from litestar.params import QueryParameter
 
 from cost_api.lenses.forecast import Forecast, forecast_answer
 from cost_api.lenses.whatif import WhatIf, scenario, whatif_answer
-from cost_api.web.routes.analytics import limit_param
-from cost_api.web.routes.params import Common
+from cost_api.web.routes.params import Common, GroupBy, Limit, limit_param
 from cost_api.web.service import Service
-
-GroupBy = Annotated[str, QueryParameter(description="provider, endpoint, token or model")]
-Limit = Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")]
 
 
 class LookaheadController(Controller):

@@ -14,9 +14,21 @@ from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 
 from cost_api.aggregation.aggregator import Filters
+from cost_api.errors import BadParameter
 from cost_api.text import has_control, refuse_control
 from cost_api.web.service import Service
 from cost_api.windows import Window, parse_window, parse_zone
+
+# The query parameters of the lenses that answer items per key, shared by their routes.
+GroupBy = Annotated[str, QueryParameter(description="provider, endpoint, token or model")]
+Limit = Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")]
+
+
+def limit_param(value: int) -> int:
+    """`limit`, checked: a whole number from 1 to 1000, else a 400 naming it."""
+    if not 1 <= value <= 1000:
+        raise BadParameter("limit", f"expected a whole number from 1 to 1000; got {value}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
