@@ -50,6 +50,10 @@ OPTIONAL = ["cache_write_1h_tokens", "service_tier", "usage_exact"]
 _numbers = itertools.count(1)
 
 
+def tagged(tokens: list[tuple[str, str, str | None]], tags: list[str | None] | None) -> list[tuple[object, ...]]:
+    return [(*token, tag) for token, tag in zip(tokens, tags or [None] * len(tokens), strict=True)]
+
+
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -75,7 +79,8 @@ class LogDB:
             assert given == (0, None, None), f"this log has no optional columns, but the row sets {given}"
         return [data[c] for c in self.columns]
 
-    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]], tags: list[str | None] | None = None) -> None:
+        """api_tokens rows (id, prefix, name), each with its `tags` column's text (default NULL)."""
         raise NotImplementedError
 
     async def execute(self, sql: str) -> None:
@@ -105,9 +110,11 @@ class SqliteLog(LogDB):
         with sqlite3.connect(self.path) as conn:
             conn.executemany(f"INSERT INTO request_log ({', '.join(self.columns)}) VALUES ({placeholders})", values)
 
-    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]], tags: list[str | None] | None = None) -> None:
         with sqlite3.connect(self.path) as conn:
-            conn.executemany("INSERT INTO api_tokens (id, prefix, name) VALUES (?, ?, ?)", tokens)
+            conn.executemany(
+                "INSERT INTO api_tokens (id, prefix, name, tags) VALUES (?, ?, ?, ?)", tagged(tokens, tags)
+            )
 
     async def execute(self, sql: str) -> None:
         with sqlite3.connect(self.path) as conn:
@@ -144,10 +151,12 @@ class PostgresLog(LogDB):
         finally:
             await conn.close()
 
-    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]], tags: list[str | None] | None = None) -> None:
         conn = await asyncpg.connect(self.url)
         try:
-            await conn.executemany("INSERT INTO api_tokens (id, prefix, name) VALUES ($1, $2, $3)", tokens)
+            await conn.executemany(
+                "INSERT INTO api_tokens (id, prefix, name, tags) VALUES ($1, $2, $3, $4)", tagged(tokens, tags)
+            )
         finally:
             await conn.close()
 
@@ -195,8 +204,8 @@ class ChdbLog(LogDB):
         if lines:
             self.conn.query("INSERT INTO request_log FORMAT JSONEachRow\n" + "\n".join(lines))
 
-    async def add_tokens(self, tokens: list[tuple[str, str, str | None]]) -> None:
-        lines = [json.dumps({"id": i, "prefix": p, "name": n}) for i, p, n in tokens]
+    async def add_tokens(self, tokens: list[tuple[str, str, str | None]], tags: list[str | None] | None = None) -> None:
+        lines = [json.dumps({"id": i, "prefix": p, "name": n, "tags": t}) for i, p, n, t in tagged(tokens, tags)]
         self.conn.query("INSERT INTO api_tokens FORMAT JSONEachRow\n" + "\n".join(lines))
 
     async def execute(self, sql: str) -> None:

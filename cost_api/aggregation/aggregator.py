@@ -7,8 +7,10 @@ prices rows itself and no lens runs SQL of its own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,7 +49,9 @@ from cost_api.aggregation.rollups import (
 )
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
+from cost_api.aggregation.tags import OFF, TagBook, TagBooks, wanted_of
 from cost_api.clock import Clock
+from cost_api.config.tags import TokenTagRule
 from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
@@ -82,6 +86,7 @@ class Aggregator:
         clock: Clock,
         rollup_grace: float = 900.0,
         snapshots: Snapshots | None = None,
+        tag_rules: Sequence[TokenTagRule] = (),
     ) -> None:
         self.db = db
         self.pricing = pricing
@@ -96,12 +101,17 @@ class Aggregator:
         self._failed: tuple[float, DatabaseUnavailable] | None = None  # the last sync's failure: when, what
         self._sweep_at = {"recent": 0.0, "older": 0.0}
         self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
+        self.tag_books = TagBooks(db.fetch, tag_rules)
 
     async def tokens(self) -> TokenDirectory:
         try:
-            return TokenDirectory((await self.db.fetch("token_labels")).pick("id", "prefix", "name"))
+            return TokenDirectory(list((await self.db.fetch("token_labels")).pick("id", "prefix", "name")))
         except NotInSchema:  # no api_tokens table (request_log is sound): tokens are shown by their id's start
             return TokenDirectory([])
+
+    async def tag_book(self, directory: TokenDirectory | None = None) -> TagBook:
+        """The tokens' tags as of now: the `tags` column (when there is one) under the config's rules."""
+        return await self.tag_books.book((directory or await self.tokens()).rows)
 
     def now(self) -> datetime:
         """Now, on the service's clock."""
@@ -145,9 +155,30 @@ class Aggregator:
         cutoff = self.now() + FUTURE_SKEW
         if rng.end > cutoff:
             rng = Range(min(rng.start, cutoff), cutoff)
-        if filters.tokens and directory is None:
+        if (filters.tokens or filters.tags or is_tag(dim)) and directory is None:
             directory = await self.tokens()
-        serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens))
+        book = None
+        if filters.tags or is_tag(dim):
+            book = await self.tag_book(directory)
+            for key, _ in filters.tags:
+                book.check(key, "tag")
+            coarse = coarse and all(bound % 24 == 0 for bound in book.bounds)  # no day across a change
+        if book is not None and dim is not None and is_tag(dim):
+            book.check(dim[4:], "group_by")
+            return retag(await self._groups(rng, filters, directory, "token", slot_ms, coarse, book), book, dim[4:])
+        return await self._groups(rng, filters, directory, dim, slot_ms, coarse, book)
+
+    async def _groups(
+        self,
+        rng: Range,
+        filters: Filters,
+        directory: TokenDirectory | None,
+        dim: str | None,
+        slot_ms: int,
+        coarse: bool,
+        book: TagBook | None,
+    ) -> Groups:
+        serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.rollups.restored()
             await self.follow_oldest()
@@ -156,11 +187,11 @@ class Aggregator:
             # checked again after the await: another file behind the URL drops what is held
             if self.rollups.ready and self.rows.started:
                 held = await self._compose(rng, rollup_dim, coarse)
-                held = self._filter(held, filters, directory, rollup_dim)
+                held = self._filter(held, filters, directory, rollup_dim, book)
                 if rollup_dim != dim:
                     held.key = np.zeros(len(held), dtype=np.int32)
                 return held
-        return await self._read(rng, dim, filters, directory, slot_ms)
+        return await self._read(rng, dim, filters, directory, slot_ms, book=book)
 
     async def _compose(self, rng: Range, rollup_dim: str | None, coarse: bool) -> Groups:
         """Hourly groups of `rng`: whole closed hours from the rollup, the rest from single rows."""
@@ -197,25 +228,33 @@ class Aggregator:
         directory: TokenDirectory | None,
         slot_ms: int,
         bound: Bound = UNBOUNDED,
+        book: TagBook | None = None,
     ) -> Groups:
-        """The `groups` query: SQL sums per price-uniform group, priced here."""
+        """The `groups` query: SQL sums per price-uniform group, priced here; with a tag filter, once
+        per span of time in which the tokens' tags stay the same."""
         params: dict[str, Any] = {
-            "start": rng.start,
-            "end": rng.end,
             "slot_ms": slot_ms,
             "dim": dim or "",
             **filter_params(filters, directory),
             **self._thresholds,
             **bound.params(),
         }
-        rows = await self.db.fetch("groups", **params)
-        return from_rows(self.vocab, slot_ms, rows, self.pricing)
+        parts = []
+        for start, end, tags in tag_spans(rng, filters, book):
+            rows = await self.db.fetch("groups", **{**params, "start": start, "end": end, **tags})
+            parts.append(from_rows(self.vocab, slot_ms, rows, self.pricing))
+        return parts[0] if len(parts) == 1 else Groups.concat(self.vocab, slot_ms, parts)
 
     async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
         return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS, bound)
 
     def _filter(
-        self, held: Groups, filters: Filters, directory: TokenDirectory | None, rollup_dim: str | None
+        self,
+        held: Groups,
+        filters: Filters,
+        directory: TokenDirectory | None,
+        rollup_dim: str | None,
+        book: TagBook | None,
     ) -> Groups:
         """The rollup's cells that the filters keep, with the SQL's semantics."""
         mask = np.ones(len(held), dtype=bool)
@@ -236,6 +275,10 @@ class Aggregator:
 
             allowed = [code for code in np.unique(held.key).tolist() if kept(self.vocab.value(code))]
             mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
+        if filters.tags and book is not None and rollup_dim == "token":
+            wanted, value = wanted_of(filters.tags), self.vocab.value
+            hours = held.slot * held.slot_ms // HOUR_MS
+            mask &= book.per_cell(hours, held.key, lambda epoch, code: book.passes(value(code), wanted, epoch), bool)
         return held if mask.all() else held.subset(mask)
 
     async def request_page(
@@ -245,16 +288,19 @@ class Aggregator:
         position (c_at, c_id) on, exclusive (the `request_rows` query); and the same rows priced as
         groups of one, in the same order, the way every answer's groups are priced."""
         params = filter_params(filters, directory)
-        rows = await self.db.fetch(
-            "request_rows",
-            start=rng.start,
-            end=rng.end,
-            c_at=c_at,
-            c_id=c_id,
-            limit=limit,
-            **params,
-            **self._thresholds,
-        )
+        book = await self.tag_book(directory) if filters.tags else None
+        rows: Rows | None = None
+        for start, end, tags in reversed(tag_spans(rng, filters, book)):  # newest first, as the rows
+            left = limit - len(rows or ())
+            if left <= 0:
+                break
+            page = await self.db.fetch(
+                "request_rows",
+                **{**params, **self._thresholds, "start": start, "end": end, "c_at": c_at, "c_id": c_id, **tags},
+                limit=left,
+            )
+            rows = page if rows is None else Rows([*rows, *page], rows.names)
+        assert rows is not None  # every range has one span at least
         return rows, from_columns(self.vocab, 1, rows.columns(), len(rows), self.pricing)
 
     async def minute_counts(self, start: datetime, end: datetime, dim: str, at_least: int) -> list[Row]:
@@ -408,3 +454,30 @@ class Aggregator:
 
 def _instant(hour: int) -> datetime:
     return from_ms(hour * HOUR_MS)
+
+
+def is_tag(dim: str | None) -> bool:
+    """`group_by=tag:<key>`: the token dimension, folded through the tokens' tags."""
+    return dim is not None and dim.startswith("tag:")
+
+
+def tag_spans(rng: Range, filters: Filters, book: TagBook | None) -> list[tuple[datetime, datetime, dict[str, Any]]]:
+    """`rng` as the queries read it: whole, without tags; else cut where tokens' tags change (so that
+    no group spans a change), each piece with its tag filter's parameters."""
+    if book is None:
+        return [(rng.start, rng.end, OFF)]
+    wanted = wanted_of(filters.tags)
+    return [
+        (from_ms(a), from_ms(b), book.sql_params(wanted, epoch) if wanted else OFF)
+        for epoch, a, b in book.spans(epoch_ms(rng.start), epoch_ms(rng.end))
+    ]
+
+
+def retag(groups: Groups, book: TagBook, key: str) -> Groups:
+    """Token groups keyed by the value of tag `key` each token carried in each group's hour."""
+    vocab = groups.vocab
+    hours = groups.slot * groups.slot_ms // HOUR_MS
+    codes = book.per_cell(
+        hours, groups.key, lambda epoch, code: vocab.code(book.value(vocab.value(code), key, epoch)), np.int32
+    )
+    return dataclasses.replace(groups, key=codes)

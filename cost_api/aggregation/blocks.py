@@ -30,6 +30,7 @@ __all__ = [
     "Count",
     "DataQuality",
     "ExcludedReasons",
+    "GroupByName",
     "Instant",
     "KeyCacheKey",
     "KeyEndpoint",
@@ -37,6 +38,7 @@ __all__ = [
     "KeyName",
     "KeyPricedAs",
     "KeyProvider",
+    "KeyTag",
     "KeyToken",
     "Keyed",
     "LatestRequestAt",
@@ -259,6 +261,11 @@ KeyPricedAs = Annotated[
 KeyEndpoint = Annotated[str | UnsetType, Meta(description="group_by endpoint")]
 KeyToken = Annotated[str | UnsetType, Meta(description="group_by token: prefix… or anonymous, never the id")]
 KeyName = Annotated[str | UnsetType | None, Meta(description="group_by token: the api_tokens name")]
+GroupByName = Annotated[str, Meta(description="the dimension: provider, endpoint, token, model, … or tag:<key>")]
+KeyTag = Annotated[
+    str | UnsetType,
+    Meta(description="group_by tag:<key>: the key's value the tokens carried, `(untagged)` for none"),
+]
 KeyCacheKey = Annotated[
     str | UnsetType | None,
     Meta(description="group_by cache_key: its first 12 characters; null: the requests that were not cacheable"),
@@ -268,7 +275,7 @@ KeyCacheKey = Annotated[
 class Keyed(Block, kw_only=True):
     """The key fields of an item grouped by one dimension, in this order; only those of the answer's
     `group_by` are present: `provider`; `endpoint`; `token` and `name`; `provider`, `model` and
-    `priced_as`; `cache_key`. An item declares its figures after them, in a subclass that takes them by
+    `priced_as`; `cache_key`; `tag`. An item declares its figures after them, in a subclass that takes them by
     keyword (`class SpendItem(Keyed, kw_only=True)`: required fields after these optional ones)."""
 
     provider: KeyProvider = UNSET
@@ -278,3 +285,4 @@ class Keyed(Block, kw_only=True):
     token: KeyToken = UNSET
     name: KeyName = UNSET
     cache_key: KeyCacheKey = UNSET
+    tag: KeyTag = UNSET

@@ -6,15 +6,18 @@ lenses import them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cost_api.aggregation.groups import Totals
+from cost_api.aggregation.tags import OFF
+from cost_api.config.tags import TAG_KEY
 from cost_api.errors import BadParameter
 from cost_api.pricing.file import MAX_THRESHOLDS
 from cost_api.pricing.table import PriceTable
+from cost_api.store.result import Row
 
 _PAD = 2**62  # a threshold no request exceeds: pads the table's thresholds to MAX_THRESHOLDS
 # How far ahead of now a row may be dated (the gateway's clock running ahead of this one) and still
@@ -45,13 +48,15 @@ class Filters:
     models: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # `tag=key:value`: (key, value)
 
 
 class TokenDirectory:
     """Displays tokens as `prefix…` + name, never the id; resolves token filters."""
 
-    def __init__(self, labels: Iterable[tuple[str, str, str | None]]) -> None:
-        self.labels = {token_id: (prefix, name) for token_id, prefix, name in labels}
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows  # (id, prefix, name), as read: the tag book is built from them too
+        self.labels = {token_id: (prefix, name) for token_id, prefix, name in rows}
 
     def display(self, token_id: str | None) -> tuple[str, str | None]:
         if token_id is None:
@@ -88,6 +93,7 @@ def filter_params(filters: Filters, directory: TokenDirectory | None) -> dict[st
         "models": list(filters.models) or None,
         "endpoints": list(filters.endpoints) or None,
         **(directory or TokenDirectory([])).filter_params(filters.tokens),
+        **OFF,  # the tag filter, set per span of time by the aggregator (`tag_spans`)
     }
 
 
@@ -121,6 +127,8 @@ class Dimension:
             return {"token": token, "name": name}
         if self.name == "cache_key":
             return {"cache_key": None if key is None else key[:12]}
+        if self.name.startswith("tag:"):
+            return {"tag": key}
         if len(self.columns) > 1:
             return dict(zip(self.fields, key, strict=True))
         return {self.name: key}
@@ -136,7 +144,14 @@ GROUP_BY = {
 
 
 def dimension(group_by: str, accepted: Sequence[str]) -> Dimension:
-    """The `group_by` parameter, checked against what one endpoint accepts (else a 400 naming it)."""
-    if group_by not in accepted:
-        raise BadParameter("group_by", f"expected one of {', '.join(accepted)}; got {group_by!r}")
+    """The `group_by` parameter, checked against what one endpoint accepts (else a 400 naming it);
+    `tag:<key>` where it accepts `tag` (the key is checked against the tokens' tags when read)."""
+    if group_by.startswith("tag:") and "tag" in accepted:
+        if not TAG_KEY.match(group_by[4:]):
+            expected = "tag:<key> with a key of letters, digits, '_', '.' or '-'"
+            raise BadParameter("group_by", f"expected {expected}; got {group_by!r}")
+        return Dimension(group_by, group_by, ("key",), ("tag",))
+    if group_by not in accepted or group_by == "tag":
+        shown = ", ".join("tag:<key>" if a == "tag" else a for a in accepted)
+        raise BadParameter("group_by", f"expected one of {shown}; got {group_by!r}")
     return GROUP_BY[group_by]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from cost_api.config.tags import Since, TokenTagRule, check_rules
 from cost_api.store.url import DatabaseURLError, parse_database_url
 
 ENV_PREFIX = "COST_API_"
@@ -214,6 +215,14 @@ class Settings(_Strict, frozen=True):
     alerts: Annotated[
         Alerts, _doc("Anomaly rules and the webhook ([alerts](alerts.md)). From the environment: YAML.")
     ] = msgspec.field(default_factory=Alerts)
+    token_tags: Annotated[
+        list[TokenTagRule],
+        _doc(
+            "Tags given to tokens at query time, by id, prefix or name pattern, each from an optional `since` "
+            "on; they win over the `api_tokens.tags` column for the same key ([tags](tags.md)). From the "
+            "environment: YAML."
+        ),
+    ] = msgspec.field(default_factory=list)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -222,7 +231,7 @@ class Settings(_Strict, frozen=True):
 
 # Environment values are strings; these keys take a comma-separated list, nested ones YAML.
 _LIST_KEYS = {"api_keys", "api_key_hashes", "cors_origins"}
-_YAML_KEYS = {"budgets", "alerts", "whatif_price_books"}
+_YAML_KEYS = {"budgets", "alerts", "whatif_price_books", "token_tags"}
 _ENV_NAMES = {"api_keys": "COST_API_KEYS"}
 
 
@@ -253,6 +262,8 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Duration:
         return Duration(obj)
+    if type_ is Since:
+        return Since(obj)
     raise NotImplementedError
 
 
@@ -303,6 +314,9 @@ def load_settings(
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"tz: unknown time zone {settings.tz!r}") from exc
     _check_keys(settings, "api_keys" in from_env)
+    problem = check_rules(settings.token_tags)
+    if problem:
+        raise ConfigError(problem)
     _check_urls(settings)
     return settings
 

@@ -10,6 +10,7 @@ import msgspec
 import msgspec.inspect
 
 from cost_api.config import ConfigError, Duration, Settings, env_name
+from cost_api.config.tags import Since
 
 DOCS_BEGIN = "<!-- settings: generated from cost_api/config/ by `cost-api settings --write FILE` -->"
 DOCS_END = "<!-- end of settings -->"
@@ -46,6 +47,8 @@ def _type_text(kind: msgspec.inspect.Type) -> str:
         return " \\| ".join(f"`{v}`" for v in kind.values)
     if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Duration:
         return "duration"
+    if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Since:
+        return "date or time"
     if isinstance(kind, msgspec.inspect.StrType):
         return "SHA-256 hex" if kind.pattern else "string"
     if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):

@@ -12,6 +12,7 @@ from cost_api.aggregation.blocks import (
     AsOf,
     Block,
     DataQuality,
+    GroupByName,
     Instant,
     Keyed,
     LatestRequestAt,
@@ -27,8 +28,7 @@ from cost_api.aggregation.blocks import (
 )
 from cost_api.windows import Window, buckets, epoch_ms, iso, slot_ms
 
-Group = Literal["endpoint", "model", "provider", "token", "cache_key"]
-GROUP_BY: tuple[Group, ...] = ("endpoint", "model", "provider", "token", "cache_key")
+GROUP_BY = ("endpoint", "model", "provider", "token", "cache_key", "tag")
 NUMBERS = ("saved_by_cache", "saved_per_day", "cache_hits", "requests", "hit_rate_pct", "spend")
 
 
@@ -70,7 +70,7 @@ class Savings(Block):
     """GET /v1/savings."""
 
     range: TimeRange
-    group_by: Group
+    group_by: GroupByName
     tz: str
     currency: Literal["USD"]
     saved_by_cache: Money
@@ -129,7 +129,7 @@ async def savings_answer(agg: Aggregator, window: Window, *, group_by: str, limi
     per_day = groups.buckets([epoch_ms(b.start) for b in days])
     return Savings(
         range=time_range(rng),
-        group_by=GROUP_BY[GROUP_BY.index(group_by)],  # its Literal: dimension() checked it is one
+        group_by=group_by,
         tz=tz.key,
         currency="USD",
         saved_by_cache=money(total.saved_by_cache),

@@ -9,6 +9,7 @@ from cost_api.aggregation.blocks import (
     AsOf,
     Block,
     DataQuality,
+    GroupByName,
     Keyed,
     LatestRequestAt,
     Money,
@@ -25,8 +26,7 @@ from cost_api.aggregation.blocks import (
 )
 from cost_api.windows import Window, iso
 
-Group = Literal["provider", "endpoint", "token", "model"]
-GROUP_BY: tuple[Group, ...] = ("provider", "endpoint", "token", "model")
+GROUP_BY = ("provider", "endpoint", "token", "model", "tag")
 NUMBERS = (
     "spend",
     "share_pct",
@@ -77,7 +77,7 @@ class Spend(Block):
     """GET /v1/spend."""
 
     range: TimeRange
-    group_by: Group
+    group_by: GroupByName
     currency: Literal["USD"]
     spend: Money
     previous: PreviousPeriod
@@ -126,7 +126,7 @@ async def spend_answer(agg: Aggregator, window: Window, *, group_by: str, limit:
         )
     return Spend(
         range=time_range(window.range),
-        group_by=GROUP_BY[GROUP_BY.index(group_by)],  # its Literal: dimension() checked it is one
+        group_by=group_by,
         currency="USD",
         spend=money(total.spend),
         previous=PreviousPeriod(range=time_range(window.previous), spend=money(previous.total().spend)),

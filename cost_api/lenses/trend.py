@@ -35,11 +35,13 @@ from cost_api.aggregation.blocks import (
     Block,
     Count,
     DataQuality,
+    GroupByName,
     KeyEndpoint,
     KeyModel,
     KeyName,
     KeyPricedAs,
     KeyProvider,
+    KeyTag,
     KeyToken,
     LatestRequestAt,
     Money,
@@ -53,7 +55,7 @@ from cost_api.aggregation.blocks import (
 from cost_api.errors import BadParameter
 from cost_api.windows import HOUR_MS, INTERVALS, Bucket, Range, Window, buckets, epoch_ms, from_ms, iso, slot_ms
 
-GROUP_BY = ("provider", "endpoint", "token", "model")
+GROUP_BY = ("provider", "endpoint", "token", "model", "tag")
 OTHER = "other"
 DAY_MS = 24 * HOUR_MS
 
@@ -112,7 +114,7 @@ def series_key(dim: Dimension, fields: dict[str, Any]) -> str:
     """The series `key`: the key as displayed; a model is `provider/model`."""
     if dim.name == "model":
         return f"{fields['provider']}/{fields['model']}"
-    return str(fields[dim.name])
+    return str(fields[dim.fields[0]])
 
 
 def key_codes(
@@ -222,6 +224,7 @@ class TrendSeries(Block, kw_only=True):
     endpoint: KeyEndpoint = UNSET
     token: KeyToken = UNSET
     name: KeyName = UNSET
+    tag: KeyTag = UNSET
     count: Annotated[int, Meta(ge=1, description="other: how many keys it sums")] | UnsetType = UNSET
     points: list[TrendPoint]
 
@@ -232,7 +235,7 @@ class Trend(Block):
     interval: Literal["day", "hour"]
     tz: str
     range: TimeRange
-    group_by: Literal["provider", "endpoint", "token", "model"] | None
+    group_by: GroupByName | None
     series: list[TrendSeries]
     pricing: PricingCoverage
     data_quality: DataQuality
@@ -267,7 +270,7 @@ async def trend(
         interval=interval,  # type: ignore[arg-type]  # checked against INTERVALS above
         tz=window.tz.key,
         range=time_range(window.range),
-        group_by=group_by,  # type: ignore[arg-type]  # checked by `dimension` above
+        group_by=group_by,
         series=[TrendSeries(key=s.key, **s.fields, points=_points(spec.buckets, s.points)) for s in series],
         pricing=pricing_coverage(groups, agg.pricing),
         data_quality=data_quality(groups, fresh),

@@ -57,7 +57,14 @@ class Service:
                 "hours_read": rollups.hours_read,
             },
             "optional_columns": columns.as_json(),
+            "token_tags": await self.token_tags(),
         }
+
+    async def token_tags(self) -> dict[str, Any]:
+        """Where the tokens' tags come from: the `api_tokens.tags` column (read now) and the rules."""
+        book = await self.aggregator.tag_book()
+        column = bool(self.aggregator.tag_books.column)
+        return {"column": column, "rules": len(self.settings.token_tags), "keys": book.keys}
 
     async def close(self) -> None:
         await self.db.close()
@@ -94,7 +101,12 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     )
     snapshots = rollup_snapshots(settings, pricing, db)
     aggregator = Aggregator(
-        db, pricing, clock=clock or Clock(), rollup_grace=settings.rollup_grace.seconds, snapshots=snapshots
+        db,
+        pricing,
+        clock=clock or Clock(),
+        rollup_grace=settings.rollup_grace.seconds,
+        snapshots=snapshots,
+        tag_rules=settings.token_tags,
     )
     return Service(settings, pricing, db, aggregator, books)
 

@@ -9,6 +9,9 @@
 -- Then quality, which sets bad rows apart in groups of their own (see `rows_between`), and the optional
 -- columns' detail (docs/request-log.md; a log without them reads 0, NULL, NULL): the service tier
 -- (lower case, NULL: standard), the 1-hour part of the cache writes, the requests with estimated usage.
+-- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
+-- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
+-- listed; :tag_anonymous says whether rows without a token pass.
 SELECT slot, provider, model, key,
        (inp > {t1:Int64}) + (inp > {t2:Int64}) + (inp > {t3:Int64}) + (inp > {t4:Int64})
          + (inp > {t5:Int64}) + (inp > {t6:Int64}) + (inp > {t7:Int64}) + (inp > {t8:Int64}) AS size_class,
@@ -52,6 +55,11 @@ FROM (
            OR has(JSONExtract(ifNull({token_prefixes:Nullable(String)}, '[]'), 'Array(String)'),
                   substring(token_id, 1, 11))
            OR ({anonymous:Int64} = 1 AND token_id IS NULL))
+      AND ({tag_filter:Int64} = 0
+           OR (token_id IS NULL AND {tag_anonymous:Int64} = 1)
+           OR (token_id IS NOT NULL
+               AND has(JSONExtract(ifNull({tag_ids:Nullable(String)}, '[]'), 'Array(String)'), token_id)
+                   = ({tag_negate:Int64} = 0)))
       AND ({max_id:Nullable(Int64)} IS NULL OR id <= {max_id:Nullable(Int64)})
       AND ({skip_from:Nullable(String)} IS NULL
            OR NOT arrayExists((lo, hi) -> toInt64(id) BETWEEN lo AND hi,

@@ -29,3 +29,7 @@ FROM request_log;
 -- name: token_labels
 -- Every labelled token: id, displayable prefix and name.
 SELECT id, prefix, name FROM api_tokens;
+
+-- name: token_tags
+-- The optional `tags` column of every token: a JSON object of strings, or NULL (docs/tags.md).
+SELECT id, tags FROM api_tokens;

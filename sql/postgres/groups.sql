@@ -9,6 +9,9 @@
 -- Then quality, which sets bad rows apart in groups of their own (see `rows_between`), and the optional
 -- columns' detail (docs/request-log.md; a log without them reads 0, NULL, NULL): the service tier
 -- (lower case, NULL: standard), the 1-hour part of the cache writes, the requests with estimated usage.
+-- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
+-- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
+-- listed; :tag_anonymous says whether rows without a token pass.
 SELECT slot, provider, model, key,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -50,6 +53,9 @@ FROM (
            OR token_id = ANY(:token_ids::text[])
            OR substr(token_id, 1, 11) = ANY(:token_prefixes::text[])
            OR (:anonymous::int = 1 AND token_id IS NULL))
+      AND (:tag_filter::int = 0
+           OR (token_id IS NULL AND :tag_anonymous::int = 1)
+           OR (token_id IS NOT NULL AND (token_id = ANY(:tag_ids::text[])) = (:tag_negate::int = 0)))
       AND (:max_id::bigint IS NULL OR id <= :max_id::bigint)
       AND (:skip_from::bigint[] IS NULL OR id < (:skip_from::bigint[])[1] OR NOT EXISTS (
            SELECT 1 FROM unnest(:skip_from::bigint[], :skip_to::bigint[]) AS s(lo, hi)

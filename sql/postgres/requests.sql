@@ -6,6 +6,9 @@
 -- Each row also comes as a group of one under the names of `rows_between`' columns (slot, key,
 -- size class, requests, errors, quality, tier, 1-hour cache writes, estimated requests; the
 -- thresholds :t1…:t8 as in `groups`), so the page is priced as every other answer is.
+-- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
+-- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
+-- listed; :tag_anonymous says whether rows without a token pass.
 SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us, request_id, provider, model,
        endpoint, token_id,
        status_code, streamed, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens,
@@ -39,6 +42,9 @@ FROM (
            OR token_id = ANY(:token_ids::text[])
            OR substr(token_id, 1, 11) = ANY(:token_prefixes::text[])
            OR (:anonymous::int = 1 AND token_id IS NULL))
+      AND (:tag_filter::int = 0
+           OR (token_id IS NULL AND :tag_anonymous::int = 1)
+           OR (token_id IS NOT NULL AND (token_id = ANY(:tag_ids::text[])) = (:tag_negate::int = 0)))
 ) AS page
 ORDER BY created_at DESC, id DESC
 LIMIT :limit::bigint;

@@ -37,7 +37,8 @@ ORDER BY created_at;
 CREATE TABLE IF NOT EXISTS api_tokens (
     id     String,
     prefix String,
-    name   Nullable(String)
+    name   Nullable(String),
+    tags   Nullable(String)  -- optional: a JSON object of strings, e.g. {"team": "search"} (docs/tags.md)
 )
 ENGINE = MergeTree
 ORDER BY id;

@@ -30,5 +30,6 @@ CREATE INDEX IF NOT EXISTS request_log_created_at ON request_log (created_at);
 CREATE TABLE IF NOT EXISTS api_tokens (
     id     TEXT PRIMARY KEY,
     prefix TEXT NOT NULL,
-    name   TEXT
+    name   TEXT,
+    tags   TEXT  -- optional: a JSON object of strings, e.g. {"team": "search"} (docs/tags.md)
 );

@@ -26,3 +26,7 @@ SELECT (SELECT min(created_at) FROM request_log) AS oldest,
 -- name: token_labels
 -- Every labelled token: id, displayable prefix and name.
 SELECT id, prefix, name FROM api_tokens;
+
+-- name: token_tags
+-- The optional `tags` column of every token: a JSON object of strings, or NULL (docs/tags.md).
+SELECT id, tags FROM api_tokens;

@@ -9,6 +9,9 @@
 -- Then quality, which sets bad rows apart in groups of their own (see `rows_between`), and the optional
 -- columns' detail (docs/request-log.md; a log without them reads 0, NULL, NULL): the service tier
 -- (lower case, NULL: standard), the 1-hour part of the cache writes, the requests with estimated usage.
+-- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
+-- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
+-- listed; :tag_anonymous says whether rows without a token pass.
 SELECT slot, provider, model, key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
@@ -48,6 +51,10 @@ FROM (
            OR token_id IN (SELECT value FROM json_each(:token_ids))
            OR substr(token_id, 1, 11) IN (SELECT value FROM json_each(:token_prefixes))
            OR (:anonymous = 1 AND token_id IS NULL))
+      AND (:tag_filter = 0
+           OR (token_id IS NULL AND :tag_anonymous = 1)
+           OR (token_id IS NOT NULL
+               AND (token_id IN (SELECT value FROM json_each(:tag_ids))) = (:tag_negate = 0)))
       AND (:max_id IS NULL OR id <= :max_id)
       AND (:skip_from IS NULL OR id < json_extract(:skip_from, '$[0]') OR NOT EXISTS (
            SELECT 1 FROM json_each(:skip_from) AS f JOIN json_each(:skip_to) AS t ON t.key = f.key

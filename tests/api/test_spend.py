@@ -217,5 +217,5 @@ async def test_unknown_group_by_lists_the_accepted_values(log: LogDB, client_for
     async with client_for() as client:
         spend = (await client.get("/v1/spend", params={"group_by": "nope"})).json()
         savings = (await client.get("/v1/savings", params={"group_by": "nope"})).json()
-    assert spend["errors"][0]["message"] == "expected one of provider, endpoint, token, model; got 'nope'"
+    assert spend["errors"][0]["message"] == "expected one of provider, endpoint, token, model, tag:<key>; got 'nope'"
     assert "cache_key" in savings["errors"][0]["message"]

@@ -65,7 +65,9 @@ class SqliteStore:
         with self.conn:
             self.conn.execute("DELETE FROM request_log")
             self.conn.execute("DELETE FROM api_tokens")
-            self.conn.executemany("INSERT INTO api_tokens VALUES (?, ?, ?)", [t for t in tokens if t[2]])
+            self.conn.executemany(
+                "INSERT INTO api_tokens (id, prefix, name) VALUES (?, ?, ?)", [t for t in tokens if t[2]]
+            )
 
     def insert(self, batch: Batch) -> None:
         rows = zip(*(batch[c].tolist() for c in COLUMNS), strict=True)
@@ -124,7 +126,9 @@ class PostgresStore:
         async def reset() -> None:
             async with self.conn.transaction():
                 await self.conn.execute("TRUNCATE request_log, api_tokens RESTART IDENTITY")
-                await self.conn.copy_records_to_table("api_tokens", records=[t for t in tokens if t[2]])
+                await self.conn.copy_records_to_table(
+                    "api_tokens", records=[t for t in tokens if t[2]], columns=["id", "prefix", "name"]
+                )
 
         self._run(reset())
 

@@ -126,7 +126,7 @@ async def resolve_filters(
     for index, item in enumerate(adhoc):
         key, match = adhoc_match(index, item)
         wanted[key].append(match)
-    chosen: dict[str, tuple[str, ...]] = {}
+    chosen: dict[str, Any] = {}  # Filters fields: providers, models, endpoints, tokens
     for key, matches in wanted.items():
         if not matches:
             continue

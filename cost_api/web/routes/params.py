@@ -14,13 +14,14 @@ from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 
 from cost_api.aggregation.aggregator import Filters
+from cost_api.config.tags import TAG_KEY
 from cost_api.errors import BadParameter
 from cost_api.text import has_control, refuse_control
 from cost_api.web.service import Service
 from cost_api.windows import Window, parse_window, parse_zone
 
 # The query parameters of the lenses that answer items per key, shared by their routes.
-GroupBy = Annotated[str, QueryParameter(description="provider, endpoint, token or model")]
+GroupBy = Annotated[str, QueryParameter(description="provider, endpoint, token, model or tag:<key>")]
 Limit = Annotated[int, QueryParameter(description="items (1–1000); the rest go to others")]
 
 
@@ -44,6 +45,14 @@ class Common:
         return parse_window(
             window=self.window_raw, from_=self.from_raw, to=self.to_raw, tz=self.tz, default=default, now=self.now
         )
+
+
+def tag_filter(value: str) -> tuple[str, str]:
+    """One `tag=key:value` filter, checked (the key against the tokens' tags when read)."""
+    key, sep, tag_value = value.partition(":")
+    if not sep or not TAG_KEY.match(key) or not tag_value:
+        raise BadParameter("tag", f"expected key:value (e.g. team:search); got {value!r}")
+    return key, tag_value
 
 
 async def refuse_control_characters(request: Request[Any, Any, Any]) -> None:
@@ -71,6 +80,10 @@ async def common(
     model: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     endpoint: Annotated[list[str] | None, QueryParameter(description="repeatable filter")] = None,
     token: Annotated[list[str] | None, QueryParameter(description="token id or displayed prefix; repeatable")] = None,
+    tag: Annotated[
+        list[str] | None,
+        QueryParameter(description="key:value of the tokens' tags, e.g. team:search; repeatable (docs/tags.md)"),
+    ] = None,
 ) -> Common:
     settings = service.settings
     return Common(
@@ -83,6 +96,7 @@ async def common(
             models=tuple(model or ()),
             endpoints=tuple(endpoint or ()),
             tokens=tuple(token or ()),
+            tags=tuple(tag_filter(value) for value in tag or ()),
         ),
         now=service.clock.now(),
     )
