@@ -194,3 +194,35 @@ def test_serve_names_the_setting_in_one_line(
     assert main(["serve", "--db", "sqlite:///never-opened.db"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cost-api: COST_API_KEYS: a blank API key") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "token_tags: [{token: t1, prefix: pg, tags: {team: a}}]\n",
+            "token_tags[0]: give exactly one of token, prefix",
+        ),
+        ("token_tags: [{tags: {team: a}}]\n", "token_tags[0]: give exactly one of token, prefix or name (got none)"),
+        ("token_tags: [{token: t1, tags: {}}]\n", "token_tags[0].tags: give at least one tag"),
+        ("token_tags: [{token: t1, tags: {'a b': x}}]\n", "token_tags[0].tags: key 'a b' must be 1–64 letters"),
+        ("token_tags: [{token: t1, tags: {team: '(untagged)'}}]\n", "token_tags[0].tags.team: '(untagged)' is not"),
+        ("token_tags: [{token: ' ', tags: {team: a}}]\n", "token_tags[0].token: blank"),
+        ("token_tags: [{token: t1, tags: {team: a}, since: 2026-11-01T09:30:00Z}]\n", "token_tags[0].since: must fall"),
+        ("token_tags: [{token: t1, tags: {team: a}, since: '2026-11-01T09:00:00'}]\n", "token_tags[0].since: give a"),
+        ("token_tags: [{token: t1, tags: {team: a}, since: soon}]\n", "token_tags[0].since: expected a date"),
+        ("token_tags: [{token: t1, tags: {team: a}, team: b}]\n", "token_tags[0].team: unknown key"),
+    ],
+)
+def test_token_tag_rules_are_checked_at_start_up(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, environ={})
+    assert str(info.value).startswith(message), info.value
+
+
+def test_token_tag_rules_are_taken() -> None:
+    rules = [{"name": "ci-*", "tags": {"env": "ci"}, "since": "2026-11-01T09:00:00+00:00"}]
+    (rule,) = load_settings(environ={}, overrides={"token_tags": rules}).token_tags
+    assert (rule.name, rule.tags, rule.since and rule.since.ms) == ("ci-*", {"env": "ci"}, 1_793_523_600_000)

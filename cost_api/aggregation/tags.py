@@ -95,11 +95,14 @@ class TagBook:
         found = {tags[key] for epoch in self.epochs for tags in epoch.values() if key in tags}
         return [*sorted(found), UNTAGGED]
 
+    def epoch_at(self, ms: int) -> int:
+        return bisect.bisect_right(self.bounds, ms // HOUR_MS)
+
     def spans(self, start_ms: int, end_ms: int) -> list[tuple[int, int, int]]:
         """[start, end) cut at the epochs' bounds: (epoch, from, to) for each piece, oldest first."""
         cuts = [b * HOUR_MS for b in self.bounds if start_ms < b * HOUR_MS < end_ms]
         edges = [start_ms, *cuts, end_ms]
-        first = bisect.bisect_right(self.bounds, start_ms // HOUR_MS)
+        first = self.epoch_at(start_ms)
         return [(first + i, a, b) for i, (a, b) in enumerate(itertools.pairwise(edges))]
 
     def passes(self, token_id: str | None, wanted: Wanted, epoch: int) -> bool:
@@ -120,7 +123,8 @@ class TagBook:
         epochs = np.searchsorted(np.asarray(self.bounds, dtype=np.int64), hours, side="right")
         pairs, inverse = np.unique(epochs.astype(np.int64) << 32 | tokens.astype(np.int64), return_inverse=True)
         decided = [decide(pair >> 32, pair & 0xFFFFFFFF) for pair in pairs.tolist()]
-        return np.asarray(decided, dtype=dtype)[inverse.reshape(-1)]
+        cells: np.ndarray = np.asarray(decided, dtype=dtype)[inverse.reshape(-1)]
+        return cells
 
 
 def wanted_of(pairs: Sequence[tuple[str, str]]) -> Wanted:

@@ -215,6 +215,10 @@ class Settings(_Strict, frozen=True):
     alerts: Annotated[
         Alerts, _doc("Anomaly rules and the webhook ([alerts](alerts.md)). From the environment: YAML.")
     ] = msgspec.field(default_factory=Alerts)
+    summary_top_tags: Annotated[
+        str | None,
+        _doc("A tag key whose top values `/v1/summary` lists in `top_tags` when the request names none."),
+    ] = None
     token_tags: Annotated[
         list[TokenTagRule],
         _doc(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
+
+from msgspec import Meta
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, ranked
 from cost_api.aggregation.blocks import (
@@ -59,6 +61,21 @@ class TopTokens(Block):
     items: list[TopToken]
 
 
+class TopTag(Block):
+    tag: Annotated[str, Meta(description="the key's value; (untagged): tokens without it and anonymous requests")]
+    spend: Money
+    change_pct: Pct | None
+
+
+class TopTags(Block):
+    """`top_tags=<key>`: the key's values that spent most over `top_window` ending at `to`, against the
+    `top_window` before."""
+
+    key: str
+    range: TimeRange
+    items: list[TopTag]
+
+
 class Summary(Block):
     """GET /v1/summary."""
 
@@ -75,6 +92,7 @@ class Summary(Block):
     by_provider: list[ProviderShare]
     top_endpoints: TopEndpoints
     top_tokens: TopTokens
+    top_tags: Annotated[TopTags | None, Meta(description="with `top_tags=<key>` (or its setting), else null")]
     pricing: PricingCoverage
     data_quality: DataQuality
     as_of: AsOf
@@ -82,7 +100,7 @@ class Summary(Block):
 
 
 async def summary_answer(
-    agg: Aggregator, window: Window, *, top_window: timedelta, top: int, filters: Filters
+    agg: Aggregator, window: Window, *, top_window: timedelta, top: int, filters: Filters, top_tags: str | None = None
 ) -> Summary:
     end = window.range.end
     top_range = Range(end - top_window, end)
@@ -97,6 +115,19 @@ async def summary_answer(
         (top_range, {**common, "dim": "token"}),
         (top_previous, {**common, "dim": "token"}),
     )
+    tags = None
+    if top_tags is not None:
+        (await agg.tag_book(directory)).check(top_tags, "top_tags")
+        by_tag = {**common, "dim": f"tag:{top_tags}"}
+        tag_now, tag_before = await agg.groups_many((top_range, by_tag), (top_previous, by_tag))
+        tags = TopTags(
+            key=top_tags,
+            range=time_range(top_range),
+            items=[
+                TopTag(tag=key, spend=money(t.spend), change_pct=change_pct(t.spend, prev))
+                for key, t, prev in ranked(tag_now.by("key"), tag_before.by("key"), top)
+            ],
+        )
     fresh = await agg.freshness()
     total = current.total()
     before = previous.total()
@@ -136,6 +167,7 @@ async def summary_answer(
                 for key, t, prev in tokens
             ],
         ),
+        top_tags=tags,
         pricing=pricing_coverage(current, agg.pricing),
         data_quality=data_quality(current, fresh),
         as_of=iso(fresh.now),

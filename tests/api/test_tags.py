@@ -123,3 +123,43 @@ def bad(response: Any, field: str) -> str:
     body = assert_problem(response, 400, kind="bad-parameter")
     assert [e["field"] for e in body["errors"]] == [field]
     return str(body["errors"][0]["message"])
+
+
+async def test_tags_lists_keys_values_and_spend(log: LogDB, client_for) -> None:
+    await ledger(log)
+    async with client_for(token_tags=RULES) as client:
+        body = await get(client, "/v1/tags")
+    assert body["spend"] == 2.865
+    env, team = ({(v["value"], v["spend"], v["share_pct"], v["requests"], v["tokens"]) for v in k["values"]}
+                 for k in body["keys"])  # fmt: skip
+    assert [k["key"] for k in body["keys"]] == ["env", "team"]
+    # today (after beta's move): search is alpha and beta, ads is delta
+    assert team == {("(untagged)", 1.215, 42.4, 2, 0), ("ads", 0.9, 31.4, 2, 1), ("search", 0.75, 26.2, 2, 2)}
+    assert env == {("(untagged)", 1.515, 52.9, 4, 0), ("ci", 1.2, 41.9, 1, 1), ("prod", 0.15, 5.2, 1, 1)}
+
+
+async def test_summary_top_tags(log: LogDB, client_for) -> None:
+    await ledger(log)
+    async with client_for(token_tags=RULES) as client:
+        asked = await get(client, "/v1/summary", top_tags="team")
+        unasked = await get(client, "/v1/summary")
+        unknown = await client.get("/v1/summary", params={"top_tags": "owner"})
+    async with client_for(token_tags=RULES, summary_top_tags="env") as client:
+        default = await get(client, "/v1/summary")
+    top = asked["top_tags"]
+    # the 7 days to TO: beta (search since 11-15) $0.60, anonymous $0.015; the 7 before: search $0.15
+    assert top["key"] == "team" and top["range"] == {"from": "2026-11-13T12:00:00Z", "to": TO}
+    assert top["items"][0] == {"tag": "search", "spend": 0.6, "change_pct": 300.0}
+    assert [(i["tag"], i["spend"]) for i in top["items"][1:]] == [("(untagged)", 0.015)]
+    assert unasked["top_tags"] is None
+    assert default["top_tags"]["key"] == "env"
+    assert bad(unknown, "top_tags") == "unknown tag key 'owner'; known keys: env, team"
+
+
+async def test_savings_by_team(log: LogDB, client_for) -> None:
+    await ledger(log)
+    await log.insert([Row(at("2026-11-17T00:00:00Z"), token_id=BETA, cache_hit=True, prompt_tokens_avoided=2_000_000)])
+    async with client_for(token_tags=RULES) as client:
+        body = await get(client, "/v1/savings", group_by="tag:team")
+    # beta's cache hit after its move: search saved 2M × $0.15/1M = $0.30
+    assert {i["tag"]: i["saved_by_cache"] for i in body["items"]} == {"search": 0.3, "ads": 0.0, "(untagged)": 0.0}

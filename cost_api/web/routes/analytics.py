@@ -15,6 +15,7 @@ from cost_api.lenses.requests import Requests
 from cost_api.lenses.savings import Savings
 from cost_api.lenses.spend import Spend
 from cost_api.lenses.summary import Summary, summary_answer
+from cost_api.lenses.tags import Tags, tags_answer
 from cost_api.lenses.trend import Trend
 from cost_api.web.csv import csv_response, filename, wants_csv
 from cost_api.web.routes.params import Common, GroupBy, Limit, limit_param
@@ -38,6 +39,9 @@ class AnalyticsController(Controller):
         service: NamedDependency[Service],
         top_window: Annotated[str, QueryParameter(description="duration for the top lists")] = "7d",
         top: Annotated[int, QueryParameter(ge=1, le=100, description="rows per top list")] = 3,
+        top_tags: Annotated[
+            str | None, QueryParameter(description="a tag key: its top values too (default: summary_top_tags)")
+        ] = None,
     ) -> Summary:
         window = common.window("30d")
         return await summary_answer(
@@ -46,6 +50,7 @@ class AnalyticsController(Controller):
             top_window=parse_duration("top_window", top_window),
             top=top,
             filters=common.filters,
+            top_tags=top_tags or service.settings.summary_top_tags,
         )
 
     @get("/spend", summary="Spend by provider, endpoint, token or model, with the previous period")
@@ -99,6 +104,10 @@ class AnalyticsController(Controller):
     @get("/live", summary="The last hour: spend, savings, errors, burn rate, freshness")
     async def live(self, common: NamedDependency[Common], service: NamedDependency[Service]) -> Live:
         return await live.live_answer(service.aggregator, common.window("1h"), filters=common.filters)
+
+    @get("/tags", summary="The tokens' tag keys, each with its values and their spend")
+    async def tag_keys(self, common: NamedDependency[Common], service: NamedDependency[Service]) -> Tags:
+        return await tags_answer(service.aggregator, common.window("30d"), filters=common.filters)
 
     @get("/requests", summary="The audit rows behind any number, newest first")
     async def requests(
