@@ -18,6 +18,7 @@ from cost_api.aggregation.blocks import (
     AsOf,
     Block,
     DataQuality,
+    GroupByName,
     Instant,
     Keyed,
     LatestRequestAt,
@@ -35,8 +36,7 @@ from cost_api.watch.budgets import period_at
 from cost_api.watch.forecast import HISTORY_HOURS, Profile, fit
 from cost_api.windows import HOUR_MS, Range, buckets, epoch_ms, from_ms, iso, slot_ms
 
-Group = Literal["provider", "endpoint", "token", "model"]
-GROUP_BY: tuple[Group, ...] = ("provider", "endpoint", "token", "model")
+GROUP_BY = ("provider", "endpoint", "token", "model", "tag")
 PeriodKind = Literal["day", "week", "month"]
 PERIODS: tuple[PeriodKind, ...] = ("day", "week", "month")
 Low = Annotated[Money, Meta(description="the 80% band's lower end")]
@@ -78,7 +78,7 @@ class Forecast(Block):
     tz: str
     range: Annotated[TimeRange, Meta(description="the whole current period")]
     history: Annotated[TimeRange, Meta(description="the hours the projection learnt from")]
-    group_by: Group | None
+    group_by: GroupByName | None
     currency: Literal["USD"]
     spend: Annotated[Money, Meta(description="spent from the period's start to as_of")]
     projected: Annotated[Money, Meta(description="spend + the expected spend of the rest of the period")]
@@ -158,7 +158,7 @@ async def forecast_answer(
         tz=tz.key,
         range=time_range(Range(span.start, span.end)),
         history=time_range(Range(from_ms(first_hour * HOUR_MS), from_ms(hour_now * HOUR_MS))),
-        group_by=GROUP_BY[GROUP_BY.index(group_by)] if group_by is not None else None,
+        group_by=group_by,
         currency="USD",
         spend=money(spent.sum()),
         projected=money(total[0]),

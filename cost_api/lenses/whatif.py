@@ -25,6 +25,7 @@ from cost_api.aggregation.blocks import (
     Block,
     Count,
     DataQuality,
+    GroupByName,
     Keyed,
     LatestRequestAt,
     Money,
@@ -43,8 +44,7 @@ from cost_api.lenses.trend import key_codes
 from cost_api.pricing.table import Entry, PriceTable
 from cost_api.windows import Window, iso
 
-Group = Literal["provider", "endpoint", "token", "model"]
-GROUP_BY: tuple[Group, ...] = ("provider", "endpoint", "token", "model")
+GROUP_BY = ("provider", "endpoint", "token", "model", "tag")
 WhatIfMoney = Annotated[Money, Meta(description="the same requests re-priced; requests it cannot price count in none")]
 
 
@@ -160,7 +160,7 @@ class WhatIf(Block):
     """GET /v1/whatif."""
 
     range: TimeRange
-    group_by: Group
+    group_by: GroupByName
     currency: Literal["USD"]
     book: Annotated[str | None, Meta(description="the price book the what-if used; null: the live table")]
     substitutions: list[Substitution]
@@ -228,7 +228,7 @@ async def whatif_answer(
     total_spend, total_whatif = float(spend.sum()), float(whatif.sum())
     return WhatIf(
         range=time_range(window.range),
-        group_by=GROUP_BY[GROUP_BY.index(group_by)],  # its Literal: dimension() checked it is one
+        group_by=group_by,
         currency="USD",
         book=sc.book,
         substitutions=substitutions,

@@ -163,3 +163,15 @@ async def test_savings_by_team(log: LogDB, client_for) -> None:
         body = await get(client, "/v1/savings", group_by="tag:team")
     # beta's cache hit after its move: search saved 2M × $0.15/1M = $0.30
     assert {i["tag"]: i["saved_by_cache"] for i in body["items"]} == {"search": 0.3, "ads": 0.0, "(untagged)": 0.0}
+
+
+async def test_whatif_by_team(log: LogDB, client_for) -> None:
+    await ledger(log)
+    async with client_for(token_tags=RULES) as client:
+        body = await get(client, "/v1/whatif", group_by="tag:team", discount="openai:50")
+    # every row is openai: half of each team's spend
+    assert {i["tag"]: (i["spend"], i["whatif"]) for i in body["items"]} == {
+        "(untagged)": (1.215, 0.6075),
+        "ads": (0.9, 0.45),
+        "search": (0.75, 0.375),
+    }

@@ -53,7 +53,7 @@ class AnalyticsController(Controller):
             top_tags=top_tags or service.settings.summary_top_tags,
         )
 
-    @get("/spend", summary="Spend by provider, endpoint, token or model, with the previous period")
+    @get("/spend", summary="Spend by provider, endpoint, token, model or tag, with the previous period")
     async def spend(
         self,
         request: Request[Any, Any, Any],
@@ -83,7 +83,7 @@ class AnalyticsController(Controller):
         common: NamedDependency[Common],
         service: NamedDependency[Service],
         group_by: Annotated[
-            str, QueryParameter(description="endpoint, model, provider, token or cache_key")
+            str, QueryParameter(description="endpoint, model, provider, token, cache_key or tag:<key>")
         ] = "endpoint",
         limit: Limit = 50,
         format_: Format = None,
@@ -141,7 +141,7 @@ class AnalyticsController(Controller):
         service: NamedDependency[Service],
         interval: Annotated[str, QueryParameter(description="day or hour, local to tz")] = "day",
         group_by: Annotated[
-            str | None, QueryParameter(description="provider, endpoint, token or model: a series per key")
+            str | None, QueryParameter(description="provider, endpoint, token, model or tag:<key>: a series per key")
         ] = None,
         top: Annotated[int, QueryParameter(ge=1, le=100, description="series before `other`")] = 8,
         format_: Format = None,

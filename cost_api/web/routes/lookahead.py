@@ -25,7 +25,7 @@ class LookaheadController(Controller):
         service: NamedDependency[Service],
         period: Annotated[str, QueryParameter(description="day, week (ISO) or month, in tz")] = "month",
         group_by: Annotated[
-            str | None, QueryParameter(description="provider, endpoint, token or model: an item per key")
+            str | None, QueryParameter(description="provider, endpoint, token, model or tag:<key>: an item per key")
         ] = None,
         limit: Limit = 50,
     ) -> Forecast:
