@@ -278,7 +278,13 @@ class Aggregator:
         if filters.tags and book is not None and rollup_dim == "token":
             wanted, value = wanted_of(filters.tags), self.vocab.value
             hours = held.slot * held.slot_ms // HOUR_MS
-            mask &= book.per_cell(hours, held.key, lambda epoch, code: book.passes(value(code), wanted, epoch), bool)
+            mask &= book.per_cell(
+                ("passes", *sorted(wanted.items())),
+                hours,
+                held.key,
+                lambda epoch, code: book.passes(value(code), wanted, epoch),
+                bool,
+            )
         return held if mask.all() else held.subset(mask)
 
     async def request_page(
@@ -478,6 +484,10 @@ def retag(groups: Groups, book: TagBook, key: str) -> Groups:
     vocab = groups.vocab
     hours = groups.slot * groups.slot_ms // HOUR_MS
     codes = book.per_cell(
-        hours, groups.key, lambda epoch, code: vocab.code(book.value(vocab.value(code), key, epoch)), np.int32
+        ("value", key, id(vocab)),
+        hours,
+        groups.key,
+        lambda epoch, code: vocab.code(book.value(vocab.value(code), key, epoch)),
+        np.int32,
     )
     return dataclasses.replace(groups, key=codes)

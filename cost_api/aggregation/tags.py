@@ -15,7 +15,7 @@ import bisect
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,7 @@ class TagBook:
                     tagged[tid] = tags
             self.epochs.append(tagged)
         self.keys = sorted({key for epoch in self.epochs for tags in epoch.values() for key in tags})
+        self._tables: dict[Hashable, np.ndarray] = {}  # per_cell's look-up tables
 
     def check(self, key: str, parameter: str) -> None:
         """A 400 naming `parameter` for a key no token carries, listing the keys that are known."""
@@ -117,13 +118,23 @@ class TagBook:
         return {"tag_filter": 1, "tag_ids": ids, "tag_negate": int(outsiders), "tag_anonymous": int(outsiders)}
 
     def per_cell(
-        self, hours: np.ndarray, tokens: np.ndarray, decide: Callable[[int, int], Any], dtype: type
+        self, name: Hashable, hours: np.ndarray, tokens: np.ndarray, decide: Callable[[int, int], Any], dtype: type
     ) -> np.ndarray:
-        """`decide(epoch, token code)` for each cell (hour, token code), computed once per distinct pair."""
+        """`decide(epoch, token code)` for each cell (hour, token code): a look-up in a table of every
+        epoch and code, computed once per `name` (what `decide` decides) while the book lasts, and
+        for the codes the vocabulary gained since; so an answer costs one gather, not a sort."""
+        size = int(tokens.max()) + 1 if len(tokens) else 0
+        table = self._tables.get(name)
+        if table is None or table.shape[1] < size:
+            known = 0 if table is None else table.shape[1]
+            grown: np.ndarray = np.empty((len(self.epochs), max(size, known)), dtype=dtype)
+            if table is not None:
+                grown[:, :known] = table
+            for epoch in range(len(self.epochs)):
+                grown[epoch, known:] = [decide(epoch, code) for code in range(known, size)]
+            self._tables[name] = table = grown
         epochs = np.searchsorted(np.asarray(self.bounds, dtype=np.int64), hours, side="right")
-        pairs, inverse = np.unique(epochs.astype(np.int64) << 32 | tokens.astype(np.int64), return_inverse=True)
-        decided = [decide(pair >> 32, pair & 0xFFFFFFFF) for pair in pairs.tolist()]
-        cells: np.ndarray = np.asarray(decided, dtype=dtype)[inverse.reshape(-1)]
+        cells: np.ndarray = table[epochs, tokens]
         return cells
 
 

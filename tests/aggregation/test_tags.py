@@ -59,7 +59,7 @@ def test_filters_become_token_lists_or_their_complement() -> None:
     }  # fmt: skip
 
 
-def test_per_cell_decides_once_per_epoch_and_token() -> None:
+def test_per_cell_decides_once_per_epoch_and_code() -> None:
     book = TagBook([("a", "pa", None, {})], [rule(token="a", tags={"team": "s"}, since="2026-11-01")])
     seen: list[tuple[int, int]] = []
 
@@ -68,9 +68,11 @@ def test_per_cell_decides_once_per_epoch_and_token() -> None:
         return epoch * 10 + code
 
     hours = np.array([NOV_1 // H - 1, NOV_1 // H - 1, NOV_1 // H, NOV_1 // H + 5])
-    codes = np.array([3, 3, 3, 4])
-    assert book.per_cell(hours, codes, decide, np.int32).tolist() == [3, 3, 13, 14]
-    assert sorted(seen) == [(0, 3), (1, 3), (1, 4)]
+    assert book.per_cell("x", hours, np.array([3, 3, 3, 4]), decide, np.int32).tolist() == [3, 3, 13, 14]
+    assert sorted(seen) == [(e, c) for e in (0, 1) for c in range(5)]
+    # kept: asked again, only the codes the vocabulary gained since are decided
+    assert book.per_cell("x", hours[:1], np.array([6]), decide, np.int32).tolist() == [6]
+    assert sorted(seen[10:]) == [(0, 5), (0, 6), (1, 5), (1, 6)]
 
 
 def test_unknown_keys_name_the_parameter() -> None:
