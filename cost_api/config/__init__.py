@@ -108,6 +108,13 @@ class Alerts(_Strict, frozen=True):
             ge=0,
         ),
     ] = 5.0
+    public_url: Annotated[
+        str | None,
+        _doc(
+            "The API's address as a reader of the alerts reaches it (`https://cost.example.com`); with it "
+            "each webhook event links to the incident's requests (`/v1/requests?…`)."
+        ),
+    ] = None
     dimensions: Annotated[
         list[Literal["endpoint", "token", "provider", "model"]], _doc("The dimensions whose values the rules watch.")
     ] = msgspec.field(default_factory=lambda: ["endpoint", "token", "provider", "model"])
@@ -328,12 +335,15 @@ def _check_urls(settings: Settings) -> None:
                 f"cors_origins[{i}]: expected an origin like https://grafana.example.com (scheme, host and an "
                 f"optional port, no path), got {origin!r}"
             )
-    url = settings.alerts.webhook_url
-    if url is not None and not _url(url, origin=False):
-        raise ConfigError(
-            f"alerts.webhook_url: expected an http:// or https:// URL with a host, like "
-            f"https://hooks.example.com/cost-api, got {url!r}"
-        )
+    for name, example in (
+        ("webhook_url", "https://hooks.example.com/cost-api"),
+        ("public_url", "https://cost.example.com"),
+    ):
+        url = getattr(settings.alerts, name)
+        if url is not None and not _url(url, origin=False):
+            raise ConfigError(
+                f"alerts.{name}: expected an http:// or https:// URL with a host, like {example}, got {url!r}"
+            )
 
 
 def _url(text: str, *, origin: bool) -> bool:

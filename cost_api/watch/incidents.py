@@ -80,10 +80,14 @@ class Incident:
         candidates = [e for e in self.episodes if e.extra >= ROOT_SHARE * impact]
         return min(candidates, key=lambda e: (SPECIFIC.get(e.dimension, len(SPECIFIC)), -e.extra))
 
-    @property
-    def related(self) -> list[Episode]:
-        root = self.root
-        return [e for e in self.episodes if e is not root]
+    def related_keys(self) -> list[str]:
+        """The other keys than the root's, as `dimension:key`, in the order their episodes started."""
+        root = _key(self.root)
+        return list(dict.fromkeys(f"{e.dimension}:{e.key}" for e in self.episodes if _key(e) != root))
+
+    def worth(self, min_impact: float) -> bool:
+        """Whether it is listed and sent: a storm or a budget always, else once its impact reaches `min_impact`."""
+        return not self.spend_only or self.impact >= min_impact
 
     def impact_per_hour(self, now: datetime) -> float:
         """The impact over the hours from its start to its end (open: to `now`), at least one."""
@@ -101,7 +105,7 @@ class Incident:
             "ended_at": None if self.ended_at is None else iso(self.ended_at),
             "impact": money(self.impact),
             "impact_per_hour": money(self.impact_per_hour(now)),
-            "related": list(dict.fromkeys(f"{e.dimension}:{e.key}" for e in self.related if _key(e) != _key(root))),
+            "related": self.related_keys(),
             "episodes": [e.as_json() for e in self.episodes],
         }
 
@@ -113,7 +117,7 @@ def _key(e: Episode) -> tuple[str, str]:
 def incidents(found: list[Episode], min_impact: float) -> list[Incident]:
     """The episodes grouped into incidents, the largest impact first (then the newest); an hourly
     incident under `min_impact` is left out."""
-    ordered = sorted(found, key=lambda e: (e.started_at, e.rule, SPECIFIC.get(e.dimension, 9), e.dimension, e.key))
+    ordered = sorted(found, key=_order)
     out: list[Incident] = []
     groups: list[list[Episode]] = []  # the hourly incidents' episodes
     for e in ordered:
@@ -127,9 +131,20 @@ def incidents(found: list[Episode], min_impact: float) -> list[Incident]:
             groups.append(group)
             out.append(Incident(group))
         group.append(e)
-    kept = [i for i in out if not i.spend_only or i.impact >= min_impact]
+    kept = [i for i in out if i.worth(min_impact)]
     kept.sort(key=lambda i: (-i.impact, -i.started_at.timestamp(), i.id))
     return kept
+
+
+def _order(e: Episode) -> tuple[Any, ...]:
+    return e.started_at, e.rule, SPECIFIC.get(e.dimension, 9), e.dimension, e.key
+
+
+def merged(old: Incident, new: Incident) -> Incident:
+    """`new` (a later replay's view of an incident) with the episodes of `old` it no longer sees (they
+    ended before the replayed hours): what the live engine reports."""
+    have = {e.id for e in new.episodes}
+    return Incident(sorted(new.episodes + [e for e in old.episodes if e.id not in have], key=_order))
 
 
 def _running(g: Episode, e: Episode) -> bool:

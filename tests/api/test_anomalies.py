@@ -21,7 +21,7 @@ from cost_api.lenses.anomalies import anomalies_answer
 from cost_api.tools.demo.catalogue import LEAKED_TOKEN
 from cost_api.tools.demo.run import run_demo
 from cost_api.watch.alerts import AlertEngine
-from cost_api.watch.anomalies import episode_id, episodes
+from cost_api.watch.anomalies import episode_id, episodes, replay
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.watch.webhook import verify
 from cost_api.web.app import create_app
@@ -343,7 +343,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
             assert p["end"] - p["start"] <= timedelta(days=1)
 
 
-async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) -> None:
+async def test_the_live_engine_sends_each_open_demo_incident_once(demo: Service) -> None:
     from .test_alerts import SECRET, Receiver  # that module builds on this one's logs
 
     receiver = Receiver()
@@ -353,7 +353,8 @@ async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) 
     await service.aggregator.warm()
     engine = AlertEngine(settings, service)
     try:
-        open_now = {e["id"] for e in await episodes(service, Range(NOW - HOUR, NOW)) if e["ended_at"] is None}
+        found = await replay(service, Range(NOW - 3 * HOUR, NOW))
+        open_now = {e.id for e in found if e.open}
         assert len(open_now) >= 4  # at least the storm, on each dimension
         await engine.tick()
         await engine.drain()
@@ -364,6 +365,9 @@ async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) 
         await service.close()
         receiver.close()
     events = receiver.events()
-    assert sorted(e["id"] for e in events) == sorted(open_now)
-    assert {e["event"] for e in events} == {"fired"}
+    assert {e["event"] for e in events} == {"fired"} and len({e["id"] for e in events}) == len(events)
     assert all(verify(SECRET, headers["X-Cost-Signature"], body) for headers, body, _ in receiver.posts)
+    # fewer events than open episodes: the storm's keys (its endpoint, token, provider, model) are one incident
+    assert len(events) < len(open_now)
+    storm = [e for e in events if "endpoint:/classify-intent" in [f"{e['dimension']}:{e['key']}", *e["related"]]]
+    assert len(storm) == 1 and storm[0]["rule"] == "request_storm"
