@@ -7,6 +7,7 @@ values of `alerts.min_impact` are compared on one replay.
 
     python -m bench.alerts                       # the demo log: 60 days, 5,000 requests a day
     python -m bench.alerts --min-impact 0 1 2 5 10 20
+    python -m bench.alerts --min-requests 1 2 3 5 10 --min-impact 0 5
 """
 
 from __future__ import annotations
@@ -59,25 +60,28 @@ def report(found: list[Incident], now: datetime) -> None:
         print(f"    e.g. {root.rule} {root.dimension} {root.key} at {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}")
 
 
-async def main(url: str, thresholds: list[float]) -> None:
-    service = build_service(load_settings(environ={}, overrides={"database_url": url}))
-    try:
-        await service.aggregator.warm()
-        found = await replay(service, Range(NOW - WINDOW, NOW), now=NOW)
-    finally:
-        await service.close()
-    print(f"episodes in {WINDOW.days} days: {len(found)}")
-    for threshold in thresholds:
-        grouped = incidents(found, threshold)
-        print(f"min_impact ${threshold:g}: {len(grouped)} incidents")
-        report(grouped, NOW)
+async def main(url: str, thresholds: list[float], floors: list[int]) -> None:
+    for floor in floors:
+        overrides = {"database_url": url, "alerts": {"min_requests": floor}}
+        service = build_service(load_settings(environ={}, overrides=overrides))
+        try:
+            await service.aggregator.warm()
+            found = await replay(service, Range(NOW - WINDOW, NOW), now=NOW)
+        finally:
+            await service.close()
+        print(f"min_requests {floor}: episodes in {WINDOW.days} days: {len(found)}")
+        for threshold in thresholds:
+            grouped = incidents(found, threshold)
+            print(f"min_requests {floor}, min_impact ${threshold:g}: {len(grouped)} incidents")
+            report(grouped, NOW)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--min-impact", type=float, nargs="+", default=[5.0])
+    parser.add_argument("--min-requests", type=int, nargs="+", default=[3])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp) / 'demo.db'}"
         run_demo(db, days=60, now=NOW, progress=False)
-        asyncio.run(main(db, args.min_impact))
+        asyncio.run(main(db, args.min_impact, args.min_requests))

@@ -100,6 +100,14 @@ class Alerts(_Strict, frozen=True):
         float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
     ] = 1.0
     min_requests_per_minute: Annotated[float, _doc("`request_storm` ignores rates below this.", ge=0)] = 60.0
+    min_requests: Annotated[
+        int,
+        _doc(
+            "`burn_rate` holds on a window (the last hour, the last 24 hours) only when it holds at least this "
+            "many requests: one expensive request in a quiet hour is no burn.",
+            ge=0,
+        ),
+    ] = 10
     min_impact: Annotated[
         float,
         _doc(

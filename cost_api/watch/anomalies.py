@@ -32,6 +32,7 @@ from cost_api.watch.rules import (
     Matrix,
     Watched,
     burn_rate,
+    enough_requests,
     hour_start,
     matrices,
     new_spender,
@@ -162,7 +163,7 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
         if not m.labels:
             continue
         windows = spend_windows(m.spend, clock)
-        judged = [burn_rate(windows, cfg), new_spender(windows, cfg)]
+        judged = [burn_rate(windows, enough_requests(m.requests, clock, cfg), cfg), new_spender(windows, cfg)]
         judged.append(await request_storm(service, m, directory, clock, windows, cfg))
         for j in judged:
             found += _runs(j, m, clock, rng, windows[1])

@@ -201,11 +201,19 @@ def times(ratio: float) -> str:
     return "new" if not math.isfinite(ratio) else f"{ratio:.1f}×"
 
 
-def burn_rate(windows: tuple[np.ndarray, ...], cfg: Alerts) -> Judged:
+def enough_requests(requests: np.ndarray, clock: Clock, cfg: Alerts) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluated cell: whether the last hour, and the last 24 hours, hold at least `min_requests`
+    requests (the windows `burn_rate` reads, cut alike in an unfinished hour)."""
+    q1, _, q24, _, _ = spend_windows(requests, clock)
+    return q1 >= cfg.min_requests - EPSILON, q24 * DAY_H >= cfg.min_requests - EPSILON
+
+
+def burn_rate(windows: tuple[np.ndarray, ...], enough: tuple[np.ndarray, np.ndarray], cfg: Alerts) -> Judged:
+    """`enough`: `enough_requests`, the request floor of each window."""
     r1, b1, r24, b24, _ = windows
     ratio1, ratio24 = _ratio(r1, b1), _ratio(r24, b24)
-    hold1 = (r1 >= cfg.min_spend_per_hour) & (r1 > 0) & (r1 >= cfg.ratio * b1)
-    hold24 = (r24 >= cfg.min_spend_per_hour) & (r24 > 0) & (r24 >= cfg.ratio * b24)
+    hold1 = (r1 >= cfg.min_spend_per_hour) & (r1 > 0) & (r1 >= cfg.ratio * b1) & enough[0]
+    hold24 = (r24 >= cfg.min_spend_per_hour) & (r24 > 0) & (r24 >= cfg.ratio * b24) & enough[1]
     use24 = hold24 & (~hold1 | (ratio24 > ratio1))  # report the window that holds, the stronger if both
     recent, baseline, ratio = np.where(use24, r24, r1), np.where(use24, b24, b1), np.where(use24, ratio24, ratio1)
 

@@ -302,8 +302,9 @@ async def test_only_one_process_on_a_sqlite_file_sends(tmp_path: Path) -> None:
     log = SqliteLog(tmp_path / "log.db")
     now = datetime.now(UTC)
     # $60 half an hour ago on an endpoint the 7 days before never saw (the log is older: the rules
-    # judge only hours whose baselines it covers): `new_spender` and `burn_rate` (against nothing) hold
-    # in that hour; the next hour, not whole yet, cannot end them. Open as long as these servers run.
+    # judge only hours whose baselines it covers): `new_spender` holds in that hour (one request: too
+    # few for `burn_rate`'s min_requests); the next hour, not whole yet, cannot end it. Open as long as
+    # these servers run.
     fresh = Row(now - timedelta(minutes=30), "anthropic", "claude-3-5-sonnet", "/fresh", prompt_tokens=20_000_000)
     await log.insert([Row(now - timedelta(days=10), endpoint="/old"), fresh])
     receiver = Receiver()
@@ -330,7 +331,7 @@ async def test_only_one_process_on_a_sqlite_file_sends(tmp_path: Path) -> None:
     finally:
         receiver.close()
     events = sorted((e["event"], e["rule"], e["key"]) for e in receiver.events())
-    assert events == [("fired", "burn_rate", "/fresh")]  # its two episodes: one incident, sent once
+    assert events == [("fired", "new_spender", "/fresh")]  # one request: no burn_rate (min_requests), sent once
 
 
 async def test_the_file_lock_passes_to_the_next_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

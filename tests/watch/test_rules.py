@@ -28,6 +28,7 @@ from cost_api.watch.rules import (
     Matrix,
     _matrix,
     burn_rate,
+    enough_requests,
     hour_start,
     new_spender,
     spend_windows,
@@ -37,7 +38,7 @@ from cost_api.windows import HOUR_MS, Range, epoch_ms
 
 from ..aggregation.cells import cell, groups
 
-CFG = Alerts(ratio=2.5, min_spend_per_hour=1.0, min_requests_per_minute=60.0, dimensions=["endpoint"])
+CFG = Alerts(ratio=2.5, min_spend_per_hour=1.0, min_requests=3, min_requests_per_minute=60.0, dimensions=["endpoint"])
 E = HISTORY_H  # the first column judged
 F = 20_000 * 24  # the matrices' first hour (an epoch hour, for the storms' minutes)
 
@@ -47,10 +48,12 @@ def clock(columns: int, frac: float = 1.0) -> Clock:
     return Clock(first=F, e0=E, last=columns - 1, frac=frac, end_minute=(F + columns) * 60, storm_from=0)
 
 
-def judge(*rows: np.ndarray, frac: float = 1.0, cfg: Alerts = CFG) -> tuple[Any, Any]:
+def judge(*rows: np.ndarray, frac: float = 1.0, cfg: Alerts = CFG, requests: float = 10.0) -> tuple[Any, Any]:
+    """The spend rules over `rows`, each hour with `requests` requests."""
     s = np.array(rows, dtype=float)
-    windows = spend_windows(s, clock(s.shape[1], frac))
-    return burn_rate(windows, cfg), new_spender(windows, cfg)
+    c = clock(s.shape[1], frac)
+    windows = spend_windows(s, c)
+    return burn_rate(windows, enough_requests(np.full_like(s, requests), c, cfg), cfg), new_spender(windows, cfg)
 
 
 def flat(value: float, columns: int = E + 1) -> np.ndarray:
@@ -75,6 +78,19 @@ def test_burn_rate_below_the_ratio_does_not_hold() -> None:
     s[E] = 2.5 - 1 / 64
     burn, _ = judge(s)
     assert burn.holds.tolist() == [[False]]
+
+
+def test_burn_rate_needs_min_requests_in_its_window() -> None:
+    s = flat(1.0)
+    s[E] = 10.0  # 10× the hour's baseline; the 24 hours (33 / 24) only 1.4× theirs
+    assert not judge(s, requests=2.0)[0].holds.any()  # 2 requests in the hour: under min_requests (3)
+    assert judge(s, requests=3.0)[0].holds.tolist() == [[True]]
+    s = flat(1.0, E + 24)
+    s[E : E + 24] = 4.0  # a day at 4× its baseline, one request an hour: only the 24-hour window holds 3
+    burn, _ = judge(s, requests=1.0)
+    # the k-th hour's 24 hours: (4 (k + 1) + (23 − k)) / 24 ≥ 2.5 from k = 11
+    assert burn.holds[0].tolist() == [False] * 11 + [True] * 13
+    assert burn.words(0, 23) == "$4.00/h over the last 24 h, 4.0× its baseline of $1.00/h"
 
 
 def test_burn_rate_compares_the_same_clock_hour_only() -> None:
@@ -221,7 +237,7 @@ async def test_a_log_s_first_8_days_are_not_judged(minute: int) -> None:
     spends = [
         cell(F, key="/steady", spend=4.0),  # the first hour: history
         cell(first - 1, key="/early", spend=5.0),  # new, but in the first 8 days
-        cell(first, key="/first", spend=2.0),  # new, in the first hour judged
+        cell(first, key="/first", spend=2.0, requests=3),  # new, in the first hour judged
     ]
     agg = FakeAggregator(F * HOUR_MS + minute * 60_000, spends)
     end = hour_start(first + 5)
@@ -238,7 +254,7 @@ async def test_a_24_hour_burn_from_before_the_first_judged_hour_is_reported(late
     """$48 two hours before the first judged hour: its 24 hours hold $2/h against nothing until that
     hour leaves them (burn_rate's R24). Whether the key spends anything later changes nothing."""
     first = F + 1 + HISTORY_H
-    spends = [cell(F, key="/steady", spend=0.5), cell(first - 2, key="/day-before", spend=48.0)]
+    spends = [cell(F, key="/steady", spend=0.5), cell(first - 2, key="/day-before", spend=48.0, requests=3)]
     spends.append(cell(first + 25, key="/day-before", spend=later))
     agg = FakeAggregator(F * HOUR_MS, spends)
     end = hour_start(first + 30)
