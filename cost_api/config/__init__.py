@@ -108,6 +108,13 @@ class Alerts(_Strict, frozen=True):
             ge=0,
         ),
     ] = 10
+    max_spend_per_hour: Annotated[
+        dict[Literal["endpoint", "token", "provider", "model"], Annotated[float, msgspec.Meta(gt=0)]],
+        _doc(
+            "`spend_ceiling`: a key of the dimension that spends at least this much in an hour (USD), "
+            "whatever its history — it judges a log's first hours too (`{token: 50}`; none by default)."
+        ),
+    ] = msgspec.field(default_factory=dict)
     min_impact: Annotated[
         float,
         _doc(

@@ -43,6 +43,9 @@ class AnomalyEpisode(Block, tag_field="kind", tag="episode"):
     peak_ratio: Annotated[float | None, Meta(description="the highest ratio to the baseline; null: a zero baseline")]
     spend: Money
     extra: Annotated[Money, Meta(description="spend over the key's usual spend (B1) in its holding hours")]
+    baseline_days: Annotated[
+        int, Meta(description="the days of log its baselines covered in its last hour: 7, fewer in a young log")
+    ]
 
 
 class AnomalyIncident(Block, tag_field="kind", tag="incident"):

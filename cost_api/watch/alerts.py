@@ -67,7 +67,9 @@ _encoder = msgspec.json.Encoder()
 
 
 # every rule: the hourly ones (rules.py, storm.py) and the budget ones (anomalies.budget_episodes)
-Rule = Literal["burn_rate", "new_spender", "request_storm", "budget_forecast", "budget_warning", "budget_exceeded"]
+Rule = Literal[
+    "burn_rate", "new_spender", "spend_ceiling", "request_storm", "budget_forecast", "budget_warning", "budget_exceeded"
+]
 
 
 class AlertEvent(Block):

@@ -33,8 +33,8 @@ from cost_api.windows import iso
 INCIDENT_GAP = timedelta(hours=1)
 ROOT_SHARE = 0.5  # a root candidate explains at least this share of the impact
 SPECIFIC = {"token": 0, "endpoint": 1, "model": 2, "provider": 3}  # most specific first
-HOURLY_RULES = ("burn_rate", "new_spender", "request_storm")
-SPEND_RULES = ("burn_rate", "new_spender")
+HOURLY_RULES = ("burn_rate", "new_spender", "spend_ceiling", "request_storm")
+SPEND_RULES = ("burn_rate", "new_spender", "spend_ceiling")
 
 
 def incident_id(first: Episode) -> str:

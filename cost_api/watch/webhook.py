@@ -112,6 +112,7 @@ def event_body(event: str, incident_id: str, i: Incident, now: datetime, public_
         "recent_spend_per_hour": None if reading.recent is None else money(reading.recent),
         "baseline_spend_per_hour": None if reading.baseline is None else money(reading.baseline),
         "ratio": ratio_json(reading.ratio),
+        "baseline_days": reading.baseline_days,
         "link": link,
         "text": event_text(event, i, now, link),
     }

@@ -35,7 +35,7 @@ from cost_api.web.service import build_service
 from cost_api.windows import iso
 
 from ..clock import FakeClock
-from ..logdb import LogDB, PostgresLog
+from ..logdb import LogDB, PostgresLog, Row
 from ..pgcluster import free_port
 from .test_anomalies import HOUR, NOW, rollups_ready, sonnet, spiky_log
 
@@ -163,6 +163,7 @@ async def test_each_open_incident_fires_once_signed(log: LogDB, receiver: Receiv
             "recent_spend_per_hour": 9.0,
             "baseline_spend_per_hour": 3.0,
             "ratio": 3.0,
+            "baseline_days": 7,
             "link": None,
             "text": ":rotating_light: burn_rate on endpoint `/open`: $12.00 over its usual spend ($6.00/h) since "
             "2026-11-18T10:00:00Z; now $9.00/h over the last hour, 3.0× its baseline of $3.00/h",
@@ -232,6 +233,35 @@ async def test_one_leak_is_one_incident_named_by_its_token_with_a_link(log: LogD
         await rollups_ready(service)
     assert len(rows) == 10 and {r["token"] for r in rows} == {"tok_leaklea…"}
     assert sum(r["cost"] for r in rows) == pytest.approx(30.0, abs=1e-9)
+
+
+async def test_a_new_token_in_a_two_day_old_log_fires(log: LogDB, receiver: Receiver) -> None:
+    """No baseline of 7 days yet: the rules judge from the day the log has. A new token spends 10 × $5
+    (gpt-4o input, $2.50 per 1M) in the last hour at /chat, which spent $3 an hour for two days."""
+    rows = [sonnet(NOW - n * HOUR + timedelta(minutes=5), "/chat", 3.0, token_id="tok_steadysteadysteady")
+            for n in range(1, 48 + 1)]  # fmt: skip
+    rows += [
+        Row(NOW - HOUR + timedelta(minutes=5 * k), "openai", "gpt-4o", "/chat", token_id="tok_newnewnewnewnew",
+            prompt_tokens=2_000_000)
+        for k in range(10)
+    ]  # fmt: skip
+    await log.insert(rows)
+    async with engine_for(log, receiver, dimensions=["endpoint", "token"], min_requests=10) as engine:
+        assert await sent(engine) == ["fired burn_rate tok_newnewn…"]
+    [fired] = receiver.events()
+    # the token: $50 against nothing; /chat: $53 against the same hour's $3 on the one day before, $50
+    # over. One incident of $50 in its first hour
+    assert (fired["impact"], fired["impact_per_hour"], fired["related"], fired["baseline_days"]) == (
+        50.0,
+        50.0,
+        ["endpoint:/chat"],
+        1,
+    )
+    assert fired["text"] == (
+        ":rotating_light: burn_rate on token `tok_newnewn…`: $50.00 over its usual spend ($50.00/h) since "
+        "2026-11-18T11:00:00Z; now $50.00/h over the last hour, nothing in its baseline (a young log: a "
+        "baseline of 1 day); also endpoint:/chat"
+    )
 
 
 def test_the_signature_is_an_hmac_of_t_dot_body() -> None:

@@ -35,7 +35,19 @@ from ..logdb import LogDB, PostgresLog, Row
 UTC_ZONE = ZoneInfo("UTC")
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday, in the past: its hours are closed
 HOUR = timedelta(hours=1)
-EPISODE_FIELDS = ["kind", "id", "rule", "dimension", "key", "started_at", "ended_at", "peak_ratio", "spend", "extra"]
+EPISODE_FIELDS = [
+    "kind",
+    "id",
+    "rule",
+    "dimension",
+    "key",
+    "started_at",
+    "ended_at",
+    "peak_ratio",
+    "spend",
+    "extra",
+    "baseline_days",
+]
 _names = itertools.count(1)
 HAND = {"dimensions": ["endpoint"], "min_requests": 1}  # the hand-built logs' spikes are a few calls each
 
