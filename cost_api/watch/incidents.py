@@ -28,6 +28,7 @@ from typing import Any
 
 from cost_api.aggregation.aggregator import money
 from cost_api.watch.anomalies import Episode
+from cost_api.watch.rules import usd
 from cost_api.windows import iso
 
 INCIDENT_GAP = timedelta(hours=1)
@@ -93,6 +94,10 @@ class Incident:
         """The impact over the hours from its start to its end (open: to `now`), at least one."""
         hours = ((self.ended_at or now) - self.started_at) / timedelta(hours=1)
         return self.impact / max(hours, 1.0)
+
+    def dollars(self, now: datetime) -> str:
+        """Its impact in words: `$30.00 over its usual spend ($15.00/h)`."""
+        return f"{usd(self.impact)} over its usual spend ({usd(self.impact_per_hour(now))}/h)"
 
     def as_json(self, now: datetime) -> dict[str, Any]:
         root = self.root

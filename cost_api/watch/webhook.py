@@ -19,7 +19,6 @@ from cost_api import __version__
 from cost_api.aggregation.aggregator import money
 from cost_api.watch.anomalies import Episode, ratio_json
 from cost_api.watch.incidents import HOURLY_RULES, Incident
-from cost_api.watch.rules import usd
 from cost_api.windows import iso
 
 SIGNATURE_HEADER = "X-Cost-Signature"
@@ -83,7 +82,7 @@ def event_text(event: str, i: Incident, now: datetime, link: str | None) -> str:
     reading = root.last if event == "fired" else (root.after or root.last)
     since = iso(i.started_at)
     budget = root.rule not in HOURLY_RULES  # a budget's words are its dollars
-    dollars = f"{usd(i.impact)} over its usual spend ({usd(i.impact_per_hour(now))}/h)"
+    dollars = i.dollars(now)
     related = i.related_keys()
     also = f"; also {', '.join(related)}" if related else ""
     if event == "fired":
@@ -94,7 +93,7 @@ def event_text(event: str, i: Incident, now: datetime, link: str | None) -> str:
         span = f"{since} to {iso(i.ended_at)}" if i.ended_at else f"since {since}"
         peak = ratio_json(root.peak_ratio)
         peaked = f", peak {peak}×" if peak is not None else ""
-        what = f"{usd(root.spend)} spent" if budget else dollars
+        what = f"${root.spend:,.2f} spent" if budget else dollars
         text = _slack(f":white_check_mark: resolved: {_subject(root)}, {span}{peaked}, {what}{also}")
     return text if link is None else f"{text} <{_slack(link)}|audit rows>"
 
