@@ -39,7 +39,7 @@ from prometheus_client import Counter
 from cost_api.aggregation.blocks import AsOf, Block, Instant
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.anomalies import replay
-from cost_api.watch.incidents import Incident, incidents, merged
+from cost_api.watch.incidents import Incident, coarse_alone, incidents, merged
 from cost_api.watch.webhook import Delivery, event_body, post
 from cost_api.windows import Range, iso
 
@@ -195,7 +195,7 @@ class AlertEngine:
             elif known:
                 still_open.update(known)
                 self.sent.update({sent_id: merged(self.sent[sent_id], i) for sent_id in known})
-            elif i.worth(self.cfg.min_impact):
+            elif i.worth(self.cfg.min_impact, coarse_alone(self.cfg.dimensions)):
                 self.sent[i.id] = i
                 still_open.add(i.id)
                 queued.append(self._queue("fired", i.id, i, now))

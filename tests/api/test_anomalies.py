@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -284,20 +285,31 @@ DEMO_ALERTS = {"min_spend_per_hour": 0.5}  # the demo's volume is small: its sto
 
 @pytest.fixture(scope="module", params=BACKENDS)
 async def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
-    """21 days of the demo log (15,000 requests a day) up to NOW, in a database the demo created; served
-    with its closed hours already in memory."""
+    """21 days of the demo log (15,000 requests a day) up to NOW."""
+    async with generated(request, tmp_path_factory, DEMO_ALERTS, days=21, requests_per_day=15_000) as service:
+        yield service
+
+
+@asynccontextmanager
+async def generated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, alerts: dict[str, Any], **demo: Any
+) -> AsyncIterator[Service]:
+    """A log `run_demo(…, **demo)` generates up to NOW in a new database of the fixture's backend, served
+    (with `alerts`) with its closed hours already in memory."""
     if request.param == "sqlite":
         url, drop = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}", None
     else:
         empty = await empty_postgres(request.getfixturevalue("pg_cluster"))
         url, drop = empty.url, empty.drop
-    await asyncio.to_thread(run_demo, url, days=21, requests_per_day=15_000, now=NOW, progress=False)
-    service = build_service(load_settings(environ={}, overrides={"database_url": url, "alerts": DEMO_ALERTS}))
+    await asyncio.to_thread(partial(run_demo, url, now=NOW, progress=False, **demo))
+    service = build_service(load_settings(environ={}, overrides={"database_url": url, "alerts": alerts}))
     await service.aggregator.warm()
-    yield service
-    await service.close()
-    if drop is not None:
-        await drop()
+    try:
+        yield service
+    finally:
+        await service.close()
+        if drop is not None:
+            await drop()
 
 
 async def empty_postgres(cluster: Any) -> PostgresLog:

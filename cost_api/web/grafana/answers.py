@@ -23,7 +23,7 @@ from cost_api.lenses.live import live_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
-from cost_api.watch.incidents import HOURLY_RULES, incidents
+from cost_api.watch.incidents import HOURLY_RULES, coarse_alone, incidents
 from cost_api.web.grafana.catalogue import (
     DAY_MS,
     FILTER_KEYS,
@@ -161,7 +161,8 @@ async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker
     found = await anomalies.replay(service, rng, budgets=budgets)
     now = min(rng.end, service.clock.now())
     events = []
-    for incident in incidents(found, service.settings.alerts.min_impact):
+    cfg = service.settings.alerts
+    for incident in incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions)):
         root, related = incident.root, incident.related_keys()
         parts = (
             incident.dollars(now) if root.rule in HOURLY_RULES else root.last.words,
