@@ -14,6 +14,8 @@ import yaml
 
 from cost_api.config import load_settings
 from cost_api.watch import anomalies
+from cost_api.watch.anomalies import Episode, Reading
+from cost_api.watch.incidents import incidents
 from cost_api.web import grafana
 from cost_api.web.service import build_service
 from cost_api.windows import Range
@@ -600,44 +602,33 @@ async def test_api_key_in_server_access_mode_and_cors_for_browser_mode(log: LogD
 # --------------------------------------------------------------------------- annotations
 
 
+def _episode(rule: str, dimension: str, key: str, start: str, end: str | None, extra: float) -> Episode:
+    reading = Reading(None, None, 0.0, "words")
+    ended = None if end is None else at(end)
+    return Episode(rule, dimension, key, at(start), ended, 6.5, extra + 2.0, reading, extra=extra)
+
+
+# two incidents (3 hours apart): $10 over the baseline in 2 hours, and $9 in the 9 hours up to TO
 EPISODES = [
-    {
-        "id": "ep1",
-        "rule": "burn_rate",
-        "dimension": "endpoint",
-        "key": "/summarise-ticket",
-        "started_at": "2026-11-19T10:00:00Z",
-        "ended_at": "2026-11-19T12:00:00Z",
-        "peak_ratio": 6.5,
-        "spend": 12.25,
-    },
-    {
-        "id": "ep2",
-        "rule": "new_spender",
-        "dimension": "token",
-        "key": "pg_live_xy7…",
-        "started_at": "2026-11-19T15:00:00Z",
-        "ended_at": None,
-        "peak_ratio": None,
-        "spend": 3.0,
-    },
+    _episode("burn_rate", "endpoint", "/summarise-ticket", "2026-11-19T10:00:00Z", "2026-11-19T12:00:00Z", 10.0),
+    _episode("new_spender", "token", "pg_live_xy7…", "2026-11-19T15:00:00Z", None, 9.0),
 ]
 
 
 @pytest.fixture
 def episodes(monkeypatch: pytest.MonkeyPatch) -> list[Range]:
-    """anomalies.episodes answering EPISODES, recording the ranges it was asked for."""
+    """anomalies.replay answering EPISODES, recording the ranges it was asked for."""
     asked: list[Range] = []
 
-    async def fake(service: Any, rng: Range, **_: Any) -> list[dict[str, Any]]:
+    async def fake(service: Any, rng: Range, **_: Any) -> list[Episode]:
         asked.append(rng)
         return EPISODES
 
-    monkeypatch.setattr(anomalies, "episodes", fake)
+    monkeypatch.setattr(anomalies, "replay", fake)
     return asked
 
 
-async def test_annotations_from_anomaly_episodes(log: LogDB, client_for: ClientFactory, episodes: list[Range]) -> None:
+async def test_annotations_from_anomaly_incidents(log: LogDB, client_for: ClientFactory, episodes: list[Range]) -> None:
     anno = body({"refId": "Anno", "target": "anomalies", "payload": {}})
     anno["targets"][0]["refId"] = "Anno"
     async with client_for() as client:
@@ -661,10 +652,10 @@ async def test_annotations_from_anomaly_episodes(log: LogDB, client_for: ClientF
     ]
     started = day(6) + 10 * HOUR
     assert table["rows"] == [
-        [started, started + 2 * HOUR, "burn_rate: endpoint /summarise-ticket", "peak 6.5× baseline, $12.25 spent",
-         "burn_rate,endpoint"],
-        [day(6) + 15 * HOUR, day(7), "new_spender: token pg_live_xy7…", "$3.00 spent, still running",
-         "new_spender,token"],
+        [started, started + 2 * HOUR, "burn_rate: endpoint /summarise-ticket",
+         "$10.00 over its usual spend ($5.00/h)", "burn_rate,endpoint"],
+        [day(6) + 15 * HOUR, day(7), "new_spender: token pg_live_xy7…",
+         "$9.00 over its usual spend ($1.00/h); still running", "new_spender,token"],
     ]  # fmt: skip
     assert legacy.status_code == 200
     first = legacy.json()[0]
@@ -778,26 +769,32 @@ def test_dashboard_refers_only_to_what_the_api_serves() -> None:
         assert headline in titles
 
 
-async def test_annotations_are_the_replayed_episodes(log: LogDB, client_for: ClientFactory) -> None:
-    """No stand-in: a new endpoint spending $1.50 in an hour (≥ min_spend_per_hour, nothing in the 7
-    days before, of which the log holds all) is an anomaly; the annotations are the replay's episodes."""
+async def test_annotations_are_the_replayed_incidents(log: LogDB, client_for: ClientFactory) -> None:
+    """No stand-in: a new endpoint spending $6 in an hour (≥ min_spend_per_hour, nothing in the 7 days
+    before, of which the log holds all) is an anomaly, $6 over nothing (≥ min_impact $5); the annotations
+    are the replay's incidents, one per incident."""
     await log.insert(
         [
             Row(at("2026-11-01T00:00:00Z"), *MINI, "/old", prompt_tokens=10),  # the log's history: baselines
-            Row(at("2026-11-19T10:05:00Z"), *SONNET, "/new", prompt_tokens=500_000),  # 500000 × 3 = $1.50
+            Row(at("2026-11-19T10:05:00Z"), *SONNET, "/new", prompt_tokens=2_000_000),  # 2,000,000 × 3 = $6
         ]
     )
     async with client_for() as client:
         (table,) = await query(client, body({"target": "anomalies"}))
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     try:  # the replay itself, on a service of its own (the app's lives on the test client's loop)
-        replayed = await anomalies.episodes(service, Range(at(FROM), at(TO)))
+        replayed = incidents(await anomalies.replay(service, Range(at(FROM), at(TO))), 5.0)
     finally:
         await service.close()
-    assert replayed
-    assert [row[2] for row in table["rows"]] == [f"{e['rule']}: {e['dimension']} {e['key']}" for e in replayed]
-    assert [row[0] for row in table["rows"]] == [int(at(e["started_at"]).timestamp() * 1000) for e in replayed]
-    assert ["new_spender: endpoint /new", day(6) + 10 * HOUR] in [[row[2], row[0]] for row in table["rows"]]
+    assert [row[2] for row in table["rows"]] == [f"{i.root.rule}: {i.root.dimension} {i.root.key}" for i in replayed]
+    assert [row[:2] for row in table["rows"]] == [[day(6) + 10 * HOUR, day(6) + 11 * HOUR]]
+    # seen on every dimension, one incident; its root the most specific key, the (anonymous) token
+    assert table["rows"][0][2:] == [
+        "new_spender: token anonymous",
+        "$6.00 over its usual spend ($6.00/h); also endpoint:/new, model:anthropic/claude-3-5-sonnet-20241022, "
+        "provider:anthropic",
+        "new_spender,token",
+    ]
 
 
 # --------------------------------------------------------------------------- Infinity: the URLs docs/grafana.md gives

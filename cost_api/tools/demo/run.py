@@ -32,6 +32,7 @@ def run_demo(
     tz: str = "UTC",
     progress: bool = True,
     tokens: int = TOKENS,
+    make: Callable[[Params], LogGenerator] = LogGenerator,
 ) -> int:
     """Write a demo log of `days` days up to `now` into a database this creates; return the rows written.
 
@@ -39,7 +40,8 @@ def run_demo(
     parameters stored at its generation: rows are appended in real time (from the end of the log,
     catching up first) until SIGINT (Ctrl-C) or SIGTERM. `progress` shows a progress bar and messages
     on stderr. A naive `now` is taken as UTC. `tokens`: how many regular API tokens the traffic spreads
-    over (the benchmark's many-tokens log); a followed log goes on with the default.
+    over (the benchmark's many-tokens log); a followed log goes on with the default. `make`: the
+    generator of the log's rows (`stories.StoriesLog`: the second log, its other stories).
     """
     if days < 1 or requests_per_day < 1:
         raise DemoError("days and requests_per_day must be at least 1")
@@ -57,7 +59,7 @@ def run_demo(
             now = now or datetime.now(UTC)
             now_ms = epoch_ms(now if now.tzinfo else now.replace(tzinfo=UTC))
             params = Params(now_ms, seed, days, requests_per_day, tz, tokens)
-            generator = LogGenerator(params)
+            generator = make(params)
             store.reset(generator.tokens)
             rng = np.random.default_rng([seed, 1])
             start = now_ms - days * DAY

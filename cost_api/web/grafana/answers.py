@@ -2,7 +2,7 @@
 /metric-payload-options, /tag-values and the old /annotations, each in Grafana's shape.
 
 Every number comes from a lens: a time series is /v1/trend's computation (`trend.chart`) over
-Grafana's buckets, a table is /v1/spend, /v1/summary or /v1/live, an annotation an episode of
+Grafana's buckets, a table is /v1/spend, /v1/summary or /v1/live, an annotation an incident of
 /v1/anomalies. So a Grafana answer and the /v1 answer for the same range are the same figures.
 """
 
@@ -23,6 +23,7 @@ from cost_api.lenses.live import live_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
+from cost_api.watch.incidents import HOURLY_RULES, coarse_alone, incidents
 from cost_api.web.grafana.catalogue import (
     DAY_MS,
     FILTER_KEYS,
@@ -62,7 +63,7 @@ from cost_api.web.grafana.shapes import (
     VariableValue,
 )
 from cost_api.web.service import Service
-from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms, parse_instant
+from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms
 
 # --------------------------------------------------------------------------- time series
 
@@ -154,38 +155,31 @@ async def live_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
 
 
 async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[Event]:
-    """Anomaly episodes (those of /v1/anomalies: the hourly rules, and the budget ones) as annotation
-    events: a region from start to end (to the range's end while one is still running)."""
+    """Anomaly incidents (those of /v1/anomalies: the hourly rules' episodes grouped, and the budget
+    ones), one annotation each: a region from its start to its end (to the range's end while it runs),
+    titled by its root, its text the dollars over the usual spend and the related keys."""
+    found = await anomalies.replay(service, rng, budgets=budgets)
+    now = min(rng.end, service.clock.now())
     events = []
-    for ep in await anomalies.episodes(service, rng, budgets=budgets):
-        start = _epoch(ep["started_at"])
-        end = _epoch(ep["ended_at"]) if ep.get("ended_at") else epoch_ms(rng.end)
-        ratio = ep.get("peak_ratio")
-        spent = ep.get("spend")
-        text = ", ".join(
-            part
-            for part in (
-                f"peak {ratio:g}× baseline" if isinstance(ratio, int | float) else "",
-                f"${spent:,.2f} spent" if isinstance(spent, int | float) else "",
-                "" if ep.get("ended_at") else "still running",
-            )
-            if part
+    cfg = service.settings.alerts
+    for incident in incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions)):
+        root, related = incident.root, incident.related_keys()
+        parts = (
+            incident.dollars(now) if root.rule in HOURLY_RULES else root.last.words,
+            f"also {', '.join(related)}" if related else "",
+            "" if incident.ended_at else "still running",
         )
         events.append(
             Event(
-                time=start,
-                timeEnd=end,
-                title=f"{ep['rule']}: {ep['dimension']} {ep['key']}",
-                text=text,
-                tags=[str(ep["rule"]), str(ep["dimension"])],
-                id=str(ep["id"]),
+                time=epoch_ms(incident.started_at),
+                timeEnd=epoch_ms(incident.ended_at or rng.end),
+                title=f"{root.rule}: {root.dimension} {root.key}",
+                text="; ".join(part for part in parts if part),
+                tags=[root.rule, root.dimension],
+                id=incident.id,
             )
         )
     return events
-
-
-def _epoch(value: str) -> int:
-    return epoch_ms(parse_instant("started_at", value))
 
 
 def annotations_table(events: list[Event]) -> Table:
@@ -311,7 +305,7 @@ async def tag_values(service: Service, body: dict[str, Any]) -> list[TagValue]:
 async def legacy_annotations(
     service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None
 ) -> list[Annotation]:
-    """POST /annotations (plugins before 0.4): the same episodes as annotation events."""
+    """POST /annotations (plugins before 0.4): the same incidents as annotation events."""
     win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
     annotation = object_at(body, "annotation")
     return [Annotation.of(annotation, event) for event in await annotation_events(service, win.range, budgets)]
