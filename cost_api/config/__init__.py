@@ -84,6 +84,10 @@ class Retry(_Strict, frozen=True):
     max_delay: Annotated[Duration, _doc("The longest delay between retries.")] = _duration("5m")
 
 
+WATCH_PATTERN = r"^(endpoint|token|provider|model|tag:[A-Za-z0-9_.-]{1,64})$"
+WatchDimension = Annotated[str, msgspec.Meta(pattern=WATCH_PATTERN)]
+
+
 class Alerts(_Strict, frozen=True):
     webhook_url: Annotated[
         str | None,
@@ -110,7 +114,7 @@ class Alerts(_Strict, frozen=True):
         ),
     ] = 10
     max_spend_per_hour: Annotated[
-        dict[Literal["endpoint", "token", "provider", "model"], Annotated[float, msgspec.Meta(gt=0)]],
+        dict[WatchDimension, Annotated[float, msgspec.Meta(gt=0)]],
         _doc(
             "`spend_ceiling`: a key of the dimension that spends at least this much in an hour (USD), "
             "whatever its history — it judges a log's first hours too (`{token: 50}`; none by default)."
@@ -132,7 +136,8 @@ class Alerts(_Strict, frozen=True):
         ),
     ] = None
     dimensions: Annotated[
-        list[Literal["endpoint", "token", "provider", "model"]], _doc("The dimensions whose values the rules watch.")
+        list[WatchDimension],
+        _doc("The dimensions whose values the rules watch; `tag:<key>` watches a tag's values (a team's burn rate)."),
     ] = msgspec.field(default_factory=lambda: ["endpoint", "token", "provider", "model"])
     retry: Annotated[Retry, _doc("Webhook delivery retries.")] = msgspec.field(default_factory=Retry)
 

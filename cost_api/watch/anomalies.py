@@ -178,7 +178,8 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
         judged = [burn_rate(windows, enough_requests(m.requests, clock, cfg), cfg), new_spender(windows, cfg, clock)]
         if (ceiling := _ceiling(cfg, m.dimension)) is not None:
             judged.append(spend_ceiling(windows, ceiling))
-        judged.append(await request_storm(service, m, directory, clock, windows, cfg))
+        if not m.dimension.startswith("tag:"):  # minutes are counted per logged column; a team's storm is its token's
+            judged.append(await request_storm(service, m, directory, clock, windows, cfg))
         for j in judged:
             found += _runs(j, m, clock, rng, windows[1])
     return found

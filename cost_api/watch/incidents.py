@@ -37,8 +37,11 @@ INCIDENT_GAP = timedelta(hours=1)
 LATE_JOIN = timedelta(hours=6)  # a coarser key's episode joins an incident this long after its start
 CONTINUE_GAP = timedelta(hours=24)  # a key's episode continues its incident after this long a pause
 ROOT_SHARE = 0.5  # a root candidate explains at least this share of the impact
-SPECIFIC = {"token": 0, "endpoint": 1, "model": 2, "provider": 3}  # most specific first
-FINE = ("token", "endpoint")  # each request has one of each: their keys' spends are an incident's own
+# most specific first; a tag's value (`tag:<key>`, a team) holds many tokens and may span endpoints
+SPECIFIC = {"token": 0, "endpoint": 1, "tag": 2, "model": 3, "provider": 4}
+# each request has one key of each (a tag key's value, `(untagged)` included): their keys' spends are an
+# incident's own
+FINE = ("token", "endpoint", "tag")
 HOURLY_RULES = ("burn_rate", "new_spender", "spend_ceiling", "request_storm")
 SPEND_RULES = ("burn_rate", "new_spender", "spend_ceiling")
 
@@ -80,7 +83,7 @@ class Incident:
     def weighed(self) -> list[Episode]:
         """The episodes its impact and root are taken from: those on tokens and endpoints when it has
         any (a provider's or a model's spend also holds other endpoints' and tokens' changes), else all."""
-        fine = [e for e in self.episodes if e.dimension in FINE]
+        fine = [e for e in self.episodes if is_fine(e.dimension)]
         return fine or self.episodes
 
     @property
@@ -91,7 +94,7 @@ class Incident:
     def root(self) -> Episode:
         impact = self.impact
         candidates = [e for e in self.weighed if e.extra >= ROOT_SHARE * impact]
-        best = min(candidates, key=lambda e: (SPECIFIC.get(e.dimension, len(SPECIFIC)), -e.extra))
+        best = min(candidates, key=lambda e: (specific(e.dimension), -e.extra))
         # a storm on that key names it: a retry loop is the problem, its dollars the consequence
         storm = [e for e in self.episodes if _key(e) == _key(best) and e.rule == "request_storm"]
         return storm[0] if storm else best
@@ -106,7 +109,7 @@ class Incident:
         `min_impact` — and, unless `coarse_alone`, when it holds a token or an endpoint episode."""
         if not self.spend_only:
             return True
-        return self.impact >= min_impact and (coarse_alone or any(e.dimension in FINE for e in self.episodes))
+        return self.impact >= min_impact and (coarse_alone or any(is_fine(e.dimension) for e in self.episodes))
 
     def impact_per_hour(self, now: datetime) -> float:
         """The impact over the hours from its start to its end (open: to `now`), at least one."""
@@ -137,12 +140,25 @@ def _key(e: Episode) -> tuple[str, str]:
     return e.dimension, e.key
 
 
+def dimension_kind(dimension: str) -> str:
+    """`tag` for every `tag:<key>`; the dimension itself otherwise."""
+    return "tag" if dimension.startswith("tag:") else dimension
+
+
+def specific(dimension: str) -> int:
+    return SPECIFIC.get(dimension_kind(dimension), len(SPECIFIC))
+
+
+def is_fine(dimension: str) -> bool:
+    return dimension_kind(dimension) in FINE
+
+
 def coarse_alone(dimensions: Sequence[str]) -> bool:
     """Whether an incident of provider and model episodes alone is kept: only when the rules watch
     neither tokens nor endpoints. Each request has a token and an endpoint, so a real change of spend
     shows on one of them; a provider's or a model's rise that none of them shows is many small changes
     summed (a busy day), no one problem to act on."""
-    return not set(dimensions) & set(FINE)
+    return not any(is_fine(d) for d in dimensions)
 
 
 def incidents(found: list[Episode], min_impact: float, *, coarse: bool = True) -> list[Incident]:
@@ -169,7 +185,7 @@ def incidents(found: list[Episode], min_impact: float, *, coarse: bool = True) -
 
 
 def _order(e: Episode) -> tuple[Any, ...]:
-    return e.started_at, e.rule, SPECIFIC.get(e.dimension, 9), e.dimension, e.key
+    return e.started_at, e.rule, specific(e.dimension), e.dimension, e.key
 
 
 def merged(old: Incident, new: Incident) -> Incident:
@@ -195,7 +211,7 @@ def _joins(group: list[Episode], e: Episode) -> bool:
         return False
     same = [g for g in group if g.dimension == e.dimension]
     after = e.started_at - group[0].started_at
-    coarser = SPECIFIC.get(e.dimension, 9) > SPECIFIC.get(group[0].dimension, 9)
+    coarser = specific(e.dimension) > specific(group[0].dimension)
     return all(g.key == e.key for g in same) and (
         after <= INCIDENT_GAP or (not same and coarser and after <= LATE_JOIN)
     )

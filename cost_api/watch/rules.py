@@ -44,9 +44,14 @@ WEEK_H = 7 * DAY_H
 DAYS = 7  # the baselines cover the previous 7 days
 HISTORY_H = WEEK_H + DAY_H  # hours before an evaluated hour that its baselines read (+1 for a partial hour)
 EPSILON = 1e-9  # dollars: below this a sum of spends counts as no spend
-# the `groups` dimension each rule dimension is read with; provider and model share the base read
+# the `groups` dimension each rule dimension is read with; provider and model share the base read;
+# `tag:<key>` is read as itself (the token rollup folded through the tokens' tags)
 _READ_DIM = {"endpoint": "endpoint", "token": "token", "provider": None, "model": None}
 _COLUMNS = {"endpoint": ("key",), "token": ("key",), "provider": ("provider",), "model": ("provider", "model")}
+
+
+def _read_dim(dimension: str) -> str | None:
+    return dimension if dimension.startswith("tag:") else _READ_DIM[dimension]
 
 
 # --------------------------------------------------------------------------- hourly matrices
@@ -76,7 +81,7 @@ def label(dimension: str, raw: Any, directory: TokenDirectory) -> tuple[str, str
 def _matrix(dimension: str, groups: Groups, directory: TokenDirectory, first: int, hours: int) -> Matrix:
     """Fold hourly groups into key × hour matrices; keys shown alike (two token ids with one
     prefix) are one row, as the `token=` filter treats them."""
-    columns = _COLUMNS[dimension]
+    columns = _COLUMNS.get(dimension, ("key",))
     arrays = [getattr(groups, c).astype(np.int64) for c in columns]
     combined = arrays[0]
     for array in arrays[1:]:  # codes are ≥ 0; no groups (a quiet lookback) make empty arrays
@@ -109,7 +114,10 @@ async def matrices(
     `groups` dimension (provider and model share one)."""
     agg = service.aggregator
     dimensions = list(dimensions)
-    reads = list(dict.fromkeys(_READ_DIM[d] for d in dimensions))
+    if any(d.startswith("tag:") for d in dimensions):  # a key no token carries (yet) has no values to watch
+        keys = (await agg.tag_book()).keys
+        dimensions = [d for d in dimensions if not d.startswith("tag:") or d[4:] in keys]
+    reads = list(dict.fromkeys(_read_dim(d) for d in dimensions))
     span = Range(hour_start(first), end)
     directory_read = agg.tokens() if "token" in dimensions else _no_directory()
     # one gather of two kinds of read: the token directory first, then the groups of each read
@@ -118,7 +126,7 @@ async def matrices(
     parts: list[Groups] = read[1:]
     by_read = dict(zip(reads, parts, strict=True))
     hours = ceil_hour(epoch_ms(end)) - first
-    return [_matrix(d, by_read[_READ_DIM[d]], directory, first, hours) for d in dimensions], directory
+    return [_matrix(d, by_read[_read_dim(d)], directory, first, hours) for d in dimensions], directory
 
 
 async def _no_directory() -> TokenDirectory:

@@ -69,6 +69,8 @@ def audit_link(public_url: str, i: Incident, now: datetime) -> str:
     if root.dimension == "model":
         provider, model = root.key.split("/", 1)
         query = [("provider", provider), ("model", model)]
+    elif root.dimension.startswith("tag:"):
+        query = [("tag", f"{root.dimension[4:]}:{root.key}")]
     else:
         query = [(root.dimension, root.key)]  # a token as displayed: the filter takes it
     query += [("from", iso(i.started_at)), ("to", iso(i.ended_at or now))]

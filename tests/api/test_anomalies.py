@@ -396,3 +396,18 @@ async def test_the_live_engine_sends_each_open_demo_incident_once(demo: Service)
     assert len(events) < len(open_now)
     storm = [e for e in events if "endpoint:/classify-intent" in [f"{e['dimension']}:{e['key']}", *e["related"]]]
     assert len(storm) == 1 and storm[0]["rule"] == "request_storm"
+
+
+async def test_a_tag_is_a_dimension_of_the_rules(log: LogDB) -> None:
+    await spiky_log(log)
+    await log.execute("UPDATE request_log SET token_id = 'tok_ended_team_a' WHERE endpoint = '/ended'")
+    rules = [{"token": "tok_ended_team_a", "tags": {"team": "a"}}]
+    async with serve(log.url, alerts={**HAND, "dimensions": ["tag:team"]}, token_tags=rules) as client:
+        body = await anomalies(client, window="1d")
+        incidents = await anomalies(client, window="1d", view="incidents")
+    h = lambda n: iso(NOW - n * HOUR)  # noqa: E731
+    # team a is /ended's token: $9 against $3 at the same clock hour, two hours. The rest is (untagged):
+    # /steady and /open's $6/h rising to $12, and $13.50 with /fresh: 2.0× and 2.25×, under 2.5×
+    assert found(body) == {("burn_rate", "a", h(5), h(3), 3.0, 18.0)}
+    assert [(e["dimension"], e["extra"]) for e in body["items"]] == [("tag:team", 12.0)]
+    assert [(i["dimension"], i["key"], i["impact"]) for i in incidents["items"]] == [("tag:team", "a", 12.0)]
