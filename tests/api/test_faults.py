@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import asyncpg
 import httpx
 import pytest
@@ -30,7 +31,7 @@ from prometheus_client import REGISTRY
 
 from cost_api.config import load_settings
 from cost_api.resources import sql_dir
-from cost_api.store.database import SQLITE_BUSY_WAIT, QueryTimeout, request_deadline
+from cost_api.store.database import SQLITE_BUSY_WAIT, DatabaseUnavailable, QueryTimeout, request_deadline
 from cost_api.web.app import create_app
 from cost_api.web.service import build_service
 from cost_api.windows import epoch_ms
@@ -523,6 +524,42 @@ async def test_sqlite_file_unreadable_under_load_then_back(tmp_path: Path, fault
             if response.status_code != 200:
                 assert named in assert_problem(response, 503)["detail"]
         await assert_recovered(client, log, 4)
+
+
+async def test_sqlite_query_waiting_for_a_connection_gets_one_when_the_busy_one_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection busy, a query waiting for one, then the busy one dropped (its query found the
+    file is not a database): the waiting query opens a connection at once. It waited for one to come
+    back to the pool instead, which none did, until query_timeout: a 504 where the fault was a 503
+    (the rare 504 of test_sqlite_file_unreadable_under_load_then_back)."""
+    log = sqlite_log(tmp_path / "log.db", "delete", [])
+    settings = {"database_url": log.url, "query_timeout": "30s", "max_concurrent_queries": 1}
+    service = build_service(load_settings(environ={}, overrides=settings))
+    real = aiosqlite.Connection.execute_fetchall
+    entered, broken = asyncio.Event(), asyncio.Event()
+
+    async def fails_first(conn: aiosqlite.Connection, sql: str, parameters: Any = None) -> Any:
+        if not entered.is_set():  # the first query: running when the file turns out broken
+            entered.set()
+            await broken.wait()
+            raise sqlite3.DatabaseError("file is not a database")
+        return await real(conn, sql, parameters)
+
+    monkeypatch.setattr(aiosqlite.Connection, "execute_fetchall", fails_first)
+    try:
+        busy = asyncio.ensure_future(service.db.fetch("token_labels"))
+        await asyncio.wait_for(entered.wait(), 10)
+        waiting = asyncio.ensure_future(service.db.fetch("token_labels"))
+        await asyncio.sleep(0)  # (no I/O before it waits: one turn of the loop takes it there)
+        assert not waiting.done() and in_use(service.db) == 1
+        broken.set()
+        with pytest.raises(DatabaseUnavailable, match="not a database"):
+            await busy
+        assert list(await waiting) == []  # answered on a connection of its own, not timed out
+        assert in_use(service.db) == 0
+    finally:
+        await service.close()
 
 
 # --------------------------------------------------------------------------- one deadline per request
