@@ -543,6 +543,8 @@ async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for:
             ("/grafana/variable", b"nope", "body"),
             ("/grafana/query", b'{"targets": {"refId": "A"}}', "targets"),
             ("/grafana/query", json.dumps(body({"target": "dollars"})).encode(), "targets[0].target"),
+            ("/grafana/query", json.dumps(body({"target": "spend", "hide": True}, {"target": "dollars"})).encode(),
+             "targets[1].target"),  # by its place in the body, hidden targets counted
             ("/grafana/query", spend({"group_by": "team"}), "group_by"),
             ("/grafana/query", spend({"interval": "1m"}), "payload.interval"),  # 10,080 points
             ("/grafana/query", json.dumps(body({"target": "top_tokens", "payload": {"limit": "x"}})).encode(),

@@ -244,7 +244,7 @@ async def query(service: Service, body: QueryRequest, budgets: BudgetTracker | N
         ref = target.refId
         return [msgspec.structs.replace(answer, refId=ref) for answer in answers] if ref is not None else answers
 
-    results = await gather_or_cancel(*(one(i, t) for i, t in enumerate(wanted)))
+    results = await gather_or_cancel(*(one(i, t) for i, t in wanted))
     return [answer for answers in results for answer in answers]
 
 

@@ -283,15 +283,15 @@ def window(body: Request, tz: zoneinfo.ZoneInfo, now: datetime) -> Window:
     return parse_window(window=None, from_=start, to=end, tz=tz, default=DEFAULT_WINDOW, now=now)
 
 
-def targets(body: QueryRequest) -> list[Target]:
-    """The targets to answer: hidden ones, placeholders without a `target` and items that are not
-    targets at all dropped."""
+def targets(body: QueryRequest) -> list[tuple[int, Target]]:
+    """The targets to answer, each with its index in `targets` (errors name it): hidden ones,
+    placeholders without a `target` and items that are not targets at all dropped."""
     given = body.targets or []
     if len(given) > MAX_TARGETS:
         raise BadParameter(
             "targets", f"at most {MAX_TARGETS} per query, hidden ones included; got {len(given)}: split the panel"
         )
-    return [t for t in given if isinstance(t, Target) and t.hide is not True and t.name]
+    return [(i, t) for i, t in enumerate(given) if isinstance(t, Target) and t.hide is not True and t.name]
 
 
 def adhoc_filters(body: QueryRequest) -> list[AdhocFilter]:
