@@ -40,24 +40,31 @@ from ..pgcluster import free_port
 from .test_anomalies import HOUR, NOW, rollups_ready, sonnet, spiky_log
 
 SECRET = "whsec_test"
+HOLD = 0  # a plan's step: no answer (see Receiver)
+# Per delivery attempt: the receiver answers at once, so no attempt comes near it but a held one
+ENGINE_TIMEOUT = 5.0
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: answers each POST with the next status of `plan` (then 204); a
-    float in the plan is a delay before answering, longer than the engine's timeout (recorded as status 0)."""
+    """A webhook receiver on 127.0.0.1: answers each POST with the next status of `plan` (then 204);
+    `HOLD` in the plan answers nothing until the next POST comes (the engine's retry, once it gave up
+    on this one: a timeout, recorded as status 0) or the receiver closes."""
 
     def __init__(self) -> None:
-        self.plan: list[int | float] = []
+        self.plan: list[int] = []
         self.posts: list[tuple[dict[str, str], bytes, int]] = []  # headers, body, status answered
+        self.next_post = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 step = receiver.plan.pop(0) if receiver.plan else 204
-                receiver.posts.append((dict(self.headers), body, 0 if isinstance(step, float) else step))
-                if isinstance(step, float):
-                    time.sleep(step)
+                receiver.posts.append((dict(self.headers), body, step))
+                receiver.next_post.set()
+                if step == HOLD:
+                    receiver.next_post.clear()
+                    receiver.next_post.wait(60)  # (a guard: the engine gives up long before)
                     step = 204
                 self.send_response(step)
                 self.end_headers()
@@ -79,6 +86,7 @@ class Receiver:
         return [json.loads(body) for _, body, status in self.posts if 200 <= status < 300]
 
     def close(self) -> None:
+        self.next_post.set()  # nothing held any longer
         self.server.shutdown()
         self.server.server_close()
 
@@ -108,7 +116,7 @@ async def engine_for(
 ) -> AsyncIterator[AlertEngine]:
     settings = alert_settings(log.url, receiver.url if receiver else None, **alerts)
     service = build_service(settings, clock or FakeClock(NOW))
-    engine = AlertEngine(settings, service, timeout=0.5)
+    engine = AlertEngine(settings, service, timeout=ENGINE_TIMEOUT)
     try:
         yield engine
     finally:
@@ -314,7 +322,7 @@ async def test_a_receiver_failing_twice_gets_the_event_once(log: LogDB, receiver
     await spiky_log(log)
     before = {r: _count(r) for r in ("delivered", "retried", "failed")}
     async with engine_for(log, receiver, **ONE) as engine:
-        receiver.plan = [0.8, 503]  # a timeout (the engine waits 0.5 s), then a 503, then 204
+        receiver.plan = [HOLD, 503]  # a timeout (the engine waits ENGINE_TIMEOUT), then a 503, then 204
         queued = await engine.tick()
         assert [d.state for d in queued] == ["pending"]  # queued in the background: tick() did not wait
         await engine.drain()

@@ -500,6 +500,37 @@ async def test_the_shapes_older_plugins_send(log: LogDB, client_for: ClientFacto
     assert points(answer[2]) == {day(6): 2}
 
 
+async def test_fields_grafana_sends_in_several_shapes(log: LogDB, client_for: ClientFactory) -> None:
+    """`range.from`/`to` as ISO text or epoch ms; a payload as an object, JSON text or a variable's
+    name; a variable's query in `payload` or `target` (an object too); items of `targets` that are
+    not objects skipped; keys cost-api does not read ignored whatever their type."""
+    await _ledger(log)
+    epoch = {"from": DAY0, "to": day(7), "raw": 5}
+    async with client_for() as client:
+        iso = await query(client, body({"target": "spend", "payload": {"group_by": "provider"}}))
+        numbers = await query(client, body({"target": "spend", "payload": {"group_by": "provider"}}, range=epoch))
+        text = await query(client, body({"target": "spend", "payload": '{"group_by": "provider", "top": "1"}'}))
+        assert numbers == iso
+        assert [(a["target"], points(a)) for a in text] == [("anthropic", {day(6): 0.05259}), ("other", {
+            day(1): 0.00525})]  # fmt: skip
+        odd = body({"target": "requests"}, panelId="5", requestId={"x": [1]}, startTime="soon")
+        odd["targets"] = ["spend", 7, None, [1, 2], *odd["targets"]]
+        assert [(a["refId"], points(a)) for a in await query(client, odd)] == [("A", {day(1): 2, day(5): 1, day(6): 2})]
+
+        providers = [{"text": v, "value": v} for v in ("anthropic", "openai", "together")]
+        for search in (
+            {"target": "providers"},
+            {"target": {"target": "providers"}},
+            {"target": '{"target": "provider"}'},
+        ):
+            answer = await client.post("/grafana/search", json={**search, "range": epoch})
+            assert answer.json() == providers, search
+        chained = [{"__text": "gpt-4o-mini-2024-07-18", "__value": "gpt-4o-mini-2024-07-18"}]
+        for payload in ({"target": "models", "provider": "openai"}, '{"target": "models", "provider": "openai"}'):
+            answer = await client.post("/grafana/variable", json={"payload": payload, "range": epoch})
+            assert answer.json() == chained, payload
+
+
 async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for: ClientFactory) -> None:
     def spend(payload: dict[str, Any] | None = None, **extra: Any) -> bytes:
         return json.dumps(body({"target": "spend", "payload": payload or {}}, **extra)).encode()
@@ -514,6 +545,8 @@ async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for:
             ("/grafana/variable", b"nope", "body"),
             ("/grafana/query", b'{"targets": {"refId": "A"}}', "targets"),
             ("/grafana/query", json.dumps(body({"target": "dollars"})).encode(), "targets[0].target"),
+            ("/grafana/query", json.dumps(body({"target": "spend", "hide": True}, {"target": "dollars"})).encode(),
+             "targets[1].target"),  # by its place in the body, hidden targets counted
             ("/grafana/query", spend({"group_by": "team"}), "group_by"),
             ("/grafana/query", spend({"interval": "1m"}), "payload.interval"),  # 10,080 points
             ("/grafana/query", json.dumps(body({"target": "top_tokens", "payload": {"limit": "x"}})).encode(),
@@ -523,6 +556,19 @@ async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for:
             ("/grafana/query", adhoc("team", "="), "filters[0].key"),
             ("/grafana/query", adhoc("provider", "<"), "filters[0].operator"),
             ("/grafana/variable", b'{"payload": {"target": "teams"}}', "payload.target"),
+            # a field cost-api reads, of a type it cannot read, named by its path
+            ("/grafana/query", spend(range="last week"), "range"),
+            ("/grafana/query", spend(range={"from": True, "to": TO}), "range.from"),
+            ("/grafana/query", spend(intervalMs=[1]), "intervalMs"),
+            ("/grafana/query", spend({"top": [8]}), "targets[0].payload.top"),
+            ("/grafana/query", json.dumps(body({"target": "spend", "payload": '{"top": [8]}'})).encode(), "targets[0]"),
+            ("/grafana/query", spend({"provider": {"a": 1}}), "targets[0].payload.provider"),
+            ("/grafana/query", json.dumps(body({"target": 5})).encode(), "targets[0].target"),
+            ("/grafana/query", spend(filters=["provider=openai"]), "filters[0]"),
+            ("/grafana/query", spend(scopedVars={"p": "openai"}), "scopedVars[...]"),
+            ("/grafana/tag-values", b'{"key": ["provider"]}', "key"),
+            ("/grafana/metric-payload-options", b'{"name": 1}', "name"),
+            ("/grafana/annotations", b'{"annotation": "anomalies"}', "annotation"),
         ]  # fmt: skip
         for path, raw, field in cases:
             response = await client.post(path, content=raw, headers={"Content-Type": "application/json"})
