@@ -81,7 +81,9 @@ class Roster:
         """The budgets' token values that name `tid` (kept: the check asks per call)."""
         found = self._budgeted.get(tid)
         if found is None:
-            found = self._budgeted[tid] = tuple(v for v in self.tokens if self.names(v, tid))
+            found = tuple(v for v in self.tokens if self.names(v, tid))
+            if tid in self.known:  # a token nobody listed is not kept: the callers choose those
+                self._budgeted[tid] = found
         return found
 
     def tags_now(self, tid: str, now: datetime) -> dict[str, str]:
