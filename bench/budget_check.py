@@ -7,6 +7,9 @@
 3. A load generator in another process calls `GET /v1/budgets/check?endpoint=/summarise-ticket` on
    loopback: wrk (`apt-get install wrk`) with `--connections` connections for `--duration` seconds, or,
    without wrk, a Python asyncio client (slower: it measures itself as much as the server).
+   With `--token`, the check also names a token (the demo's `customer-A`, by id) that a budget caps and
+   a `token_tags` rule puts in a team with a budget of its own: the check then looks up the token's
+   budgets and its tags' too.
 4. The same load on `/healthz`, in the same run: what the framework and the machine give any route.
    With `--rounds R` the two alternate R times (check first, then /healthz first, …) and each figure
    is the median of its R runs.
@@ -29,6 +32,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -56,6 +60,12 @@ budgets:
   - {endpoint: /summarise-ticket, limit_usd: 1000000, period: month}
   - {endpoint: /summarise-ticket, limit_usd: 250000, period: week}
   - {endpoint: /agent-proxy-claude, limit_usd: 0.01, period: day}
+"""
+TOKEN_CONFIG = """\
+  - {tag: "team:customers", limit_usd: 1000000, period: month}
+  - {token: TOKEN, limit_usd: 1000000, period: week}
+token_tags:
+  - {name: "customer-*", tags: {team: customers}}
 """
 
 
@@ -131,7 +141,7 @@ async def _python_load(host: str, port: int, target: str, connections: int, dura
 # --------------------------------------------------------------------------- server time
 
 
-async def server_time(db_url: str, config_path: Path, calls: int, settle: float) -> dict[str, float]:
+async def server_time(db_url: str, config_path: Path, calls: int, settle: float, token: str | None) -> dict[str, float]:
     """Seconds per check inside the process: the tracker's check() alone, and the whole ASGI app."""
     settings = load_settings(config_path, environ={}, overrides={"database_url": db_url})
     app = create_app(settings)
@@ -140,7 +150,7 @@ async def server_time(db_url: str, config_path: Path, calls: int, settle: float)
         await asyncio.sleep(settle)  # past the start-up reads, as the served run is
         started = time.perf_counter()
         for _ in range(calls):
-            tracker.check(ENDPOINT)
+            tracker.check(ENDPOINT, token)
         check_s = (time.perf_counter() - started) / calls
 
         def scope(query: bytes, path: str = CHECK_PATH) -> dict[str, Any]:
@@ -187,8 +197,9 @@ async def server_time(db_url: str, config_path: Path, calls: int, settle: float)
                 samples.append(time.perf_counter() - t0)
             return sum(samples) / n, sorted(samples)
 
-        asgi_s, samples = await per_request(b"endpoint=%2Fsummarise-ticket", calls // 10)
-        blocked_s, _ = await per_request(b"endpoint=%2Fagent-proxy-claude", calls // 10)
+        caller = b"" if token is None else b"&token=" + token.encode()
+        asgi_s, samples = await per_request(b"endpoint=%2Fsummarise-ticket" + caller, calls // 10)
+        blocked_s, _ = await per_request(b"endpoint=%2Fagent-proxy-claude" + caller, calls // 10)
         healthz_s, _ = await per_request(b"", calls // 10, "/healthz")
     assert set(statuses) == {200, 422}, statuses
     return {
@@ -291,7 +302,9 @@ def serve_and_load(args: argparse.Namespace, url: str, config: Path, workers: in
             got["cpu_ms"] = (_cpu_seconds(serving) - cpu) * 1000 / max(got["requests"], 1)
             return got
 
-        target = f"{CHECK_PATH}?endpoint=%2Fsummarise-ticket"
+        target = f"{CHECK_PATH}?endpoint=%2Fsummarise-ticket" + (
+            "" if args.token_id is None else f"&token={args.token_id}"
+        )
         load(target, 3)  # warm-up
         checks, healthz = [], []
         for i in range(args.rounds):  # alternating, so that a drift in the machine's load hits both
@@ -371,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh", default="2s", help="budget_refresh of the served config")
     parser.add_argument("--settle", type=float, default=10, help="seconds between start-up and load")
     parser.add_argument("--calls", type=int, default=100_000, help="in-process check() calls")
+    parser.add_argument("--token", action="store_true", help="check as a token with a token and a team budget")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
@@ -379,11 +393,17 @@ def main(argv: list[str] | None = None) -> int:
         db = work / "log.db"
         url = f"sqlite:///{db}"
         config = work / "config.yaml"
-        config.write_text(CONFIG.replace("REFRESH", args.refresh))
         started = time.monotonic()
         rows = run_demo(url, days=args.days, progress=False)
         print(f"demo log: {rows:,} rows in {time.monotonic() - started:.1f}s ({db})", file=sys.stderr)
-        in_process = asyncio.run(server_time(url, config, args.calls, args.settle))
+        text = CONFIG.replace("REFRESH", args.refresh)
+        args.token_id = None
+        if args.token:
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                (args.token_id,) = conn.execute("SELECT id FROM api_tokens WHERE name = 'customer-A'").fetchone()
+            text += TOKEN_CONFIG.replace("TOKEN", args.token_id)
+        config.write_text(text)
+        in_process = asyncio.run(server_time(url, config, args.calls, args.settle, args.token_id))
         runs = [serve_and_load(args, url, config, n) for n in args.workers]
     finally:
         shutil.rmtree(work, ignore_errors=True)

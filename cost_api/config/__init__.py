@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from cost_api.config.tags import Since, TokenTagRule, check_rules
+from cost_api.config.tags import TAG_KEY, UNTAGGED, Since, TokenTagRule, check_rules
 from cost_api.store.url import DatabaseURLError, parse_database_url
 
 ENV_PREFIX = "COST_API_"
@@ -67,13 +67,49 @@ def _doc(description: str, **constraints: Any) -> msgspec.Meta:
     return msgspec.Meta(description=description, **constraints)
 
 
-class Budget(_Strict, frozen=True):
-    endpoint: Annotated[str, _doc("The gateway route, as logged in `request_log.endpoint`.")]
+class Budget(_Strict, frozen=True, kw_only=True):
+    endpoint: Annotated[str | None, _doc("The gateway route, as logged in `request_log.endpoint`.")] = None
+    token: Annotated[
+        str | None, _doc("A token: its id (`api_tokens.id`) or its displayed prefix (`sk-live-a1b…`).")
+    ] = None
+    tag: Annotated[
+        str | None, _doc("A tag value, `key:value` (`team:search`): the tokens carrying it at each hour.")
+    ] = None
     limit_usd: Annotated[float, _doc("The cap in USD; the check answers 422 once spent ≥ limit.", gt=0)]
     period: Annotated[
         Literal["day", "week", "month"], _doc("`week` is ISO (from Monday); each a calendar span in `tz`.")
     ]
     warn_at_pct: Annotated[float, _doc("Status `warning` from this share of the limit (%).", gt=0, le=100)] = 80.0
+
+    def __post_init__(self) -> None:
+        named = [(kind, value) for kind, value in self.subject_fields() if value is not None]
+        if len(named) != 1:
+            got = ", ".join(kind for kind, _ in named) or "none"
+            raise ValueError(f"give exactly one of endpoint, token or tag (got {got})")
+        kind, value = named[0]
+        if not value.strip():
+            raise ValueError(f"{kind}: blank")
+        if kind == "token" and value.removesuffix("…") == "anonymous":
+            raise ValueError("token: anonymous calls carry no token; cap them with an endpoint budget")
+        if kind == "tag":
+            key, colon, tag_value = value.partition(":")
+            if not colon or not TAG_KEY.match(key) or not tag_value.strip():
+                raise ValueError(f"tag: expected key:value, like team:search; got {value!r}")
+            if tag_value == UNTAGGED:
+                raise ValueError(f"tag: {UNTAGGED} is no tag value; untagged tokens are in no tag budget")
+
+    def subject_fields(self) -> tuple[tuple[str, str | None], ...]:
+        return (("endpoint", self.endpoint), ("token", self.token), ("tag", self.tag))
+
+    @property
+    def subject(self) -> tuple[Literal["endpoint", "token", "tag"], str]:
+        """What the budget caps: ("endpoint", "/x"), ("token", id or prefix) or ("tag", "team:search")."""
+        if self.endpoint is not None:
+            return "endpoint", self.endpoint
+        if self.token is not None:
+            return "token", self.token.removesuffix("…")
+        assert self.tag is not None  # __post_init__: exactly one is given
+        return "tag", self.tag
 
 
 class Retry(_Strict, frozen=True):
@@ -235,8 +271,8 @@ class Settings(_Strict, frozen=True):
     budgets: Annotated[
         list[Budget],
         _doc(
-            "Per-endpoint spending caps ([budgets](budgets.md)); several per endpoint allowed. From the "
-            "environment: YAML, `COST_API_BUDGETS='[{endpoint: /x, limit_usd: 5, period: day}]'`."
+            "Spending caps per endpoint, token or tag value ([budgets](budgets.md)); several per one allowed. "
+            "From the environment: YAML, `COST_API_BUDGETS='[{endpoint: /x, limit_usd: 5, period: day}]'`."
         ),
     ] = msgspec.field(default_factory=list)
     alerts: Annotated[

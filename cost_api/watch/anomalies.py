@@ -286,8 +286,18 @@ def budget_episodes(budgets: BudgetTracker, rng: Range) -> list[Episode]:
         reading = Reading(None, None, spent / limit, words)
         rules = ["budget_warning"] + (["budget_exceeded"] if item["status"] == "exceeded" else [])
         for rule in rules:
-            found.append(Episode(rule, "endpoint", item["endpoint"], start, None, spent / limit, spent, reading))
+            found.append(Episode(rule, *budget_key(item), start, None, spent / limit, spent, reading))
     return found
+
+
+def budget_key(item: dict[str, Any]) -> tuple[str, str]:
+    """The dimension and key of a budget's episodes: `endpoint` /x, `token` sk-…, or `tag:team` search."""
+    if item["token"] is not None:
+        return "token", item["token"]
+    if item["tag"] is not None:
+        key, _, value = item["tag"].partition(":")
+        return f"tag:{key}", value
+    return "endpoint", item["endpoint"]
 
 
 def forecast_episode(item: dict[str, Any], rng: Range) -> Episode | None:
@@ -304,4 +314,4 @@ def forecast_episode(item: dict[str, Any], rng: Range) -> Episode | None:
         f"({usd(projected)} by {item['resets_at']})"
     )
     reading = Reading(None, None, projected / limit, words)
-    return Episode("budget_forecast", "endpoint", item["endpoint"], start, None, projected / limit, spent, reading)
+    return Episode("budget_forecast", *budget_key(item), start, None, projected / limit, spent, reading)

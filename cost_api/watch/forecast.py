@@ -5,9 +5,9 @@ UTC hour of the week (168 of them) over those weeks, scaled to the recent level 
 spend ÷ what the profile expected of them), and how far single days stray from it. `Profile.ahead`
 sums the profile over any span ahead; `Profile.band` widens the expectation of a span into its 80%
 band: the day-to-day scatter averages out over a long span, the level's own error does not.
-`Profile.exceeds` finds when a running total crosses a limit. `endpoint_profiles` fits one profile per
-budgeted endpoint (the budget tracker's projections). docs/forecast.md describes the
-method and its backtest (bench/forecast.py).
+`Profile.exceeds` finds when a running total crosses a limit. `hourly_history` reads, over
+`history_range`, what the budget tracker fits one profile per budget from (its projections).
+docs/forecast.md describes the method and its backtest (bench/forecast.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 
-from cost_api.aggregation.aggregator import Aggregator, Filters
+from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory
 from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
 
 WEEK_HOURS = 168
@@ -126,20 +126,24 @@ def _scatter(actual: np.ndarray, expected: np.ndarray) -> float:
     return max(float(np.std(np.log(a[ok] / e[ok]))), MIN_SCATTER)
 
 
-async def endpoint_profiles(agg: Aggregator, endpoints: tuple[str, ...], now: datetime) -> dict[str, Profile]:
-    """The profile of each endpoint with spend in the four weeks (at most) of whole hours before `now`:
-    one read of the aggregator's hourly groups."""
+async def history_range(agg: Aggregator, now: datetime) -> Range | None:
+    """The whole hours a profile is fitted from: the four weeks (at most) of the log before `now`."""
     hour_now = epoch_ms(now) // HOUR_MS
     oldest = (await agg.log_bounds())[0]
     first = max(hour_now - HISTORY_HOURS, hour_now if oldest is None else oldest // HOUR_MS)
-    if first >= hour_now or not endpoints:
-        return {}
-    rng = Range(from_ms(first * HOUR_MS), from_ms(hour_now * HOUR_MS))
-    groups = (await agg.groups(rng, filters=Filters(endpoints=endpoints), dim="endpoint")).counted()
+    return None if first >= hour_now else Range(from_ms(first * HOUR_MS), from_ms(hour_now * HOUR_MS))
+
+
+async def hourly_history(
+    agg: Aggregator, rng: Range, dim: str, filters: Filters, directory: TokenDirectory | None = None
+) -> dict[str, np.ndarray]:
+    """The spend per hour of `rng` (whole hours) of each `dim` value (an endpoint, a token id, a tag
+    value): one read of the aggregator's hourly groups."""
+    first, hours = epoch_ms(rng.start) // HOUR_MS, (epoch_ms(rng.end) - epoch_ms(rng.start)) // HOUR_MS
+    groups = (await agg.groups(rng, filters=filters, directory=directory, dim=dim)).counted()
     hour = groups.slot_starts() // HOUR_MS - first
-    out: dict[str, Profile] = {}
+    out: dict[str, np.ndarray] = {}
     for code in np.unique(groups.key).tolist():
         mine = groups.key == code
-        hourly = np.bincount(hour[mine], weights=groups.spend[mine], minlength=hour_now - first)
-        out[str(agg.vocab.value(code))] = fit(hourly, first)
+        out[str(agg.vocab.value(code))] = np.bincount(hour[mine], weights=groups.spend[mine], minlength=hours)
     return out

@@ -140,6 +140,8 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
     assert [{k: v for k, v in i.items() if not k.startswith("projected")} for i in body["items"]] == [
         {
             "endpoint": "/summarise-ticket",
+            "token": None,
+            "tag": None,
             "seen": True,
             "period": "month",
             "period_start": "2026-10-31T23:00:00Z",
@@ -153,6 +155,8 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
         },
         {
             "endpoint": "/agent",
+            "token": None,
+            "tag": None,
             "seen": True,
             "period": "day",
             "period_start": "2026-11-19T23:00:00Z",
@@ -166,6 +170,8 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
         },
         {
             "endpoint": "/classify",
+            "token": None,
+            "tag": None,
             "seen": True,
             "period": "week",
             "period_start": "2026-11-15T23:00:00Z",
@@ -179,6 +185,8 @@ async def test_budgets_match_the_hand_computed_ledger(log: LogDB) -> None:
         },
         {
             "endpoint": "/classify",
+            "token": None,
+            "tag": None,
             "seen": True,
             "period": "day",
             "period_start": "2026-11-19T23:00:00Z",

@@ -102,6 +102,6 @@ async def test_the_openapi_document_lists_no_dependency_as_a_parameter(client_fo
     shared = {"window", "from", "to", "tz", "provider", "model", "endpoint", "token"}
     for op in ("GET /v1/summary", "GET /v1/spend", "GET /v1/anomalies", "GET /v1/pricing/unpriced"):
         assert shared <= listed[op], op
-    assert listed["GET /v1/budgets/check"] == {"endpoint"}
+    assert listed["GET /v1/budgets/check"] == {"endpoint", "token"}
     assert listed["GET /readyz"] == set()
     assert listed["POST /grafana/query"] == set()

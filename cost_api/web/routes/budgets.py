@@ -10,7 +10,8 @@ from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from cost_api.errors import BadParameter
-from cost_api.watch.budgets import BudgetCheck, BudgetOverview, BudgetTracker
+from cost_api.watch.budget_problem import BudgetCheck, BudgetOverview
+from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
 
 
@@ -18,7 +19,12 @@ class BudgetsController(Controller):
     path = "/v1/budgets"
     tags = ["budgets"]
 
-    @get("/", summary="Every configured budget: spent, remaining and status in its current period", opt=LIGHT)
+    @get(
+        "/",
+        summary="Every configured budget (per endpoint, token or tag value): spent, remaining and status in its "
+        "current period",
+        opt=LIGHT,
+    )
     async def budgets(self, budgets: NamedDependency[BudgetTracker]) -> BudgetOverview:
         return budgets.overview_answer()
 
@@ -26,14 +32,15 @@ class BudgetsController(Controller):
         "/check",
         opt=LIGHT,
         summary="What a gateway calls before the provider call",
-        description="200 while every budget of the endpoint is under its cap; 422 problem once any is "
-        "exceeded; when the figure is stale, 200 with `stale: true` (fail open) or 503 (fail closed).",
+        description="200 while every budget that applies is under its cap — the endpoint's, the token's and "
+        "those of the tags the token carries now; 422 problem once any is exceeded; when the figure is stale, "
+        "200 with `stale: true` (fail open) or 503 (fail closed).",
         responses={
-            400: ResponseSpec(None, description="`endpoint` is missing"),
+            400: ResponseSpec(None, description="`endpoint` is missing, or `token` is given blank"),
             422: ResponseSpec(
                 None,
-                description="A budget of the endpoint is exceeded (`type` ending in `budget-exceeded`, "
-                "with `endpoint`, `period`, `limit_usd`, `spent`, `resets_at`, `budgets`)",
+                description="A budget that applies is exceeded (`type` ending in `budget-exceeded`, with "
+                "`endpoint`, `token`, `tags`, `period`, `limit_usd`, `spent`, `resets_at`, `exceeded`, `budgets`)",
             ),
             503: ResponseSpec(None, description="The figure is stale and `budget_fail_mode` is closed"),
         },
@@ -44,7 +51,13 @@ class BudgetsController(Controller):
         endpoint: Annotated[
             str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
         ] = None,
+        token: Annotated[
+            str | None,
+            QueryParameter(description="the calling token: its id or displayed prefix; omitted: an anonymous call"),
+        ] = None,
     ) -> BudgetCheck:
         if not endpoint:
             raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
-        return budgets.check(endpoint)
+        if token is not None and not token.strip():
+            raise BadParameter("token", "blank: give the calling token's id or displayed prefix, or leave it out")
+        return budgets.check(endpoint, token)

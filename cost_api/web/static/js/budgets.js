@@ -25,7 +25,7 @@ export async function loadBudgets(gen) {
       el(
         "tr",
         {},
-        el("th", { scope: "row" }, el("code", {}, item.endpoint), el("span", { class: "muted period" }, ` per ${item.period}`)),
+        el("th", { scope: "row" }, el("code", {}, subject(item)), el("span", { class: "muted period" }, ` per ${item.period}`)),
         el("td", {}, el("span", { class: "used" }, bar(item.used_pct, item.status), el("span", { class: "num" }, pct(item.used_pct)))),
         el("td", { class: "num" }, `${money(item.spent)} / ${money(item.limit_usd)}`),
         el("td", {}, el("span", { class: `status ${item.status}` }, el("span", { "aria-hidden": "true" }, `${icon[item.status] || ""} `), item.status), el("span", { class: "muted resets" }, ` resets ${stamp(item.resets_at)}${projectedEnd(item)}`)),
@@ -35,6 +35,12 @@ export async function loadBudgets(gen) {
   );
   const age = b.age_seconds == null ? "" : `Figures ${Math.round(b.age_seconds)} s old`;
   $("budgets-note").textContent = b.stale ? `${age} — stale: the database could not be read.` : age;
+}
+
+/** What a budget caps: its endpoint, `token sk-…` or `tag team:search`. */
+function subject(item) {
+  if (item.endpoint != null) return item.endpoint;
+  return item.token != null ? `token ${item.token}` : `tag ${item.tag}`;
 }
 
 /** `; projected $X` at the reset, and when it reaches the limit if it is projected to. */
