@@ -3,42 +3,32 @@
 
 import { AuthNeeded, Problem, api } from "./api.js";
 import { $, el, fillBody, showError } from "./dom.js";
-import { TZ, compact, dayLabel, hourLabel, money, usd, whole } from "./format.js";
+import { addFilter } from "./filters.js";
+import { compact, dayLabel, hourLabel, money, rangeText, usd, whole } from "./format.js";
 import { loadProjection, projectedDays, projectionData, projectionSeries, projectionText } from "./projection.js";
+import { filterParams, scopeParams } from "./scope.js";
 import { state } from "./state.js";
 
 // Series colours: distinct, each at least 3:1 against white; `other` grey; the saved line near-black.
 const PALETTE = ["#1f5fa8", "#d55e00", "#00876c", "#8e44ad", "#a86b00", "#c2185b", "#4a6d8c", "#5f7a14"];
 const OTHER_COLOUR = "#8a8f98";
-const SAVED_COLOUR = "#1b1f24";
+const ink = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim(); // follows dark mode
 
 let chart = null; // the uPlot drawn last, resized with its card
+let drawn = null; // what it was drawn from: drawn again when the colour scheme changes
 
-/** The trend's range: whole local days (today so far), or whole hours for 24h. */
-function trendParams() {
-  const from = new Date();
-  if (state.window === "24h") {
-    from.setMinutes(0, 0, 0);
-    from.setHours(from.getHours() - 23);
-    return { interval: "hour", from: from.getTime() };
-  }
-  from.setHours(0, 0, 0, 0);
-  from.setDate(from.getDate() - (parseInt(state.window, 10) - 1));
-  return { interval: "day", from: from.getTime() };
-}
-
-export async function loadTrend(gen) {
-  const params = { ...trendParams(), tz: TZ };
+export async function loadTrend(range, gen) {
+  const params = { ...scopeParams(range), interval: range.interval };
   let body;
   let note = "";
-  const forecast = params.interval === "day" ? loadProjection(TZ) : Promise.resolve(null);
+  const forecast = range.projection ? loadProjection({ tz: state.tz, ...filterParams() }) : Promise.resolve(null);
   try {
     try {
-      body = await api("v1/trend", { ...params, group_by: "provider", top: PALETTE.length - 1 });
+      body = await api("v1/trend", { ...params, group_by: state.split, top: PALETTE.length - 1 });
     } catch (error) {
       if (!(error instanceof Problem) || error.status < 500 || error.status === 503 || error.status === 504) throw error;
       body = await api("v1/trend", params); // the split failed: show the total
-      note = ` (the split by provider is unavailable: ${error.message})`;
+      note = ` (the split by ${state.split} is unavailable: ${error.message})`;
     }
   } catch (error) {
     if (error instanceof AuthNeeded) throw error;
@@ -48,16 +38,28 @@ export async function loadTrend(gen) {
   const projection = await forecast;
   if (gen !== state.generation) return;
   showError("trend-error", null);
-  const days = state.window === "24h" ? null : parseInt(state.window, 10);
-  $("trend-title").textContent = body.interval === "hour" ? "Hourly spend by provider" : "Daily spend by provider";
+  const hour = body.interval === "hour";
+  $("trend-what").textContent = `${hour ? "Hourly" : "Daily"} spend by ${state.split}`;
+  $("trend-range").textContent = rangeText(body.range);
   $("trend-caption").textContent =
-    (days ? `${days} local days, today so far` : "24 local hours, this hour so far") +
-    `; bars stacked by provider, dashed line: saved by cache. Times in ${body.tz}.${note}` +
+    `Local ${hour ? "hours" : "days"} in ${body.tz}, the first and last cut at the range's ends; bars stacked by ${state.split} ` +
+    `(click one to filter by it), dashed line: saved by cache.${note}` +
     (projection ? projectionText(projection) : "");
   drawTrend(body, projection);
 }
 
+/** The key of the bar under a click (the series whose stacked band holds the pointer), or null. */
+function keyAt(u, series, stacked, n) {
+  const idx = u.cursor.idx;
+  if (idx == null || idx >= n) return null;
+  const y = u.posToVal(u.cursor.top, "y");
+  const i = stacked.findIndex((sums) => y >= 0 && y <= sums[idx]);
+  const s = series[i];
+  return s && s.key !== "other" && s.key !== "total" ? s[state.split] : null;
+}
+
 function drawTrend(body, forecast) {
+  drawn = [body, forecast];
   // Series that spent nothing in the range (an `other` of $0, say) only crowd the legend.
   const spent = body.series.filter((s) => s.points.some((p) => p.spend > 0));
   const series = spent.length ? spent : body.series.slice(0, 1);
@@ -78,7 +80,7 @@ function drawTrend(body, forecast) {
   const ahead = projectedDays(forecast, actual); // today and the month's days after it
   const starts = ahead ? [...actual, ...ahead.slice(1).map((d) => Date.parse(d.t) / 1000)] : actual;
   const blank = Array(starts.length - actual.length).fill(null);
-  const label = (i) => (hour ? hourLabel : dayLabel).format(new Date(starts[i] * 1000));
+  const label = (i) => (hour ? hourLabel : dayLabel)(new Date(starts[i] * 1000));
   const end = starts.length ? starts[starts.length - 1] + (hour ? 3600 : 86400) : 0; // the last bucket's end, near enough
   const xs = starts.map((t, i) => ((i + 1 < starts.length ? starts[i + 1] : end) + t) / 2);
   const spend = series.map((s) => s.points.map((p) => p.spend));
@@ -109,11 +111,11 @@ function drawTrend(body, forecast) {
       y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
     },
     axes: [
-      { stroke: "#3d444d", grid: { show: false }, ticks: { stroke: "#c9ced6" } },
+      { stroke: ink("--muted"), grid: { show: false }, ticks: { stroke: ink("--line") } },
       {
-        stroke: "#3d444d",
+        stroke: ink("--muted"),
         size: 64,
-        grid: { stroke: "#e6e9ee" },
+        grid: { stroke: ink("--line") },
         ticks: { show: false },
         values: (u, ticks) => ticks.map((v) => (v >= 1000 ? `$${compact.format(v)}` : usd.format(v).replace(/\.00$/, ""))),
       },
@@ -134,7 +136,7 @@ function drawTrend(body, forecast) {
       })),
       {
         label: "saved by cache",
-        stroke: SAVED_COLOUR,
+        stroke: ink("--text"),
         width: 2,
         dash: [6, 4],
         points: { show: false },
@@ -145,6 +147,15 @@ function drawTrend(body, forecast) {
   };
   const extra = ahead ? projectionData(ahead, actual.length) : [];
   const data = [xs, ...order.map((i) => [...stacked[i], ...blank]), [...saved, ...blank], ...extra];
+  opts.hooks = {
+    ready: [
+      (u) =>
+        u.over.addEventListener("click", () => {
+          const key = keyAt(u, series, stacked, actual.length);
+          if (key != null) addFilter(state.split, key);
+        }),
+    ],
+  };
   host.replaceChildren();
   chart = new window.uPlot(opts, data, host);
   host.dataset.drawn = String(points.length);
@@ -170,6 +181,11 @@ function chartWidth() {
 }
 function chartHeight() {
   return window.matchMedia("(max-width: 640px)").matches ? 220 : 300;
+}
+
+/** Draw the chart again in the current colours (the system switched between light and dark). */
+export function redrawTrend() {
+  if (drawn) drawTrend(...drawn);
 }
 
 /** Fit the chart to its card again (the card's width changed). */
