@@ -18,8 +18,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -187,6 +189,13 @@ class Watched:
     async def ready(self) -> None:
         await self.page.wait_for_selector("body[data-state=ready]", timeout=10_000)
 
+    async def settled(self, *parts: str) -> dict[str, list[str]]:
+        """Wait until the address holds every `part` (`range=7d`, as the query encodes it) and the page
+        has loaded the view; return the address's query."""
+        await self.page.wait_for_url(lambda url: all(p in url for p in parts), timeout=10_000)
+        await self.ready()
+        return parse_qs(urlsplit(self.page.url).query)
+
 
 @pytest.fixture
 async def watched(browser: Any) -> AsyncIterator[Watched]:
@@ -198,13 +207,23 @@ async def watched(browser: Any) -> AsyncIterator[Watched]:
 
 
 def money(value: float) -> str:
-    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+    """`$1,234.57`, as the page's Intl.NumberFormat writes it: the shortest decimal of the number (its
+    repr), rounded half away from zero (0.105 is `$0.11`, where `f"{0.105:.2f}"` gives 0.10)."""
+    cents = Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{'-' if cents < 0 else ''}${abs(cents):,.2f}"
 
 
-def get_json(url: str, params: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
-    """The API's JSON answer to `url` (with `params`), as the page would get it."""
+def with_params(url: str, **extra: str | int) -> str:
+    """`url` with `extra` parameters added to (or replacing those in) its query."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in extra] + [(k, str(v)) for k, v in extra.items()]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def get_json(url: str, key: str | None = None) -> dict[str, Any]:
+    """The API's JSON answer to `url`, as the page would get it."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    answer = httpx.get(url, params=params, headers=headers)
+    answer = httpx.get(url, headers=headers)
     answer.raise_for_status()
     return answer.json()
 

@@ -138,7 +138,7 @@ async def test_page_without_keys(servers: dict[str, str], watched: Watched) -> N
 
     # A phone-sized window: one column, nothing wider than the screen.
     await page.set_viewport_size({"width": 390, "height": 844})
-    await page.wait_for_function("document.documentElement.scrollWidth <= 390")
+    await page.wait_for_function("() => document.documentElement.scrollWidth <= 390")
     await page.screenshot(path=ARTIFACTS / "dashboard-narrow.png", full_page=True)
     assert watched.errors == []
 
