@@ -4,8 +4,8 @@ Playwright, against `cost-api serve` subprocesses on a small known log (one with
 The tests are skipped, with the reason, where Chromium (or the playwright package) is missing; under `CI`
 they fail instead. Screenshots go to tests/artifacts/ (gitignored).
 
-Also a tool: `python -m tests.api.page_harness http://127.0.0.1:8000/ docs/dashboard.png [WIDTH HEIGHT [dark]]`
-screenshots a running server's page once its data has loaded (docs/dashboard.md).
+Also a tool: `python -m tests.api.page_harness http://127.0.0.1:8000/ docs/dashboard.png [WIDTH HEIGHT [light|dark
+[full|screen]]]` screenshots a running server's page once its data has loaded (docs/dashboard.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -235,7 +235,7 @@ def last_call(watched: Watched, route: str, has: str = "") -> str:
     return str(urls[-1])
 
 
-async def _shoot(url: str, out: Path, width: int, height: int, scheme: str) -> None:
+async def _shoot(url: str, out: Path, width: int, height: int, scheme: str, full: bool) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -243,15 +243,17 @@ async def _shoot(url: str, out: Path, width: int, height: int, scheme: str) -> N
         page = await browser.new_page(viewport={"width": width, "height": height}, color_scheme=scheme)
         await page.goto(url)
         await page.wait_for_selector("body[data-state=ready]", timeout=30_000)
-        await page.screenshot(path=out, full_page=True)
+        await page.screenshot(path=out, full_page=full)
         await browser.close()
 
 
-def main(argv: Iterator[str] | list[str]) -> None:
-    """`python -m tests.api.page_harness URL OUT.png [WIDTH HEIGHT [dark]]`: screenshot a running server's page."""
+def main(argv: list[str]) -> None:
+    """`python -m tests.api.page_harness URL OUT.png [WIDTH HEIGHT [light|dark [full|screen]]]`: screenshot a
+    running server's page once its data has loaded (the whole page, or with `screen` the window only)."""
     url, out, *rest = argv
     width, height = (int(rest[0]), int(rest[1])) if rest else (1280, 1600)
-    asyncio.run(_shoot(url, Path(out), width, height, rest[2] if len(rest) > 2 else "light"))
+    scheme = rest[2] if len(rest) > 2 else "light"
+    asyncio.run(_shoot(url, Path(out), width, height, scheme, full=(rest[3] if len(rest) > 3 else "full") == "full"))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ export const LENSES = {
   models: {
     title: "By model",
     route: "v1/spend",
-    params: { group_by: "model", limit: 20 },
+    params: { group_by: "model", limit: 10 },
     filter: (i) => ["model", i.model],
     columns: [
       { head: "Model", key: (i) => `${i.provider}/${i.model}` },
