@@ -213,3 +213,22 @@ async def test_add_a_filter_export_csv_and_copy_the_link(
 async def _context_in(browser: Any, zone: str) -> tuple[Any, Any]:
     context = await browser.new_context(viewport={"width": 1280, "height": 1600}, timezone_id=zone)
     return context, await context.new_page()
+
+
+async def test_an_address_the_page_cannot_read_falls_back_to_the_defaults(
+    servers: dict[str, str], watched: Watched
+) -> None:
+    """A reversed custom range, an unknown zone, range or split: the default view, not a broken one."""
+    page = watched.page
+    await page.goto(servers["open"] + "/?range=custom&from=2026-11-08T00:00&to=2026-11-01T00:00&tz=Mars%2FOlympus")
+    await watched.ready()
+    assert await page.is_checked("#r-30d")
+    called = parse_qs(urlsplit(last_call(watched, "/v1/summary")).query)
+    assert called["tz"] == [ZONE] and "window" not in called
+    start = datetime.fromtimestamp(int(called["from"][0]) / 1000, BERLIN)
+    assert (start.hour, start.minute) == (0, 0)
+    await _total_is_the_apis(watched)
+    await page.goto(servers["open"] + "/?range=1y&split=colour")
+    await watched.ready()
+    assert await page.is_checked("#r-30d") and await page.input_value("#split-select") == "provider"
+    assert watched.errors == []

@@ -10,7 +10,6 @@ const STYLES = {
   when: { dateStyle: "medium", timeStyle: "short" },
   day: { weekday: "short", day: "numeric", month: "short" },
   hour: { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" },
-  time: { hour: "2-digit", minute: "2-digit", second: "2-digit" },
 };
 const made = new Map();
 
@@ -27,7 +26,6 @@ export const pct = (v) => (v == null ? "—" : `${v.toFixed(1)}%`);
 export const stamp = (iso) => (iso ? inZone("when").format(new Date(iso)) : "—");
 export const dayLabel = (date) => inZone("day").format(date);
 export const hourLabel = (date) => inZone("hour").format(date);
-export const clock = (date) => inZone("time").format(date);
 
 /** `4 Dec 2026, 00:00 → 4 Dec 2026, 23:24`: an answer's `range`, for the label of its card. */
 export const rangeText = (range) => (range ? `${stamp(range.from)} → ${stamp(range.to)}` : "");

@@ -3,7 +3,7 @@
  * `tz=`, the filters as the API names them (`provider=openai&token=pg_live_xy7…`, each repeatable) and
  * `split=` (the chart's series). The API key lives in localStorage; the rest is this page's run. */
 
-import { knownZone } from "./zone.js";
+import { knownZone, parseWall } from "./zone.js";
 
 const KEY_STORE = "cost-api.key";
 
@@ -73,9 +73,10 @@ export function readAddress() {
   state.range = Object.hasOwn(RANGES, range) ? range : DEFAULT_RANGE;
   state.from = q.get("from") || "";
   state.to = q.get("to") || "";
-  if (state.range === "custom" && !(state.from && state.to)) state.range = DEFAULT_RANGE;
   const tz = q.get("tz");
   state.tz = tz && knownZone(tz) ? tz : BROWSER_TZ;
+  const [from, to] = [parseWall(state.from, state.tz), parseWall(state.to, state.tz)];
+  if (state.range === "custom" && !(from != null && to != null && from < to)) state.range = DEFAULT_RANGE;
   for (const f of FILTERS) state.filters[f] = [...new Set(q.getAll(f).filter(Boolean))];
   state.split = SPLITS.includes(q.get("split")) ? q.get("split") : "provider";
 }
@@ -101,5 +102,3 @@ export function writeAddress() {
   const url = viewAddress();
   if (url.href !== location.href) history.pushState(null, "", url);
 }
-
-export const hasFilters = () => FILTERS.some((f) => state.filters[f].length);
