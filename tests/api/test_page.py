@@ -91,7 +91,7 @@ async def test_page_without_keys(servers: dict[str, str], watched: Watched) -> N
     label = await page.text_content("#tokens-range")
     assert label and label == await page.text_content("#headline-range") == await page.text_content("#trend-range")
     models = get_json(last_call(watched, "/v1/spend", "group_by=model"))
-    priced_as = [await c.text_content() for c in await page.locator("#models tbody td:nth-child(2)").all()]
+    priced_as = await page.locator("#models tbody .priced-as").all_text_contents()
     assert priced_as == [i["priced_as"] or "unpriced" for i in models["items"]]
     savings = get_json(last_call(watched, "/v1/savings"))
     hit_rates = await page.locator("#savings tbody td:nth-child(3)").all_text_contents()

@@ -26,8 +26,11 @@ export const LENSES = {
     params: { group_by: "model", limit: 10 },
     filter: (i) => ["model", i.model],
     columns: [
-      { head: "Model", key: (i) => `${i.provider}/${i.model}` },
-      { head: "Priced as", cell: (i) => (i.priced_as ? el("code", {}, i.priced_as) : el("strong", { class: "warn" }, "unpriced")) },
+      {
+        head: "Model (priced as)",
+        key: (i) => `${i.provider}/${i.model}`,
+        sub: (i) => (i.priced_as ? el("code", { class: "priced-as" }, i.priced_as) : el("strong", { class: "priced-as warn" }, "unpriced")),
+      },
       spendCol,
       { head: "Requests", num: true, cell: (i) => whole.format(i.requests) },
     ],
@@ -116,7 +119,7 @@ function row(lens, item) {
     if (!c.key) return el("td", { class: c.num ? "num" : null }, c.cell(item));
     const label = c.key(item);
     const button = el("button", { type: "button", class: "key", title: `Filter the page by ${kind} ${value}` }, label);
-    return el(i ? "td" : "th", { scope: i ? null : "row" }, button);
+    return el(i ? "td" : "th", { scope: i ? null : "row" }, button, c.sub ? c.sub(item) : null);
   });
   const tr = el("tr", { class: "clickable" }, cells);
   tr.addEventListener("click", () => addFilter(kind, value));

@@ -111,7 +111,8 @@ function drawTrend(body, forecast) {
       y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
     },
     axes: [
-      { stroke: ink("--muted"), grid: { show: false }, ticks: { stroke: ink("--line") } },
+      // whole days between ticks for daily bars (not 4 pm, 8 pm), dated in the view's zone (tzDate)
+      { stroke: ink("--muted"), grid: { show: false }, ticks: { stroke: ink("--line") }, incrs: hour ? undefined : [1, 2, 7, 14, 28].map((d) => d * 86400) },
       {
         stroke: ink("--muted"),
         size: 64,
@@ -120,6 +121,7 @@ function drawTrend(body, forecast) {
         values: (u, ticks) => ticks.map((v) => (v >= 1000 ? `$${compact.format(v)}` : usd.format(v).replace(/\.00$/, ""))),
       },
     ],
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), state.tz),
     legend: { live: true },
     bands: projected.bands,
     cursor: { y: false, points: { show: false }, drag: { x: false, y: false } },
