@@ -104,6 +104,24 @@ async def test_split_and_a_bar_filter_the_page(servers: dict[str, str], watched:
     query = await watched.settled("provider=anthropic")
     assert query["provider"] == ["anthropic"]
     await _total_is_the_apis(watched)
+
+    # A day of the chart's table: the view narrows to that local day, by the hour.
+    day = get_json(last_call(watched, "/v1/trend"))["series"][0]["points"][2]
+    start = datetime.fromisoformat(day["t"]).astimezone(BERLIN)
+    await page.click("#trend-card-table summary")
+    await page.locator("#trend-table tbody button.key").nth(2).click()
+    query = await watched.settled("range=custom")
+    assert (query["from"], query["to"]) == (
+        [start.strftime("%Y-%m-%dT%H:%M")],
+        [(start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")],
+    )
+    assert query["provider"] == ["anthropic"]
+    assert await page.locator("#trend-table tbody tr").count() == 24
+    await _total_is_the_apis(watched)
+
+    # A budget's endpoint filters the page too.
+    await page.locator("#budgets button.key", has_text="/chat").click()
+    assert (await watched.settled("endpoint=%2Fchat"))["endpoint"] == ["/chat"]
     assert watched.errors == []
 
 

@@ -79,6 +79,12 @@ function applyCustom() {
   changed();
 }
 
+/** Narrow the view to [from, to) (ms), as a custom range: a day of the chart, shown by the hour. */
+export function zoomTo(from, to) {
+  Object.assign(state, { range: "custom", from: wallText(from, state.tz), to: wallText(to, state.tz) });
+  changed();
+}
+
 function pickZone(tz) {
   // A custom range keeps its wall-clock times: 09:00 is 09:00 in the new zone.
   state.tz = tz;

@@ -2,9 +2,10 @@
  * `uPlot`, loaded by its own script tag before this module runs) and listed in a table. */
 
 import { AuthNeeded, Problem, api } from "./api.js";
-import { $, el, fillBody, showError } from "./dom.js";
+import { fillBuckets } from "./buckets.js";
+import { $, el, showError } from "./dom.js";
 import { addFilter } from "./filters.js";
-import { compact, dayLabel, hourLabel, money, rangeText, usd, whole } from "./format.js";
+import { compact, dayLabel, hourLabel, money, rangeText, usd } from "./format.js";
 import { loadProjection, projectedDays, projectionData, projectionSeries, projectionText } from "./projection.js";
 import { filterParams, scopeParams } from "./scope.js";
 import { state } from "./state.js";
@@ -72,7 +73,7 @@ function drawTrend(body, forecast) {
     host.replaceChildren(el("p", { class: "muted" }, "Nothing was logged in this range."));
     host.setAttribute("aria-label", "Nothing was logged in this range.");
     host.dataset.drawn = "0";
-    fillBody("trend-table", [], "No buckets");
+    fillBuckets(null);
     return;
   }
   // Bars centred in their bucket (local days may be 23 or 25 hours long).
@@ -169,13 +170,8 @@ function drawTrend(body, forecast) {
       `saved by cache ${money(sum(saved))}. The table below lists every ${hour ? "hour" : "day"}.`,
   );
 
-  fillBody(
-    "trend-table",
-    points.map((_, i) =>
-      el("tr", {}, el("th", { scope: "row" }, label(i)), el("td", { class: "num" }, money(total[i])), el("td", { class: "num" }, money(saved[i])), el("td", { class: "num" }, whole.format(requests[i]))),
-    ),
-    "No buckets",
-  );
+  const ends = actual.map((t, i) => (i + 1 < actual.length ? actual[i + 1] * 1000 : Date.parse(body.range.to)));
+  fillBuckets({ label, total, saved, requests, starts: actual.map((t) => t * 1000), ends, hour });
 }
 
 function chartWidth() {
