@@ -29,6 +29,7 @@ from .page_harness import (
     get_json,
     last_call,
     money,
+    with_params,
 )
 
 # The schema viewer's files are /schema's, not the dashboard's.
@@ -185,6 +186,14 @@ async def test_page_with_keys(servers: dict[str, str], watched: Watched) -> None
     assert not await page.is_visible("#key-panel")
     assert await page.text_content("#total") == money(get_json(last_call(watched, "/v1/summary"), key=KEY)["spend"])
     assert watched.calls[-1].headers["authorization"] == f"Bearer {KEY}"
+    # the CSV export sends the key too: the download is the API's CSV for the key holder
+    async with page.expect_download() as event:
+        await page.click("[data-csv=endpoints]")
+    with open(await (await event.value).path(), "rb") as saved:
+        body = saved.read()
+    url = with_params(last_call(watched, "/v1/spend", "group_by=endpoint"), format="csv", limit=1000)
+    assert body == httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}).content
+    assert b"/summarise-ticket" in body
 
     # Kept in localStorage: a reload asks for nothing.
     await page.reload()
