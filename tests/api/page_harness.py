@@ -187,12 +187,12 @@ class Watched:
         page.on("request", lambda r: self.calls.append(r) if "/v1/" in r.url else None)
 
     async def ready(self) -> None:
-        await self.page.wait_for_selector("body[data-state=ready]", timeout=10_000)
+        await self.page.wait_for_selector("body[data-state=ready]", timeout=30_000)
 
     async def settled(self, *parts: str) -> dict[str, list[str]]:
         """Wait until the address holds every `part` (`range=7d`, as the query encodes it) and the page
         has loaded the view; return the address's query."""
-        await self.page.wait_for_url(lambda url: all(p in url for p in parts), timeout=10_000)
+        await self.page.wait_for_url(lambda url: all(p in url for p in parts), timeout=30_000)
         await self.ready()
         return parse_qs(urlsplit(self.page.url).query)
 
