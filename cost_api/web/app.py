@@ -12,9 +12,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 
-from cost_api import __version__
 from cost_api.config import Settings
 from cost_api.errors import CostApiError
 from cost_api.logs import logging_config
@@ -42,6 +40,7 @@ from cost_api.web.routes.ops import healthz, readyz
 from cost_api.web.routes.page import page_routes
 from cost_api.web.routes.params import common, refuse_control_characters
 from cost_api.web.routes.pricing import PricingController
+from cost_api.web.routes.schema import openapi_config
 from cost_api.web.service import Service, build_service
 
 
@@ -158,7 +157,7 @@ def create_app(
         before_request=refuse_control_characters,
         logging_config=logging_config(),
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="cost-api", version=__version__, path="/schema"),
+        openapi_config=openapi_config(),
         cors_config=(
             CORSConfig(allow_origins=settings.cors_origins, expose_headers=["Retry-After", "WWW-Authenticate"])
             if settings.cors_origins

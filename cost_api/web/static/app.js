@@ -1,25 +1,46 @@
 /* cost-api dashboard: reads the public /v1 JSON routes and fills in index.html. Native ES modules,
  * no build step: this entry module wires the page; the cards live under js/.
  *
- * Every call carries `tz` (the browser's zone) and, once one has been entered, the API key as
- * `Authorization: Bearer <key>` (kept in localStorage). A 401 shows the key form. Each section loads
+ * The view (range, zone, filters, the chart's split) lives in the address (js/state.js); every card
+ * asks for the same range, pinned when the page loads (js/scope.js). The API key, once entered, goes
+ * as `Authorization: Bearer <key>` (kept in localStorage); a 401 shows the key form. Each card loads
  * on its own: one failing route leaves the others standing. See docs/dashboard.md.
  */
 
 import { AuthNeeded } from "./js/api.js";
 import { loadAnomalies } from "./js/anomalies.js";
 import { loadBudgets } from "./js/budgets.js";
+import { buildControls, showControls } from "./js/controls.js";
 import { $ } from "./js/dom.js";
+import { showAge, wireExports } from "./js/export.js";
+import { buildFilters, showChips } from "./js/filters.js";
 import { askForKey } from "./js/key.js";
+import { LENSES, buildLenses, lensQuery, loadLens } from "./js/lenses.js";
 import { loadLive, scheduleLive } from "./js/live.js";
-import { setWindow, state, storeKey, windowFromAddress } from "./js/state.js";
+import { loadRows, rowsQuery, wireRows } from "./js/rows.js";
+import { rangeOf, scopeParams } from "./js/scope.js";
+import { readAddress, state, storeKey, writeAddress } from "./js/state.js";
 import { loadSummary } from "./js/summary.js";
-import { loadTrend, resizeTrend } from "./js/trend.js";
+import { loadTrend, redrawTrend, resizeTrend } from "./js/trend.js";
+
+let range = null; // the range on screen, pinned at the last load
 
 async function loadAll() {
   const gen = ++state.generation;
+  range = rangeOf(Date.now());
   document.body.dataset.state = "loading";
-  const results = await Promise.allSettled([loadSummary(gen), loadTrend(gen), loadLive(), loadBudgets(gen), loadAnomalies(gen)]);
+  showControls();
+  showChips();
+  const loads = [
+    loadSummary(range, gen),
+    loadTrend(range, gen),
+    loadLive(),
+    loadBudgets(gen),
+    loadAnomalies(range, gen),
+    loadRows(range, gen),
+    ...Object.keys(LENSES).map((name) => loadLens(name, range, gen)),
+  ];
+  const results = await Promise.allSettled(loads);
   if (gen !== state.generation) return;
   if (results.some((r) => r.status === "rejected" && r.reason instanceof AuthNeeded)) {
     askForKey();
@@ -27,20 +48,39 @@ async function loadAll() {
   }
   for (const r of results) if (r.status === "rejected") console.error(r.reason);
   state.needsKey = false;
+  state.loadedAt = Date.now();
+  showAge();
   $("key-panel").hidden = true;
   $("forget-key").hidden = !state.key;
   document.body.dataset.state = "ready";
   scheduleLive();
 }
 
+/** A change made on the page: into the address (a new history entry), then the figures. */
+function changed() {
+  writeAddress();
+  loadAll();
+}
+
+/** What a card's CSV button exports: its own query with the most rows a page of the API holds. */
+function csvQuery(name) {
+  if (name === "trend") return ["v1/trend", { ...scopeParams(range), interval: range.interval, group_by: state.split, top: 7 }];
+  const [route, params] = name === "rows" ? rowsQuery(range) : lensQuery(name, range);
+  return [route, { ...params, limit: 1000 }];
+}
+
 function start() {
-  setWindow(windowFromAddress(), false);
-  $("window-form").addEventListener("change", (event) => {
-    if (event.target.name !== "window") return;
-    setWindow(event.target.value, true);
+  readAddress();
+  buildControls(changed);
+  buildFilters(changed);
+  buildLenses();
+  wireRows();
+  wireExports(csvQuery);
+  window.addEventListener("popstate", () => {
+    readAddress();
     loadAll();
   });
-  $("window-form").addEventListener("submit", (event) => event.preventDefault());
+  $("refresh").addEventListener("click", loadAll);
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const key = $("key-input").value.trim();
@@ -67,6 +107,7 @@ function start() {
     cancelAnimationFrame(resizeFrame);
     resizeFrame = requestAnimationFrame(resizeTrend);
   }).observe($("trend-chart"));
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawTrend);
   loadAll();
 }
 

@@ -1,4 +1,7 @@
-/* The API: GET a /v1 route with the stored key; a 401 is `AuthNeeded`, any other failure a `Problem`. */
+/* The API: GET a /v1 route with the stored key; a 401 is `AuthNeeded`, any other failure a `Problem`.
+ * `downloadCsv` saves a route's own CSV (`format=csv`) the same way, key included. At most
+ * `AT_ONCE` calls are in flight: the server runs `max_concurrent_queries` (default 4) heavy queries at
+ * once and sheds the rest with a 503, and a view asks a dozen routes. */
 
 import { state } from "./state.js";
 
@@ -11,17 +14,41 @@ export class Problem extends Error {
   }
 }
 
-/** GET a /v1 route (relative to the page, so the dashboard works under a path prefix too). */
-export async function api(path, params = {}) {
+/** The URL of a /v1 route (relative to the page, so the dashboard works under a path prefix too); a list
+ * value is repeated (`provider=a&provider=b`), a null one left out. */
+export function apiUrl(path, params = {}) {
   const url = new URL(path, document.baseURI);
   for (const [name, value] of Object.entries(params)) {
-    if (value != null) url.searchParams.set(name, String(value));
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one != null) url.searchParams.append(name, String(one));
+    }
   }
-  const headers = { Accept: "application/json" };
+  return url;
+}
+
+const AT_ONCE = 3;
+let running = 0;
+const waiting = [];
+
+/** Run `call` in one of the AT_ONCE slots (a freed slot passes straight to the next waiting call). */
+async function inSlot(call) {
+  if (running < AT_ONCE) running++;
+  else await new Promise((resolve) => waiting.push(resolve));
+  try {
+    return await call();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
+async function get(path, params, accept) {
+  const headers = { Accept: accept };
   if (state.key) headers.Authorization = `Bearer ${state.key}`;
   let response;
   try {
-    response = await fetch(url, { headers, cache: "no-store" });
+    response = await fetch(apiUrl(path, params), { headers, cache: "no-store" });
   } catch {
     throw new Problem(0, "the server did not answer");
   }
@@ -36,5 +63,26 @@ export async function api(path, params = {}) {
     }
     throw new Problem(response.status, detail);
   }
-  return response.json();
+  return response;
+}
+
+/** GET a /v1 route's JSON. */
+export async function api(path, params = {}) {
+  return inSlot(async () => (await get(path, params, "application/json")).json());
+}
+
+/** Save the CSV of a /v1 route under the name the server gives (`Content-Disposition`). */
+export async function downloadCsv(path, params) {
+  const [disposition, blob] = await inSlot(async () => {
+    const response = await get(path, { ...params, format: "csv" }, "text/csv");
+    return [response.headers.get("content-disposition") || "", await response.blob()];
+  });
+  const named = /filename="([^"]+)"/.exec(disposition);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = named ? named[1] : "export.csv";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }

@@ -2,6 +2,7 @@
 
 import { AuthNeeded, api } from "./api.js";
 import { $, bar, el, fillBody, showError } from "./dom.js";
+import { addFilter } from "./filters.js";
 import { money, pct, stamp } from "./format.js";
 import { state } from "./state.js";
 
@@ -25,7 +26,7 @@ export async function loadBudgets(gen) {
       el(
         "tr",
         {},
-        el("th", { scope: "row" }, el("code", {}, subject(item)), el("span", { class: "muted period" }, ` per ${item.period}`)),
+        el("th", { scope: "row" }, subject(item), el("span", { class: "muted period" }, ` per ${item.period}`)),
         el("td", {}, el("span", { class: "used" }, bar(item.used_pct, item.status), el("span", { class: "num" }, pct(item.used_pct)))),
         el("td", { class: "num" }, `${money(item.spent)} / ${money(item.limit_usd)}`),
         el("td", {}, el("span", { class: `status ${item.status}` }, el("span", { "aria-hidden": "true" }, `${icon[item.status] || ""} `), item.status), el("span", { class: "muted resets" }, ` resets ${stamp(item.resets_at)}${projectedEnd(item)}`)),
@@ -37,10 +38,19 @@ export async function loadBudgets(gen) {
   $("budgets-note").textContent = b.stale ? `${age} — stale: the database could not be read.` : age;
 }
 
-/** What a budget caps: its endpoint, `token sk-…` or `tag team:search`. */
+/** What a budget caps, as a button that filters the page by it: its endpoint, or `token pg_live_xy7…`; a tag
+ * budget's `tag team:search` as text. */
 function subject(item) {
-  if (item.endpoint != null) return item.endpoint;
-  return item.token != null ? `token ${item.token}` : `tag ${item.tag}`;
+  if (item.endpoint != null) return filterButton("endpoint", item.endpoint, item.endpoint);
+  if (item.token != null) return filterButton("token", item.token, `token ${item.token}`);
+  return el("code", {}, `tag ${item.tag}`);
+}
+
+/** A button that filters the page (its rows and figures) by one key. */
+function filterButton(kind, value, text) {
+  const button = el("button", { type: "button", class: "key", title: `Filter the page by ${kind} ${value}` }, text);
+  button.addEventListener("click", () => addFilter(kind, value));
+  return button;
 }
 
 /** `; projected $X` at the reset, and when it reaches the limit if it is projected to. */

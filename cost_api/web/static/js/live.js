@@ -3,8 +3,9 @@
 
 import { AuthNeeded, api } from "./api.js";
 import { $, el, showError } from "./dom.js";
-import { TZ, money, whole } from "./format.js";
+import { money, whole } from "./format.js";
 import { askForKey } from "./key.js";
+import { filterParams } from "./scope.js";
 import { state } from "./state.js";
 
 const LIVE_EVERY_MS = 5000;
@@ -21,7 +22,7 @@ function lag(seconds) {
 export async function loadLive() {
   let l;
   try {
-    l = await api("v1/live", { tz: TZ });
+    l = await api("v1/live", { tz: state.tz, ...filterParams() });
   } catch (error) {
     if (error instanceof AuthNeeded) throw error;
     showError("live-error", error);

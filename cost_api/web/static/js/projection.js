@@ -7,10 +7,11 @@ import { money } from "./format.js";
 export const PROJECTED_COLOUR = "#1f5fa8";
 const BAND_FILL = "rgba(31, 95, 168, 0.14)";
 
-/** The month's forecast in `tz`, or null when it cannot be had (the chart is drawn without it). */
-export async function loadProjection(tz) {
+/** The month's forecast for `params` (the zone and the filters), or null when it cannot be had (the chart
+ * is drawn without it). */
+export async function loadProjection(params) {
   try {
-    return await api("v1/forecast", { period: "month", tz });
+    return await api("v1/forecast", { ...params, period: "month" });
   } catch {
     return null;
   }

@@ -2,43 +2,34 @@
  * `uPlot`, loaded by its own script tag before this module runs) and listed in a table. */
 
 import { AuthNeeded, Problem, api } from "./api.js";
-import { $, el, fillBody, showError } from "./dom.js";
-import { TZ, compact, dayLabel, hourLabel, money, usd, whole } from "./format.js";
+import { fillBuckets } from "./buckets.js";
+import { $, el, showError } from "./dom.js";
+import { addFilter } from "./filters.js";
+import { compact, dayLabel, hourLabel, money, rangeText, usd } from "./format.js";
 import { loadProjection, projectedDays, projectionData, projectionSeries, projectionText } from "./projection.js";
+import { filterParams, scopeParams } from "./scope.js";
 import { state } from "./state.js";
 
 // Series colours: distinct, each at least 3:1 against white; `other` grey; the saved line near-black.
 const PALETTE = ["#1f5fa8", "#d55e00", "#00876c", "#8e44ad", "#a86b00", "#c2185b", "#4a6d8c", "#5f7a14"];
 const OTHER_COLOUR = "#8a8f98";
-const SAVED_COLOUR = "#1b1f24";
+const ink = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim(); // follows dark mode
 
 let chart = null; // the uPlot drawn last, resized with its card
+let drawn = null; // what it was drawn from: drawn again when the colour scheme changes
 
-/** The trend's range: whole local days (today so far), or whole hours for 24h. */
-function trendParams() {
-  const from = new Date();
-  if (state.window === "24h") {
-    from.setMinutes(0, 0, 0);
-    from.setHours(from.getHours() - 23);
-    return { interval: "hour", from: from.getTime() };
-  }
-  from.setHours(0, 0, 0, 0);
-  from.setDate(from.getDate() - (parseInt(state.window, 10) - 1));
-  return { interval: "day", from: from.getTime() };
-}
-
-export async function loadTrend(gen) {
-  const params = { ...trendParams(), tz: TZ };
+export async function loadTrend(range, gen) {
+  const params = { ...scopeParams(range), interval: range.interval };
   let body;
   let note = "";
-  const forecast = params.interval === "day" ? loadProjection(TZ) : Promise.resolve(null);
+  const forecast = range.projection ? loadProjection({ tz: state.tz, ...filterParams() }) : Promise.resolve(null);
   try {
     try {
-      body = await api("v1/trend", { ...params, group_by: "provider", top: PALETTE.length - 1 });
+      body = await api("v1/trend", { ...params, group_by: state.split, top: PALETTE.length - 1 });
     } catch (error) {
       if (!(error instanceof Problem) || error.status < 500 || error.status === 503 || error.status === 504) throw error;
       body = await api("v1/trend", params); // the split failed: show the total
-      note = ` (the split by provider is unavailable: ${error.message})`;
+      note = ` (the split by ${state.split} is unavailable: ${error.message})`;
     }
   } catch (error) {
     if (error instanceof AuthNeeded) throw error;
@@ -48,16 +39,28 @@ export async function loadTrend(gen) {
   const projection = await forecast;
   if (gen !== state.generation) return;
   showError("trend-error", null);
-  const days = state.window === "24h" ? null : parseInt(state.window, 10);
-  $("trend-title").textContent = body.interval === "hour" ? "Hourly spend by provider" : "Daily spend by provider";
+  const hour = body.interval === "hour";
+  $("trend-what").textContent = `${hour ? "Hourly" : "Daily"} spend by ${state.split}`;
+  $("trend-range").textContent = rangeText(body.range);
   $("trend-caption").textContent =
-    (days ? `${days} local days, today so far` : "24 local hours, this hour so far") +
-    `; bars stacked by provider, dashed line: saved by cache. Times in ${body.tz}.${note}` +
+    `Local ${hour ? "hours" : "days"} in ${body.tz}, the first and last cut at the range's ends; bars stacked by ${state.split} ` +
+    `(click one to filter by it), dashed line: saved by cache.${note}` +
     (projection ? projectionText(projection) : "");
   drawTrend(body, projection);
 }
 
+/** The key of the bar under a click (the series whose stacked band holds the pointer), or null. */
+function keyAt(u, series, stacked, n) {
+  const idx = u.cursor.idx;
+  if (idx == null || idx >= n) return null;
+  const y = u.posToVal(u.cursor.top, "y");
+  const i = stacked.findIndex((sums) => y >= 0 && y <= sums[idx]);
+  const s = series[i];
+  return s && s.key !== "other" && s.key !== "total" ? s[state.split] : null;
+}
+
 function drawTrend(body, forecast) {
+  drawn = [body, forecast];
   // Series that spent nothing in the range (an `other` of $0, say) only crowd the legend.
   const spent = body.series.filter((s) => s.points.some((p) => p.spend > 0));
   const series = spent.length ? spent : body.series.slice(0, 1);
@@ -70,7 +73,7 @@ function drawTrend(body, forecast) {
     host.replaceChildren(el("p", { class: "muted" }, "Nothing was logged in this range."));
     host.setAttribute("aria-label", "Nothing was logged in this range.");
     host.dataset.drawn = "0";
-    fillBody("trend-table", [], "No buckets");
+    fillBuckets(null);
     return;
   }
   // Bars centred in their bucket (local days may be 23 or 25 hours long).
@@ -78,7 +81,7 @@ function drawTrend(body, forecast) {
   const ahead = projectedDays(forecast, actual); // today and the month's days after it
   const starts = ahead ? [...actual, ...ahead.slice(1).map((d) => Date.parse(d.t) / 1000)] : actual;
   const blank = Array(starts.length - actual.length).fill(null);
-  const label = (i) => (hour ? hourLabel : dayLabel).format(new Date(starts[i] * 1000));
+  const label = (i) => (hour ? hourLabel : dayLabel)(new Date(starts[i] * 1000));
   const end = starts.length ? starts[starts.length - 1] + (hour ? 3600 : 86400) : 0; // the last bucket's end, near enough
   const xs = starts.map((t, i) => ((i + 1 < starts.length ? starts[i + 1] : end) + t) / 2);
   const spend = series.map((s) => s.points.map((p) => p.spend));
@@ -109,15 +112,17 @@ function drawTrend(body, forecast) {
       y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] },
     },
     axes: [
-      { stroke: "#3d444d", grid: { show: false }, ticks: { stroke: "#c9ced6" } },
+      // whole days between ticks for daily bars (not 4 pm, 8 pm), dated in the view's zone (tzDate)
+      { stroke: ink("--muted"), grid: { show: false }, ticks: { stroke: ink("--line") }, incrs: hour ? undefined : [1, 2, 7, 14, 28].map((d) => d * 86400) },
       {
-        stroke: "#3d444d",
+        stroke: ink("--muted"),
         size: 64,
-        grid: { stroke: "#e6e9ee" },
+        grid: { stroke: ink("--line") },
         ticks: { show: false },
         values: (u, ticks) => ticks.map((v) => (v >= 1000 ? `$${compact.format(v)}` : usd.format(v).replace(/\.00$/, ""))),
       },
     ],
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), state.tz),
     legend: { live: true },
     bands: projected.bands,
     cursor: { y: false, points: { show: false }, drag: { x: false, y: false } },
@@ -134,7 +139,7 @@ function drawTrend(body, forecast) {
       })),
       {
         label: "saved by cache",
-        stroke: SAVED_COLOUR,
+        stroke: ink("--text"),
         width: 2,
         dash: [6, 4],
         points: { show: false },
@@ -145,6 +150,15 @@ function drawTrend(body, forecast) {
   };
   const extra = ahead ? projectionData(ahead, actual.length) : [];
   const data = [xs, ...order.map((i) => [...stacked[i], ...blank]), [...saved, ...blank], ...extra];
+  opts.hooks = {
+    ready: [
+      (u) =>
+        u.over.addEventListener("click", () => {
+          const key = keyAt(u, series, stacked, actual.length);
+          if (key != null) addFilter(state.split, key);
+        }),
+    ],
+  };
   host.replaceChildren();
   chart = new window.uPlot(opts, data, host);
   host.dataset.drawn = String(points.length);
@@ -156,13 +170,8 @@ function drawTrend(body, forecast) {
       `saved by cache ${money(sum(saved))}. The table below lists every ${hour ? "hour" : "day"}.`,
   );
 
-  fillBody(
-    "trend-table",
-    points.map((_, i) =>
-      el("tr", {}, el("th", { scope: "row" }, label(i)), el("td", { class: "num" }, money(total[i])), el("td", { class: "num" }, money(saved[i])), el("td", { class: "num" }, whole.format(requests[i]))),
-    ),
-    "No buckets",
-  );
+  const ends = actual.map((t, i) => (i + 1 < actual.length ? actual[i + 1] * 1000 : Date.parse(body.range.to)));
+  fillBuckets({ label, total, saved, requests, starts: actual.map((t) => t * 1000), ends, hour });
 }
 
 function chartWidth() {
@@ -170,6 +179,11 @@ function chartWidth() {
 }
 function chartHeight() {
   return window.matchMedia("(max-width: 640px)").matches ? 220 : 300;
+}
+
+/** Draw the chart again in the current colours (the system switched between light and dark). */
+export function redrawTrend() {
+  if (drawn) drawTrend(...drawn);
 }
 
 /** Fit the chart to its card again (the card's width changed). */
