@@ -123,6 +123,15 @@ async def test_smoke_skips_the_optional_token_labels(log: LogDB, capsys) -> None
     code, out, _ = await run(capsys, "smoke", "--db", log.url)
     assert code == 0, out
     assert line(out, "token_labels").split()[1] == "skipped"
+    assert line(out, "token_tags").split()[1] == "skipped"
+
+
+async def test_smoke_skips_the_optional_tags_column(log: LogDB, capsys) -> None:
+    await log.execute("ALTER TABLE api_tokens DROP COLUMN tags")
+    code, out, _ = await run(capsys, "smoke", "--db", log.url)
+    assert code == 0, out
+    assert line(out, "token_labels").split()[1] == "0"
+    assert line(out, "token_tags").split()[1] == "skipped"
 
 
 async def test_smoke_fails_without_the_schema(log: LogDB, capsys) -> None:

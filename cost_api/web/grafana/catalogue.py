@@ -108,7 +108,10 @@ def metrics() -> list[Metric]:
             name="group_by",
             label="Group by",
             type="select",
-            options=[Option("none", ""), *(Option(name.capitalize(), name) for name in trend.GROUP_BY)],
+            options=[
+                Option("none", ""),
+                *(Option(name.capitalize(), name) for name in trend.GROUP_BY if name != "tag"),
+            ],
         ),
         PayloadField(name="top", label="Series", type="input", placeholder="8 (the rest as other)"),
         PayloadField(
