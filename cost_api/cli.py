@@ -180,6 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         requests_per_day=args.requests_per_day,
         seed=args.seed,
         follow=args.follow,
+        **({} if args.teams is None else {"teams": args.teams}),
     )
     print(f"cost-api demo: {written} rows written to {args.db}", file=sys.stderr)
     return 0
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests-per-day", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--follow", action="store_true", help="keep appending live rows")
+    demo.add_argument("--teams", type=int, help="teams the tokens' tags name (api_tokens.tags; default 6)")
     demo.set_defaults(func=cmd_demo)
 
     pricing = sub.add_parser("pricing", help="check, resolve and diff the price table")
