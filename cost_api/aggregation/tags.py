@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cost_api.aggregation.groups import Groups
 from cost_api.config.tags import TAG_KEY, UNTAGGED, TokenTagRule
 from cost_api.errors import BadParameter
 from cost_api.store.database import NotInSchema, Row
@@ -78,6 +79,7 @@ class TagBook:
             self.epochs.append(tagged)
         self.keys = sorted({key for epoch in self.epochs for tags in epoch.values() for key in tags})
         self._tables: dict[Hashable, np.ndarray] = {}  # per_cell's look-up tables
+        self._sql: dict[Hashable, dict[str, Any]] = {}  # sql_params' answers
 
     def check(self, key: str, parameter: str) -> None:
         """A 400 naming `parameter` for a key no token carries, listing the keys that are known."""
@@ -112,10 +114,16 @@ class TagBook:
 
     def sql_params(self, wanted: Wanted, epoch: int) -> dict[str, Any]:
         """The tag filter of one epoch as the queries take it: the tokens that pass, or (when tokens
-        nobody tagged pass) the listed tokens that do not."""
-        outsiders = all(UNTAGGED in values for values in wanted.values())
-        ids = [tid for tid in self.universe if self.passes(tid, wanted, epoch) != outsiders]
-        return {"tag_filter": 1, "tag_ids": ids, "tag_negate": int(outsiders), "tag_anonymous": int(outsiders)}
+        nobody tagged pass) the listed tokens that do not. Kept while the book lasts: a pass over
+        every token (20,000 of them) costs more than the query it filters."""
+        name = (epoch, *sorted(wanted.items()))
+        found = self._sql.get(name)
+        if found is None:
+            outsiders = all(UNTAGGED in values for values in wanted.values())
+            ids = [tid for tid in self.universe if self.passes(tid, wanted, epoch) != outsiders]
+            found = {"tag_filter": 1, "tag_ids": ids, "tag_negate": int(outsiders), "tag_anonymous": int(outsiders)}
+            self._sql[name] = found
+        return found
 
     def per_cell(
         self, name: Hashable, hours: np.ndarray, tokens: np.ndarray, decide: Callable[[int, int], Any], dtype: type
@@ -136,6 +144,44 @@ class TagBook:
         epochs = np.searchsorted(np.asarray(self.bounds, dtype=np.int64), hours, side="right")
         cells: np.ndarray = table[epochs, tokens]
         return cells
+
+
+def merged(groups: Groups) -> Groups:
+    """Groups keyed by tag value, those that differ in nothing but the token they came from summed into
+    one: the same cells (slot, provider, model, value, size class, cache hit, price entry, tier,
+    quality), so every fold gives the same figures, over a group per value instead of one per token
+    (20,000 tokens in 40 teams: a few times fewer). Each column is ranked by a count of its values
+    (no sort); one sort of the combined key."""
+    if not len(groups):
+        return groups
+    columns = (groups.slot, groups.provider, groups.model, groups.key, groups.size_class, groups.cache_hit)
+    combined = np.zeros(len(groups), dtype=np.int64)
+    for column in (*columns, groups.priced_as, groups.tier, groups.quality):
+        shifted = column.astype(np.int64) - int(column.min())
+        present = np.bincount(shifted) > 0
+        combined = combined * int(present.sum()) + (np.cumsum(present) - 1)[shifted]
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    inverse, n = inverse.reshape(-1), len(first)
+
+    def summed(column: np.ndarray) -> np.ndarray:
+        return np.bincount(inverse, weights=column, minlength=n)
+
+    return Groups(
+        groups.vocab,
+        groups.slot_ms,
+        groups.slot[first],
+        groups.provider[first],
+        groups.model[first],
+        groups.key[first],
+        groups.size_class[first],
+        groups.cache_hit[first],
+        {k: np.rint(summed(v)).astype(np.int64) for k, v in groups.counts.items()},
+        summed(groups.spend),
+        summed(groups.saved),
+        groups.priced_as[first],
+        groups.quality[first],
+        groups.tier[first],
+    )
 
 
 def wanted_of(pairs: Sequence[tuple[str, str]]) -> Wanted:
