@@ -1,12 +1,20 @@
-"""The alert rules replayed over the demo log, against its three stories with known starts: the leaked
-token (from now − 10 days), the surging endpoint (from this week's Monday), the retry storm (the last
-20 minutes). Prints the raw episodes and the incidents (watch/incidents.py) of the last 14 days, per
-story: detected or not, the delay from its start to its incident's start, the incidents that name one
-of its keys; and the incidents that belong to no story (false), per week. With `--min-impact` several
-values of `alerts.min_impact` are compared on one replay.
+"""The alert rules replayed over two generated logs against their stories, whose starts and ends are
+known: the demo log (60 days, 5,000 requests a day: the leaked token, the surging endpoint, the retry
+storm) and the second log (cost_api/tools/demo/stories.py: 35 days, 20,000 requests a day, another
+seed: three leaks of $4, $15 and $60 an hour, a week-long creep, a pricing-change day, a weekend lull).
 
-    python -m bench.alerts                       # the demo log: 60 days, 5,000 requests a day
-    python -m bench.alerts --min-impact 0 1 2 5 10 20
+Over the last 14 days of each it prints per story: detected or not, the delay from its start to its
+first incident's start (hours are judged whole: an incident starts at an hour's start), the live delay
+(leaks: the first 5-minute tick after the start at which the live engine would fire, replaying the
+last 3 hours as it does), and the incidents that hold one of its keys in its span (from an hour
+before its start to a day after its end). The lull has no key: its incidents are those starting in
+it or the day after that belong to no other story (its target: 0). The incidents that belong to no
+story are false, counted per week. Several `--min-requests` and `--min-impact` values compare on one
+generation.
+
+    python -m bench.alerts                       # both logs, the default settings
+    python -m bench.alerts --log second --min-impact 0 2 5 10
+    python -m bench.alerts --min-requests 1 3 5 10 20 30 --min-impact 0 5
 """
 
 from __future__ import annotations
@@ -14,70 +22,156 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cost_api.config import load_settings
-from cost_api.tools.demo.catalogue import AGENT_PROXY, LEAK_SINCE, LEAKED_TOKEN, STORM_ENDPOINT, STORM_SPAN
+from cost_api.tools.demo import stories as second
+from cost_api.tools.demo.catalogue import AGENT_PROXY, LEAK_SINCE, LEAKED_TOKEN, STORM_ENDPOINT, STORM_SPAN, epoch_ms
+from cost_api.tools.demo.generator import Params
 from cost_api.tools.demo.run import run_demo
-from cost_api.watch.anomalies import replay
-from cost_api.watch.incidents import Incident, incidents
+from cost_api.watch.anomalies import Episode, Watched, replay
+from cost_api.watch.incidents import Incident, coarse_alone, incidents
 from cost_api.web.service import build_service
-from cost_api.windows import Range
+from cost_api.windows import Range, from_ms
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 WINDOW = timedelta(days=14)
+LIVE_TICK, LIVE_FOR, LIVE_LOOKBACK = timedelta(minutes=5), timedelta(hours=2), timedelta(hours=3)
 
 
-def stories(now: datetime) -> dict[str, tuple[datetime, set[tuple[str, str]]]]:
-    """Each story: its start and the keys it shows on."""
+@dataclass(frozen=True)
+class Truth:
+    """A story as the bench checks it: its span, its keys (`dimension:key`; none: nobody should be
+    alerted), and whether its live delay is measured."""
+
+    name: str
+    start: datetime
+    end: datetime
+    keys: frozenset[str]
+    live: bool = False
+
+
+def demo_truth(now: datetime) -> list[Truth]:
     monday = datetime.combine((now - timedelta(days=now.weekday())).date(), datetime.min.time(), tzinfo=UTC)
-    leak = (now - timedelta(milliseconds=LEAK_SINCE), {("token", f"{LEAKED_TOKEN[1]}…")})
-    return {
-        "leaked token": leak,
-        "surging endpoint": (monday, {("endpoint", AGENT_PROXY)}),
-        "retry storm": (now - timedelta(milliseconds=STORM_SPAN), {("endpoint", STORM_ENDPOINT)}),
-    }
+    leak = now - timedelta(milliseconds=LEAK_SINCE)
+    return [
+        Truth("leaked token", leak, now, frozenset({f"token:{LEAKED_TOKEN[1]}…"}), live=True),
+        Truth("surging endpoint", monday, now, frozenset({f"endpoint:{AGENT_PROXY}"})),
+        Truth("retry storm", now - timedelta(milliseconds=STORM_SPAN), now, frozenset({f"endpoint:{STORM_ENDPOINT}"})),
+    ]
 
 
-def report(found: list[Incident], now: datetime) -> None:
+def second_truth(now: datetime) -> list[Truth]:
+    log = second.StoriesLog(Params(epoch_ms(now), second.SEED, second.DAYS, second.REQUESTS_PER_DAY, "UTC"))
+    spans = [(story, *(from_ms(ms) for ms in log.span(story))) for story in second.STORIES]
+    return [Truth(s.name, a, b, frozenset(s.keys), live=s.token is not None) for s, a, b in spans]
+
+
+def keys_of(i: Incident) -> set[str]:
+    return {f"{e.dimension}:{e.key}" for e in i.episodes}
+
+
+def belongs(i: Incident, story: Truth, now: datetime) -> bool:
+    """Whether incident `i` shows `story`: one of its keys, within its span (an hour before, a day after)."""
+    in_span = i.started_at <= story.end + timedelta(days=1) and (i.ended_at or now) >= story.start - timedelta(hours=1)
+    return in_span and bool(keys_of(i) & story.keys)
+
+
+def grouped(service: Watched, found: list[Episode], min_impact: float) -> list[Incident]:
+    """The incidents as the API and the engine keep them, at `min_impact`."""
+    return incidents(found, min_impact, coarse=coarse_alone(service.settings.alerts.dimensions))
+
+
+async def live_delay(service: Watched, story: Truth, min_impact: float) -> timedelta | None:
+    """The first tick after the story's start at which the live engine would send an incident of it."""
+    t = story.start
+    while t < story.start + LIVE_FOR:
+        t += LIVE_TICK
+        found = grouped(service, await replay(service, Range(t - LIVE_LOOKBACK, t), now=t), min_impact)
+        if any(i.open and keys_of(i) & story.keys for i in found):
+            return t - story.start
+    return None
+
+
+def minutes(delta: timedelta | None) -> str:
+    return "-" if delta is None else f"{delta / timedelta(minutes=1):+.0f} min"
+
+
+async def report(service: Watched, found: list[Incident], truth: list[Truth], min_impact: float, now: datetime) -> None:
     claimed: set[str] = set()
-    for name, (start, keys) in stories(now).items():
-        mine = [i for i in found if keys & {(e.dimension, e.key) for e in i.episodes}]
+    for story in (s for s in truth if s.keys):
+        mine = [i for i in found if belongs(i, story, now)]
         claimed |= {i.id for i in mine}
-        first = min((i.started_at for i in mine), default=None)
-        delay = "-" if first is None else f"{(first - start) / timedelta(minutes=1):+.0f} min"
+        first = min((i.started_at - story.start for i in mine), default=None)
+        live = await live_delay(service, story, min_impact) if story.live else None
+        print(
+            f"  {story.name:20} detected={'yes' if mine else 'no':3} delay={minutes(first):>10}"
+            f" live={minutes(live) if story.live else 'n/a':>8} incidents={len(mine)}"
+        )
         for i in mine:
             print(
-                f"    {i.root.rule} {i.root.dimension} {i.root.key} from {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}"
+                f"      {i.root.rule} {i.root.dimension} {i.root.key} from {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}"
             )
-        print(f"  {name:18} detected={'yes' if mine else 'no':3} delay={delay:>10} incidents={len(mine)}")
+    for story in (s for s in truth if not s.keys):
+        quiet = [
+            i for i in found if i.id not in claimed and story.start <= i.started_at < story.end + timedelta(days=1)
+        ]
+        print(f"  {story.name:20} (should alert nobody) incidents={len(quiet)}")
+        for i in quiet:
+            print(
+                f"      {i.root.rule} {i.root.dimension} {i.root.key} from {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}"
+            )
     false = [i for i in found if i.id not in claimed]
     print(f"  false incidents: {len(false)} in {WINDOW.days} days = {len(false) / (WINDOW.days / 7):.1f}/week")
-    for i in false[:5]:
-        root = i.root
-        print(f"    e.g. {root.rule} {root.dimension} {root.key} at {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}")
+    for i in false[:6]:
+        print(
+            f"      e.g. {i.root.rule} {i.root.dimension} {i.root.key} at {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}"
+        )
 
 
-async def main(url: str, thresholds: list[float]) -> None:
-    service = build_service(load_settings(environ={}, overrides={"database_url": url}))
-    try:
-        await service.aggregator.warm()
-        found = await replay(service, Range(NOW - WINDOW, NOW), now=NOW)
-    finally:
-        await service.close()
-    print(f"episodes in {WINDOW.days} days: {len(found)}")
-    for threshold in thresholds:
-        grouped = incidents(found, threshold)
-        print(f"min_impact ${threshold:g}: {len(grouped)} incidents")
-        report(grouped, NOW)
+async def bench(
+    url: str, truth: list[Truth], thresholds: list[float], floors: list[int], now: datetime, alerts: dict[str, Any]
+) -> None:
+    for floor in floors:
+        overrides = {"database_url": url, "alerts": {**alerts, "min_requests": floor}}
+        service = build_service(load_settings(environ={}, overrides=overrides))
+        try:
+            await service.aggregator.warm()
+            found = await replay(service, Range(now - WINDOW, now), now=now)
+            print(f"min_requests {floor}: {len(found)} episodes in {WINDOW.days} days")
+            for threshold in thresholds:
+                kept = grouped(service, found, threshold)
+                print(f"min_requests {floor}, min_impact ${threshold:g}: {len(kept)} incidents")
+                await report(service, kept, truth, threshold, now)
+        finally:
+            await service.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log", choices=["demo", "second", "both"], default="both")
+    parser.add_argument("--min-impact", type=float, nargs="+", default=[5.0])
+    parser.add_argument("--min-requests", type=int, nargs="+", default=[10])
+    parser.add_argument("--dimensions", nargs="+", help="alerts.dimensions (default: the setting's)")
+    args = parser.parse_args()
+    alerts = {"dimensions": args.dimensions} if args.dimensions else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.log in ("demo", "both"):
+            db = f"sqlite:///{Path(tmp) / 'demo.db'}"
+            run_demo(db, days=60, now=NOW, progress=False)
+            print("== the demo log: 60 days, 5,000 requests a day")
+            asyncio.run(bench(db, demo_truth(NOW), args.min_impact, args.min_requests, NOW, alerts))
+        if args.log in ("second", "both"):
+            db = f"sqlite:///{Path(tmp) / 'second.db'}"
+            days, per_day = second.DAYS, second.REQUESTS_PER_DAY
+            run_demo(db, days=days, requests_per_day=per_day, seed=second.SEED, now=NOW, progress=False,
+                     make=second.StoriesLog)  # fmt: skip
+            print(f"== the second log: {days} days, {per_day:,} requests a day")
+            asyncio.run(bench(db, second_truth(NOW), args.min_impact, args.min_requests, NOW, alerts))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--min-impact", type=float, nargs="+", default=[5.0])
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{Path(tmp) / 'demo.db'}"
-        run_demo(db, days=60, now=NOW, progress=False)
-        asyncio.run(main(db, args.min_impact))
+    main()

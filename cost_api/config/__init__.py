@@ -84,6 +84,10 @@ class Retry(_Strict, frozen=True):
     max_delay: Annotated[Duration, _doc("The longest delay between retries.")] = _duration("5m")
 
 
+WATCH_PATTERN = r"^(endpoint|token|provider|model|tag:[A-Za-z0-9_.-]{1,64})$"
+WatchDimension = Annotated[str, msgspec.Meta(pattern=WATCH_PATTERN)]
+
+
 class Alerts(_Strict, frozen=True):
     webhook_url: Annotated[
         str | None,
@@ -101,6 +105,21 @@ class Alerts(_Strict, frozen=True):
         float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
     ] = 1.0
     min_requests_per_minute: Annotated[float, _doc("`request_storm` ignores rates below this.", ge=0)] = 60.0
+    min_requests: Annotated[
+        int,
+        _doc(
+            "`burn_rate` holds on a window (the last hour, the last 24 hours) only when it holds at least this "
+            "many requests: one expensive request in a quiet hour is no burn.",
+            ge=0,
+        ),
+    ] = 10
+    max_spend_per_hour: Annotated[
+        dict[WatchDimension, Annotated[float, msgspec.Meta(gt=0)]],
+        _doc(
+            "`spend_ceiling`: a key of the dimension that spends at least this much in an hour (USD), "
+            "whatever its history — it judges a log's first hours too (`{token: 50}`; none by default)."
+        ),
+    ] = msgspec.field(default_factory=dict)
     min_impact: Annotated[
         float,
         _doc(
@@ -109,8 +128,16 @@ class Alerts(_Strict, frozen=True):
             ge=0,
         ),
     ] = 5.0
+    public_url: Annotated[
+        str | None,
+        _doc(
+            "The API's address as a reader of the alerts reaches it (`https://cost.example.com`); with it "
+            "each webhook event links to the incident's requests (`/v1/requests?…`)."
+        ),
+    ] = None
     dimensions: Annotated[
-        list[Literal["endpoint", "token", "provider", "model"]], _doc("The dimensions whose values the rules watch.")
+        list[WatchDimension],
+        _doc("The dimensions whose values the rules watch; `tag:<key>` watches a tag's values (a team's burn rate)."),
     ] = msgspec.field(default_factory=lambda: ["endpoint", "token", "provider", "model"])
     retry: Annotated[Retry, _doc("Webhook delivery retries.")] = msgspec.field(default_factory=Retry)
 
@@ -346,12 +373,15 @@ def _check_urls(settings: Settings) -> None:
                 f"cors_origins[{i}]: expected an origin like https://grafana.example.com (scheme, host and an "
                 f"optional port, no path), got {origin!r}"
             )
-    url = settings.alerts.webhook_url
-    if url is not None and not _url(url, origin=False):
-        raise ConfigError(
-            f"alerts.webhook_url: expected an http:// or https:// URL with a host, like "
-            f"https://hooks.example.com/cost-api, got {url!r}"
-        )
+    for name, example in (
+        ("webhook_url", "https://hooks.example.com/cost-api"),
+        ("public_url", "https://cost.example.com"),
+    ):
+        url = getattr(settings.alerts, name)
+        if url is not None and not _url(url, origin=False):
+            raise ConfigError(
+                f"alerts.{name}: expected an http:// or https:// URL with a host, like {example}, got {url!r}"
+            )
 
 
 def _url(text: str, *, origin: bool) -> bool:

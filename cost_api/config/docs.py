@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import msgspec
 import msgspec.inspect
 
-from cost_api.config import ConfigError, Duration, Settings, env_name
+from cost_api.config import WATCH_PATTERN, ConfigError, Duration, Settings, env_name
 from cost_api.config.tags import Since
 
 DOCS_BEGIN = "<!-- settings: generated from cost_api/config/ by `cost-api settings --write FILE` -->"
@@ -49,6 +49,8 @@ def _type_text(kind: msgspec.inspect.Type) -> str:
         return "duration"
     if isinstance(kind, msgspec.inspect.CustomType) and kind.cls is Since:
         return "date or time"
+    if isinstance(kind, msgspec.inspect.StrType) and kind.pattern == WATCH_PATTERN:
+        return "`endpoint` \\| `token` \\| `provider` \\| `model` \\| `tag:<key>`"
     if isinstance(kind, msgspec.inspect.StrType):
         return "SHA-256 hex" if kind.pattern else "string"
     if isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):

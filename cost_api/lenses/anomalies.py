@@ -24,7 +24,7 @@ from cost_api.aggregation.blocks import (
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.watch.alerts import Rule
 from cost_api.watch.anomalies import Watched, replay
-from cost_api.watch.incidents import incidents
+from cost_api.watch.incidents import coarse_alone, incidents
 from cost_api.windows import Window, iso
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ class AnomalyEpisode(Block, tag_field="kind", tag="episode"):
     peak_ratio: Annotated[float | None, Meta(description="the highest ratio to the baseline; null: a zero baseline")]
     spend: Money
     extra: Annotated[Money, Meta(description="spend over the key's usual spend (B1) in its holding hours")]
+    baseline_days: Annotated[
+        int, Meta(description="the days of log its baselines covered in its last hour: 7, fewer in a young log")
+    ]
 
 
 class AnomalyIncident(Block, tag_field="kind", tag="incident"):
@@ -91,7 +94,8 @@ async def anomalies_answer(
         items = [AnomalyEpisode(**e.as_json()) for e in found]
     else:
         now = min(window.range.end, fresh.now)
-        grouped = incidents(found, service.settings.alerts.min_impact)
+        cfg = service.settings.alerts
+        grouped = incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions))
         items = [_incident(i.as_json(now)) for i in grouped]
     return Anomalies(
         range=time_range(window.range),

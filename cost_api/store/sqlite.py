@@ -71,8 +71,10 @@ class SqliteDatabase(Database):
         super().__init__(registry, timeout)
         assert url.path is not None
         self.path = url.path.resolve()
-        self._pool: asyncio.Queue[_SqliteConn] = asyncio.Queue()
-        self._size = pool_size
+        self._pool: asyncio.Queue[_SqliteConn] = asyncio.Queue()  # the idle connections
+        # One per connection in use: a query waits for a slot, not for a connection to come back, so
+        # that one dropped (its file broken or replaced) lets a waiting query open a new one at once.
+        self._slots = asyncio.Semaphore(pool_size)
         self._opened = 0
         self._closed = False
         self._closing: set[asyncio.Future[None]] = set()
@@ -113,19 +115,33 @@ class SqliteDatabase(Database):
         return holder
 
     async def _acquire(self) -> _SqliteConn:
+        self._watch()
+        await self._slots.acquire()
+        try:
+            return await self._checkout()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _watch(self) -> tuple[int, int] | None:
+        """The file's (device, inode) now; another one than last seen is another database."""
         current = _inode(self.path)
         if current is not None and current != self._seen:
             self.generation += self._seen is not None
             self._seen = current
-        if self._pool.empty() and self._opened < self._size:
+        return current
+
+    async def _checkout(self) -> _SqliteConn:
+        """An idle connection to the file as it is now, or a new one (the caller holds a slot)."""
+        if self._pool.empty():
             self._opened += 1
             try:
                 return await self._open()
             except BaseException:
                 self._opened -= 1
                 raise
-        holder = await self._pool.get()
-        current = _inode(self.path)  # again: the wait for a connection may have been long
+        holder = self._pool.get_nowait()
+        current = _inode(self.path)  # again: the wait for a slot may have been long
         if holder.inode != current:  # the file was replaced (or removed): reopen
             # Close every idle connection to the old file first: the new file's readers share the
             # -wal/-shm names with it, and none of ours should keep the old file's index in use.
@@ -135,8 +151,9 @@ class SqliteDatabase(Database):
                 (stale if other.inode != current else kept).append(other)
             for other in kept:
                 self._pool.put_nowait(other)
-            await asyncio.wait([self._discard(old) for old in stale])
-            return await self._acquire()
+            await asyncio.wait([self._drop(old) for old in stale])
+            self._watch()
+            return await self._checkout()
         return holder
 
     async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
@@ -185,25 +202,28 @@ class SqliteDatabase(Database):
             if running.done():
                 if not running.cancelled():
                     running.exception()  # retrieved (an interrupted query is expected after a cancel)
-                if healthy and not self._closed:
-                    self._pool.put_nowait(holder)
-                elif self._closed:  # the database was closed while this query ran
-                    self._close_later(holder)
-                else:  # broken
-                    self._discard(holder)
+                self._release(holder, healthy=healthy)
 
     def _requeue(self, holder: _SqliteConn, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
             done.exception()  # retrieved: an interrupted query is the expected end here
-        if self._closed:
-            self._close_later(holder)
-        else:
-            self._pool.put_nowait(holder)
+        self._release(holder, healthy=True)
 
-    def _discard(self, holder: _SqliteConn) -> asyncio.Future[None]:
+    def _release(self, holder: _SqliteConn, *, healthy: bool) -> None:
+        """A connection's query is over: back to the idle ones, or dropped when broken, and its slot
+        freed either way (a query waiting for one then takes an idle connection or opens one)."""
+        if self._closed:  # the database was closed while this query ran
+            self._close_later(holder)
+        elif healthy:
+            self._pool.put_nowait(holder)
+        else:
+            self._drop(holder)
+        self._slots.release()
+
+    def _drop(self, holder: _SqliteConn) -> asyncio.Future[None]:
         """Take a connection out of the pool for good. Counted out at once and closed in a task of its
         own, so that a cancellation arriving meanwhile (a client gone, a deadline) cannot leave the pool
-        counting a connection that no longer serves: enough such and every query would wait for one."""
+        counting a connection that no longer serves."""
         self._opened -= 1
         return self._close_later(holder)
 

@@ -1,17 +1,20 @@
-"""The live alert engine: evaluates the anomaly rules every `alerts.interval` and POSTs each episode to
-`alerts.webhook_url` once as `fired` and once as `resolved`, signed, retried in the background.
+"""The live alert engine: evaluates the anomaly rules every `alerts.interval` and POSTs each incident
+(watch/incidents.py: the episodes of one problem) to `alerts.webhook_url` once as `fired` and once as
+`resolved`, signed, retried in the background.
 
-Each tick replays the last hours (anomalies.replay, with the budget tracker's figures): an episode open
-now that was not sent yet is `fired`; a sent one that is no longer open is `resolved`. An event's `id`
-is the episode's (sha256 of rule, dimension, key and start), so a receiver deduplicates across restarts
-and replicas: the engine keeps the ids it sent in memory only, and after a restart sends the open
-episodes again under the same ids. Deliveries run as tasks with exponential backoff and never block a
-request; `GET /v1/alerts` lists the recent ones with their state. The events, their signatures and one
-POST are in webhook.py.
+Each tick replays the last hours (anomalies.replay, with the budget tracker's figures) and groups the
+episodes into incidents: an open incident that shares no episode with one already sent is `fired` once
+its impact reaches `min_impact` (a storm or a budget at once); a sent one that is no longer open is
+`resolved`. An event's `id` is the incident's (sha256 of its first episode's id), so a receiver
+deduplicates across restarts and replicas: the engine keeps the incidents it sent in memory only (a
+later tick's incident that shares an episode with a sent one is that one, under its first id), and
+after a restart sends the open incidents again under the same ids. Deliveries run as tasks with
+exponential backoff and never block a request; `GET /v1/alerts` lists the recent ones with their
+state. The events, their text, their signatures and one POST are in webhook.py.
 
 With several replicas on one Postgres, only the one holding `pg_try_advisory_lock(ALERT_LOCK)` on a
 dedicated connection evaluates and sends (the store's leadership, through the aggregator); the others
-retry the lock every tick and take over (sending the open episodes again, same ids) when its session
+retry the lock every tick and take over (sending the open incidents again, same ids) when its session
 ends. On SQLite the lock is a `flock` on a file of our own cache directory (store/leadership.py).
 
 `cost-api alerts receive --port 9000 --secret s` (tools/receiver.py) runs a local receiver that prints
@@ -25,7 +28,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
@@ -35,7 +38,8 @@ from prometheus_client import Counter
 
 from cost_api.aggregation.blocks import AsOf, Block, Instant
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
-from cost_api.watch.anomalies import Episode, replay
+from cost_api.watch.anomalies import replay
+from cost_api.watch.incidents import Incident, coarse_alone, incidents, merged
 from cost_api.watch.webhook import Delivery, event_body, post
 from cost_api.windows import Range, iso
 
@@ -63,13 +67,15 @@ _encoder = msgspec.json.Encoder()
 
 
 # every rule: the hourly ones (rules.py, storm.py) and the budget ones (anomalies.budget_episodes)
-Rule = Literal["burn_rate", "new_spender", "request_storm", "budget_forecast", "budget_warning", "budget_exceeded"]
+Rule = Literal[
+    "burn_rate", "new_spender", "spend_ceiling", "request_storm", "budget_forecast", "budget_warning", "budget_exceeded"
+]
 
 
 class AlertEvent(Block):
     """One webhook event and how its delivery went."""
 
-    id: Annotated[str, Meta(description="the episode's id: a receiver deduplicates by it")]
+    id: Annotated[str, Meta(description="the incident's id: a receiver deduplicates by it")]
     event: Literal["fired", "resolved"]
     rule: Rule
     dimension: str
@@ -112,12 +118,12 @@ class AlertEngine:
         self.timeout = timeout
         self.enabled = self.cfg.webhook_url is not None
         self.events: deque[Delivery] = deque(maxlen=RECENT_EVENTS)
-        self.sent: dict[str, Episode] = {}  # open episodes sent as `fired`, by id
+        self.sent: dict[str, Incident] = {}  # open incidents sent as `fired`, by the id they were sent with
         self.leading = False
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
-        self._last: dict[str, asyncio.Task[None]] = {}  # episode id → its latest delivery
+        self._last: dict[str, asyncio.Task[None]] = {}  # incident id → its latest delivery
         self._leadership = service.aggregator.leadership(ALERT_LOCK)
         self._failing = False
 
@@ -174,46 +180,57 @@ class AlertEngine:
     # ----------------------------------------------------------------------- evaluation
 
     async def tick(self) -> list[Delivery]:
-        """Evaluate once: queue `fired` for new open episodes, `resolved` for sent ones that ended."""
+        """Evaluate once: queue `fired` for new open incidents, `resolved` for sent ones that ended."""
         if not self.enabled or not await self._lead():
             return []
         now = self.clock.now().replace(microsecond=0)
         found = await replay(self.service, Range(now - LOOKBACK, now), now=now, budgets=self.budgets)
-        series = {(e.rule, e.dimension, e.key): e for e in self.sent.values()}
         still_open: set[str] = set()
         queued: list[Delivery] = []
-        for e in (e for e in found if e.open):
-            if e.id in self.sent:
-                still_open.add(e.id)
-                continue
-            known = series.get((e.rule, e.dimension, e.key))
-            if e.clipped and known is not None and known.started_at <= e.started_at:
-                still_open.add(known.id)  # began before the replayed hours: the id it was sent with holds
-                continue
-            self.sent[e.id] = e
-            still_open.add(e.id)
-            queued.append(self._queue("fired", e))
-        ended = {e.id: e for e in found if not e.open}
+        ended: dict[str, Incident] = {}
+        for i in incidents(found, 0.0):  # all of them: a sent incident is followed whatever its impact now
+            known = self._sent_as(i)
+            if not i.open:
+                ended.update({sent_id: merged(self.sent[sent_id], i) for sent_id in known})
+            elif known:
+                still_open.update(known)
+                self.sent.update({sent_id: merged(self.sent[sent_id], i) for sent_id in known})
+            elif i.worth(self.cfg.min_impact, coarse_alone(self.cfg.dimensions)):
+                self.sent[i.id] = i
+                still_open.add(i.id)
+                queued.append(self._queue("fired", i.id, i, now))
         for sent_id in [i for i in self.sent if i not in still_open]:
-            episode = self.sent.pop(sent_id)
-            queued.append(self._queue("resolved", ended.get(sent_id, episode)))
+            incident = self.sent.pop(sent_id)
+            queued.append(self._queue("resolved", sent_id, ended.get(sent_id, incident), now))
         return queued
 
-    def _queue(self, event: str, e: Episode) -> Delivery:
-        body = event_body(event, e)
-        delivery = Delivery(event, e, _encoder.encode(body), self.clock.now(), text=body["text"])
+    def _sent_as(self, i: Incident) -> list[str]:
+        """The ids under which `i` was sent: the sent incidents sharing an episode with it (or, for an
+        episode that began before the replayed hours, its rule and key)."""
+        ids = {e.id for e in i.episodes}
+        clipped = {(e.rule, e.dimension, e.key) for e in i.episodes if e.clipped}
+        return [
+            sent_id
+            for sent_id, sent in self.sent.items()
+            if any(e.id in ids or ((e.rule, e.dimension, e.key) in clipped and e.started_at <= i.started_at)
+                   for e in sent.episodes)
+        ]  # fmt: skip
+
+    def _queue(self, event: str, incident_id: str, i: Incident, now: datetime) -> Delivery:
+        body = event_body(event, incident_id, i, now, self.cfg.public_url)
+        delivery = Delivery(event, incident_id, i, _encoder.encode(body), self.clock.now(), text=body["text"])
         self.events.appendleft(delivery)
-        previous = self._last.get(e.id)  # `resolved` goes out after its `fired`
-        task = asyncio.create_task(self._deliver(delivery, previous), name=f"alert-{event}-{e.id}")
-        self._last[e.id] = task
+        previous = self._last.get(incident_id)  # `resolved` goes out after its `fired`
+        task = asyncio.create_task(self._deliver(delivery, previous), name=f"alert-{event}-{incident_id}")
+        self._last[incident_id] = task
         self._deliveries.add(task)
-        task.add_done_callback(lambda t: self._done(e.id, t))
+        task.add_done_callback(lambda t: self._done(incident_id, t))
         return delivery
 
-    def _done(self, episode_id: str, task: asyncio.Task[None]) -> None:
+    def _done(self, incident_id: str, task: asyncio.Task[None]) -> None:
         self._deliveries.discard(task)
-        if self._last.get(episode_id) is task:
-            del self._last[episode_id]
+        if self._last.get(incident_id) is task:
+            del self._last[incident_id]
 
     # ----------------------------------------------------------------------- delivery
 
@@ -237,7 +254,7 @@ class AlertEngine:
                 delay = min(delay * 2, retry.max_delay.seconds)
         d.state = "failed"
         WEBHOOK_DELIVERIES.labels(result="failed").inc()
-        log.warning("alert %s %s not delivered after %d attempts: %s", d.event, d.episode.id, d.attempts, d.last_error)
+        log.warning("alert %s %s not delivered after %d attempts: %s", d.event, d.id, d.attempts, d.last_error)
 
     async def _post(self, d: Delivery) -> bool:
         """One attempt; False (with `last_error`) on an error, a timeout or a non-2xx answer."""

@@ -25,6 +25,7 @@ from cost_api.aggregation.aggregator import money
 from cost_api.aggregation.rollups import ceil_hour, floor_hour
 from cost_api.watch.rules import (
     DAY_H,
+    DAYS,
     HISTORY_H,
     WEEK_H,
     Clock,
@@ -32,9 +33,12 @@ from cost_api.watch.rules import (
     Matrix,
     Watched,
     burn_rate,
+    days_text,
+    enough_requests,
     hour_start,
     matrices,
     new_spender,
+    spend_ceiling,
     spend_windows,
     usd,
 )
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Episode", "Reading", "Watched", "budget_episodes", "episode_id", "episodes", "ratio_json", "replay"]
 
+BASELINE_RULES = ("burn_rate", "request_storm")  # their words say a young log's baseline (new_spender's say its days)
 LEAD_H = WEEK_H  # evaluated before the range: an episode running at its start keeps its true start
 STORM_LEAD_H = 2  # the same for request_storm, whose minutes are read per evaluated hour
 
@@ -66,6 +71,7 @@ class Reading:
     baseline: float | None
     ratio: float  # math.inf when the baseline is zero
     words: str
+    baseline_days: int = DAYS  # the days of log its baselines covered (fewer in a young log)
 
 
 @dataclass(slots=True)
@@ -102,6 +108,7 @@ class Episode:
             "peak_ratio": ratio_json(self.peak_ratio),
             "spend": money(self.spend),
             "extra": money(self.extra),
+            "baseline_days": self.last.baseline_days,
         }
 
 
@@ -142,8 +149,10 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
         return []
     end_ms = epoch_ms(end)
     last_hour = ceil_hour(end_ms) - 1
-    # the first hour whose baselines lie wholly in the log (its first, maybe partial, hour excluded)
-    first_eval = max(floor_hour(epoch_ms(rng.start)) - LEAD_H, floor_hour(oldest) + 1 + HISTORY_H)
+    # the log's first whole hour (its first, maybe partial, hour is left out): judged from there, on
+    # the history before it (rules.spend_windows)
+    log_start = floor_hour(oldest) + 1
+    first_eval = max(floor_hour(epoch_ms(rng.start)) - LEAD_H, log_start)
     if first_eval > last_hour:
         return []
     first = first_eval - HISTORY_H
@@ -154,6 +163,7 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
         frac=(end_ms - last_hour * HOUR_MS) / HOUR_MS,
         end_minute=end_ms // MINUTE_MS,
         storm_from=max(0, floor_hour(epoch_ms(rng.start)) - STORM_LEAD_H - first_eval),
+        log_start=log_start - first,
     )
     found_matrices, directory = await matrices(service, dict.fromkeys(cfg.dimensions), first, end)
     found: list[Episode] = []
@@ -161,12 +171,24 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
         m = _prune(m, clock, cfg)
         if not m.labels:
             continue
+        if clock.log_start > 0:  # the log's first, partial hour is history for no rule
+            m.spend[:, : clock.log_start] = 0.0
+            m.requests[:, : clock.log_start] = 0.0
         windows = spend_windows(m.spend, clock)
-        judged = [burn_rate(windows, cfg), new_spender(windows, cfg)]
-        judged.append(await request_storm(service, m, directory, clock, windows, cfg))
+        judged = [burn_rate(windows, enough_requests(m.requests, clock, cfg), cfg), new_spender(windows, cfg, clock)]
+        if (ceiling := _ceiling(cfg, m.dimension)) is not None:
+            judged.append(spend_ceiling(windows, ceiling))
+        if not m.dimension.startswith("tag:"):  # minutes are counted per logged column; a team's storm is its token's
+            judged.append(await request_storm(service, m, directory, clock, windows, cfg))
         for j in judged:
             found += _runs(j, m, clock, rng, windows[1])
     return found
+
+
+def _ceiling(cfg: Alerts, dimension: str) -> float | None:
+    """`max_spend_per_hour` of a dimension (None: no `spend_ceiling` on it)."""
+    ceilings: dict[str, float] = {str(k): v for k, v in cfg.max_spend_per_hour.items()}
+    return ceilings.get(dimension)
 
 
 def _prune(m: Matrix, clock: Clock, cfg: Alerts) -> Matrix:
@@ -174,7 +196,8 @@ def _prune(m: Matrix, clock: Clock, cfg: Alerts) -> Matrix:
     largest hourly spend of the hours its windows reach (the 24-hour window: up to 24 hours before the
     first evaluated one), and a storm needs 5 × min_requests_per_minute requests within two hours."""
     s, q = m.spend[:, clock.e0 - DAY_H :], m.requests[:, clock.e0 - 1 :]
-    spends = (s.max(axis=1) > 0) & (2 * s.max(axis=1) >= cfg.min_spend_per_hour)
+    floor = min(cfg.min_spend_per_hour, _ceiling(cfg, m.dimension) or math.inf)
+    spends = (s.max(axis=1) > 0) & (2 * s.max(axis=1) >= floor)
     storms = (q[:, 1:] + q[:, :-1]).max(axis=1) >= max(STORM_MINUTES * cfg.min_requests_per_minute, 1)
     keep = np.flatnonzero(spends | storms)
     if len(keep) == len(m.labels):
@@ -195,7 +218,7 @@ def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range, usual: np.ndarray) -> 
     `usual`: B1, each evaluated hour's baseline (an episode's `extra` is its spend above it)."""
     out: list[Episode] = []
     spend = m.spend[:, clock.columns]
-    over = np.maximum(spend - usual, 0.0)
+    over = np.maximum(spend - np.nan_to_num(usual, nan=0.0), 0.0)  # no baseline yet: all of it is extra
     n = j.holds.shape[1]
     start_ms = epoch_ms(rng.start)
     for row in np.flatnonzero(j.holds.any(axis=1)).tolist():
@@ -206,7 +229,7 @@ def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range, usual: np.ndarray) -> 
             end_hour = None if still_open else clock.first + clock.e0 + b
             if end_hour is not None and end_hour * HOUR_MS <= start_ms:
                 continue  # ended before the range
-            reading = _reading(j, row, b - 1)
+            reading = _reading(j, row, b - 1, clock)
             out.append(
                 Episode(
                     rule=j.rule,
@@ -217,7 +240,7 @@ def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range, usual: np.ndarray) -> 
                     peak_ratio=float(j.ratio[row, a:b].max()),
                     spend=float(spend[row, a:b].sum()),
                     last=reading,
-                    after=None if end_hour is None else _reading(j, row, b),
+                    after=None if end_hour is None else _reading(j, row, b, clock),
                     name=m.names[row],
                     clipped=a == j.first,
                     extra=float(over[row, a:b].sum()),
@@ -226,12 +249,18 @@ def _runs(j: Judged, m: Matrix, clock: Clock, rng: Range, usual: np.ndarray) -> 
     return out
 
 
-def _reading(j: Judged, row: int, col: int) -> Reading:
+def _reading(j: Judged, row: int, col: int, clock: Clock) -> Reading:
+    days = clock.baseline_days(col)
+    words = j.words(row, col)
+    if days < DAYS and j.rule in BASELINE_RULES:
+        words += f" (a young log: a baseline of {days_text(days)})"
+    baseline = float(j.baseline[row, col])
     return Reading(
         recent=float(j.recent[row, col]),
-        baseline=float(j.baseline[row, col]),
+        baseline=None if math.isnan(baseline) else baseline,
         ratio=float(j.ratio[row, col]),
-        words=j.words(row, col),
+        words=words,
+        baseline_days=days,
     )
 
 

@@ -44,9 +44,14 @@ WEEK_H = 7 * DAY_H
 DAYS = 7  # the baselines cover the previous 7 days
 HISTORY_H = WEEK_H + DAY_H  # hours before an evaluated hour that its baselines read (+1 for a partial hour)
 EPSILON = 1e-9  # dollars: below this a sum of spends counts as no spend
-# the `groups` dimension each rule dimension is read with; provider and model share the base read
+# the `groups` dimension each rule dimension is read with; provider and model share the base read;
+# `tag:<key>` is read as itself (the token rollup folded through the tokens' tags)
 _READ_DIM = {"endpoint": "endpoint", "token": "token", "provider": None, "model": None}
 _COLUMNS = {"endpoint": ("key",), "token": ("key",), "provider": ("provider",), "model": ("provider", "model")}
+
+
+def _read_dim(dimension: str) -> str | None:
+    return dimension if dimension.startswith("tag:") else _READ_DIM[dimension]
 
 
 # --------------------------------------------------------------------------- hourly matrices
@@ -76,7 +81,7 @@ def label(dimension: str, raw: Any, directory: TokenDirectory) -> tuple[str, str
 def _matrix(dimension: str, groups: Groups, directory: TokenDirectory, first: int, hours: int) -> Matrix:
     """Fold hourly groups into key × hour matrices; keys shown alike (two token ids with one
     prefix) are one row, as the `token=` filter treats them."""
-    columns = _COLUMNS[dimension]
+    columns = _COLUMNS.get(dimension, ("key",))
     arrays = [getattr(groups, c).astype(np.int64) for c in columns]
     combined = arrays[0]
     for array in arrays[1:]:  # codes are ≥ 0; no groups (a quiet lookback) make empty arrays
@@ -109,7 +114,10 @@ async def matrices(
     `groups` dimension (provider and model share one)."""
     agg = service.aggregator
     dimensions = list(dimensions)
-    reads = list(dict.fromkeys(_READ_DIM[d] for d in dimensions))
+    if any(d.startswith("tag:") for d in dimensions):  # a key no token carries (yet) has no values to watch
+        keys = (await agg.tag_book()).keys
+        dimensions = [d for d in dimensions if not d.startswith("tag:") or d[4:] in keys]
+    reads = list(dict.fromkeys(_read_dim(d) for d in dimensions))
     span = Range(hour_start(first), end)
     directory_read = agg.tokens() if "token" in dimensions else _no_directory()
     # one gather of two kinds of read: the token directory first, then the groups of each read
@@ -118,7 +126,7 @@ async def matrices(
     parts: list[Groups] = read[1:]
     by_read = dict(zip(reads, parts, strict=True))
     hours = ceil_hour(epoch_ms(end)) - first
-    return [_matrix(d, by_read[_READ_DIM[d]], directory, first, hours) for d in dimensions], directory
+    return [_matrix(d, by_read[_read_dim(d)], directory, first, hours) for d in dimensions], directory
 
 
 async def _no_directory() -> TokenDirectory:
@@ -157,10 +165,20 @@ class Clock:
     frac: float
     end_minute: int  # storms: windows end no later than this epoch minute
     storm_from: int  # storms: the first evaluated column
+    log_start: int = 0  # the column of the log's first whole hour (≤ 0: the log is older than the matrix)
 
     @property
     def columns(self) -> np.ndarray:
         return np.arange(self.e0, self.last + 1)
+
+    @property
+    def history(self) -> np.ndarray:
+        """Per evaluated column: the whole hours of log before it."""
+        return self.columns - self.log_start
+
+    def baseline_days(self, col: int) -> int:
+        """The days of log the baselines of evaluated column `col` cover: 7 once the log is 8 days old."""
+        return int(min(DAYS, max(0, self.e0 + col - self.log_start) // DAY_H))
 
     @property
     def partial(self) -> bool:
@@ -174,21 +192,33 @@ def _ratio(recent: np.ndarray, baseline: np.ndarray) -> np.ndarray:
 
 def spend_windows(s: np.ndarray, clock: Clock) -> tuple[np.ndarray, ...]:
     """Per evaluated cell: the last hour's spend and its baseline, the last 24 hours' spend per hour
-    and theirs, and the spend of the 7 days before the hour."""
+    and theirs, and the spend of the 7 days before the hour.
+
+    A young log's baselines cover the history it has (the columns before `clock.log_start` hold
+    nothing): B1 the mean of the same hour on the days before that lie in the log, B24 the mean hour
+    of the (up to 168) hours before the 24-hour window. A baseline is NaN, and the rules comparing
+    with it do not hold, without a day of history: B1 before the log's second day, B24 before its
+    third (the 24 hours and a day before them); so is the week's spend that `new_spender` reads."""
     idx = clock.columns
+    days = np.minimum(np.maximum(clock.history, 0) // DAY_H, DAYS)
+    hours24 = np.minimum(np.maximum(clock.history - (DAY_H - 1), 0), WEEK_H)  # before the 24-hour window
     cs = np.concatenate([np.zeros((len(s), 1)), np.cumsum(s, axis=1)], axis=1)  # cs[:, j] = Σ s[:, :j]
     r1 = s[:, idx].copy()
-    b1 = cast(np.ndarray, sum(s[:, idx - DAY_H * k] for k in range(1, DAYS + 1))) / DAYS  # DAYS ≥ 1 arrays
+    b1 = cast(np.ndarray, sum(s[:, idx - DAY_H * k] for k in range(1, DAYS + 1)))  # DAYS ≥ 1 arrays
     r24 = (cs[:, idx + 1] - cs[:, idx - 23]) / DAY_H
-    b24 = (cs[:, idx - 23] - cs[:, idx - 23 - WEEK_H]) / WEEK_H
+    b24 = cs[:, idx - 23] - cs[:, idx - 23 - WEEK_H]
     week = cs[:, idx] - cs[:, idx - WEEK_H]
     if clock.partial:  # the trailing windows end inside the last hour: split the hours they cut evenly
         i, f = clock.last, clock.frac
         g = 1.0 - f
         r1[:, -1] = s[:, i] + g * s[:, i - 1]
-        b1[:, -1] = sum(g * s[:, i - 1 - DAY_H * k] + f * s[:, i - DAY_H * k] for k in range(1, DAYS + 1)) / DAYS
+        b1[:, -1] = sum(g * s[:, i - 1 - DAY_H * k] + f * s[:, i - DAY_H * k] for k in range(1, DAYS + 1))
         r24[:, -1] = (cs[:, i + 1] - cs[:, i - 23] + g * s[:, i - 24]) / DAY_H
-        b24[:, -1] = (g * s[:, i - HISTORY_H] + cs[:, i - 24] - cs[:, i - 23 - WEEK_H] + f * s[:, i - 24]) / WEEK_H
+        b24[:, -1] = g * s[:, i - HISTORY_H] + cs[:, i - 24] - cs[:, i - 23 - WEEK_H] + f * s[:, i - 24]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b1 = np.where(days >= 1, b1 / days, np.nan)
+        b24 = np.where(hours24 >= DAY_H, b24 / hours24, np.nan)
+    week = np.where(days >= 1, week, np.nan)
     clean = [np.where(np.abs(a) < EPSILON, 0.0, a) for a in (r1, b1, r24, b24, week)]
     return tuple(clean)
 
@@ -197,15 +227,27 @@ def usd(value: float) -> str:
     return f"${value:,.2f}"
 
 
+def days_text(n: int) -> str:
+    return f"{n} day" + ("" if n == 1 else "s")
+
+
 def times(ratio: float) -> str:
     return "new" if not math.isfinite(ratio) else f"{ratio:.1f}×"
 
 
-def burn_rate(windows: tuple[np.ndarray, ...], cfg: Alerts) -> Judged:
+def enough_requests(requests: np.ndarray, clock: Clock, cfg: Alerts) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluated cell: whether the last hour, and the last 24 hours, hold at least `min_requests`
+    requests (the windows `burn_rate` reads, cut alike in an unfinished hour)."""
+    q1, _, q24, _, _ = spend_windows(requests, clock)
+    return q1 >= cfg.min_requests - EPSILON, q24 * DAY_H >= cfg.min_requests - EPSILON
+
+
+def burn_rate(windows: tuple[np.ndarray, ...], enough: tuple[np.ndarray, np.ndarray], cfg: Alerts) -> Judged:
+    """`enough`: `enough_requests`, the request floor of each window."""
     r1, b1, r24, b24, _ = windows
     ratio1, ratio24 = _ratio(r1, b1), _ratio(r24, b24)
-    hold1 = (r1 >= cfg.min_spend_per_hour) & (r1 > 0) & (r1 >= cfg.ratio * b1)
-    hold24 = (r24 >= cfg.min_spend_per_hour) & (r24 > 0) & (r24 >= cfg.ratio * b24)
+    hold1 = (r1 >= cfg.min_spend_per_hour) & (r1 > 0) & (r1 >= cfg.ratio * b1) & enough[0]
+    hold24 = (r24 >= cfg.min_spend_per_hour) & (r24 > 0) & (r24 >= cfg.ratio * b24) & enough[1]
     use24 = hold24 & (~hold1 | (ratio24 > ratio1))  # report the window that holds, the stronger if both
     recent, baseline, ratio = np.where(use24, r24, r1), np.where(use24, b24, b1), np.where(use24, ratio24, ratio1)
 
@@ -218,11 +260,23 @@ def burn_rate(windows: tuple[np.ndarray, ...], cfg: Alerts) -> Judged:
     return Judged("burn_rate", hold1 | hold24, ratio, recent, baseline, words)
 
 
-def new_spender(windows: tuple[np.ndarray, ...], cfg: Alerts) -> Judged:
+def new_spender(windows: tuple[np.ndarray, ...], cfg: Alerts, clock: Clock) -> Judged:
     r1, b1, _, _, week = windows
     holds = (week <= 0) & (r1 >= cfg.min_spend_per_hour) & (r1 > 0)
 
     def words(row: int, col: int) -> str:
-        return f"{usd(r1[row, col])} in the last hour, nothing in the 7 days before"
+        return f"{usd(r1[row, col])} in the last hour, nothing in the {days_text(clock.baseline_days(col))} before"
 
     return Judged("new_spender", holds, _ratio(r1, np.zeros_like(r1)), r1, b1, words)
+
+
+def spend_ceiling(windows: tuple[np.ndarray, ...], ceiling: float) -> Judged:
+    """The last hour's spend at or over a fixed `ceiling` (USD per hour): no baseline, so it judges a
+    log's first hours as well."""
+    r1 = windows[0]
+    holds = r1 >= ceiling
+
+    def words(row: int, col: int) -> str:
+        return f"{usd(r1[row, col])} in the last hour, at or over its ceiling of {usd(ceiling)}/h"
+
+    return Judged("spend_ceiling", holds, r1 / ceiling, r1, np.full_like(r1, ceiling), words)

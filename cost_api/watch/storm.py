@@ -33,7 +33,8 @@ async def request_storm(
     cfg: Alerts,
 ) -> Judged:
     """An hour holds when a 5-minute window ending in it (live: the last 5 minutes) ran at
-    ≥ min_requests_per_minute and ≥ ratio × the same clock minutes' mean over the previous 7 days.
+    ≥ min_requests_per_minute and ≥ ratio × the same clock minutes' mean over the previous 7 days (in
+    a young log, over the days it has; not before its second day).
 
     Minutes are read in two steps, only where the rule could hold: first the busy minutes (≥
     min_requests_per_minute requests: a qualifying window holds at least one) of the hours whose
@@ -80,14 +81,18 @@ async def request_storm(
     for row, row_ends in ends.items():
         per_minute = counts.get(row, {})
         for e in row_ends:
+            col = (e - 1) // 60 - clock.first - clock.e0
+            history = clock.baseline_days(col)  # a young log: the days it has
+            if history < 1:
+                continue
             days = [
-                sum(per_minute.get(e - d * 1440 - j, 0) for j in range(1, STORM_MINUTES + 1)) for d in range(DAYS + 1)
+                sum(per_minute.get(e - d * 1440 - j, 0) for j in range(1, STORM_MINUTES + 1))
+                for d in range(history + 1)
             ]
-            recent, base = days[0] / STORM_MINUTES, sum(days[1:]) / DAYS / STORM_MINUTES
+            recent, base = days[0] / STORM_MINUTES, sum(days[1:]) / history / STORM_MINUTES
             r = math.inf if base <= 0 else recent / base
             if not (recent >= cfg.min_requests_per_minute and recent > 0 and recent >= cfg.ratio * base):
                 continue
-            col = (e - 1) // 60 - clock.first - clock.e0
             ratio[row, col] = max(ratio[row, col], r) if holds[row, col] else r
             holds[row, col] = True
             if recent > rpm.get((row, col), (0.0, 0.0))[0]:  # the hour's busiest qualifying 5 minutes

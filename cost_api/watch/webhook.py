@@ -11,12 +11,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 from cost_api import __version__
 from cost_api.aggregation.aggregator import money
-from cost_api.watch.anomalies import Episode, Reading, ratio_json
+from cost_api.watch.anomalies import Episode, ratio_json
+from cost_api.watch.incidents import HOURLY_RULES, Incident
 from cost_api.windows import iso
 
 SIGNATURE_HEADER = "X-Cost-Signature"
@@ -61,41 +63,69 @@ def _subject(e: Episode) -> str:
     return f"{e.rule} on {e.dimension} `{key}`" + (f" ({e.name})" if e.name else "")
 
 
-def event_text(event: str, e: Episode, reading: Reading) -> str:
-    """The Slack-compatible one-line summary of an event."""
-    since = iso(e.started_at)
+def audit_link(public_url: str, i: Incident, now: datetime) -> str:
+    """`/v1/requests` filtered to the incident's root key over its hours (to its end, or `now`)."""
+    root = i.root
+    if root.dimension == "model":
+        provider, model = root.key.split("/", 1)
+        query = [("provider", provider), ("model", model)]
+    elif root.dimension.startswith("tag:"):
+        query = [("tag", f"{root.dimension[4:]}:{root.key}")]
+    else:
+        query = [(root.dimension, root.key)]  # a token as displayed: the filter takes it
+    query += [("from", iso(i.started_at)), ("to", iso(i.ended_at or now))]
+    return f"{public_url.rstrip('/')}/v1/requests?{urlencode(query)}"
+
+
+def event_text(event: str, i: Incident, now: datetime, link: str | None) -> str:
+    """The Slack-compatible one-line summary of an incident's event: its root, its dollars, since when,
+    its related keys and, with a `link`, the root's audit rows."""
+    root = i.root
+    reading = root.last if event == "fired" else (root.after or root.last)
+    since = iso(i.started_at)
+    budget = root.rule not in HOURLY_RULES  # a budget's words are its dollars
+    dollars = i.dollars(now)
+    related = i.related_keys()
+    also = f"; also {', '.join(related)}" if related else ""
     if event == "fired":
-        icon = ":warning:" if e.rule in ("budget_warning", "budget_forecast") else ":rotating_light:"
-        return _slack(f"{icon} {_subject(e)}: {reading.words} (since {since})")
-    span = f"{since} to {iso(e.ended_at)}" if e.ended_at else f"since {since}"
-    peak = ratio_json(e.peak_ratio)
-    peaked = f", peak {peak}×" if peak is not None else ""
-    return _slack(f":white_check_mark: resolved: {_subject(e)}, {span}{peaked}, ${e.spend:,.2f} spent")
+        icon = ":warning:" if root.rule in ("budget_warning", "budget_forecast") else ":rotating_light:"
+        what = f"{reading.words} (since {since})" if budget else f"{dollars} since {since}; now {reading.words}"
+        text = _slack(f"{icon} {_subject(root)}: {what}{also}")
+    else:
+        span = f"{since} to {iso(i.ended_at)}" if i.ended_at else f"since {since}"
+        peak = ratio_json(root.peak_ratio)
+        peaked = f", peak {peak}×" if peak is not None else ""
+        what = f"${root.spend:,.2f} spent" if budget else dollars
+        text = _slack(f":white_check_mark: resolved: {_subject(root)}, {span}{peaked}, {what}{also}")
+    return text if link is None else f"{text} <{_slack(link)}|audit rows>"
 
 
-def event_body(event: str, e: Episode) -> dict[str, Any]:
-    """The webhook's JSON body."""
-    reading = e.last if event == "fired" else (e.after or e.last)
+def event_body(event: str, incident_id: str, i: Incident, now: datetime, public_url: str | None) -> dict[str, Any]:
+    """The webhook's JSON body: the incident, named by its root (rule, dimension, key and its reading)."""
+    root = i.root
+    reading = root.last if event == "fired" else (root.after or root.last)
+    link = None if public_url is None else audit_link(public_url, i, now)
+    incident = {k: v for k, v in i.as_json(now).items() if k not in ("id", "episodes")}  # as /v1/anomalies has it
     return {
-        "id": e.id,
+        "id": incident_id,
         "event": event,
-        "rule": e.rule,
-        "dimension": e.dimension,
-        "key": e.key,
-        "started_at": iso(e.started_at),
+        **incident,
         "recent_spend_per_hour": None if reading.recent is None else money(reading.recent),
         "baseline_spend_per_hour": None if reading.baseline is None else money(reading.baseline),
         "ratio": ratio_json(reading.ratio),
-        "text": event_text(event, e, reading),
+        "baseline_days": reading.baseline_days,
+        "link": link,
+        "text": event_text(event, i, now, link),
     }
 
 
 @dataclass(slots=True)
 class Delivery:
-    """One event and how its delivery went: `pending` (being tried), `delivered` or `failed`."""
+    """One incident's event and how its delivery went: `pending` (being tried), `delivered` or `failed`."""
 
     event: str
-    episode: Episode
+    id: str  # the incident's, as first sent
+    incident: Incident
     body: bytes
     queued_at: datetime
     state: str = "pending"
@@ -105,14 +135,14 @@ class Delivery:
     text: str = field(default="")
 
     def as_json(self) -> dict[str, Any]:
-        e = self.episode
+        root = self.incident.root
         return {
-            "id": e.id,
+            "id": self.id,
             "event": self.event,
-            "rule": e.rule,
-            "dimension": e.dimension,
-            "key": e.key,
-            "started_at": iso(e.started_at),
+            "rule": root.rule,
+            "dimension": root.dimension,
+            "key": root.key,
+            "started_at": iso(self.incident.started_at),
             "text": self.text,
             "state": self.state,
             "attempts": self.attempts,

@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from cost_api.lenses.anomalies import anomalies_answer
 from cost_api.tools.demo.catalogue import LEAKED_TOKEN
 from cost_api.tools.demo.run import run_demo
 from cost_api.watch.alerts import AlertEngine
-from cost_api.watch.anomalies import episode_id, episodes
+from cost_api.watch.anomalies import episode_id, episodes, replay
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.watch.webhook import verify
 from cost_api.web.app import create_app
@@ -35,8 +36,21 @@ from ..logdb import LogDB, PostgresLog, Row
 UTC_ZONE = ZoneInfo("UTC")
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday, in the past: its hours are closed
 HOUR = timedelta(hours=1)
-EPISODE_FIELDS = ["kind", "id", "rule", "dimension", "key", "started_at", "ended_at", "peak_ratio", "spend", "extra"]
+EPISODE_FIELDS = [
+    "kind",
+    "id",
+    "rule",
+    "dimension",
+    "key",
+    "started_at",
+    "ended_at",
+    "peak_ratio",
+    "spend",
+    "extra",
+    "baseline_days",
+]
 _names = itertools.count(1)
+HAND = {"dimensions": ["endpoint"], "min_requests": 1}  # the hand-built logs' spikes are a few calls each
 
 
 def sonnet(when: datetime, endpoint: str, dollars: float, **kw: Any) -> Row:
@@ -103,7 +117,7 @@ def found(body: dict[str, Any]) -> set[tuple[Any, ...]]:
 
 async def test_the_rules_on_a_hand_built_log(log: LogDB) -> None:
     await spiky_log(log)
-    async with serve(log.url, alerts={"dimensions": ["endpoint"]}) as client:
+    async with serve(log.url, alerts=HAND) as client:
         body = await anomalies(client, window="1d")
     assert body["range"] == {"from": iso(NOW - timedelta(days=1)), "to": iso(NOW)}
     assert all(list(e) == EPISODE_FIELDS for e in body["items"])
@@ -134,7 +148,7 @@ async def test_the_rules_on_a_hand_built_log(log: LogDB) -> None:
 
 async def test_incidents_group_and_rank_the_episodes(log: LogDB) -> None:
     await spiky_log(log)
-    async with serve(log.url, alerts={"dimensions": ["endpoint"], "min_impact": 0}) as client:
+    async with serve(log.url, alerts={**HAND, "min_impact": 0}) as client:
         body = await anomalies(client, window="1d", view="incidents")
         default = await client.get("/v1/anomalies", params={"to": iso(NOW), "window": "1d"})
         bad = await client.get("/v1/anomalies", params={"view": "all"})
@@ -154,7 +168,7 @@ async def test_incidents_group_and_rank_the_episodes(log: LogDB) -> None:
     assert all(i["related"] == [] for i in body["items"])
     assert default.json()["items"] == body["items"]  # incidents are the default view
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "view"
-    async with serve(log.url, alerts={"dimensions": ["endpoint"]}) as client:
+    async with serve(log.url, alerts=HAND) as client:
         body = await anomalies(client, window="1d", view="incidents")
     # min_impact $5 by default: /fresh's $1.50 is left out; the storm costs nothing but is kept
     assert [i["key"] for i in body["items"]] == ["/open", "/ended", "/loop"]
@@ -163,7 +177,7 @@ async def test_incidents_group_and_rank_the_episodes(log: LogDB) -> None:
 async def test_the_24_hour_window_carries_a_spike_for_a_day(log: LogDB) -> None:
     rows = [sonnet(NOW - n * HOUR, "/spike", 3.0) for n in range(1, 10 * 24) if n != 30]
     await log.insert([*rows, sonnet(NOW - 30 * HOUR, "/spike", 201.0)])
-    config = load_settings(environ={}, overrides={"database_url": log.url, "alerts": {"dimensions": ["endpoint"]}})
+    config = load_settings(environ={}, overrides={"database_url": log.url, "alerts": HAND})
     service = build_service(config)
     try:
         items = await episodes(service, Range(NOW - 2 * 24 * HOUR, NOW), now=NOW)
@@ -178,7 +192,7 @@ async def test_the_24_hour_window_carries_a_spike_for_a_day(log: LogDB) -> None:
 
 async def test_an_unfinished_hour_starts_episodes_but_does_not_end_them(log: LogDB) -> None:
     await spiky_log(log)
-    config = load_settings(environ={}, overrides={"database_url": log.url, "alerts": {"dimensions": ["endpoint"]}})
+    config = load_settings(environ={}, overrides={"database_url": log.url, "alerts": HAND})
     service = build_service(config)
     try:
         # 6 minutes into an hour without rows: /open's trailing hour holds 9/10 of its last $9 hour, 2.7×
@@ -271,20 +285,31 @@ DEMO_ALERTS = {"min_spend_per_hour": 0.5}  # the demo's volume is small: its sto
 
 @pytest.fixture(scope="module", params=BACKENDS)
 async def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
-    """21 days of the demo log (15,000 requests a day) up to NOW, in a database the demo created; served
-    with its closed hours already in memory."""
+    """21 days of the demo log (15,000 requests a day) up to NOW."""
+    async with generated(request, tmp_path_factory, DEMO_ALERTS, days=21, requests_per_day=15_000) as service:
+        yield service
+
+
+@asynccontextmanager
+async def generated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, alerts: dict[str, Any], **demo: Any
+) -> AsyncIterator[Service]:
+    """A log `run_demo(…, **demo)` generates up to NOW in a new database of the fixture's backend, served
+    (with `alerts`) with its closed hours already in memory."""
     if request.param == "sqlite":
         url, drop = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}", None
     else:
         empty = await empty_postgres(request.getfixturevalue("pg_cluster"))
         url, drop = empty.url, empty.drop
-    await asyncio.to_thread(run_demo, url, days=21, requests_per_day=15_000, now=NOW, progress=False)
-    service = build_service(load_settings(environ={}, overrides={"database_url": url, "alerts": DEMO_ALERTS}))
+    await asyncio.to_thread(partial(run_demo, url, now=NOW, progress=False, **demo))
+    service = build_service(load_settings(environ={}, overrides={"database_url": url, "alerts": alerts}))
     await service.aggregator.warm()
-    yield service
-    await service.close()
-    if drop is not None:
-        await drop()
+    try:
+        yield service
+    finally:
+        await service.close()
+        if drop is not None:
+            await drop()
 
 
 async def empty_postgres(cluster: Any) -> PostgresLog:
@@ -343,7 +368,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
             assert p["end"] - p["start"] <= timedelta(days=1)
 
 
-async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) -> None:
+async def test_the_live_engine_sends_each_open_demo_incident_once(demo: Service) -> None:
     from .test_alerts import SECRET, Receiver  # that module builds on this one's logs
 
     receiver = Receiver()
@@ -353,7 +378,8 @@ async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) 
     await service.aggregator.warm()
     engine = AlertEngine(settings, service)
     try:
-        open_now = {e["id"] for e in await episodes(service, Range(NOW - HOUR, NOW)) if e["ended_at"] is None}
+        found = await replay(service, Range(NOW - 3 * HOUR, NOW))
+        open_now = {e.id for e in found if e.open}
         assert len(open_now) >= 4  # at least the storm, on each dimension
         await engine.tick()
         await engine.drain()
@@ -364,6 +390,24 @@ async def test_the_live_engine_sends_each_open_demo_episode_once(demo: Service) 
         await service.close()
         receiver.close()
     events = receiver.events()
-    assert sorted(e["id"] for e in events) == sorted(open_now)
-    assert {e["event"] for e in events} == {"fired"}
+    assert {e["event"] for e in events} == {"fired"} and len({e["id"] for e in events}) == len(events)
     assert all(verify(SECRET, headers["X-Cost-Signature"], body) for headers, body, _ in receiver.posts)
+    # fewer events than open episodes: the storm's keys (its endpoint, token, provider, model) are one incident
+    assert len(events) < len(open_now)
+    storm = [e for e in events if "endpoint:/classify-intent" in [f"{e['dimension']}:{e['key']}", *e["related"]]]
+    assert len(storm) == 1 and storm[0]["rule"] == "request_storm"
+
+
+async def test_a_tag_is_a_dimension_of_the_rules(log: LogDB) -> None:
+    await spiky_log(log)
+    await log.execute("UPDATE request_log SET token_id = 'tok_ended_team_a' WHERE endpoint = '/ended'")
+    rules = [{"token": "tok_ended_team_a", "tags": {"team": "a"}}]
+    async with serve(log.url, alerts={**HAND, "dimensions": ["tag:team"]}, token_tags=rules) as client:
+        body = await anomalies(client, window="1d")
+        incidents = await anomalies(client, window="1d", view="incidents")
+    h = lambda n: iso(NOW - n * HOUR)  # noqa: E731
+    # team a is /ended's token: $9 against $3 at the same clock hour, two hours. The rest is (untagged):
+    # /steady and /open's $6/h rising to $12, and $13.50 with /fresh: 2.0× and 2.25×, under 2.5×
+    assert found(body) == {("burn_rate", "a", h(5), h(3), 3.0, 18.0)}
+    assert [(e["dimension"], e["extra"]) for e in body["items"]] == [("tag:team", 12.0)]
+    assert [(i["dimension"], i["key"], i["impact"]) for i in incidents["items"]] == [("tag:team", "a", 12.0)]

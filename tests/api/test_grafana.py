@@ -14,6 +14,8 @@ import yaml
 
 from cost_api.config import load_settings
 from cost_api.watch import anomalies
+from cost_api.watch.anomalies import Episode, Reading
+from cost_api.watch.incidents import incidents
 from cost_api.web import grafana
 from cost_api.web.service import build_service
 from cost_api.windows import Range
@@ -498,6 +500,37 @@ async def test_the_shapes_older_plugins_send(log: LogDB, client_for: ClientFacto
     assert points(answer[2]) == {day(6): 2}
 
 
+async def test_fields_grafana_sends_in_several_shapes(log: LogDB, client_for: ClientFactory) -> None:
+    """`range.from`/`to` as ISO text or epoch ms; a payload as an object, JSON text or a variable's
+    name; a variable's query in `payload` or `target` (an object too); items of `targets` that are
+    not objects skipped; keys cost-api does not read ignored whatever their type."""
+    await _ledger(log)
+    epoch = {"from": DAY0, "to": day(7), "raw": 5}
+    async with client_for() as client:
+        iso = await query(client, body({"target": "spend", "payload": {"group_by": "provider"}}))
+        numbers = await query(client, body({"target": "spend", "payload": {"group_by": "provider"}}, range=epoch))
+        text = await query(client, body({"target": "spend", "payload": '{"group_by": "provider", "top": "1"}'}))
+        assert numbers == iso
+        assert [(a["target"], points(a)) for a in text] == [("anthropic", {day(6): 0.05259}), ("other", {
+            day(1): 0.00525})]  # fmt: skip
+        odd = body({"target": "requests"}, panelId="5", requestId={"x": [1]}, startTime="soon")
+        odd["targets"] = ["spend", 7, None, [1, 2], *odd["targets"]]
+        assert [(a["refId"], points(a)) for a in await query(client, odd)] == [("A", {day(1): 2, day(5): 1, day(6): 2})]
+
+        providers = [{"text": v, "value": v} for v in ("anthropic", "openai", "together")]
+        for search in (
+            {"target": "providers"},
+            {"target": {"target": "providers"}},
+            {"target": '{"target": "provider"}'},
+        ):
+            answer = await client.post("/grafana/search", json={**search, "range": epoch})
+            assert answer.json() == providers, search
+        chained = [{"__text": "gpt-4o-mini-2024-07-18", "__value": "gpt-4o-mini-2024-07-18"}]
+        for payload in ({"target": "models", "provider": "openai"}, '{"target": "models", "provider": "openai"}'):
+            answer = await client.post("/grafana/variable", json={"payload": payload, "range": epoch})
+            assert answer.json() == chained, payload
+
+
 async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for: ClientFactory) -> None:
     def spend(payload: dict[str, Any] | None = None, **extra: Any) -> bytes:
         return json.dumps(body({"target": "spend", "payload": payload or {}}, **extra)).encode()
@@ -512,6 +545,8 @@ async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for:
             ("/grafana/variable", b"nope", "body"),
             ("/grafana/query", b'{"targets": {"refId": "A"}}', "targets"),
             ("/grafana/query", json.dumps(body({"target": "dollars"})).encode(), "targets[0].target"),
+            ("/grafana/query", json.dumps(body({"target": "spend", "hide": True}, {"target": "dollars"})).encode(),
+             "targets[1].target"),  # by its place in the body, hidden targets counted
             ("/grafana/query", spend({"group_by": "team"}), "group_by"),
             ("/grafana/query", spend({"interval": "1m"}), "payload.interval"),  # 10,080 points
             ("/grafana/query", json.dumps(body({"target": "top_tokens", "payload": {"limit": "x"}})).encode(),
@@ -521,6 +556,19 @@ async def test_unusable_bodies_are_400_problem_documents(log: LogDB, client_for:
             ("/grafana/query", adhoc("team", "="), "filters[0].key"),
             ("/grafana/query", adhoc("provider", "<"), "filters[0].operator"),
             ("/grafana/variable", b'{"payload": {"target": "teams"}}', "payload.target"),
+            # a field cost-api reads, of a type it cannot read, named by its path
+            ("/grafana/query", spend(range="last week"), "range"),
+            ("/grafana/query", spend(range={"from": True, "to": TO}), "range.from"),
+            ("/grafana/query", spend(intervalMs=[1]), "intervalMs"),
+            ("/grafana/query", spend({"top": [8]}), "targets[0].payload.top"),
+            ("/grafana/query", json.dumps(body({"target": "spend", "payload": '{"top": [8]}'})).encode(), "targets[0]"),
+            ("/grafana/query", spend({"provider": {"a": 1}}), "targets[0].payload.provider"),
+            ("/grafana/query", json.dumps(body({"target": 5})).encode(), "targets[0].target"),
+            ("/grafana/query", spend(filters=["provider=openai"]), "filters[0]"),
+            ("/grafana/query", spend(scopedVars={"p": "openai"}), "scopedVars[...]"),
+            ("/grafana/tag-values", b'{"key": ["provider"]}', "key"),
+            ("/grafana/metric-payload-options", b'{"name": 1}', "name"),
+            ("/grafana/annotations", b'{"annotation": "anomalies"}', "annotation"),
         ]  # fmt: skip
         for path, raw, field in cases:
             response = await client.post(path, content=raw, headers={"Content-Type": "application/json"})
@@ -600,44 +648,33 @@ async def test_api_key_in_server_access_mode_and_cors_for_browser_mode(log: LogD
 # --------------------------------------------------------------------------- annotations
 
 
+def _episode(rule: str, dimension: str, key: str, start: str, end: str | None, extra: float) -> Episode:
+    reading = Reading(None, None, 0.0, "words")
+    ended = None if end is None else at(end)
+    return Episode(rule, dimension, key, at(start), ended, 6.5, extra + 2.0, reading, extra=extra)
+
+
+# two incidents (3 hours apart): $10 over the baseline in 2 hours, and $9 in the 9 hours up to TO
 EPISODES = [
-    {
-        "id": "ep1",
-        "rule": "burn_rate",
-        "dimension": "endpoint",
-        "key": "/summarise-ticket",
-        "started_at": "2026-11-19T10:00:00Z",
-        "ended_at": "2026-11-19T12:00:00Z",
-        "peak_ratio": 6.5,
-        "spend": 12.25,
-    },
-    {
-        "id": "ep2",
-        "rule": "new_spender",
-        "dimension": "token",
-        "key": "pg_live_xy7…",
-        "started_at": "2026-11-19T15:00:00Z",
-        "ended_at": None,
-        "peak_ratio": None,
-        "spend": 3.0,
-    },
+    _episode("burn_rate", "endpoint", "/summarise-ticket", "2026-11-19T10:00:00Z", "2026-11-19T12:00:00Z", 10.0),
+    _episode("new_spender", "token", "pg_live_xy7…", "2026-11-19T15:00:00Z", None, 9.0),
 ]
 
 
 @pytest.fixture
 def episodes(monkeypatch: pytest.MonkeyPatch) -> list[Range]:
-    """anomalies.episodes answering EPISODES, recording the ranges it was asked for."""
+    """anomalies.replay answering EPISODES, recording the ranges it was asked for."""
     asked: list[Range] = []
 
-    async def fake(service: Any, rng: Range, **_: Any) -> list[dict[str, Any]]:
+    async def fake(service: Any, rng: Range, **_: Any) -> list[Episode]:
         asked.append(rng)
         return EPISODES
 
-    monkeypatch.setattr(anomalies, "episodes", fake)
+    monkeypatch.setattr(anomalies, "replay", fake)
     return asked
 
 
-async def test_annotations_from_anomaly_episodes(log: LogDB, client_for: ClientFactory, episodes: list[Range]) -> None:
+async def test_annotations_from_anomaly_incidents(log: LogDB, client_for: ClientFactory, episodes: list[Range]) -> None:
     anno = body({"refId": "Anno", "target": "anomalies", "payload": {}})
     anno["targets"][0]["refId"] = "Anno"
     async with client_for() as client:
@@ -661,10 +698,10 @@ async def test_annotations_from_anomaly_episodes(log: LogDB, client_for: ClientF
     ]
     started = day(6) + 10 * HOUR
     assert table["rows"] == [
-        [started, started + 2 * HOUR, "burn_rate: endpoint /summarise-ticket", "peak 6.5× baseline, $12.25 spent",
-         "burn_rate,endpoint"],
-        [day(6) + 15 * HOUR, day(7), "new_spender: token pg_live_xy7…", "$3.00 spent, still running",
-         "new_spender,token"],
+        [started, started + 2 * HOUR, "burn_rate: endpoint /summarise-ticket",
+         "$10.00 over its usual spend ($5.00/h)", "burn_rate,endpoint"],
+        [day(6) + 15 * HOUR, day(7), "new_spender: token pg_live_xy7…",
+         "$9.00 over its usual spend ($1.00/h); still running", "new_spender,token"],
     ]  # fmt: skip
     assert legacy.status_code == 200
     first = legacy.json()[0]
@@ -778,26 +815,32 @@ def test_dashboard_refers_only_to_what_the_api_serves() -> None:
         assert headline in titles
 
 
-async def test_annotations_are_the_replayed_episodes(log: LogDB, client_for: ClientFactory) -> None:
-    """No stand-in: a new endpoint spending $1.50 in an hour (≥ min_spend_per_hour, nothing in the 7
-    days before, of which the log holds all) is an anomaly; the annotations are the replay's episodes."""
+async def test_annotations_are_the_replayed_incidents(log: LogDB, client_for: ClientFactory) -> None:
+    """No stand-in: a new endpoint spending $6 in an hour (≥ min_spend_per_hour, nothing in the 7 days
+    before, of which the log holds all) is an anomaly, $6 over nothing (≥ min_impact $5); the annotations
+    are the replay's incidents, one per incident."""
     await log.insert(
         [
             Row(at("2026-11-01T00:00:00Z"), *MINI, "/old", prompt_tokens=10),  # the log's history: baselines
-            Row(at("2026-11-19T10:05:00Z"), *SONNET, "/new", prompt_tokens=500_000),  # 500000 × 3 = $1.50
+            Row(at("2026-11-19T10:05:00Z"), *SONNET, "/new", prompt_tokens=2_000_000),  # 2,000,000 × 3 = $6
         ]
     )
     async with client_for() as client:
         (table,) = await query(client, body({"target": "anomalies"}))
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     try:  # the replay itself, on a service of its own (the app's lives on the test client's loop)
-        replayed = await anomalies.episodes(service, Range(at(FROM), at(TO)))
+        replayed = incidents(await anomalies.replay(service, Range(at(FROM), at(TO))), 5.0)
     finally:
         await service.close()
-    assert replayed
-    assert [row[2] for row in table["rows"]] == [f"{e['rule']}: {e['dimension']} {e['key']}" for e in replayed]
-    assert [row[0] for row in table["rows"]] == [int(at(e["started_at"]).timestamp() * 1000) for e in replayed]
-    assert ["new_spender: endpoint /new", day(6) + 10 * HOUR] in [[row[2], row[0]] for row in table["rows"]]
+    assert [row[2] for row in table["rows"]] == [f"{i.root.rule}: {i.root.dimension} {i.root.key}" for i in replayed]
+    assert [row[:2] for row in table["rows"]] == [[day(6) + 10 * HOUR, day(6) + 11 * HOUR]]
+    # seen on every dimension, one incident; its root the most specific key, the (anonymous) token
+    assert table["rows"][0][2:] == [
+        "new_spender: token anonymous",
+        "$6.00 over its usual spend ($6.00/h); also endpoint:/new, model:anthropic/claude-3-5-sonnet-20241022, "
+        "provider:anthropic",
+        "new_spender,token",
+    ]
 
 
 # --------------------------------------------------------------------------- Infinity: the URLs docs/grafana.md gives

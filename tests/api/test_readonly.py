@@ -49,7 +49,7 @@ async def api_connection(db: Database) -> AsyncIterator[Any]:
         try:
             yield holder.conn
         finally:
-            db._pool.put_nowait(holder)
+            db._release(holder, healthy=True)
     elif isinstance(db, ChdbDatabase):
         yield _ChdbWriter(db)
     elif isinstance(db, ClickHouseHttpDatabase):

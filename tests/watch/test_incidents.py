@@ -62,3 +62,29 @@ def test_a_rule_that_pauses_for_an_hour_continues_its_incident() -> None:
     (incident,) = incidents(found, min_impact=5.0)
     assert incident.started_at == T0 and incident.open
     assert (incident.root.key, incident.impact) == ("t…", 8.0)
+
+
+def test_a_finer_key_never_joins_late_and_a_coarser_one_within_6_hours() -> None:
+    found = [
+        ep("burn_rate", "endpoint", "/creep", T0, None, 40.0),
+        ep("burn_rate", "token", "leak…", T0 + 3 * HOUR, None, 30.0),  # a token hours later: its own incident
+        ep("burn_rate", "provider", "anthropic", T0 + 5 * HOUR, None, 45.0),  # coarser, within 6 h: joins
+        ep("burn_rate", "model", "anthropic/claude-opus", T0 + 10 * HOUR, None, 9.0),  # 10 h, 7 h: too late
+    ]
+    assert sorted((i.root.key, [e.key for e in i.episodes]) for i in incidents(found, min_impact=5.0)) == [
+        ("/creep", ["/creep", "anthropic"]),
+        ("anthropic/claude-opus", ["anthropic/claude-opus"]),
+        ("leak…", ["leak…"]),
+    ]
+
+
+def test_the_impact_is_the_tokens_and_endpoints_and_providers_alone_can_be_left_out() -> None:
+    found = [
+        ep("burn_rate", "token", "t…", T0, None, 20.0),
+        ep("burn_rate", "model", "anthropic/claude-opus", T0, None, 100.0),  # other problems' dollars too
+    ]
+    (incident,) = incidents(found, min_impact=5.0)
+    assert (incident.impact, incident.root.key) == (20.0, "t…")
+    alone = [ep("burn_rate", "provider", "openai", T0, None, 50.0)]
+    assert [i.impact for i in incidents(alone, min_impact=5.0)] == [50.0]  # when only providers are watched
+    assert incidents(alone, min_impact=5.0, coarse=False) == []  # when tokens or endpoints are

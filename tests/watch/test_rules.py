@@ -28,6 +28,7 @@ from cost_api.watch.rules import (
     Matrix,
     _matrix,
     burn_rate,
+    enough_requests,
     hour_start,
     new_spender,
     spend_windows,
@@ -37,7 +38,7 @@ from cost_api.windows import HOUR_MS, Range, epoch_ms
 
 from ..aggregation.cells import cell, groups
 
-CFG = Alerts(ratio=2.5, min_spend_per_hour=1.0, min_requests_per_minute=60.0, dimensions=["endpoint"])
+CFG = Alerts(ratio=2.5, min_spend_per_hour=1.0, min_requests=3, min_requests_per_minute=60.0, dimensions=["endpoint"])
 E = HISTORY_H  # the first column judged
 F = 20_000 * 24  # the matrices' first hour (an epoch hour, for the storms' minutes)
 
@@ -47,10 +48,12 @@ def clock(columns: int, frac: float = 1.0) -> Clock:
     return Clock(first=F, e0=E, last=columns - 1, frac=frac, end_minute=(F + columns) * 60, storm_from=0)
 
 
-def judge(*rows: np.ndarray, frac: float = 1.0, cfg: Alerts = CFG) -> tuple[Any, Any]:
+def judge(*rows: np.ndarray, frac: float = 1.0, cfg: Alerts = CFG, requests: float = 10.0) -> tuple[Any, Any]:
+    """The spend rules over `rows`, each hour with `requests` requests."""
     s = np.array(rows, dtype=float)
-    windows = spend_windows(s, clock(s.shape[1], frac))
-    return burn_rate(windows, cfg), new_spender(windows, cfg)
+    c = clock(s.shape[1], frac)
+    windows = spend_windows(s, c)
+    return burn_rate(windows, enough_requests(np.full_like(s, requests), c, cfg), cfg), new_spender(windows, cfg, c)
 
 
 def flat(value: float, columns: int = E + 1) -> np.ndarray:
@@ -75,6 +78,19 @@ def test_burn_rate_below_the_ratio_does_not_hold() -> None:
     s[E] = 2.5 - 1 / 64
     burn, _ = judge(s)
     assert burn.holds.tolist() == [[False]]
+
+
+def test_burn_rate_needs_min_requests_in_its_window() -> None:
+    s = flat(1.0)
+    s[E] = 10.0  # 10× the hour's baseline; the 24 hours (33 / 24) only 1.4× theirs
+    assert not judge(s, requests=2.0)[0].holds.any()  # 2 requests in the hour: under min_requests (3)
+    assert judge(s, requests=3.0)[0].holds.tolist() == [[True]]
+    s = flat(1.0, E + 24)
+    s[E : E + 24] = 4.0  # a day at 4× its baseline, one request an hour: only the 24-hour window holds 3
+    burn, _ = judge(s, requests=1.0)
+    # the k-th hour's 24 hours: (4 (k + 1) + (23 − k)) / 24 ≥ 2.5 from k = 11
+    assert burn.holds[0].tolist() == [False] * 11 + [True] * 13
+    assert burn.words(0, 23) == "$4.00/h over the last 24 h, 4.0× its baseline of $1.00/h"
 
 
 def test_burn_rate_compares_the_same_clock_hour_only() -> None:
@@ -210,47 +226,68 @@ class FakeAggregator:
         return [(m, key, n) for (m, key), n in sorted(self.minutes.items()) if a <= m < b and n >= at_least]
 
 
-def service(agg: FakeAggregator) -> Any:
-    return SimpleNamespace(aggregator=agg, settings=SimpleNamespace(alerts=CFG))
+def service(agg: FakeAggregator, cfg: Alerts = CFG) -> Any:
+    return SimpleNamespace(aggregator=agg, settings=SimpleNamespace(alerts=cfg))
+
+
+def episodes_of(found: list[Any]) -> list[tuple[Any, ...]]:
+    return sorted((e.rule, e.key, e.started_at, e.ended_at, e.last.baseline_days, e.last.words) for e in found)
 
 
 @pytest.mark.parametrize("minute", [0, 30])
-async def test_a_log_s_first_8_days_are_not_judged(minute: int) -> None:
-    """The first (maybe partial) hour and the 8 days after it are history only."""
-    first = F + 1 + HISTORY_H  # the first hour judged
+async def test_a_young_log_is_judged_from_its_second_day(minute: int) -> None:
+    """The log's first (maybe partial) hour is history for no rule; its first day has no baseline; from
+    its second day the rules compare with the days it has."""
+    start = F + 1  # the log's first whole hour
     spends = [
-        cell(F, key="/steady", spend=4.0),  # the first hour: history
-        cell(first - 1, key="/early", spend=5.0),  # new, but in the first 8 days
-        cell(first, key="/first", spend=2.0),  # new, in the first hour judged
+        cell(F, key="/steady", spend=4.0),  # the first hour: left out
+        cell(start + 10, key="/early", spend=5.0, requests=3),  # new, but in the log's first day
+        cell(start + 30, key="/second", spend=2.0, requests=3),  # new, on its second day
     ]
     agg = FakeAggregator(F * HOUR_MS + minute * 60_000, spends)
-    end = hour_start(first + 5)
+    end = hour_start(start + 40)
     found = await replay(service(agg), Range(hour_start(F), end), now=end)
-    assert sorted((e.rule, e.key, e.started_at, e.ended_at, e.clipped) for e in found) == [
-        ("burn_rate", "/first", hour_start(first), hour_start(first + 1), True),
-        ("new_spender", "/first", hour_start(first), hour_start(first + 1), True),
-    ]
+    h = hour_start(start + 30), hour_start(start + 31)
+    assert episodes_of(found) == [
+        ("burn_rate", "/second", *h, 1,
+         "$2.00/h over the last hour, nothing in its baseline (a young log: a baseline of 1 day)"),
+        ("new_spender", "/second", *h, 1, "$2.00 in the last hour, nothing in the 1 day before"),
+    ]  # fmt: skip
+    assert not any(e.clipped for e in found)
     assert agg.minute_reads == []  # a few requests: no storm possible, no minute read
 
 
-@pytest.mark.parametrize("later", [0.0, 0.5])
-async def test_a_24_hour_burn_from_before_the_first_judged_hour_is_reported(later: float) -> None:
-    """$48 two hours before the first judged hour: its 24 hours hold $2/h against nothing until that
-    hour leaves them (burn_rate's R24). Whether the key spends anything later changes nothing."""
-    first = F + 1 + HISTORY_H
-    spends = [cell(F, key="/steady", spend=0.5), cell(first - 2, key="/day-before", spend=48.0)]
-    spends.append(cell(first + 25, key="/day-before", spend=later))
-    agg = FakeAggregator(F * HOUR_MS, spends)
-    end = hour_start(first + 30)
-    found = await replay(service(agg), Range(hour_start(F), end), now=end)
-    assert [(e.rule, e.key, e.started_at, e.ended_at, e.peak_ratio, e.spend) for e in found] == [
-        ("burn_rate", "/day-before", hour_start(first), hour_start(first - 2 + 24), math.inf, 0.0)
-    ]
+async def test_a_young_log_s_baselines_are_the_days_it_has() -> None:
+    """$1 an hour for two days and a half; on the third day an hour at $4 (4× the mean of the same hour
+    on the two days before) holds, one at $2 (2×) does not."""
+    start = F + 1
+    spends = [cell(start + h, key="/k", spend=1.0, requests=3) for h in range(60) if h not in (50, 55)]
+    spends += [cell(start + 50, key="/k", spend=4.0, requests=3), cell(start + 55, key="/k", spend=2.0, requests=3)]
+    agg = FakeAggregator(F * HOUR_MS, spends)  # the log begins with hour F: `start` is its first whole hour
+    end = hour_start(start + 60)
+    found = await replay(service(agg), Range(hour_start(start), end), now=end)
+    assert episodes_of(found) == [
+        ("burn_rate", "/k", hour_start(start + 50), hour_start(start + 51), 2,
+         "$4.00/h over the last hour, 4.0× its baseline of $1.00/h (a young log: a baseline of 2 days)"),
+    ]  # fmt: skip
 
 
-async def test_a_range_inside_the_first_8_days_has_no_episode() -> None:
-    agg = FakeAggregator(F * HOUR_MS, [cell(F + h, key="/k", spend=50.0 * (h % 2)) for h in range(HISTORY_H + 1)])
-    end = hour_start(F + HISTORY_H + 1)  # the first judged hour has not begun
+async def test_a_spend_ceiling_holds_from_the_log_s_first_hour() -> None:
+    start = F + 1
+    cfg = Alerts(dimensions=["endpoint"], max_spend_per_hour={"endpoint": 50.0})
+    agg = FakeAggregator(F * HOUR_MS, [cell(start, key="/big", spend=60.0), cell(start, key="/small", spend=40.0)])
+    end = hour_start(start + 3)
+    found = await replay(service(agg, cfg), Range(hour_start(start), end), now=end)
+    assert episodes_of(found) == [
+        ("spend_ceiling", "/big", hour_start(start), hour_start(start + 1), 0,
+         "$60.00 in the last hour, at or over its ceiling of $50.00/h"),
+    ]  # fmt: skip
+    assert found[0].peak_ratio == 1.2 and found[0].extra == 60.0  # no baseline yet: all of it is extra
+
+
+async def test_a_range_before_the_log_s_first_whole_hour_has_no_episode() -> None:
+    agg = FakeAggregator(F * HOUR_MS, [cell(F, key="/k", spend=500.0)])
+    end = hour_start(F + 1)  # the first judged hour has not begun
     assert await replay(service(agg), Range(hour_start(F), end), now=end) == []
 
 

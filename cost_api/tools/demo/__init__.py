@@ -16,6 +16,7 @@ The modules, each importing only from those after it (a contract in pyproject.to
 
 - `run`: `run_demo`, the CLI's entry: a one-shot generation, and `--follow`, the live feeder;
 - `stores`: the database the demo creates and writes, on sqlite3 or asyncpg (the only drivers it imports);
+- `stories`: `StoriesLog`, the second generated log (bench/alerts.py): other seed, six other stories;
 - `generator`: `LogGenerator`, the request-log columns for any time span, from the `Params` of a log;
 - `catalogue`: what the log is made of: models, endpoints, API tokens, the rhythm, the stories' numbers.
 """

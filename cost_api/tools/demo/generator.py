@@ -127,7 +127,15 @@ class LogGenerator:
         """Every request arriving in [t0, t1) (epoch ms), ordered by time."""
         ts = self._arrivals(t0, t1, rng)
         parts = [self._rows(rng, ts, rng.choice(len(ENDPOINTS), len(ts), p=self.endpoint_p))]
+        parts += self.stories(t0, t1, rng, parts[0])
+        merged = {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}
+        order = np.argsort(merged["created_at"], kind="stable")
+        return {c: values[order] for c, values in merged.items()}
 
+    def stories(self, t0: int, t1: int, rng: np.random.Generator, regular: Batch) -> list[Batch]:
+        """The rows the stories add to [t0, t1) (a subclass may also change the `regular` rows): the
+        demo's surging endpoint, leaked token and retry storm."""
+        parts = []
         agent = ENDPOINT_INDEX[AGENT_PROXY]
         if (start := max(t0, self.monday_ms)) < t1:
             extra = (AGENT_PROXY_FACTOR - 1) * self.endpoint_p[agent]
@@ -135,26 +143,28 @@ class LogGenerator:
             parts.append(self._rows(rng, ts, np.full(len(ts), agent)))
 
         if (start := max(t0, self.leak_from)) < t1:
-            ts = _uniform_arrivals(start, t1, self.leak_rate_per_ms, rng)
-            n = len(ts)
-            endpoint = np.full(n, ENDPOINT_INDEX[LEAK_ENDPOINT])
-            leak = self._rows(rng, ts, endpoint, model=MODEL_INDEX[LEAK_MODEL], token=LEAKED_TOKEN[0],
-                              cacheable=False, error_rate=0.0)  # fmt: skip
-            leak["prompt_tokens"] = rng.integers(*LEAK_PROMPT, n, endpoint=True)
-            leak["completion_tokens"] = rng.integers(*LEAK_COMPLETION, n, endpoint=True)
-            leak["cache_read_tokens"] = leak["cache_write_tokens"] = np.zeros(n, np.int64)
-            parts.append(leak)
+            ts = uniform_arrivals(start, t1, self.leak_rate_per_ms, rng)
+            parts.append(self.leak_rows(rng, ts, LEAK_ENDPOINT, LEAKED_TOKEN[0]))
 
         start, end = max(t0, self.storm[0]), min(t1, self.storm[1])
         if start < end:
-            ts = _uniform_arrivals(start, end, STORM_RATE_PER_S / SECOND, rng)
+            ts = uniform_arrivals(start, end, STORM_RATE_PER_S / SECOND, rng)
             endpoint = np.full(len(ts), ENDPOINT_INDEX[STORM_ENDPOINT])
             storm = self._rows(rng, ts, endpoint, token=self.storm_token, cacheable=False, error_rate=0.15)
             parts.append(storm)
+        return parts
 
-        merged = {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}
-        order = np.argsort(merged["created_at"], kind="stable")
-        return {c: values[order] for c, values in merged.items()}
+    def leak_rows(self, rng: np.random.Generator, ts: np.ndarray, path: str, token: str) -> Batch:
+        """A leaked token's calls at `ts`: the leak model (claude-opus-4-1), never cached, no errors."""
+        n = len(ts)
+        endpoint = np.full(n, ENDPOINT_INDEX[path])
+        leak = self._rows(
+            rng, ts, endpoint, model=MODEL_INDEX[LEAK_MODEL], token=token, cacheable=False, error_rate=0.0
+        )
+        leak["prompt_tokens"] = rng.integers(*LEAK_PROMPT, n, endpoint=True)
+        leak["completion_tokens"] = rng.integers(*LEAK_COMPLETION, n, endpoint=True)
+        leak["cache_read_tokens"] = leak["cache_write_tokens"] = np.zeros(n, np.int64)
+        return leak
 
     def _arrivals(self, t0: int, t1: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
         """Arrival times of the regular traffic: Poisson, with daily and weekly rhythm and growth."""
@@ -167,11 +177,16 @@ class LogGenerator:
             * HOURLY[local // HOUR % 24]
             * WEEKDAY[(local // DAY + 3) % 7]  # 1970-01-01 was a Thursday
             * np.exp(self.growth_per_ms * (starts - self.mid_ms))
+            * self.rate_factor(starts)
         )
         counts = rng.poisson(rate * (hi - lo))
         offsets = rng.random(int(counts.sum())) * np.repeat(hi - lo, counts)
         arrivals: np.ndarray = np.repeat(lo, counts) + offsets.astype(np.int64)
         return arrivals
+
+    def rate_factor(self, starts: np.ndarray) -> np.ndarray | float:
+        """A multiplier of the traffic's rate at each minute start (a subclass's lull): none here."""
+        return 1.0
 
     def _utc_offsets_ms(self, starts: np.ndarray) -> np.ndarray:
         hours, where = np.unique(starts // HOUR, return_inverse=True)
@@ -249,6 +264,6 @@ def _utc_offset(moment: datetime) -> timedelta:
     return offset
 
 
-def _uniform_arrivals(t0: int, t1: int, rate_per_ms: float, rng: np.random.Generator) -> np.ndarray:
+def uniform_arrivals(t0: int, t1: int, rate_per_ms: float, rng: np.random.Generator) -> np.ndarray:
     n = rng.poisson(rate_per_ms * (t1 - t0))
     return t0 + (rng.random(n) * (t1 - t0)).astype(np.int64)

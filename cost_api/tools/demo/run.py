@@ -33,6 +33,7 @@ def run_demo(
     progress: bool = True,
     tokens: int = TOKENS,
     teams: int = TEAMS,
+    make: Callable[[Params], LogGenerator] = LogGenerator,
 ) -> int:
     """Write a demo log of `days` days up to `now` into a database this creates; return the rows written.
 
@@ -41,7 +42,8 @@ def run_demo(
     catching up first) until SIGINT (Ctrl-C) or SIGTERM. `progress` shows a progress bar and messages
     on stderr. A naive `now` is taken as UTC. `tokens`: how many regular API tokens the traffic spreads
     over (the benchmark's many-tokens log), `teams` how many teams their tags name (docs/tags.md); a
-    followed log goes on with the defaults.
+    followed log goes on with the defaults. `make`: the generator of the log's rows
+    (`stories.StoriesLog`: the second log, its other stories).
     """
     if days < 1 or requests_per_day < 1 or teams < 1:
         raise DemoError("days, requests_per_day and teams must be at least 1")
@@ -59,7 +61,7 @@ def run_demo(
             now = now or datetime.now(UTC)
             now_ms = epoch_ms(now if now.tzinfo else now.replace(tzinfo=UTC))
             params = Params(now_ms, seed, days, requests_per_day, tz, tokens, teams)
-            generator = LogGenerator(params)
+            generator = make(params)
             store.reset(generator.tokens, generator.tags)
             rng = np.random.default_rng([seed, 1])
             start = now_ms - days * DAY

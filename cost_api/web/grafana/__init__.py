@@ -2,12 +2,13 @@
 
 Every number comes from a lens (`spend`, `summary`, `live`) or from /v1/trend's computation
 (`trend.chart`): a Grafana answer and the /v1 answer for the same range are the same figures. This
-package only translates: Grafana's request bodies in (read leniently: unknown keys ignored, `payload`
-as an object, a JSON string or nothing), its shapes out (time series `{target, datapoints}`, tables
+package only translates: Grafana's request bodies in (msgspec Structs read leniently: unknown keys
+ignored, `payload` as an object, a JSON string or nothing), its shapes out (time series `{target, datapoints}`, tables
 `{type: "table", columns, rows}`). docs/grafana.md is the guide.
 
 - `catalogue`: the targets, their payload fields (/metrics), the variables and ad-hoc filter keys;
-- `protocol`: reading request bodies (the range, the zone, the targets), the table shape;
+- `protocol`: the request bodies as Structs (read leniently), what is read of them (the range, the
+  zone, the targets), the table shape;
 - `filters`: payload filters, `$variables` and ad-hoc filters resolved into the lenses' `Filters`;
 - `answers`: what each endpoint answers, from the lenses.
 
@@ -23,10 +24,24 @@ from cost_api.web.grafana.answers import (
     variable,
 )
 from cost_api.web.grafana.catalogue import TAG_KEYS, metrics
-from cost_api.web.grafana.protocol import decode
+from cost_api.web.grafana.protocol import (
+    AnnotationsRequest,
+    OptionsRequest,
+    QueryRequest,
+    Request,
+    TagValuesRequest,
+    VariableRequest,
+    decode,
+)
 
 __all__ = [
     "TAG_KEYS",
+    "AnnotationsRequest",
+    "OptionsRequest",
+    "QueryRequest",
+    "Request",
+    "TagValuesRequest",
+    "VariableRequest",
     "decode",
     "legacy_annotations",
     "metrics",

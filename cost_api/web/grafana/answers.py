@@ -2,7 +2,7 @@
 /metric-payload-options, /tag-values and the old /annotations, each in Grafana's shape.
 
 Every number comes from a lens: a time series is /v1/trend's computation (`trend.chart`) over
-Grafana's buckets, a table is /v1/spend, /v1/summary or /v1/live, an annotation an episode of
+Grafana's buckets, a table is /v1/spend, /v1/summary or /v1/live, an annotation an incident of
 /v1/anomalies. So a Grafana answer and the /v1 answer for the same range are the same figures.
 """
 
@@ -23,6 +23,7 @@ from cost_api.lenses.live import live_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
+from cost_api.watch.incidents import HOURLY_RULES, coarse_alone, incidents
 from cost_api.web.grafana.catalogue import (
     DAY_MS,
     FILTER_KEYS,
@@ -39,11 +40,18 @@ from cost_api.web.grafana.catalogue import (
 )
 from cost_api.web.grafana.filters import NoRows, known_values, resolve_filters
 from cost_api.web.grafana.protocol import (
+    AnnotationsRequest,
+    Number,
+    OptionsRequest,
+    Payload,
+    QueryRequest,
+    Request,
+    TagValuesRequest,
+    Target,
+    VariableRequest,
     adhoc_filters,
     bounded,
     number,
-    object_at,
-    payload_of,
     table,
     targets,
     window,
@@ -62,12 +70,12 @@ from cost_api.web.grafana.shapes import (
     VariableValue,
 )
 from cost_api.web.service import Service
-from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms, parse_instant
+from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms
 
 # --------------------------------------------------------------------------- time series
 
 
-def pick_step(rng: Range, days: int, interval_ms: Any, max_points: Any, asked: Any) -> int:
+def pick_step(rng: Range, days: int, interval_ms: Number, max_points: Number, asked: str | None) -> int:
     """The bucket size over `rng` (which overlaps `days` local days): the payload's `interval` if given
     (at most MAX_BUCKETS points), else the smallest step that is at least `intervalMs` and gives at
     most `maxDataPoints` points (and MAX_BUCKETS): one of STEPS, or as many whole local days as that
@@ -79,7 +87,7 @@ def pick_step(rng: Range, days: int, interval_ms: Any, max_points: Any, asked: A
             return -(-days // (step // DAY_MS))
         return -(-end // step) - start // step
 
-    if isinstance(asked, str) and asked.strip() and asked.strip() != "auto":
+    if asked and asked.strip() and asked.strip() != "auto":
         name = STEP_ALIASES.get(asked.strip(), asked.strip())
         if name not in STEPS:
             raise BadParameter("payload.interval", f"expected auto or one of {', '.join(STEPS)}; got {asked!r}")
@@ -98,22 +106,19 @@ async def series(
     agg: Aggregator,
     win: Window,
     tz: zoneinfo.ZoneInfo,
-    body: dict[str, Any],
+    body: QueryRequest,
     metric: str,
-    payload: dict[str, Any],
+    payload: Payload,
     filters: Filters,
     directory: TokenDirectory,
 ) -> list[TimeSeries]:
     """A time series target: /v1/trend's chart (`trend.chart`) over the buckets of the step Grafana's
     zoom or the payload's `interval` gives, one `{target, datapoints}` per series."""
-    group_by = payload.get("group_by") or None
-    group_by = None if group_by in ("none", "total") else group_by
-    dim = dimension(str(group_by), trend.GROUP_BY) if group_by is not None else None
-    top = bounded(payload.get("top"), "payload.top", 8, 100)
+    group_by = None if payload.group_by in ("none", "total") else payload.group_by or None
+    dim = dimension(group_by, trend.GROUP_BY) if group_by is not None else None
+    top = bounded(payload.top, "payload.top", 8, 100)
     days = trend.local_buckets(win.range, tz, "day")
-    step = pick_step(
-        win.range, len(days.buckets), body.get("intervalMs"), body.get("maxDataPoints"), payload.get("interval")
-    )
+    step = pick_step(win.range, len(days.buckets), body.intervalMs, body.maxDataPoints, payload.interval)
     spec = days if step == DAY_MS else trend.step_buckets(win.range, tz, step)
     _, charted = await trend.chart(agg, win.range, spec, dim=dim, top=top, filters=filters, directory=directory)
     value = SERIES[metric][1]
@@ -130,9 +135,9 @@ async def series(
 # --------------------------------------------------------------------------- tables
 
 
-async def spend_table(agg: Aggregator, win: Window, name: str, payload: dict[str, Any], filters: Filters) -> Table:
+async def spend_table(agg: Aggregator, win: Window, name: str, payload: Payload, filters: Filters) -> Table:
     spec = TABLES[name]
-    limit = bounded(payload.get("limit"), "payload.limit", spec.limit, 1000)
+    limit = bounded(payload.limit, "payload.limit", spec.limit, 1000)
     body = await spend.spend_answer(agg, win, group_by=spec.group_by, limit=limit, filters=filters)
     fields = [*spec.keys, *SPEND_COLUMNS]
     columns = [(text, "string") for _, text in spec.keys] + [(text, "number") for _, text in SPEND_COLUMNS]
@@ -154,38 +159,31 @@ async def live_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
 
 
 async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[Event]:
-    """Anomaly episodes (those of /v1/anomalies: the hourly rules, and the budget ones) as annotation
-    events: a region from start to end (to the range's end while one is still running)."""
+    """Anomaly incidents (those of /v1/anomalies: the hourly rules' episodes grouped, and the budget
+    ones), one annotation each: a region from its start to its end (to the range's end while it runs),
+    titled by its root, its text the dollars over the usual spend and the related keys."""
+    found = await anomalies.replay(service, rng, budgets=budgets)
+    now = min(rng.end, service.clock.now())
     events = []
-    for ep in await anomalies.episodes(service, rng, budgets=budgets):
-        start = _epoch(ep["started_at"])
-        end = _epoch(ep["ended_at"]) if ep.get("ended_at") else epoch_ms(rng.end)
-        ratio = ep.get("peak_ratio")
-        spent = ep.get("spend")
-        text = ", ".join(
-            part
-            for part in (
-                f"peak {ratio:g}× baseline" if isinstance(ratio, int | float) else "",
-                f"${spent:,.2f} spent" if isinstance(spent, int | float) else "",
-                "" if ep.get("ended_at") else "still running",
-            )
-            if part
+    cfg = service.settings.alerts
+    for incident in incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions)):
+        root, related = incident.root, incident.related_keys()
+        parts = (
+            incident.dollars(now) if root.rule in HOURLY_RULES else root.last.words,
+            f"also {', '.join(related)}" if related else "",
+            "" if incident.ended_at else "still running",
         )
         events.append(
             Event(
-                time=start,
-                timeEnd=end,
-                title=f"{ep['rule']}: {ep['dimension']} {ep['key']}",
-                text=text,
-                tags=[str(ep["rule"]), str(ep["dimension"])],
-                id=str(ep["id"]),
+                time=epoch_ms(incident.started_at),
+                timeEnd=epoch_ms(incident.ended_at or rng.end),
+                title=f"{root.rule}: {root.dimension} {root.key}",
+                text="; ".join(part for part in parts if part),
+                tags=[root.rule, root.dimension],
+                id=incident.id,
             )
         )
     return events
-
-
-def _epoch(value: str) -> int:
-    return epoch_ms(parse_instant("started_at", value))
 
 
 def annotations_table(events: list[Event]) -> Table:
@@ -197,32 +195,32 @@ def annotations_table(events: list[Event]) -> Table:
 # --------------------------------------------------------------------------- the endpoints
 
 
-async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None) -> list[Answer]:
+async def query(service: Service, body: QueryRequest, budgets: BudgetTracker | None = None) -> list[Answer]:
     """POST /query: one answer per visible target (a grouped series gives several), in order."""
     agg = service.aggregator
     wanted = targets(body)
     if not wanted:
         return []
     default_tz = service.settings.tz
-    win = window(body, zone(body, {}, default_tz), service.clock.now())
+    win = window(body, zone(body, None, default_tz), service.clock.now())
     # where a regular expression or a negation looks for the values it keeps: both periods, so that
     # a table's `previous_spend` counts the same keys as /v1 would
     scope = Range(win.previous.start, win.range.end)
     directory = await agg.tokens()
     adhoc = adhoc_filters(body)
-    scoped = object_at(body, "scopedVars")
 
-    async def one(index: int, target: dict[str, Any]) -> list[Answer]:
-        name = target["target"].strip()
-        key = "payload" if "payload" in target else "data"
-        payload = payload_of(target.get(key), f"targets[{index}].{key}")
+    async def one(index: int, target: Target) -> list[Answer]:
+        name = target.name
+        key, payload = target.options()
         tz = zone(body, payload, default_tz)
         twin = win if tz == win.tz else Window(win.range, win.previous, tz)
         answers: list[Answer]
         if name == "anomalies":
             answers = [annotations_table(await annotation_events(service, win.range, budgets))]
         else:
-            filters = await resolve_filters(agg, scope, directory, payload, adhoc, scoped, f"targets[{index}].{key}")
+            filters = await resolve_filters(
+                agg, scope, directory, payload, adhoc, body.scopedVars, f"targets[{index}].{key}"
+            )
             source: Any = agg
             if filters is None:  # a filter keeps no value: the lenses' empty answers, from no rows
                 source, filters = NoRows(agg), Filters()
@@ -237,51 +235,44 @@ async def query(service: Service, body: dict[str, Any], budgets: BudgetTracker |
             else:
                 known = [*SERIES, *TABLES, *OTHERS]
                 raise BadParameter(f"targets[{index}].target", f"expected one of {', '.join(known)}; got {name!r}")
-        ref = target.get("refId")
+        ref = target.refId
         return [msgspec.structs.replace(answer, refId=ref) for answer in answers] if ref is not None else answers
 
-    results = await gather_or_cancel(*(one(i, t) for i, t in enumerate(wanted)))
+    results = await gather_or_cancel(*(one(i, t) for i, t in wanted))
     return [answer for answers in results for answer in answers]
 
 
-def variable_name(body: dict[str, Any]) -> str | None:
-    """Which variable a /variable (or an old /search) request asks for: `payload` as the name,
-    as `{"target": name}` (the plugin's default) or the user's JSON with one of a few keys."""
-    payload = body.get("payload")
-    candidates: list[Any] = [payload] if isinstance(payload, str) else []
-    for source in (payload_of(payload), body):
-        candidates += [source.get(k) for k in ("target", "query", "variable", "name")]
-    for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip():
-            name = candidate.strip()
-            return name if name in VARIABLES else f"{name}s" if f"{name}s" in VARIABLES else name
-    return None
-
-
-async def variable_values(service: Service, body: dict[str, Any], name: str) -> list[tuple[str, str]]:
+async def variable_values(service: Service, body: VariableRequest, name: str) -> list[tuple[str, str]]:
     if name not in VARIABLES:
         raise BadParameter("payload.target", f"expected one of {', '.join(VARIABLES)}; got {name!r}")
     agg = service.aggregator
-    payload = payload_of(body.get("payload"))
-    win = window(body, zone(body, payload, service.settings.tz), service.clock.now())
+    query = body.filters()
+    win = window(body, zone(body, query, service.settings.tz), service.clock.now())
     directory = await agg.tokens()
     # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
-    own = {k: v for k, v in payload.items() if k in FILTER_KEYS and k != VARIABLES[name]}
-    scoped = object_at(body, "scopedVars")
-    filters = await resolve_filters(agg, win.range, directory, own, [], scoped, "payload")
+    own = msgspec.structs.replace(query, **{VARIABLES[name]: None})
+    filters = await resolve_filters(agg, win.range, directory, own, [], body.scopedVars, "payload")
     if filters is None:
         return []
     return await known_values(agg, win.range, VARIABLES[name], filters=filters, directory=directory)
 
 
-async def variable(service: Service, body: dict[str, Any]) -> list[VariableValue]:
+def variable_name(body: VariableRequest) -> str | None:
+    """Which variable is asked for: the name given (`providers`), or its singular (`provider`)."""
+    name = body.variable_name()
+    if name is None or name in VARIABLES:
+        return name
+    return f"{name}s" if f"{name}s" in VARIABLES else name
+
+
+async def variable(service: Service, body: VariableRequest) -> list[VariableValue]:
     name = variable_name(body)
     if name is None:  # an empty query (a variable being created): nothing to offer yet
         return []
     return [VariableValue(text, value) for value, text in await variable_values(service, body, name)]
 
 
-async def search(service: Service, body: dict[str, Any]) -> list[TextValue] | list[Metric]:
+async def search(service: Service, body: VariableRequest) -> list[TextValue] | list[Metric]:
     """POST /search (plugins before 0.4): a variable's values when `target` names one, else /metrics."""
     name = variable_name(body)
     if name in VARIABLES:
@@ -289,29 +280,27 @@ async def search(service: Service, body: dict[str, Any]) -> list[TextValue] | li
     return metrics()
 
 
-async def payload_options(service: Service, body: dict[str, Any]) -> list[Option]:
+async def payload_options(service: Service, body: OptionsRequest) -> list[Option]:
     """POST /metric-payload-options: the values of a filter field, logged in the last 30 days."""
-    name = body.get("name")
-    if name not in FILTER_KEYS:
+    if body.name not in FILTER_KEYS:
         return []
-    agg = service.aggregator
-    win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
-    return [Option(text, value) for value, text in await known_values(agg, win.range, name)]
+    return [Option(text, value) for value, text in await _known(service, body, body.name)]
 
 
-async def tag_values(service: Service, body: dict[str, Any]) -> list[TagValue]:
-    key = body.get("key")
-    if key not in FILTER_KEYS:
+async def tag_values(service: Service, body: TagValuesRequest) -> list[TagValue]:
+    if body.key not in FILTER_KEYS:
         return []
-    agg = service.aggregator
-    win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
-    return [TagValue(value) for value, _ in await known_values(agg, win.range, key)]
+    return [TagValue(value) for value, _ in await _known(service, body, body.key)]
+
+
+async def _known(service: Service, body: Request, key: str) -> list[tuple[str, str]]:
+    win = window(body, zone(body, None, service.settings.tz), service.clock.now())
+    return await known_values(service.aggregator, win.range, key)
 
 
 async def legacy_annotations(
-    service: Service, body: dict[str, Any], budgets: BudgetTracker | None = None
+    service: Service, body: AnnotationsRequest, budgets: BudgetTracker | None = None
 ) -> list[Annotation]:
-    """POST /annotations (plugins before 0.4): the same episodes as annotation events."""
-    win = window(body, zone(body, {}, service.settings.tz), service.clock.now())
-    annotation = object_at(body, "annotation")
-    return [Annotation.of(annotation, event) for event in await annotation_events(service, win.range, budgets)]
+    """POST /annotations (plugins before 0.4): the same incidents as annotation events."""
+    win = window(body, zone(body, None, service.settings.tz), service.clock.now())
+    return [Annotation.of(body.annotation, event) for event in await annotation_events(service, win.range, budgets)]

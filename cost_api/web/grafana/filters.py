@@ -13,6 +13,7 @@ from cost_api.aggregation.groups import Groups
 from cost_api.errors import BadParameter
 from cost_api.lenses import trend
 from cost_api.web.grafana.catalogue import FILTER_KEYS
+from cost_api.web.grafana.protocol import AdhocFilter, FilterValue, Payload, ScopedVar
 from cost_api.windows import HOUR_MS, Range
 
 MAX_FILTER_VALUES = 100  # each value of a filter is matched against every logged value
@@ -41,11 +42,12 @@ class Match:
 
 
 def _strings(value: Any) -> list[str]:
+    """The values of a filter (a value, or a multi-select's list) or of a variable, as text."""
     items = value if isinstance(value, list | tuple) else [value]
     return [str(v) for v in items if isinstance(v, str | int | float) and not isinstance(v, bool) and str(v) != ""]
 
 
-def _substitute(values: list[str], scoped: dict[str, Any]) -> list[str] | None:
+def _substitute(values: list[str], scoped: dict[str, ScopedVar]) -> list[str] | None:
     """A `$var` Grafana left in a payload, taken from `scopedVars`; None (no filter) when it is not
     there either, as Grafana leaves a variable the dashboard does not have."""
     out: list[str] = []
@@ -55,13 +57,13 @@ def _substitute(values: list[str], scoped: dict[str, Any]) -> list[str] | None:
             out.append(value)
             continue
         var = scoped.get(ref.group(1) or ref.group(2))
-        if not isinstance(var, dict):
+        if var is None:
             return None
-        out += _strings(var.get("value"))
+        out += _strings(var.value)
     return out
 
 
-def payload_match(raw: Any, scoped: dict[str, Any], field: str) -> Match | None:
+def payload_match(raw: FilterValue, scoped: dict[str, ScopedVar], field: str) -> Match | None:
     """A payload filter (a string or a multi-select's list) at `field`: None when it keeps everything."""
     values = _substitute(_strings(raw), scoped)
     if not values or any(v in _ALL for v in values):  # no filter, `All`, or a variable Grafana left
@@ -80,10 +82,10 @@ def payload_match(raw: Any, scoped: dict[str, Any], field: str) -> Match | None:
     return Match(frozenset(literals), tuple(patterns))
 
 
-def adhoc_match(index: int, item: dict[str, Any]) -> tuple[str, Match]:
-    key, operator, value = item.get("key"), item.get("operator") or "=", item.get("value")
+def adhoc_match(index: int, item: AdhocFilter) -> tuple[str, Match]:
+    key, operator, value = item.key, item.operator or "=", item.value
     field = f"filters[{index}]"
-    if key not in FILTER_KEYS:
+    if key is None or key not in FILTER_KEYS:
         raise BadParameter(f"{field}.key", f"expected one of {', '.join(FILTER_KEYS)}; got {key!r}")
     text = "" if value is None else str(value)
     if operator in ("=", "!="):
@@ -109,9 +111,9 @@ async def resolve_filters(
     agg: Aggregator,
     rng: Range,
     directory: TokenDirectory,
-    payload: dict[str, Any],
-    adhoc: list[dict[str, Any]],
-    scoped: dict[str, Any],
+    payload: Payload,
+    adhoc: list[AdhocFilter],
+    scoped: dict[str, ScopedVar],
     where: str,
 ) -> Filters | None:
     """The payload's filters and the ad-hoc ones as `Filters` (all of them hold: AND across them,
@@ -119,8 +121,8 @@ async def resolve_filters(
     or a negation is resolved against the values logged in the range. None: some key keeps no value,
     so no row can match. `where`: the payload's place in the body, for errors."""
     wanted: dict[str, list[Match]] = {key: [] for key in FILTER_KEYS}
-    for key in FILTER_KEYS:
-        match = payload_match(payload.get(key), scoped, f"{where}.{key}")
+    for key, raw in payload.filter_values().items():
+        match = payload_match(raw, scoped, f"{where}.{key}")
         if match is not None:
             wanted[key].append(match)
     for index, item in enumerate(adhoc):

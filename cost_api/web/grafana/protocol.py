@@ -1,18 +1,21 @@
-"""The JSON datasource's shapes: request bodies read leniently (unknown keys ignored, `payload` as an
-object, a JSON string or nothing; a body that cannot be used is a 400 naming the field), and the
-table shape out. docs/grafana.md lists what each endpoint reads."""
+"""The JSON datasource's shapes: request bodies read leniently into Structs (unknown keys ignored, as
+Grafana adds its own; `payload` as an object, JSON text of one or nothing; a body that cannot be used
+is a 400 naming the field), and the table shape out. docs/grafana.md lists what each endpoint reads."""
 
 from __future__ import annotations
 
 import math
+import re
 import zoneinfo
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from cost_api.errors import BadParameter
 from cost_api.text import refuse_control
+from cost_api.web.grafana.catalogue import FILTER_KEYS
 from cost_api.web.grafana.shapes import Column, Table
 from cost_api.windows import Window, parse_window
 
@@ -22,27 +25,196 @@ DEFAULT_WINDOW = "30d"  # without a `range`: what variables and tag values offer
 MAX_TARGETS = 20
 MAX_ADHOC_FILTERS = 20
 
+# --------------------------------------------------------------------------- the bodies
 
-def decode(raw: bytes) -> dict[str, Any]:
-    """A request body: a JSON object (an empty body is `{}`) without control characters in its
-    strings; anything else is a 400."""
-    if not raw.strip():
-        return {}
+Instant = str | int | float | None  # `range.from`/`to`: ISO text, or epoch ms as a number
+Number = float | str | None  # `intervalMs`, `maxDataPoints`: a number, or its text
+Whole = int | str | None  # `top`, `limit`: a whole number, or its text (the builder's inputs)
+FilterValue = str | int | float | list[Any] | None  # a value, or a multi-select's values
+# what a `targets` item that is not an object is: skipped, like a target without a metric
+Ignored = list[Any] | str | float | bool | None
+
+
+class TimeRange(msgspec.Struct):
+    start: Instant = msgspec.field(name="from", default=None)
+    end: Instant = msgspec.field(name="to", default=None)
+
+
+class Payload(msgspec.Struct):
+    """A target's payload (the builder's fields, or the user's JSON), or a variable's query."""
+
+    group_by: str | None = None
+    top: Whole = None
+    limit: Whole = None
+    interval: str | None = None
+    tz: str | None = None
+    provider: FilterValue = None
+    model: FilterValue = None
+    endpoint: FilterValue = None
+    token: FilterValue = None
+    # a variable's name (/variable, /search): as `{"target": name}` or the user's JSON
+    target: str | None = None
+    query: str | None = None
+    variable: str | None = None
+    name: str | None = None
+
+    def filter_values(self) -> dict[str, FilterValue]:
+        return {key: getattr(self, key) for key in FILTER_KEYS}
+
+    def variable_name(self) -> str | None:
+        return next((n.strip() for n in (self.target, self.query, self.variable, self.name) if n and n.strip()), None)
+
+
+def payload_text(text: str) -> Payload | None:
+    """A payload sent as JSON text (code mode, plugins before 0.4); None when it is not JSON of an
+    object; a ValueError (a 400 naming the target) when a field of it has the wrong type."""
     try:
-        body = msgspec.json.decode(raw)
+        fields = msgspec.json.decode(text, type=dict[str, Any])
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or not an object
+        return None
+    try:
+        return msgspec.convert(fields, Payload)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"payload (JSON text): {exc}") from exc
+
+
+PayloadIn = Payload | str | None  # normalised to a Payload by the Struct holding it
+
+
+class ScopedVar(msgspec.Struct):
+    value: Any = None
+
+
+class AdhocFilter(msgspec.Struct):
+    key: str | None = None
+    operator: str | None = None
+    value: str | int | float | None = None
+
+
+class Target(msgspec.Struct):
+    target: str | None = None
+    refId: str | None = None
+    hide: bool | None = None
+    payload: PayloadIn | UnsetType = UNSET
+    data: PayloadIn | UnsetType = UNSET  # the payload's name in some plugin versions
+
+    def __post_init__(self) -> None:
+        self.payload, self.data = _payload(self.payload), _payload(self.data)
+
+    @property
+    def name(self) -> str:
+        return (self.target or "").strip()
+
+    def options(self) -> tuple[str, Payload]:
+        """The payload (`payload`, else `data`) and its name."""
+        key, value = ("data", self.data) if self.payload is UNSET else ("payload", self.payload)
+        return key, value if isinstance(value, Payload) else Payload()
+
+
+def _payload(value: PayloadIn | UnsetType) -> Payload | UnsetType:
+    """A target's payload as a Payload: text that is not JSON of an object is none (`{}`)."""
+    if value is UNSET or isinstance(value, Payload):
+        return value
+    return (payload_text(value) if value else None) or Payload()
+
+
+class Request(msgspec.Struct):
+    """What every body may carry: its range (`range`, or `timeRange` of newer tag-value calls) and
+    the dashboard's zone."""
+
+    range: TimeRange | None = None
+    timeRange: TimeRange | None = None
+    timezone: str | None = None
+
+
+class QueryRequest(Request):
+    intervalMs: Number = None
+    maxDataPoints: Number = None
+    targets: list[Target | Ignored] | None = None
+    filters: list[AdhocFilter] | None = None  # plugin 0.6.4+, set by Grafana
+    adhocFilters: list[AdhocFilter] | None = None  # older plugins
+    scopedVars: dict[str, ScopedVar] = {}
+
+
+class VariableRequest(Request):
+    """/variable, and /search of plugins before 0.4: the variable's query in `payload` or `target`,
+    each its name, `{"target": name}` (the plugin's default) or the user's JSON (as an object or as
+    text) with filters for a chained variable."""
+
+    payload: PayloadIn = None
+    target: PayloadIn = None
+    query: str | None = None
+    variable: str | None = None
+    name: str | None = None
+    scopedVars: dict[str, ScopedVar] = {}
+
+    def __post_init__(self) -> None:
+        self.payload, self.target = _query(self.payload), _query(self.target)
+
+    def variable_name(self) -> str | None:
+        """The variable asked for: the first name found in `payload`, `target`, `query`, ..."""
+        for given in (self.payload, self.target, self.query, self.variable, self.name):
+            name = given.variable_name() if isinstance(given, Payload) else (given or "").strip()
+            if name:
+                return name
+        return None
+
+    def filters(self) -> Payload:
+        """The query's filters (`{"target": "models", "provider": "$provider"}`): its JSON's."""
+        return next((given for given in (self.payload, self.target) if isinstance(given, Payload)), Payload())
+
+
+def _query(value: PayloadIn) -> PayloadIn:
+    """A variable's query: JSON text of an object read as one; any other text is the variable's name."""
+    if isinstance(value, str) and value.strip():
+        return payload_text(value) or value
+    return value
+
+
+class OptionsRequest(Request):
+    """/metric-payload-options: the payload field whose values are asked for."""
+
+    name: str | None = None
+
+
+class TagValuesRequest(Request):
+    key: str | None = None
+
+
+class AnnotationsRequest(Request):
+    """/annotations (plugins before 0.4): the annotation query, echoed in every answer."""
+
+    annotation: dict[str, Any] = {}
+
+
+R = TypeVar("R", bound=Request)
+_LOCATED = re.compile(r"(?P<message>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?", re.S)
+
+
+def decode(raw: bytes, kind: type[R]) -> R:
+    """A request body as `kind` (an empty body is `{}`): unknown keys ignored, a value of the wrong
+    type or a string holding a control character a 400 naming the field by its path
+    (`targets[0].payload.provider`); anything but a JSON object a 400 naming `body`."""
+    if not raw.strip():
+        return kind()
+    try:
+        body = msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:  # (a DecodeError too)
+        found = _LOCATED.fullmatch(str(exc))
+        assert found is not None  # (the pattern matches any text)
+        message = found["message"]
+        raise BadParameter(found["path"] or "body", message[:1].lower() + message[1:]) from exc
     except msgspec.DecodeError as exc:
         raise BadParameter("body", f"expected a JSON object: {exc}") from exc
     except RecursionError as exc:  # msgspec's own limit, some 1,000 levels down
         raise BadParameter("body", "expected a JSON object: nested too deeply") from exc
-    if not isinstance(body, dict):
-        raise BadParameter("body", f"expected a JSON object, got a JSON {type(body).__name__}")
-    refuse_controls(body)
+    refuse_controls(msgspec.to_builtins(body))
     return body
 
 
 def refuse_controls(value: Any, field: str = "") -> None:
-    """A 400 naming the first string in `value` (at `field`) that holds a control character, by its
-    path: `targets[0].payload.provider`, `filters[1].value`."""
+    """A 400 naming the first string in `value` (a body as builtins, at `field`) that holds a control
+    character, by its path: `targets[0].payload.provider`, `filters[1].value`."""
     stack = [(field, value)]
     while stack:  # not recursive: a body may nest as deep as msgspec reads
         at, item = stack.pop()
@@ -54,38 +226,21 @@ def refuse_controls(value: Any, field: str = "") -> None:
             stack += [(f"{at}[{i}]", v) for i, v in reversed(list(enumerate(item)))]
 
 
-def payload_of(value: Any, field: str = "payload") -> dict[str, Any]:
-    """A target's `payload` (at `field`): an object, JSON text of one (plugins before 0.4), or nothing."""
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str | bytes) and value.strip():
-        try:
-            parsed = msgspec.json.decode(value)
-        except (msgspec.DecodeError, RecursionError):
-            return {}
-        if not isinstance(parsed, dict):
-            return {}
-        refuse_controls(parsed, field)
-        return parsed
-    return {}
+# --------------------------------------------------------------------------- reading them
 
 
-def object_at(body: dict[str, Any], key: str) -> dict[str, Any]:
-    """The object at `key` of a body (Grafana's `scopedVars`, `annotation`); `{}` when absent or not one."""
-    value = body.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def number(value: Any) -> float | None:
+def number(value: Number) -> float | None:
     """A positive finite number, from a number or its text; else None."""
+    if value is None:
+        return None
     try:
         found = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     return found if math.isfinite(found) and found > 0 else None
 
 
-def bounded(raw: Any, field: str, default: int, most: int) -> int:
+def bounded(raw: Whole, field: str, default: int, most: int) -> int:
     """A whole number from 1 to `most` at `field` (`default` when absent or empty), else a 400."""
     if raw is None or raw == "":
         return default
@@ -98,20 +253,20 @@ def bounded(raw: Any, field: str, default: int, most: int) -> int:
     return value
 
 
-def _instant(value: Any) -> str | None:
+def _instant(value: Instant) -> str | None:
     """`range.from`/`to` as `parse_instant` reads them: ISO text, or epoch ms as a number."""
     if value is None or value == "":
         return None
     if isinstance(value, int | float):
         return str(int(value))
-    return str(value)
+    return value
 
 
-def zone(body: dict[str, Any], payload: dict[str, Any], default: str) -> zoneinfo.ZoneInfo:
+def zone(body: Request, payload: Payload | None, default: str) -> zoneinfo.ZoneInfo:
     """The zone of day buckets: the payload's `tz`, the dashboard's `timezone` when it names a
     zone (`utc` or an IANA name; `browser` does not), else the configured `tz`."""
-    for name in (payload.get("tz"), body.get("timezone")):
-        if isinstance(name, str) and name.strip():
+    for name in (payload.tz if payload else None, body.timezone):
+        if name and name.strip():
             name = "UTC" if name.strip().lower() == "utc" else name.strip()
             try:
                 return zoneinfo.ZoneInfo(name)
@@ -120,43 +275,32 @@ def zone(body: dict[str, Any], payload: dict[str, Any], default: str) -> zoneinf
     return zoneinfo.ZoneInfo(default)
 
 
-def window(body: dict[str, Any], tz: zoneinfo.ZoneInfo, now: datetime) -> Window:
-    """The request's `range` (Grafana's `range`, or `timeRange` of newer tag-value calls) and its
-    previous period, exactly as /v1 reads `from`/`to`; without one, the last 30 days up to `now`."""
-    rng = body.get("range") or body.get("timeRange")
-    if not isinstance(rng, dict):
-        return parse_window(window=None, from_=None, to=None, tz=tz, default=DEFAULT_WINDOW, now=now)
-    start, end = _instant(rng.get("from")), _instant(rng.get("to"))
+def window(body: Request, tz: zoneinfo.ZoneInfo, now: datetime) -> Window:
+    """The request's `range` (or `timeRange`) and its previous period, exactly as /v1 reads
+    `from`/`to`; without one, the last 30 days up to `now`."""
+    rng = body.range or body.timeRange or TimeRange()
+    start, end = _instant(rng.start), _instant(rng.end)
     return parse_window(window=None, from_=start, to=end, tz=tz, default=DEFAULT_WINDOW, now=now)
 
 
-def targets(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The targets to answer: hidden ones and placeholders without a `target` dropped."""
-    raw = body.get("targets")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise BadParameter("targets", "expected an array of targets")
-    if len(raw) > MAX_TARGETS:
+def targets(body: QueryRequest) -> list[tuple[int, Target]]:
+    """The targets to answer, each with its index in `targets` (errors name it): hidden ones,
+    placeholders without a `target` and items that are not targets at all dropped."""
+    given = body.targets or []
+    if len(given) > MAX_TARGETS:
         raise BadParameter(
-            "targets", f"at most {MAX_TARGETS} per query, hidden ones included; got {len(raw)}: split the panel"
+            "targets", f"at most {MAX_TARGETS} per query, hidden ones included; got {len(given)}: split the panel"
         )
-    return [t for t in raw if isinstance(t, dict) and t.get("hide") is not True and _named(t.get("target"))]
+    return [(i, t) for i, t in enumerate(given) if isinstance(t, Target) and t.hide is not True and t.name]
 
 
-def _named(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def adhoc_filters(body: dict[str, Any]) -> list[dict[str, Any]]:
+def adhoc_filters(body: QueryRequest) -> list[AdhocFilter]:
     """Ad-hoc filters: `filters` (plugin 0.6.4+, set by Grafana) and `adhocFilters` (older ones)."""
-    found: list[dict[str, Any]] = []
-    for name in ("filters", "adhocFilters"):
-        value = body.get(name)
-        if isinstance(value, list):
-            if len(value) > MAX_ADHOC_FILTERS:
-                raise BadParameter(name, f"at most {MAX_ADHOC_FILTERS} ad-hoc filters; got {len(value)}")
-            found += [f for f in value if isinstance(f, dict) and f not in found]
+    found: list[AdhocFilter] = []
+    for name, given in (("filters", body.filters), ("adhocFilters", body.adhocFilters)):
+        if given and len(given) > MAX_ADHOC_FILTERS:
+            raise BadParameter(name, f"at most {MAX_ADHOC_FILTERS} ad-hoc filters; got {len(given)}")
+        found += [f for f in given or [] if f not in found]
     return found
 
 

@@ -104,7 +104,7 @@ Answer = TimeSeries | Table  # what /query answers per target (a grouped series:
 
 
 class Event(Block):
-    """An anomaly episode as an annotation: a region from its start to its end (to the range's end while
+    """An anomaly incident as an annotation: a region from its start to its end (to the range's end while
     it runs)."""
 
     time: EpochMs
@@ -112,7 +112,7 @@ class Event(Block):
     title: str
     text: str
     tags: list[str]
-    id: Annotated[str, Meta(description="the episode's id, as /v1/anomalies has it")]
+    id: Annotated[str, Meta(description="the incident's id, as /v1/anomalies has it")]
 
 
 class Annotation(Block):

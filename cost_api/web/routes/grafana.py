@@ -7,7 +7,7 @@ sends `{}` or nothing at all to some of these routes, and older plugins send oth
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -23,8 +23,11 @@ from cost_api.web.service import Service
 BAD_BODY = {400: ResponseSpec(data_container=dict[str, Any], description="A body that cannot be used")}
 
 
-async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return grafana.decode(await request.body())
+B = TypeVar("B", bound=grafana.Request)
+
+
+async def _body(request: Request[Any, Any, Any], kind: type[B]) -> B:
+    return grafana.decode(await request.body(), kind)
 
 
 class GrafanaController(Controller):
@@ -48,13 +51,13 @@ class GrafanaController(Controller):
     async def search(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[Any]:  # TextValue or Metric items: JSON Schema's oneOf cannot tell them apart (both match a Metric)
-        return await grafana.search(service, await _body(request))
+        return await grafana.search(service, await _body(request, grafana.VariableRequest))
 
     @post("/metric-payload-options", status_code=200, responses=BAD_BODY, summary="Values for a select payload field")
     async def payload_options(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[shapes.Option]:
-        return await grafana.payload_options(service, await _body(request))
+        return await grafana.payload_options(service, await _body(request, grafana.OptionsRequest))
 
     @post("/query", status_code=200, responses=BAD_BODY, summary="Time series, tables and annotations for the targets")
     async def query(
@@ -63,7 +66,7 @@ class GrafanaController(Controller):
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
     ) -> list[shapes.Answer]:
-        return await grafana.query(service, await _body(request), budgets)
+        return await grafana.query(service, await _body(request, grafana.QueryRequest), budgets)
 
     @post(
         "/variable", status_code=200, responses=BAD_BODY, summary="Values of a dashboard variable: [{__text, __value}]"
@@ -71,7 +74,7 @@ class GrafanaController(Controller):
     async def variable(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[shapes.VariableValue]:
-        return await grafana.variable(service, await _body(request))
+        return await grafana.variable(service, await _body(request, grafana.VariableRequest))
 
     @post("/tag-keys", status_code=200, summary="Ad-hoc filter keys", opt=LIGHT)
     async def tag_keys(self) -> list[shapes.TagKey]:
@@ -81,7 +84,7 @@ class GrafanaController(Controller):
     async def tag_values(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[shapes.TagValue]:
-        return await grafana.tag_values(service, await _body(request))
+        return await grafana.tag_values(service, await _body(request, grafana.TagValuesRequest))
 
     @post(
         "/annotations",
@@ -95,4 +98,4 @@ class GrafanaController(Controller):
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
     ) -> list[shapes.Annotation]:
-        return await grafana.legacy_annotations(service, await _body(request), budgets)
+        return await grafana.legacy_annotations(service, await _body(request, grafana.AnnotationsRequest), budgets)
