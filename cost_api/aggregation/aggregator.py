@@ -49,7 +49,7 @@ from cost_api.aggregation.rollups import (
 )
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
-from cost_api.aggregation.tags import OFF, TagBook, TagBooks, merged, wanted_of
+from cost_api.aggregation.tags import OFF, TagBook, TagBooks, wanted_of
 from cost_api.clock import Clock
 from cost_api.config.tags import TokenTagRule
 from cost_api.pricing.table import PriceTable
@@ -490,4 +490,4 @@ def retag(groups: Groups, book: TagBook, key: str) -> Groups:
         lambda epoch, code: vocab.code(book.value(vocab.value(code), key, epoch)),
         np.int32,
     )
-    return merged(dataclasses.replace(groups, key=codes))
+    return dataclasses.replace(groups, key=codes)

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from cost_api.aggregation.groups import Groups
 from cost_api.config.tags import TAG_KEY, UNTAGGED, TokenTagRule
 from cost_api.errors import BadParameter
 from cost_api.store.database import NotInSchema, Row
@@ -144,44 +143,6 @@ class TagBook:
         epochs = np.searchsorted(np.asarray(self.bounds, dtype=np.int64), hours, side="right")
         cells: np.ndarray = table[epochs, tokens]
         return cells
-
-
-def merged(groups: Groups) -> Groups:
-    """Groups keyed by tag value, those that differ in nothing but the token they came from summed into
-    one: the same cells (slot, provider, model, value, size class, cache hit, price entry, tier,
-    quality), so every fold gives the same figures, over a group per value instead of one per token
-    (20,000 tokens in 40 teams: a few times fewer). Each column is ranked by a count of its values
-    (no sort); one sort of the combined key."""
-    if not len(groups):
-        return groups
-    columns = (groups.slot, groups.provider, groups.model, groups.key, groups.size_class, groups.cache_hit)
-    combined = np.zeros(len(groups), dtype=np.int64)
-    for column in (*columns, groups.priced_as, groups.tier, groups.quality):
-        shifted = column.astype(np.int64) - int(column.min())
-        present = np.bincount(shifted) > 0
-        combined = combined * int(present.sum()) + (np.cumsum(present) - 1)[shifted]
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    inverse, n = inverse.reshape(-1), len(first)
-
-    def summed(column: np.ndarray) -> np.ndarray:
-        return np.bincount(inverse, weights=column, minlength=n)
-
-    return Groups(
-        groups.vocab,
-        groups.slot_ms,
-        groups.slot[first],
-        groups.provider[first],
-        groups.model[first],
-        groups.key[first],
-        groups.size_class[first],
-        groups.cache_hit[first],
-        {k: np.rint(summed(v)).astype(np.int64) for k, v in groups.counts.items()},
-        summed(groups.spend),
-        summed(groups.saved),
-        groups.priced_as[first],
-        groups.quality[first],
-        groups.tier[first],
-    )
 
 
 def wanted_of(pairs: Sequence[tuple[str, str]]) -> Wanted:

@@ -8,12 +8,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from cost_api.aggregation.groups import Vocab
-from cost_api.aggregation.tags import TagBook, merged, parse_tags, wanted_of
+from cost_api.aggregation.tags import TagBook, parse_tags, wanted_of
 from cost_api.config.tags import Since, TokenTagRule
 from cost_api.errors import BadParameter
-
-from .cells import cell, groups
 
 H = 3_600_000
 NOV_1 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
@@ -93,32 +90,6 @@ def test_a_malformed_column_is_untagged_and_logged_once(caplog: pytest.LogCaptur
     assert len(caplog.records) == 1 and "tok_12…" in caplog.text
     assert parse_tags("t", '{"team": "s", "n": 5}', warned) == {}
     assert parse_tags("t", '{"team": "s", "(x)": "y"}', warned) == {"team": "s"}  # a key no filter could name
-
-
-def test_merged_sums_the_tokens_of_one_value_and_keeps_every_other_cell_apart() -> None:
-    vocab = Vocab()
-    g = groups(
-        vocab,
-        [
-            cell(H, key="search", requests=1, spend=0.25, prompt_tokens=10),  # two tokens of search: one group
-            cell(H, key="search", requests=2, spend=0.5, prompt_tokens=20),
-            cell(H, key="search", requests=4, spend=1.0, size_class=1),  # another size class: apart
-            cell(H, key="search", requests=1, saved=0.125, cache_hit=True),  # a cache hit: apart
-            cell(H, key="ads", requests=8, spend=2.0),  # another value: apart
-            cell(2 * H, key="search", requests=16, spend=4.0, tier="flex"),  # another hour, tier: apart
-            cell(H, key="search", quality=1, requests=0, excluded=3),  # bad rows: apart
-        ],
-    )
-    m = merged(g)
-    assert len(m) == 6
-    assert m.total() == g.total()
-    assert m.by("key", "cache_hit", "size_class") == g.by("key", "cache_hit", "size_class")
-    one = m.subset((m.slot == H) & (m.key == vocab.code("search")) & (m.size_class == 0) & ~m.cache_hit)
-    one = one.subset(one.quality == 0)
-    assert (one.counts["requests"].tolist(), one.spend.tolist(), one.counts["prompt_tokens"].tolist()) == (
-        [3], [0.75], [30],
-    )  # fmt: skip
-    assert m.excluded() == g.excluded()
 
 
 def test_sql_params_are_kept_per_epoch_and_filter() -> None:
