@@ -180,6 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         requests_per_day=args.requests_per_day,
         seed=args.seed,
         follow=args.follow,
+        **({} if args.teams is None else {"teams": args.teams}),
     )
     print(f"cost-api demo: {written} rows written to {args.db}", file=sys.stderr)
     return 0
@@ -203,9 +204,17 @@ def cmd_pricing(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cost_api.tools.report import report, whatif_report
+    from cost_api.tools.report import report, showback, whatif_report
 
     settings = _settings(args)
+    if args.by:
+        fmt = args.format or "md"
+        window = {"window": args.window, "to": args.to, "month": args.month, "tz": args.tz}
+        text = asyncio.run(showback(settings, by=args.by, fmt=fmt, **window))
+        print(text, end="")  # as the API answers it: a CSV's lines end in CRLF
+        return 0
+    if args.month or args.format:
+        raise CliError("report: --month and --format go with --by (e.g. --by tag:team --month 2026-11)")
     if args.whatif or args.discount or args.book:
         text = asyncio.run(
             whatif_report(
@@ -300,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests-per-day", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--follow", action="store_true", help="keep appending live rows")
+    demo.add_argument("--teams", type=int, help="teams the tokens' tags name (api_tokens.tags; default 6)")
     demo.set_defaults(func=cmd_demo)
 
     pricing = sub.add_parser("pricing", help="check, resolve and diff the price table")
@@ -333,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--discount", action="append", default=[], help="what-if: provider:percent off (repeatable)")
     report.add_argument("--book", help="what-if: a price book of whatif_price_books")
     report.add_argument("--group-by", default="provider", help="what-if: provider, endpoint, token or model")
+    report.add_argument(
+        "--by", help="print the showback table instead: one row per key of /v1/spend's group_by (e.g. tag:team)"
+    )
+    report.add_argument("--month", help="showback: a calendar month of --tz, YYYY-MM (instead of --window/--to)")
+    report.add_argument("--format", help="showback: md (default), csv or focus (a FinOps FOCUS 1.2 export)")
     report.set_defaults(func=cmd_report)
 
     smoke = sub.add_parser("smoke", help="run every registered query once; non-zero exit on any failure")

@@ -11,6 +11,8 @@ other field is always written, `null` included.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -50,13 +52,16 @@ __all__ = [
     "TimeRange",
     "UnpricedModel",
     "UnsetType",
+    "apportion",
     "change_pct",
     "data_quality",
     "data_quality_block",
     "money",
+    "money_parts",
     "pct",
     "pricing_block",
     "pricing_coverage",
+    "shares",
     "time_range",
 ]
 
@@ -89,6 +94,39 @@ def money(value: float) -> float:
 def pct(part: float, whole: float) -> float | None:
     """`part` of `whole` in percent to 1 decimal; None where `whole` is 0."""
     return None if not whole else round(part / whole * 100, 1) + 0.0
+
+
+def apportion(exact: Sequence[float], whole: int) -> list[int]:
+    """Whole units per part, adding up to `whole` exactly (the largest remainder method): each part
+    gets its exact value rounded down, then the units still missing go one each to the parts with
+    the largest fractions (ties: the earlier part). Each part stays within one unit of its exact value
+    (when the exact values add up to `whole`, as the parts of a total do), where rounding each part
+    alone can miss the total by up to half a unit per part."""
+    units = [math.floor(x) for x in exact]
+    missing = whole - sum(units)
+    if not units or not missing:
+        return units
+    order = sorted(range(len(units)), key=lambda i: (units[i] - exact[i], i))  # largest fraction first
+    step = 1 if missing > 0 else -1
+    if step < 0:  # more than the whole: take back from the smallest fractions, never below 0
+        order = [i for i in reversed(order) if units[i] > 0] or order
+    for n in range(abs(missing)):
+        units[order[n % len(order)]] += step
+    return units
+
+
+def money_parts(parts: Sequence[float], total: float) -> list[float]:
+    """`parts` of `total` in USD as answers show them (6 decimals), adding up exactly to `money(total)`."""
+    micro = apportion([p * 1e6 for p in parts], round(money(total) * 1e6))
+    return [money(m / 1e6) for m in micro]
+
+
+def shares(parts: Sequence[float], total: float) -> list[float | None]:
+    """Each part's share of `total` in percent to 1 decimal, adding up to 100.0 exactly (None where
+    `total` is 0)."""
+    if not total:
+        return [None] * len(parts)
+    return [t / 10 + 0.0 for t in apportion([p / total * 1000 for p in parts], 1000)]
 
 
 def change_pct(current: float, previous: float) -> float | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
-from cost_api.aggregation.aggregator import Aggregator, Filters, dimension, ranked
+from cost_api.aggregation.aggregator import Aggregator, Filters, Totals, dimension, ranked
 from cost_api.aggregation.blocks import (
     AsOf,
     Block,
@@ -20,8 +22,9 @@ from cost_api.aggregation.blocks import (
     change_pct,
     data_quality,
     money,
-    pct,
+    money_parts,
     pricing_coverage,
+    shares,
     time_range,
 )
 from cost_api.windows import Window, iso
@@ -89,47 +92,88 @@ class Spend(Block):
     latest_request_at: LatestRequestAt
 
 
+TOTAL = "(total)"  # the CSV's last line, in the first key column
+OTHERS = "(others)"  # the CSV's line of the keys past `limit`, before the total
+
+
+@dataclass(frozen=True, slots=True)
+class SpendTable:
+    """The answer, and the lines a table of it adds below the items: the keys past `limit` summed
+    (`others`, when there are any) and the `total`, each with every figure of an item."""
+
+    answer: Spend
+    others: SpendItem | None
+    total: SpendItem
+
+    def rows(self) -> list[SpendItem]:
+        """The items, then `(others)`, then `(total)`: the rows add up to the total line exactly."""
+        return [*self.answer.items, *([self.others] if self.others else []), self.total]
+
+
+def summed(totals: Sequence[Totals]) -> Totals:
+    return Totals(*(sum(getattr(t, f.name) for t in totals) for f in fields(Totals)))
+
+
+def _item(
+    key_fields: dict[str, Any], t: Totals, spend: float, saved: float, share: float | None, prev: float
+) -> SpendItem:
+    return SpendItem(
+        **key_fields,
+        spend=spend,
+        share_pct=share,
+        requests=t.requests,
+        cache_hits=t.cache_hits,
+        unpriced_requests=t.unpriced_requests,
+        prompt_tokens=t.prompt_tokens,
+        completion_tokens=t.completion_tokens,
+        cache_read_tokens=t.cache_read_tokens,
+        cache_write_tokens=t.cache_write_tokens,
+        saved_by_cache=saved,
+        previous_spend=money(prev),
+        change_pct=change_pct(t.spend, prev),
+    )
+
+
 async def spend_answer(agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters) -> Spend:
+    return (await spend_table(agg, window, group_by=group_by, limit=limit, filters=filters)).answer
+
+
+async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters) -> SpendTable:
+    """Spend per key against the previous period. The keys' `spend`, `saved_by_cache` and `share_pct`
+    are the total's apportioned (`money_parts`, `shares`: the largest remainder method), so that they
+    add up to the total exactly as shown (docs/showback.md#rows-that-add-up)."""
     dim = dimension(group_by, GROUP_BY)
     directory = await agg.tokens()
     common = {"filters": filters, "directory": directory, "dim": dim.dim, "coarse": True}  # totals only
     current, previous = await agg.groups_many((window.range, common), (window.previous, common))
     fresh = await agg.freshness()
     total = current.total()
+    previous_total = previous.total().spend
     rows = ranked(current.by(*dim.columns), previous.by(*dim.columns))
+    spends = money_parts([t.spend for _, t, _ in rows], total.spend)
+    saved = money_parts([t.saved_by_cache for _, t, _ in rows], total.saved_by_cache)
+    share = shares([t.spend for _, t, _ in rows], total.spend)
     items = [
-        SpendItem(
-            **dim.key_fields(key, directory),
-            spend=money(t.spend),
-            share_pct=pct(t.spend, total.spend),
-            requests=t.requests,
-            cache_hits=t.cache_hits,
-            unpriced_requests=t.unpriced_requests,
-            prompt_tokens=t.prompt_tokens,
-            completion_tokens=t.completion_tokens,
-            cache_read_tokens=t.cache_read_tokens,
-            cache_write_tokens=t.cache_write_tokens,
-            saved_by_cache=money(t.saved_by_cache),
-            previous_spend=money(prev),
-            change_pct=change_pct(t.spend, prev),
-        )
-        for key, t, prev in rows[:limit]
+        _item(dim.key_fields(key, directory), t, spends[i], saved[i], share[i], prev)
+        for i, (key, t, prev) in enumerate(rows[:limit])
     ]
-    rest = [t for _, t, _ in rows[limit:]]
-    others = None
-    if rest:
+    first = dim.fields[0]
+    others = others_line = None
+    if len(rows) > limit:
+        rest = summed([t for _, t, _ in rows[limit:]])
+        rest_spend, rest_saved = money(sum(spends[limit:])), money(sum(saved[limit:]))
         others = SpendOthers(
-            count=len(rest),
-            spend=money(sum(t.spend for t in rest)),
-            requests=sum(t.requests for t in rest),
-            saved_by_cache=money(sum(t.saved_by_cache for t in rest)),
+            count=len(rows) - limit, spend=rest_spend, requests=rest.requests, saved_by_cache=rest_saved
         )
-    return Spend(
+        rest_share = None if share[limit] is None else round(sum(s or 0.0 for s in share[limit:]), 1)
+        rest_prev = sum(prev for _, _, prev in rows[limit:])
+        others_line = _item({first: OTHERS}, rest, rest_spend, rest_saved, rest_share, rest_prev)
+    answer = Spend(
         range=time_range(window.range),
         group_by=group_by,
         currency="USD",
         spend=money(total.spend),
-        previous=PreviousPeriod(range=time_range(window.previous), spend=money(previous.total().spend)),
+        previous=PreviousPeriod(range=time_range(window.previous), spend=money(previous_total)),
         items=items,
         others=others,
         pricing=pricing_coverage(current, agg.pricing),
@@ -137,3 +181,12 @@ async def spend_answer(agg: Aggregator, window: Window, *, group_by: str, limit:
         as_of=iso(fresh.now),
         latest_request_at=iso(fresh.latest) if fresh.latest else None,
     )
+    whole = _item(
+        {first: TOTAL},
+        total,
+        money(total.spend),
+        money(total.saved_by_cache),
+        100.0 if total.spend else None,
+        previous_total,
+    )
+    return SpendTable(answer, others_line, whole)

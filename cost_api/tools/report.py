@@ -1,5 +1,6 @@
 """`cost-api report`: the /v1/summary headline block as aligned text for a terminal or an e-mail; with
-`--whatif`, `--discount` or `--book`, the /v1/whatif answer instead.
+`--whatif`, `--discount` or `--book`, the /v1/whatif answer instead; with `--by`, the showback table
+(/v1/spend's, as CSV, a Markdown table or a FOCUS export: docs/showback.md).
 
 The numbers are the lenses' (`summary.summary_answer`, `whatif.whatif_answer`), never recomputed here;
 this module only formats them.
@@ -7,17 +8,28 @@ this module only formats them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import msgspec
 
 from cost_api.aggregation.aggregator import Filters
+from cost_api.aggregation.blocks import apportion
 from cost_api.config import Settings
+from cost_api.errors import BadParameter
+from cost_api.lenses.focus import COLUMNS as FOCUS_COLUMNS
+from cost_api.lenses.focus import focus_rows
+from cost_api.lenses.spend import SpendTable, csv_columns, spend_table
 from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.whatif import WhatIf, scenario, whatif_answer
+from cost_api.web.csv import document
 from cost_api.web.service import build_service
-from cost_api.windows import parse_duration, parse_window, parse_zone
+from cost_api.windows import iso, local_midnight, parse_duration, parse_window, parse_zone
+
+SHOWBACK_FORMATS = ("md", "csv", "focus")
+SHOWBACK_ROWS = 1000  # keys listed before the (others) line: /v1/spend's largest `limit`
 
 
 def dollars(value: float) -> str:
@@ -132,7 +144,7 @@ def render_whatif(w: WhatIf, *, window: str) -> str:
 
 
 def _key(item: Any) -> list[str]:
-    fields = ("provider", "model", "endpoint", "token", "name")
+    fields = ("provider", "model", "endpoint", "token", "name", "tag")
     return [v for v in (getattr(item, f) for f in fields) if isinstance(v, str)]
 
 
@@ -157,3 +169,81 @@ async def whatif_report(
     finally:
         await service.close()
     return render_whatif(answer, window=window)
+
+
+def month_end(month: str, tz: Any) -> str:
+    """`--month 2026-11`: the instant its last local day ends in `tz` (the window is `month` up to it)."""
+    found = re.fullmatch(r"(\d{4})-(\d{2})", month)
+    if not found or not 1 <= int(found[2]) <= 12:
+        raise BadParameter("month", f"expected YYYY-MM (e.g. 2026-11); got {month!r}")
+    year, number = int(found[1]), int(found[2])
+    return iso(local_midnight(date(year + number // 12, number % 12 + 1, 1), tz))
+
+
+def cents(parts: Sequence[float], total: float) -> list[str]:
+    """`parts` and their `total` as dollars to the cent, the parts apportioned from their exact values
+    (the largest remainder method, as /v1/spend apportions micro-dollars) so that the cents shown add
+    up to the total's, where rounding each alone can miss by a cent or more."""
+    whole = round(float(f"{total:.2f}") * 100)
+    return [f"${c // 100:,}.{c % 100:02d}" for c in [*apportion([p * 100 for p in parts], whole), whole]]
+
+
+def render_markdown(table: SpendTable, *, title: str) -> str:
+    """The showback as a Markdown table: one row per key, the `(others)` and a total line, in dollars
+    to the cent that add up (`cents`)."""
+    a, rows = table.answer, table.rows()[:-1]
+    head = a.group_by[4:] if a.group_by.startswith("tag:") else a.group_by
+    spend = cents([r.spend for r in rows], table.total.spend)
+    saved = cents([r.saved_by_cache for r in rows], table.total.saved_by_cache)
+    lines = [
+        f"# {title}",
+        "",
+        f"{a.range.from_} → {a.range.to}, {a.currency}",
+        "",
+        f"| {head} | spend | saved by cache | requests | share |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for i, row in enumerate([*rows, table.total]):
+        key = " ".join(_key(row)).replace("|", "\\|")
+        cells = [key, spend[i], saved[i], f"{row.requests:,}", _pct(row.share_pct)]
+        if row is table.total:
+            cells = [f"**{c}**" if c else c for c in ["total", *cells[1:]]]
+        lines.append("| " + " | ".join(cells) + " |")
+    pricing = a.pricing
+    lines += ["", f"Pricing {pricing.version}: {pricing.coverage_pct:.1f}% of requests priced."]
+    lines += [f"- unpriced, in no figure: {u.provider}/{u.model} ({u.requests:,} requests)" for u in pricing.unpriced]
+    if a.data_quality.excluded_requests:
+        lines.append(f"- {a.data_quality.excluded_requests:,} bad rows left out (data_quality in /v1/spend)")
+    lines.append(f"As of {a.as_of}; newest request {a.latest_request_at or 'none'}.")
+    return "\n".join(lines) + "\n"
+
+
+async def showback(
+    settings: Settings,
+    *,
+    by: str,
+    fmt: str,
+    window: str,
+    to: str | None,
+    month: str | None,
+    tz: str | None,
+) -> str:
+    """`cost-api report --by tag:team --month 2026-11 --format md|csv|focus`: /v1/spend's table (the
+    CSV is the one `GET /v1/spend?format=csv|focus` answers, byte for byte)."""
+    if fmt not in SHOWBACK_FORMATS:
+        raise BadParameter("format", f"expected md, csv or focus; got {fmt!r}")
+    zone = parse_zone(tz, settings.tz)
+    if month is not None:
+        window, to = "month", month_end(month, zone)
+    service = build_service(settings)
+    try:
+        win = parse_window(window=window, from_=None, to=to, tz=zone, default="30d", now=service.clock.now())
+        agg = service.aggregator
+        if fmt == "focus":
+            return document(await focus_rows(agg, win, group_by=by, filters=Filters()), FOCUS_COLUMNS)
+        table = await spend_table(agg, win, group_by=by, limit=SHOWBACK_ROWS, filters=Filters())
+    finally:
+        await service.close()
+    if fmt == "csv":
+        return document(table.rows(), csv_columns(by))
+    return render_markdown(table, title=f"Showback by {by}, {month or window} ({zone.key})")

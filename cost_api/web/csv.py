@@ -27,13 +27,20 @@ _BOM = "\ufeff"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
+def answer_format(request: Request[Any, Any, Any], format_: str | None, formats: Sequence[str] = FORMATS) -> str:
+    """`format=` one of `formats` wins (else a 400 naming it); without it, `Accept` decides (JSON
+    unless text/csv is preferred)."""
+    if format_ is not None:
+        if format_ not in formats:
+            expected = ", ".join(formats[:-1]) + " or " + formats[-1]
+            raise BadParameter("format", f"expected {expected}; got {format_!r}")
+        return format_
+    return "csv" if request.accept.best_match(["application/json", "text/csv"]) == "text/csv" else "json"
+
+
 def wants_csv(request: Request[Any, Any, Any], format_: str | None) -> bool:
     """`format=csv|json` wins; without it, `Accept` decides (JSON unless text/csv is preferred)."""
-    if format_ is not None:
-        if format_ not in FORMATS:
-            raise BadParameter("format", f"expected json or csv; got {format_!r}")
-        return format_ == "csv"
-    return request.accept.best_match(["application/json", "text/csv"]) == "text/csv"
+    return answer_format(request, format_) == "csv"
 
 
 def cell(value: Any) -> str:
@@ -70,6 +77,11 @@ def render(rows: Iterable[Row], columns: Sequence[str]) -> str:
     return out.getvalue()
 
 
+def document(rows: Iterable[Row], columns: Sequence[str]) -> str:
+    """The whole CSV as answered: the byte-order mark, the header, the rows (`cost-api report` prints it)."""
+    return _BOM + render(rows, columns)
+
+
 def csv_response(
     rows: Sequence[Row],
     *,
@@ -84,7 +96,7 @@ def csv_response(
     the OpenAPI document describes); its content is the CSV's bytes."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in map(_fields, rows) for key in row))
-    body = (_BOM + render(rows, columns)).encode("utf-8")
+    body = document(rows, columns).encode("utf-8")
     return Response(
         content=body,
         media_type=CSV_MEDIA_TYPE,

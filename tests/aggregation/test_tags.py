@@ -90,3 +90,10 @@ def test_a_malformed_column_is_untagged_and_logged_once(caplog: pytest.LogCaptur
     assert len(caplog.records) == 1 and "tok_12…" in caplog.text
     assert parse_tags("t", '{"team": "s", "n": 5}', warned) == {}
     assert parse_tags("t", '{"team": "s", "(x)": "y"}', warned) == {"team": "s"}  # a key no filter could name
+
+
+def test_sql_params_are_kept_per_epoch_and_filter() -> None:
+    book = TagBook([("a", "pa", None, {"team": "s"}), ("b", "pb", None, {"team": "t"})], [])
+    first = book.sql_params(wanted_of([("team", "s")]), 0)
+    assert book.sql_params(wanted_of([("team", "s")]), 0) is first  # no second pass over the tokens
+    assert book.sql_params(wanted_of([("team", "t")]), 0)["tag_ids"] == ["b"]

@@ -35,11 +35,17 @@ async def test_spend_csv_matches_json(log: LogDB, client_for, group_by: str) -> 
     await test_spend.ledger(log)
     params = {"to": test_spend.TO, "group_by": group_by}
     async with client_for() as client:
-        items = (await client.get("/v1/spend", params=params)).json()["items"]
+        body = (await client.get("/v1/spend", params=params)).json()
         by_format = await client.get("/v1/spend", params={**params, "format": "csv"})
         by_accept = await client.get("/v1/spend", params=params, headers={"Accept": "text/csv"})
     assert by_format.content == by_accept.content
-    assert_same(parse(by_format), items)
+    *rows, total = parse(by_format)
+    assert_same(rows, body["items"])
+    # the total line: "(total)" in the first key column, the answer's total (docs/showback.md)
+    first = next(iter(body["items"][0]))
+    assert (total[first], total["spend"], total["previous_spend"]) == (
+        "(total)", cell(body["spend"]), cell(body["previous"]["spend"]),
+    )  # fmt: skip
     assert by_format.headers["content-disposition"] == (
         f'attachment; filename="spend-{group_by}-20261021T120000Z-20261120T120000Z.csv"'
     )
@@ -109,7 +115,8 @@ async def test_formula_like_text_is_defused(log: LogDB, client_for) -> None:
         response = await client.get(
             "/v1/spend", params={"to": test_spend.TO, "group_by": "endpoint", "format": "csv", "limit": 100}
         )
-    assert sorted(row["endpoint"] for row in parse(response)) == sorted("'" + text for text in FORMULAS)
+    *rows, _ = parse(response)
+    assert sorted(row["endpoint"] for row in rows) == sorted("'" + text for text in FORMULAS)
 
 
 def test_cells() -> None:

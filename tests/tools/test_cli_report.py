@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cost_api.cli import main
 from cost_api.resources import sql_dir
 from cost_api.store.queries import Registry
-from cost_api.tools.report import dollars, trend
+from cost_api.tools.report import cents, dollars, trend
 
+from ..api import test_showback
+from ..clock import FakeClock
 from ..logdb import LogDB, Row, at
 
 TO = "2026-11-20T12:00:00Z"  # 30d from 10-21T12:00; top lists 7d from 11-13T12:00 (before: from 11-06T12:00)
@@ -134,3 +139,63 @@ async def test_smoke_fails_without_the_schema(log: LogDB, capsys) -> None:
     code, _, err = await run(capsys, "smoke", "--db", log.url)
     assert code != 0
     assert "request_log" in err
+
+
+async def showback(log: LogDB, tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+    """`cost-api report --by tag:team --month 2026-11 FLAGS` over test_showback's ledger and rules."""
+    await test_showback.ledger(log)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"token_tags": test_showback.RULES}))  # JSON is YAML
+    argv = ("report", "--db", log.url, "--config", str(config), "--by", "tag:team", "--month", "2026-11", *flags)
+    code, out, err = await run(capsys, *argv)
+    assert (code, err) == (0, ""), err
+    return out
+
+
+async def api_body(client_for: Any, **params: str) -> str:
+    async with client_for(clock=FakeClock(test_showback.NOW), token_tags=test_showback.RULES) as client:
+        response = await client.get("/v1/spend", params={**test_showback.MONTH, "group_by": "tag:team", **params})
+    assert response.status_code == 200, response.text
+    return response.content.decode("utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "focus"])
+async def test_report_showback_is_the_apis_csv(log: LogDB, tmp_path: Path, capsys, client_for, fmt: str) -> None:
+    out = await showback(log, tmp_path, capsys, "--format", fmt)
+    assert out == await api_body(client_for, format=fmt)
+    assert out.startswith("\ufeff")  # the byte-order mark, as the API answers (Excel reads UTF-8 so)
+    if fmt == "csv":  # test_showback's figures: the rows add up to the total line
+        assert out.split("\r\n")[1].startswith("(untagged),0.45,42.8,1,")
+        assert out.split("\r\n")[-2].startswith("(total),1.050003,100,5,")
+
+
+async def test_report_showback_as_markdown(log: LogDB, tmp_path: Path, capsys) -> None:
+    out = await showback(log, tmp_path, capsys)
+    assert out.startswith("# Showback by tag:team, 2026-11 (UTC)\n\n2026-11-01T00:00:00Z → 2026-12-01T00:00:00Z, USD\n")
+    # cents apportioned from the rows' micro-dollars: 45.00006, 30.0002, 30.0001 → 45 + 30 + 30 = $1.05
+    assert out.splitlines()[4:10] == [
+        "| team | spend | saved by cache | requests | share |",
+        "|---|---:|---:|---:|---:|",
+        "| (untagged) | $0.45 | $0.00 | 1 | 42.8% |",
+        "| search | $0.30 | $0.15 | 3 | 28.6% |",
+        "| ads | $0.30 | $0.00 | 1 | 28.6% |",
+        "| **total** | **$1.05** | **$0.15** | **5** | **100.0%** |",
+    ]
+    assert "Pricing " in out and "100.0% of requests priced." in out
+
+
+def test_markdown_cents_add_up_where_rounding_each_would_not() -> None:
+    # $0.335 + $0.335 + $0.33 = $1.00; each to the cent alone: 0.34 + 0.34 + 0.33 = $1.01. Apportioned:
+    # 33 + 33 + 33 = 99 cents, the 1 missing to the largest fraction (.5: the first of the tie)
+    assert cents([0.335, 0.335, 0.33], 1.0) == ["$0.34", "$0.33", "$0.33", "$1.00"]
+    assert cents([], 0.0) == ["$0.00"]
+
+
+async def test_report_showback_flags_are_checked(log: LogDB, capsys) -> None:
+    month = await run(capsys, "report", "--db", log.url, "--by", "tag:team", "--month", "2026-13")
+    fmt = await run(capsys, "report", "--db", log.url, "--by", "tag:team", "--format", "xlsx")
+    alone = await run(capsys, "report", "--db", log.url, "--format", "csv")
+    assert month[0] == fmt[0] == alone[0] == 2
+    assert month[2] == "cost-api: month: expected YYYY-MM (e.g. 2026-11); got '2026-13'\n"
+    assert fmt[2] == "cost-api: format: expected md, csv or focus; got 'xlsx'\n"
+    assert alone[2] == "cost-api: report: --month and --format go with --by (e.g. --by tag:team --month 2026-11)\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import sqlite3
 import time
@@ -10,11 +12,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 
 from cost_api.resources import sql_dir
 from cost_api.tools.demo import run
-from cost_api.tools.demo.catalogue import LEAKED_TOKEN, epoch_ms
+from cost_api.tools.demo.catalogue import LEAKED_TOKEN, TEAM_NAMES, epoch_ms
 from cost_api.tools.demo.generator import DemoError, LogGenerator, Params
 from cost_api.tools.demo.run import run_demo
 
@@ -241,7 +244,44 @@ def test_follow_catches_up_then_appends_until_sigterm(tmp_path: Path, monkeypatc
 def test_the_traffic_spreads_over_as_many_tokens_as_asked(tmp_path: Path) -> None:
     """The benchmark's many-tokens log: `tokens` regular tokens (plus the leaked one and anonymous)."""
     path = tmp_path / "many.db"
-    generate(path, days=1, requests_per_day=20_000, tokens=2_000)
+    generate(path, days=1, requests_per_day=20_000, tokens=2_000, teams=40)
     used = scalar(path, "SELECT count(DISTINCT token_id) FROM request_log")
     assert 1_000 < used <= 2_001  # Zipf-popular: most of the 2,000 are seen in 20,000 requests; +1 leaked
     assert 1_700 <= scalar(path, "SELECT count(*) FROM api_tokens") <= 2_001  # ~90% named, and the leaked one
+    teams = {json.loads(t)["team"] for (t,) in query(path, "SELECT tags FROM api_tokens WHERE tags IS NOT NULL")}
+    assert teams == {*TEAM_NAMES, *(f"team-{i}" for i in range(11, 41))}  # 40 teams: 10 named, team-11 … team-40
+
+
+def test_tags_give_most_tokens_a_team_and_an_env(small: tuple[Path, int]) -> None:
+    path, _ = small
+    tags = {i: t for i, t in query(path, "SELECT id, tags FROM api_tokens")}
+    parsed = [json.loads(t) for t in tags.values() if t is not None]
+    assert {p["team"] for p in parsed} == {"search", "ads", "support", "growth", "platform", "data"}  # 6 teams
+    assert {p["env"] for p in parsed} == {"prod", "staging", "ci"}
+    assert all(set(p) == {"team", "env"} for p in parsed)
+    assert 0 < sum(t is None for t in tags.values()) < 0.15 * len(tags)  # ~5% untagged
+    assert json.loads(tags[LEAKED_TOKEN[0]]) == {"team": "platform", "env": "ci"}
+
+
+async def test_the_demos_teams_on_postgres_are_the_sqlite_demos(pg_cluster: Any, tmp_path: Path) -> None:
+    admin = await asyncpg.connect(pg_cluster.dsn)
+    try:
+        await admin.execute('DROP DATABASE IF EXISTS "demo_teams"')
+        await admin.execute('CREATE DATABASE "demo_teams"')
+    finally:
+        await admin.close()
+    options = {"days": 1, "requests_per_day": 200, "now": NOW, "progress": False, "teams": 12}
+    await asyncio.to_thread(run_demo, pg_cluster.url("demo_teams"), **options)
+    generate(tmp_path / "teams.db", **options)
+    conn = await asyncpg.connect(pg_cluster.url("demo_teams"))
+    try:
+        on_postgres = {r["id"]: r["tags"] for r in await conn.fetch("SELECT id, tags::text AS tags FROM api_tokens")}
+    finally:
+        await conn.close()
+    on_sqlite = dict(query(tmp_path / "teams.db", "SELECT id, tags FROM api_tokens"))
+    assert on_postgres.keys() == on_sqlite.keys()
+    assert {i: t and json.loads(t) for i, t in on_postgres.items()} == {
+        i: t and json.loads(t) for i, t in on_sqlite.items()
+    }
+    teams = {json.loads(t)["team"] for t in on_sqlite.values() if t}
+    assert teams <= {*TEAM_NAMES, "team-11", "team-12"} and {"team-11", "team-12"} & teams

@@ -49,13 +49,17 @@ async def test_the_clickhouse_demo_is_the_sqlite_demo(
     assert [int(v) for v in on_chdb] == list(on_sqlite)
     assert on_sqlite[0] == written
 
-    answers = []
+    answers, by_team = [], []
     for url in (chdb_url, sqlite_url):
         app = create_app(load_settings(environ={}, overrides={"database_url": url}))
         async with AsyncTestClient(app=app) as client:
             params = {"from": "2026-11-22T12:00:00Z", "to": "2026-11-25T12:00:00Z"}
             answer = (await client.get("/v1/summary", params=params)).json()
             answer.pop("as_of"), answer["data_quality"].pop("future_after")  # the wall clock's
+            teams = (await client.get("/v1/spend", params={**params, "group_by": "tag:team"})).json()
+            assert len(teams["items"]) == 7  # the demo's 6 teams and (untagged): api_tokens.tags written too
             answers.append(answer)
+            by_team.append(teams["items"])
     assert answers[0] == answers[1]
+    assert by_team[0] == by_team[1]
     assert answers[0]["requests"] == written

@@ -3,6 +3,7 @@ and the numbers of its three stories. Data, and the few helpers that derive from
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -122,6 +123,13 @@ ERROR_RATE = 0.02  # of requests the provider was called for; 70% are 429, the r
 LONG_CONTEXT_SHARE = 0.05  # of requests to a model with a long-context tier
 TOKENS = 300
 ANONYMOUS_SHARE = 0.03
+# api_tokens.tags (docs/tags.md): a team per token (of `teams`, the first named here, then team-11, …)
+# and an env; a few tokens untagged. The leaked token is the platform team's CI token.
+TEAMS = 6
+TEAM_NAMES = ("search", "ads", "support", "growth", "platform", "data", "mobile", "billing", "security", "research")
+ENVS, ENV_P = ("prod", "staging", "ci"), (0.8, 0.15, 0.05)
+UNTAGGED_SHARE = 0.05
+LEAKED_TAGS = {"team": "platform", "env": "ci"}
 CACHE_KEYS_PER_ENDPOINT = 2000
 
 LEAKED_TOKEN = ("tok_r8c2kq7wm4z9x3vbn5ha", "pg_live_ci7", "leaked-ci-token")
@@ -147,6 +155,28 @@ def token_pool(rng: np.random.Generator, count: int = TOKENS) -> list[Token]:
         named = i < 10 or rng.random() >= 0.1
         pool.append((token_id, "pg_live_" + "".join(rng.choice(alphabet, 3)), f"customer-{label}" if named else None))
     return pool
+
+
+def team_name(i: int) -> str:
+    return TEAM_NAMES[i] if i < len(TEAM_NAMES) else f"team-{i + 1:02d}"
+
+
+def token_tags(tokens: list[Token], teams: int, seed: int) -> dict[str, str]:
+    """The `tags` column of each token that has an api_tokens row: a JSON object with a team (of
+    `teams`) and an env, drawn from `seed` alone (the token pool's draws stay as they were); a few
+    tokens have none."""
+    rng = np.random.default_rng([seed, 3])
+    named = [t for t in tokens if t[2]]
+    team = rng.integers(0, max(teams, 1), len(named))
+    env = rng.choice(len(ENVS), len(named), p=ENV_P)
+    untagged = rng.random(len(named)) < UNTAGGED_SHARE
+    tags = {}
+    for (token_id, _, _), t, e, skip in zip(named, team.tolist(), env.tolist(), untagged.tolist(), strict=True):
+        if token_id == LEAKED_TOKEN[0]:
+            tags[token_id] = json.dumps(LEAKED_TAGS)
+        elif not skip:
+            tags[token_id] = json.dumps({"team": team_name(t), "env": ENVS[e]})
+    return tags
 
 
 def _letters(i: int) -> str:

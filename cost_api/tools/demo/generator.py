@@ -43,11 +43,13 @@ from cost_api.tools.demo.catalogue import (
     STORM_RATE_PER_S,
     STORM_SPAN,
     STORM_TOKEN,
+    TEAMS,
     TOKENS,
     WEEKDAY,
     Batch,
     epoch_ms,
     token_pool,
+    token_tags,
 )
 
 
@@ -65,6 +67,7 @@ class Params:
     requests_per_day: int
     tz: str
     tokens: int = TOKENS  # regular tokens; not kept in the marker: a followed log has the default
+    teams: int = TEAMS  # the teams the tokens' tags spread over; not kept either
 
 
 class LogGenerator:
@@ -83,6 +86,7 @@ class LogGenerator:
         self.token_p = np.append(popularity / popularity.sum() * (1 - ANONYMOUS_SHARE), ANONYMOUS_SHARE)
         self.storm_token = self.tokens[STORM_TOKEN][0]
         self.tokens.append(LEAKED_TOKEN)
+        self.tags = token_tags(self.tokens, params.teams, params.seed)  # token id → api_tokens.tags
 
         popularity = 1 / np.arange(1, len(ENDPOINTS) + 1)
         self.endpoint_p = popularity / popularity.sum()

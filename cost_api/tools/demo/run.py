@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cost_api.store.url import parse_database_url
-from cost_api.tools.demo.catalogue import DAY, HOUR, TOKENS, epoch_ms
+from cost_api.tools.demo.catalogue import DAY, HOUR, TEAMS, TOKENS, epoch_ms
 from cost_api.tools.demo.generator import DemoError, LogGenerator, Params
 from cost_api.tools.demo.stores import MARKER, ClickHouseStore, PostgresStore, SqliteStore, Store
 
@@ -32,6 +32,7 @@ def run_demo(
     tz: str = "UTC",
     progress: bool = True,
     tokens: int = TOKENS,
+    teams: int = TEAMS,
     make: Callable[[Params], LogGenerator] = LogGenerator,
 ) -> int:
     """Write a demo log of `days` days up to `now` into a database this creates; return the rows written.
@@ -40,11 +41,12 @@ def run_demo(
     parameters stored at its generation: rows are appended in real time (from the end of the log,
     catching up first) until SIGINT (Ctrl-C) or SIGTERM. `progress` shows a progress bar and messages
     on stderr. A naive `now` is taken as UTC. `tokens`: how many regular API tokens the traffic spreads
-    over (the benchmark's many-tokens log); a followed log goes on with the default. `make`: the
-    generator of the log's rows (`stories.StoriesLog`: the second log, its other stories).
+    over (the benchmark's many-tokens log), `teams` how many teams their tags name (docs/tags.md); a
+    followed log goes on with the defaults. `make`: the generator of the log's rows
+    (`stories.StoriesLog`: the second log, its other stories).
     """
-    if days < 1 or requests_per_day < 1:
-        raise DemoError("days and requests_per_day must be at least 1")
+    if days < 1 or requests_per_day < 1 or teams < 1:
+        raise DemoError("days, requests_per_day and teams must be at least 1")
     url = parse_database_url(db_url)
     stores: dict[str, type[Store]] = {"sqlite": SqliteStore, "postgres": PostgresStore, "clickhouse": ClickHouseStore}
     store = stores[url.dialect](url)
@@ -58,9 +60,9 @@ def run_demo(
         if params is None:  # a new database, or a generation that was interrupted: (re)generate
             now = now or datetime.now(UTC)
             now_ms = epoch_ms(now if now.tzinfo else now.replace(tzinfo=UTC))
-            params = Params(now_ms, seed, days, requests_per_day, tz, tokens)
+            params = Params(now_ms, seed, days, requests_per_day, tz, tokens, teams)
             generator = make(params)
-            store.reset(generator.tokens)
+            store.reset(generator.tokens, generator.tags)
             rng = np.random.default_rng([seed, 1])
             start = now_ms - days * DAY
             written = sum(_write_span(store, generator, start, now_ms, rng, progress=progress))

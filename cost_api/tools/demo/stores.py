@@ -61,12 +61,12 @@ class SqliteStore:
         last: int | None = self.conn.execute("SELECT max(created_at) FROM request_log").fetchone()[0]
         return last
 
-    def reset(self, tokens: list[Token]) -> None:
+    def reset(self, tokens: list[Token], tags: dict[str, str]) -> None:
         with self.conn:
             self.conn.execute("DELETE FROM request_log")
             self.conn.execute("DELETE FROM api_tokens")
             self.conn.executemany(
-                "INSERT INTO api_tokens (id, prefix, name) VALUES (?, ?, ?)", [t for t in tokens if t[2]]
+                "INSERT INTO api_tokens (id, prefix, name, tags) VALUES (?, ?, ?, ?)", labels(tokens, tags)
             )
 
     def insert(self, batch: Batch) -> None:
@@ -122,12 +122,12 @@ class PostgresStore:
         last = self._run(self.conn.fetchval("SELECT max(created_at) FROM request_log"))
         return None if last is None else epoch_ms(last)
 
-    def reset(self, tokens: list[Token]) -> None:
+    def reset(self, tokens: list[Token], tags: dict[str, str]) -> None:
         async def reset() -> None:
             async with self.conn.transaction():
                 await self.conn.execute("TRUNCATE request_log, api_tokens RESTART IDENTITY")
                 await self.conn.copy_records_to_table(
-                    "api_tokens", records=[t for t in tokens if t[2]], columns=["id", "prefix", "name"]
+                    "api_tokens", records=labels(tokens, tags), columns=["id", "prefix", "name", "tags"]
                 )
 
         self._run(reset())
@@ -217,11 +217,13 @@ class ClickHouseStore:
         last = self._rows("SELECT toUnixTimestamp64Milli(maxOrNull(created_at)) FROM request_log")[0][0]
         return None if last is None else int(last)
 
-    def reset(self, tokens: list[Token]) -> None:
+    def reset(self, tokens: list[Token], tags: dict[str, str]) -> None:
         self._run("TRUNCATE TABLE request_log", None)
         self._run("TRUNCATE TABLE api_tokens", None)
         self._next_id = 1
-        self._insert("api_tokens", [{"id": i, "prefix": p, "name": n} for i, p, n in tokens if n])
+        self._insert(
+            "api_tokens", [dict(zip(("id", "prefix", "name", "tags"), r, strict=True)) for r in labels(tokens, tags)]
+        )
 
     def insert(self, batch: Batch) -> None:
         columns = [batch[c].tolist() for c in COLUMNS]
@@ -243,6 +245,11 @@ class ClickHouseStore:
         self._close()
 
     abort = close
+
+
+def labels(tokens: list[Token], tags: dict[str, str]) -> list[tuple[str, str, str | None, str | None]]:
+    """The api_tokens rows: (id, prefix, name, tags) of each token that has a name."""
+    return [(i, p, n, tags.get(i)) for i, p, n in tokens if n]
 
 
 _MARKED = ("created_at", "seed", "days", "requests_per_day", "tz")

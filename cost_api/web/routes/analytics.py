@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from cost_api.lenses import live, savings, spend, trend
+from cost_api.lenses import focus, live, savings, spend, trend
 from cost_api.lenses import requests as audit
 from cost_api.lenses.live import Live
 from cost_api.lenses.requests import Requests
@@ -17,7 +17,7 @@ from cost_api.lenses.spend import Spend
 from cost_api.lenses.summary import Summary, summary_answer
 from cost_api.lenses.tags import Tags, tags_answer
 from cost_api.lenses.trend import Trend
-from cost_api.web.csv import csv_response, filename, wants_csv
+from cost_api.web.csv import answer_format, csv_response, filename, wants_csv
 from cost_api.web.routes.params import Common, GroupBy, Limit, limit_param
 from cost_api.web.service import Service
 from cost_api.windows import parse_duration
@@ -26,6 +26,7 @@ Format = Annotated[
     str | None,
     QueryParameter(name="format", description="json (default) or csv; `Accept: text/csv` also gives CSV"),
 ]
+SPEND_FORMATS = ("json", "csv", "focus")
 
 
 class AnalyticsController(Controller):
@@ -61,20 +62,30 @@ class AnalyticsController(Controller):
         service: NamedDependency[Service],
         group_by: GroupBy = "provider",
         limit: Limit = 50,
-        format_: Format = None,
-    ) -> Response[Spend]:  # or the items as CSV
-        as_csv = wants_csv(request, format_)
+        format_: Annotated[
+            str | None,
+            QueryParameter(
+                name="format",
+                description="json (default), csv (the items, an (others) and a (total) line) or focus "
+                "(a FinOps FOCUS 1.2 dataset: one row per day, tag value and model; needs group_by=tag:<key>)",
+            ),
+        ] = None,
+    ) -> Response[Spend]:  # or the items as CSV, or the FOCUS rows
+        kind = answer_format(request, format_, SPEND_FORMATS)
         window = common.window("30d")
-        body = await spend.spend_answer(
+        if kind == "focus":
+            rows = await focus.focus_rows(service.aggregator, window, group_by=group_by, filters=common.filters)
+            return csv_response(rows, columns=focus.COLUMNS, filename=filename("focus", window.range, group_by[4:]))
+        table = await spend.spend_table(
             service.aggregator, window, group_by=group_by, limit=limit_param(limit), filters=common.filters
         )
-        if as_csv:
+        if kind == "csv":
             return csv_response(
-                body.items,
+                table.rows(),
                 columns=spend.csv_columns(group_by),
                 filename=filename("spend", window.range, group_by),
             )
-        return Response(body)
+        return Response(table.answer)
 
     @get("/savings", summary="What the response cache saved, per key and per local day")
     async def savings(
