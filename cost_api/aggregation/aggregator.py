@@ -47,6 +47,7 @@ from cost_api.aggregation.rollups import (
 )
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
+from cost_api.aggregation.unnumbered import by_time, row_store
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
@@ -175,7 +176,9 @@ class Aggregator:
         else:
             edges = [(start, end)]
         for a, b in edges:
-            if b > horizon * HOUR_MS:
+            if b > horizon * HOUR_MS and by_time(self.rows):  # a log without ids: the engine sums them now
+                parts.append(await self._read(Range(from_ms(max(a, horizon * HOUR_MS)), from_ms(b)), rollup_dim))
+            elif b > horizon * HOUR_MS:
                 parts.append(self.rows.open_groups(max(a, horizon * HOUR_MS), b, rollup_dim))
         for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
             closed_end = min(b, horizon * HOUR_MS)
@@ -193,9 +196,9 @@ class Aggregator:
         self,
         rng: Range,
         dim: str | None,
-        filters: Filters,
-        directory: TokenDirectory | None,
-        slot_ms: int,
+        filters: Filters = NO_FILTERS,
+        directory: TokenDirectory | None = None,
+        slot_ms: int = HOUR_MS,
         bound: Bound = UNBOUNDED,
     ) -> Groups:
         """The `groups` query: SQL sums per price-uniform group, priced here."""
@@ -271,10 +274,11 @@ class Aggregator:
         later id arrives through `sync`."""
         async with self._lock:
             oldest = (await self.log_bounds())[0]
-            max_id = int((await self.db.fetch("last_id")).first("max_id") or 0)
+            self.rows = row_store(self.rows, (await self.db.read_log_columns()).ids)
+            max_id = None if by_time(self.rows) else int((await self.db.fetch("last_id")).first("max_id") or 0)
             horizon = self.rollups.closed_horizon()
             self.rollups.ready = False
-            await self.rows.start(horizon * HOUR_MS, max_id)
+            await self.rows.start(horizon * HOUR_MS, max_id or 0)
             await self.rollups.warm(oldest, horizon, Bound(max_id))
 
     async def sync(self, pages: int = REQUEST_PAGES) -> None:
@@ -305,7 +309,11 @@ class Aggregator:
         if not (self.rollups.ready and self.rows.started):  # another database behind the URL meanwhile
             return
         horizon = self.rollups.closed_horizon()
-        if horizon > self.rollups.horizon:
+        if horizon > self.rollups.horizon and by_time(self.rows):  # no ids: the closed hours read whole
+            cells = await rollups._load_all(rollups.horizon, horizon, UNBOUNDED)
+            if rollups is self.rollups and rollups.ready:  # else another database behind the URL meanwhile
+                rollups.close(horizon, cells)
+        elif horizon > self.rollups.horizon:
             closed = self.rows.take_closed(horizon * HOUR_MS)
             self.rollups.close(horizon, per_dimension(closed.hourly))
 
@@ -333,7 +341,7 @@ class Aggregator:
         hours differed."""
         if not (self.rollups.ready and self.rows.started):
             return 0
-        h1 = min(h1, LAST_HOUR)
+        h1 = min(h1, self.rollups.horizon if by_time(self.rows) else LAST_HOUR)  # no ids: no open rows held
         bound = self.rows.bound()
         rows = await self.db.fetch(
             "hour_fingerprints",
