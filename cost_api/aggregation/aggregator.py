@@ -25,6 +25,7 @@ from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
 from cost_api.aggregation.groups import Vocab
+from cost_api.aggregation.memory import MemoryCap
 from cost_api.aggregation.params import FUTURE_SKEW as FUTURE_SKEW
 from cost_api.aggregation.params import Dimension as Dimension
 from cost_api.aggregation.params import Filters as Filters
@@ -83,12 +84,13 @@ class Aggregator:
         clock: Clock,
         rollup_grace: float = 900.0,
         snapshots: Snapshots | None = None,
+        memory_cap: MemoryCap | None = None,
     ) -> None:
         self.db = db
         self.pricing = pricing
         self.clock = clock
         self.vocab = Vocab()
-        self._rollup_args = (rollup_grace, clock, snapshots)
+        self._rollup_args = (rollup_grace, clock, snapshots, memory_cap)
         self.rollups = Rollups(self._read_hours, *self._rollup_args)
         self._generation = db.generation
         self._thresholds = threshold_params(pricing)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator
+from cost_api.aggregation.memory import MemoryCap
 from cost_api.aggregation.snapshot import Snapshots, snapshot_path
 from cost_api.clock import Clock
 from cost_api.config import ConfigError, Settings
@@ -94,7 +95,12 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     )
     snapshots = rollup_snapshots(settings, pricing, db)
     aggregator = Aggregator(
-        db, pricing, clock=clock or Clock(), rollup_grace=settings.rollup_grace.seconds, snapshots=snapshots
+        db,
+        pricing,
+        clock=clock or Clock(),
+        rollup_grace=settings.rollup_grace.seconds,
+        snapshots=snapshots,
+        memory_cap=MemoryCap.of(settings.rollup_memory_mb),
     )
     return Service(settings, pricing, db, aggregator, books)
 
