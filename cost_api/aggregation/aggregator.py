@@ -48,7 +48,7 @@ from cost_api.aggregation.rollups import (
 )
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
-from cost_api.aggregation.unnumbered import by_time, row_store
+from cost_api.aggregation.unnumbered import by_time, has_ids, row_store
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
@@ -276,7 +276,7 @@ class Aggregator:
         later id arrives through `sync`."""
         async with self._lock:
             oldest = (await self.log_bounds())[0]
-            self.rows = row_store(self.rows, (await self.db.read_log_columns()).ids)
+            self.rows = row_store(self.rows, await has_ids(self.db))
             max_id = None if by_time(self.rows) else int((await self.db.fetch("last_id")).first("max_id") or 0)
             horizon = self.rollups.closed_horizon()
             self.rollups.ready = False

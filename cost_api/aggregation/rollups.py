@@ -135,7 +135,7 @@ class Rollups:
         if not self.ready or dim not in DIMENSIONS or (endpoints and tokens):
             return False, None
         needed = "endpoint" if endpoints else "token" if tokens else dim
-        return (needed == dim or dim is None) and needed in self.parts, needed
+        return (needed == dim or dim is None) and needed not in self.dropped, needed
 
     def slice(self, dim: str | None, h0: int, h1: int, *, coarse: bool = False) -> Groups:
         """Hours [h0, h1) of one rollup; `coarse`: whole UTC days as one group per day and key."""

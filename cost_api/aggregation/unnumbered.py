@@ -26,6 +26,7 @@ from collections.abc import Callable
 from cost_api.aggregation.holes import Holes
 from cost_api.aggregation.rollups import UNBOUNDED, Bound
 from cost_api.aggregation.rows import RowSet, RowStore
+from cost_api.store.database import Database
 
 
 class TimedRows(RowStore):
@@ -54,6 +55,12 @@ class TimedRows(RowStore):
 def by_time(rows: RowStore) -> bool:
     """Whether the aggregator's paths for a log without ids apply."""
     return isinstance(rows, TimedRows)
+
+
+async def has_ids(db: Database) -> bool:
+    """Whether the log has ids: always on SQLite and Postgres (the contract's identity column, no
+    query asked); on ClickHouse, as its columns say."""
+    return db.dialect != "clickhouse" or (await db.read_log_columns()).ids
 
 
 def row_store(rows: RowStore, ids: bool) -> RowStore:
