@@ -1,8 +1,9 @@
 """The dashboard benchmark on ClickHouse (chDB) at 100M rows, the log generated inside the engine.
 
 `INSERT … SELECT … FROM numbers(N)` writes N rows over the 60 days up to now into a chDB directory
-(sql/schema/clickhouse.sql's table; the demo catalogue's models, 20 endpoints, 2,000 tokens, one
-request in ten a cache hit, one in fifty an error), then bench.dashboard's `run_one` serves it and
+(sql/schema/clickhouse.sql's table; the demo catalogue's models and 20 endpoints, skewed: the first
+ones most called, as in the demo; 20,000 tokens, skewed more; one request in fifty anonymous, one in
+ten a cache hit, one in fifty an error), then bench.dashboard's `run_one` serves it and
 measures what bench.dashboard measures: the first dashboard set after start, the time until the
 rollups are warm, the warm set (median, p99), every lens alone, and the server's RSS.
 
@@ -32,14 +33,16 @@ SELECT number + 1,
     fromUnixTimestamp64Milli(toInt64({start} + intDiv(number * {span}, {rows})), 'UTC'),
     toString(generateUUIDv4(number)),
     {providers}[m], {models}[m],
-    concat('/v1/e', toString(sipHash64(number, 2) % 20)),
-    if(sipHash64(number, 3) % 50 = 0, NULL, concat('tok_', lower(hex(sipHash64(sipHash64(number, 3) % 2000))))),
+    concat('/v1/e', toString(toUInt32(20 * pow((sipHash64(number, 2) % 1000000) / 1e6, 2)))),
+    if(sipHash64(number, 10) % 50 = 0, NULL,
+       concat('tok_', lower(hex(sipHash64(toUInt32(20000 * pow((sipHash64(number, 3) % 1000000) / 1e6, 3))))))),
     if(number % 50 = 0, 500, 200), number % 3 = 0,
     if(hit, 0, 200 + sipHash64(number, 4) % 4000), if(hit, 0, 20 + sipHash64(number, 5) % 800),
     if(hit, 0, sipHash64(number, 6) % 1000), 0, hit,
     if(hit, 200 + sipHash64(number, 4) % 4000, 0), if(hit, 20 + sipHash64(number, 5) % 800, 0),
     100 + sipHash64(number, 7) % 3000, if(hit, concat('ck_', toString(sipHash64(number, 8) % 100000)), NULL)
-FROM (SELECT number, sipHash64(number, 1) % {n_models} + 1 AS m, sipHash64(number, 9) % 10 = 0 AS hit
+FROM (SELECT number, toUInt32({n_models} * pow((sipHash64(number, 1) % 1000000) / 1e6, 2)) + 1 AS m,
+             sipHash64(number, 9) % 10 = 0 AS hit
       FROM numbers({rows}))"""
 
 

@@ -213,11 +213,14 @@ class ChdbLog(LogDB):
 
     def _run(self, sql: str) -> None:
         """The statements of `sql`, the tests' Postgres-like DML read as ClickHouse's: ISO instants
-        parsed, `UPDATE t SET` as the mutation `ALTER TABLE t UPDATE`."""
+        parsed, `UPDATE t SET` as the mutation `ALTER TABLE t UPDATE`, `DELETE FROM t` (every row) as
+        `TRUNCATE`, Postgres's `OVERRIDING SYSTEM VALUE` (ids given by hand) left out."""
         for statement in sql.split(";"):
             body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
             body = _ISO.sub(r"parseDateTime64BestEffort('\1', 3, 'UTC')", body)
             body = re.sub(r"^\s*UPDATE (\w+) SET", r"ALTER TABLE \1 UPDATE", body)
+            body = re.sub(r"^\s*DELETE FROM (\w+)\s*$", r"TRUNCATE TABLE \1", body)
+            body = body.replace("OVERRIDING SYSTEM VALUE", "")
             if body.strip():
                 self.conn.query(body)
 

@@ -7,7 +7,6 @@ prices rows itself and no lens runs SQL of its own.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -24,9 +23,12 @@ from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the lenses ask it
+from cost_api.aggregation.filtering import kept_cells, retag, tag_spans
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
 from cost_api.aggregation.groups import Vocab
+from cost_api.aggregation.memory import MemoryCap
 from cost_api.aggregation.params import FUTURE_SKEW as FUTURE_SKEW
 from cost_api.aggregation.params import Dimension as Dimension
 from cost_api.aggregation.params import Filters as Filters
@@ -49,7 +51,8 @@ from cost_api.aggregation.rollups import (
 )
 from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
-from cost_api.aggregation.tags import OFF, TagBook, TagBooks, wanted_of
+from cost_api.aggregation.tags import TagBook, TagBooks
+from cost_api.aggregation.unnumbered import by_time, has_ids, row_store
 from cost_api.clock import Clock
 from cost_api.config.tags import TokenTagRule
 from cost_api.pricing.table import PriceTable
@@ -87,12 +90,13 @@ class Aggregator:
         rollup_grace: float = 900.0,
         snapshots: Snapshots | None = None,
         tag_rules: Sequence[TokenTagRule] = (),
+        memory_cap: MemoryCap | None = None,
     ) -> None:
         self.db = db
         self.pricing = pricing
         self.clock = clock
         self.vocab = Vocab()
-        self._rollup_args = (rollup_grace, clock, snapshots)
+        self._rollup_args = (rollup_grace, clock, snapshots, memory_cap)
         self.rollups = Rollups(self._read_hours, *self._rollup_args)
         self._generation = db.generation
         self._thresholds = threshold_params(pricing)
@@ -187,7 +191,7 @@ class Aggregator:
             # checked again after the await: another file behind the URL drops what is held
             if self.rollups.ready and self.rows.started:
                 held = await self._compose(rng, rollup_dim, coarse)
-                held = self._filter(held, filters, directory, rollup_dim, book)
+                held = kept_cells(held, filters, directory, rollup_dim, book)
                 if rollup_dim != dim:
                     held.key = np.zeros(len(held), dtype=np.int32)
                 return held
@@ -206,7 +210,9 @@ class Aggregator:
         else:
             edges = [(start, end)]
         for a, b in edges:
-            if b > horizon * HOUR_MS:
+            if b > horizon * HOUR_MS and by_time(self.rows):  # a log without ids: the engine sums them now
+                parts.append(await self._read(Range(from_ms(max(a, horizon * HOUR_MS)), from_ms(b)), rollup_dim))
+            elif b > horizon * HOUR_MS:
                 parts.append(self.rows.open_groups(max(a, horizon * HOUR_MS), b, rollup_dim))
         for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
             closed_end = min(b, horizon * HOUR_MS)
@@ -224,9 +230,9 @@ class Aggregator:
         self,
         rng: Range,
         dim: str | None,
-        filters: Filters,
-        directory: TokenDirectory | None,
-        slot_ms: int,
+        filters: Filters = NO_FILTERS,
+        directory: TokenDirectory | None = None,
+        slot_ms: int = HOUR_MS,
         bound: Bound = UNBOUNDED,
         book: TagBook | None = None,
     ) -> Groups:
@@ -247,45 +253,6 @@ class Aggregator:
 
     async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
         return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS, bound)
-
-    def _filter(
-        self,
-        held: Groups,
-        filters: Filters,
-        directory: TokenDirectory | None,
-        rollup_dim: str | None,
-        book: TagBook | None,
-    ) -> Groups:
-        """The rollup's cells that the filters keep, with the SQL's semantics."""
-        mask = np.ones(len(held), dtype=bool)
-        if filters.providers:
-            mask &= np.isin(held.provider, self.vocab.codes_of(filters.providers))
-        if filters.models:
-            mask &= np.isin(held.model, self.vocab.codes_of(filters.models))
-        if filters.endpoints and rollup_dim == "endpoint":
-            mask &= np.isin(held.key, self.vocab.codes_of(filters.endpoints))
-        if filters.tokens and rollup_dim == "token":
-            params = (directory or TokenDirectory([])).filter_params(filters.tokens)
-            ids, prefixes = set(params["token_ids"]), set(params["token_prefixes"])
-
-            def kept(token: str | None) -> bool:
-                if token is None:
-                    return bool(params["anonymous"])
-                return token in ids or token[:11] in prefixes
-
-            allowed = [code for code in np.unique(held.key).tolist() if kept(self.vocab.value(code))]
-            mask &= np.isin(held.key, np.array(allowed, dtype=np.int32))
-        if filters.tags and book is not None and rollup_dim == "token":
-            wanted, value = wanted_of(filters.tags), self.vocab.value
-            hours = held.slot * held.slot_ms // HOUR_MS
-            mask &= book.per_cell(
-                ("passes", *sorted(wanted.items())),
-                hours,
-                held.key,
-                lambda epoch, code: book.passes(value(code), wanted, epoch),
-                bool,
-            )
-        return held if mask.all() else held.subset(mask)
 
     async def request_page(
         self, rng: Range, c_at: datetime, c_id: int, limit: int, filters: Filters, directory: TokenDirectory
@@ -323,10 +290,11 @@ class Aggregator:
         later id arrives through `sync`."""
         async with self._lock:
             oldest = (await self.log_bounds())[0]
-            max_id = int((await self.db.fetch("last_id")).first("max_id") or 0)
+            self.rows = row_store(self.rows, await has_ids(self.db))
+            max_id = None if by_time(self.rows) else int((await self.db.fetch("last_id")).first("max_id") or 0)
             horizon = self.rollups.closed_horizon()
             self.rollups.ready = False
-            await self.rows.start(horizon * HOUR_MS, max_id)
+            await self.rows.start(horizon * HOUR_MS, max_id or 0)
             await self.rollups.warm(oldest, horizon, Bound(max_id))
 
     async def sync(self, pages: int = REQUEST_PAGES) -> None:
@@ -357,7 +325,11 @@ class Aggregator:
         if not (self.rollups.ready and self.rows.started):  # another database behind the URL meanwhile
             return
         horizon = self.rollups.closed_horizon()
-        if horizon > self.rollups.horizon:
+        if horizon > self.rollups.horizon and by_time(self.rows):  # no ids: the closed hours read whole
+            cells = await rollups._load_all(rollups.horizon, horizon, UNBOUNDED)
+            if rollups is self.rollups and rollups.ready:  # else another database behind the URL meanwhile
+                rollups.close(horizon, cells)
+        elif horizon > self.rollups.horizon:
             closed = self.rows.take_closed(horizon * HOUR_MS)
             self.rollups.close(horizon, per_dimension(closed.hourly))
 
@@ -385,7 +357,7 @@ class Aggregator:
         hours differed."""
         if not (self.rollups.ready and self.rows.started):
             return 0
-        h1 = min(h1, LAST_HOUR)
+        h1 = min(h1, self.rollups.horizon if by_time(self.rows) else LAST_HOUR)  # no ids: no open rows held
         bound = self.rows.bound()
         rows = await self.db.fetch(
             "hour_fingerprints",
@@ -460,34 +432,3 @@ class Aggregator:
 
 def _instant(hour: int) -> datetime:
     return from_ms(hour * HOUR_MS)
-
-
-def is_tag(dim: str | None) -> bool:
-    """`group_by=tag:<key>`: the token dimension, folded through the tokens' tags."""
-    return dim is not None and dim.startswith("tag:")
-
-
-def tag_spans(rng: Range, filters: Filters, book: TagBook | None) -> list[tuple[datetime, datetime, dict[str, Any]]]:
-    """`rng` as the queries read it: whole, without tags; else cut where tokens' tags change (so that
-    no group spans a change), each piece with its tag filter's parameters."""
-    if book is None:
-        return [(rng.start, rng.end, OFF)]
-    wanted = wanted_of(filters.tags)
-    return [
-        (from_ms(a), from_ms(b), book.sql_params(wanted, epoch) if wanted else OFF)
-        for epoch, a, b in book.spans(epoch_ms(rng.start), epoch_ms(rng.end))
-    ]
-
-
-def retag(groups: Groups, book: TagBook, key: str) -> Groups:
-    """Token groups keyed by the value of tag `key` each token carried in each group's hour."""
-    vocab = groups.vocab
-    hours = groups.slot * groups.slot_ms // HOUR_MS
-    codes = book.per_cell(
-        ("value", key, id(vocab)),
-        hours,
-        groups.key,
-        lambda epoch, code: vocab.code(book.value(vocab.value(code), key, epoch)),
-        np.int32,
-    )
-    return dataclasses.replace(groups, key=codes)

@@ -25,6 +25,7 @@ import numpy as np
 
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
+from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes
 from cost_api.clock import Clock
 from cost_api.windows import HOUR_MS, from_ms
 
@@ -100,9 +101,16 @@ def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Gr
 
 class Rollups:
     def __init__(
-        self, read: HourReader, grace_seconds: float, clock: Clock, snapshots: Snapshots | None = None
+        self,
+        read: HourReader,
+        grace_seconds: float,
+        clock: Clock,
+        snapshots: Snapshots | None = None,
+        cap: MemoryCap | None = None,
     ) -> None:
         self._read = read
+        self.cap = cap or MemoryCap()  # past it the token rollup is dropped (memory.py)
+        self.dropped: set[str | None] = set()
         self._grace_ms = int(grace_seconds * 1000)
         self._clock = clock
         self._snapshots = snapshots
@@ -127,7 +135,7 @@ class Rollups:
         if not self.ready or dim not in DIMENSIONS or (endpoints and tokens):
             return False, None
         needed = "endpoint" if endpoints else "token" if tokens else dim
-        return (needed == dim or dim is None), needed
+        return (needed == dim or dim is None) and needed not in self.dropped, needed
 
     def slice(self, dim: str | None, h0: int, h1: int, *, coarse: bool = False) -> Groups:
         """Hours [h0, h1) of one rollup; `coarse`: whole UTC days as one group per day and key."""
@@ -159,11 +167,14 @@ class Rollups:
             else:
                 held, stale = restored
                 fresh = await self._load_all(held.horizon, horizon, bound)
-                self.parts = {d: Groups.concat(p.vocab, HOUR_MS, [p, fresh[d]]) for d, p in held.parts.items()}
+                self.parts = {
+                    d: Groups.concat(p.vocab, HOUR_MS, [p, fresh[d]]) for d, p in held.parts.items() if d in fresh
+                }
             self.pending = {}
             self.horizon = horizon
             self.days = {dim: _between(part, 0, horizon // 24 * 24).daily() for dim, part in self.parts.items()}
             await self.reread(stale, bound)
+            self._enforce_cap()
             self.ready = True
             if self._snapshots is not None and self.hours_read >= SAVE_EVERY_HOURS:
                 self._snapshots.saved_horizon = None  # save what was read, at once
@@ -193,6 +204,8 @@ class Rollups:
             self._settled.set()
             return None
         saved, ids = loaded
+        if CAPPED not in saved.parts:  # saved past the memory cap: restored without it
+            self._drop(CAPPED)
         end = max(first, min(saved.horizon, horizon))
         held = Held(end, {dim: _between(part, first, end) for dim, part in saved.parts.items()})
         stale = snapshots.stale_hours(held, ids, logged, first)
@@ -206,23 +219,34 @@ class Rollups:
             self._load("endpoint", h0, h1, bound), self._load("token", h0, h1, bound)
         )
         self.hours_read += max(0, h1 - h0)
+        assert endpoint is not None
         base = endpoint.subset(slice(None))
         base.key = np.zeros(len(base), dtype=np.int32)
+        if token is None:  # past the memory cap
+            self._drop(CAPPED)
+            return {None: base.collapsed(), "endpoint": endpoint}
         return {None: base.collapsed(), "endpoint": endpoint, "token": token}
 
-    async def _load(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
-        """Hours [h0, h1) of one dimension, a day per query, sorted by hour."""
+    async def _load(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups | None:
+        """Hours [h0, h1) of one dimension, a day per query, sorted by hour; None for the token rollup
+        dropped, or once it would not fit the memory cap with what is held."""
+        if dim in self.dropped:
+            return None
         chunks = [await self._read(dim, h1, h1, bound)]
         end = h1
         while end > h0:
             start = max(h0, end - _CHUNK_HOURS)
             chunks.append(await self._read(dim, start, end, bound))
             end = start
+            if dim == CAPPED and not self.cap.fits(self._held_bytes() + nbytes(chunks)):
+                return None
         return _sorted(Groups.concat(chunks[0].vocab, HOUR_MS, chunks))
 
     def add(self, cells: dict[str | None, Groups]) -> None:
         """Late rows' hourly cells (hours before the horizon): counted by every answer from now on."""
         for dim, groups in cells.items():
+            if dim in self.dropped:
+                continue
             self.pending[dim] = Groups.concat(groups.vocab, HOUR_MS, [self.pending.get(dim), groups])
         if sum(len(p) for p in self.pending.values()) > _PENDING_CELLS:
             self._merge({})
@@ -248,6 +272,23 @@ class Rollups:
             late_days = _within(late, 0, whole_days)
             if late_days is not None and len(late_days):
                 self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
+        self._enforce_cap()
+
+    def _held_bytes(self) -> int:
+        return nbytes([*self.parts.values(), *self.days.values(), *self.pending.values()])
+
+    def _enforce_cap(self) -> None:
+        """Drop the token rollup when what is held passed the memory cap."""
+        if CAPPED in self.parts and not self.cap.fits(self._held_bytes()):
+            self._drop(CAPPED)
+
+    def _drop(self, dim: str) -> None:
+        """No longer hold `dim`'s rollup: its answers are read from the log (`pick`)."""
+        if dim not in self.dropped:
+            self.cap.dropped()
+        self.dropped.add(dim)
+        for held in (self.parts, self.days, self.pending):
+            held.pop(dim, None)
 
     async def restored(self) -> None:
         """Wait (at most RESTORE_WAIT_SECONDS) while a warm-up restores a snapshot: an answer then

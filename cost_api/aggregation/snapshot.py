@@ -112,7 +112,10 @@ class Snapshots:
             return None
         horizon, values, columns, ids = loaded
         codes = vocab.encode(values)
-        parts = {dim: _groups(vocab, codes, columns, label) for dim, label in _LABELS.items()}
+        # a rollup dropped past the memory cap (memory.py) was saved without its cells
+        parts = {
+            dim: _groups(vocab, codes, columns, label) for dim, label in _LABELS.items() if f"{label}.slot" in columns
+        }
         self.saved_horizon = horizon
         return Held(horizon, parts), ids
 
@@ -159,7 +162,9 @@ def _write(path: Path, ident: str, held: Held, values: list[str | None], ids: Ho
     hours = sorted(ids)
     arrays["ids"] = np.array([[h, *ids[h]] for h in hours], dtype=np.int64).reshape(-1, 1 + _FIGURES)
     for dim, label in _LABELS.items():
-        part = held.parts[dim]
+        part = held.parts.get(dim)
+        if part is None:  # dropped past the memory cap
+            continue
         for name in _ARRAYS:
             arrays[f"{label}.{name}"] = getattr(part, name)
         for name, column in part.counts.items():

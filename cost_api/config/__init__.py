@@ -249,6 +249,17 @@ class Settings(_Strict, frozen=True):
             "row dated in a closed hour still counts at the next answer ([performance](performance.md))."
         ),
     ] = _duration("15m")
+    rollup_memory_mb: Annotated[
+        float,
+        _doc(
+            "The most memory (MiB) the in-memory rollups may hold. The token rollup, which grows with the "
+            "number of tokens, is held only while it fits beside the others; past the cap it is dropped and "
+            "answers by token are asked of the database: fast on ClickHouse, slower but correct on SQLite "
+            "and Postgres ([scale-out](scale-out.md#the-memory-cap)). The default fits the demo log with "
+            "room to spare.",
+            gt=0,
+        ),
+    ] = 1024.0
     cache_dir: Annotated[
         str | None,
         _doc(

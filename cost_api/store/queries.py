@@ -270,17 +270,30 @@ DEFAULTS = {
 }
 
 
+# A ClickHouse log may have no `id` (ClickHouse has no identity column; docs/request-log.md): the
+# queries then read a hash of the row in its place, positive in an Int64. It orders the audit view's
+# rows of one millisecond (its cursor stays exact) and fingerprints an hour's rows for a snapshot
+# (`hour_ids`); nothing reads it as a sequence: without ids the open hours
+# are summed by created_at (aggregation/unnumbered.py).
+SYNTHETIC_ID = (
+    "toInt64(bitShiftRight(sipHash64(tuple(created_at, request_id, provider, model, endpoint, token_id, "
+    "status_code, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, "
+    "prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key)), 1))"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LogColumns:
     """The optional columns a log has (`read`), and whether its table was found at all."""
 
     read: tuple[str, ...]
     table_found: bool = True
+    ids: bool = True  # the log has an `id` column (optional on ClickHouse only: SYNTHETIC_ID)
 
     @classmethod
     def of(cls, names: Iterable[str]) -> LogColumns:
         found = {str(n).lower() for n in names}
-        return cls(tuple(c for c in OPTIONAL if c in found), bool(found))
+        return cls(tuple(c for c in OPTIONAL if c in found), bool(found), "id" in found or not found)
 
     @property
     def absent(self) -> tuple[str, ...]:
@@ -288,10 +301,12 @@ class LogColumns:
 
     def table_expression(self, dialect: str) -> str:
         """What the queries read in place of `{request_log}`."""
-        if not self.absent:
+        if not self.absent and self.ids:
             return TABLE
-        defaults = ", ".join(f"{DEFAULTS[dialect][c]} AS {c}" for c in self.absent)
-        return f"(SELECT *, {defaults} FROM {TABLE}) AS {TABLE}"
+        defaults = [f"{DEFAULTS[dialect][c]} AS {c}" for c in self.absent]
+        if not self.ids:
+            defaults.append(f"{SYNTHETIC_ID} AS id")
+        return f"(SELECT *, {', '.join(defaults)} FROM {TABLE}) AS {TABLE}"
 
     def as_json(self) -> dict[str, list[str]]:
         return {"read": list(self.read), "absent": list(self.absent)}

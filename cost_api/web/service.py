@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator
+from cost_api.aggregation.memory import MemoryCap
 from cost_api.aggregation.snapshot import Snapshots, snapshot_path
 from cost_api.clock import Clock
 from cost_api.config import ConfigError, Settings
@@ -107,6 +108,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         rollup_grace=settings.rollup_grace.seconds,
         snapshots=snapshots,
         tag_rules=settings.token_tags,
+        memory_cap=MemoryCap.of(settings.rollup_memory_mb),
     )
     return Service(settings, pricing, db, aggregator, books)
 

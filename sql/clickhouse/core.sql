@@ -1,6 +1,9 @@
 -- name: schema_check
 -- Reads no row but names every column of the request-log contract: fails unless all can be read
--- (a grant missing, say; `log_columns` names a column missing or of the wrong type).
+-- (a grant missing, say; `log_columns` names a column missing or of the wrong type). `id` is
+-- optional on ClickHouse (docs/request-log.md): the WITH alias stands in for it where the table has
+-- none (every query runs with prefer_column_name_to_alias, so a column `id` wins where there is one).
+WITH toInt64(0) AS id
 SELECT id, created_at, request_id, provider, model, endpoint, token_id, status_code, streamed,
        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, cache_hit,
        prompt_tokens_avoided, completion_tokens_avoided, latency_ms, cache_key

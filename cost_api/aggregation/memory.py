@@ -1,0 +1,75 @@
+"""The rollups' memory cap (`rollup_memory_mb`): the token rollup is held only while it fits.
+
+The base and endpoint rollups grow with hours × models × endpoints: small, always held. The token
+rollup grows with the log's cardinality (hours × models × tokens: 20,000 tokens make it millions of
+cells). The rollups hold it while everything they hold (hourly cells, daily cells, late cells not
+merged yet) fits under the cap; past it — at warm-up, checked after each day read, before the whole
+is in memory; or later, as hours close and late rows arrive — the token rollup is dropped, for the
+life of the process, and answers by token (the token lens, the summary's top tokens, a token filter)
+are asked of the engine: the `groups` query over the window. ClickHouse answers that in milliseconds;
+SQLite and Postgres in seconds over a month of a large log: slower, but correct, never an
+out-of-memory. Cache-key answers are never held (no rollup is keyed by cache key): always the
+engine's. docs/configuration.md, docs/scale-out.md#the-memory-cap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cost_api.aggregation.groups import Groups
+
+log = logging.getLogger("cost_api.aggregation.memory")
+
+CAPPED = "token"  # the rollup dropped past the cap: the one whose size grows with the log's cardinality
+MB = 1 << 20
+
+
+def nbytes(parts: Iterable[Groups | None]) -> int:
+    """The bytes of these groups' columns."""
+    total = 0
+    for groups in parts:
+        if groups is not None:
+            total += sum(column.nbytes for column in (*_columns(groups), *groups.counts.values()))
+    return total
+
+
+def _columns(g: Groups) -> tuple[np.ndarray, ...]:
+    return (
+        g.slot,
+        g.provider,
+        g.model,
+        g.key,
+        g.size_class,
+        g.cache_hit,
+        g.spend,
+        g.saved,
+        g.priced_as,
+        g.quality,
+        g.tier,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryCap:
+    """At most `limit` bytes held by the rollups (None: no cap)."""
+
+    limit: int | None = None
+
+    @classmethod
+    def of(cls, megabytes: float | None) -> MemoryCap:
+        return cls(None if megabytes is None else int(megabytes * MB))
+
+    def fits(self, held: int) -> bool:
+        return self.limit is None or held <= self.limit
+
+    def dropped(self) -> None:
+        """Say once why the token answers now come from the engine."""
+        log.warning(
+            "the token rollup does not fit rollup_memory_mb (%s MiB) with the other rollups: not held, "
+            "answers by token are asked of the database",
+            "no cap" if self.limit is None else f"{self.limit / MB:g}",
+        )

@@ -1,0 +1,122 @@
+"""The rollups' memory cap (aggregation/memory.py): past it the token rollup is not held and answers by
+token are asked of the database, with the same figures to the cent, on SQLite and on chDB."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from cost_api.aggregation.aggregator import Aggregator, Filters
+from cost_api.aggregation.memory import MemoryCap, nbytes
+from cost_api.config import load_settings
+from cost_api.lenses.spend import spend_answer
+from cost_api.lenses.summary import summary_answer
+from cost_api.web.service import Service, build_service
+from cost_api.windows import parse_window
+
+from ..clock import FakeClock
+from ..logdb import ChdbLog, LogDB, Row, SqliteLog, at
+
+NOW = at("2026-11-20T12:34:56Z")
+MINI = {"provider": "openai", "model": "gpt-4o-mini"}  # $0.15 per 1M input tokens, $0.60 per 1M output
+ROWS = [
+    Row(at("2026-11-18T09:00:00Z"), **MINI, token_id="tok_alpha_00000000001", prompt_tokens=1_000_000),  # $0.15
+    Row(at("2026-11-19T10:00:00Z"), **MINI, token_id="tok_beta_000000000002", completion_tokens=1_000_000),  # $0.60
+    Row(at("2026-11-20T08:00:00Z"), **MINI, token_id="tok_alpha_00000000001", completion_tokens=500_000),  # $0.30
+    Row(at("2026-11-20T12:10:00Z"), **MINI, token_id=None, prompt_tokens=2_000_000),  # $0.30, the open hour
+]
+BY_TOKEN = {"tok_alpha_0…": 0.45, "tok_beta_00…": 0.60, "anonymous": 0.30}
+
+
+@pytest.fixture(params=["sqlite", "chdb"])
+async def either(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    log: LogDB = (
+        SqliteLog(tmp_path / "log.db") if request.param == "sqlite" else ChdbLog(request.getfixturevalue("chdb_dir"))
+    )
+    await log.insert(ROWS)
+    yield log
+    await log.drop()
+
+
+def started(log: LogDB, clock: FakeClock, **settings: Any) -> Service:
+    return build_service(load_settings(environ={}, overrides={"database_url": log.url, **settings}), clock)
+
+
+async def by_token(agg: Aggregator, **filters: Any) -> dict[str, float]:
+    window = parse_window(window="7d", from_=None, to=None, tz=None, default="7d", now=agg.now())
+    answer = msgspec.to_builtins(
+        await spend_answer(agg, window, group_by="token", limit=10, filters=Filters(**filters))
+    )
+    return {item["token"]: item["spend"] for item in answer["items"]}
+
+
+async def test_a_tiny_cap_asks_the_database_for_the_token_lens_with_the_same_figures(either: LogDB) -> None:
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")  # 1 KiB
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        assert agg.rollups.ready and set(agg.rollups.parts) == {None, "endpoint"}  # the small ones held
+        assert agg.rollups.pick("token", False, False) == (False, "token")  # token answers: SQL
+        assert agg.rollups.pick(None, False, True) == (False, "token")  # a token filter too
+        assert await by_token(agg) == BY_TOKEN
+        assert await by_token(agg, tokens=("tok_alpha_0…",)) == {"tok_alpha_0…": 0.45}
+        window = parse_window(window="7d", from_=None, to=None, tz=None, default="7d", now=NOW)
+        head = msgspec.to_builtins(
+            await summary_answer(agg, window, top_window=timedelta(days=7), top=5, filters=Filters())
+        )
+        assert head["spend"] == 1.35
+        # the uncapped service holds the token rollup and answers the same
+        uncapped = started(either, FakeClock(NOW), cache_dir="off")
+        try:
+            await uncapped.aggregator.warm()
+            assert "token" in uncapped.aggregator.rollups.parts
+            assert await by_token(uncapped.aggregator) == BY_TOKEN
+        finally:
+            await uncapped.close()
+    finally:
+        await service.close()
+
+
+async def test_the_token_rollup_is_dropped_when_closing_hours_pass_the_cap(either: LogDB) -> None:
+    clock = FakeClock(NOW)
+    service = started(either, clock, cache_dir="off")
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        rollups = agg.rollups
+        assert "token" in rollups.parts
+        held = nbytes([*rollups.parts.values(), *rollups.days.values()])
+        rollups.cap = MemoryCap(held + 64)  # what is held fits; the next hour's cells do not
+        await either.insert([Row(at("2026-11-20T12:40:00Z"), **MINI, token_id="tok_gamma_", prompt_tokens=1_000_000)])
+        clock.set(at("2026-11-20T13:20:00Z"))  # 12:00 closes: its cells join the rollups
+        await agg.sync()
+        assert set(rollups.parts) == {None, "endpoint"} and rollups.dropped == {"token"}
+        assert await by_token(agg) == {**BY_TOKEN, "tok_g…": 0.15}  # an id of 10 characters shows its first half
+        await agg.warm()  # read again (another database behind the URL, retention): still not held
+        assert "token" not in agg.rollups.parts
+    finally:
+        await service.close()
+
+
+async def test_a_snapshot_saved_past_the_cap_restores_without_the_token_rollup(tmp_path: Path) -> None:
+    log = SqliteLog(tmp_path / "log.db")
+    await log.insert(ROWS)
+    capped = started(log, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir=str(tmp_path / "cache"))
+    try:
+        await capped.aggregator.warm()
+        agg = capped.aggregator
+        await agg.rollups.save_if_due(agg._lock, agg.rows.bound)
+    finally:
+        await capped.close()
+    restarted = started(log, FakeClock(NOW), cache_dir=str(tmp_path / "cache"))
+    try:
+        await restarted.aggregator.warm()
+        assert restarted.aggregator.rollups.hours_restored > 0
+        assert "token" not in restarted.aggregator.rollups.parts
+        assert await by_token(restarted.aggregator) == BY_TOKEN
+    finally:
+        await restarted.close()
