@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from cost_api.config.scopes import ScopedKey, check_scoped_keys
 from cost_api.config.tags import Since, TokenTagRule, check_rules
 from cost_api.store.url import DatabaseURLError, parse_database_url
 
@@ -168,6 +169,13 @@ class Settings(_Strict, frozen=True):
         list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]],
         _doc("SHA-256 hex digests of keys, to keep the keys themselves out of the file."),
     ] = msgspec.field(default_factory=list)
+    scoped_keys: Annotated[
+        list[ScopedKey],
+        _doc(
+            "Keys that see only a scope: `{key or key_hash, tags, endpoints, tokens}`; every answer is limited "
+            "to it, a filter outside it is a 403 ([security](security.md#scoped-keys)). From the environment: YAML."
+        ),
+    ] = msgspec.field(default_factory=list)
     cors_origins: Annotated[
         list[str],
         _doc(
@@ -262,7 +270,7 @@ class Settings(_Strict, frozen=True):
 
 # Environment values are strings; these keys take a comma-separated list, nested ones YAML.
 _LIST_KEYS = {"api_keys", "api_key_hashes", "cors_origins"}
-_YAML_KEYS = {"budgets", "alerts", "whatif_price_books", "token_tags"}
+_YAML_KEYS = {"budgets", "alerts", "whatif_price_books", "token_tags", "scoped_keys"}
 _ENV_NAMES = {"api_keys": "COST_API_KEYS"}
 
 
@@ -345,7 +353,9 @@ def load_settings(
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"tz: unknown time zone {settings.tz!r}") from exc
     _check_keys(settings, "api_keys" in from_env)
-    problem = check_rules(settings.token_tags)
+    problem = check_rules(settings.token_tags) or check_scoped_keys(
+        settings.scoped_keys, settings.api_keys, settings.api_key_hashes
+    )
     if problem:
         raise ConfigError(problem)
     _check_urls(settings)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
@@ -12,6 +13,8 @@ from litestar.params import QueryParameter
 from cost_api.errors import BadParameter
 from cost_api.watch.budgets import BudgetCheck, BudgetOverview, BudgetTracker
 from cost_api.web.admission import LIGHT
+from cost_api.web.scope import covers, forbidden, key_scope
+from cost_api.web.service import Service
 
 
 class BudgetsController(Controller):
@@ -19,8 +22,19 @@ class BudgetsController(Controller):
     tags = ["budgets"]
 
     @get("/", summary="Every configured budget: spent, remaining and status in its current period", opt=LIGHT)
-    async def budgets(self, budgets: NamedDependency[BudgetTracker]) -> BudgetOverview:
-        return budgets.overview_answer()
+    async def budgets(
+        self,
+        request: Request[Any, Any, Any],
+        budgets: NamedDependency[BudgetTracker],
+        service: NamedDependency[Service],
+    ) -> BudgetOverview:
+        answer = budgets.overview_answer()
+        key = key_scope(request.scope)
+        if key is None:
+            return answer
+        directory = await service.aggregator.tokens()
+        items = [item for item in answer.items if covers(key, "endpoint", item.endpoint, directory)]
+        return msgspec.structs.replace(answer, items=items)
 
     @get(
         "/check",
@@ -40,11 +54,16 @@ class BudgetsController(Controller):
     )
     async def check(
         self,
+        request: Request[Any, Any, Any],
         budgets: NamedDependency[BudgetTracker],
+        service: NamedDependency[Service],
         endpoint: Annotated[
             str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
         ] = None,
     ) -> BudgetCheck:
         if not endpoint:
             raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
+        key = key_scope(request.scope)
+        if key is not None and not covers(key, "endpoint", endpoint, await service.aggregator.tokens()):
+            raise forbidden("endpoint", f"the budgets of endpoint={endpoint} are outside this key's scope")
         return budgets.check(endpoint)
