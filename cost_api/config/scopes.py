@@ -17,10 +17,10 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 class ScopedKey(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     key: Annotated[str | None, msgspec.Meta(description="The key, in clear.")] = None
-    key_hash: Annotated[
-        str | None, msgspec.Meta(description="Or its SHA-256 hex digest (`printf %s KEY | sha256sum`).")
-    ] = None
-    name: Annotated[str | None, msgspec.Meta(description="Who holds it, for the logs and the 403s.")] = None
+    key_hash: Annotated[str | None, msgspec.Meta(description="Or its SHA-256 hex digest, as in `api_key_hashes`.")] = (
+        None
+    )
+    name: Annotated[str | None, msgspec.Meta(description="Who holds it: a note for the reader of the file.")] = None
     tags: Annotated[
         list[str], msgspec.Meta(description="`key:value` tags (values of one key OR, keys AND), e.g. `team:search`.")
     ] = msgspec.field(default_factory=list)
