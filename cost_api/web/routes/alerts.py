@@ -30,7 +30,8 @@ class AlertsController(Controller):
         "each with its root, related keys and episodes; `view=episodes`: the raw episodes of `burn_rate`, "
         "`new_spender`, `request_storm` per value of each configured dimension and the budget rules of the "
         "current periods, newest first. `ended_at` is null while open. "
-        "The filters do not apply: every rule watches every value of its dimension.",
+        "The filters do not apply: every rule watches every value of its dimension; a scoped key sees the "
+        "incidents within its scope.",
     )
     async def anomalies(
         self,
