@@ -54,6 +54,10 @@ class KeyChecker:
     def enabled(self) -> bool:
         return bool(self._digests)
 
+    @property
+    def scoped(self) -> bool:
+        return any(entry is not None for _, entry in self._digests)
+
     def check(self, presented: str | None) -> bool:
         return self.match(presented)[0]
 
