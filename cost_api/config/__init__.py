@@ -19,169 +19,23 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from cost_api.config.tags import TAG_KEY, UNTAGGED, Since, TokenTagRule, check_rules
+from cost_api.config.base import ConfigError as ConfigError  # re-exported: the settings' error
+from cost_api.config.base import Duration as Duration  # re-exported
+from cost_api.config.base import Strict, doc, duration
+from cost_api.config.scopes import ScopedKey, check_scoped_keys
+from cost_api.config.tags import Since, TokenTagRule, check_rules
+from cost_api.config.watch import WATCH_PATTERN as WATCH_PATTERN  # re-exported: docs.py renders it
+from cost_api.config.watch import Alerts as Alerts  # re-exported: the watch layer imports it from here
+from cost_api.config.watch import Budget as Budget  # the same
 from cost_api.store.url import DatabaseURLError, parse_database_url
 
 ENV_PREFIX = "COST_API_"
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class ConfigError(Exception):
-    """A configuration problem; the message names the key."""
-
-
-class Duration:
-    """A duration written as a string (`500ms`, `60s`, `15m`, `1h`, `7d`)."""
-
-    __slots__ = ("seconds", "text")
-
-    def __init__(self, text: str) -> None:
-        match = _DURATION.match(text) if isinstance(text, str) else None
-        if match is None:
-            raise ValueError(f"expected a duration like 500ms, 60s, 15m, 1h or 7d, got {text!r}")
-        self.text = text
-        self.seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-    def __repr__(self) -> str:
-        return f"Duration({self.text!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Duration) and other.seconds == self.seconds
-
-    def __hash__(self) -> int:
-        return hash(self.seconds)
-
-
-def _duration(text: str) -> Any:
-    return msgspec.field(default_factory=lambda: Duration(text))
-
-
-class _Strict(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    pass
-
-
-def _doc(description: str, **constraints: Any) -> msgspec.Meta:
-    """A setting's documentation (and constraints), rendered into docs/configuration.md by
-    `settings_table` (`cost-api settings`)."""
-    return msgspec.Meta(description=description, **constraints)
-
-
-class Budget(_Strict, frozen=True, kw_only=True):
-    endpoint: Annotated[str | None, _doc("The gateway route, as logged in `request_log.endpoint`.")] = None
-    token: Annotated[
-        str | None, _doc("A token: its id (`api_tokens.id`) or its displayed prefix (`sk-live-a1b…`).")
-    ] = None
-    tag: Annotated[
-        str | None, _doc("A tag value, `key:value` (`team:search`): the tokens carrying it at each hour.")
-    ] = None
-    limit_usd: Annotated[float, _doc("The cap in USD; the check answers 422 once spent ≥ limit.", gt=0)]
-    period: Annotated[
-        Literal["day", "week", "month"], _doc("`week` is ISO (from Monday); each a calendar span in `tz`.")
-    ]
-    warn_at_pct: Annotated[float, _doc("Status `warning` from this share of the limit (%).", gt=0, le=100)] = 80.0
-
-    def __post_init__(self) -> None:
-        named = [(kind, value) for kind, value in self.subject_fields() if value is not None]
-        if len(named) != 1:
-            got = ", ".join(kind for kind, _ in named) or "none"
-            raise ValueError(f"give exactly one of endpoint, token or tag (got {got})")
-        kind, value = named[0]
-        if not value.strip():
-            raise ValueError(f"{kind}: blank")
-        if kind == "token" and value.removesuffix("…") == "anonymous":
-            raise ValueError("token: anonymous calls carry no token; cap them with an endpoint budget")
-        if kind == "tag":
-            key, colon, tag_value = value.partition(":")
-            if not colon or not TAG_KEY.match(key) or not tag_value.strip():
-                raise ValueError(f"tag: expected key:value, like team:search; got {value!r}")
-            if tag_value == UNTAGGED:
-                raise ValueError(f"tag: {UNTAGGED} is no tag value; untagged tokens are in no tag budget")
-
-    def subject_fields(self) -> tuple[tuple[str, str | None], ...]:
-        return (("endpoint", self.endpoint), ("token", self.token), ("tag", self.tag))
-
-    @property
-    def subject(self) -> tuple[Literal["endpoint", "token", "tag"], str]:
-        """What the budget caps: ("endpoint", "/x"), ("token", id or prefix) or ("tag", "team:search")."""
-        if self.endpoint is not None:
-            return "endpoint", self.endpoint
-        if self.token is not None:
-            return "token", self.token.removesuffix("…")
-        assert self.tag is not None  # __post_init__: exactly one is given
-        return "tag", self.tag
-
-
-class Retry(_Strict, frozen=True):
-    attempts: Annotated[int, _doc("Delivery attempts per event.", ge=1, le=100)] = 6
-    first_delay: Annotated[Duration, _doc("Delay before the first retry; doubled after each failure.")] = _duration(
-        "1s"
-    )
-    max_delay: Annotated[Duration, _doc("The longest delay between retries.")] = _duration("5m")
-
-
-WATCH_PATTERN = r"^(endpoint|token|provider|model|tag:[A-Za-z0-9_.-]{1,64})$"
-WatchDimension = Annotated[str, msgspec.Meta(pattern=WATCH_PATTERN)]
-
-
-class Alerts(_Strict, frozen=True):
-    webhook_url: Annotated[
-        str | None,
-        _doc(
-            "Where `fired` / `resolved` events are POSTed (an `http://` or `https://` URL with a host); "
-            "without it anomalies are listed but nothing is sent."
-        ),
-    ] = None
-    webhook_secret: Annotated[str | None, _doc("Key for the `X-Cost-Signature` HMAC-SHA256 header.")] = None
-    interval: Annotated[Duration, _doc("How often the live engine evaluates the rules.")] = _duration("60s")
-    ratio: Annotated[float, _doc("`burn_rate` and `request_storm` fire at this multiple of their baseline.", gt=1)] = (
-        2.5
-    )
-    min_spend_per_hour: Annotated[
-        float, _doc("`burn_rate` and `new_spender` ignore spend below this (USD per hour).", ge=0)
-    ] = 1.0
-    min_requests_per_minute: Annotated[float, _doc("`request_storm` ignores rates below this.", ge=0)] = 60.0
-    min_requests: Annotated[
-        int,
-        _doc(
-            "`burn_rate` holds on a window (the last hour, the last 24 hours) only when it holds at least this "
-            "many requests: one expensive request in a quiet hour is no burn.",
-            ge=0,
-        ),
-    ] = 10
-    max_spend_per_hour: Annotated[
-        dict[WatchDimension, Annotated[float, msgspec.Meta(gt=0)]],
-        _doc(
-            "`spend_ceiling`: a key of the dimension that spends at least this much in an hour (USD), "
-            "whatever its history — it judges a log's first hours too (`{token: 50}`; none by default)."
-        ),
-    ] = msgspec.field(default_factory=dict)
-    min_impact: Annotated[
-        float,
-        _doc(
-            "An incident of the hourly rules is listed and sent only once its spend over the baseline reaches "
-            "this (USD over the incident); budget incidents always are.",
-            ge=0,
-        ),
-    ] = 5.0
-    public_url: Annotated[
-        str | None,
-        _doc(
-            "The API's address as a reader of the alerts reaches it (`https://cost.example.com`); with it "
-            "each webhook event links to the incident's requests (`/v1/requests?…`)."
-        ),
-    ] = None
-    dimensions: Annotated[
-        list[WatchDimension],
-        _doc("The dimensions whose values the rules watch; `tag:<key>` watches a tag's values (a team's burn rate)."),
-    ] = msgspec.field(default_factory=lambda: ["endpoint", "token", "provider", "model"])
-    retry: Annotated[Retry, _doc("Webhook delivery retries.")] = msgspec.field(default_factory=Retry)
-
-
-class Settings(_Strict, frozen=True):
+class Settings(Strict, frozen=True):
     database_url: Annotated[
         str,
-        _doc(
+        doc(
             "`sqlite:///relative.db`, `sqlite:////abs/path.db`, `postgresql://user@host/db`, "
             "`clickhouse://user:pass@host:8123/db` (`clickhouses://` for TLS) or `chdb:///relative/dir`, "
             "`chdb:////abs/dir` (ClickHouse in-process, `?database=name` for another database than `default`); "
@@ -190,11 +44,11 @@ class Settings(_Strict, frozen=True):
         ),
     ] = "sqlite:///cost.db"
     tz: Annotated[
-        str, _doc("IANA zone for day buckets, calendar windows (`today`, `week`, `month`) and budget periods.")
+        str, doc("IANA zone for day buckets, calendar windows (`today`, `week`, `month`) and budget periods.")
     ] = "UTC"
     api_keys: Annotated[
         list[str],
-        _doc(
+        doc(
             "API keys; with any set, every data route needs `Authorization: Bearer <key>` or `X-API-Key`. "
             "From the environment: `COST_API_KEYS=k1,k2`. A blank key (`COST_API_KEYS=' '`, an empty item as "
             "in `k1,`) stops the start-up naming it; for no keys, set none."
@@ -202,27 +56,34 @@ class Settings(_Strict, frozen=True):
     ] = msgspec.field(default_factory=list)
     api_key_hashes: Annotated[
         list[Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]],
-        _doc("SHA-256 hex digests of keys, to keep the keys themselves out of the file."),
+        doc("SHA-256 hex digests of keys, to keep the keys themselves out of the file."),
+    ] = msgspec.field(default_factory=list)
+    scoped_keys: Annotated[
+        list[ScopedKey],
+        doc(
+            "Keys that see only a scope: `{key or key_hash, tags, endpoints, tokens}`; every answer is limited "
+            "to it, a filter outside it is a 403 ([security](security.md#scoped-keys)). From the environment: YAML."
+        ),
     ] = msgspec.field(default_factory=list)
     cors_origins: Annotated[
         list[str],
-        _doc(
+        doc(
             "Origins allowed to call the API from a browser (an allow-list; empty: no CORS headers). Each is "
             "`http(s)://host[:port]`, without a path (`https://grafana.example.com`)."
         ),
     ] = msgspec.field(default_factory=list)
     query_timeout: Annotated[
         Duration,
-        _doc(
+        doc(
             "What one HTTP request may take in all, across every query its answer runs (each query gets what "
             "is left; SQLite: the progress handler, Postgres: a cancel request, `statement_timeout` behind "
             "it); past it the answer is a 504 ([security](security.md)). Background reads give each query "
             "this long."
         ),
-    ] = _duration("10s")
+    ] = duration("10s")
     max_concurrent_queries: Annotated[
         int,
-        _doc(
+        doc(
             "Database connections, and heavy queries at once; beyond it a request gets 503 with `Retry-After`.",
             ge=1,
             le=256,
@@ -230,28 +91,28 @@ class Settings(_Strict, frozen=True):
     ] = 4
     pricing_overrides: Annotated[
         str | None,
-        _doc(
+        doc(
             "Path to a second pricing file in the `pricing.yaml` format: replaces built-in entries with the "
             "same provider and model, adds others."
         ),
     ] = None
     whatif_price_books: Annotated[
         dict[str, str],
-        _doc(
+        doc(
             "Named price books for `/v1/whatif?book=name`: name → path of a file in the `pricing.yaml` format, "
             "merged over the built-in table like `pricing_overrides` ([api](api.md#what-if))."
         ),
     ] = msgspec.field(default_factory=dict)
     rollup_grace: Annotated[
         Duration,
-        _doc(
+        doc(
             "An hour counts as closed (its rows move into the in-memory rollups) this long after it ends; a "
             "row dated in a closed hour still counts at the next answer ([performance](performance.md))."
         ),
-    ] = _duration("15m")
+    ] = duration("15m")
     rollup_memory_mb: Annotated[
         float,
-        _doc(
+        doc(
             "The most memory (MiB) the in-memory rollups may hold. The token rollup, which grows with the "
             "number of tokens, is held only while it fits beside the others; past the cap it is dropped and "
             "answers by token are asked of the database: fast on ClickHouse, slower but correct on SQLite "
@@ -262,40 +123,38 @@ class Settings(_Strict, frozen=True):
     ] = 1024.0
     cache_dir: Annotated[
         str | None,
-        _doc(
+        doc(
             "Where the rollups' snapshot of closed hours is saved, so that a restart reads only the hours "
             "that changed ([performance](performance.md#restart)); unset: `$XDG_CACHE_HOME/cost-api` or "
             "`~/.cache/cost-api`; `off`: no snapshot. Never in the gateway's database."
         ),
     ] = None
-    budget_refresh: Annotated[Duration, _doc("How often the in-memory budget figures are refreshed.")] = _duration("2s")
+    budget_refresh: Annotated[Duration, doc("How often the in-memory budget figures are refreshed.")] = duration("2s")
     budget_max_age: Annotated[
         Duration,
-        _doc(
-            "Older budget figures are stale (the database cannot be read); the check then follows `budget_fail_mode`."
-        ),
-    ] = _duration("60s")
+        doc("Older budget figures are stale (the database cannot be read); the check then follows `budget_fail_mode`."),
+    ] = duration("60s")
     budget_fail_mode: Annotated[
         Literal["open", "closed"],
-        _doc('`open`: a stale check answers 200 with `"stale": true`; `closed`: it answers 503.'),
+        doc('`open`: a stale check answers 200 with `"stale": true`; `closed`: it answers 503.'),
     ] = "open"
     budgets: Annotated[
         list[Budget],
-        _doc(
+        doc(
             "Spending caps per endpoint, token or tag value ([budgets](budgets.md)); several per one allowed. "
             "From the environment: YAML, `COST_API_BUDGETS='[{endpoint: /x, limit_usd: 5, period: day}]'`."
         ),
     ] = msgspec.field(default_factory=list)
     alerts: Annotated[
-        Alerts, _doc("Anomaly rules and the webhook ([alerts](alerts.md)). From the environment: YAML.")
+        Alerts, doc("Anomaly rules and the webhook ([alerts](alerts.md)). From the environment: YAML.")
     ] = msgspec.field(default_factory=Alerts)
     summary_top_tags: Annotated[
         str | None,
-        _doc("A tag key whose top values `/v1/summary` lists in `top_tags` when the request names none."),
+        doc("A tag key whose top values `/v1/summary` lists in `top_tags` when the request names none."),
     ] = None
     token_tags: Annotated[
         list[TokenTagRule],
-        _doc(
+        doc(
             "Tags given to tokens at query time, by id, prefix or name pattern, each from an optional `since` "
             "on; they win over the `api_tokens.tags` column for the same key ([tags](tags.md)). From the "
             "environment: YAML."
@@ -309,7 +168,7 @@ class Settings(_Strict, frozen=True):
 
 # Environment values are strings; these keys take a comma-separated list, nested ones YAML.
 _LIST_KEYS = {"api_keys", "api_key_hashes", "cors_origins"}
-_YAML_KEYS = {"budgets", "alerts", "whatif_price_books", "token_tags"}
+_YAML_KEYS = {"budgets", "alerts", "whatif_price_books", "token_tags", "scoped_keys"}
 _ENV_NAMES = {"api_keys": "COST_API_KEYS"}
 
 
@@ -392,7 +251,9 @@ def load_settings(
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"tz: unknown time zone {settings.tz!r}") from exc
     _check_keys(settings, "api_keys" in from_env)
-    problem = check_rules(settings.token_tags)
+    problem = check_rules(settings.token_tags) or check_scoped_keys(
+        settings.scoped_keys, settings.api_keys, settings.api_key_hashes
+    )
     if problem:
         raise ConfigError(problem)
     _check_urls(settings)

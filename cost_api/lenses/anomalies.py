@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from msgspec import Meta
 
+from cost_api.aggregation.aggregator import NO_FILTERS, Filters
 from cost_api.aggregation.blocks import (
     AsOf,
     Block,
@@ -79,12 +80,19 @@ class Anomalies(Block):
 
 
 async def anomalies_answer(
-    service: Watched, window: Window, *, budgets: BudgetTracker | None = None, view: str = "incidents"
+    service: Watched,
+    window: Window,
+    *,
+    budgets: BudgetTracker | None = None,
+    view: str = "incidents",
+    filters: Filters = NO_FILTERS,
 ) -> Anomalies:
     """`GET /v1/anomalies`: the incidents of the window, the largest impact first, or (`view="episodes"`)
     the episodes, newest first."""
     agg = service.aggregator
-    found, groups = await gather_or_cancel(replay(service, window.range, budgets=budgets), agg.groups(window.range))
+    found, groups = await gather_or_cancel(
+        replay(service, window.range, budgets=budgets), agg.groups(window.range, filters=filters)
+    )
     fresh = await agg.freshness()
     items: Annotated[
         list[AnomalyIncident | AnomalyEpisode],

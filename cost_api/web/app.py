@@ -63,7 +63,7 @@ def _document(app: Litestar, checker: KeyChecker) -> None:
     reading = heavy_paths(app)
 
     def statuses(path: str) -> set[int]:
-        found = {401} if checker.enabled and not is_open(path) else set()
+        found = {401, *((403,) if checker.scoped else ())} if checker.enabled and not is_open(path) else set()
         if path in reading:
             found |= {503, 504}
         if path == "/readyz":

@@ -26,7 +26,9 @@ from litestar.openapi.spec import OpenAPI, Reference, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from cost_api.config import Settings
+from cost_api.config.scopes import ScopedKey, key_digest
 from cost_api.web.problems import ProblemError, send_problem
+from cost_api.web.scope import STATE_KEY
 
 OPEN_PATHS = frozenset({"/healthz", "/"})
 OPEN_PREFIXES = ("/static/",)
@@ -34,25 +36,41 @@ PUBLIC_OPT = "public"  # a route handler with opt={"public": True} needs no key
 
 
 class KeyChecker:
-    """Constant-time membership test of a presented key among the configured ones."""
+    """Constant-time membership test of a presented key among the configured ones; a key of
+    `scoped_keys` also gives its scope (docs/security.md#scoped-keys)."""
 
-    def __init__(self, keys: Iterable[str], hashes: Iterable[str]) -> None:
-        self._digests = [_digest(key) for key in keys] + [bytes.fromhex(h) for h in hashes]
+    def __init__(self, keys: Iterable[str], hashes: Iterable[str], scoped: Iterable[ScopedKey] = ()) -> None:
+        self._digests: list[tuple[bytes, ScopedKey | None]] = [(_digest(key), None) for key in keys]
+        self._digests += [(bytes.fromhex(h), None) for h in hashes]
+        self._digests += [
+            (bytes.fromhex(entry.key_hash) if entry.key_hash else _digest(entry.key or ""), entry) for entry in scoped
+        ]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyChecker:
-        return cls(settings.api_keys, settings.api_key_hashes)
+        return cls(settings.api_keys, settings.api_key_hashes, settings.scoped_keys)
 
     @property
     def enabled(self) -> bool:
         return bool(self._digests)
 
+    @property
+    def scoped(self) -> bool:
+        return any(entry is not None for _, entry in self._digests)
+
     def check(self, presented: str | None) -> bool:
+        return self.match(presented)[0]
+
+    def match(self, presented: str | None) -> tuple[bool, ScopedKey | None]:
+        """Whether the key is configured, and its scope (None: it sees everything)."""
         digest = _digest(presented or "")
         matched = False
-        for reference in self._digests:  # every digest, no early exit
-            matched |= hmac.compare_digest(digest, reference)
-        return matched and bool(presented)
+        scope: ScopedKey | None = None
+        for reference, entry in self._digests:  # every digest, no early exit
+            same = hmac.compare_digest(digest, reference)
+            matched |= same
+            scope = entry if same else scope
+        return matched and bool(presented), scope
 
 
 def _digest(key: str) -> bytes:
@@ -61,7 +79,7 @@ def _digest(key: str) -> bytes:
 
 def hash_key(key: str) -> str:
     """The `api_key_hashes` entry for a key (what `printf %s KEY | sha256sum` prints)."""
-    return hashlib.sha256(key.encode()).hexdigest()
+    return key_digest(key)
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -130,7 +148,10 @@ class ApiKeyMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         presented = presented_key(Headers.from_scope(scope))
-        if self.checker.check(presented):
+        matched, key_scope = self.checker.match(presented)
+        if matched:
+            if key_scope is not None:
+                scope.setdefault("state", {})[STATE_KEY] = key_scope
             await next_app(scope, receive, send)
             return
         detail = "a valid API key is required" if presented else "an API key is required"

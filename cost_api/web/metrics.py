@@ -17,11 +17,14 @@ and each is defined in the layer that counts it (the store, the alert engine, ad
 
 from __future__ import annotations
 
-from litestar import MediaType, Response, get
+from typing import Any
+
+from litestar import MediaType, Request, Response, get
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
 from cost_api.store.timing import BUCKETS
+from cost_api.web.scope import key_scope, refuse
 
 SHED_REQUESTS = Counter(
     "cost_api_shed_requests",
@@ -45,5 +48,6 @@ def prometheus_config() -> PrometheusConfig:
     media_type=MediaType.TEXT,
     sync_to_thread=False,
 )
-def metrics_endpoint() -> Response[bytes]:
+def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    refuse(key_scope(request.scope), "/metrics")
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -166,6 +166,7 @@ _PROBLEM_SCHEMA = Schema(
 _DESCRIPTIONS = {
     400: "A bad parameter: `errors` names it and what it accepts",
     401: "Missing or wrong API key",
+    403: "A key of scoped_keys asked for a filter outside its scope (`errors` names it), or a route it may not see",
     503: "Database unavailable, or too many queries running: retry after `Retry-After` seconds",
     504: "The query ran past query_timeout and was cancelled",
 }

@@ -17,6 +17,7 @@ import msgspec
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory, dimension
 from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.config.scopes import ScopedKey
 from cost_api.errors import BadParameter
 from cost_api.lenses import spend, trend
 from cost_api.lenses.live import live_answer
@@ -69,6 +70,7 @@ from cost_api.web.grafana.shapes import (
     TimeSeries,
     VariableValue,
 )
+from cost_api.web.scope import base_filters, covers, narrow
 from cost_api.web.service import Service
 from cost_api.windows import MAX_BUCKETS, Range, Window, epoch_ms
 
@@ -158,15 +160,21 @@ async def live_table(agg: Aggregator, win: Window, filters: Filters) -> Table:
     return table([(text, "number") for _, text in LIVE_COLUMNS], [[getattr(body, f) for f, _ in LIVE_COLUMNS]])
 
 
-async def annotation_events(service: Service, rng: Range, budgets: BudgetTracker | None) -> list[Event]:
+async def annotation_events(
+    service: Service, rng: Range, budgets: BudgetTracker | None, key: ScopedKey | None
+) -> list[Event]:
     """Anomaly incidents (those of /v1/anomalies: the hourly rules' episodes grouped, and the budget
     ones), one annotation each: a region from its start to its end (to the range's end while it runs),
-    titled by its root, its text the dollars over the usual spend and the related keys."""
+    titled by its root, its text the dollars over the usual spend and the related keys. A scoped key
+    gets the incidents wholly within its scope."""
     found = await anomalies.replay(service, rng, budgets=budgets)
+    directory = await service.aggregator.tokens()
     now = min(rng.end, service.clock.now())
     events = []
     cfg = service.settings.alerts
     for incident in incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions)):
+        if not all(covers(key, e.dimension, e.key, directory) for e in incident.episodes):
+            continue
         root, related = incident.root, incident.related_keys()
         parts = (
             incident.dollars(now) if root.rule in HOURLY_RULES else root.last.words,
@@ -195,8 +203,11 @@ def annotations_table(events: list[Event]) -> Table:
 # --------------------------------------------------------------------------- the endpoints
 
 
-async def query(service: Service, body: QueryRequest, budgets: BudgetTracker | None = None) -> list[Answer]:
-    """POST /query: one answer per visible target (a grouped series gives several), in order."""
+async def query(
+    service: Service, body: QueryRequest, budgets: BudgetTracker | None = None, key: ScopedKey | None = None
+) -> list[Answer]:
+    """POST /query: one answer per visible target (a grouped series gives several), in order; a scoped
+    key's filters are its scope ∩ the target's."""
     agg = service.aggregator
     wanted = targets(body)
     if not wanted:
@@ -208,21 +219,24 @@ async def query(service: Service, body: QueryRequest, budgets: BudgetTracker | N
     scope = Range(win.previous.start, win.range.end)
     directory = await agg.tokens()
     adhoc = adhoc_filters(body)
+    base = base_filters(key)
 
     async def one(index: int, target: Target) -> list[Answer]:
         name = target.name
-        key, payload = target.options()
+        field, payload = target.options()
         tz = zone(body, payload, default_tz)
         twin = win if tz == win.tz else Window(win.range, win.previous, tz)
         answers: list[Answer]
         if name == "anomalies":
-            answers = [annotations_table(await annotation_events(service, win.range, budgets))]
+            answers = [annotations_table(await annotation_events(service, win.range, budgets, key))]
         else:
             filters = await resolve_filters(
-                agg, scope, directory, payload, adhoc, body.scopedVars, f"targets[{index}].{key}"
+                agg, scope, directory, payload, adhoc, body.scopedVars, f"targets[{index}].{field}", base
             )
             source: Any = agg
-            if filters is None:  # a filter keeps no value: the lenses' empty answers, from no rows
+            if filters is not None:
+                filters = narrow(key, filters, directory)
+            else:  # a filter keeps no value: the lenses' empty answers, from no rows
                 source, filters = NoRows(agg), Filters()
             if name in SERIES:
                 answers = list(await series(source, twin, tz, body, name, payload, filters, directory))
@@ -242,7 +256,9 @@ async def query(service: Service, body: QueryRequest, budgets: BudgetTracker | N
     return [answer for answers in results for answer in answers]
 
 
-async def variable_values(service: Service, body: VariableRequest, name: str) -> list[tuple[str, str]]:
+async def variable_values(
+    service: Service, body: VariableRequest, name: str, key: ScopedKey | None
+) -> list[tuple[str, str]]:
     if name not in VARIABLES:
         raise BadParameter("payload.target", f"expected one of {', '.join(VARIABLES)}; got {name!r}")
     agg = service.aggregator
@@ -251,9 +267,10 @@ async def variable_values(service: Service, body: VariableRequest, name: str) ->
     directory = await agg.tokens()
     # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
     own = msgspec.structs.replace(query, **{VARIABLES[name]: None})
-    filters = await resolve_filters(agg, win.range, directory, own, [], body.scopedVars, "payload")
+    filters = await resolve_filters(agg, win.range, directory, own, [], body.scopedVars, "payload", base_filters(key))
     if filters is None:
         return []
+    filters = narrow(key, filters, directory)
     return await known_values(agg, win.range, VARIABLES[name], filters=filters, directory=directory)
 
 
@@ -265,42 +282,45 @@ def variable_name(body: VariableRequest) -> str | None:
     return f"{name}s" if f"{name}s" in VARIABLES else name
 
 
-async def variable(service: Service, body: VariableRequest) -> list[VariableValue]:
+async def variable(service: Service, body: VariableRequest, key: ScopedKey | None = None) -> list[VariableValue]:
     name = variable_name(body)
     if name is None:  # an empty query (a variable being created): nothing to offer yet
         return []
-    return [VariableValue(text, value) for value, text in await variable_values(service, body, name)]
+    return [VariableValue(text, value) for value, text in await variable_values(service, body, name, key)]
 
 
-async def search(service: Service, body: VariableRequest) -> list[TextValue] | list[Metric]:
+async def search(
+    service: Service, body: VariableRequest, key: ScopedKey | None = None
+) -> list[TextValue] | list[Metric]:
     """POST /search (plugins before 0.4): a variable's values when `target` names one, else /metrics."""
     name = variable_name(body)
     if name in VARIABLES:
-        return [TextValue(text, value) for value, text in await variable_values(service, body, name)]
+        return [TextValue(text, value) for value, text in await variable_values(service, body, name, key)]
     return metrics()
 
 
-async def payload_options(service: Service, body: OptionsRequest) -> list[Option]:
+async def payload_options(service: Service, body: OptionsRequest, key: ScopedKey | None = None) -> list[Option]:
     """POST /metric-payload-options: the values of a filter field, logged in the last 30 days."""
     if body.name not in FILTER_KEYS:
         return []
-    return [Option(text, value) for value, text in await _known(service, body, body.name)]
+    return [Option(text, value) for value, text in await _known(service, body, body.name, key)]
 
 
-async def tag_values(service: Service, body: TagValuesRequest) -> list[TagValue]:
+async def tag_values(service: Service, body: TagValuesRequest, key: ScopedKey | None = None) -> list[TagValue]:
     if body.key not in FILTER_KEYS:
         return []
-    return [TagValue(value) for value, _ in await _known(service, body, body.key)]
+    return [TagValue(value) for value, _ in await _known(service, body, body.key, key)]
 
 
-async def _known(service: Service, body: Request, key: str) -> list[tuple[str, str]]:
+async def _known(service: Service, body: Request, name: str, key: ScopedKey | None) -> list[tuple[str, str]]:
     win = window(body, zone(body, None, service.settings.tz), service.clock.now())
-    return await known_values(service.aggregator, win.range, key)
+    return await known_values(service.aggregator, win.range, name, filters=base_filters(key))
 
 
 async def legacy_annotations(
-    service: Service, body: AnnotationsRequest, budgets: BudgetTracker | None = None
+    service: Service, body: AnnotationsRequest, budgets: BudgetTracker | None = None, key: ScopedKey | None = None
 ) -> list[Annotation]:
     """POST /annotations (plugins before 0.4): the same incidents as annotation events."""
     win = window(body, zone(body, None, service.settings.tz), service.clock.now())
-    return [Annotation.of(body.annotation, event) for event in await annotation_events(service, win.range, budgets)]
+    events = await annotation_events(service, win.range, budgets, key)
+    return [Annotation.of(body.annotation, event) for event in events]

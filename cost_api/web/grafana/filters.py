@@ -115,11 +115,13 @@ async def resolve_filters(
     adhoc: list[AdhocFilter],
     scoped: dict[str, ScopedVar],
     where: str,
+    base: Filters | None = None,
 ) -> Filters | None:
     """The payload's filters and the ad-hoc ones as `Filters` (all of them hold: AND across them,
     OR within one multi-value). Literal values pass through as /v1 takes them; a regular expression
     or a negation is resolved against the values logged in the range. None: some key keeps no value,
-    so no row can match. `where`: the payload's place in the body, for errors."""
+    so no row can match. `where`: the payload's place in the body, for errors; `base`: where the
+    values a regular expression or a negation keeps are looked for (a scoped key's scope)."""
     wanted: dict[str, list[Match]] = {key: [] for key in FILTER_KEYS}
     for key, raw in payload.filter_values().items():
         match = payload_match(raw, scoped, f"{where}.{key}")
@@ -135,7 +137,7 @@ async def resolve_filters(
         if all(m.literal for m in matches):
             kept = set.intersection(*(set(m.literals) for m in matches))
         else:
-            values = await known_values(agg, rng, key, directory=directory)
+            values = await known_values(agg, rng, key, filters=base, directory=directory)
             kept = {value for value, text in values if all(m.keeps(value, text) for m in matches)}
         if not kept:
             return None

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from cost_api.errors import BadParameter
-from cost_api.watch.budget_problem import BudgetCheck, BudgetOverview
+from cost_api.watch.budget_problem import BudgetCheck, BudgetOverview, BudgetStatus
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
+from cost_api.web.scope import covers, forbidden, key_scope
+from cost_api.web.service import Service
 
 
 class BudgetsController(Controller):
@@ -25,8 +28,19 @@ class BudgetsController(Controller):
         "current period",
         opt=LIGHT,
     )
-    async def budgets(self, budgets: NamedDependency[BudgetTracker]) -> BudgetOverview:
-        return budgets.overview_answer()
+    async def budgets(
+        self,
+        request: Request[Any, Any, Any],
+        budgets: NamedDependency[BudgetTracker],
+        service: NamedDependency[Service],
+    ) -> BudgetOverview:
+        answer = budgets.overview_answer()
+        key = key_scope(request.scope)
+        if key is None:
+            return answer
+        directory = await service.aggregator.tokens()
+        items = [item for item in answer.items if covers(key, *subject(item), directory)]
+        return msgspec.structs.replace(answer, items=items)
 
     @get(
         "/check",
@@ -47,7 +61,9 @@ class BudgetsController(Controller):
     )
     async def check(
         self,
+        request: Request[Any, Any, Any],
         budgets: NamedDependency[BudgetTracker],
+        service: NamedDependency[Service],
         endpoint: Annotated[
             str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
         ] = None,
@@ -60,4 +76,17 @@ class BudgetsController(Controller):
             raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
         if token is not None and not token.strip():
             raise BadParameter("token", "blank: give the calling token's id or displayed prefix, or leave it out")
+        key = key_scope(request.scope)
+        if key is not None and not covers(key, "endpoint", endpoint, await service.aggregator.tokens()):
+            raise forbidden("endpoint", f"the budgets of endpoint={endpoint} are outside this key's scope")
         return budgets.check(endpoint, token)
+
+
+def subject(item: BudgetStatus) -> tuple[str, str]:
+    """What a budget caps as a scope sees a figure: (`endpoint` | `token` | `tag:<key>`, its value)."""
+    if item.endpoint is not None:
+        return "endpoint", item.endpoint
+    if item.token is not None:
+        return "token", item.token
+    key, _, value = (item.tag or "").partition(":")
+    return f"tag:{key}", value

@@ -17,6 +17,7 @@ from cost_api.watch.budgets import BudgetTracker
 from cost_api.web import grafana
 from cost_api.web.admission import LIGHT
 from cost_api.web.grafana import shapes
+from cost_api.web.scope import key_scope
 from cost_api.web.service import Service
 
 # a body that is not a JSON object, an unreadable range, an unknown target, group or filter key
@@ -51,13 +52,15 @@ class GrafanaController(Controller):
     async def search(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[Any]:  # TextValue or Metric items: JSON Schema's oneOf cannot tell them apart (both match a Metric)
-        return await grafana.search(service, await _body(request, grafana.VariableRequest))
+        return await grafana.search(service, await _body(request, grafana.VariableRequest), key_scope(request.scope))
 
     @post("/metric-payload-options", status_code=200, responses=BAD_BODY, summary="Values for a select payload field")
     async def payload_options(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[shapes.Option]:
-        return await grafana.payload_options(service, await _body(request, grafana.OptionsRequest))
+        return await grafana.payload_options(
+            service, await _body(request, grafana.OptionsRequest), key_scope(request.scope)
+        )
 
     @post("/query", status_code=200, responses=BAD_BODY, summary="Time series, tables and annotations for the targets")
     async def query(
@@ -66,7 +69,9 @@ class GrafanaController(Controller):
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
     ) -> list[shapes.Answer]:
-        return await grafana.query(service, await _body(request, grafana.QueryRequest), budgets)
+        return await grafana.query(
+            service, await _body(request, grafana.QueryRequest), budgets, key_scope(request.scope)
+        )
 
     @post(
         "/variable", status_code=200, responses=BAD_BODY, summary="Values of a dashboard variable: [{__text, __value}]"
@@ -74,7 +79,7 @@ class GrafanaController(Controller):
     async def variable(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[shapes.VariableValue]:
-        return await grafana.variable(service, await _body(request, grafana.VariableRequest))
+        return await grafana.variable(service, await _body(request, grafana.VariableRequest), key_scope(request.scope))
 
     @post("/tag-keys", status_code=200, summary="Ad-hoc filter keys", opt=LIGHT)
     async def tag_keys(self) -> list[shapes.TagKey]:
@@ -84,7 +89,9 @@ class GrafanaController(Controller):
     async def tag_values(
         self, request: Request[Any, Any, Any], service: NamedDependency[Service]
     ) -> list[shapes.TagValue]:
-        return await grafana.tag_values(service, await _body(request, grafana.TagValuesRequest))
+        return await grafana.tag_values(
+            service, await _body(request, grafana.TagValuesRequest), key_scope(request.scope)
+        )
 
     @post(
         "/annotations",
@@ -98,4 +105,6 @@ class GrafanaController(Controller):
         service: NamedDependency[Service],
         budgets: NamedDependency[BudgetTracker],
     ) -> list[shapes.Annotation]:
-        return await grafana.legacy_annotations(service, await _body(request, grafana.AnnotationsRequest), budgets)
+        return await grafana.legacy_annotations(
+            service, await _body(request, grafana.AnnotationsRequest), budgets, key_scope(request.scope)
+        )

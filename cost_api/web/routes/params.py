@@ -17,6 +17,7 @@ from cost_api.aggregation.aggregator import Filters
 from cost_api.config.tags import TAG_KEY
 from cost_api.errors import BadParameter
 from cost_api.text import has_control, refuse_control
+from cost_api.web.scope import key_scope, narrow
 from cost_api.web.service import Service
 from cost_api.windows import Window, parse_window, parse_zone
 
@@ -38,7 +39,8 @@ class Common:
     from_raw: str | None
     to_raw: str | None
     tz: zoneinfo.ZoneInfo
-    filters: Filters
+    filters: Filters  # a scoped key's: its scope ∩ the request's
+    asked: Filters  # the request's own
     now: datetime  # the service's clock when the request came
 
     def window(self, default: str) -> Window:
@@ -67,6 +69,7 @@ async def refuse_control_characters(request: Request[Any, Any, Any]) -> None:
 
 
 async def common(
+    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
     window: Annotated[
         str | None, QueryParameter(description="A duration (15m, 24h, 7d, 30d) or today, week, month")
@@ -85,18 +88,23 @@ async def common(
         QueryParameter(description="key:value of the tokens' tags, e.g. team:search; repeatable (docs/tags.md)"),
     ] = None,
 ) -> Common:
+    """The shared parameters; a scoped key's filters are its scope ∩ the request's (a 403 outside it)."""
     settings = service.settings
+    key = key_scope(request.scope)
+    filters = Filters(
+        providers=tuple(provider or ()),
+        models=tuple(model or ()),
+        endpoints=tuple(endpoint or ()),
+        tokens=tuple(token or ()),
+        tags=tuple(tag_filter(value) for value in tag or ()),
+    )
+    directory = await service.aggregator.tokens() if key is not None and key.tokens else None
     return Common(
         window_raw=window,
         from_raw=from_,
         to_raw=to,
         tz=parse_zone(tz, settings.tz),
-        filters=Filters(
-            providers=tuple(provider or ()),
-            models=tuple(model or ()),
-            endpoints=tuple(endpoint or ()),
-            tokens=tuple(token or ()),
-            tags=tuple(tag_filter(value) for value in tag or ()),
-        ),
+        filters=narrow(key, filters, directory),
+        asked=filters,
         now=service.clock.now(),
     )
