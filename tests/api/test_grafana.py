@@ -764,7 +764,8 @@ async def test_every_dashboard_query_answers(log: LogDB, client_for: ClientFacto
         }
 
     answered = 0
-    async with client_for() as client:
+    teams = [{"name": "customer-*", "tags": {"team": "customers"}}]  # the "by team" panel has a team to show
+    async with client_for(token_tags=teams) as client:
         for panel in dashboard["panels"]:
             frm = _relative(panel["timeFrom"], now) if panel.get("timeFrom") else start
             response = await client.post("/grafana/query", json=request(panel["targets"], frm, now))
@@ -787,12 +788,16 @@ async def test_every_dashboard_query_answers(log: LogDB, client_for: ClientFacto
                 variable = {"payload": {"target": var["query"]["query"]}, "range": rng}
                 response = await client.post("/grafana/variable", json=variable)
                 assert response.status_code == 200, response.text
-                assert {"__text": "anthropic", "__value": "anthropic"} in response.json()
+                expected = {
+                    "providers": {"__text": "anthropic", "__value": "anthropic"},
+                    "tag:team": {"__text": "customers", "__value": "team:customers"},
+                }
+                assert expected[var["query"]["query"]] in response.json()
             else:
                 assert var["type"] == "adhoc"
                 assert (await client.post("/grafana/tag-keys", json={})).status_code == 200
             answered += 1
-    assert answered == len(dashboard["panels"]) + 1 + 2
+    assert answered == len(dashboard["panels"]) + 1 + len(dashboard["templating"]["list"])
 
 
 def test_dashboard_refers_only_to_what_the_api_serves() -> None:

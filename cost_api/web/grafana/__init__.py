@@ -20,10 +20,11 @@ from cost_api.web.grafana.answers import (
     payload_options,
     query,
     search,
+    tag_keys,
     tag_values,
     variable,
 )
-from cost_api.web.grafana.catalogue import TAG_KEYS, metrics
+from cost_api.web.grafana.catalogue import metrics
 from cost_api.web.grafana.protocol import (
     AnnotationsRequest,
     OptionsRequest,
@@ -35,7 +36,6 @@ from cost_api.web.grafana.protocol import (
 )
 
 __all__ = [
-    "TAG_KEYS",
     "AnnotationsRequest",
     "OptionsRequest",
     "QueryRequest",
@@ -48,6 +48,7 @@ __all__ = [
     "payload_options",
     "query",
     "search",
+    "tag_keys",
     "tag_values",
     "variable",
 ]

@@ -36,10 +36,11 @@ from cost_api.web.grafana.catalogue import (
     STEPS,
     SUMMARY_COLUMNS,
     TABLES,
+    TAG_KEYS,
     VARIABLES,
     metrics,
 )
-from cost_api.web.grafana.filters import NoRows, known_values, resolve_filters
+from cost_api.web.grafana.filters import NoRows, is_tag_key, known_values, resolve_filters
 from cost_api.web.grafana.protocol import (
     AnnotationsRequest,
     Number,
@@ -65,6 +66,7 @@ from cost_api.web.grafana.shapes import (
     Metric,
     Option,
     Table,
+    TagKey,
     TagValue,
     TextValue,
     TimeSeries,
@@ -118,6 +120,8 @@ async def series(
     zoom or the payload's `interval` gives, one `{target, datapoints}` per series."""
     group_by = None if payload.group_by in ("none", "total") else payload.group_by or None
     dim = dimension(group_by, trend.GROUP_BY) if group_by is not None else None
+    if group_by is not None and is_tag_key(group_by) and group_by[4:] not in (await agg.tag_book(directory)).keys:
+        return []  # a panel by a tag no token carries yet (the dashboard's "by team"): no series, not an error
     top = bounded(payload.top, "payload.top", 8, 100)
     days = trend.local_buckets(win.range, tz, "day")
     step = pick_step(win.range, len(days.buckets), body.intervalMs, body.maxDataPoints, payload.interval)
@@ -259,13 +263,21 @@ async def query(
 async def variable_values(
     service: Service, body: VariableRequest, name: str, key: ScopedKey | None
 ) -> list[tuple[str, str]]:
-    if name not in VARIABLES:
-        raise BadParameter("payload.target", f"expected one of {', '.join(VARIABLES)}; got {name!r}")
+    if name == "tag_keys":  # the keys themselves, for a variable that picks the key of a tag panel
+        return [(f"tag:{k}", k) for k in (await service.aggregator.tag_book()).keys]
+    if name not in VARIABLES and not is_tag_key(name):
+        known = f"{', '.join(VARIABLES)}, tag_keys or tag:<key>"
+        raise BadParameter("payload.target", f"expected one of {known}; got {name!r}")
     agg = service.aggregator
     query = body.filters()
     win = window(body, zone(body, query, service.settings.tz), service.clock.now())
     directory = await agg.tokens()
     # chained variables: `{"target": "models", "provider": "$provider"}` offers that provider's models
+    if is_tag_key(name):  # `tag:team`: its values as the `tag` payload field takes them, `team:search`
+        if name[4:] not in (await agg.tag_book(directory)).keys:
+            return []
+        found = await known_values(agg, win.range, name, filters=narrow(key, base_filters(key), directory))
+        return [(f"{name[4:]}:{value}", text) for value, text in found]
     own = msgspec.structs.replace(query, **{VARIABLES[name]: None})
     filters = await resolve_filters(agg, win.range, directory, own, [], body.scopedVars, "payload", base_filters(key))
     if filters is None:
@@ -306,10 +318,17 @@ async def payload_options(service: Service, body: OptionsRequest, key: ScopedKey
     return [Option(text, value) for value, text in await _known(service, body, body.name, key)]
 
 
+async def tag_keys(service: Service) -> list[TagKey]:
+    """POST /tag-keys: the filter keys, and `tag:<key>` for each key the tokens' tags have."""
+    book = await service.aggregator.tag_book()
+    return [*TAG_KEYS, *(TagKey("string", f"tag:{key}") for key in book.keys)]
+
+
 async def tag_values(service: Service, body: TagValuesRequest, key: ScopedKey | None = None) -> list[TagValue]:
-    if body.key not in FILTER_KEYS:
+    name = body.key
+    if name is None or (name not in FILTER_KEYS and not is_tag_key(name)):
         return []
-    return [TagValue(value) for value, _ in await _known(service, body, body.key, key)]
+    return [TagValue(value) for value, _ in await _known(service, body, name, key)]
 
 
 async def _known(service: Service, body: Request, name: str, key: ScopedKey | None) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory
 from cost_api.aggregation.groups import Groups
+from cost_api.config.tags import TAG_KEY
 from cost_api.errors import BadParameter
 from cost_api.lenses import trend
 from cost_api.web.grafana.catalogue import FILTER_KEYS
@@ -82,11 +83,16 @@ def payload_match(raw: FilterValue, scoped: dict[str, ScopedVar], field: str) ->
     return Match(frozenset(literals), tuple(patterns))
 
 
+def is_tag_key(key: str | None) -> bool:
+    """`tag:<key>`: an ad-hoc filter, variable or tag-values key on a token tag's values."""
+    return key is not None and key.startswith("tag:") and TAG_KEY.match(key[4:]) is not None
+
+
 def adhoc_match(index: int, item: AdhocFilter) -> tuple[str, Match]:
     key, operator, value = item.key, item.operator or "=", item.value
     field = f"filters[{index}]"
-    if key is None or key not in FILTER_KEYS:
-        raise BadParameter(f"{field}.key", f"expected one of {', '.join(FILTER_KEYS)}; got {key!r}")
+    if key is None or (key not in FILTER_KEYS and not is_tag_key(key)):
+        raise BadParameter(f"{field}.key", f"expected one of {', '.join(FILTER_KEYS)} or tag:<key>; got {key!r}")
     text = "" if value is None else str(value)
     if operator in ("=", "!="):
         return key, Match(frozenset({text}), negate=operator == "!=")
@@ -96,6 +102,24 @@ def adhoc_match(index: int, item: AdhocFilter) -> tuple[str, Match]:
         except re.error as exc:
             raise BadParameter(f"{field}.value", f"not a regular expression: {exc}") from exc
     raise BadParameter(f"{field}.operator", f"expected =, !=, =~ or !~; got {operator!r}")
+
+
+async def tag_pairs(agg: Aggregator, directory: TokenDirectory, match: Match, field: str) -> dict[str, set[str]]:
+    """A `tag` payload's `key:value` pairs (literals, or those of the tokens' tags a pattern keeps), by
+    `tag:<key>`: values of one key are alternatives, different keys all apply."""
+    if match.literal:
+        pairs = set(match.literals)
+        if not all(is_tag_key(f"tag:{p.partition(':')[0]}") and p.partition(":")[2] for p in pairs):
+            raise BadParameter(field, f"expected key:value values (e.g. team:search); got {sorted(pairs)}")
+    else:
+        book = await agg.tag_book(directory)
+        known = {f"{key}:{value}" for key in book.keys for value in book.values(key)}
+        pairs = {p for p in known if match.keeps(p, p)}
+    by_key: dict[str, set[str]] = {}
+    for pair in pairs:
+        key, _, value = pair.partition(":")
+        by_key.setdefault(f"tag:{key}", set()).add(value)
+    return by_key
 
 
 async def known_values(
@@ -127,10 +151,15 @@ async def resolve_filters(
         match = payload_match(raw, scoped, f"{where}.{key}")
         if match is not None:
             wanted[key].append(match)
+    tag_match = payload_match(payload.tag, scoped, f"{where}.tag")
+    if tag_match is not None:
+        for key, alternatives in (await tag_pairs(agg, directory, tag_match, f"{where}.tag")).items():
+            wanted.setdefault(key, []).append(Match(frozenset(alternatives)))
     for index, item in enumerate(adhoc):
         key, match = adhoc_match(index, item)
-        wanted[key].append(match)
-    chosen: dict[str, Any] = {}  # Filters fields: providers, models, endpoints, tokens
+        wanted.setdefault(key, []).append(match)
+    chosen: dict[str, Any] = {}  # Filters fields: providers, models, endpoints, tokens, tags
+    tags: list[tuple[str, str]] = []
     for key, matches in wanted.items():
         if not matches:
             continue
@@ -141,8 +170,11 @@ async def resolve_filters(
             kept = {value for value, text in values if all(m.keeps(value, text) for m in matches)}
         if not kept:
             return None
-        chosen[_FILTER_FIELDS[key]] = tuple(sorted(kept))
-    return Filters(**chosen)
+        if is_tag_key(key):
+            tags += [(key[4:], value) for value in sorted(kept)]
+        else:
+            chosen[_FILTER_FIELDS[key]] = tuple(sorted(kept))
+    return Filters(**chosen, tags=tuple(tags))
 
 
 class NoRows:

@@ -52,6 +52,7 @@ class Payload(msgspec.Struct):
     model: FilterValue = None
     endpoint: FilterValue = None
     token: FilterValue = None
+    tag: FilterValue = None  # `key:value` of the tokens' tags (a `tag:<key>` variable's values)
     # a variable's name (/variable, /search): as `{"target": name}` or the user's JSON
     target: str | None = None
     query: str | None = None

@@ -82,8 +82,8 @@ class GrafanaController(Controller):
         return await grafana.variable(service, await _body(request, grafana.VariableRequest), key_scope(request.scope))
 
     @post("/tag-keys", status_code=200, summary="Ad-hoc filter keys", opt=LIGHT)
-    async def tag_keys(self) -> list[shapes.TagKey]:
-        return grafana.TAG_KEYS
+    async def tag_keys(self, service: NamedDependency[Service]) -> list[shapes.TagKey]:
+        return await grafana.tag_keys(service)
 
     @post("/tag-values", status_code=200, responses=BAD_BODY, summary="Values of an ad-hoc filter key")
     async def tag_values(
