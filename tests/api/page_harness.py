@@ -11,6 +11,7 @@ Also a tool: `python -m tests.api.page_harness http://127.0.0.1:8000/ docs/dashb
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -44,11 +45,13 @@ CHROMIUM_ARGS = [
 ZONE = "Europe/Berlin"  # the browser's zone: the page must pass it as `tz`
 KEY = "page-test-key-7Qx"
 TOKEN_A = ("tok_7f3a9c2e5b1d4e6f8a0b", "pg_live_xy7", "customer-A")
-TOKEN_B = "tok_9b8c7d6e5f4a3b2c1d0e"  # no api_tokens row: shown as its first 11 characters
+TOKEN_B = "tok_9b8c7d6e5f4a3b2c1d0e"  # no api_tokens row: shown as its first 11 characters (untagged)
+TEAM_A = "search"  # token A's `team` tag
 CONFIG = """
 budgets:
   - {endpoint: /summarise-ticket, limit_usd: 40, period: month, warn_at_pct: 80}
   - {endpoint: /chat, limit_usd: 5, period: day}
+  - {tag: "team:search", limit_usd: 300, period: month}
 """
 
 
@@ -145,7 +148,7 @@ async def servers(async_api: Any, tmp_path_factory: pytest.TempPathFactory) -> A
     tmp = tmp_path_factory.mktemp("page")
     log = SqliteLog(tmp / "log.db")
     await log.insert(page_rows(datetime.now(UTC)))
-    await log.add_tokens([TOKEN_A])
+    await log.add_tokens([TOKEN_A], [json.dumps({"team": TEAM_A})])
     (tmp / "open.yaml").write_text(CONFIG)
     (tmp / "keyed.yaml").write_text(CONFIG + f"api_keys: [{KEY}]\n")
     started = {name: serve(log.url, tmp / f"{name}.yaml", tmp / f"{name}.log") for name in ("open", "keyed")}

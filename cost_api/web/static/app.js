@@ -21,6 +21,7 @@ import { loadRows, rowsQuery, wireRows } from "./js/rows.js";
 import { rangeOf, scopeParams } from "./js/scope.js";
 import { readAddress, state, storeKey, writeAddress } from "./js/state.js";
 import { loadSummary } from "./js/summary.js";
+import { buildTeams, loadTeams, splitGroup } from "./js/teams.js";
 import { loadTrend, redrawTrend, resizeTrend } from "./js/trend.js";
 
 let range = null; // the range on screen, pinned at the last load
@@ -31,14 +32,17 @@ async function loadAll() {
   document.body.dataset.state = "loading";
   showControls();
   showChips();
+  // The team key comes first: the by-team card and the chart's team split ask by it.
+  const teams = loadTeams(range, gen);
   const loads = [
+    teams,
     loadSummary(range, gen),
-    loadTrend(range, gen),
+    teams.then(() => loadTrend(range, gen)),
     loadLive(),
     loadBudgets(gen),
     loadAnomalies(range, gen),
     loadRows(range, gen),
-    ...Object.keys(LENSES).map((name) => loadLens(name, range, gen)),
+    ...Object.keys(LENSES).map((name) => (name === "teams" ? teams.then(() => loadLens(name, range, gen)) : loadLens(name, range, gen))),
   ];
   const results = await Promise.allSettled(loads);
   if (gen !== state.generation) return;
@@ -64,7 +68,7 @@ function changed() {
 
 /** What a card's CSV button exports: its own query with the most rows a page of the API holds. */
 function csvQuery(name) {
-  if (name === "trend") return ["v1/trend", { ...scopeParams(range), interval: range.interval, group_by: state.split, top: 7 }];
+  if (name === "trend") return ["v1/trend", { ...scopeParams(range), interval: range.interval, group_by: splitGroup(), top: 7 }];
   const [route, params] = name === "rows" ? rowsQuery(range) : lensQuery(name, range);
   return [route, { ...params, limit: 1000 }];
 }
@@ -73,6 +77,7 @@ function start() {
   readAddress();
   buildControls(changed);
   buildFilters(changed);
+  buildTeams();
   buildLenses();
   wireRows();
   wireExports(csvQuery);

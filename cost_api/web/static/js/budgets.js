@@ -38,12 +38,12 @@ export async function loadBudgets(gen) {
   $("budgets-note").textContent = b.stale ? `${age} — stale: the database could not be read.` : age;
 }
 
-/** What a budget caps, as a button that filters the page by it: its endpoint, or `token pg_live_xy7…`; a tag
- * budget's `tag team:search` as text. */
+/** What a budget caps, as a button that filters the page by it: its endpoint, `token pg_live_xy7…` or a
+ * tag budget's `tag team:search`. */
 function subject(item) {
   if (item.endpoint != null) return filterButton("endpoint", item.endpoint, item.endpoint);
   if (item.token != null) return filterButton("token", item.token, `token ${item.token}`);
-  return el("code", {}, `tag ${item.tag}`);
+  return filterButton("tag", item.tag, `tag ${item.tag}`);
 }
 
 /** A button that filters the page (its rows and figures) by one key. */

@@ -1,5 +1,5 @@
 /* The tables of keys, all on the view's range and filters: by provider, by model (with the price entry
- * it matched), endpoints, tokens (`/v1/spend`) and cache savings per endpoint (`/v1/savings`). A row's
+ * it matched), endpoints, tokens, by team (`/v1/spend`, the team a tag key: js/teams.js) and cache savings per endpoint (`/v1/savings`). A row's
  * key is a button: it filters the page by that key. Each table's CSV is its route's own (`format=csv`). */
 
 import { AuthNeeded, api } from "./api.js";
@@ -48,6 +48,15 @@ export const LENSES = {
     params: { group_by: "token", limit: 10 },
     filter: (i) => ["token", i.token],
     columns: [{ head: "Token", key: (i) => i.token }, { head: "Name", cell: (i) => i.name || "—" }, spendCol, changeCol],
+  },
+  teams: {
+    title: "By team",
+    route: "v1/spend",
+    get params() {
+      return { group_by: `tag:${state.teamKey}`, limit: 20 };
+    },
+    filter: (i) => ["tag", `${state.teamKey}:${i.tag}`],
+    columns: [{ head: "Team", key: (i) => i.tag }, spendCol, { head: "Share", num: true, cell: (i) => pct(i.share_pct) }, changeCol],
   },
   savings: {
     title: "Cache savings per endpoint",

@@ -1,7 +1,8 @@
 /* The page's state. What the viewer chose lives in the address, so a link reproduces the view:
  * `?range=7d` (or `range=custom&from=2026-11-01T00:00&to=2026-11-08T00:00`, wall clock in the zone),
  * `tz=`, the filters as the API names them (`provider=openai&token=pg_live_xy7…`, each repeatable) and
- * `split=` (the chart's series). The API key lives in localStorage; the rest is this page's run. */
+ * `split=` (the chart's series); a team is a `tag=team:search` filter. The API key lives in
+ * localStorage; the rest is this page's run. */
 
 import { knownZone, parseWall } from "./zone.js";
 
@@ -19,10 +20,11 @@ export const RANGES = {
 };
 export const DEFAULT_RANGE = "30d";
 // The filters, by their API parameter: a chip each, and what a click on a row of that key adds.
-// A new kind (a `tag`) is one more entry here and in FILTER_LABELS.
-export const FILTERS = ["provider", "model", "endpoint", "token"];
-export const FILTER_LABELS = { provider: "Provider", model: "Model", endpoint: "Endpoint", token: "Token" };
-export const SPLITS = ["provider", "model", "endpoint", "token"];
+// `tag` is a token tag's `key:value` (`team:search`), as the API's `tag=` takes it.
+export const FILTERS = ["provider", "model", "endpoint", "token", "tag"];
+export const FILTER_LABELS = { provider: "Provider", model: "Model", endpoint: "Endpoint", token: "Token", tag: "Tag" };
+// The chart's splits; `team` is `group_by=tag:<the team key>` (js/teams.js).
+export const SPLITS = ["provider", "model", "endpoint", "token", "team"];
 
 /** The browser's zone (UTC where the browser has none): the default of `tz`. */
 export const BROWSER_TZ = (() => {
@@ -40,6 +42,8 @@ export const state = {
   tz: BROWSER_TZ,
   filters: Object.fromEntries(FILTERS.map((f) => [f, []])),
   split: "provider",
+  teamKey: "team", // the tag key the team selector and the by-team card use: `team`, else the first key
+  teamValues: [], // its values with spend in the range, from GET /v1/tags
   key: readKey(),
   generation: 0, // the latest loadAll: answers of an older one are dropped
   loadedAt: 0, // when the figures on screen were asked for (ms)

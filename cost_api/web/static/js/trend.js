@@ -9,6 +9,7 @@ import { compact, dayLabel, hourLabel, money, rangeText, usd } from "./format.js
 import { loadProjection, projectedDays, projectionData, projectionSeries, projectionText } from "./projection.js";
 import { filterParams, scopeParams } from "./scope.js";
 import { state } from "./state.js";
+import { splitFilter, splitGroup } from "./teams.js";
 
 // Series colours: distinct, each at least 3:1 against white; `other` grey; the saved line near-black.
 const PALETTE = ["#1f5fa8", "#d55e00", "#00876c", "#8e44ad", "#a86b00", "#c2185b", "#4a6d8c", "#5f7a14"];
@@ -25,7 +26,7 @@ export async function loadTrend(range, gen) {
   const forecast = range.projection ? loadProjection({ tz: state.tz, ...filterParams() }) : Promise.resolve(null);
   try {
     try {
-      body = await api("v1/trend", { ...params, group_by: state.split, top: PALETTE.length - 1 });
+      body = await api("v1/trend", { ...params, group_by: splitGroup(), top: PALETTE.length - 1 });
     } catch (error) {
       if (!(error instanceof Problem) || error.status < 500 || error.status === 503 || error.status === 504) throw error;
       body = await api("v1/trend", params); // the split failed: show the total
@@ -56,7 +57,7 @@ function keyAt(u, series, stacked, n) {
   const y = u.posToVal(u.cursor.top, "y");
   const i = stacked.findIndex((sums) => y >= 0 && y <= sums[idx]);
   const s = series[i];
-  return s && s.key !== "other" && s.key !== "total" ? s[state.split] : null;
+  return s && s.key !== "other" && s.key !== "total" ? (state.split === "team" ? s.key : s[state.split]) : null;
 }
 
 function drawTrend(body, forecast) {
@@ -155,7 +156,7 @@ function drawTrend(body, forecast) {
       (u) =>
         u.over.addEventListener("click", () => {
           const key = keyAt(u, series, stacked, actual.length);
-          if (key != null) addFilter(state.split, key);
+          if (key != null) addFilter(...splitFilter(key));
         }),
     ],
   };
