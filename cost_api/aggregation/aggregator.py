@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 # re-exported: the lenses and the watch layer import them from here (the numbers and blocks every
 # answer shows, the groups, what an answer is asked for: filters, tokens, group_by)
 from cost_api.aggregation.blocks import change_pct as change_pct
@@ -23,8 +21,8 @@ from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.aggregation.filtering import cell_view, retag, tag_spans
 from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the lenses ask it
-from cost_api.aggregation.filtering import kept_cells, retag, tag_spans
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
 from cost_api.aggregation.groups import Vocab
@@ -53,6 +51,7 @@ from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
 from cost_api.aggregation.snapshot import Snapshots
 from cost_api.aggregation.tags import TagBook, TagBooks
 from cost_api.aggregation.unnumbered import by_time, has_ids, row_store
+from cost_api.aggregation.views import View
 from cost_api.clock import Clock
 from cost_api.config.tags import TokenTagRule
 from cost_api.pricing.table import PriceTable
@@ -114,8 +113,12 @@ class Aggregator:
             return TokenDirectory([])
 
     async def tag_book(self, directory: TokenDirectory | None = None) -> TagBook:
-        """The tokens' tags as of now: the `tags` column (when there is one) under the config's rules."""
-        return await self.tag_books.book((directory or await self.tokens()).rows)
+        """The tokens' tags as of now: the `tags` column (when there is one) under the config's rules;
+        read once per directory (an answer's concurrent reads share it)."""
+        directory = directory or await self.tokens()
+        if directory.book is None:
+            directory.book = asyncio.ensure_future(self.tag_books.book(directory.rows))
+        return await asyncio.shield(directory.book)
 
     def now(self) -> datetime:
         """Now, on the service's clock."""
@@ -152,16 +155,19 @@ class Aggregator:
         dim: str | None = None,
         slot_ms: int = HOUR_MS,
         coarse: bool = False,
+        whole: bool = False,
     ) -> Groups:
-        """Priced groups of `rng`. `coarse`: the caller only totals over the range (no time
-        buckets), so whole UTC days may come as one group per day. Rows dated after now +
+        """Priced groups of `rng`. `coarse`: the caller needs no bucket shorter than a UTC day, so
+        whole UTC days may come as one group per day; `whole`: the caller only totals over the range
+        (no time buckets), so they may come as one group for all of them. Rows dated after now +
         FUTURE_SKEW are in no group, whatever the range."""
         cutoff = self.now() + FUTURE_SKEW
         if rng.end > cutoff:
             rng = Range(min(rng.start, cutoff), cutoff)
         if (filters.tokens or filters.tags or is_tag(dim)) and directory is None:
             directory = await self.tokens()
-        book = None
+        coarse = coarse or whole
+        book, tag = None, None
         if filters.tags or is_tag(dim):
             book = await self.tag_book(directory)
             for key, _ in filters.tags:
@@ -169,19 +175,7 @@ class Aggregator:
             coarse = coarse and all(bound % 24 == 0 for bound in book.bounds)  # no day across a change
         if book is not None and dim is not None and is_tag(dim):
             book.check(dim[4:], "group_by")
-            return retag(await self._groups(rng, filters, directory, "token", slot_ms, coarse, book), book, dim[4:])
-        return await self._groups(rng, filters, directory, dim, slot_ms, coarse, book)
-
-    async def _groups(
-        self,
-        rng: Range,
-        filters: Filters,
-        directory: TokenDirectory | None,
-        dim: str | None,
-        slot_ms: int,
-        coarse: bool,
-        book: TagBook | None,
-    ) -> Groups:
+            dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.rollups.restored()
@@ -190,22 +184,23 @@ class Aggregator:
                 await self.sync()
             # checked again after the await: another file behind the URL drops what is held
             if self.rollups.ready and self.rows.started:
-                held = await self._compose(rng, rollup_dim, coarse)
-                held = kept_cells(held, filters, directory, rollup_dim, book)
-                if rollup_dim != dim:
-                    held.key = np.zeros(len(held), dtype=np.int32)
-                return held
-        return await self._read(rng, dim, filters, directory, slot_ms, book=book)
+                view = cell_view(filters, directory, rollup_dim, dim, book, tag)
+                return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse)
+        read = await self._read(rng, dim, filters, directory, slot_ms, book=book)
+        return read if tag is None or book is None else retag(read, book, tag)
 
-    async def _compose(self, rng: Range, rollup_dim: str | None, coarse: bool) -> Groups:
-        """Hourly groups of `rng`: whole closed hours from the rollup, the rest from single rows."""
+    async def _compose(
+        self, rng: Range, rollup_dim: str | None, view: View | None, *, coarse: bool, whole: bool
+    ) -> Groups:
+        """Hourly groups of `rng` through `view`: whole closed hours from the rollup (what the view
+        makes of them kept per day), the rest from single rows."""
         # what is held now, taken before any await: the rollups up to `horizon`, the open rows after it
         horizon = self.rollups.horizon
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
-        parts: list[Groups] = []
+        held, parts = None, []
         if h0 < h1:
-            parts.append(self.rollups.slice(rollup_dim, h0, h1, coarse=coarse))
+            held = self.rollups.slice(rollup_dim, h0, h1, coarse=coarse, whole=whole, view=view)
             edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
         else:
             edges = [(start, end)]
@@ -221,7 +216,8 @@ class Aggregator:
                 if lo < hi:
                     rows = await self.rows.closed_hour(hour)
                     parts.append(rows.between(lo, hi).hourly(rollup_dim))
-        return Groups.concat(self.vocab, HOUR_MS, parts)
+        loose = Groups.concat(self.vocab, HOUR_MS, parts)
+        return Groups.concat(self.vocab, HOUR_MS, [held, loose if view is None else view.apply(loose)])
 
     async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
         return await gather_or_cancel(*(self.groups(rng, **kw) for rng, kw in requests))

@@ -11,11 +11,11 @@ other field is always written, `null` included.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
+import numpy as np
 from msgspec import UNSET, Meta, UnsetType
 
 from cost_api.aggregation.groups import NO_TIER_RATE, Groups
@@ -101,18 +101,23 @@ def apportion(exact: Sequence[float], whole: int) -> list[int]:
     gets its exact value rounded down, then the units still missing go one each to the parts with
     the largest fractions (ties: the earlier part). Each part stays within one unit of its exact value
     (when the exact values add up to `whole`, as the parts of a total do), where rounding each part
-    alone can miss the total by up to half a unit per part."""
-    units = [math.floor(x) for x in exact]
-    missing = whole - sum(units)
-    if not units or not missing:
-        return units
-    order = sorted(range(len(units)), key=lambda i: (units[i] - exact[i], i))  # largest fraction first
+    alone can miss the total by up to half a unit per part. Column-wise: a lens apportions 20,000
+    tokens' spend on every answer."""
+    values = np.asarray(exact, dtype=np.float64)
+    units = np.floor(values).astype(np.int64)
+    missing = whole - int(units.sum())
+    if not len(units) or not missing:
+        return [int(u) for u in units.tolist()]
+    order = np.lexsort((np.arange(len(units)), units - values))  # largest fraction first, then the earlier
     step = 1 if missing > 0 else -1
     if step < 0:  # more than the whole: take back from the smallest fractions, never below 0
-        order = [i for i in reversed(order) if units[i] > 0] or order
-    for n in range(abs(missing)):
-        units[order[n % len(order)]] += step
-    return units
+        backwards = order[::-1]
+        above = backwards[units[backwards] > 0]
+        order = above if len(above) else order
+    rounds, extra = divmod(abs(missing), len(order))
+    units[order] += step * rounds
+    units[order[:extra]] += step
+    return [int(u) for u in units.tolist()]
 
 
 def money_parts(parts: Sequence[float], total: float) -> list[float]:

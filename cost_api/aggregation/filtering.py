@@ -5,6 +5,7 @@ the tokens' tags change, each piece with its tag filter's query parameters (`tag
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from cost_api.aggregation.groups import Groups
 from cost_api.aggregation.params import Filters, TokenDirectory
 from cost_api.aggregation.tags import OFF, TagBook, wanted_of
+from cost_api.aggregation.views import View
 from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
 
 
@@ -53,6 +55,41 @@ def kept_cells(
             bool,
         )
     return held if mask.all() else held.subset(mask)
+
+
+def cell_view(
+    filters: Filters,
+    directory: TokenDirectory | None,
+    rollup_dim: str | None,
+    dim: str | None,
+    book: TagBook | None,
+    tag: str | None,
+) -> View | None:
+    """What an answer makes of a rollup's cells: those its filters keep (`kept_cells`), without their
+    key when the rollup's dimension is not the answer's (`dim`), or keyed by the value of tag `tag`
+    (`retag`); None when it takes the cells as held."""
+    tokens = (directory or TokenDirectory([])).filter_params(filters.tokens) if rollup_dim == "token" else {}
+    tags = tuple(sorted(filters.tags)) if book is not None and rollup_dim == "token" else ()
+    endpoints = filters.endpoints if rollup_dim == "endpoint" else ()
+    zero = rollup_dim != dim
+    if not (filters.providers or filters.models or endpoints or tokens.get("token_filter") or tags or zero or tag):
+        return None
+    picked: Hashable = tuple(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(tokens.items()) if k != "token_filter"
+    )
+    booked = id(book) if tags or tag else None
+    name = ("cells", rollup_dim, dim, filters.providers, filters.models, endpoints, picked, tags, zero, tag, booked)
+
+    def apply(cells: Groups) -> Groups:
+        kept = kept_cells(cells, filters, directory, rollup_dim, book)
+        if zero:
+            kept = dataclasses.replace(kept, key=np.zeros(len(kept), dtype=np.int32))
+        if tag is not None:
+            assert book is not None
+            kept = retag(kept, book, tag)
+        return kept
+
+    return View(name, apply, keep=book)
 
 
 def is_tag(dim: str | None) -> bool:

@@ -254,13 +254,15 @@ class Groups:
         total over their range."""
         return self.collapsed(24)
 
-    def collapsed(self, slots: int = 1) -> Groups:
+    def collapsed(self, slots: int = 1, *, keep_sizes: bool = False) -> Groups:
         """One group per `slots` slots, provider, model, key, tier, cache hit and quality: priced already,
-        so the size class no longer matters (slot = the first slot of each run of `slots`)."""
+        so the size class no longer matters (slot = the first slot of each run of `slots`) — unless
+        `keep_sizes`: then per size class too (a what-if reprices groups by their size class)."""
         if not len(self):
             return self
         day = self.slot // slots
-        columns = (day, self.provider, self.model, self.key, self.tier)
+        sizes = (self.size_class,) if keep_sizes else ()
+        columns = (day, self.provider, self.model, self.key, self.tier, *sizes)
         codes = [np.unique(c, return_inverse=True)[1].reshape(-1) for c in columns]
         combined = np.zeros(len(self), dtype=np.int64)
         for compact in codes:
@@ -280,7 +282,7 @@ class Groups:
             self.provider[first],
             self.model[first],
             self.key[first],
-            np.zeros(n, dtype=np.int8),
+            self.size_class[first] if keep_sizes else np.zeros(n, dtype=np.int8),
             self.cache_hit[first],
             {k: summed(v).round().astype(np.int64) for k, v in self.counts.items()},
             summed(self.spend),

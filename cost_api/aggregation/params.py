@@ -6,13 +6,14 @@ lenses import them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cost_api.aggregation.groups import Totals
-from cost_api.aggregation.tags import OFF
+from cost_api.aggregation.tags import OFF, TagBook
 from cost_api.config.tags import TAG_KEY
 from cost_api.errors import BadParameter
 from cost_api.pricing.file import MAX_THRESHOLDS
@@ -57,6 +58,7 @@ class TokenDirectory:
     def __init__(self, rows: list[Row]) -> None:
         self.rows = rows  # (id, prefix, name), as read: the tag book is built from them too
         self.labels = {token_id: (prefix, name) for token_id, prefix, name in rows}
+        self.book: asyncio.Future[TagBook] | None = None  # the tag book of these tokens, read once (aggregator)
 
     def display(self, token_id: str | None) -> tuple[str, str | None]:
         if token_id is None:

@@ -26,6 +26,7 @@ import numpy as np
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
 from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes
+from cost_api.aggregation.views import View, Views, hourly_pieces
 from cost_api.clock import Clock
 from cost_api.windows import HOUR_MS, from_ms
 
@@ -120,6 +121,7 @@ class Rollups:
         self.parts: dict[str | None, Groups] = {}  # sorted by hour
         self.pending: dict[str | None, Groups] = {}  # late cells not merged into `parts` yet, any order
         self.days: dict[str | None, Groups] = {}  # whole UTC days before the horizon, sorted by day
+        self.views = Views()  # what answers' filters and groupings make of the held cells, per day
         self.horizon = 0  # hours < horizon are closed and held (hours before the log's start are empty)
         self.oldest_ms: int | None = None
         self.ready = False
@@ -137,21 +139,39 @@ class Rollups:
         needed = "endpoint" if endpoints else "token" if tokens else dim
         return (needed == dim or dim is None) and needed not in self.dropped, needed
 
-    def slice(self, dim: str | None, h0: int, h1: int, *, coarse: bool = False) -> Groups:
-        """Hours [h0, h1) of one rollup; `coarse`: whole UTC days as one group per day and key."""
+    def slice(
+        self, dim: str | None, h0: int, h1: int, *, coarse: bool = False, whole: bool = False, view: View | None = None
+    ) -> Groups:
+        """Hours [h0, h1) of one rollup, through `view` (None: the cells as held); `coarse`: whole UTC
+        days as one group per day and key; `whole` (with `coarse`): all of them as one group per key."""
         part = self.parts[dim]
         late = _within(self.pending.get(dim), h0, h1)
+        late = late if view is None else view.of(late)
         d0, d1 = -(-h0 // 24), h1 // 24
         if not coarse or d0 >= d1:
-            pieces = [_between(part, h0, h1), late]
+            return Groups.concat(part.vocab, HOUR_MS, [*self._hours(dim, h0, h1, view), late])
+        if whole:
+            name = (None if view is None else view.name, dim)
+            days = self.views.run(name, d0, d1, lambda: self._days(dim, d0, d1, view))
         else:
-            pieces = [
-                _between(part, h0, d0 * 24),
-                _between(self.days[dim], d0 * 24, d1 * 24),
-                _between(part, d1 * 24, h1),
-                late,
-            ]
-        return Groups.concat(part.vocab, HOUR_MS, pieces)
+            days = self._days(dim, d0, d1, view)
+        head, tail = self._hours(dim, h0, d0 * 24, view), self._hours(dim, d1 * 24, h1, view)
+        return Groups.concat(part.vocab, HOUR_MS, [*head, days, *tail, late])
+
+    def _hours(self, dim: str | None, h0: int, h1: int, view: View | None) -> list[Groups]:
+        """The hourly cells of hours [h0, h1), through `view`."""
+        if h0 >= h1:
+            return []
+        if view is None:
+            return [_between(self.parts[dim], h0, h1)]
+        return hourly_pieces(self.views, view, dim, self.parts[dim], h0, h1)
+
+    def _days(self, dim: str | None, d0: int, d1: int, view: View | None) -> Groups:
+        """The daily cells of whole days [d0, d1), through `view`."""
+        if view is None:
+            return _between(self.days[dim], d0 * 24, d1 * 24)
+        part = self.parts[dim]
+        return Groups.concat(part.vocab, HOUR_MS, [self.views.day(view, dim, part, d).daily for d in range(d0, d1)])
 
     async def warm(self, oldest_ms: int | None, horizon: int, bound: Bound) -> None:
         """Hold every closed hour of the log before `horizon` within `bound` (the open-hours reader
@@ -171,6 +191,7 @@ class Rollups:
                     d: Groups.concat(p.vocab, HOUR_MS, [p, fresh[d]]) for d, p in held.parts.items() if d in fresh
                 }
             self.pending = {}
+            self.views.clear()
             self.horizon = horizon
             self.days = {dim: _between(part, 0, horizon // 24 * 24).daily() for dim, part in self.parts.items()}
             await self.reread(stale, bound)
@@ -266,6 +287,8 @@ class Rollups:
         """Pending late cells (and `cells`) into the sorted rollups and, for whole days, the daily ones:
         inserted in hour order, one column copied at a time (no sort of the whole)."""
         whole_days = self.horizon // 24 * 24
+        for changed in (*self.pending.values(), *cells.values()):
+            self.views.changed(changed.slot)
         for dim, part in self.parts.items():
             late = self.pending.pop(dim, None)
             self.parts[dim] = part.insert_sorted(Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)]))
@@ -289,6 +312,7 @@ class Rollups:
         self.dropped.add(dim)
         for held in (self.parts, self.days, self.pending):
             held.pop(dim, None)
+        self.views.clear()
 
     async def restored(self) -> None:
         """Wait (at most RESTORE_WAIT_SECONDS) while a warm-up restores a snapshot: an answer then
@@ -326,6 +350,7 @@ class Rollups:
         runs = hour_runs(wanted)
         fresh = [await self._load_all(h0, h1, bound) for h0, h1 in runs]
         self._merge({})
+        self.views.changed(wanted)
         days = sorted({h // 24 for h in wanted if h // 24 < self.horizon // 24})
         for dim, part in self.parts.items():
             cuts = [_bounds(part, h0, h1) for h0, h1 in runs]
@@ -351,6 +376,7 @@ class Rollups:
             for dim, part in self.parts.items():
                 self.parts[dim] = _between(part, new, 2**62)
                 self.days[dim] = _between(self.days[dim], -(-new // 24) * 24, 2**62)
+            self.views.clear()
             await self.reread([new], bound)
         self.oldest_ms = oldest_ms
         log.info("log now starts at %s: rollups follow", from_ms(oldest_ms))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, Literal
 
 from cost_api.aggregation.aggregator import Aggregator, Filters, Totals, dimension, ranked
@@ -110,8 +111,11 @@ class SpendTable:
         return [*self.answer.items, *([self.others] if self.others else []), self.total]
 
 
+_TOTALS = attrgetter(*(f.name for f in fields(Totals)))
+
+
 def summed(totals: Sequence[Totals]) -> Totals:
-    return Totals(*(sum(getattr(t, f.name) for t in totals) for f in fields(Totals)))
+    return Totals(*map(sum, zip(*map(_TOTALS, totals), strict=True)))
 
 
 def _item(
@@ -144,7 +148,7 @@ async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: 
     add up to the total exactly as shown (docs/showback.md#rows-that-add-up)."""
     dim = dimension(group_by, GROUP_BY)
     directory = await agg.tokens()
-    common = {"filters": filters, "directory": directory, "dim": dim.dim, "coarse": True}  # totals only
+    common = {"filters": filters, "directory": directory, "dim": dim.dim, "whole": True}  # totals only
     current, previous = await agg.groups_many((window.range, common), (window.previous, common))
     fresh = await agg.freshness()
     total = current.total()

@@ -106,7 +106,7 @@ async def summary_answer(
     top_range = Range(end - top_window, end)
     top_previous = Range(end - 2 * top_window, end - top_window)
     directory = await agg.tokens()
-    common = {"filters": filters, "directory": directory, "coarse": True}  # totals only: no buckets
+    common = {"filters": filters, "directory": directory, "whole": True}  # totals only: no buckets
     current, previous, ep_now, ep_before, tok_now, tok_before = await agg.groups_many(
         (window.range, common),
         (window.previous, common),

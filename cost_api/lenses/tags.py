@@ -37,7 +37,7 @@ class Tags(Block):
 async def tags_answer(agg: Aggregator, window: Window, *, filters: Filters) -> Tags:
     directory = await agg.tokens()
     book = await agg.tag_book(directory)
-    common = {"filters": filters, "directory": directory, "coarse": True}
+    common = {"filters": filters, "directory": directory, "whole": True}
     current, *per_key = await agg.groups_many(
         (window.range, common), *((window.range, {**common, "dim": f"tag:{key}"}) for key in book.keys)
     )

@@ -6,6 +6,7 @@ rows. Spends are multiples of 1/8 (exact in binary), so sums compare with `==`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from cost_api.aggregation import rollups as rollups_module
 from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.rollups import Bound, Rollups, per_dimension
+from cost_api.aggregation.views import View
 from cost_api.windows import HOUR_MS
 
 from ..clock import FakeClock
@@ -125,17 +127,47 @@ def held(g: Groups) -> dict[Any, tuple[int, float]]:
     return {k: (t.requests, t.spend) for k, t in g.by("key").items()}
 
 
+TEAMS = {"t1": "red", "t2": "blue"}  # every other token (and anonymous rows): "(none)"
+
+
+def openai_teams(vocab: Vocab) -> View:
+    """A view as a tag filter and grouping make one: OpenAI's cells only, keyed by their token's team."""
+
+    def apply(cells: Groups) -> Groups:
+        kept = cells.subset(cells.values("provider") == "openai")
+        return dataclasses.replace(kept, key=vocab.encode([TEAMS.get(t, "(none)") for t in kept.values("key")]))
+
+    return View(("openai", "teams"), apply)
+
+
+def by_team(rows: list[Row], h0: int, h1: int) -> dict[Any, tuple[int, float]]:
+    """What `openai_teams` gives over [h0, h1), summed by hand from the rows."""
+    out: dict[Any, list[Any]] = defaultdict(lambda: [0, 0.0])
+    for r in rows:
+        if h0 <= r.hour < h1 and r.provider == "openai":
+            team = TEAMS.get(r.token or "", "(none)")
+            out[team][0] += r.requests
+            out[team][1] += r.spend
+    return {k: (n, s) for k, (n, s) in out.items()}
+
+
 def check(r: Rollups, rows: list[Row], h0: int, h1: int) -> None:
-    """Every rollup holds exactly the rows' figures over [h0, h1), hour by hour and coarse."""
+    """Every rollup holds exactly the rows' figures over [h0, h1), hour by hour, coarse and whole, as
+    held and through a view (what is kept of both since an earlier check must have followed every
+    change in between)."""
+    grains: list[dict[str, bool]] = [{}, {"coarse": True}, {"coarse": True, "whole": True}]
     for dim in (None, "endpoint", "token"):
         want = expected(rows, dim, h0, h1)
-        assert held(r.slice(dim, h0, h1)) == want, dim
-        assert held(r.slice(dim, h0, h1, coarse=True)) == want, dim
+        for grain in grains:
+            assert held(r.slice(dim, h0, h1, **grain)) == want, (dim, grain)
         assert r.slice(dim, h0, h1).total() == r.slice(dim, h0, h1, coarse=True).total()
         # the rollup itself: sorted by hour, no hour at or after the horizon
         slots = r.parts[dim].slot
         assert (slots[1:] >= slots[:-1]).all()
         assert not len(slots) or slots[-1] < r.horizon
+    view, teams = openai_teams(r.parts["token"].vocab), by_team(rows, h0, h1)
+    for grain in grains:
+        assert held(r.slice("token", h0, h1, view=view, **grain)) == teams, grain
 
 
 async def warmed(log: FakeLog, clock: FakeClock, max_id: int | None = None) -> Rollups:
@@ -315,6 +347,7 @@ async def test_retention_drops_the_hours_before_the_new_first_row_and_rereads_it
     log = FakeLog(rows)
     r = await warmed(log, FakeClock(at(H, 600)))
     r.add(log.hourly([log.add(H - 55, endpoint="/late-old")]))  # a pending cell in the hours that go
+    check(r, log.rows, H - 70, H)  # what answers keep of the hours that go, to be dropped with them
     new_first = (H - 40) * HOUR_MS + 30 * MIN  # between the :10 and the :40 row of hour H - 40
     log.rows = [row for row in log.rows if row.at_ms >= new_first]  # the retention job
     log.calls.clear()
@@ -332,6 +365,7 @@ async def test_retention_to_a_midnight_keeps_whole_days_only() -> None:
     log = FakeLog(rows)
     r = await warmed(log, FakeClock(at(H, 600)))
     midnight = (DAY - 1) * 24  # H - 29
+    check(r, log.rows, H - 70, H)
     log.rows = [row for row in rows if row.hour >= midnight]
     await r.follow_oldest(log.rows[0].at_ms, Bound(None))
     assert r.days[None].slot.min() == midnight

@@ -1,0 +1,117 @@
+"""What answers make of the rollups' cells, kept while those cells stay the same.
+
+An answer's filters and grouping turn each held cell into at most one cell (a tag filter keeps a
+team's tokens; `group_by=tag:team` puts each token's cell under its team; a filter on tokens then
+summed without the token). Such a transform is the same over any hours, so it is computed once per
+UTC day and kept (`View`), and an answer over 30 days concatenates 30 kept days instead of masking
+and regrouping millions of token cells. An answer that only totals over its range (`whole`) also
+gets its whole days summed into one group per key, kept per run of days.
+
+Every change to the held cells of a day (an hour closing, late rows merged, hours read again) gives
+the day a new stamp (`Views.changed`); what was kept for it is computed again when next asked. A
+change to everything (a warm-up, the log's start moving, a rollup dropped) starts anew (`clear`).
+Rows not merged into the rollups yet (late cells pending, the open hours) are transformed for each
+answer: they are few.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cost_api.aggregation.groups import Groups
+
+VIEWS_KEPT = 16  # views kept (each: its days' cells), least recently used dropped first
+RUN_CELLS = 1_500_000  # cells of runs of whole days summed kept (~200 MB), likewise
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A transform of cells, one cell into at most one, the same over any hours. `name` says what it
+    does (it names what is kept); `keep` holds the objects whose ids are in the name while it is kept."""
+
+    name: Hashable
+    apply: Callable[[Groups], Groups]
+    keep: object = None
+
+    def of(self, cells: Groups | None) -> Groups | None:
+        return None if cells is None else self.apply(cells)
+
+
+@dataclass(slots=True)
+class _Day:
+    stamp: int
+    hourly: Groups  # the view's cells of the day's hours, summed per hour and key
+    daily: Groups  # the same summed per day
+
+
+class Views:
+    """What is kept per view and day, and per run of whole days, for one set of rollups."""
+
+    def __init__(self) -> None:
+        self._stamps: dict[int, int] = {}  # UTC day → its stamp (absent: 0, never changed)
+        self._counter = itertools.count(1)
+        self._days: OrderedDict[tuple[Hashable, str | None], tuple[View, dict[int, _Day]]] = OrderedDict()
+        self._runs: OrderedDict[Hashable, tuple[tuple[int, ...], Groups]] = OrderedDict()
+
+    def clear(self) -> None:
+        self._days.clear()
+        self._runs.clear()
+
+    def changed(self, hours: Iterable[int] | np.ndarray) -> None:
+        """The held cells of these hours changed: what was kept for their days is stale."""
+        slots = hours.astype(np.int64) if isinstance(hours, np.ndarray) else np.fromiter(hours, dtype=np.int64)
+        for day in np.unique(slots // 24).tolist():
+            self._stamps[day] = next(self._counter)
+
+    def _stamp(self, day: int) -> int:
+        return self._stamps.get(day, 0)
+
+    def day(self, view: View, dim: str | None, part: Groups, day: int) -> _Day:
+        """The view's cells of one UTC day of `part` (a rollup's hourly cells, sorted by hour)."""
+        key = (view.name, dim)
+        entry = self._days.get(key)
+        if entry is None:
+            entry = self._days[key] = (view, {})
+            while len(self._days) > VIEWS_KEPT:
+                self._days.popitem(last=False)
+        self._days.move_to_end(key)
+        kept, stamp = entry[1], self._stamp(day)
+        found = kept.get(day)
+        if found is None or found.stamp != stamp:
+            lo, hi = np.searchsorted(part.slot, [day * 24, day * 24 + 24], side="left")
+            hourly = view.apply(part.subset(slice(int(lo), int(hi)))).collapsed(keep_sizes=True)
+            found = kept[day] = _Day(stamp, hourly, hourly.daily())
+        return found
+
+    def run(self, name: Hashable, d0: int, d1: int, days: Callable[[], Groups]) -> Groups:
+        """Whole days [d0, d1) summed into one group per key (slot: the first hour of d0), from the
+        days' cells `days()`; kept until one of those days changes."""
+        stamps = tuple(self._stamp(d) for d in range(d0, d1))
+        key = (name, d0, d1)
+        found = self._runs.get(key)
+        if found is not None and found[0] == stamps:
+            self._runs.move_to_end(key)
+            return found[1]
+        cells = days()
+        summed = cells.subset(slice(None))
+        summed.slot = np.full(len(cells), d0 * 24, dtype=np.int64)
+        total = summed.collapsed()
+        self._runs[key] = (stamps, total)
+        while len(self._runs) > 1 and sum(len(kept) for _, kept in self._runs.values()) > RUN_CELLS:
+            self._runs.popitem(last=False)
+        return total
+
+
+def hourly_pieces(views: Views, view: View, dim: str | None, part: Groups, h0: int, h1: int) -> list[Groups]:
+    """The view's hourly cells of hours [h0, h1), a kept day at a time."""
+    pieces = []
+    for day in range(h0 // 24, -(-h1 // 24)):
+        cells = views.day(view, dim, part, day).hourly
+        lo, hi = np.searchsorted(cells.slot, [max(h0, day * 24), min(h1, day * 24 + 24)], side="left")
+        pieces.append(cells.subset(slice(int(lo), int(hi))))
+    return pieces
