@@ -130,11 +130,15 @@ async def _direct(url: str, iterations: int, to: str) -> tuple[list[float], floa
     return times, spend
 
 
-def _serve(url: str, port: int, tree: Path | None = None) -> subprocess.Popen[bytes]:
-    """`cost-api serve` on `url`: this checkout's, or the one in `tree` (run from there)."""
+def _serve(
+    url: str, port: int, tree: Path | None = None, settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`cost-api serve` on `url`: this checkout's, or the one in `tree` (run from there); `settings`:
+    COST_API_* variables to set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
     # the first answers, before the rollups are warm, are direct SQL over the whole window
     env["COST_API_QUERY_TIMEOUT"] = "300s"
+    env.update(settings or {})
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", url, "--port", str(port)]

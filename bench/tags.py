@@ -60,10 +60,19 @@ def _adds_up(client: httpx.Client) -> bool:
     return sum(round(s * 1e6) for s in rows) == round(body["spend"] * 1e6)
 
 
-def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
+def _rss_mib(client: httpx.Client) -> float:
+    """The server's resident memory, from its /metrics."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("process_resident_memory_bytes"):
+            return float(line.split()[-1]) / (1 << 20)
+    return float("nan")
+
+
+def run_one(dialect: str, url: str, rows: int, iterations: int, memory_mb: float | None) -> dict:
     port = free_port()
-    proc = _serve(url, port)
-    result: dict = {"dialect": dialect, "rows": rows}
+    settings = {} if memory_mb is None else {"COST_API_ROLLUP_MEMORY_MB": f"{memory_mb:g}"}
+    proc = _serve(url, port, settings=settings)
+    result: dict = {"dialect": dialect, "rows": rows, "cap": memory_mb}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 1800)
@@ -78,6 +87,7 @@ def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
             for name, values in times.items():
                 result[name] = (statistics.median(values), _pct(values, 0.99))
             result["adds_up"] = _adds_up(client)
+            result["rss"] = _rss_mib(client)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -87,15 +97,15 @@ def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
 def table(results: list[dict]) -> str:
     lines = [
         "| dialect | rows | teams | group_by=tag:team p50 / p99 | group_by=provider p50 | ratio |"
-        " dashboard set, tag=team:search p50 / p99 | unfiltered set p50 | ratio | rows add up |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " dashboard set, tag=team:search p50 / p99 | unfiltered set p50 | ratio | rows add up | RSS (cap) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         (team, team99), (prov, _), (dash, _), (filt, filt99) = r["team"], r["provider"], r["set"], r["filtered"]
         lines.append(
             f"| {r['dialect']} | {r['rows']:,} | {r['teams']} | {team:.1f} / {team99:.1f} ms | {prov:.1f} ms |"
             f" {team / prov:.2f}× | {filt:.1f} / {filt99:.1f} ms | {dash:.1f} ms | {filt / dash:.2f}× |"
-            f" {'yes' if r['adds_up'] else 'NO'} |"
+            f" {'yes' if r['adds_up'] else 'NO'} | {r['rss']:,.0f} MiB ({r['cap'] or 'default'}) |"
         )
     lines += ["", "Targets:", ""]
     for r in results:
@@ -140,6 +150,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tags.md")
     parser.add_argument("--keep", type=Path, help="keep the generated logs here and reuse them")
     parser.add_argument("--postgres", help="a Postgres server's URL to use instead of a throwaway cluster")
+    parser.add_argument("--memory-mb", type=float, help="the server's rollup_memory_mb (default: the setting's)")
     args = parser.parse_args()
     data = args.keep or HERE / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -158,7 +169,7 @@ def main() -> int:
                 server = cluster.dsn
             for rows in map(_size, args.sizes.split(",")):
                 url = _log(dialect, rows, data, server, args.keep is not None)
-                results.append(run_one(dialect, url, _count(url), args.iterations))
+                results.append(run_one(dialect, url, _count(url), args.iterations, args.memory_mb))
                 print(table(results[-1:]), file=sys.stderr)
     finally:
         if cluster is not None:

@@ -36,6 +36,7 @@ from cost_api.aggregation.params import dimension as dimension
 from cost_api.aggregation.params import filter_params as filter_params
 from cost_api.aggregation.params import ranked as ranked
 from cost_api.aggregation.params import threshold_params as threshold_params
+from cost_api.aggregation.params import top_ranked as top_ranked
 from cost_api.aggregation.priced import from_columns, from_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,

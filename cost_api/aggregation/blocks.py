@@ -56,6 +56,7 @@ __all__ = [
     "change_pct",
     "data_quality",
     "data_quality_block",
+    "micro_parts",
     "money",
     "money_parts",
     "pct",
@@ -96,7 +97,7 @@ def pct(part: float, whole: float) -> float | None:
     return None if not whole else round(part / whole * 100, 1) + 0.0
 
 
-def apportion(exact: Sequence[float], whole: int) -> list[int]:
+def apportion(exact: Sequence[float] | np.ndarray, whole: int) -> list[int]:
     """Whole units per part, adding up to `whole` exactly (the largest remainder method): each part
     gets its exact value rounded down, then the units still missing go one each to the parts with
     the largest fractions (ties: the earlier part). Each part stays within one unit of its exact value
@@ -122,8 +123,12 @@ def apportion(exact: Sequence[float], whole: int) -> list[int]:
 
 def money_parts(parts: Sequence[float], total: float) -> list[float]:
     """`parts` of `total` in USD as answers show them (6 decimals), adding up exactly to `money(total)`."""
-    micro = apportion([p * 1e6 for p in parts], round(money(total) * 1e6))
-    return [money(m / 1e6) for m in micro]
+    return [money(m / 1e6) for m in micro_parts(parts, total)]
+
+
+def micro_parts(parts: Sequence[float], total: float) -> list[int]:
+    """`money_parts` in micro-dollars (whole numbers): for a caller that shows a few of many parts."""
+    return apportion(np.asarray(parts, dtype=np.float64) * 1e6, round(money(total) * 1e6))
 
 
 def shares(parts: Sequence[float], total: float) -> list[float | None]:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cost_api.aggregation.groups import Totals
+import numpy as np
+
+from cost_api.aggregation.groups import Groups, Totals
 from cost_api.aggregation.tags import OFF, TagBook
 from cost_api.config.tags import TAG_KEY
 from cost_api.errors import BadParameter
@@ -111,6 +113,13 @@ def ranked(
     """Keys by spend, descending (ties by key), each with its previous spend (0.0 where it had none)."""
     order = sorted(current.items(), key=lambda kv: (-kv[1].spend, str(kv[0])))[:top]
     return [(key, totals, previous[key].spend if key in previous else 0.0) for key, totals in order]
+
+
+def top_ranked(current: Groups, previous: Groups, top: int) -> list[tuple[Any, Totals, float]]:
+    """`ranked` by the `key` column, the `top` keys only: the rest of the keys are never folded."""
+    leading = current.leading(top)
+    keys = np.unique(leading.key)
+    return ranked(leading.by("key"), previous.subset(np.isin(previous.key, keys)).by("key"), top)
 
 
 @dataclass(frozen=True, slots=True)

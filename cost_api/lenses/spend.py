@@ -7,7 +7,9 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, Literal
 
-from cost_api.aggregation.aggregator import Aggregator, Filters, Totals, dimension, ranked
+import numpy as np
+
+from cost_api.aggregation.aggregator import Aggregator, Filters, Totals, dimension
 from cost_api.aggregation.blocks import (
     AsOf,
     Block,
@@ -22,8 +24,8 @@ from cost_api.aggregation.blocks import (
     TimeRange,
     change_pct,
     data_quality,
+    micro_parts,
     money,
-    money_parts,
     pricing_coverage,
     shares,
     time_range,
@@ -114,8 +116,10 @@ class SpendTable:
 _TOTALS = attrgetter(*(f.name for f in fields(Totals)))
 
 
-def summed(totals: Sequence[Totals]) -> Totals:
-    return Totals(*map(sum, zip(*map(_TOTALS, totals), strict=True)))
+def rest_of(whole: Totals, shown: Sequence[Totals]) -> Totals:
+    """`whole` less the `shown` keys: the keys past them, summed (without a pass over 20,000 tokens)."""
+    taken = [sum(column) for column in zip(*map(_TOTALS, shown), strict=True)] if shown else [0] * len(fields(Totals))
+    return Totals(*(w - t for w, t in zip(_TOTALS(whole), taken, strict=True)))
 
 
 def _item(
@@ -153,24 +157,33 @@ async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: 
     fresh = await agg.freshness()
     total = current.total()
     previous_total = previous.total().spend
-    rows = ranked(current.by(*dim.columns), previous.by(*dim.columns))
-    spends = money_parts([t.spend for _, t, _ in rows], total.spend)
-    saved = money_parts([t.saved_by_cache for _, t, _ in rows], total.saved_by_cache)
-    share = shares([t.spend for _, t, _ in rows], total.spend)
+    # columns, not a Totals per key: 20,000 tokens are ranked and apportioned, `limit` of them shown
+    keys, sums = current.sums_by(*dim.columns)
+    before_keys, before = previous.sums_by(*dim.columns)
+    was = dict(zip(before_keys, before["spend"], strict=True))
+    order = np.lexsort((np.array([str(k) for k in keys], dtype=str), -np.array(sums["spend"], dtype=np.float64)))
+    ranked = order.tolist()  # by spend, descending; ties by key, as `ranked` orders them
+    by_spend = [sums["spend"][i] for i in ranked]
+    spends = micro_parts(by_spend, total.spend)
+    saved = micro_parts([sums["saved_by_cache"][i] for i in ranked], total.saved_by_cache)
+    share = shares(by_spend, total.spend)
+    shown = [
+        (keys[i], Totals(*(sums[f.name][i] for f in fields(Totals))), was.get(keys[i], 0.0)) for i in ranked[:limit]
+    ]
     items = [
-        _item(dim.key_fields(key, directory), t, spends[i], saved[i], share[i], prev)
-        for i, (key, t, prev) in enumerate(rows[:limit])
+        _item(dim.key_fields(key, directory), t, money(spends[n] / 1e6), money(saved[n] / 1e6), share[n], prev)
+        for n, (key, t, prev) in enumerate(shown)
     ]
     first = dim.fields[0]
     others = others_line = None
-    if len(rows) > limit:
-        rest = summed([t for _, t, _ in rows[limit:]])
-        rest_spend, rest_saved = money(sum(spends[limit:])), money(sum(saved[limit:]))
+    if len(keys) > limit:
+        rest = rest_of(current.counted().total(), [t for _, t, _ in shown])
+        rest_spend, rest_saved = money(sum(spends[limit:]) / 1e6), money(sum(saved[limit:]) / 1e6)
         others = SpendOthers(
-            count=len(rows) - limit, spend=rest_spend, requests=rest.requests, saved_by_cache=rest_saved
+            count=len(keys) - limit, spend=rest_spend, requests=rest.requests, saved_by_cache=rest_saved
         )
         rest_share = None if share[limit] is None else round(sum(s or 0.0 for s in share[limit:]), 1)
-        rest_prev = sum(prev for _, _, prev in rows[limit:])
+        rest_prev = sum(was.get(keys[i], 0.0) for i in ranked[limit:])
         others_line = _item({first: OTHERS}, rest, rest_spend, rest_saved, rest_share, rest_prev)
     answer = Spend(
         range=time_range(window.range),

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from cost_api.aggregation.aggregator import Aggregator, Filters, ranked
+from cost_api.aggregation.aggregator import Aggregator, Filters, top_ranked
 from cost_api.aggregation.blocks import (
     AsOf,
     Block,
@@ -125,15 +125,15 @@ async def summary_answer(
             range=time_range(top_range),
             items=[
                 TopTag(tag=key, spend=money(t.spend), change_pct=change_pct(t.spend, prev))
-                for key, t, prev in ranked(tag_now.by("key"), tag_before.by("key"), top)
+                for key, t, prev in top_ranked(tag_now, tag_before, top)
             ],
         )
     fresh = await agg.freshness()
     total = current.total()
     before = previous.total()
     by_provider = sorted(current.by("provider").items(), key=lambda kv: (-kv[1].spend, kv[0]))
-    endpoints = ranked(ep_now.by("key"), ep_before.by("key"), top)
-    tokens = ranked(tok_now.by("key"), tok_before.by("key"), top)
+    endpoints = top_ranked(ep_now, ep_before, top)
+    tokens = top_ranked(tok_now, tok_before, top)
     return Summary(
         range=time_range(window.range),
         currency="USD",

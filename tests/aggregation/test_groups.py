@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cost_api.aggregation.groups import Groups, Totals, Vocab
+from cost_api.aggregation.params import top_ranked
 from cost_api.windows import HOUR_MS
 
 from .cells import cell, groups
@@ -251,3 +252,25 @@ def test_values_decode_the_coded_columns_only() -> None:
     assert g.values("priced_as").tolist()[-2:] == [None, None]
     assert g.values("slot").tolist() == g.slot.tolist()
     assert g.unpriced.tolist() == [False, False, False, False, False, True, True]
+
+
+def test_leading_keeps_the_top_keys_and_those_tied_with_the_last() -> None:
+    vocab = Vocab()
+    g = groups(
+        vocab,
+        [
+            cell(H, key="a", spend=2.0),
+            cell(H + 1, key="a", spend=1.0),  # a: 3.0 over two groups
+            cell(H, key="c", spend=2.0),  # c and b tie at 2.0
+            cell(H, key="b", spend=1.5),
+            cell(H + 1, key="b", spend=0.5),
+            cell(H, key="d", spend=1.0),
+            cell(H, key="e", quality=1, excluded=9),  # bad rows only: no key of a ranked list
+        ],
+    )
+    assert sorted(g.leading(2).by("key")) == ["a", "b", "c"]  # the tie with the second is kept
+    assert sorted(g.leading(3).by("key")) == ["a", "b", "c"]
+    assert sorted(g.leading(4).by("key")) == ["a", "b", "c", "d"]
+    assert len(g.leading(9)) == 6  # as many keys as asked or fewer: every counted group
+    before = groups(vocab, [cell(H - 24, key="b", spend=0.25), cell(H - 24, key="d", spend=4.0)])
+    assert [(k, t.spend, p) for k, t, p in top_ranked(g, before, 2)] == [("a", 3.0, 0.0), ("b", 2.0, 0.25)]
