@@ -187,8 +187,36 @@ class Aggregator:
             if self.rollups.ready and self.rows.started:
                 view = cell_view(filters, directory, rollup_dim, dim, book, tag)
                 return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse)
-        read = await self._read(rng, dim, filters, directory, slot_ms, book=book)
+        if slot_ms == HOUR_MS and self.rollups.ready and self.rows.started and self.rollups.holds(dim):
+            read = await self._kept_read(rng, dim, filters, directory, book)
+        else:
+            read = await self._read(rng, dim, filters, directory, slot_ms, book=book)
         return read if tag is None or book is None else retag(read, book, tag)
+
+    async def _kept_read(
+        self, rng: Range, dim: str | None, filters: Filters, directory: TokenDirectory | None, book: TagBook | None
+    ) -> Groups:
+        """A read no rollup serves (a filter on tokens of the endpoint lens): its closed hours kept per
+        hour while they stay the same (Views.hours), the hours at its edges and the open ones read now."""
+        start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+        h0, h1 = ceil_hour(start), min(floor_hour(end), self.rollups.horizon)
+        if h0 >= h1 or by_time(self.rows):
+            return await self._read(rng, dim, filters, directory, HOUR_MS, book=book)
+        params = filter_params(filters, directory)
+        resolved = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(params.items()))
+        name = ("read", dim, resolved, tuple(sorted(filters.tags)), None if book is None else id(book))
+
+        async def read(a: int, b: int) -> Groups:
+            return await self._read(Range(_instant(a), _instant(b)), dim, filters, directory, HOUR_MS, book=book)
+
+        held = await self.rollups.views.hours(name, h0, h1, read, keep=book)
+        edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
+        now = [
+            await self._read(Range(from_ms(a), from_ms(b)), dim, filters, directory, HOUR_MS, book=book)
+            for a, b in edges
+            if a < b
+        ]
+        return Groups.concat(self.vocab, HOUR_MS, [*held, *now])
 
     async def _compose(
         self, rng: Range, rollup_dim: str | None, view: View | None, *, coarse: bool, whole: bool

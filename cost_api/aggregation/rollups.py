@@ -139,6 +139,10 @@ class Rollups:
         needed = "endpoint" if endpoints else "token" if tokens else dim
         return (needed == dim or dim is None) and needed not in self.dropped, needed
 
+    def holds(self, dim: str | None) -> bool:
+        """Whether the rollup of `dim` is held (what is read of its dimension is no bigger than it)."""
+        return dim in DIMENSIONS and dim not in self.dropped
+
     def slice(
         self, dim: str | None, h0: int, h1: int, *, coarse: bool = False, whole: bool = False, view: View | None = None
     ) -> Groups:
@@ -266,6 +270,7 @@ class Rollups:
     def add(self, cells: dict[str | None, Groups]) -> None:
         """Late rows' hourly cells (hours before the horizon): counted by every answer from now on."""
         for dim, groups in cells.items():
+            self.views.changed(groups.slot)  # what answers read of these hours and kept is stale
             if dim in self.dropped:
                 continue
             self.pending[dim] = Groups.concat(groups.vocab, HOUR_MS, [self.pending.get(dim), groups])

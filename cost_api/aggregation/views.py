@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,8 @@ import numpy as np
 from cost_api.aggregation.groups import Groups
 
 VIEWS_KEPT = 16  # views kept (each: its days' cells), least recently used dropped first
+READS_KEPT = 8  # reads kept (each: its closed hours' groups), likewise
+HOURS_KEPT = 64 * 24  # hours kept per read: two 30-day windows and more
 RUN_CELLS = 1_500_000  # cells of runs of whole days summed kept (~200 MB), likewise
 
 
@@ -57,10 +59,12 @@ class Views:
         self._counter = itertools.count(1)
         self._days: OrderedDict[tuple[Hashable, str | None], tuple[View, dict[int, _Day]]] = OrderedDict()
         self._runs: OrderedDict[Hashable, tuple[tuple[int, ...], Groups]] = OrderedDict()
+        self._reads: OrderedDict[Hashable, tuple[object, dict[int, tuple[int, Groups]]]] = OrderedDict()
 
     def clear(self) -> None:
         self._days.clear()
         self._runs.clear()
+        self._reads.clear()
 
     def changed(self, hours: Iterable[int] | np.ndarray) -> None:
         """The held cells of these hours changed: what was kept for their days is stale."""
@@ -105,6 +109,42 @@ class Views:
         while len(self._runs) > 1 and sum(len(kept) for _, kept in self._runs.values()) > RUN_CELLS:
             self._runs.popitem(last=False)
         return total
+
+    async def hours(
+        self, name: Hashable, h0: int, h1: int, read: Callable[[int, int], Awaitable[Groups]], keep: object = None
+    ) -> list[Groups]:
+        """The groups of closed hours [h0, h1) of a read no rollup serves (a filter on tokens of the
+        endpoint lens), read a run of hours at a time with `read(h0, h1)` (hourly groups) and kept per
+        hour until its day changes: the next answer reads only the hours closed since."""
+        entry = self._reads.get(name)
+        if entry is None:
+            entry = self._reads[name] = (keep, {})
+            while len(self._reads) > READS_KEPT:
+                self._reads.popitem(last=False)
+        self._reads.move_to_end(name)
+        kept = entry[1]
+        stale = [h for h in range(h0, h1) if h not in kept or kept[h][0] != self._stamp(h // 24)]
+        got = {h: kept[h][1] for h in range(h0, h1) if h in kept}  # taken now: other answers may prune
+        runs: list[list[int]] = []
+        for hour in stale:
+            if runs and runs[-1][1] == hour:
+                runs[-1][1] = hour + 1
+            else:
+                runs.append([hour, hour + 1])
+        if len(kept) > HOURS_KEPT:  # a window that slid for weeks: the oldest hours it left go
+            outside = sorted(h for h in kept if not h0 <= h < h1)
+            for hour in outside[: len(outside) // 2 + 1]:
+                del kept[hour]
+        for a, b in runs:
+            stamps = {d: self._stamp(d) for d in range(a // 24, -(-b // 24))}  # as of before the read
+            groups = await read(a, b)
+            order = np.argsort(groups.slot, kind="stable")
+            slots = groups.slot[order]
+            for hour in range(a, b):
+                lo, hi = np.searchsorted(slots, [hour, hour + 1], side="left")
+                got[hour] = groups.subset(order[int(lo) : int(hi)])
+                kept[hour] = (stamps[hour // 24], got[hour])
+        return [got[h] for h in range(h0, h1)]
 
 
 def hourly_pieces(views: Views, view: View, dim: str | None, part: Groups, h0: int, h1: int) -> list[Groups]:

@@ -1,0 +1,120 @@
+"""What answers keep: `Views.hours` (a read no rollup serves, per closed hour) over a fake read, and
+the kept answers of a real log following a late row. Every figure is counted by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cost_api.aggregation import views as views_module
+from cost_api.aggregation.aggregator import LAST_HOUR, Aggregator, Filters
+from cost_api.aggregation.groups import Groups, Vocab
+from cost_api.aggregation.views import Views
+from cost_api.config import load_settings
+from cost_api.web.service import build_service
+from cost_api.windows import Range
+
+from ..clock import FakeClock
+from ..logdb import LogDB, Row, at
+from .cells import cell, groups
+
+DAY = 20_000
+H = DAY * 24  # the day's first hour
+
+
+class Log:
+    """Two requests in every hour; `reads` lists the runs of hours asked for."""
+
+    def __init__(self) -> None:
+        self.vocab = Vocab()
+        self.extra: dict[int, int] = {}  # hour → requests added since
+        self.reads: list[tuple[int, int]] = []
+
+    async def read(self, h0: int, h1: int) -> Groups:
+        self.reads.append((h0, h1))
+        cells = [cell(h, key="/a", requests=2 + self.extra.get(h, 0)) for h in range(h0, h1)]
+        return groups(self.vocab, cells[::-1])  # any order: kept per hour all the same
+
+
+def requests(pieces: list[Groups]) -> list[int]:
+    return [int(p.counts["requests"].sum()) for p in pieces]
+
+
+async def test_closed_hours_are_read_once_then_only_the_new_or_changed_ones() -> None:
+    views, log = Views(), Log()
+    assert requests(await views.hours("r", H - 3, H + 2, log.read)) == [2] * 5
+    assert log.reads == [(H - 3, H + 2)]  # one read for the run
+    assert requests(await views.hours("r", H - 2, H + 4, log.read)) == [2] * 6
+    assert log.reads[1:] == [(H + 2, H + 4)]  # only the hours not kept yet
+    log.extra[H + 1] = 5  # a late row: the rollups mark its day changed
+    views.changed([H + 1])
+    assert requests(await views.hours("r", H - 3, H + 4, log.read)) == [2, 2, 2, 2, 7, 2, 2]
+    assert log.reads[2:] == [(H, H + 4)]  # the changed day's hours, read again; the day before kept
+    await views.hours("other", H, H + 1, log.read)
+    assert log.reads[3:] == [(H, H + 1)]  # another read keeps its own hours
+    views.clear()
+    await views.hours("r", H, H + 1, log.read)
+    assert log.reads[4:] == [(H, H + 1)]
+
+
+async def test_a_window_that_slides_drops_the_oldest_hours_it_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(views_module, "HOURS_KEPT", 4)
+    views, log = Views(), Log()
+    for h in range(H, H + 8):  # a 3-hour window, an hour later each time
+        assert requests(await views.hours("r", h, h + 3, log.read)) == [2, 2, 2]
+    assert log.reads == [(H, H + 3), *((h + 2, h + 3) for h in range(H + 1, H + 8))]
+    await views.hours("r", H, H + 1, log.read)  # dropped long ago: read again
+    assert log.reads[-1] == (H, H + 1)
+
+
+# --------------------------------------------------------------------------- on a real log
+
+NOW = at("2026-11-20T12:34:56Z")
+WEEK = Range(NOW - timedelta(days=7), NOW)
+PRICE = 0.15  # one row: 1M input tokens of gpt-4o-mini at its list price
+
+
+def hourly_rows(hours: int) -> list[Row]:
+    """Over the last `hours` whole hours: in each, t1 (team red) on /chat and t2 (team blue) on /search."""
+    start = NOW.replace(minute=0, second=0) - timedelta(hours=hours)
+    return [
+        Row(start + timedelta(hours=h, minutes=5), endpoint=endpoint, token_id=token, prompt_tokens=1_000_000)
+        for h in range(hours)
+        for token, endpoint in (("t1", "/chat"), ("t2", "/search"))
+    ]
+
+
+def per_key(g: Groups) -> dict[object, tuple[int, float]]:
+    return {k: (t.requests, round(t.spend, 6)) for k, t in g.by("key").items()}
+
+
+async def test_kept_answers_follow_a_late_row(log: LogDB) -> None:
+    """By team (a view of the token rollup) and by endpoint for one team (a read no rollup serves,
+    kept per closed hour), asked, then asked again after a row lands in a closed hour of yesterday."""
+    await log.add_tokens([("t1", "pg_t1", "one"), ("t2", "pg_t2", "two")], ['{"team": "red"}', '{"team": "blue"}'])
+    await log.insert(hourly_rows(48))
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    try:
+        agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+        await agg.warm()
+        red = Filters(tags=(("team", "red"),))
+
+        async def answers() -> tuple[dict[object, tuple[int, float]], dict[object, tuple[int, float]]]:
+            teams = await agg.groups(WEEK, dim="tag:team", whole=True)
+            endpoints = await agg.groups(WEEK, filters=red, dim="endpoint", whole=True)
+            return per_key(teams), per_key(endpoints)
+
+        assert await answers() == (
+            {"red": (48, round(48 * PRICE, 6)), "blue": (48, round(48 * PRICE, 6))},
+            {"/chat": (48, round(48 * PRICE, 6))},
+        )
+        await log.insert([Row(NOW - timedelta(days=1), endpoint="/late", token_id="t1", prompt_tokens=1_000_000)])
+        await agg.catch_up()
+        await agg.reconcile(0, LAST_HOUR)  # what the sweep does (a log without ids sees late rows so)
+        assert await answers() == (
+            {"red": (49, round(49 * PRICE, 6)), "blue": (48, round(48 * PRICE, 6))},
+            {"/chat": (48, round(48 * PRICE, 6)), "/late": (1, PRICE)},
+        )
+    finally:
+        await service.close()
