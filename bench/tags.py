@@ -70,7 +70,9 @@ def _rss_mib(client: httpx.Client) -> float:
 
 def run_one(dialect: str, url: str, rows: int, iterations: int, memory_mb: float | None) -> dict:
     port = free_port()
-    settings = {} if memory_mb is None else {"COST_API_ROLLUP_MEMORY_MB": f"{memory_mb:g}"}
+    settings = {"COST_API_CACHE_DIR": "off"}  # warm answers from this log, never an earlier run's snapshot
+    if memory_mb is not None:
+        settings["COST_API_ROLLUP_MEMORY_MB"] = f"{memory_mb:g}"
     proc = _serve(url, port, settings=settings)
     result: dict = {"dialect": dialect, "rows": rows, "cap": memory_mb}
     try:

@@ -229,10 +229,14 @@ class Rollups:
             self._settled.set()
             return None
         saved, ids = loaded
-        if CAPPED not in saved.parts:  # saved past the memory cap: restored without it
-            self._drop(CAPPED)
         end = max(first, min(saved.horizon, horizon))
         held = Held(end, {dim: _between(part, first, end) for dim, part in saved.parts.items()})
+        if CAPPED not in saved.parts:  # saved past the memory cap: read from the log, if this one lets it
+            token = await self._load(CAPPED, first, end, bound)
+            if token is None:
+                self._drop(CAPPED)
+            else:
+                held.parts[CAPPED] = token
         stale = snapshots.stale_hours(held, ids, logged, first)
         self.hours_restored = end - first - len(stale)
         return held, stale

@@ -102,7 +102,12 @@ async def test_the_token_rollup_is_dropped_when_closing_hours_pass_the_cap(eithe
         await service.close()
 
 
-async def test_a_snapshot_saved_past_the_cap_restores_without_the_token_rollup(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cap_after", [0.001, 1024.0])
+async def test_a_snapshot_saved_past_the_cap_restores_the_token_rollup_only_if_it_fits(
+    tmp_path: Path, cap_after: float
+) -> None:
+    """Saved without the token rollup (past a tiny cap), restored under the same cap: not held; under
+    a cap it fits (the setting raised since): its hours read from the log, the others restored."""
     log = SqliteLog(tmp_path / "log.db")
     await log.insert(ROWS)
     capped = started(log, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir=str(tmp_path / "cache"))
@@ -112,11 +117,11 @@ async def test_a_snapshot_saved_past_the_cap_restores_without_the_token_rollup(t
         await agg.rollups.save_if_due(agg._lock, agg.rows.bound)
     finally:
         await capped.close()
-    restarted = started(log, FakeClock(NOW), cache_dir=str(tmp_path / "cache"))
+    restarted = started(log, FakeClock(NOW), rollup_memory_mb=cap_after, cache_dir=str(tmp_path / "cache"))
     try:
         await restarted.aggregator.warm()
         assert restarted.aggregator.rollups.hours_restored > 0
-        assert "token" not in restarted.aggregator.rollups.parts
+        assert ("token" in restarted.aggregator.rollups.parts) == (cap_after > 1)
         assert await by_token(restarted.aggregator) == BY_TOKEN
     finally:
         await restarted.close()
