@@ -48,7 +48,7 @@ class Live(Block):
 async def live_answer(agg: Aggregator, window: Window, *, filters: Filters) -> Live:
     rng = window.range
     recent = Range(max(rng.start, rng.end - RATE_SPAN), rng.end)
-    directory = await agg.tokens() if filters.tokens else None
+    directory = await agg.tokens() if filters.tokens or filters.tags else None  # read once for both windows
     common = {"filters": filters, "directory": directory}
     hour, last = await agg.groups_many((rng, common), (recent, common))
     fresh = await agg.freshness()  # lag from its exact instant: a row written this second has lag ≥ 0
