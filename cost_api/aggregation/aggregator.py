@@ -160,8 +160,10 @@ class Aggregator:
     ) -> Groups:
         """Priced groups of `rng`. `coarse`: the caller needs no bucket shorter than a UTC day, so
         whole UTC days may come as one group per day; `whole`: the caller only totals over the range
-        (no time buckets), so they may come as one group for all of them. Rows dated after now +
-        FUTURE_SKEW are in no group, whatever the range."""
+        (no time buckets), so they may come as one group for all of them — and, by token or by a tag,
+        it reads only each key's figures and the pricing coverage, so priced groups may come summed
+        over provider, model and tier (`views.keys_only`). Rows dated after now + FUTURE_SKEW are in
+        no group, whatever the range."""
         cutoff = self.now() + FUTURE_SKEW
         if rng.end > cutoff:
             rng = Range(min(rng.start, cutoff), cutoff)
@@ -186,7 +188,8 @@ class Aggregator:
             # checked again after the await: another file behind the URL drops what is held
             if self.rollups.ready and self.rows.started:
                 view = cell_view(filters, directory, rollup_dim, dim, book, tag)
-                return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse)
+                keyed = dim == "token"  # by token or by a tag: the answer reads each key's figures
+                return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse, keyed=keyed)
         if slot_ms == HOUR_MS and self.rollups.ready and self.rows.started and self.rollups.holds(dim):
             read = await self._kept_read(rng, dim, filters, directory, book)
         else:
@@ -219,7 +222,7 @@ class Aggregator:
         return Groups.concat(self.vocab, HOUR_MS, [*held, *now])
 
     async def _compose(
-        self, rng: Range, rollup_dim: str | None, view: View | None, *, coarse: bool, whole: bool
+        self, rng: Range, rollup_dim: str | None, view: View | None, *, coarse: bool, whole: bool, keyed: bool
     ) -> Groups:
         """Hourly groups of `rng` through `view`: whole closed hours from the rollup (what the view
         makes of them kept per day), the rest from single rows."""
@@ -229,7 +232,7 @@ class Aggregator:
         h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
         held, parts = None, []
         if h0 < h1:
-            held = self.rollups.slice(rollup_dim, h0, h1, coarse=coarse, whole=whole, view=view)
+            held = self.rollups.slice(rollup_dim, h0, h1, coarse=coarse, whole=whole, keyed=keyed, view=view)
             edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
         else:
             edges = [(start, end)]

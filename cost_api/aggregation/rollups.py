@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -144,23 +144,42 @@ class Rollups:
         return dim in DIMENSIONS and dim not in self.dropped
 
     def slice(
-        self, dim: str | None, h0: int, h1: int, *, coarse: bool = False, whole: bool = False, view: View | None = None
+        self,
+        dim: str | None,
+        h0: int,
+        h1: int,
+        *,
+        coarse: bool = False,
+        whole: bool = False,
+        keyed: bool = False,
+        view: View | None = None,
     ) -> Groups:
         """Hours [h0, h1) of one rollup, through `view` (None: the cells as held); `coarse`: whole UTC
-        days as one group per day and key; `whole` (with `coarse`): all of them as one group per key."""
+        days as one group per day and key; `whole`: all the hours as one group per key (`keyed`: see
+        `Views.run`), kept until one of their days changes."""
         part = self.parts[dim]
         late = _within(self.pending.get(dim), h0, h1)
         late = late if view is None else view.of(late)
         d0, d1 = -(-h0 // 24), h1 // 24
+        name = (None if view is None else view.name, dim)
+        if whole:
+            summed = self.views.run(name, h0, h1, lambda: self._whole(name, h0, h1, view, keyed), keyed=keyed)
+            return Groups.concat(part.vocab, HOUR_MS, [summed, late])
         if not coarse or d0 >= d1:
             return Groups.concat(part.vocab, HOUR_MS, [*self._hours(dim, h0, h1, view), late])
-        if whole:
-            name = (None if view is None else view.name, dim)
-            days = self.views.run(name, d0, d1, lambda: self._days(dim, d0, d1, view))
-        else:
-            days = self._days(dim, d0, d1, view)
+        days = self._days(dim, d0, d1, view)
         head, tail = self._hours(dim, h0, d0 * 24, view), self._hours(dim, d1 * 24, h1, view)
         return Groups.concat(part.vocab, HOUR_MS, [*head, days, *tail, late])
+
+    def _whole(self, name: tuple[Hashable, str | None], h0: int, h1: int, view: View | None, keyed: bool) -> Groups:
+        """The cells of hours [h0, h1) for `Views.run`: their whole days summed once per run of days."""
+        dim = name[1]
+        d0, d1 = -(-h0 // 24), h1 // 24
+        if d0 >= d1:
+            return Groups.concat(self.parts[dim].vocab, HOUR_MS, self._hours(dim, h0, h1, view))
+        days = self.views.run(name, d0 * 24, d1 * 24, lambda: self._days(dim, d0, d1, view), keyed=keyed)
+        head, tail = self._hours(dim, h0, d0 * 24, view), self._hours(dim, d1 * 24, h1, view)
+        return Groups.concat(self.parts[dim].vocab, HOUR_MS, [*head, days, *tail])
 
     def _hours(self, dim: str | None, h0: int, h1: int, view: View | None) -> list[Groups]:
         """The hourly cells of hours [h0, h1), through `view`."""

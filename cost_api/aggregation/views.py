@@ -16,6 +16,7 @@ answer: they are few.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_api.aggregation.groups import Groups
+from cost_api.aggregation.groups import NO_TIER_RATE, Groups
 
 VIEWS_KEPT = 16  # views kept (each: its days' cells), least recently used dropped first
 READS_KEPT = 8  # reads kept (each: its closed hours' groups), likewise
+PRICED = "(priced)"  # the price entry of `keys_only` cells: matched, no longer which
 HOURS_KEPT = 64 * 24  # hours kept per read: two 30-day windows and more
 RUN_CELLS = 1_500_000  # cells of runs of whole days summed kept (~200 MB), likewise
 
@@ -92,19 +94,19 @@ class Views:
             found = kept[day] = _Day(stamp, hourly, hourly.daily())
         return found
 
-    def run(self, name: Hashable, d0: int, d1: int, days: Callable[[], Groups]) -> Groups:
-        """Whole days [d0, d1) summed into one group per key (slot: the first hour of d0), from the
-        days' cells `days()`; kept until one of those days changes."""
-        stamps = tuple(self._stamp(d) for d in range(d0, d1))
-        key = (name, d0, d1)
+    def run(self, name: Hashable, h0: int, h1: int, cells: Callable[[], Groups], *, keyed: bool = False) -> Groups:
+        """Hours [h0, h1) summed into one group per key (slot: h0), from their cells `cells()`; kept
+        until one of their days changes. `keyed`: the answer reads only each key's figures (and the
+        pricing coverage), so priced groups are also summed over provider, model and tier."""
+        stamps = tuple(self._stamp(d) for d in range(h0 // 24, -(-h1 // 24)))
+        key = (name, h0, h1, keyed)
         found = self._runs.get(key)
         if found is not None and found[0] == stamps:
             self._runs.move_to_end(key)
             return found[1]
-        cells = days()
-        summed = cells.subset(slice(None))
-        summed.slot = np.full(len(cells), d0 * 24, dtype=np.int64)
-        total = summed.collapsed()
+        summed = cells().subset(slice(None))
+        summed.slot = np.full(len(summed), h0, dtype=np.int64)
+        total = (keys_only(summed) if keyed else summed).collapsed()
         self._runs[key] = (stamps, total)
         while len(self._runs) > 1 and sum(len(kept) for _, kept in self._runs.values()) > RUN_CELLS:
             self._runs.popitem(last=False)
@@ -145,6 +147,22 @@ class Views:
                 got[hour] = groups.subset(order[int(lo) : int(hi)])
                 kept[hour] = (stamps[hour // 24], got[hour])
         return [got[h] for h in range(h0, h1)]
+
+
+def keys_only(cells: Groups) -> Groups:
+    """The cells with provider, model and tier left out of the priced ones (so that collapsing sums
+    them per key): those the pricing coverage lists — unpriced, or of a tier without rates — keep
+    theirs. `priced_as` becomes one code for all of them: priced, as which no longer said."""
+    plain = (cells.priced_as != 0) & (cells.counts[NO_TIER_RATE] == 0)
+    if not plain.any():
+        return cells
+    return dataclasses.replace(
+        cells,
+        provider=np.where(plain, 0, cells.provider),
+        model=np.where(plain, 0, cells.model),
+        tier=np.where(plain, 0, cells.tier),
+        priced_as=np.where(plain, cells.vocab.code(PRICED), cells.priced_as),
+    )
 
 
 def hourly_pieces(views: Views, view: View, dim: str | None, part: Groups, h0: int, h1: int) -> list[Groups]:

@@ -155,7 +155,12 @@ def check(r: Rollups, rows: list[Row], h0: int, h1: int) -> None:
     """Every rollup holds exactly the rows' figures over [h0, h1), hour by hour, coarse and whole, as
     held and through a view (what is kept of both since an earlier check must have followed every
     change in between)."""
-    grains: list[dict[str, bool]] = [{}, {"coarse": True}, {"coarse": True, "whole": True}]
+    grains: list[dict[str, bool]] = [
+        {},
+        {"coarse": True},
+        {"coarse": True, "whole": True},
+        {"whole": True, "keyed": True},
+    ]
     for dim in (None, "endpoint", "token"):
         want = expected(rows, dim, h0, h1)
         for grain in grains:

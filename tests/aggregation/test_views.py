@@ -10,7 +10,7 @@ import pytest
 from cost_api.aggregation import views as views_module
 from cost_api.aggregation.aggregator import LAST_HOUR, Aggregator, Filters
 from cost_api.aggregation.groups import Groups, Vocab
-from cost_api.aggregation.views import Views
+from cost_api.aggregation.views import Views, keys_only
 from cost_api.config import load_settings
 from cost_api.web.service import build_service
 from cost_api.windows import Range
@@ -66,6 +66,28 @@ async def test_a_window_that_slides_drops_the_oldest_hours_it_left(monkeypatch: 
     assert log.reads == [(H, H + 3), *((h + 2, h + 3) for h in range(H + 1, H + 8))]
     await views.hours("r", H, H + 1, log.read)  # dropped long ago: read again
     assert log.reads[-1] == (H, H + 1)
+
+
+def test_keys_only_sums_priced_groups_per_key_and_keeps_what_the_coverage_lists() -> None:
+    vocab = Vocab()
+    g = groups(
+        vocab,
+        [
+            cell(H, provider="openai", model="gpt-4o", key="t1", requests=2, spend=1.5, cache_hit=True),
+            cell(H, provider="anthropic", model="opus", key="t1", requests=3, spend=0.25),
+            cell(H, provider="anthropic", model="new", key="t1", requests=4, priced_as=None),  # unpriced
+            cell(H, provider="openai", model="o3", key="t1", requests=1, spend=0.5, no_tier_rate_requests=1),
+            cell(H, provider="openai", model="gpt-4o", key="t2", requests=5, spend=2.0),
+        ],
+    )
+    summed = keys_only(g).collapsed()
+    assert len(summed) == 5  # t1 cache hit, t1 priced, t1 unpriced, t1 no tier rate, t2
+    assert {k: (t.requests, t.spend, t.cache_hits, t.unpriced_requests) for k, t in summed.by("key").items()} == {
+        "t1": (10, 2.25, 2, 4),
+        "t2": (5, 2.0, 0, 0),
+    }
+    kept = {(p, m) for p, m in zip(summed.values("provider"), summed.values("model"), strict=True) if p}
+    assert kept == {("anthropic", "new"), ("openai", "o3")}  # what pricing_coverage lists, as it was
 
 
 # --------------------------------------------------------------------------- on a real log
