@@ -201,9 +201,9 @@ def _count(url: str) -> int:
     return int(out.stdout)
 
 
-def run_one(dialect: str, url: str, rows: int, iterations: int) -> dict:
+def run_one(dialect: str, url: str, rows: int, iterations: int, memory_mb: float | None = None) -> dict:
     port = free_port()
-    proc = _serve(url, port)
+    proc = _serve(url, port, settings=None if memory_mb is None else {"COST_API_ROLLUP_MEMORY_MB": f"{memory_mb:g}"})
     result: dict = {"dialect": dialect, "rows": rows}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
@@ -284,6 +284,7 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=TOKENS, help="distinct regular API tokens in the log")
     parser.add_argument("--keep", type=Path, help="keep the generated logs here and reuse them")
     parser.add_argument("--postgres", help="a Postgres server's URL to use instead of a throwaway cluster")
+    parser.add_argument("--memory-mb", type=float, help="the server's rollup_memory_mb (default: the setting's)")
     parser.add_argument("--against", type=Path, help="another checkout: both servers at once on --db, alternated")
     parser.add_argument("--db", help="with --against: the log (a database URL) both serve")
     args = parser.parse_args()
@@ -330,7 +331,7 @@ def main() -> int:
                     subprocess.run(["psql", url, "-qc", "ANALYZE"], check=True, capture_output=True)
                 written = _count(url)
                 print(f"{dialect}: {written:,} rows, ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
-                results.append(run_one(dialect, url, written, args.iterations))
+                results.append(run_one(dialect, url, written, args.iterations, args.memory_mb))
                 print(table(results[-1:]), file=sys.stderr)
     finally:
         if cluster is not None:
