@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("cost_api.aggregation.rollups")
 
 DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
+# the rollups that also keep a sum per closed UTC day; the token rollup's would be most of its own size
+# again (20,000 tokens are active on most days), and its answers over whole days are kept runs (views.py)
+DAILY: tuple[str | None, ...] = (None, "endpoint")
 _CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
 SAVE_EVERY_HOURS = 6  # hours read or closed since the last snapshot before the next is saved
 RESTORE_WAIT_SECONDS = 8.0  # how long an answer waits for a warm-up from a snapshot (docs/performance.md)
@@ -192,7 +195,7 @@ class Rollups:
     def _days(self, dim: str | None, d0: int, d1: int, view: View | None) -> Groups:
         """The daily cells of whole days [d0, d1), through `view`."""
         if view is None:
-            return _between(self.days[dim], d0 * 24, d1 * 24)
+            return _between(self.days[dim] if dim in self.days else self.parts[dim], d0 * 24, d1 * 24)
         part = self.parts[dim]
         return Groups.concat(part.vocab, HOUR_MS, [self.views.day(view, dim, part, d).daily for d in range(d0, d1)])
 
@@ -216,7 +219,8 @@ class Rollups:
             self.pending = {}
             self.views.clear()
             self.horizon = horizon
-            self.days = {dim: _between(part, 0, horizon // 24 * 24).daily() for dim, part in self.parts.items()}
+            whole_days = horizon // 24 * 24
+            self.days = {dim: _between(part, 0, whole_days).daily() for dim, part in self.parts.items() if dim in DAILY}
             await self.reread(stale, bound)
             self._enforce_cap()
             self.ready = True
@@ -307,7 +311,8 @@ class Rollups:
         self.horizon = horizon
         new_days = horizon // 24
         if new_days > old_days:  # whole days closed: their daily cells, after every day held
-            for dim, part in self.parts.items():
+            for dim in self.days:
+                part = self.parts[dim]
                 fresh = _between(part, old_days * 24, new_days * 24).daily()
                 self.days[dim] = Groups.concat(part.vocab, HOUR_MS, [self.days[dim], fresh])
 
@@ -321,7 +326,7 @@ class Rollups:
             late = self.pending.pop(dim, None)
             self.parts[dim] = part.insert_sorted(Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)]))
             late_days = _within(late, 0, whole_days)
-            if late_days is not None and len(late_days):
+            if late_days is not None and len(late_days) and dim in self.days:
                 self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
         self._enforce_cap()
 
@@ -383,7 +388,7 @@ class Rollups:
         for dim, part in self.parts.items():
             cuts = [_bounds(part, h0, h1) for h0, h1 in runs]
             self.parts[dim] = part.splice(cuts, [f[dim] for f in fresh])
-            if days:  # the daily cells of the days those hours are in, summed again
+            if days and dim in self.days:  # the daily cells of the days those hours are in, summed again
                 daily = self.days[dim]
                 redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in days]
                 self.days[dim] = daily.splice([_bounds(daily, d * 24, d * 24 + 24) for d in days], redone)
@@ -403,7 +408,8 @@ class Rollups:
             self._merge({})
             for dim, part in self.parts.items():
                 self.parts[dim] = _between(part, new, 2**62)
-                self.days[dim] = _between(self.days[dim], -(-new // 24) * 24, 2**62)
+                if dim in self.days:
+                    self.days[dim] = _between(self.days[dim], -(-new // 24) * 24, 2**62)
             self.views.clear()
             await self.reread([new], bound)
         self.oldest_ms = oldest_ms

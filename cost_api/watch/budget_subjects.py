@@ -144,7 +144,7 @@ async def period_spend(
     plan = _plan(subjects, roster)
     directory = None if roster is None else roster.directory
     answers = await gather_or_cancel(
-        *(agg.groups(rng, filters=r.filters, directory=directory, dim=r.dim, coarse=True) for r in plan)
+        *(agg.groups(rng, filters=r.filters, directory=directory, dim=r.dim, whole=True) for r in plan)
     )
     read: dict[Subject, Figure] = {}
     for r, groups in zip(plan, answers, strict=True):
