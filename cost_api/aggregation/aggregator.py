@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 # re-exported: the lenses and the watch layer import them from here (the numbers and blocks every
 # answer shows, the groups, what an answer is asked for: filters, tokens, group_by)
 from cost_api.aggregation.blocks import change_pct as change_pct
@@ -21,7 +23,7 @@ from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
-from cost_api.aggregation.filtering import cell_view, retag, tag_spans
+from cost_api.aggregation.filtering import cell_view, kept_mask, retag, tag_spans
 from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the lenses ask it
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
@@ -48,7 +50,7 @@ from cost_api.aggregation.rollups import (
     floor_hour,
     per_dimension,
 )
-from cost_api.aggregation.rows import REQUEST_PAGES, RowStore
+from cost_api.aggregation.rows import REQUEST_PAGES, RowSet, RowStore
 from cost_api.aggregation.snapshot import Snapshots
 from cost_api.aggregation.tags import TagBook, TagBooks
 from cost_api.aggregation.unnumbered import by_time, has_ids, row_store
@@ -200,10 +202,12 @@ class Aggregator:
         self, rng: Range, dim: str | None, filters: Filters, directory: TokenDirectory | None, book: TagBook | None
     ) -> Groups:
         """A read no rollup serves (a filter on tokens of the endpoint lens): its closed hours kept per
-        hour while they stay the same (Views.hours), the hours at its edges and the open ones read now."""
+        hour while they stay the same (Views.hours); the hours at its edges and the open ones from the
+        single rows held (each with its endpoint and token), filtered here with the SQL's semantics."""
+        await self.sync()
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), self.rollups.horizon)
-        if h0 >= h1 or by_time(self.rows):
+        if h0 >= h1 or by_time(self.rows) or not (self.rollups.ready and self.rows.started):
             return await self._read(rng, dim, filters, directory, HOUR_MS, book=book)
         params = filter_params(filters, directory)
         resolved = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(params.items()))
@@ -212,14 +216,26 @@ class Aggregator:
         async def read(a: int, b: int) -> Groups:
             return await self._read(Range(_instant(a), _instant(b)), dim, filters, directory, HOUR_MS, book=book)
 
+        horizon_ms = self.rollups.horizon * HOUR_MS
+        edges = [await self._single_rows(a, b, horizon_ms) for a, b in ((start, h0 * HOUR_MS), (h1 * HOUR_MS, end))]
         held = await self.rollups.views.hours(name, h0, h1, read, keep=book)
-        edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
-        now = [
-            await self._read(Range(from_ms(a), from_ms(b)), dim, filters, directory, HOUR_MS, book=book)
-            for a, b in edges
-            if a < b
-        ]
-        return Groups.concat(self.vocab, HOUR_MS, [*held, *now])
+        rows = RowSet.concat(self.vocab, edges)
+        mask = kept_mask(rows.hourly("token"), filters, directory, "token", book)
+        if filters.endpoints:
+            mask &= np.isin(rows.rows.key, self.vocab.codes_of(filters.endpoints))
+        return Groups.concat(self.vocab, HOUR_MS, [*held, rows.subset(mask).hourly(dim)])
+
+    async def _single_rows(self, a: int, b: int, horizon_ms: int) -> RowSet:
+        """The single rows of [a, b): the kept rows of the closed hours it cuts, then the open rows."""
+        parts = []
+        for hour in range(floor_hour(a), ceil_hour(min(b, horizon_ms))):
+            lo, hi = max(a, hour * HOUR_MS), min(b, horizon_ms, (hour + 1) * HOUR_MS)
+            if lo < hi:
+                parts.append((await self.rows.closed_hour(hour)).between(lo, hi))
+        open_rows = self.rows.open
+        if b > horizon_ms and open_rows is not None:
+            parts.append(open_rows.between(max(a, horizon_ms), b))
+        return RowSet.concat(self.vocab, parts)
 
     async def _compose(
         self, rng: Range, rollup_dim: str | None, view: View | None, *, coarse: bool, whole: bool, keyed: bool

@@ -26,6 +26,19 @@ def kept_cells(
     book: TagBook | None,
 ) -> Groups:
     """The rollup's cells that the filters keep, with the SQL's semantics."""
+    mask = kept_mask(held, filters, directory, rollup_dim, book)
+    return held if mask.all() else held.subset(mask)
+
+
+def kept_mask(
+    held: Groups,
+    filters: Filters,
+    directory: TokenDirectory | None,
+    rollup_dim: str | None,
+    book: TagBook | None,
+) -> np.ndarray:
+    """Which of the cells (keyed by `rollup_dim`) the filters keep: those on the key's dimension and
+    on provider and model."""
     mask = np.ones(len(held), dtype=bool)
     if filters.providers:
         mask &= np.isin(held.provider, held.vocab.codes_of(filters.providers))
@@ -54,7 +67,7 @@ def kept_cells(
             lambda epoch, code: book.passes(value(code), wanted, epoch),
             bool,
         )
-    return held if mask.all() else held.subset(mask)
+    return mask
 
 
 def cell_view(

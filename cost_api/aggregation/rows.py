@@ -72,6 +72,8 @@ class RowSet:
     @staticmethod
     def concat(vocab: Vocab, parts: Iterable[RowSet]) -> RowSet:
         parts = list(parts)
+        if not parts:
+            return RowSet(Groups.empty(vocab, 1), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64))
         return RowSet(
             Groups.concat(vocab, 1, [p.rows for p in parts]),
             np.concatenate([p.token for p in parts]),

@@ -112,10 +112,15 @@ def per_key(g: Groups) -> dict[object, tuple[int, float]]:
 
 
 async def test_kept_answers_follow_a_late_row(log: LogDB) -> None:
-    """By team (a view of the token rollup) and by endpoint for one team (a read no rollup serves,
-    kept per closed hour), asked, then asked again after a row lands in a closed hour of yesterday."""
+    """By team (a view of the token rollup) and by endpoint for one team or token (a read no rollup
+    serves: closed hours kept, the window's partial first hour and the open hour from the single rows
+    held), asked, then asked again after a row lands in a closed hour of yesterday."""
     await log.add_tokens([("t1", "pg_t1", "one"), ("t2", "pg_t2", "two")], ['{"team": "red"}', '{"team": "blue"}'])
-    await log.insert(hourly_rows(48))
+    edges = [  # in the partial first hour of the week (the kept single rows), and in the open hour
+        Row(WEEK.start + timedelta(minutes=10), endpoint="/chat", token_id="t1", prompt_tokens=1_000_000),
+        Row(NOW - timedelta(minutes=5), endpoint="/chat", token_id="t1", prompt_tokens=1_000_000),
+    ]
+    await log.insert(hourly_rows(48) + edges)
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     try:
         agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
@@ -125,18 +130,20 @@ async def test_kept_answers_follow_a_late_row(log: LogDB) -> None:
         async def answers() -> tuple[dict[object, tuple[int, float]], dict[object, tuple[int, float]]]:
             teams = await agg.groups(WEEK, dim="tag:team", whole=True)
             endpoints = await agg.groups(WEEK, filters=red, dim="endpoint", whole=True)
+            two = await agg.groups(WEEK, filters=Filters(tokens=("t2",)), dim="endpoint")
+            assert per_key(two) == {"/search": (48, round(48 * PRICE, 6))}
             return per_key(teams), per_key(endpoints)
 
         assert await answers() == (
-            {"red": (48, round(48 * PRICE, 6)), "blue": (48, round(48 * PRICE, 6))},
-            {"/chat": (48, round(48 * PRICE, 6))},
+            {"red": (50, round(50 * PRICE, 6)), "blue": (48, round(48 * PRICE, 6))},
+            {"/chat": (50, round(50 * PRICE, 6))},
         )
         await log.insert([Row(NOW - timedelta(days=1), endpoint="/late", token_id="t1", prompt_tokens=1_000_000)])
         await agg.catch_up()
         await agg.reconcile(0, LAST_HOUR)  # what the sweep does (a log without ids sees late rows so)
         assert await answers() == (
-            {"red": (49, round(49 * PRICE, 6)), "blue": (48, round(48 * PRICE, 6))},
-            {"/chat": (48, round(48 * PRICE, 6)), "/late": (1, PRICE)},
+            {"red": (51, round(51 * PRICE, 6)), "blue": (48, round(48 * PRICE, 6))},
+            {"/chat": (50, round(50 * PRICE, 6)), "/late": (1, PRICE)},
         )
     finally:
         await service.close()
