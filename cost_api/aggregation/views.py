@@ -21,6 +21,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,9 +60,9 @@ class Views:
     def __init__(self) -> None:
         self._stamps: dict[int, int] = {}  # UTC day → its stamp (absent: 0, never changed)
         self._counter = itertools.count(1)
-        self._days: OrderedDict[tuple[Hashable, str | None], tuple[View, dict[int, _Day]]] = OrderedDict()
+        self._days: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()  # per view: its days
         self._runs: OrderedDict[Hashable, tuple[tuple[int, ...], Groups]] = OrderedDict()
-        self._reads: OrderedDict[Hashable, tuple[object, dict[int, tuple[int, Groups]]]] = OrderedDict()
+        self._reads: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()  # per read: its hours
 
     def clear(self) -> None:
         self._days.clear()
@@ -79,14 +80,8 @@ class Views:
 
     def day(self, view: View, dim: str | None, part: Groups, day: int) -> _Day:
         """The view's cells of one UTC day of `part` (a rollup's hourly cells, sorted by hour)."""
-        key = (view.name, dim)
-        entry = self._days.get(key)
-        if entry is None:
-            entry = self._days[key] = (view, {})
-            while len(self._days) > VIEWS_KEPT:
-                self._days.popitem(last=False)
-        self._days.move_to_end(key)
-        kept, stamp = entry[1], self._stamp(day)
+        kept: dict[int, _Day] = _entry(self._days, (view.name, dim), VIEWS_KEPT, view)
+        stamp = self._stamp(day)
         found = kept.get(day)
         if found is None or found.stamp != stamp:
             lo, hi = np.searchsorted(part.slot, [day * 24, day * 24 + 24], side="left")
@@ -118,13 +113,7 @@ class Views:
         """The groups of closed hours [h0, h1) of a read no rollup serves (a filter on tokens of the
         endpoint lens), read a run of hours at a time with `read(h0, h1)` (hourly groups) and kept per
         hour until its day changes: the next answer reads only the hours closed since."""
-        entry = self._reads.get(name)
-        if entry is None:
-            entry = self._reads[name] = (keep, {})
-            while len(self._reads) > READS_KEPT:
-                self._reads.popitem(last=False)
-        self._reads.move_to_end(name)
-        kept = entry[1]
+        kept: dict[int, tuple[int, Groups]] = _entry(self._reads, name, READS_KEPT, keep)
         stale = [h for h in range(h0, h1) if h not in kept or kept[h][0] != self._stamp(h // 24)]
         got = {h: kept[h][1] for h in range(h0, h1) if h in kept}  # taken now: other answers may prune
         runs: list[list[int]] = []
@@ -147,6 +136,18 @@ class Views:
                 got[hour] = groups.subset(order[int(lo) : int(hi)])
                 kept[hour] = (stamps[hour // 24], got[hour])
         return [got[h] for h in range(h0, h1)]
+
+
+def _entry(entries: OrderedDict[Hashable, tuple[object, Any]], name: Hashable, limit: int, keep: object) -> Any:
+    """What is kept under `name` (a new dict if nothing), the least recently used beyond `limit` dropped;
+    `keep`: held beside it (the objects whose ids are in the name)."""
+    found = entries.get(name)
+    if found is None:
+        found = entries[name] = (keep, {})
+        while len(entries) > limit:
+            entries.popitem(last=False)
+    entries.move_to_end(name)
+    return found[1]
 
 
 def keys_only(cells: Groups) -> Groups:
