@@ -169,6 +169,12 @@ class Groups:
         keys, inverse = counted._keyed(columns)
         return keys, counted._sums(inverse, len(keys))
 
+    def spend_by(self, *columns: str) -> dict[Any, float]:
+        """`by`'s spend alone: what a lens needs of the previous period."""
+        counted = self.counted()
+        keys, inverse = counted._keyed(columns)
+        return dict(zip(keys, np.bincount(inverse, weights=counted.spend, minlength=len(keys)).tolist(), strict=True))
+
     def _keyed(self, columns: Sequence[str]) -> tuple[list[Any], np.ndarray]:
         """The decoded values of `columns` present (one, or tuples of several), and each group's index
         among them."""

@@ -159,8 +159,7 @@ async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: 
     previous_total = previous.total().spend
     # columns, not a Totals per key: 20,000 tokens are ranked and apportioned, `limit` of them shown
     keys, sums = current.sums_by(*dim.columns)
-    before_keys, before = previous.sums_by(*dim.columns)
-    was = dict(zip(before_keys, before["spend"], strict=True))
+    was = previous.spend_by(*dim.columns)
     order = np.lexsort((np.array([str(k) for k in keys], dtype=str), -np.array(sums["spend"], dtype=np.float64)))
     ranked = order.tolist()  # by spend, descending; ties by key, as `ranked` orders them
     by_spend = [sums["spend"][i] for i in ranked]
@@ -177,7 +176,7 @@ async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: 
     first = dim.fields[0]
     others = others_line = None
     if len(keys) > limit:
-        rest = rest_of(current.counted().total(), [t for _, t, _ in shown])
+        rest = rest_of(total, [t for _, t, _ in shown])  # total's bad rows count only in `excluded`
         rest_spend, rest_saved = money(sum(spends[limit:]) / 1e6), money(sum(saved[limit:]) / 1e6)
         others = SpendOthers(
             count=len(keys) - limit, spend=rest_spend, requests=rest.requests, saved_by_cache=rest_saved
