@@ -9,6 +9,7 @@ rollups are warm, the warm set (median, p99), every lens alone, and the server's
 
     python -m bench.clickhouse_100m                       # 100M rows (~10 min)
     python -m bench.clickhouse_100m --rows 10M --iterations 10
+    python -m bench.clickhouse_100m --memory-mb 256 --dir /tmp/chdb-100m   # the rollups' cap; the log elsewhere
 """
 
 from __future__ import annotations
@@ -74,13 +75,15 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", default="100M")
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--memory-mb", type=float, help="the server's rollup_memory_mb (default: the setting's)")
+    parser.add_argument("--dir", type=Path, help="where to write the log (default: bench/data/chdb-gen-<rows>)")
     args = parser.parse_args()
     rows = _size(args.rows)
-    directory = (HERE / "data" / f"chdb-gen-{rows}").resolve()
+    directory = (args.dir or HERE / "data" / f"chdb-gen-{rows}").resolve()
     started = time.monotonic()
     generate(directory, rows)
     print(f"chdb: {rows:,} rows generated in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    result = run_one("chdb", f"chdb:///{directory}", rows, args.iterations)
+    result = run_one("chdb", f"chdb:///{directory}", rows, args.iterations, args.memory_mb)
     print(table([result]))
     return 0
 
