@@ -39,7 +39,7 @@ from cost_api.aggregation.params import filter_params as filter_params
 from cost_api.aggregation.params import ranked as ranked
 from cost_api.aggregation.params import threshold_params as threshold_params
 from cost_api.aggregation.params import top_ranked as top_ranked
-from cost_api.aggregation.priced import from_columns, from_rows
+from cost_api.aggregation.priced import from_columns, priced_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
     UNBOUNDED,
@@ -292,7 +292,7 @@ class Aggregator:
         parts = []
         for start, end, tags in tag_spans(rng, filters, book):
             rows = await self.db.fetch("groups", **{**params, "start": start, "end": end, **tags})
-            parts.append(from_rows(self.vocab, slot_ms, rows, self.pricing))
+            parts.append(await priced_rows(self.vocab, slot_ms, rows, self.pricing))
         return parts[0] if len(parts) == 1 else Groups.concat(self.vocab, slot_ms, parts)
 
     async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:

@@ -15,6 +15,7 @@ estimated usage are counts, and pricing counts the requests of a tier the price 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
@@ -41,19 +42,24 @@ QUALITY = ("ok", "negative_tokens", "missing_provider_or_model")
 
 
 class Vocab:
-    """Interned strings: code 0 is None."""
+    """Interned strings: code 0 is None. New codes are handed out under a lock: a large read is priced
+    in a worker thread (priced.py) while answers encode on the event loop."""
 
     def __init__(self) -> None:
         self._codes: dict[str | None, int] = {None: 0}
         self._values: list[str | None] = [None]
         self._array: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     def code(self, value: str | None) -> int:
         found = self._codes.get(value)
         if found is None:
-            found = self._codes[value] = len(self._values)
-            self._values.append(value)
-            self._array = None
+            with self._lock:
+                found = self._codes.get(value)
+                if found is None:
+                    self._values.append(value)
+                    found = self._codes[value] = len(self._values) - 1
+                    self._array = None
         return found
 
     def encode(self, values: Sequence[str | None]) -> np.ndarray:

@@ -4,6 +4,7 @@ tier (a group is uniform in price), bad groups set apart as nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ _EPOCH_DAY = date(1970, 1, 1)
 # The columns `from_rows` reads, by name: the `groups` query's (and `rows_between`'s, `rows_after`'s).
 ROW_COLUMNS = ("slot", "provider", "model", "key", "size_class", "cache_hit", *COUNTS, "quality", "tier")
 _NO_ROWS: dict[str, tuple[Any, ...]] = dict.fromkeys(ROW_COLUMNS, ())
+OFF_LOOP_ROWS = 20_000  # a read of more groups is priced in a worker thread (docs/performance.md)
 
 
 def from_rows(vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
@@ -30,6 +32,14 @@ def from_rows(vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], prici
     if rows:
         raise TypeError("from_rows reads a query's Rows, by their column names")
     return from_columns(vocab, slot_ms, _NO_ROWS, 0, pricing)
+
+
+async def priced_rows(vocab: Vocab, slot_ms: int, rows: Rows, pricing: PriceTable) -> Groups:
+    """`from_rows`, in a worker thread for a read of more than OFF_LOOP_ROWS groups: decoding and pricing
+    a million token groups takes seconds, during which no other request would be answered."""
+    if len(rows) > OFF_LOOP_ROWS:
+        return await asyncio.to_thread(from_rows, vocab, slot_ms, rows, pricing)
+    return from_rows(vocab, slot_ms, rows, pricing)
 
 
 def from_columns(

@@ -3,6 +3,7 @@ token are asked of the database, with the same figures to the cent, on SQLite an
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from cost_api.aggregation import priced
 from cost_api.aggregation.aggregator import Aggregator, Filters
 from cost_api.aggregation.memory import MemoryCap, nbytes
 from cost_api.config import load_settings
@@ -125,3 +127,30 @@ async def test_a_snapshot_saved_past_the_cap_restores_the_token_rollup_only_if_i
         assert await by_token(restarted.aggregator) == BY_TOKEN
     finally:
         await restarted.close()
+
+
+async def test_a_large_read_is_priced_off_the_event_loop_with_the_same_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, the token lens is a read of many groups: priced in a worker thread (the event loop
+    answers other requests meanwhile), to the same figures."""
+    monkeypatch.setattr(priced, "OFF_LOOP_ROWS", 0)  # every read counts as large
+    threads: list[str] = []  # the thread of each read of some rows
+    from_rows = priced.from_rows
+
+    def recorded(*args: Any) -> Any:
+        if len(args[2]):
+            threads.append(threading.current_thread().name)
+        return from_rows(*args)
+
+    monkeypatch.setattr(priced, "from_rows", recorded)
+    log = SqliteLog(tmp_path / "log.db")
+    await log.insert(ROWS)
+    service = started(log, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
+    try:
+        await service.aggregator.warm()
+        threads.clear()
+        assert await by_token(service.aggregator) == BY_TOKEN
+        assert threads and threading.main_thread().name not in threads
+    finally:
+        await service.close()
