@@ -93,9 +93,10 @@ class Alerts(Strict, frozen=True):
         dict[WatchDimension, Annotated[float, msgspec.Meta(gt=0)]],
         doc(
             "`spend_ceiling`: a key of the dimension that spends at least this much in an hour (USD), "
-            "whatever its history — it judges a log's first hours too (`{token: 50}`; none by default)."
+            "whatever its history — it judges a log's first hours too. By default a token at $50 an hour "
+            "(`{}` turns it off; docs/alerts.md gives the measurement)."
         ),
-    ] = msgspec.field(default_factory=dict)
+    ] = msgspec.field(default_factory=lambda: {"token": 50.0})
     min_impact: Annotated[
         float,
         doc(
