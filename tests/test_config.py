@@ -226,3 +226,10 @@ def test_token_tag_rules_are_taken() -> None:
     rules = [{"name": "ci-*", "tags": {"env": "ci"}, "since": "2026-11-01T09:00:00+00:00"}]
     (rule,) = load_settings(environ={}, overrides={"token_tags": rules}).token_tags
     assert (rule.name, rule.tags, rule.since and rule.since.ms) == ("ci-*", {"env": "ci"}, 1_793_523_600_000)
+
+
+def test_the_token_spend_ceiling_is_on_by_default_and_an_empty_map_turns_it_off(tmp_path: Path) -> None:
+    assert load_settings(environ={}).alerts.max_spend_per_hour == {"token": 50.0}
+    config = tmp_path / "cost-api.yaml"
+    config.write_text("alerts:\n  max_spend_per_hour: {}\n")
+    assert load_settings(config, environ={}).alerts.max_spend_per_hour == {}
