@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -20,6 +21,17 @@ MAX_RANGE = timedelta(days=400)
 MAX_BUCKETS = 2000
 HOUR_MS = 3_600_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def hour_runs(hours: Iterable[int]) -> list[tuple[int, int]]:
+    """Hours (epoch hour numbers) as runs [h0, h1) of consecutive ones, in order."""
+    runs: list[tuple[int, int]] = []
+    for hour in sorted(set(hours)):
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + 1)
+        else:
+            runs.append((hour, hour + 1))
+    return runs
 
 
 def epoch_ms(value: datetime) -> int:

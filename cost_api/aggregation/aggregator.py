@@ -23,7 +23,7 @@ from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
-from cost_api.aggregation.filtering import cell_view, kept_mask, retag, tag_spans
+from cost_api.aggregation.filtering import cell_view, hashable, kept_mask, retag, tag_spans
 from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the lenses ask it
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
@@ -209,8 +209,7 @@ class Aggregator:
         h0, h1 = ceil_hour(start), min(floor_hour(end), self.rollups.horizon)
         if h0 >= h1 or by_time(self.rows) or not (self.rollups.ready and self.rows.started):
             return await self._read(rng, dim, filters, directory, HOUR_MS, book=book)
-        params = filter_params(filters, directory)
-        resolved = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(params.items()))
+        resolved = hashable(filter_params(filters, directory))
         name = ("read", dim, resolved, tuple(sorted(filters.tags)), None if book is None else id(book))
 
         async def read(a: int, b: int) -> Groups:

@@ -87,9 +87,7 @@ def cell_view(
     zero = rollup_dim != dim
     if not (filters.providers or filters.models or endpoints or tokens.get("token_filter") or tags or zero or tag):
         return None
-    picked: Hashable = tuple(
-        (k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(tokens.items()) if k != "token_filter"
-    )
+    picked = hashable({k: v for k, v in tokens.items() if k != "token_filter"})
     booked = id(book) if tags or tag else None
     name = ("cells", rollup_dim, dim, filters.providers, filters.models, endpoints, picked, tags, zero, tag, booked)
 
@@ -103,6 +101,11 @@ def cell_view(
         return kept
 
     return View(name, apply, keep=book)
+
+
+def hashable(params: dict[str, Any]) -> Hashable:
+    """Query parameters as a name for what is kept of their answers (lists as tuples)."""
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(params.items()))
 
 
 def is_tag(dim: str | None) -> bool:

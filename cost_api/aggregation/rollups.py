@@ -28,7 +28,7 @@ from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
 from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes
 from cost_api.aggregation.views import View, Views, hourly_pieces
 from cost_api.clock import Clock
-from cost_api.windows import HOUR_MS, from_ms
+from cost_api.windows import HOUR_MS, from_ms, hour_runs
 
 if TYPE_CHECKING:
     from cost_api.aggregation.snapshot import Snapshots
@@ -85,17 +85,6 @@ def floor_hour(ms: int) -> int:
 
 def ceil_hour(ms: int) -> int:
     return -(-ms // HOUR_MS)
-
-
-def hour_runs(hours: Iterable[int]) -> list[tuple[int, int]]:
-    """Hours as runs [h0, h1) of consecutive ones, in order."""
-    runs: list[tuple[int, int]] = []
-    for hour in sorted(set(hours)):
-        if runs and runs[-1][1] == hour:
-            runs[-1] = (runs[-1][0], hour + 1)
-        else:
-            runs.append((hour, hour + 1))
-    return runs
 
 
 def per_dimension(hourly: Callable[[str | None], Groups]) -> dict[str | None, Groups]:
@@ -163,26 +152,34 @@ class Rollups:
         part = self.parts[dim]
         late = _within(self.pending.get(dim), h0, h1)
         late = late if view is None else view.of(late)
-        d0, d1 = -(-h0 // 24), h1 // 24
         name = (None if view is None else view.name, dim)
         if whole:
             summed = self.views.run(name, h0, h1, lambda: self._whole(name, h0, h1, view, keyed), keyed=keyed)
             return Groups.concat(part.vocab, HOUR_MS, [summed, late])
-        if not coarse or d0 >= d1:
+        if not coarse:
             return Groups.concat(part.vocab, HOUR_MS, [*self._hours(dim, h0, h1, view), late])
-        days = self._days(dim, d0, d1, view)
-        head, tail = self._hours(dim, h0, d0 * 24, view), self._hours(dim, d1 * 24, h1, view)
-        return Groups.concat(part.vocab, HOUR_MS, [*head, days, *tail, late])
+        days = self._coarse(dim, h0, h1, view, lambda d0, d1: self._days(dim, d0, d1, view))
+        return Groups.concat(part.vocab, HOUR_MS, [days, late])
 
     def _whole(self, name: tuple[Hashable, str | None], h0: int, h1: int, view: View | None, keyed: bool) -> Groups:
         """The cells of hours [h0, h1) for `Views.run`: their whole days summed once per run of days."""
         dim = name[1]
+
+        def run(d0: int, d1: int) -> Groups:
+            return self.views.run(name, d0 * 24, d1 * 24, lambda: self._days(dim, d0, d1, view), keyed=keyed)
+
+        return self._coarse(dim, h0, h1, view, run)
+
+    def _coarse(
+        self, dim: str | None, h0: int, h1: int, view: View | None, days: Callable[[int, int], Groups]
+    ) -> Groups:
+        """Hours [h0, h1): the hours before the first midnight and after the last one hourly, the whole
+        days [d0, d1) between them as `days(d0, d1)` gives them."""
         d0, d1 = -(-h0 // 24), h1 // 24
         if d0 >= d1:
             return Groups.concat(self.parts[dim].vocab, HOUR_MS, self._hours(dim, h0, h1, view))
-        days = self.views.run(name, d0 * 24, d1 * 24, lambda: self._days(dim, d0, d1, view), keyed=keyed)
         head, tail = self._hours(dim, h0, d0 * 24, view), self._hours(dim, d1 * 24, h1, view)
-        return Groups.concat(self.parts[dim].vocab, HOUR_MS, [*head, days, *tail])
+        return Groups.concat(self.parts[dim].vocab, HOUR_MS, [*head, days(d0, d1), *tail])
 
     def _hours(self, dim: str | None, h0: int, h1: int, view: View | None) -> list[Groups]:
         """The hourly cells of hours [h0, h1), through `view`."""

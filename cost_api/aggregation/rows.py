@@ -25,11 +25,11 @@ import numpy as np
 from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.holes import Holes
 from cost_api.aggregation.priced import from_columns, from_rows
-from cost_api.aggregation.rollups import Bound, hour_runs
+from cost_api.aggregation.rollups import Bound
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
-from cost_api.windows import HOUR_MS, from_ms
+from cost_api.windows import HOUR_MS, from_ms, hour_runs
 
 PAGE_ROWS = 10_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
 REQUEST_PAGES = 2  # pages an answer reads itself; the maintenance loop reads the rest

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cost_api.aggregation.groups import NO_TIER_RATE, Groups
+from cost_api.windows import hour_runs
 
 VIEWS_KEPT = 16  # views kept (each: its days' cells), least recently used dropped first
 READS_KEPT = 8  # reads kept (each: its closed hours' groups), likewise
@@ -116,17 +117,11 @@ class Views:
         kept: dict[int, tuple[int, Groups]] = _entry(self._reads, name, READS_KEPT, keep)
         stale = [h for h in range(h0, h1) if h not in kept or kept[h][0] != self._stamp(h // 24)]
         got = {h: kept[h][1] for h in range(h0, h1) if h in kept}  # taken now: other answers may prune
-        runs: list[list[int]] = []
-        for hour in stale:
-            if runs and runs[-1][1] == hour:
-                runs[-1][1] = hour + 1
-            else:
-                runs.append([hour, hour + 1])
         if len(kept) > HOURS_KEPT:  # a window that slid for weeks: the oldest hours it left go
             outside = sorted(h for h in kept if not h0 <= h < h1)
             for hour in outside[: len(outside) // 2 + 1]:
                 del kept[hour]
-        for a, b in runs:
+        for a, b in hour_runs(stale):
             stamps = {d: self._stamp(d) for d in range(a // 24, -(-b // 24))}  # as of before the read
             groups = await read(a, b)
             order = np.argsort(groups.slot, kind="stable")

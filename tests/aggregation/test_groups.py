@@ -274,3 +274,21 @@ def test_leading_keeps_the_top_keys_and_those_tied_with_the_last() -> None:
     assert len(g.leading(9)) == 6  # as many keys as asked or fewer: every counted group
     before = groups(vocab, [cell(H - 24, key="b", spend=0.25), cell(H - 24, key="d", spend=4.0)])
     assert [(k, t.spend, p) for k, t, p in top_ranked(g, before, 2)] == [("a", 3.0, 0.0), ("b", 2.0, 0.25)]
+
+
+def test_collapsed_keeps_size_classes_apart_when_asked() -> None:
+    """A view's kept hours keep each size class (a what-if reprices by it); plain collapsing does not."""
+    vocab = Vocab()
+    g = groups(
+        vocab,
+        [
+            cell(H, key="/a", requests=2, spend=0.5, size_class=0),
+            cell(H, key="/a", requests=3, spend=1.25, size_class=1),  # past a long-context threshold
+            cell(H, key="/a", requests=1, spend=0.25, size_class=1),
+        ],
+    )
+    sized = g.collapsed(keep_sizes=True)
+    assert sorted(zip(sized.size_class.tolist(), sized.counts["requests"].tolist(), strict=True)) == [(0, 2), (1, 4)]
+    plain = g.collapsed()
+    assert plain.size_class.tolist() == [0] and plain.counts["requests"].tolist() == [6]
+    assert sized.spend.sum() == plain.spend.sum() == 2.0
