@@ -33,11 +33,12 @@ from cost_api.tools.demo.catalogue import AGENT_PROXY, LEAK_SINCE, LEAKED_TOKEN,
 from cost_api.tools.demo.generator import Params
 from cost_api.tools.demo.run import run_demo
 from cost_api.watch.anomalies import Episode, Watched, replay
-from cost_api.watch.incidents import Incident, coarse_alone, incidents
+from cost_api.watch.incidents import Incident, coarse_alone, grouped
 from cost_api.web.service import build_service
 from cost_api.windows import Range, from_ms
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
+DEMO_DAYS = 60
 WINDOW = timedelta(days=14)
 LIVE_TICK, LIVE_FOR, LIVE_LOOKBACK = timedelta(minutes=5), timedelta(hours=2), timedelta(hours=3)
 
@@ -80,9 +81,9 @@ def belongs(i: Incident, story: Truth, now: datetime) -> bool:
     return in_span and bool(keys_of(i) & story.keys)
 
 
-def grouped(service: Watched, found: list[Episode], min_impact: float) -> list[Incident]:
+async def kept(service: Watched, found: list[Episode], min_impact: float, now: datetime) -> list[Incident]:
     """The incidents as the API and the engine keep them, at `min_impact`."""
-    return incidents(found, min_impact, coarse=coarse_alone(service.settings.alerts.dimensions))
+    return await grouped(service, found, min_impact, now, coarse=coarse_alone(service.settings.alerts.dimensions))
 
 
 async def live_delay(service: Watched, story: Truth, min_impact: float) -> timedelta | None:
@@ -90,7 +91,7 @@ async def live_delay(service: Watched, story: Truth, min_impact: float) -> timed
     t = story.start
     while t < story.start + LIVE_FOR:
         t += LIVE_TICK
-        found = grouped(service, await replay(service, Range(t - LIVE_LOOKBACK, t), now=t), min_impact)
+        found = await kept(service, await replay(service, Range(t - LIVE_LOOKBACK, t), now=t), min_impact, t)
         if any(i.open and keys_of(i) & story.keys for i in found):
             return t - story.start
     return None
@@ -143,9 +144,9 @@ async def bench(
             found = await replay(service, Range(now - WINDOW, now), now=now)
             print(f"min_requests {floor}: {len(found)} episodes in {WINDOW.days} days")
             for threshold in thresholds:
-                kept = grouped(service, found, threshold)
-                print(f"min_requests {floor}, min_impact ${threshold:g}: {len(kept)} incidents")
-                await report(service, kept, truth, threshold, now)
+                incidents = await kept(service, found, threshold, now)
+                print(f"min_requests {floor}, min_impact ${threshold:g}: {len(incidents)} incidents")
+                await report(service, incidents, truth, threshold, now)
         finally:
             await service.close()
 
@@ -161,8 +162,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.log in ("demo", "both"):
             db = f"sqlite:///{Path(tmp) / 'demo.db'}"
-            run_demo(db, days=60, now=NOW, progress=False)
-            print("== the demo log: 60 days, 5,000 requests a day")
+            run_demo(db, days=DEMO_DAYS, now=NOW, progress=False)
+            print(f"== the demo log: {DEMO_DAYS} days, 5,000 requests a day")
             asyncio.run(bench(db, demo_truth(NOW), args.min_impact, args.min_requests, NOW, alerts))
         if args.log in ("second", "both"):
             db = f"sqlite:///{Path(tmp) / 'second.db'}"

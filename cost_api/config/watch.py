@@ -101,7 +101,8 @@ class Alerts(Strict, frozen=True):
         float,
         doc(
             "An incident of the hourly rules is listed and sent only once its spend over the baseline reaches "
-            "this (USD over the incident); budget incidents always are.",
+            "this (USD over the incident); one with a request storm or a new token's spend, and budget "
+            "incidents, always are.",
             ge=0,
         ),
     ] = 5.0

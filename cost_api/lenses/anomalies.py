@@ -25,7 +25,7 @@ from cost_api.aggregation.blocks import (
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.watch.alerts import Rule
 from cost_api.watch.anomalies import Watched, replay
-from cost_api.watch.incidents import coarse_alone, incidents
+from cost_api.watch.incidents import coarse_alone, grouped
 from cost_api.windows import Window, iso
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ async def anomalies_answer(
     else:
         now = min(window.range.end, fresh.now)
         cfg = service.settings.alerts
-        grouped = incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions))
-        items = [_incident(i.as_json(now)) for i in grouped]
+        kept = await grouped(service, found, cfg.min_impact, now, coarse=coarse_alone(cfg.dimensions))
+        items = [_incident(i.as_json(now)) for i in kept]
     return Anomalies(
         range=time_range(window.range),
         view=view,

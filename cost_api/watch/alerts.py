@@ -39,7 +39,7 @@ from prometheus_client import Counter
 from cost_api.aggregation.blocks import AsOf, Block, Instant
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.anomalies import replay
-from cost_api.watch.incidents import Incident, coarse_alone, incidents, merged
+from cost_api.watch.incidents import Incident, coarse_alone, grouped, merged
 from cost_api.watch.webhook import Delivery, event_body, post
 from cost_api.windows import Range, iso
 
@@ -97,6 +97,10 @@ class Alerts(Block):
     as_of: AsOf
 
 
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 class AlertEngine:
     """Evaluates the rules every `interval` and delivers the events, at the time of the service's clock;
     `sleep` (between retries) and `timeout` (per attempt) are injectable for tests."""
@@ -119,6 +123,7 @@ class AlertEngine:
         self.enabled = self.cfg.webhook_url is not None
         self.events: deque[Delivery] = deque(maxlen=RECENT_EVENTS)
         self.sent: dict[str, Incident] = {}  # open incidents sent as `fired`, by the id they were sent with
+        self.seen: dict[str, datetime] = {}  # when each sent incident was last seen open
         self.leading = False
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -188,7 +193,8 @@ class AlertEngine:
         still_open: set[str] = set()
         queued: list[Delivery] = []
         ended: dict[str, Incident] = {}
-        for i in incidents(found, 0.0):  # all of them: a sent incident is followed whatever its impact now
+        # all of them: a sent incident is followed whatever its impact now
+        for i in await grouped(self.service, found, 0.0, now):
             known = self._sent_as(i)
             if not i.open:
                 ended.update({sent_id: merged(self.sent[sent_id], i) for sent_id in known})
@@ -199,8 +205,14 @@ class AlertEngine:
                 self.sent[i.id] = i
                 still_open.add(i.id)
                 queued.append(self._queue("fired", i.id, i, now))
+        self.seen.update(dict.fromkeys(still_open, now))
+        # one that is no longer seen at all (its rule held on the unfinished hour only, and holds no
+        # more) is open until that hour has been judged whole, at its end
+        unseen = {i for i in self.sent if i not in still_open and i not in ended}
+        still_open |= {i for i in unseen if _hour(self.seen[i]) == _hour(now)}
         for sent_id in [i for i in self.sent if i not in still_open]:
             incident = self.sent.pop(sent_id)
+            del self.seen[sent_id]
             queued.append(self._queue("resolved", sent_id, ended.get(sent_id, incident), now))
         return queued
 

@@ -27,6 +27,7 @@ from cost_api.watch.rules import (
     DAY_H,
     DAYS,
     HISTORY_H,
+    NEW_ELAPSED,
     WEEK_H,
     Clock,
     Judged,
@@ -175,7 +176,8 @@ async def _hourly_episodes(service: Watched, rng: Range, now: datetime) -> list[
             m.spend[:, : clock.log_start] = 0.0
             m.requests[:, : clock.log_start] = 0.0
         windows = spend_windows(m.spend, clock)
-        judged = [burn_rate(windows, enough_requests(m.requests, clock, cfg), cfg), new_spender(windows, cfg, clock)]
+        counts = spend_windows(m.requests, clock)
+        judged = [burn_rate(windows, enough_requests(counts, cfg), cfg), new_spender(windows, counts[0], cfg, clock)]
         if (ceiling := _ceiling(cfg, m.dimension)) is not None:
             judged.append(spend_ceiling(windows, ceiling))
         if not m.dimension.startswith("tag:"):  # minutes are counted per logged column; a team's storm is its token's
@@ -194,10 +196,13 @@ def _ceiling(cfg: Alerts, dimension: str) -> float | None:
 def _prune(m: Matrix, clock: Clock, cfg: Alerts) -> Matrix:
     """Only the keys a rule could hold for: an evaluated hour's trailing spend is at most twice the
     largest hourly spend of the hours its windows reach (the 24-hour window: up to 24 hours before the
-    first evaluated one), and a storm needs 5 × min_requests_per_minute requests within two hours."""
+    first evaluated one), a new key's rate in an unfinished hour its spend over the elapsed part, and a
+    storm needs 5 × min_requests_per_minute requests within two hours."""
     s, q = m.spend[:, clock.e0 - DAY_H :], m.requests[:, clock.e0 - 1 :]
     floor = min(cfg.min_spend_per_hour, _ceiling(cfg, m.dimension) or math.inf)
     spends = (s.max(axis=1) > 0) & (2 * s.max(axis=1) >= floor)
+    if clock.partial:  # a new key's rate over the elapsed part of the last hour (rules.new_spender)
+        spends |= m.spend[:, clock.last] >= floor * max(clock.frac, NEW_ELAPSED)
     storms = (q[:, 1:] + q[:, :-1]).max(axis=1) >= max(STORM_MINUTES * cfg.min_requests_per_minute, 1)
     keep = np.flatnonzero(spends | storms)
     if len(keep) == len(m.labels):

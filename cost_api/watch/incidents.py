@@ -3,12 +3,12 @@
 incident. `GET /v1/anomalies` answers incidents (`view=episodes`: the raw episodes); docs/alerts.md
 states the grouping and the figures.
 
-- Grouping: the hourly rules' episodes sorted by start. An episode on a key of an incident whose
-  episode on that key is open (or ended at most `CONTINUE_GAP` before) continues it. Otherwise it
-  joins a running incident that holds no other key of its dimension (a token's spend is also its
-  endpoint's, provider's and model's, while two endpoints share no request) when it starts within
-  `INCIDENT_GAP` of the incident, or within `LATE_JOIN` when its dimension is new to the incident
-  and coarser than its first episode's. Budget episodes are incidents of their own.
+- Grouping: the hourly rules' episodes sorted by start — tokens, endpoints and tags first, then
+  providers and models, then the riding tokens — each added to the incident it meets in the strongest
+  way (`_meets`: rides its endpoint's incident, goes on, starts with, resumes, shows late), else
+  starting one. A riding token (`riders`) is a client with a history whose spend lies mostly on one
+  endpoint (`routes`, read through the aggregation layer): while that endpoint's incident runs, the
+  token's rise is the endpoint's. Budget episodes are incidents of their own.
 - Impact: an episode's `extra` is its spend over its key's usual spend in its holding hours (Σ max(0,
   s(h) − B1(h)), B1: the mean of the same hour on the 7 days before). The episodes of one incident see
   the same dollars through different dimensions, so the incident's impact is their largest extra, not
@@ -17,26 +17,31 @@ states the grouping and the figures.
 - Root: the most specific key (token, then endpoint, model, provider) among those episodes whose extra
   is at least half the impact (its `request_storm` episode, if it has one); the others are related.
 - `min_impact`: an incident of the spend rules alone whose impact stays under it is left out (a single
-  expensive request in a quiet hour); one with a request storm, and budget incidents, are always kept.
+  expensive request in a quiet hour); one with a request storm or a new token's spend, and budget
+  incidents, are always kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cost_api.aggregation.aggregator import money
-from cost_api.watch.anomalies import Episode
+from cost_api.aggregation.aggregator import Filters, money
+from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.watch.anomalies import Episode, Watched
 from cost_api.watch.rules import usd
-from cost_api.windows import iso
+from cost_api.windows import Range, iso
 
 INCIDENT_GAP = timedelta(hours=1)
 LATE_JOIN = timedelta(hours=6)  # a coarser key's episode joins an incident this long after its start
 CONTINUE_GAP = timedelta(hours=24)  # a key's episode continues its incident after this long a pause
 ROOT_SHARE = 0.5  # a root candidate explains at least this share of the impact
+RELATED_SHOWN = 5  # related keys named in a text (the webhook's, an annotation's); `related` lists all
+ROUTE_SHARE = 0.5  # a token rides the endpoint that carries at least this share of its spend
 # most specific first; a tag's value (`tag:<key>`, a team) holds many tokens and may span endpoints
 SPECIFIC = {"token": 0, "endpoint": 1, "tag": 2, "model": 3, "provider": 4}
 # each request has one key of each (a tag key's value, `(untagged)` included): their keys' spends are an
@@ -61,9 +66,13 @@ class Incident:
 
     @property
     def spend_only(self) -> bool:
-        """Whether only spend rules hold in it (`min_impact` applies): a request storm or a budget is
-        kept whatever it cost."""
-        return all(e.rule in SPEND_RULES for e in self.episodes)
+        """Whether `min_impact` applies: only spend rules hold in it, and no new credential. A request
+        storm, a budget, or a token that spends for the first time in 7 days (`new_spender`: at the
+        rule's rate floor, over at least 3 requests) is kept whatever it cost so far: a leaked token at
+        $1.67/h would take 3 hours to reach $5."""
+        return all(
+            e.rule in SPEND_RULES and not (e.rule == "new_spender" and e.dimension == "token") for e in self.episodes
+        )
 
     @property
     def started_at(self) -> datetime:
@@ -104,8 +113,16 @@ class Incident:
         root = _key(self.root)
         return list(dict.fromkeys(f"{e.dimension}:{e.key}" for e in self.episodes if _key(e) != root))
 
+    def also(self) -> str:
+        """Its related keys in words, the first RELATED_SHOWN of them: `also endpoint:/chat, token:a… and
+        12 more` ('' without any): the tokens that ride a creeping endpoint can be dozens."""
+        related = self.related_keys()
+        shown = ", ".join(related[:RELATED_SHOWN])
+        more = f" and {len(related) - RELATED_SHOWN} more" if len(related) > RELATED_SHOWN else ""
+        return f"also {shown}{more}" if related else ""
+
     def worth(self, min_impact: float, coarse_alone: bool = True) -> bool:
-        """Whether it is listed and sent: a storm or a budget always, else once its impact reaches
+        """Whether it is listed and sent: a storm, a new token or a budget always, else once its impact reaches
         `min_impact` — and, unless `coarse_alone`, when it holds a token or an endpoint episode."""
         if not self.spend_only:
             return True
@@ -161,31 +178,144 @@ def coarse_alone(dimensions: Sequence[str]) -> bool:
     return not any(is_fine(d) for d in dimensions)
 
 
-def incidents(found: list[Episode], min_impact: float, *, coarse: bool = True) -> list[Incident]:
+def incidents(
+    found: list[Episode], min_impact: float, *, coarse: bool = True, routes: Mapping[str, str] | None = None
+) -> list[Incident]:
     """The episodes grouped into incidents, the largest impact first (then the newest); an hourly
     incident under `min_impact` is left out, and without `coarse` one of provider and model episodes
-    alone (`coarse_alone`)."""
-    ordered = sorted(found, key=_order)
+    alone (`coarse_alone`). `routes`: the endpoint that carries most of each riding token's spend
+    (`routes`, below)."""
+    routes = routes or {}
     out: list[Incident] = []
     groups: list[list[Episode]] = []  # the hourly incidents' episodes
-    for e in ordered:
+
+    def ride(e: Episode) -> str | None:
+        return routes.get(e.key) if e.dimension == "token" else None
+
+    # tokens, endpoints and tags first: each request has one of each, so they make the incidents; a
+    # provider's or a model's episode then joins the incident it explains, or continues its own; riding
+    # tokens last, onto their endpoint's incident
+    def rank(e: Episode) -> tuple[Any, ...]:
+        return (2 if ride(e) else 0 if is_fine(e.dimension) else 1), *_order(e)
+
+    for e in sorted(found, key=rank):
         if e.rule not in HOURLY_RULES:
             out.append(Incident([e]))
             continue
-        group = next((g for g in groups if _continues(g, e)), None)
-        group = group or next((g for g in groups if _joins(g, e)), None)
-        if group is None:
-            group = []
-            groups.append(group)
-            out.append(Incident(group))
-        group.append(e)
+        best = min(((m, i) for i, g in enumerate(groups) if (m := _meets(g, e, ride(e))) is not None), default=None)
+        if best is None:
+            groups.append([e])
+        else:
+            groups[best[1]].append(e)
+    out += [Incident(sorted(g, key=_order)) for g in groups]
     kept = [i for i in out if i.worth(min_impact, coarse)]
     kept.sort(key=lambda i: (-i.impact, -i.started_at.timestamp(), i.id))
     return kept
 
 
+# How an episode meets an incident: a riding token's episode runs while its endpoint's does (an
+# endpoint's traffic that creeps up, or its price, raises the spend of every client token on it: one
+# problem, seen token by token); its key's run goes on (its episode on that key still runs); it starts
+# with one of the incident's running episodes (within INCIDENT_GAP); its key's run resumes after a
+# pause (within CONTINUE_GAP: a rule that stops holding for the night, a surge's quiet hours); a coarser
+# key shows hours later (within LATE_JOIN). The strongest way wins, then the nearest.
+RIDES, GOES_ON, STARTS_WITH, RESUMES, SHOWS_LATE = range(5)
+# per kind: tokens, endpoints and tags go on with their own runs first; a provider or a model explains
+# what starts with it first
+PREFERENCE = {
+    True: (RIDES, GOES_ON, STARTS_WITH, RESUMES, SHOWS_LATE),
+    False: (STARTS_WITH, GOES_ON, SHOWS_LATE, RESUMES),
+}
+
+
+def _meets(group: list[Episode], e: Episode, endpoint: str | None) -> tuple[int, timedelta] | None:
+    """The strongest way `e` meets `group` (in PREFERENCE of its kind), and how far apart; None: not at
+    all. `endpoint`: a riding token's. A key joins only an incident that holds no other key of its
+    dimension (two keys of one dimension share no request: each request has one endpoint, one token…).
+    A finer key never shows late: a token that starts burning hours after an endpoint is another problem
+    as often as the same. A storm never resumes an older run: a retry loop is a problem of its own."""
+    ways: list[tuple[int, timedelta]] = []
+    same = [g for g in group if _key(g) == _key(e)]
+    resumed = [g.ended_at for g in same if g.ended_at is not None and _running(g, e, CONTINUE_GAP)]
+    ways += [(RIDES, abs(e.started_at - g.started_at)) for g in group if _together(g, e, endpoint)]
+    if any(_running(g, e) for g in same):
+        ways.append((GOES_ON, timedelta(0)))
+    elif resumed and e.rule != "request_storm":
+        ways.append((RESUMES, e.started_at - max(resumed)))
+    if not any(g.dimension == e.dimension and g.key != e.key for g in group):
+        new_dimension = not same and all(g.dimension != e.dimension for g in group)
+        for g in (g for g in group if _running(g, e) and _running(e, g)):
+            after = e.started_at - g.started_at  # a provider's or a model's episode may start before its token's
+            if abs(after) <= INCIDENT_GAP:
+                ways.append((STARTS_WITH, abs(after)))
+            elif new_dimension and INCIDENT_GAP < after <= LATE_JOIN and specific(e.dimension) > specific(g.dimension):
+                ways.append((SHOWS_LATE, after))
+    order = PREFERENCE[is_fine(e.dimension)]
+    return min(((order.index(way), apart) for way, apart in ways), default=None)
+
+
+def _together(g: Episode, e: Episode, endpoint: str | None) -> bool:
+    """Whether `g` is an episode of `endpoint` that runs at the same time as `e` (within INCIDENT_GAP)."""
+    return g.dimension == "endpoint" and g.key == endpoint and _running(g, e) and _running(e, g)
+
+
+def riders(found: Sequence[Episode]) -> dict[str, tuple[datetime, datetime | None]]:
+    """The tokens that could ride an endpoint's incident, each with the span of its episodes (None: open):
+    a client with a history (its episodes all `burn_rate` against a baseline; a new credential is a
+    problem of its own) whose episodes meet an endpoint's. `routes` reads where their spend went."""
+    spans: dict[str, tuple[datetime, datetime | None]] = {}
+    for e in found:
+        if e.dimension == "token" and e.rule in HOURLY_RULES:
+            a, b = spans.get(e.key, (e.started_at, e.ended_at))
+            end = None if b is None or e.ended_at is None else max(b, e.ended_at)
+            spans[e.key] = (min(a, e.started_at), end)
+    unfit = {
+        e.key for e in found if e.dimension == "token" and not (e.rule == "burn_rate" and math.isfinite(e.peak_ratio))
+    }
+    endpoints = [e for e in found if e.dimension == "endpoint" and e.rule in HOURLY_RULES]
+    return {
+        key: span
+        for key, span in spans.items()
+        if key not in unfit and any(_spans_meet(span, (h.started_at, h.ended_at)) for h in endpoints)
+    }
+
+
+def _spans_meet(a: tuple[datetime, datetime | None], b: tuple[datetime, datetime | None]) -> bool:
+    return (a[1] is None or a[1] + INCIDENT_GAP >= b[0]) and (b[1] is None or b[1] + INCIDENT_GAP >= a[0])
+
+
+async def grouped(
+    service: Watched, found: list[Episode], min_impact: float, now: datetime, *, coarse: bool = True
+) -> list[Incident]:
+    """`incidents`, with the `routes` of the riding tokens read up to `now`."""
+    return incidents(found, min_impact, coarse=coarse, routes=await routes(service, found, now))
+
+
+async def routes(service: Watched, found: Sequence[Episode], now: datetime) -> dict[str, str]:
+    """The endpoint that carries at least ROUTE_SHARE of each riding token's spend over its episodes
+    (`riders`): one read per such token, its spend by endpoint under its `token=` filter (what
+    `/v1/spend?group_by=endpoint&token=…` sums)."""
+    spans = riders(found)
+    if not spans:
+        return {}
+    agg = service.aggregator
+    directory = await agg.tokens()
+    reads = [
+        agg.groups(Range(a, b or now), dim="endpoint", filters=Filters(tokens=(key,)), directory=directory, whole=True)
+        for key, (a, b) in spans.items()
+    ]
+    out: dict[str, str] = {}
+    for key, groups in zip(spans, await gather_or_cancel(*reads), strict=True):
+        spend = groups.spend_by("key")
+        best = max(spend, key=lambda k: spend[k], default=None)
+        if best is not None and spend[best] > 0 and spend[best] >= ROUTE_SHARE * sum(spend.values()):
+            out[key] = str(best)
+    return out
+
+
 def _order(e: Episode) -> tuple[Any, ...]:
-    return e.started_at, e.rule, specific(e.dimension), e.dimension, e.key
+    """Episodes by start; at one start a storm first (a retry loop names its incident), then by rule."""
+    return e.started_at, e.rule != "request_storm", e.rule, specific(e.dimension), e.dimension, e.key
 
 
 def merged(old: Incident, new: Incident) -> Incident:
@@ -198,26 +328,3 @@ def merged(old: Incident, new: Incident) -> Incident:
 def _running(g: Episode, e: Episode, gap: timedelta = INCIDENT_GAP) -> bool:
     """Whether episode `g` (started no later than `e`) is open, or ended at most `gap` before `e`."""
     return g.ended_at is None or e.started_at - g.ended_at <= gap
-
-
-def _joins(group: list[Episode], e: Episode) -> bool:
-    """An episode joins a running incident that holds no other key of its dimension (two keys of one
-    dimension share no request: each request has one endpoint, one token…), when it starts at most
-    INCIDENT_GAP after the incident, or — a coarser dimension than the incident's first episode's, new
-    to it — at most LATE_JOIN after (the leaked token's endpoint, once the leak outweighs the endpoint's
-    own traffic). A finer key never joins late: a token that starts burning hours after an endpoint is
-    another problem as often as the same."""
-    if not any(_running(g, e) for g in group):
-        return False
-    same = [g for g in group if g.dimension == e.dimension]
-    after = e.started_at - group[0].started_at
-    coarser = specific(e.dimension) > specific(group[0].dimension)
-    return all(g.key == e.key for g in same) and (
-        after <= INCIDENT_GAP or (not same and coarser and after <= LATE_JOIN)
-    )
-
-
-def _continues(group: list[Episode], e: Episode) -> bool:
-    """An episode on a key of an incident whose episode on that key ran until at most CONTINUE_GAP
-    before continues that incident (a rule that stops holding for the night, a surge's quiet hours)."""
-    return any((g.dimension, g.key) == (e.dimension, e.key) and _running(g, e, CONTINUE_GAP) for g in group)

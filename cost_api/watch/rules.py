@@ -44,6 +44,8 @@ WEEK_H = 7 * DAY_H
 DAYS = 7  # the baselines cover the previous 7 days
 HISTORY_H = WEEK_H + DAY_H  # hours before an evaluated hour that its baselines read (+1 for a partial hour)
 EPSILON = 1e-9  # dollars: below this a sum of spends counts as no spend
+NEW_MIN_REQUESTS = 3  # `new_spender` holds on at least this many requests in its hour (or elapsed part)
+NEW_ELAPSED = 0.25  # of an hour: the shortest elapsed part a new key's rate is judged over
 # the `groups` dimension each rule dimension is read with; provider and model share the base read;
 # `tag:<key>` is read as itself (the token rollup folded through the tokens' tags)
 _READ_DIM = {"endpoint": "endpoint", "token": "token", "provider": None, "model": None}
@@ -235,10 +237,11 @@ def times(ratio: float) -> str:
     return "new" if not math.isfinite(ratio) else f"{ratio:.1f}×"
 
 
-def enough_requests(requests: np.ndarray, clock: Clock, cfg: Alerts) -> tuple[np.ndarray, np.ndarray]:
+def enough_requests(counts: tuple[np.ndarray, ...], cfg: Alerts) -> tuple[np.ndarray, np.ndarray]:
     """Per evaluated cell: whether the last hour, and the last 24 hours, hold at least `min_requests`
-    requests (the windows `burn_rate` reads, cut alike in an unfinished hour)."""
-    q1, _, q24, _, _ = spend_windows(requests, clock)
+    requests (the windows `burn_rate` reads, cut alike in an unfinished hour). `counts`: `spend_windows`
+    of the request matrix."""
+    q1, _, q24, _, _ = counts
     return q1 >= cfg.min_requests - EPSILON, q24 * DAY_H >= cfg.min_requests - EPSILON
 
 
@@ -260,14 +263,25 @@ def burn_rate(windows: tuple[np.ndarray, ...], enough: tuple[np.ndarray, np.ndar
     return Judged("burn_rate", hold1 | hold24, ratio, recent, baseline, words)
 
 
-def new_spender(windows: tuple[np.ndarray, ...], cfg: Alerts, clock: Clock) -> Judged:
+def new_spender(windows: tuple[np.ndarray, ...], requests: np.ndarray, cfg: Alerts, clock: Clock) -> Judged:
+    """`requests`: the last hour's requests per cell (`spend_windows` of the request matrix). In an
+    unfinished hour a new key's spend all lies in its elapsed part (nothing in the hour before either):
+    its rate is judged over that part, at least NEW_ELAPSED of an hour, so that a leak shows in its first
+    minutes; NEW_MIN_REQUESTS requests keep one expensive call from being a rate."""
     r1, b1, _, _, week = windows
-    holds = (week <= 0) & (r1 >= cfg.min_spend_per_hour) & (r1 > 0)
+    rate = r1.copy()
+    if clock.partial:
+        rate[:, -1] /= max(clock.frac, NEW_ELAPSED)
+    holds = (week <= 0) & (rate >= cfg.min_spend_per_hour) & (r1 > 0) & (requests >= NEW_MIN_REQUESTS - EPSILON)
+    elapsed = f"{round(max(clock.frac, NEW_ELAPSED) * 60)} minutes"
 
     def words(row: int, col: int) -> str:
-        return f"{usd(r1[row, col])} in the last hour, nothing in the {days_text(clock.baseline_days(col))} before"
+        before = f"nothing in the {days_text(clock.baseline_days(col))} before"
+        if clock.partial and col == rate.shape[1] - 1:
+            return f"{usd(rate[row, col])}/h over the hour's first {elapsed} ({usd(r1[row, col])}), {before}"
+        return f"{usd(r1[row, col])} in the last hour, {before}"
 
-    return Judged("new_spender", holds, _ratio(r1, np.zeros_like(r1)), r1, b1, words)
+    return Judged("new_spender", holds, _ratio(rate, np.zeros_like(rate)), rate, b1, words)
 
 
 def spend_ceiling(windows: tuple[np.ndarray, ...], ceiling: float) -> Judged:

@@ -85,8 +85,7 @@ def event_text(event: str, i: Incident, now: datetime, link: str | None) -> str:
     since = iso(i.started_at)
     budget = root.rule not in HOURLY_RULES  # a budget's words are its dollars
     dollars = i.dollars(now)
-    related = i.related_keys()
-    also = f"; also {', '.join(related)}" if related else ""
+    also = f"; {i.also()}" if i.related_keys() else ""
     if event == "fired":
         icon = ":warning:" if root.rule in ("budget_warning", "budget_forecast") else ":rotating_light:"
         what = f"{reading.words} (since {since})" if budget else f"{dollars} since {since}; now {reading.words}"

@@ -40,6 +40,7 @@ from ..pgcluster import free_port
 from .test_anomalies import HOUR, NOW, rollups_ready, sonnet, spiky_log
 
 SECRET = "whsec_test"
+MINUTE = timedelta(minutes=1)
 HOLD = 0  # a plan's step: no answer (see Receiver)
 # Per delivery attempt: the receiver answers at once, so no attempt comes near it but a held one
 ENGINE_TIMEOUT = 5.0
@@ -270,6 +271,30 @@ async def test_a_new_token_in_a_two_day_old_log_fires(log: LogDB, receiver: Rece
         "2026-11-18T11:00:00Z; now $50.00/h over the last hour, nothing in its baseline (a young log: a "
         "baseline of 1 day); also endpoint:/chat"
     )
+
+
+async def test_a_leak_fires_in_its_first_minutes_and_resolves_once_its_hour_is_judged(
+    log: LogDB, receiver: Receiver
+) -> None:
+    """A new token's 3 calls of $0.12 in the first minutes of an hour: over the first 15 minutes that is
+    $1.44/h (new_spender, judged over the hour's elapsed part), fired at once under min_impact. At 25
+    minutes the rate is $0.86/h and the rule holds no more: the incident stays open until its hour is
+    judged whole, at its end; that hour holds $0.36, so it resolves then — one fired, one resolved."""
+    rows = [sonnet(NOW - n * HOUR + timedelta(minutes=5), "/chat", 3.0, token_id="tok_steadysteadysteady")
+            for n in range(1, 9 * 24 + 1)]  # fmt: skip
+    rows += [sonnet(NOW + timedelta(minutes=m), "/chat", 0.12, token_id=LEAK) for m in (1, 2, 3)]
+    await log.insert(rows)
+    clock = FakeClock(NOW + 15 * MINUTE)
+    async with engine_for(log, receiver, clock, dimensions=["token"]) as engine:
+        assert await sent(engine) == ["fired new_spender tok_leaklea…"]
+        clock.set(NOW + 25 * MINUTE)
+        assert await sent(engine) == []
+        clock.set(NOW + HOUR + 5 * MINUTE)
+        assert await sent(engine) == ["resolved new_spender tok_leaklea…"]
+    fired, resolved = receiver.events()
+    assert fired["id"] == resolved["id"]
+    assert (fired["impact"], fired["recent_spend_per_hour"]) == (0.36, 1.44)
+    assert "now $1.44/h over the hour's first 15 minutes ($0.36), nothing in the 7 days before" in fired["text"]
 
 
 def test_the_signature_is_an_hmac_of_t_dot_body() -> None:

@@ -60,7 +60,7 @@ def sonnet(when: datetime, endpoint: str, dollars: float, **kw: Any) -> Row:
 
 async def spiky_log(log: LogDB, now: datetime = NOW) -> None:
     """Nine days of $3 an hour at /steady and at /ended and /open; then /ended runs at $9/h for the
-    two hours from now-5h, /open for the last two hours; /fresh spends $1.50 in the last hour, its first;
+    two hours from now-5h, /open for the last two hours; /fresh spends $1.50 in the last hour (3 calls), its first;
     /loop calls 100 times a minute over now-30m…now-25m, against 1/min at those minutes on the 7 days before."""
     rows: list[Row] = []
     hour = now - timedelta(days=9)
@@ -69,7 +69,7 @@ async def spiky_log(log: LogDB, now: datetime = NOW) -> None:
             calls = 3 if round((now - hour) / HOUR) in spike else 1
             rows += [sonnet(hour + timedelta(minutes=10 + i), endpoint, 3.0) for i in range(calls)]
         hour += HOUR
-    rows.append(sonnet(now - timedelta(minutes=50), "/fresh", 1.5))
+    rows += [sonnet(now - timedelta(minutes=50 - 10 * i), "/fresh", d) for i, d in enumerate((0.3, 0.6, 0.6))]
     storm = now - timedelta(minutes=30)
     for day in range(8):
         per_minute = 100 if day == 0 else 1
@@ -292,11 +292,15 @@ async def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 @asynccontextmanager
 async def generated(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, alerts: dict[str, Any], **demo: Any
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    alerts: dict[str, Any],
+    backend: str | None = None,
+    **demo: Any,
 ) -> AsyncIterator[Service]:
-    """A log `run_demo(…, **demo)` generates up to NOW in a new database of the fixture's backend, served
-    (with `alerts`) with its closed hours already in memory."""
-    if request.param == "sqlite":
+    """A log `run_demo(…, **demo)` generates up to NOW in a new database of `backend` (by default the
+    fixture's parameter), served (with `alerts`) with its closed hours already in memory."""
+    if (backend or request.param) == "sqlite":
         url, drop = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}", None
     else:
         empty = await empty_postgres(request.getfixturevalue("pg_cluster"))

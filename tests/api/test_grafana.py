@@ -821,13 +821,17 @@ def test_dashboard_refers_only_to_what_the_api_serves() -> None:
 
 
 async def test_annotations_are_the_replayed_incidents(log: LogDB, client_for: ClientFactory) -> None:
-    """No stand-in: a new endpoint spending $6 in an hour (≥ min_spend_per_hour, nothing in the 7 days
+    """No stand-in: a new endpoint spending $6 in an hour in 3 calls (≥ min_spend_per_hour, nothing in the 7 days
     before, of which the log holds all) is an anomaly, $6 over nothing (≥ min_impact $5); the annotations
     are the replay's incidents, one per incident."""
     await log.insert(
         [
             Row(at("2026-11-01T00:00:00Z"), *MINI, "/old", prompt_tokens=10),  # the log's history: baselines
-            Row(at("2026-11-19T10:05:00Z"), *SONNET, "/new", prompt_tokens=2_000_000),  # 2,000,000 × 3 = $6
+            # three calls (new_spender's floor): 2,000,000 tokens × $3 per 1M = $6
+            *(
+                Row(at(f"2026-11-19T10:{m}:00Z"), *SONNET, "/new", prompt_tokens=n)
+                for m, n in (("05", 1_000_000), ("15", 500_000), ("25", 500_000))
+            ),
         ]
     )
     async with client_for() as client:

@@ -301,12 +301,15 @@ async def test_only_one_process_on_a_sqlite_file_sends(tmp_path: Path) -> None:
     the lock and sends each open incident once; the others say they wait, and send nothing."""
     log = SqliteLog(tmp_path / "log.db")
     now = datetime.now(UTC)
-    # $60 half an hour ago on an endpoint the 7 days before never saw (the log is older: the rules
-    # judge only hours whose baselines it covers): `new_spender` holds in that hour (one request: too
-    # few for `burn_rate`'s min_requests); the next hour, not whole yet, cannot end it. Open as long as
-    # these servers run.
-    fresh = Row(now - timedelta(minutes=30), "anthropic", "claude-3-5-sonnet", "/fresh", prompt_tokens=20_000_000)
-    await log.insert([Row(now - timedelta(days=10), endpoint="/old"), fresh])
+    # $60 in 3 calls half an hour ago on an endpoint the 7 days before never saw (the log is older: the
+    # rules judge only hours whose baselines it covers): `new_spender` holds in that hour (3 requests:
+    # its floor, too few for `burn_rate`'s min_requests); the next hour, not whole yet, cannot end it.
+    # Open as long as these servers run.
+    fresh = [
+        Row(now - timedelta(minutes=30), "anthropic", "claude-3-5-sonnet", "/fresh", prompt_tokens=n)
+        for n in (10_000_000, 5_000_000, 5_000_000)
+    ]
+    await log.insert([Row(now - timedelta(days=10), endpoint="/old"), *fresh])
     receiver = Receiver()
     config = tmp_path / "config.yaml"
     # one evaluation per engine (interval 1d): none retries the lock while the test runs
@@ -331,7 +334,7 @@ async def test_only_one_process_on_a_sqlite_file_sends(tmp_path: Path) -> None:
     finally:
         receiver.close()
     events = sorted((e["event"], e["rule"], e["key"]) for e in receiver.events())
-    assert events == [("fired", "new_spender", "/fresh")]  # one request: no burn_rate (min_requests), sent once
+    assert events == [("fired", "new_spender", "/fresh")]  # 3 requests: no burn_rate (min_requests), sent once
 
 
 async def test_the_file_lock_passes_to_the_next_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,7 +53,8 @@ def judge(*rows: np.ndarray, frac: float = 1.0, cfg: Alerts = CFG, requests: flo
     s = np.array(rows, dtype=float)
     c = clock(s.shape[1], frac)
     windows = spend_windows(s, c)
-    return burn_rate(windows, enough_requests(np.full_like(s, requests), c, cfg), cfg), new_spender(windows, cfg, c)
+    counts = spend_windows(np.full_like(s, requests), c)
+    return burn_rate(windows, enough_requests(counts, cfg), cfg), new_spender(windows, counts[0], cfg, c)
 
 
 def flat(value: float, columns: int = E + 1) -> np.ndarray:
@@ -393,3 +394,23 @@ def test_the_model_dimension_labels_provider_slash_model() -> None:
     m = _matrix("model", g, TokenDirectory([]), F, 1)
     assert sorted(m.labels) == ["openai/gpt-4o", "x/gpt-4o"]
     assert m.spend[m.rows["openai/gpt-4o"]].tolist() == [1.0]
+
+
+def test_new_spender_in_an_unfinished_hour_is_judged_over_its_elapsed_part() -> None:
+    """A new key's spend in the last, unfinished hour all lies in its elapsed part: $0.30 in the first 15
+    minutes is $1.20/h; the part is at least 15 minutes (one early call is no rate); 3 calls at least."""
+
+    def new(spend: float, frac: float, calls: float) -> Any:
+        s, q = flat(0.0), flat(0.0)
+        s[E], q[E] = spend, calls
+        c = clock(E + 1, frac)
+        return new_spender(spend_windows(s[None, :], c), spend_windows(q[None, :], c)[0], CFG, c)
+
+    held = new(0.3, 0.25, 3)
+    assert held.holds.tolist() == [[True]] and held.recent[0, 0] == 1.2
+    assert held.words(0, 0) == "$1.20/h over the hour's first 15 minutes ($0.30), nothing in the 7 days before"
+    assert new(0.3, 0.1, 3).recent[0, 0] == 1.2  # 6 minutes in: judged over 15
+    assert not new(0.3, 0.25, 2).holds.any()  # two calls
+    assert not new(0.3, 0.5, 3).holds.any()  # $0.60/h over 30 minutes
+    assert not new(0.3, 1.0, 3).holds.any()  # a whole hour: $0.30
+    assert new(1.0, 1.0, 3).holds.tolist() == [[True]] and not new(1.0, 1.0, 2).holds.any()

@@ -24,7 +24,7 @@ from cost_api.lenses.live import live_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.watch import anomalies
 from cost_api.watch.budgets import BudgetTracker
-from cost_api.watch.incidents import HOURLY_RULES, coarse_alone, incidents
+from cost_api.watch.incidents import HOURLY_RULES, coarse_alone, grouped
 from cost_api.web.grafana.catalogue import (
     DAY_MS,
     FILTER_KEYS,
@@ -176,13 +176,13 @@ async def annotation_events(
     now = min(rng.end, service.clock.now())
     events = []
     cfg = service.settings.alerts
-    for incident in incidents(found, cfg.min_impact, coarse=coarse_alone(cfg.dimensions)):
+    for incident in await grouped(service, found, cfg.min_impact, now, coarse=coarse_alone(cfg.dimensions)):
         if not all(covers(key, e.dimension, e.key, directory) for e in incident.episodes):
             continue
-        root, related = incident.root, incident.related_keys()
+        root = incident.root
         parts = (
             incident.dollars(now) if root.rule in HOURLY_RULES else root.last.words,
-            f"also {', '.join(related)}" if related else "",
+            incident.also(),
             "" if incident.ended_at else "still running",
         )
         events.append(
