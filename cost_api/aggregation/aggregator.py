@@ -181,9 +181,10 @@ class Aggregator:
         if book is not None and dim is not None and is_tag(dim):
             book.check(dim[4:], "group_by")
             dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
+        if slot_ms == HOUR_MS:  # while a snapshot is restored, wait for it rather than scan the window in SQL
+            await self.rollups.restored()
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
-            await self.rollups.restored()
             await self.follow_oldest()
             if self.rollups.ready and self.rows.started:
                 await self.sync()

@@ -28,6 +28,7 @@ from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
 from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes
 from cost_api.aggregation.views import View, Views, hourly_pieces
 from cost_api.clock import Clock
+from cost_api.store.database import QueryTimeout
 from cost_api.windows import HOUR_MS, from_ms, hour_runs
 
 if TYPE_CHECKING:
@@ -285,11 +286,26 @@ class Rollups:
         end = h1
         while end > h0:
             start = max(h0, end - _CHUNK_HOURS)
-            chunks.append(await self._read(dim, start, end, bound))
+            chunks.append(await self._read_halving(dim, start, end, bound))
             end = start
             if dim == CAPPED and not self.cap.fits(self._held_bytes() + nbytes(chunks)):
                 return None
         return _sorted(Groups.concat(chunks[0].vocab, HOUR_MS, chunks))
+
+    async def _read_halving(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
+        """Hours [h0, h1) of one dimension; a read that runs past `query_timeout` is read again in two
+        halves, down to single hours. A day's read takes a second or two alone, but while a cold start's
+        requests scan their windows in SQL on the same cores it can take longer, and one timed-out read
+        used to start the whole warm-up over: under a page's polling it never ended."""
+        try:
+            return await self._read(dim, h0, h1, bound)
+        except QueryTimeout:
+            if h1 - h0 <= 1:
+                raise
+            mid = (h0 + h1) // 2
+            log.info("rollup read of hours %d-%d past query_timeout: read again in halves", h0, h1)
+            halves = [await self._read_halving(dim, a, b, bound) for a, b in ((mid, h1), (h0, mid))]
+            return Groups.concat(halves[0].vocab, HOUR_MS, halves)
 
     def add(self, cells: dict[str | None, Groups]) -> None:
         """Late rows' hourly cells (hours before the horizon): counted by every answer from now on."""

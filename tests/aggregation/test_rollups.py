@@ -17,6 +17,7 @@ from cost_api.aggregation import rollups as rollups_module
 from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.rollups import Bound, Rollups, per_dimension
 from cost_api.aggregation.views import View
+from cost_api.store.database import QueryTimeout
 from cost_api.windows import HOUR_MS
 
 from ..clock import FakeClock
@@ -227,6 +228,26 @@ async def test_warm_within_a_bound_leaves_later_ids_to_the_open_rows_reader() ->
     kept = [row for row in rows if row.id <= 40 and row.id != skipped]
     check(r, kept, H - 30, H)
     assert held(r.slice(None, H - 30, H)) != expected(rows, None, H - 30, H)
+
+
+async def test_a_read_past_query_timeout_is_read_again_in_halves_and_the_warm_up_ends() -> None:
+    """While a cold start's requests scan the log on the same cores, a day's read can run past
+    `query_timeout`: it is read again in halves (down to an hour), instead of the warm-up starting over."""
+
+    class SlowLog(FakeLog):
+        async def read(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
+            if h1 - h0 > 6 and dim == "token":
+                self.calls.append((dim, h0, h1, bound))
+                raise QueryTimeout("query groups ran past the request's 10s (query_timeout) and was cancelled")
+            return await super().read(dim, h0, h1, bound)
+
+    rows = make_rows(H - 30, H)
+    log = SlowLog(rows)
+    r = await warmed(log, FakeClock(at(H, 600)), max_id=len(rows))
+    assert r.ready
+    check(r, rows, H - 40, H)
+    assert log.hours_read("token")[:5] == [(H - 24, H), (H - 12, H), (H - 6, H), (H - 12, H - 6), (H - 24, H - 12)]
+    assert log.hours_read("endpoint") == [(H - 24, H), (H - 30, H - 24)]
 
 
 async def test_warm_on_an_empty_log_holds_nothing_and_is_ready() -> None:
