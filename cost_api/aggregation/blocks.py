@@ -62,7 +62,7 @@ __all__ = [
     "pct",
     "pricing_block",
     "pricing_coverage",
-    "shares",
+    "share_tenths",
     "time_range",
 ]
 
@@ -102,13 +102,18 @@ def apportion(exact: Sequence[float] | np.ndarray, whole: int) -> list[int]:
     gets its exact value rounded down, then the units still missing go one each to the parts with
     the largest fractions (ties: the earlier part). Each part stays within one unit of its exact value
     (when the exact values add up to `whole`, as the parts of a total do), where rounding each part
-    alone can miss the total by up to half a unit per part. Column-wise: a lens apportions 20,000
-    tokens' spend on every answer."""
+    alone can miss the total by up to half a unit per part."""
+    return [int(u) for u in apportioned(exact, whole).tolist()]
+
+
+def apportioned(exact: Sequence[float] | np.ndarray, whole: int) -> np.ndarray:
+    """`apportion` as an int64 array: a lens apportions 20,000 tokens' spend on every answer and shows
+    a few of them."""
     values = np.asarray(exact, dtype=np.float64)
     units = np.floor(values).astype(np.int64)
     missing = whole - int(units.sum())
     if not len(units) or not missing:
-        return [int(u) for u in units.tolist()]
+        return units
     order = np.lexsort((np.arange(len(units)), units - values))  # largest fraction first, then the earlier
     step = 1 if missing > 0 else -1
     if step < 0:  # more than the whole: take back from the smallest fractions, never below 0
@@ -118,25 +123,26 @@ def apportion(exact: Sequence[float] | np.ndarray, whole: int) -> list[int]:
     rounds, extra = divmod(abs(missing), len(order))
     units[order] += step * rounds
     units[order[:extra]] += step
-    return [int(u) for u in units.tolist()]
+    return units
 
 
 def money_parts(parts: Sequence[float], total: float) -> list[float]:
     """`parts` of `total` in USD as answers show them (6 decimals), adding up exactly to `money(total)`."""
-    return [money(m / 1e6) for m in micro_parts(parts, total)]
+    return [money(m / 1e6) for m in micro_parts(parts, total).tolist()]
 
 
-def micro_parts(parts: Sequence[float], total: float) -> list[int]:
-    """`money_parts` in micro-dollars (whole numbers): for a caller that shows a few of many parts."""
-    return apportion(np.asarray(parts, dtype=np.float64) * 1e6, round(money(total) * 1e6))
+def micro_parts(parts: Sequence[float] | np.ndarray, total: float) -> np.ndarray:
+    """`money_parts` in micro-dollars (whole numbers, an int64 array): for a caller that shows a few of
+    many parts."""
+    return apportioned(np.asarray(parts, dtype=np.float64) * 1e6, round(money(total) * 1e6))
 
 
-def shares(parts: Sequence[float], total: float) -> list[float | None]:
-    """Each part's share of `total` in percent to 1 decimal, adding up to 100.0 exactly (None where
-    `total` is 0)."""
+def share_tenths(parts: Sequence[float] | np.ndarray, total: float) -> np.ndarray | None:
+    """Each part's share of `total` in tenths of a percent (an int64 array), adding up to 1000 exactly;
+    None where `total` is 0. `share_pct` is tenths / 10."""
     if not total:
-        return [None] * len(parts)
-    return [t / 10 + 0.0 for t in apportion([p / total * 1000 for p in parts], 1000)]
+        return None
+    return apportioned(np.asarray(parts, dtype=np.float64) / total * 1000, 1000)
 
 
 def change_pct(current: float, previous: float) -> float | None:

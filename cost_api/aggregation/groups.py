@@ -106,6 +106,13 @@ class Totals:
 
 
 _TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
+
+
+def totals_at(sums: dict[str, np.ndarray], i: int) -> Totals:
+    """The `Totals` of one key of `Groups.sums_by`, as Python numbers."""
+    return Totals(*(sums[name][i].item() for name in _TOTALS_FIELDS))
+
+
 _CODED = ("provider", "model", "key", "priced_as", "tier")
 # the array columns, in the constructor's order before and after `counts`
 _POSITIONAL = ("slot", "provider", "model", "key", "size_class", "cache_hit")
@@ -159,7 +166,12 @@ class Groups:
         return self.vocab.decode(data) if column in _CODED else data
 
     def total(self) -> Totals:
-        return self._fold(np.zeros(len(self), dtype=np.int64), 1)[0]
+        """Every group summed (each column once: no pass per key)."""
+        requests = self.counts["requests"]
+        ints = {**self.counts, "cache_hits": requests * self.cache_hit, "unpriced_requests": requests * self.unpriced}
+        sums: dict[str, Any] = {name: int(column.sum()) for name, column in ints.items()}
+        sums |= {"spend": float(self.spend.sum()), "saved_by_cache": float(self.saved.sum())}
+        return Totals(**{name: sums.get(name, 0) for name in _TOTALS_FIELDS})
 
     def by(self, *columns: str) -> dict[Any, Totals]:
         """Totals per value of one column (or per tuple of several), keyed by the decoded values;
@@ -168,12 +180,13 @@ class Groups:
         keys, inverse = counted._keyed(columns)
         return dict(zip(keys, counted._fold(inverse, len(keys)), strict=True))
 
-    def sums_by(self, *columns: str) -> tuple[list[Any], dict[str, list[Any]]]:
-        """`by` as columns: the keys, and per `Totals` field its values in the keys' order — no
-        `Totals` per key, for a lens that ranks 20,000 tokens and shows a few."""
+    def sums_by(self, *columns: str) -> tuple[list[Any], dict[str, np.ndarray]]:
+        """`by` as columns: the keys, and per `Totals` field its sums in the keys' order (int64 arrays,
+        float64 for spend and saved) — no `Totals` per key, for a lens that ranks 20,000 tokens and
+        shows a few (`totals_at`)."""
         counted = self.counted()
         keys, inverse = counted._keyed(columns)
-        return keys, counted._sums(inverse, len(keys))
+        return keys, counted._arrays(inverse, len(keys))
 
     def spend_by(self, *columns: str) -> dict[Any, float]:
         """`by`'s spend alone: what a lens needs of the previous period."""
@@ -234,17 +247,19 @@ class Groups:
         """Per `Totals` field, its sum per index 0…n-1 (each group adding into `inverse[group]`), as
         Python numbers: whole columns converted at once (a loop over numpy scalars costs more than the
         sums themselves when n is many thousands)."""
+        return {name: column.tolist() for name, column in self._arrays(inverse, n).items()}
+
+    def _arrays(self, inverse: np.ndarray, n: int) -> dict[str, np.ndarray]:
+        """`_sums` as arrays."""
         requests = self.counts["requests"]
 
         def summed(weights: np.ndarray) -> np.ndarray:
             return np.bincount(inverse, weights=weights, minlength=n)
 
         ints = {**self.counts, "cache_hits": requests * self.cache_hit, "unpriced_requests": requests * self.unpriced}
-        by_field: dict[str, list[Any]] = {
-            name: np.rint(summed(col)).astype(np.int64).tolist() for name, col in ints.items()
-        }
-        by_field |= {"spend": summed(self.spend).tolist(), "saved_by_cache": summed(self.saved).tolist()}
-        zeros = [0] * n
+        by_field = {name: np.rint(summed(col)).astype(np.int64) for name, col in ints.items()}
+        by_field |= {"spend": summed(self.spend), "saved_by_cache": summed(self.saved)}
+        zeros = np.zeros(n, dtype=np.int64)
         return {name: by_field.get(name, zeros) for name in _TOTALS_FIELDS}
 
     def subset(self, mask: np.ndarray | slice) -> Groups:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
@@ -27,9 +28,10 @@ from cost_api.aggregation.blocks import (
     micro_parts,
     money,
     pricing_coverage,
-    shares,
+    share_tenths,
     time_range,
 )
+from cost_api.aggregation.groups import totals_at
 from cost_api.windows import Window, iso
 
 GROUP_BY = ("provider", "endpoint", "token", "model", "tag")
@@ -122,6 +124,15 @@ def rest_of(whole: Totals, shown: Sequence[Totals]) -> Totals:
     return Totals(*(w - t for w, t in zip(_TOTALS(whole), taken, strict=True)))
 
 
+def _usd(micro: np.integer) -> float:
+    return money(int(micro) / 1e6)
+
+
+def _pct(tenths: np.ndarray | None, a: int, b: int) -> float | None:
+    """The share in percent of the keys ranked a…b-1 (None: a total of 0)."""
+    return None if tenths is None else int(tenths[a:b].sum()) / 10 + 0.0
+
+
 def _item(
     key_fields: dict[str, Any], t: Totals, spend: float, saved: float, share: float | None, prev: float
 ) -> SpendItem:
@@ -148,7 +159,7 @@ async def spend_answer(agg: Aggregator, window: Window, *, group_by: str, limit:
 
 async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters) -> SpendTable:
     """Spend per key against the previous period. The keys' `spend`, `saved_by_cache` and `share_pct`
-    are the total's apportioned (`money_parts`, `shares`: the largest remainder method), so that they
+    are the total's apportioned (`micro_parts`, `share_tenths`: the largest remainder method), so that they
     add up to the total exactly as shown (docs/showback.md#rows-that-add-up)."""
     dim = dimension(group_by, GROUP_BY)
     directory = await agg.tokens()
@@ -160,30 +171,28 @@ async def spend_table(agg: Aggregator, window: Window, *, group_by: str, limit: 
     # columns, not a Totals per key: 20,000 tokens are ranked and apportioned, `limit` of them shown
     keys, sums = current.sums_by(*dim.columns)
     was = previous.spend_by(*dim.columns)
-    order = np.lexsort((np.array([str(k) for k in keys], dtype=str), -np.array(sums["spend"], dtype=np.float64)))
-    ranked = order.tolist()  # by spend, descending; ties by key, as `ranked` orders them
-    by_spend = [sums["spend"][i] for i in ranked]
+    order = np.lexsort((np.array([str(k) for k in keys], dtype=str), -sums["spend"]))
+    by_spend = sums["spend"][order]  # by spend, descending; ties by key, as `ranked` orders them
     spends = micro_parts(by_spend, total.spend)
-    saved = micro_parts([sums["saved_by_cache"][i] for i in ranked], total.saved_by_cache)
-    share = shares(by_spend, total.spend)
-    shown = [
-        (keys[i], Totals(*(sums[f.name][i] for f in fields(Totals))), was.get(keys[i], 0.0)) for i in ranked[:limit]
-    ]
+    saved = micro_parts(sums["saved_by_cache"][order], total.saved_by_cache)
+    tenths = share_tenths(by_spend, total.spend)
+    shown = [(keys[i], totals_at(sums, i), was.get(keys[i], 0.0)) for i in order[:limit].tolist()]
     items = [
-        _item(dim.key_fields(key, directory), t, money(spends[n] / 1e6), money(saved[n] / 1e6), share[n], prev)
+        _item(dim.key_fields(key, directory), t, _usd(spends[n]), _usd(saved[n]), _pct(tenths, n, n + 1), prev)
         for n, (key, t, prev) in enumerate(shown)
     ]
     first = dim.fields[0]
     others = others_line = None
     if len(keys) > limit:
         rest = rest_of(total, [t for _, t, _ in shown])  # total's bad rows count only in `excluded`
-        rest_spend, rest_saved = money(sum(spends[limit:]) / 1e6), money(sum(saved[limit:]) / 1e6)
+        rest_spend, rest_saved = _usd(spends[limit:].sum()), _usd(saved[limit:].sum())
         others = SpendOthers(
             count=len(keys) - limit, spend=rest_spend, requests=rest.requests, saved_by_cache=rest_saved
         )
-        rest_share = None if share[limit] is None else round(sum(s or 0.0 for s in share[limit:]), 1)
-        rest_prev = sum(was.get(keys[i], 0.0) for i in ranked[limit:])
-        others_line = _item({first: OTHERS}, rest, rest_spend, rest_saved, rest_share, rest_prev)
+        # the previous spend of the keys past `limit`: all of it, less the keys shown and those gone since
+        gone = set(was).difference(keys)
+        rest_prev = math.fsum(was.values()) - math.fsum(p for _, _, p in shown) - math.fsum(was[k] for k in gone)
+        others_line = _item({first: OTHERS}, rest, rest_spend, rest_saved, _pct(tenths, limit, len(keys)), rest_prev)
     answer = Spend(
         range=time_range(window.range),
         group_by=group_by,
