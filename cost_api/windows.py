@@ -20,6 +20,7 @@ from cost_api.errors import BadParameter
 MAX_RANGE = timedelta(days=400)
 MAX_BUCKETS = 2000
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

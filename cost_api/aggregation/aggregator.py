@@ -61,7 +61,7 @@ from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
 from cost_api.store.result import Rows
-from cost_api.windows import HOUR_MS, Range, epoch_ms, from_ms
+from cost_api.windows import DAY_MS, HOUR_MS, Range, epoch_ms, from_ms
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
 
@@ -195,8 +195,9 @@ class Aggregator:
                 return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse, keyed=keyed)
         if slot_ms == HOUR_MS and self.rollups.ready and self.rows.started and self.rollups.holds(dim):
             read = await self._kept_read(rng, dim, filters, directory, book)
-        else:
-            read = await self._read(rng, dim, filters, directory, slot_ms, book=book)
+        else:  # SQL over the window: a caller that needs no bucket under a UTC day gets day groups (24× fewer)
+            wide = DAY_MS if coarse and slot_ms == HOUR_MS else slot_ms
+            read = await self._read(rng, dim, filters, directory, wide, book=book)
         return read if tag is None or book is None else retag(read, book, tag)
 
     async def _kept_read(

@@ -14,8 +14,8 @@ import numpy as np
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, NO_TIER_RATE, Groups, Vocab
 from cost_api.pricing.table import Entry, PriceTable
 from cost_api.store.result import Rows
+from cost_api.windows import DAY_MS
 
-_DAY_MS = 86_400_000
 _EPOCH_DAY = date(1970, 1, 1)
 
 # The columns `from_rows` reads, by name: the `groups` query's (and `rows_between`'s, `rows_after`'s).
@@ -88,7 +88,7 @@ def price(groups: Groups, pricing: PriceTable) -> None:
     groups.priced_as = priced_as
 
     entry_index = np.arange(len(entries), dtype=np.int64)[pair_inverse.reshape(-1)]
-    day = groups.slot * groups.slot_ms // _DAY_MS
+    day = groups.slot * groups.slot_ms // DAY_MS
     day0 = int(day.min())
     classes = int(groups.size_class.max()) + 1
     days = int(day.max()) - day0 + 1

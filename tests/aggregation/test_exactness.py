@@ -245,6 +245,33 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
         await service.close()
 
 
+async def test_lenses_equal_the_raw_rows_before_the_rollups_are_warm(
+    log: LogDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the warm-up (a cold start, a memory cap that dropped a rollup) every answer is SQL over its
+    window: exact all the same, and an answer that needs no bucket under a UTC day reads day groups
+    (24× fewer than hours to price), an hourly one hours."""
+    rng = random.Random(20261205)
+    await log.insert(random_rows(rng, 3000, NOW - timedelta(days=10), NOW))
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+    slots: set[int] = set()
+    fetch = service.db.fetch
+
+    async def counted(name: str, **params: Any) -> Any:
+        if name == "groups" and params["end"] - params["start"] > timedelta(days=2):
+            slots.add(params["slot_ms"])
+        return await fetch(name, **params)
+
+    monkeypatch.setattr(service.db, "fetch", counted)
+    try:
+        assert not agg.rollups.ready
+        await check(service, agg, log)
+        assert slots == {3_600_000, 86_400_000}  # the hourly trend (a zone's days), and the rest by day
+    finally:
+        await service.close()
+
+
 def sql_time(log: LogDB, when: datetime) -> str:
     return str(int(when.timestamp() * 1000)) if log.dialect == "sqlite" else f"'{when.isoformat()}'"
 
