@@ -4,6 +4,8 @@ answers in between share one read — on SQLite and Postgres, on a moved clock (
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from ..clock import FakeClock
@@ -18,12 +20,22 @@ def names(body: dict[str, Any]) -> dict[str, str | None]:
     return {item["token"]: item["name"] for item in body["items"]}
 
 
-async def test_a_retag_shows_within_token_refresh(log: LogDB, client_for) -> None:
+@asynccontextmanager
+async def changed(
+    log: LogDB, client_for: Any, refresh: str, change: str, **params: Any
+) -> AsyncIterator[tuple[Any, FakeClock, dict[str, Any]]]:
+    """The app on a clock at TO: one answer to `params` (it reads the directory), then `change` made to
+    `api_tokens`: (client, clock, that first answer)."""
     await ledger(log)
     clock = FakeClock(TO)
-    async with client_for(clock=clock, token_refresh="5s") as client:
-        before = await get(client, "/v1/spend", group_by="tag:team")
-        await log.execute(RETAG)
+    async with client_for(clock=clock, token_refresh=refresh) as client:
+        before = await get(client, "/v1/spend", **params)
+        await log.execute(change)
+        yield client, clock, before
+
+
+async def test_a_retag_shows_within_token_refresh(log: LogDB, client_for) -> None:
+    async with changed(log, client_for, "5s", RETAG, group_by="tag:team") as (client, clock, before):
         clock.advance(4.9)
         kept = await get(client, "/v1/spend", group_by="tag:team")
         filtered = await get(client, "/v1/spend", group_by="provider", tag="team:search")
@@ -40,11 +52,7 @@ async def test_a_retag_shows_within_token_refresh(log: LogDB, client_for) -> Non
 
 
 async def test_a_rename_shows_within_token_refresh(log: LogDB, client_for) -> None:
-    await ledger(log)
-    clock = FakeClock(TO)
-    async with client_for(clock=clock, token_refresh="5s") as client:
-        before = await get(client, "/v1/spend", group_by="token")
-        await log.execute(RENAME)
+    async with changed(log, client_for, "5s", RENAME, group_by="token") as (client, clock, before):
         kept = await get(client, "/v1/spend", group_by="token")
         clock.advance(5)
         after = await get(client, "/v1/spend", group_by="token")
@@ -55,20 +63,13 @@ async def test_a_rename_shows_within_token_refresh(log: LogDB, client_for) -> No
 
 
 async def test_a_clock_that_goes_back_reads_again(log: LogDB, client_for) -> None:
-    await ledger(log)
-    clock = FakeClock(TO)
-    async with client_for(clock=clock, token_refresh="1h") as client:
-        await get(client, "/v1/spend", group_by="tag:team")
-        await log.execute(RETAG)
+    async with changed(log, client_for, "1h", RETAG, group_by="tag:team") as (client, clock, _):
         clock.advance(-1)  # before the read began: what was read says nothing of now
         after = await get(client, "/v1/spend", group_by="tag:team")
     assert spends(after) == {"(untagged)": 1.815, "ads": 1.05}
 
 
 async def test_zero_refresh_reads_for_every_answer(log: LogDB, client_for) -> None:
-    await ledger(log)
-    async with client_for(clock=FakeClock(TO), token_refresh="0s") as client:
-        await get(client, "/v1/spend", group_by="tag:team")
-        await log.execute(RETAG)
+    async with changed(log, client_for, "0s", RETAG, group_by="tag:team") as (client, _, _):
         after = await get(client, "/v1/spend", group_by="tag:team")
     assert spends(after) == {"(untagged)": 1.815, "ads": 1.05}
