@@ -23,6 +23,7 @@ from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
 from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.aggregation.directory import KeptDirectory, failed
 from cost_api.aggregation.filtering import cell_view, hashable, kept_mask, retag, tag_spans
 from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the lenses ask it
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
@@ -93,6 +94,7 @@ class Aggregator:
         snapshots: Snapshots | None = None,
         tag_rules: Sequence[TokenTagRule] = (),
         memory_cap: MemoryCap | None = None,
+        token_refresh: float = 0.0,
     ) -> None:
         self.db = db
         self.pricing = pricing
@@ -108,8 +110,13 @@ class Aggregator:
         self._sweep_at = {"recent": 0.0, "older": 0.0}
         self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
         self.tag_books = TagBooks(db.fetch, tag_rules)
+        self.directory = KeptDirectory(self._read_tokens, clock, token_refresh, lambda: db.generation)
 
     async def tokens(self) -> TokenDirectory:
+        """The token directory, kept for `token_refresh` seconds (aggregation/directory.py)."""
+        return await self.directory.get()
+
+    async def _read_tokens(self) -> TokenDirectory:
         try:
             return TokenDirectory(list((await self.db.fetch("token_labels")).pick("id", "prefix", "name")))
         except NotInSchema:  # no api_tokens table (request_log is sound): tokens are shown by their id's start
@@ -117,11 +124,13 @@ class Aggregator:
 
     async def tag_book(self, directory: TokenDirectory | None = None) -> TagBook:
         """The tokens' tags as of now: the `tags` column (when there is one) under the config's rules;
-        read once per directory (an answer's concurrent reads share it)."""
+        read once per directory, so kept with it (`token_refresh`) and shared by concurrent answers (a
+        read that failed is tried again)."""
         directory = directory or await self.tokens()
-        if directory.book is None:
-            directory.book = asyncio.ensure_future(self.tag_books.book(directory.rows))
-        return await asyncio.shield(directory.book)
+        book = directory.book
+        if book is None or failed(book):
+            directory.book = book = asyncio.ensure_future(self.tag_books.book(directory.rows))
+        return await asyncio.shield(book)
 
     def now(self) -> datetime:
         """Now, on the service's clock."""

@@ -154,8 +154,8 @@ def wanted_of(pairs: Sequence[tuple[str, str]]) -> Wanted:
 
 
 class TagBooks:
-    """The current `TagBook`: the `tags` column read beside the token labels each time tags are asked
-    for (like the names), the book rebuilt only when either changed. A database without the column
+    """The current `TagBook`: the `tags` column read beside the token labels each time the token
+    directory is read again (`token_refresh`), the book rebuilt only when either changed. A database without the column
     (NotInSchema) has the config's rules alone; `column` says which was found last (/readyz)."""
 
     def __init__(self, fetch: Fetch, rules: Sequence[TokenTagRule]) -> None:

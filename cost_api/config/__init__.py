@@ -161,6 +161,15 @@ class Settings(Strict, frozen=True):
         ),
     ] = msgspec.field(default_factory=list)
 
+    token_refresh: Annotated[
+        Duration,
+        doc(
+            "How long the token directory (`api_tokens`: every token's prefix, name and `tags`) is kept "
+            "between answers: a change to a token's name, prefix or tags shows in every answer that begins "
+            "at most this long after it; `0s`: read for every answer ([tags](tags.md#when-changes-show))."
+        ),
+    ] = duration("5s")
+
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.tz)

@@ -109,6 +109,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         snapshots=snapshots,
         tag_rules=settings.token_tags,
         memory_cap=MemoryCap.of(settings.rollup_memory_mb),
+        token_refresh=settings.token_refresh.seconds,
     )
     return Service(settings, pricing, db, aggregator, books)
 
