@@ -51,7 +51,9 @@ class Kept:
 
 
 class CheckAnswers:
-    """The kept answers of one tracker (one per app: each worker process keeps its own)."""
+    """The kept answers of one tracker (one per app: each worker process keeps its own). The check route
+    takes this alone: litestar resolves two or more dependencies of a route in an anyio task group,
+    which cost it ~25 % of its server time."""
 
     def __init__(self, tracker: BudgetTracker, most: int = MOST_KEPT) -> None:
         self.tracker = tracker
