@@ -355,10 +355,9 @@ class BudgetTracker:
         failing closed, the 503) problem otherwise."""
         now = self.clock.now()
         age = self._age(now)
-        budgets, caller = self.applying(endpoint, token, now)
-        if not budgets:  # nothing to go stale: a call no budget applies to is always allowed
+        items, caller = self.check_items(endpoint, token, now)
+        if not items:  # nothing to go stale: a call no budget applies to is always allowed
             return BudgetCheck(allowed=True, budgets=[], age_seconds=age, stale=False)
-        items = [self._item(b, now) for b in budgets]
         stale = self._stale(age)
         exceeded = [item for item in items if item.status == "exceeded"]
         if exceeded:  # spend within a period only grows: an exceeded figure holds even when stale
@@ -372,6 +371,24 @@ class BudgetTracker:
                 extra={"endpoint": endpoint, "token": caller.token, "age_seconds": age, "stale": True},
             )
         return BudgetCheck(allowed=True, budgets=items, age_seconds=age, stale=stale)
+
+    def check_items(self, endpoint: str, token: str | None, now: datetime) -> tuple[list[BudgetStatus], Caller]:
+        """The items of a check at `now` (every budget that applies) and who checks."""
+        budgets, caller = self.applying(endpoint, token, now)
+        return [self._item(b, now) for b in budgets], caller
+
+    def check_state(self, token: str | None, now: datetime) -> tuple[object, ...]:
+        """What a check's items depend on beside its endpoint, token and periods: the snapshot, the
+        forecast profiles, the subjects seen, and the token's tag epoch at `now` (its tags then)."""
+        snap = self.snapshot
+        roster = None if snap is None else snap.roster
+        epoch = None if token is None or roster is None else roster.book.epoch_at(epoch_ms(now))
+        return snap, self._profiles, self._searched, len(self._seen), epoch
+
+    def age(self, now: datetime) -> tuple[float | None, bool]:
+        """The figures' age in seconds at `now` (None: not read yet), and whether that is stale."""
+        age = self._age(now)
+        return age, self._stale(age)
 
     def _stale(self, age: float | None) -> bool:
         if not self.budgets:

@@ -33,6 +33,7 @@ from cost_api.web.problems import (
 )
 from cost_api.web.routes.alerts import AlertsController
 from cost_api.web.routes.analytics import AnalyticsController
+from cost_api.web.routes.budget_check import CheckAnswers
 from cost_api.web.routes.budgets import BudgetsController
 from cost_api.web.routes.grafana import GrafanaController
 from cost_api.web.routes.lookahead import LookaheadController
@@ -89,10 +90,16 @@ def _dependencies(service: Service, budgets: BudgetTracker, alerts: AlertEngine)
     def provide_alerts() -> AlertEngine:
         return alerts
 
+    answers = CheckAnswers(budgets)
+
+    def provide_answers() -> CheckAnswers:
+        return answers
+
     return {
         "service": Provide(provide_service, sync_to_thread=False),
         "budgets": Provide(provide_budgets, sync_to_thread=False),
         "alerts": Provide(provide_alerts, sync_to_thread=False),
+        "answers": Provide(provide_answers, sync_to_thread=False),
         "common": Provide(common),
     }
 

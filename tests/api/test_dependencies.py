@@ -16,7 +16,7 @@ from ..conftest import ClientFactory
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cost_api"
 ROUTES = PACKAGE / "web" / "routes"
-INJECTED = {"service", "budgets", "alerts", "common"}
+INJECTED = {"service", "budgets", "alerts", "answers", "common"}
 
 
 def _is_app(node: ast.expr) -> bool:

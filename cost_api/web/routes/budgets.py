@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, get
@@ -14,8 +14,8 @@ from cost_api.errors import BadParameter
 from cost_api.watch.budget_problem import BudgetCheck, BudgetOverview, BudgetStatus
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
+from cost_api.web.routes.budget_check import CheckAnswers
 from cost_api.web.scope import covers, forbidden, key_scope
-from cost_api.web.service import Service
 
 
 class BudgetsController(Controller):
@@ -32,13 +32,12 @@ class BudgetsController(Controller):
         self,
         request: Request[Any, Any, Any],
         budgets: NamedDependency[BudgetTracker],
-        service: NamedDependency[Service],
     ) -> BudgetOverview:
         answer = budgets.overview_answer()
         key = key_scope(request.scope)
         if key is None:
             return answer
-        directory = await service.aggregator.tokens()
+        directory = await budgets.aggregator.tokens()  # the service's: one dependency, no task group
         items = [item for item in answer.items if covers(key, *subject(item), directory)]
         return msgspec.structs.replace(answer, items=items)
 
@@ -62,8 +61,7 @@ class BudgetsController(Controller):
     async def check(
         self,
         request: Request[Any, Any, Any],
-        budgets: NamedDependency[BudgetTracker],
-        service: NamedDependency[Service],
+        answers: NamedDependency[CheckAnswers],
         endpoint: Annotated[
             str | None, QueryParameter(description="the gateway route, as logged in request_log.endpoint")
         ] = None,
@@ -77,9 +75,11 @@ class BudgetsController(Controller):
         if token is not None and not token.strip():
             raise BadParameter("token", "blank: give the calling token's id or displayed prefix, or leave it out")
         key = key_scope(request.scope)
-        if key is not None and not covers(key, "endpoint", endpoint, await service.aggregator.tokens()):
+        tokens = answers.tracker.aggregator.tokens  # the service's aggregator: the route's one dependency
+        if key is not None and not covers(key, "endpoint", endpoint, await tokens()):
             raise forbidden("endpoint", f"the budgets of endpoint={endpoint} are outside this key's scope")
-        return budgets.check(endpoint, token)
+        # the encoded bytes of BudgetCheck (or its 422 problem): the annotation keeps the OpenAPI schema
+        return cast(BudgetCheck, answers.answer(endpoint, token))
 
 
 def subject(item: BudgetStatus) -> tuple[str, str]:
