@@ -30,6 +30,7 @@ from cost_api.windows import parse_window
 
 from ..clock import FakeClock
 from ..logdb import LogDB, Row
+from ..reads import recorded_reads
 
 NOW = datetime(2026, 11, 20, 12, 34, 56, tzinfo=UTC)
 
@@ -255,19 +256,13 @@ async def test_lenses_equal_the_raw_rows_before_the_rollups_are_warm(
     await log.insert(random_rows(rng, 3000, NOW - timedelta(days=10), NOW))
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
-    slots: set[int] = set()
-    fetch = service.db.fetch
-
-    async def counted(name: str, **params: Any) -> Any:
-        if name == "groups" and params["end"] - params["start"] > timedelta(days=2):
-            slots.add(params["slot_ms"])
-        return await fetch(name, **params)
-
-    monkeypatch.setattr(service.db, "fetch", counted)
+    reads = recorded_reads(monkeypatch, service.db)
     try:
         assert not agg.rollups.ready
         await check(service, agg, log)
-        assert slots == {3_600_000, 86_400_000}  # the hourly trend (a zone's days), and the rest by day
+        windows = [p for name, p in reads if name == "groups" and p["end"] - p["start"] > timedelta(days=2)]
+        # the hourly trend (a zone's days), and the rest by day
+        assert {p["slot_ms"] for p in windows} == {3_600_000, 86_400_000}
     finally:
         await service.close()
 

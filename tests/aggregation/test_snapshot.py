@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from cost_api.windows import HOUR_MS, Range, epoch_ms
 
 from ..clock import FakeClock
 from ..logdb import LogDB, Row
+from ..reads import recorded_reads
 
 NOW = datetime(2026, 11, 20, 12, 34, tzinfo=UTC)
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # four closed hours, 08:00 to 12:00
@@ -98,14 +98,7 @@ async def test_an_answer_during_the_restore_waits_for_it_instead_of_reading_its_
     connections the restore needs (on 10M rows it did, and answered 504)."""
     await saved_after_cold_start(service)
     agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW), snapshots=snapshots(service))
-    reads: list[tuple[str, dict[str, Any]]] = []
-    fetch = service.db.fetch
-
-    async def counted(name: str, **params: Any) -> Any:
-        reads.append((name, params))
-        return await fetch(name, **params)
-
-    monkeypatch.setattr(service.db, "fetch", counted)
+    reads = recorded_reads(monkeypatch, service.db)
     warm = asyncio.create_task(agg.warm())
     assert not agg.rollups.ready
     assert await spend(agg) == pytest.approx(4 * 0.15 + 0.60, abs=1e-9)  # asked before the restore ran

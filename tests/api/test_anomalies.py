@@ -32,6 +32,7 @@ from cost_api.windows import Range, iso, parse_window
 from ..clock import FakeClock
 from ..conftest import BACKENDS
 from ..logdb import LogDB, PostgresLog, Row
+from ..reads import recorded_reads
 
 UTC_ZONE = ZoneInfo("UTC")
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday, in the past: its hours are closed
@@ -344,14 +345,7 @@ async def test_the_demo_stories_are_episodes_from_when_they_began(
     demo: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `GET /v1/anomalies?window=14d` answers (called here in the test's loop, on the warm service)."""
-    reads: list[tuple[str, dict[str, Any]]] = []
-    fetch = demo.db.fetch
-
-    async def counted(name: str, **params: Any) -> Any:
-        reads.append((name, params))
-        return await fetch(name, **params)
-
-    monkeypatch.setattr(demo.db, "fetch", counted)
+    reads = recorded_reads(monkeypatch, demo.db)
     window = parse_window(window="14d", from_=None, to=iso(NOW), tz=UTC_ZONE, default="14d", now=NOW)
     body = msgspec.to_builtins(await anomalies_answer(demo, window, view="episodes"))
     assert list(body) == ["range", "view", "items", "pricing", "data_quality", "as_of", "latest_request_at"]
