@@ -43,6 +43,7 @@ from cost_api.aggregation.params import top_ranked as top_ranked
 from cost_api.aggregation.priced import from_columns, priced_rows
 from cost_api.aggregation.rollups import (
     FINGERPRINT,
+    RESTORE_WAIT_SECONDS,
     UNBOUNDED,
     Bound,
     Rollups,
@@ -191,7 +192,7 @@ class Aggregator:
             book.check(dim[4:], "group_by")
             dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
         if slot_ms == HOUR_MS:  # while a snapshot is restored, wait for it rather than scan the window in SQL
-            await self.rollups.restored()
+            await self.rollups.restored(min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout))
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.follow_oldest()
@@ -343,13 +344,18 @@ class Aggregator:
         """Read every closed hour once up to the log's newest id, and the open rows up to it; every
         later id arrives through `sync`."""
         async with self._lock:
-            oldest = (await self.log_bounds())[0]
-            self.rows = row_store(self.rows, await has_ids(self.db))
-            max_id = None if by_time(self.rows) else int((await self.db.fetch("last_id")).first("max_id") or 0)
-            horizon = self.rollups.closed_horizon()
-            self.rollups.ready = False
-            await self.rows.start(horizon * HOUR_MS, max_id or 0)
-            await self.rollups.warm(oldest, horizon, Bound(max_id))
+            rollups = self.rollups
+            rollups.warming = True
+            try:
+                oldest = (await self.log_bounds())[0]
+                self.rows = row_store(self.rows, await has_ids(self.db))
+                max_id = None if by_time(self.rows) else int((await self.db.fetch("last_id")).first("max_id") or 0)
+                horizon = self.rollups.closed_horizon()
+                self.rollups.ready = False
+                await self.rows.start(horizon * HOUR_MS, max_id or 0)
+                await self.rollups.warm(oldest, horizon, Bound(max_id))
+            finally:
+                rollups.settle()
 
     async def sync(self, pages: int = REQUEST_PAGES) -> None:
         """Take in what was committed before this call: late rows join their closed hours, new rows

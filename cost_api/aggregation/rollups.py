@@ -109,6 +109,7 @@ class Rollups:
         self._clock = clock
         self._snapshots = snapshots
         self._settled = asyncio.Event()  # set when a warm-up ends, or turns out not to restore a snapshot
+        self.warming = False  # a warm-up runs (the aggregator's, from its first read of the log)
         self.hours_read = 0  # closed hours read from the log (per rollup set): what a snapshot saves
         self.hours_restored = 0
         self.parts: dict[str | None, Groups] = {}  # sorted by hour
@@ -360,13 +361,19 @@ class Rollups:
             held.pop(dim, None)
         self.views.clear()
 
-    async def restored(self) -> None:
-        """Wait (at most RESTORE_WAIT_SECONDS) while a warm-up restores a snapshot: an answer then
-        comes from the rollups in a few seconds instead of SQL over the raw rows of its window."""
-        if self.ready or self._snapshots is None or not self._snapshots.present():
+    async def restored(self, limit: float = RESTORE_WAIT_SECONDS) -> None:
+        """Wait (at most `limit` seconds) while a warm-up that may restore a snapshot runs: an answer
+        then comes from the rollups in a few seconds instead of SQL over the raw rows of its window.
+        No wait while no warm-up runs (one that cannot reach the log, a one-shot command's)."""
+        if self.ready or not self.warming or self._snapshots is None or not self._snapshots.present():
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), RESTORE_WAIT_SECONDS)
+            await asyncio.wait_for(self._settled.wait(), limit)
+
+    def settle(self) -> None:
+        """A warm-up is over, done or failed: answers that wait for it go on."""
+        self.warming = False
+        self._settled.set()
 
     async def save_if_due(self, lock: asyncio.Lock, bound: Callable[[], Bound]) -> None:
         """Save a snapshot when SAVE_EVERY_HOURS more hours closed since the last one (or none was
