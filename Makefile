@@ -46,6 +46,9 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.dashboard
 	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.restart
+	$(BIN)/python -m bench.tags
+	$(BIN)/python -m bench.alerts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

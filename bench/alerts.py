@@ -41,6 +41,7 @@ NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 DEMO_DAYS = 60
 WINDOW = timedelta(days=14)
 LIVE_TICK, LIVE_FOR, LIVE_LOOKBACK = timedelta(minutes=5), timedelta(hours=2), timedelta(hours=3)
+LIVE_TARGET = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,15 @@ def minutes(delta: timedelta | None) -> str:
 
 async def report(service: Watched, found: list[Incident], truth: list[Truth], min_impact: float, now: datetime) -> None:
     claimed: set[str] = set()
+    per_story: list[int] = []
+    lives: list[timedelta | None] = []
     for story in (s for s in truth if s.keys):
         mine = [i for i in found if belongs(i, story, now)]
         claimed |= {i.id for i in mine}
+        per_story.append(len(mine))
         first = min((i.started_at - story.start for i in mine), default=None)
         live = await live_delay(service, story, min_impact) if story.live else None
+        lives += [live] if story.live else []
         print(
             f"  {story.name:20} detected={'yes' if mine else 'no':3} delay={minutes(first):>10}"
             f" live={minutes(live) if story.live else 'n/a':>8} incidents={len(mine)}"
@@ -126,11 +131,20 @@ async def report(service: Watched, found: list[Incident], truth: list[Truth], mi
                 f"      {i.root.rule} {i.root.dimension} {i.root.key} from {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}"
             )
     false = [i for i in found if i.id not in claimed]
-    print(f"  false incidents: {len(false)} in {WINDOW.days} days = {len(false) / (WINDOW.days / 7):.1f}/week")
+    weekly = len(false) / (WINDOW.days / 7)
+    print(f"  false incidents: {len(false)} in {WINDOW.days} days = {weekly:.1f}/week")
     for i in false[:6]:
         print(
             f"      e.g. {i.root.rule} {i.root.dimension} {i.root.key} at {i.started_at:%m-%d %H:%M}: ${i.impact:,.2f}"
         )
+    targets = {  # issue 21's, with the defaults
+        "every story detected": all(per_story),
+        "each story exactly one incident": all(n == 1 for n in per_story),
+        "every leak sent live within 15 minutes": all(d is not None and d <= LIVE_TARGET for d in lives),
+        "at most one false incident a week": weekly <= 1.0,
+    }
+    for target, held in targets.items():
+        print(f"  target: {target}: {'met' if held else 'MISSED'}")
 
 
 async def bench(
