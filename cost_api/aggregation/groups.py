@@ -118,6 +118,11 @@ _CODED = ("provider", "model", "key", "priced_as", "tier")
 _POSITIONAL = ("slot", "provider", "model", "key", "size_class", "cache_hit")
 _TRAILING = ("spend", "saved", "priced_as", "quality", "tier")
 _ALL_COUNTS = (*COUNTS, EXCLUDED, NO_TIER_RATE)
+# a count column whose every value lies within ±NARROW_LIMIT is held as int32 (`Groups.narrowed`): half
+# the bytes of the rollups' counts. 2^28, not 2^31, so that adding a few such columns cell by cell
+# (requests + excluded) cannot overflow; a column past it stays int64, and sums are taken in int64 or
+# float64 (`sum`, `bincount`) whatever a column's type
+NARROW_LIMIT = 1 << 28
 
 
 @dataclass(slots=True)
@@ -137,7 +142,7 @@ class Groups:
     key: np.ndarray
     size_class: np.ndarray  # int8
     cache_hit: np.ndarray  # bool
-    counts: dict[str, np.ndarray]  # int64 per COUNTS name, EXCLUDED and NO_TIER_RATE
+    counts: dict[str, np.ndarray]  # int64 (or int32: `narrowed`) per COUNTS name, EXCLUDED and NO_TIER_RATE
     spend: np.ndarray  # float64 USD
     saved: np.ndarray  # float64 USD
     priced_as: np.ndarray
@@ -280,6 +285,20 @@ class Groups:
             self.tier[mask],
         )
 
+    def narrowed(self) -> Groups:
+        """These groups with every count column that fits NARROW_LIMIT as int32: what the rollups hold
+        (a 20,000-token log's token rollup is millions of cells, and its counts most of their bytes)."""
+
+        def narrow(column: np.ndarray) -> np.ndarray:
+            fits = column.dtype == np.int64 and (
+                not len(column) or (int(column.min()) >= -NARROW_LIMIT and int(column.max()) <= NARROW_LIMIT)
+            )
+            return column.astype(np.int32) if fits else column
+
+        narrowed = self.subset(slice(None))
+        narrowed.counts = {k: narrow(v) for k, v in self.counts.items()}
+        return narrowed
+
     def _rebuilt(self, build: Callable[[Callable[[Groups], np.ndarray]], np.ndarray]) -> Groups:
         """New groups whose every column is `build(column getter)`: one column at a time."""
         columns = {name: build(attrgetter(name)) for name in (*_POSITIONAL, *_TRAILING)}
@@ -292,7 +311,12 @@ class Groups:
             return self
         added = added.subset(np.argsort(added.slot, kind="stable"))
         at = np.searchsorted(self.slot, added.slot, side="right")
-        return self._rebuilt(lambda get: np.insert(get(self), at, get(added)))
+
+        def build(get: Callable[[Groups], np.ndarray]) -> np.ndarray:
+            column, values = get(self), get(added)  # np.insert casts to the column's type: widen it first
+            return np.insert(column.astype(np.result_type(column, values), copy=False), at, values)
+
+        return self._rebuilt(build)
 
     def splice(self, cuts: Sequence[tuple[int, int]], pieces: Sequence[Groups]) -> Groups:
         """These groups with the rows [lo, hi) of each cut (ascending, disjoint) replaced by the piece

@@ -25,7 +25,7 @@ import numpy as np
 
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
-from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes
+from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes, release
 from cost_api.aggregation.views import View, Views, hourly_pieces
 from cost_api.clock import Clock
 from cost_api.store.database import QueryTimeout
@@ -227,6 +227,7 @@ class Rollups:
                 self._snapshots.saved_horizon = None  # save what was read, at once
         finally:
             self._settled.set()
+            release()
         self.warm_seconds = time.monotonic() - started
         cells = {d: len(p) for d, p in self.parts.items()}
         log.info(
@@ -252,7 +253,7 @@ class Rollups:
             return None
         saved, ids = loaded
         end = max(first, min(saved.horizon, horizon))
-        held = Held(end, {dim: _between(part, first, end) for dim, part in saved.parts.items()})
+        held = Held(end, {dim: _between(part, first, end).narrowed() for dim, part in saved.parts.items()})
         if CAPPED not in saved.parts:  # saved past the memory cap: read from the log, if this one lets it
             token = await self._load(CAPPED, first, end, bound)
             if token is None:
@@ -273,10 +274,11 @@ class Rollups:
         assert endpoint is not None
         base = endpoint.subset(slice(None))
         base.key = np.zeros(len(base), dtype=np.int32)
+        summed = base.collapsed().narrowed()
         if token is None:  # past the memory cap
             self._drop(CAPPED)
-            return {None: base.collapsed(), "endpoint": endpoint}
-        return {None: base.collapsed(), "endpoint": endpoint, "token": token}
+            return {None: summed, "endpoint": endpoint}
+        return {None: summed, "endpoint": endpoint, "token": token}
 
     async def _load(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups | None:
         """Hours [h0, h1) of one dimension, a day per query, sorted by hour; None for the token rollup
@@ -287,11 +289,13 @@ class Rollups:
         end = h1
         while end > h0:
             start = max(h0, end - _CHUNK_HOURS)
-            chunks.append(await self._read_halving(dim, start, end, bound))
+            # each day sorted and narrowed as it comes (newest first): the whole is concatenated once,
+            # in hour order, and never sorted or held at full width
+            chunks.append(_sorted(await self._read_halving(dim, start, end, bound)).narrowed())
             end = start
             if dim == CAPPED and not self.cap.fits(self._held_bytes() + nbytes(chunks)):
                 return None
-        return _sorted(Groups.concat(chunks[0].vocab, HOUR_MS, chunks))
+        return Groups.concat(chunks[0].vocab, HOUR_MS, chunks[::-1])
 
     async def _read_halving(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
         """Hours [h0, h1) of one dimension; a read that runs past `query_timeout` is read again in two
@@ -338,11 +342,13 @@ class Rollups:
             self.views.changed(changed.slot)
         for dim, part in self.parts.items():
             late = self.pending.pop(dim, None)
-            self.parts[dim] = part.insert_sorted(Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)]))
+            added = Groups.concat(part.vocab, HOUR_MS, [late, cells.get(dim)]).narrowed()
+            self.parts[dim] = part.insert_sorted(added)
             late_days = _within(late, 0, whole_days)
             if late_days is not None and len(late_days) and dim in self.days:
                 self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
         self._enforce_cap()
+        release()
 
     def _held_bytes(self) -> int:
         return nbytes([*self.parts.values(), *self.days.values(), *self.pending.values()])
@@ -412,6 +418,7 @@ class Rollups:
                 daily = self.days[dim]
                 redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in days]
                 self.days[dim] = daily.splice([_bounds(daily, d * 24, d * 24 + 24) for d in days], redone)
+        release()
         log.info("read %d hour(s) again that differed from the log", len(wanted))
 
     async def follow_oldest(self, oldest_ms: int | None, bound: Bound) -> None:

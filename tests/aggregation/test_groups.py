@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cost_api.aggregation.groups import Groups, Totals, Vocab
+from cost_api.aggregation.groups import NARROW_LIMIT, Groups, Totals, Vocab
 from cost_api.aggregation.params import top_ranked
 from cost_api.windows import HOUR_MS
 
@@ -292,3 +292,30 @@ def test_collapsed_keeps_size_classes_apart_when_asked() -> None:
     plain = g.collapsed()
     assert plain.size_class.tolist() == [0] and plain.counts["requests"].tolist() == [6]
     assert sized.spend.sum() == plain.spend.sum() == 2.0
+
+
+def test_narrowed_holds_as_int32_only_the_count_columns_within_the_limit() -> None:
+    vocab = Vocab()
+    big = NARROW_LIMIT + 1
+    g = groups(vocab, [cell(H, requests=3, prompt_tokens=big), cell(H + 1, requests=4, prompt_tokens=-big)])
+    out = g.narrowed()
+    assert out.counts["requests"].dtype == np.int32 and out.counts["requests"].tolist() == [3, 4]
+    assert out.counts["prompt_tokens"].dtype == np.int64 and out.counts["prompt_tokens"].tolist() == [big, -big]
+    edge = groups(vocab, [cell(H, requests=NARROW_LIMIT), cell(H, requests=-NARROW_LIMIT)]).narrowed()
+    assert edge.counts["requests"].dtype == np.int32 and edge.counts["requests"].tolist() == [
+        NARROW_LIMIT,
+        -NARROW_LIMIT,
+    ]
+    assert np.shares_memory(out.slot, g.slot) and g.counts["requests"].dtype == np.int64  # the rest shared; `g` kept
+    assert out.total().prompt_tokens == 0 and out.total().requests == 7
+
+
+def test_insert_sorted_widens_a_narrowed_column_for_values_past_its_type() -> None:
+    vocab = Vocab()
+    held = groups(vocab, [cell(H, requests=1), cell(H + 2, requests=2)]).narrowed()
+    huge = 3 * 2**31 + 5  # past int32: np.insert alone would wrap it to 5
+    out = held.insert_sorted(groups(vocab, [cell(H + 1, requests=huge)]))
+    assert out.counts["requests"].tolist() == [1, huge, 2]
+    assert out.counts["requests"].dtype == np.int64
+    small = held.insert_sorted(groups(vocab, [cell(H + 1, requests=7)]).narrowed())
+    assert small.counts["requests"].dtype == np.int32 and small.counts["requests"].tolist() == [1, 7, 2]

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cost_api.aggregation import rollups as rollups_module
@@ -342,6 +343,22 @@ async def test_late_cells_count_at_once_and_are_merged_at_the_next_close() -> No
     day = r.days["endpoint"]
     new_day = day.subset(day.values("key") == "/new")
     assert new_day.slot.tolist() == [(H - 30) // 24 * 24] and new_day.counts["requests"].tolist() == [4]
+
+
+async def test_counts_are_held_as_int32_and_a_count_past_that_stays_exact() -> None:
+    rows = make_rows(H - 30, H - 1)
+    log = FakeLog(rows)
+    clock = FakeClock(at(H, 600))
+    r = await warmed(log, clock)
+    assert {part.counts["requests"].dtype for part in r.parts.values()} == {np.dtype(np.int32)}
+    huge = 5 * 2**31 + 3  # one late cell past int32 (and past the narrowing limit)
+    log.add(H - 2, endpoint="/a", token="t1", requests=huge)
+    r.add(log.hourly(log.rows[-1:]))
+    clock.seconds = at(H + 1, GRACE)
+    r.close(r.closed_horizon(), log.hourly([row for row in log.rows if row.hour == H]))
+    assert r.pending == {} and r.parts["token"].counts["requests"].dtype == np.int64  # merged, widened
+    check(r, log.rows, H - 40, H + 1)
+    assert r.slice("token", H - 2, H - 1).total().requests == huge + 2 * (1 + (H - 2) % 7)  # + make_rows' two
 
 
 async def test_late_cells_of_the_same_hour_twice_add_up() -> None:
