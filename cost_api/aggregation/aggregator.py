@@ -63,7 +63,7 @@ from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
 from cost_api.store.result import Rows
-from cost_api.windows import DAY_MS, HOUR_MS, Range, epoch_ms, from_ms
+from cost_api.windows import DAY_MS, HOUR_MS, Range, epoch_ms, from_ms, hour_runs
 
 log = logging.getLogger("cost_api.aggregation.aggregator")
 
@@ -439,7 +439,11 @@ class Aggregator:
                 await self.rollups.reread(closed, self.rows.bound())
             if len(closed) < len(differ):
                 await self.rows.reread_open()
-            self.rows.forget_cut_hours(h0, h1)
+            # the kept rows of a cut hour that matched are the log's still: only those that differ are
+            # read again (dropping all of them made the first answer after every sweep read its cut
+            # hours' rows anew: ~120 ms on a 10M-row log, once per sweep)
+            for a, b in hour_runs(sorted(differ)):
+                self.rows.forget_cut_hours(a, b)
         return len(differ)
 
     async def sweep(self, now: float) -> None:

@@ -31,6 +31,9 @@ FROM (
       AND (:skip_from IS NULL OR id < json_extract(:skip_from, '$[0]') OR NOT EXISTS (
            SELECT 1 FROM json_each(:skip_from) AS f JOIN json_each(:skip_to) AS t ON t.key = f.key
            WHERE request_log.id BETWEEN f.value AND t.value))
+    -- a fence: a subquery with a LIMIT is not flattened into the aggregate, so `quality` is computed
+    -- once per row instead of once per sum (7 days of a 10M-row log: 4.5 s → 1.7 s)
+    LIMIT -1 OFFSET 0
 )
 GROUP BY hour;
 

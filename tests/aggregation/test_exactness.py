@@ -26,7 +26,7 @@ from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.trend import trend
 from cost_api.pricing.rates import service_tier
 from cost_api.web.service import build_service
-from cost_api.windows import parse_window
+from cost_api.windows import Range, parse_window
 
 from ..clock import FakeClock
 from ..logdb import LogDB, Row
@@ -322,6 +322,45 @@ async def test_every_committed_row_counts_wherever_and_whenever_it_lands(log: Lo
         assert differing >= 4
         assert await agg.reconcile(0, LAST_HOUR) == 0  # read again: nothing differs any more
         await live_and_restarted()
+    finally:
+        await service.close()
+
+
+async def test_a_sweep_reads_again_only_the_kept_rows_of_the_hours_that_differ(
+    log: LogDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window that starts inside a closed hour counts that hour from its single rows, kept between
+    answers. A sweep that finds the hour unchanged keeps them (dropping them made the first answer after
+    every sweep read them again); one that finds it changed drops them, and the answer reads them anew."""
+    start = datetime(2026, 11, 19, 11, 20, tzinfo=UTC)  # cuts the hour 11:00-12:00 a day before NOW
+    inside = start + timedelta(minutes=10)
+    await log.insert(
+        [
+            Row(start - timedelta(minutes=15)),  # in the cut hour, before the window: not counted
+            Row(inside),
+            Row(start + timedelta(minutes=30), prompt_tokens=7),
+            Row(datetime(2026, 11, 19, 15, 5, tzinfo=UTC)),
+            Row(datetime(2026, 11, 20, 9, 5, tzinfo=UTC)),
+        ]
+    )
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    reads = recorded_reads(monkeypatch, service.db)
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+    window = Range(start, NOW)
+    try:
+        await agg.warm()
+        assert (await agg.groups(window)).total().requests == 4  # 2 of the cut hour's 3, and 2 more
+        assert await agg.reconcile(0, LAST_HOUR) == 0
+        reads.clear()
+        assert (await agg.groups(window)).total().requests == 4
+        assert "rows_between" not in [name for name, _ in reads]  # the cut hour's rows, kept
+
+        await log.execute(f"DELETE FROM request_log WHERE created_at = {sql_time(log, inside)}")
+        assert await agg.reconcile(0, LAST_HOUR) == 1
+        reads.clear()
+        total = (await agg.groups(window)).total()
+        assert (total.requests, total.prompt_tokens) == (3, 7)
+        assert "rows_between" in [name for name, _ in reads]  # read anew
     finally:
         await service.close()
 
