@@ -22,7 +22,7 @@ from cost_api.aggregation.blocks import data_quality_block as data_quality_block
 from cost_api.aggregation.blocks import money as money
 from cost_api.aggregation.blocks import pct as pct
 from cost_api.aggregation.blocks import pricing_block as pricing_block
-from cost_api.aggregation.concurrency import gather_or_cancel
+from cost_api.aggregation.concurrency import SharedRead, gather_or_cancel
 from cost_api.aggregation.directory import KeptDirectory, failed
 from cost_api.aggregation.filtering import cell_view, hashable, kept_mask, retag, tag_spans
 from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the lenses ask it
@@ -112,6 +112,7 @@ class Aggregator:
         self._older_cursor: int | None = None  # the next hour the sweep of older hours ends at
         self.tag_books = TagBooks(db.fetch, tag_rules)
         self.directory = KeptDirectory(self._read_tokens, clock, token_refresh, lambda: db.generation)
+        self._bounds = SharedRead(self._read_bounds)
 
     async def tokens(self) -> TokenDirectory:
         """The token directory, kept for `token_refresh` seconds (aggregation/directory.py)."""
@@ -144,7 +145,11 @@ class Aggregator:
             self.rows.forget()
 
     async def log_bounds(self) -> tuple[int | None, int | None]:
-        """The oldest and newest `created_at` (epoch ms), read now: two index look-ups."""
+        """The oldest and newest `created_at` (epoch ms), read after this call: two index look-ups, in
+        one read shared by the calls made while another ran (every rollup read of an answer asks)."""
+        return await self._bounds()
+
+    async def _read_bounds(self) -> tuple[int | None, int | None]:
         rows = await self.db.fetch("log_bounds")
         self._follow_generation()
         oldest, newest = rows.first("oldest", "newest", default=(None, None))

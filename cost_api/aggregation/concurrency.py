@@ -1,10 +1,11 @@
-"""Running several reads of one answer side by side, and leaving nothing running when one fails."""
+"""Running several reads of one answer side by side, and leaving nothing running when one fails; and
+sharing one read among the callers that wait for it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
 T1 = TypeVar("T1")
@@ -32,3 +33,27 @@ async def gather_or_cancel(*aws: Awaitable[Any]) -> Any:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+class SharedRead(Generic[T]):
+    """`read()`, each call answered by a read that began after the call was made: its own, or one that
+    began while it waited, shared by every call waiting then. Six reads of one summary made at once
+    run two reads (the first, and one for the five that arrived while it ran), one after the other,
+    instead of six at once; none is answered by a read older than itself."""
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._lock = asyncio.Lock()
+        self._begun = 0  # reads begun
+        self._last: tuple[int, T] | None = None  # the last read that ended well: its number, its result
+
+    async def __call__(self) -> T:
+        ticket = self._begun
+        async with self._lock:
+            if self._last is not None and self._last[0] > ticket:  # began after this call, and ended
+                return self._last[1]
+            self._begun += 1
+            number = self._begun
+            result = await self._read()
+            self._last = (number, result)
+            return result

@@ -1,0 +1,73 @@
+"""`SharedRead`: every call answered by a read that began after it, and calls made while a read runs
+share the next one. The reads are gated by events, so the interleaving is the test's, not the clock's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cost_api.aggregation.concurrency import SharedRead
+
+
+class Gated:
+    """A read whose every run waits for the test to let it end, and returns its run number."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.gates: list[asyncio.Event] = []
+        self.fail_next = False
+
+    async def __call__(self) -> int:
+        self.runs += 1
+        number = self.runs
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("down")
+        return number
+
+    async def open(self, index: int) -> None:
+        while len(self.gates) <= index:
+            await asyncio.sleep(0)
+        self.gates[index].set()
+
+
+async def test_calls_made_while_a_read_runs_share_the_next_read() -> None:
+    read = Gated()
+    shared = SharedRead(read)
+    first = asyncio.create_task(shared())
+    await asyncio.sleep(0)  # the first read has begun
+    waiting = [asyncio.create_task(shared()) for _ in range(5)]
+    await read.open(0)
+    assert await first == 1
+    await read.open(1)
+    assert await asyncio.gather(*waiting) == [2] * 5  # one read for the five, begun after each of them
+    assert read.runs == 2
+
+
+async def test_a_call_after_a_read_ended_reads_again() -> None:
+    read = Gated()
+    shared = SharedRead(read)
+    call = asyncio.create_task(shared())
+    await read.open(0)
+    assert await call == 1
+    again = asyncio.create_task(shared())
+    await read.open(1)
+    assert await again == 2  # never the older result
+
+
+async def test_a_failed_read_serves_no_one_and_the_waiting_calls_read_again() -> None:
+    read = Gated()
+    shared = SharedRead(read)
+    first = asyncio.create_task(shared())
+    await asyncio.sleep(0)
+    read.fail_next = True
+    waiting = asyncio.create_task(shared())
+    await read.open(0)
+    with pytest.raises(ConnectionError):
+        await first
+    await read.open(1)
+    assert await waiting == 2
