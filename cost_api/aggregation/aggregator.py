@@ -29,7 +29,7 @@ from cost_api.aggregation.filtering import is_tag as is_tag  # re-exported: the 
 from cost_api.aggregation.groups import Groups as Groups  # re-exported: the lenses import it from here
 from cost_api.aggregation.groups import Totals as Totals  # the same
 from cost_api.aggregation.groups import Vocab
-from cost_api.aggregation.memory import MemoryCap
+from cost_api.aggregation.memory import MemoryCap, release
 from cost_api.aggregation.params import FUTURE_SKEW as FUTURE_SKEW
 from cost_api.aggregation.params import Dimension as Dimension
 from cost_api.aggregation.params import Filters as Filters
@@ -74,6 +74,7 @@ LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of 
 SWEEP_RECENT_HOURS = 7 * 24
 SWEEP_RECENT_SECONDS = 120
 SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
+RELEASE_SECONDS = 60  # how often the maintenance loop hands the heap that answers freed back (memory.release)
 NO_FILTERS = Filters()
 
 
@@ -478,7 +479,11 @@ class Aggregator:
         """Keep the rollups warm and exact: read the closed hours once, then take in every new row,
         follow retention, and sweep for deletes and updates."""
         failing = False
+        released = time.monotonic()
         while True:
+            if time.monotonic() - released >= RELEASE_SECONDS:
+                release()  # answers' large temporaries (30 days of token cells) leave freed heap behind
+                released = time.monotonic()
             try:
                 await self.log_bounds()  # notices another database behind the URL
                 if not (self.rollups.ready and self.rows.started):
