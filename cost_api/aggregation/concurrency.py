@@ -39,21 +39,36 @@ class SharedRead(Generic[T]):
     """`read()`, each call answered by a read that began after the call was made: its own, or one that
     began while it waited, shared by every call waiting then. Six reads of one summary made at once
     run two reads (the first, and one for the five that arrived while it ran), one after the other,
-    instead of six at once; none is answered by a read older than itself."""
+    instead of six at once; none is answered by a read older than itself. A read that fails (a database
+    down or locked) fails every call waiting when it ended: each would otherwise wait out the same
+    failure in turn, past its request's deadline. A cancelled read (its caller gone) fails no one."""
 
     def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read
         self._lock = asyncio.Lock()
         self._begun = 0  # reads begun
+        self._ended = 0  # reads ended, well or not
         self._last: tuple[int, T] | None = None  # the last read that ended well: its number, its result
+        self._failure: tuple[int, Exception] | None = None  # the last read, if it failed: when it ended, why
 
     async def __call__(self) -> T:
-        ticket = self._begun
+        ticket, arrived = self._begun, self._ended
         async with self._lock:
+            if self._failure is not None and self._failure[0] > arrived:  # ended while this call waited
+                raise self._failure[1]
             if self._last is not None and self._last[0] > ticket:  # began after this call, and ended
                 return self._last[1]
             self._begun += 1
             number = self._begun
-            result = await self._read()
-            self._last = (number, result)
+            try:
+                result = await self._read()
+            except Exception as exc:
+                self._ended += 1
+                self._failure = (self._ended, exc)
+                raise
+            except BaseException:
+                self._ended += 1
+                raise
+            self._ended += 1
+            self._last, self._failure = (number, result), None
             return result

@@ -59,15 +59,33 @@ async def test_a_call_after_a_read_ended_reads_again() -> None:
     assert await again == 2  # never the older result
 
 
-async def test_a_failed_read_serves_no_one_and_the_waiting_calls_read_again() -> None:
+async def test_a_failed_read_fails_the_calls_that_waited_and_a_later_call_reads_again() -> None:
     read = Gated()
     shared = SharedRead(read)
     first = asyncio.create_task(shared())
     await asyncio.sleep(0)
     read.fail_next = True
-    waiting = asyncio.create_task(shared())
+    waiting = [asyncio.create_task(shared()) for _ in range(3)]
+    await asyncio.sleep(0)
     await read.open(0)
-    with pytest.raises(ConnectionError):
+    for call in (first, *waiting):  # each waiting call gets the failure at once: no read of its own
+        with pytest.raises(ConnectionError):
+            await call
+    assert read.runs == 1
+    later = asyncio.create_task(shared())
+    await read.open(1)
+    assert await later == 2
+
+
+async def test_a_cancelled_read_fails_no_one_and_the_waiting_calls_read_again() -> None:
+    read = Gated()
+    shared = SharedRead(read)
+    first = asyncio.create_task(shared())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(shared())
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
         await first
     await read.open(1)
     assert await waiting == 2
