@@ -348,7 +348,6 @@ class Rollups:
             if late_days is not None and len(late_days) and dim in self.days:
                 self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
         self._enforce_cap()
-        release()
 
     def _held_bytes(self) -> int:
         return nbytes([*self.parts.values(), *self.days.values(), *self.pending.values()])
@@ -418,7 +417,6 @@ class Rollups:
                 daily = self.days[dim]
                 redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in days]
                 self.days[dim] = daily.splice([_bounds(daily, d * 24, d * 24 + 24) for d in days], redone)
-        release()
         log.info("read %d hour(s) again that differed from the log", len(wanted))
 
     async def follow_oldest(self, oldest_ms: int | None, bound: Bound) -> None:

@@ -1,5 +1,6 @@
 """`SharedRead`: every call answered by a read that began after it, and calls made while a read runs
-share the next one. The reads are gated by events, so the interleaving is the test's, not the clock's."""
+share the next one. The reads are gated by events, so the interleaving is the test's, not the clock's;
+a call that never ends fails the test after a bounded number of loop turns instead of hanging it."""
 
 from __future__ import annotations
 
@@ -30,9 +31,24 @@ class Gated:
         return number
 
     async def open(self, index: int) -> None:
-        while len(self.gates) <= index:
+        for _ in range(TURNS):
+            if len(self.gates) > index:
+                self.gates[index].set()
+                return
             await asyncio.sleep(0)
-        self.gates[index].set()
+        raise AssertionError(f"read {index + 1} never began")
+
+
+TURNS = 1_000  # event-loop turns a step may take; a handful suffice
+
+
+async def answer(call: asyncio.Task[int]) -> int:
+    """The call's result (or its exception), once it ended within TURNS turns of the loop."""
+    for _ in range(TURNS):
+        if call.done():
+            return call.result()
+        await asyncio.sleep(0)
+    raise AssertionError("the call never ended")
 
 
 async def test_calls_made_while_a_read_runs_share_the_next_read() -> None:
@@ -42,9 +58,9 @@ async def test_calls_made_while_a_read_runs_share_the_next_read() -> None:
     await asyncio.sleep(0)  # the first read has begun
     waiting = [asyncio.create_task(shared()) for _ in range(5)]
     await read.open(0)
-    assert await first == 1
+    assert await answer(first) == 1
     await read.open(1)
-    assert await asyncio.gather(*waiting) == [2] * 5  # one read for the five, begun after each of them
+    assert [await answer(call) for call in waiting] == [2] * 5  # one read for the five, begun after each
     assert read.runs == 2
 
 
@@ -53,10 +69,10 @@ async def test_a_call_after_a_read_ended_reads_again() -> None:
     shared = SharedRead(read)
     call = asyncio.create_task(shared())
     await read.open(0)
-    assert await call == 1
+    assert await answer(call) == 1
     again = asyncio.create_task(shared())
     await read.open(1)
-    assert await again == 2  # never the older result
+    assert await answer(again) == 2  # never the older result
 
 
 async def test_a_failed_read_fails_the_calls_that_waited_and_a_later_call_reads_again() -> None:
@@ -70,11 +86,11 @@ async def test_a_failed_read_fails_the_calls_that_waited_and_a_later_call_reads_
     await read.open(0)
     for call in (first, *waiting):  # each waiting call gets the failure at once: no read of its own
         with pytest.raises(ConnectionError):
-            await call
+            await answer(call)
     assert read.runs == 1
     later = asyncio.create_task(shared())
     await read.open(1)
-    assert await later == 2
+    assert await answer(later) == 2
 
 
 async def test_a_cancelled_read_fails_no_one_and_the_waiting_calls_read_again() -> None:
@@ -86,6 +102,6 @@ async def test_a_cancelled_read_fails_no_one_and_the_waiting_calls_read_again() 
     await asyncio.sleep(0)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await first
+        await answer(first)
     await read.open(1)
-    assert await waiting == 2
+    assert await answer(waiting) == 2
