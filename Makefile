@@ -44,6 +44,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.dashboard
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.restart

@@ -8,6 +8,7 @@ Which worker answers a connection is the kernel's choice; to hear each one, the 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -250,6 +251,23 @@ def test_a_worker_without_its_settings_stops_the_start(
     assert exited.value.code == STARTUP_FAILURE
     assert f"{WORKER_SETTINGS} is not set" in capsys.readouterr().err
     assert failures.read_text().startswith(f"{WORKER_SETTINGS} is not set")
+
+
+def test_a_worker_serves_with_its_start_up_objects_out_of_the_collectors_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The modules, the app, its settings and prices are frozen (`gc.freeze`) before a worker serves, so
+    that the full collections requests trigger do not walk them (docs/performance.md#the-garbage-
+    collectors-pause)."""
+    log = SqliteLog(tmp_path / "log.db")
+    monkeypatch.setenv(WORKER_SETTINGS, encode_settings(load_settings(environ={}, overrides={"database_url": log.url})))
+    gc.unfreeze()
+    try:
+        worker_app()
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # this test process's objects go back to the collector
+    assert frozen > 10_000, frozen  # the modules alone are tens of thousands of objects
 
 
 # Python runs a `sitecustomize` module found on PYTHONPATH in every process it starts: here, in each
