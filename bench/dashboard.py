@@ -2,7 +2,9 @@
 (chDB, in the server's process: `--dialects chdb`).
 
 For each dialect and size it generates the demo log (60 days), starts a real server, and measures
-with a real HTTP client: the first dashboard set after start (cold, while rollups warm), the time
+with a real HTTP client: the first dashboard set answered in full after start (cold, while the rollups
+warm: an answer over more than a day is then a 503 `warming-up` on a large log, asked again every
+COLD_RETRY_SECONDS), the time
 until the rollups are warm, the warm dashboard set (/v1/summary, /v1/trend?window=30d&group_by=
 provider, /v1/live, one after another; median and p99 over at least `--iterations` sets and at least
 `--seconds`: 300 s by default, more than two cycles of the background sweeps, whose reads compete with
@@ -100,6 +102,18 @@ def _timed_get(client: httpx.Client, path: str) -> tuple[float, dict]:
     elapsed = (time.perf_counter() - started) * 1000
     response.raise_for_status()
     return elapsed, response.json()
+
+
+COLD_RETRY_SECONDS = 1.0
+
+
+def _first_full_set(client: httpx.Client) -> float:
+    """Ms from the first request to the first dashboard set whose every answer is a 200 (a set with a
+    503 — the service still warming — is asked again after COLD_RETRY_SECONDS)."""
+    started = time.perf_counter()
+    while not all(client.get(path).status_code == 200 for path in DASHBOARD):
+        time.sleep(COLD_RETRY_SECONDS)
+    return (time.perf_counter() - started) * 1000
 
 
 def _dashboard(client: httpx.Client) -> tuple[float, list[float], dict]:
@@ -220,7 +234,7 @@ def run_one(
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             result["start_s"] = _wait(client, "/healthz", lambda r: r.status_code == 200, 60)
-            result["cold_ms"], _, _ = _dashboard(client)
+            result["cold_ms"] = _first_full_set(client)
             _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 600)
             result["warm_s"] = client.get("/readyz").json()["rollups"]["warm_seconds"]  # the server's own count
             _dashboard(client)
@@ -331,8 +345,8 @@ def targets(r: dict) -> list[str]:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| dialect | rows | dashboard p50 | p99 (sets) | summary / trend / live p50 | cold (first set) | warm after |"
-        " direct SQL p50 | speed-up | DuckDB full scan | speed-up | RSS | same spend |",
+        "| dialect | rows | dashboard p50 | p99 (sets) | summary / trend / live p50 | cold: first full set |"
+        " warm after | direct SQL p50 | speed-up | DuckDB full scan | speed-up | RSS | same spend |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -356,7 +370,7 @@ def table(results: list[dict]) -> str:
 def _duckdb_cells(r: dict) -> str:
     """DuckDB's full scan and how many times our warm set it takes (a SQLite log, duckdb installed)."""
     ms = r.get("duckdb_ms")
-    return "–" if ms is None else f"{ms:.0f} ms | {ms / r['set_p50']:.0f}×"
+    return "– | –" if ms is None else f"{ms:.0f} ms | {ms / r['set_p50']:.0f}×"
 
 
 def main() -> int:

@@ -33,6 +33,15 @@ class BudgetExceeded(CostApiError):
     """A budget that applies to the call is spent: a 422, before the provider is called."""
 
 
+class WarmingUp(CostApiError):
+    """The rollups are still reading the log after a start, and the answer would read more of it in SQL
+    than can end in time: a 503 with Retry-After."""
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class BudgetsStale(CostApiError):
     """The budget figures are too old to answer and the fail mode is closed: a 503."""
 

@@ -197,8 +197,11 @@ class Aggregator:
         if book is not None and dim is not None and is_tag(dim):
             book.check(dim[4:], "group_by")
             dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
-        if slot_ms == HOUR_MS:  # while a snapshot is restored, wait for it rather than scan the window in SQL
-            await self.rollups.restored(min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout))
+        if slot_ms == HOUR_MS:  # while the rollups warm, wait for them rather than scan the window in SQL
+            hours = min(floor_hour(epoch_ms(rng.end)), self.rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
+            if self.db.dialect == "clickhouse":
+                hours = 0  # the engine sums a month of raw rows in milliseconds: every window reads as short
+            await self.rollups.restored(hours, min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout))
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.follow_oldest()
@@ -351,7 +354,7 @@ class Aggregator:
         later id arrives through `sync`."""
         async with self._lock:
             rollups = self.rollups
-            rollups.warming = True
+            rollups.begin()
             try:
                 oldest = (await self.log_bounds())[0]
                 self.rows = row_store(self.rows, await has_ids(self.db))

@@ -28,6 +28,7 @@ from cost_api.aggregation.groups import COUNTS, EXCLUDED, Groups
 from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes, release
 from cost_api.aggregation.views import View, Views, hourly_pieces
 from cost_api.clock import Clock
+from cost_api.errors import WarmingUp
 from cost_api.store.database import QueryTimeout
 from cost_api.windows import HOUR_MS, from_ms, hour_runs
 
@@ -42,7 +43,8 @@ DIMENSIONS: tuple[str | None, ...] = (None, "endpoint", "token")
 DAILY: tuple[str | None, ...] = (None, "endpoint")
 _CHUNK_HOURS = 24  # a day per query: well inside query_timeout on a large log
 SAVE_EVERY_HOURS = 6  # hours read or closed since the last snapshot before the next is saved
-RESTORE_WAIT_SECONDS = 8.0  # how long an answer waits for a warm-up from a snapshot (docs/performance.md)
+RESTORE_WAIT_SECONDS = 8.0  # how long an answer waits for a warm-up (docs/performance.md#cold-numbers)
+COLD_READ_HOURS = 24  # an answer over more closed hours waits for a warm-up from the log too, then is a 503
 _PENDING_CELLS = 100_000  # late cells kept beside the sorted rollups before they are merged in
 # the counts a fingerprint compares: what a delete or a corrected token count changes
 FINGERPRINT = ("requests", "errors", *COUNTS[2:], EXCLUDED)
@@ -109,6 +111,7 @@ class Rollups:
         self._clock = clock
         self._snapshots = snapshots
         self._settled = asyncio.Event()  # set when a warm-up ends, or turns out not to restore a snapshot
+        self._warmed = asyncio.Event()  # set when a warm-up ends, done or failed; cleared when one begins
         self.warming = False  # a warm-up runs (the aggregator's, from its first read of the log)
         self.hours_read = 0  # closed hours read from the log (per rollup set): what a snapshot saves
         self.hours_restored = 0
@@ -366,19 +369,39 @@ class Rollups:
             held.pop(dim, None)
         self.views.clear()
 
-    async def restored(self, limit: float = RESTORE_WAIT_SECONDS) -> None:
-        """Wait (at most `limit` seconds) while a warm-up that may restore a snapshot runs: an answer
-        then comes from the rollups in a few seconds instead of SQL over the raw rows of its window.
+    async def restored(self, hours: int, limit: float = RESTORE_WAIT_SECONDS) -> None:
+        """Wait (at most `limit` seconds) while a warm-up runs, for an answer that reads `hours` closed
+        hours, rather than read its window in SQL over the raw rows:
+        - while a snapshot is restored, any answer: it then comes from memory in a few seconds;
+        - while the log itself is read (no snapshot: a deployment's first start, or a lost cache
+          directory), an answer over more than COLD_READ_HOURS: on a large log its SQL would not end
+          within `query_timeout` (a 504), and would slow the warm-up that every later answer waits for.
+          If the warm-up still runs after `limit`, that answer is WarmingUp: a 503 with Retry-After.
         No wait while no warm-up runs (one that cannot reach the log, a one-shot command's)."""
-        if self.ready or not self.warming or self._snapshots is None or not self._snapshots.present():
+        if self.ready or not self.warming:
+            return
+        long = hours > COLD_READ_HOURS
+        if not long and (self._snapshots is None or not self._snapshots.present()):
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), limit)
+            await asyncio.wait_for((self._warmed if long else self._settled).wait(), limit)
+        if long and self.warming and not self.ready:
+            raise WarmingUp(
+                f"the service is reading the log into memory after its start ({self.hours_read:,} hours read so "
+                f"far): an answer over more than {COLD_READ_HOURS} hours comes from memory once that ends",
+                retry_after=5,
+            )
+
+    def begin(self) -> None:
+        """A warm-up begins: answers over long windows wait for its end (`restored`)."""
+        self.warming = True
+        self._warmed.clear()
 
     def settle(self) -> None:
         """A warm-up is over, done or failed: answers that wait for it go on."""
         self.warming = False
         self._settled.set()
+        self._warmed.set()
 
     async def save_if_due(self, lock: asyncio.Lock, bound: Callable[[], Bound]) -> None:
         """Save a snapshot when SAVE_EVERY_HOURS more hours closed since the last one (or none was

@@ -38,7 +38,7 @@ from cost_api.aggregation.aggregator import Aggregator, Filters, TokenDirectory
 from cost_api.aggregation.blocks import money, pct
 from cost_api.aggregation.concurrency import gather_or_cancel
 from cost_api.config import Budget, Settings
-from cost_api.errors import BudgetsStale
+from cost_api.errors import BudgetsStale, WarmingUp
 from cost_api.store.database import DatabaseUnavailable, QueryTimeout
 from cost_api.watch.budget_problem import BudgetCheck, BudgetOverview, BudgetStatus, Caller, budget_exceeded
 from cost_api.watch.budget_subjects import ZERO, Figure, Roster, Subject, of_kind, period_spend, subject_profiles
@@ -241,7 +241,8 @@ class BudgetTracker:
                 self._failing_since = self.clock.now()
                 snap = self.snapshot
                 kept = "no figures yet" if snap is None else f"keeping those of {iso(snap.taken_at)}"
-                expected = isinstance(exc, DatabaseUnavailable | QueryTimeout)  # else: a bug, with its trace
+                # else: a bug, with its trace
+                expected = isinstance(exc, DatabaseUnavailable | QueryTimeout | WarmingUp)
                 log.warning(
                     "budget refresh failed: %s; %s; retry every %gs",
                     exc,

@@ -24,7 +24,7 @@ from litestar.openapi.spec import (
 )
 from litestar.types import Receive, Scope, Send
 
-from cost_api.errors import BadParameter, BudgetExceeded, BudgetsStale, CostApiError, Unpriced
+from cost_api.errors import BadParameter, BudgetExceeded, BudgetsStale, CostApiError, Unpriced, WarmingUp
 
 log = logging.getLogger("cost_api")
 
@@ -96,6 +96,10 @@ def from_domain(exc: CostApiError) -> ProblemError:
         return ProblemError(422, exc.detail, type_="budget-exceeded", title="Budget exceeded", extra=exc.extra)
     if isinstance(exc, BudgetsStale):
         return ProblemError(503, exc.detail, headers={"Retry-After": str(exc.retry_after)}, extra=exc.extra)
+    if isinstance(exc, WarmingUp):
+        return ProblemError(
+            503, exc.detail, type_="warming-up", title="Warming up", headers={"Retry-After": str(exc.retry_after)}
+        )
     return ProblemError(400, exc.detail, extra=exc.extra)
 
 

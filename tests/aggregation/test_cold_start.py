@@ -1,0 +1,143 @@
+"""A first start without a snapshot (docs/performance.md#cold-numbers): while the rollups read the log,
+an answer over more than COLD_READ_HOURS closed hours waits for them, and past the wait is a 503
+(`WarmingUp`) rather than SQL over the raw rows of its window; a shorter one is read in SQL at once.
+On ClickHouse, which sums a month in milliseconds, nothing waits. The warm-up is held at a gate, the
+clock is injected: no test depends on timing.
+
+Every row is gpt-4o-mini ($0.15 per million input tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cost_api.aggregation import aggregator as aggregator_module
+from cost_api.aggregation.aggregator import Aggregator
+from cost_api.config import load_settings
+from cost_api.errors import WarmingUp
+from cost_api.web.problems import from_domain
+from cost_api.web.service import Service, build_service
+from cost_api.windows import Range
+
+from ..clock import FakeClock
+from ..logdb import LogDB, Row
+from ..reads import recorded_reads
+
+NOW = datetime(2026, 11, 20, 12, 34, tzinfo=UTC)
+MONTH = Range(NOW - timedelta(days=30), NOW)  # 700-odd closed hours: waits
+TWO_HOURS = Range(NOW - timedelta(hours=2), NOW)  # one closed hour and the open one: read at once
+
+
+@pytest.fixture
+async def service(log: LogDB, tmp_path: Path) -> AsyncIterator[Service]:
+    # 1M input tokens each ($0.15): two days ago, yesterday, and today at 11:10
+    await log.insert(
+        [
+            Row(NOW - timedelta(days=2), prompt_tokens=1_000_000),
+            Row(NOW - timedelta(days=1), prompt_tokens=1_000_000),
+            Row(datetime(2026, 11, 20, 11, 10, tzinfo=UTC), prompt_tokens=1_000_000),
+        ]
+    )
+    built = build_service(load_settings(environ={}, overrides={"database_url": log.url, "cache_dir": str(tmp_path)}))
+    yield built
+    await built.close()
+
+
+class Gate:
+    """Holds the rollups' reads of the log until `open()`; `reached` once the warm-up is held."""
+
+    def __init__(self, agg: Aggregator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reached = asyncio.Event()
+        self._open = asyncio.Event()
+        read = agg.rollups._read
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            self.reached.set()
+            await self._open.wait()
+            return await read(*args, **kwargs)
+
+        monkeypatch.setattr(agg.rollups, "_read", held)
+
+    def open(self) -> None:
+        self._open.set()
+
+
+def cold(service: Service) -> Aggregator:
+    return Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+
+
+async def spend(agg: Aggregator, rng: Range) -> float:
+    return (await agg.groups(rng)).total().spend
+
+
+async def test_a_long_answer_during_a_cold_warm_up_is_a_503_and_a_short_one_is_read_at_once(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregator_module, "RESTORE_WAIT_SECONDS", 0.0)  # the wait ends at once
+    agg = cold(service)
+    gate = Gate(agg, monkeypatch)
+    warm = asyncio.create_task(agg.warm())
+    await gate.reached.wait()
+    assert agg.rollups.warming and not agg.rollups.ready
+    if service.db.dialect == "clickhouse":  # the engine sums the month: no wait, no 503
+        assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
+    else:
+        with pytest.raises(WarmingUp) as refused:
+            await spend(agg, MONTH)
+        assert "more than 24 hours" in str(refused.value)
+    assert await spend(agg, TWO_HOURS) == pytest.approx(0.15, abs=1e-9)  # SQL over its rows, at once
+    gate.open()
+    await warm
+    assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
+
+
+async def test_a_long_answer_waits_for_a_cold_warm_up_and_answers_from_memory(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregator_module, "RESTORE_WAIT_SECONDS", 600.0)  # never reached: the gate opens first
+    agg = cold(service)
+    gate = Gate(agg, monkeypatch)
+    warm = asyncio.create_task(agg.warm())
+    await gate.reached.wait()
+    reads = recorded_reads(monkeypatch, service.db)
+    answer = asyncio.create_task(spend(agg, MONTH))
+    for _ in range(100):  # the answer comes to its wait (no read of the log before it)
+        await asyncio.sleep(0)
+    assert not answer.done()
+    gate.open()
+    await warm
+    assert await answer == pytest.approx(3 * 0.15, abs=1e-9)
+    if service.db.dialect != "clickhouse":
+        windows = [p for name, p in reads if name == "groups" and p["end"] - p["start"] > timedelta(hours=24)]
+        assert windows == []  # the month came from memory: no SQL over its raw rows
+
+
+async def test_a_failed_warm_up_lets_long_answers_read_the_log_again(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm-up that fails (the database went away meanwhile) ends the wait: the answer reads its
+    window in SQL, and says what the database says, not that the service is warming up."""
+    monkeypatch.setattr(aggregator_module, "RESTORE_WAIT_SECONDS", 600.0)
+    agg = cold(service)
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the log went away")
+
+    monkeypatch.setattr(agg.rollups, "_read", failing)
+    with pytest.raises(RuntimeError):
+        await agg.warm()
+    assert not agg.rollups.warming
+    assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
+
+
+def test_warming_up_is_a_503_problem_with_retry_after() -> None:
+    problem = from_domain(WarmingUp("reading the log", retry_after=5))
+    assert (problem.status, problem.headers) == (503, {"Retry-After": "5"})
+    body = problem.body()
+    assert (body["type"], body["title"], body["detail"]) == ("/problems/warming-up", "Warming up", "reading the log")
