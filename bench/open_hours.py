@@ -29,7 +29,7 @@ from bench.load import COLUMNS, WRITES
 async def measure(path: Path, calls: int, rows: int) -> list[float]:
     from cost_api.aggregation.aggregator import Filters
     from cost_api.config import load_settings
-    from cost_api.lenses.summary import summary
+    from cost_api.lenses.summary import summary_answer
     from cost_api.web.service import build_service
     from cost_api.windows import parse_window
 
@@ -47,9 +47,10 @@ async def measure(path: Path, calls: int, rows: int) -> list[float]:
                 provider, model, endpoint, prompt, completion = rng.choice(WRITES)
                 values.append((now, provider, model, endpoint, f"tok_{rng.randrange(20)}", 200, prompt, completion, 9))
             conn.executemany(insert, values)
-            window = parse_window(window=None, from_=None, to=None, tz=zoneinfo.ZoneInfo("UTC"), default="30d")
+            utc, now_at = zoneinfo.ZoneInfo("UTC"), service.aggregator.now()
+            window = parse_window(window=None, from_=None, to=None, tz=utc, default="30d", now=now_at)
             started = time.perf_counter()
-            await summary(service.aggregator, window, top_window=timedelta(days=7), top=5, filters=Filters())
+            await summary_answer(service.aggregator, window, top_window=timedelta(days=7), top=5, filters=Filters())
             if n >= 3:
                 times.append(time.perf_counter() - started)
     finally:

@@ -268,6 +268,8 @@ class Groups:
         return {name: by_field.get(name, zeros) for name in _TOTALS_FIELDS}
 
     def subset(self, mask: np.ndarray | slice) -> Groups:
+        if isinstance(mask, np.ndarray) and mask.dtype == np.bool_:
+            mask = np.flatnonzero(mask)  # one pass over the mask, not one per column: each column gathers its picks
         return Groups(
             self.vocab,
             self.slot_ms,

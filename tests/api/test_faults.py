@@ -83,10 +83,12 @@ def append(conn: sqlite3.Connection, rows: list[Row]) -> None:
 
 async def test_sqlite_query_over_the_limit_is_a_504_and_stops(tmp_path: Path) -> None:
     """A read of the log that would never end (whatever the machine's speed) is stopped at
-    query_timeout: a 504, and its connection back in the pool."""
+    query_timeout: a 504, and its connection back in the pool. The spend of the last hour: an answer
+    over more than a day (the summary's top lists read 7 days) waits for the warm-up, stalled too, and
+    answers 503 `warming-up` without a query of its own."""
     log = sqlite_log(tmp_path / "log.db", "wal", [Row(recent(5), prompt_tokens=1_000_000)])
     async with serving(log.url, query_timeout="200ms") as client, stalled(log, "request_log"):
-        response = await client.get("/v1/summary")
+        response = await client.get("/v1/spend", params={"window": "1h", "group_by": "provider"})
         body = assert_problem(response, 504)
         assert body["type"] == "/problems/timeout"
         # stopped while it ran, or (on a machine so busy that the cheap queries before it used up the
