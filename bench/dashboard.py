@@ -58,7 +58,7 @@ from cost_api.lenses.trend import trend
 from cost_api.tools.demo.catalogue import TOKENS
 from cost_api.tools.demo.run import run_demo
 from cost_api.web.service import build_service
-from cost_api.windows import parse_duration, parse_window, parse_zone
+from cost_api.windows import DAY_MS, HOUR_MS, parse_duration, parse_window, parse_zone
 from tests.pgcluster import PgCluster, find_bindir, free_port
 
 HERE = Path(__file__).parent
@@ -159,7 +159,7 @@ def _serve(
     """`cost-api serve` on `url`: this checkout's, or the one in `tree` (run from there); `settings`:
     COST_API_* variables to set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
-    # the first answers, before the rollups are warm, are direct SQL over the whole window
+    # before the rollups are warm, short windows are SQL over the raw rows (the others wait, then 503)
     env["COST_API_QUERY_TIMEOUT"] = "300s"
     env["COST_API_CACHE_DIR"] = "off"  # a cold start: never an earlier run's snapshot (bench.restart measures those)
     env.update(settings or {})
@@ -275,7 +275,6 @@ SELECT {slot} AS slot, provider, model, {key} AS key, cache_hit,
 FROM request_log WHERE created_at >= $start AND created_at < $end
 GROUP BY ALL
 """
-DAY_MS, HOUR_MS = 86_400_000, 3_600_000
 
 
 def _duckdb(path: Path, to: str) -> float | None:

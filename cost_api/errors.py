@@ -33,18 +33,25 @@ class BudgetExceeded(CostApiError):
     """A budget that applies to the call is spent: a 422, before the provider is called."""
 
 
-class WarmingUp(CostApiError):
-    """The rollups are still reading the log after a start, and the answer would read more of it in SQL
-    than can end in time: a 503 with Retry-After."""
+class RetryLater(CostApiError):
+    """An answer that cannot be given now but will be soon: a 503 with Retry-After, of the problem type
+    and title its class names (None: the plain 503's)."""
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-
-class BudgetsStale(CostApiError):
-    """The budget figures are too old to answer and the fail mode is closed: a 503."""
+    type_: str | None = None
+    title: str | None = None
 
     def __init__(self, detail: str, *, retry_after: int, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail, extra=extra)
         self.retry_after = retry_after
+
+
+class WarmingUp(RetryLater):
+    """The rollups are still reading the log after a start, and the answer would read more of it in SQL
+    than can end in time."""
+
+    type_ = "warming-up"
+    title = "Warming up"
+
+
+class BudgetsStale(RetryLater):
+    """The budget figures are too old to answer and the fail mode is closed."""

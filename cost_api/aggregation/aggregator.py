@@ -197,11 +197,11 @@ class Aggregator:
         if book is not None and dim is not None and is_tag(dim):
             book.check(dim[4:], "group_by")
             dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
-        if slot_ms == HOUR_MS:  # while the rollups warm, wait for them rather than scan the window in SQL
-            hours = min(floor_hour(epoch_ms(rng.end)), self.rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
-            if self.db.dialect == "clickhouse":
-                hours = 0  # the engine sums a month of raw rows in milliseconds: every window reads as short
-            await self.rollups.restored(hours, min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout))
+        if slot_ms == HOUR_MS and not self.rollups.ready:  # while they warm, wait rather than scan in SQL
+            # ClickHouse sums a month of raw rows in milliseconds: there every window reads as short
+            closed = min(floor_hour(epoch_ms(rng.end)), self.rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
+            hours = 0 if self.db.dialect == "clickhouse" else closed
+            await self.rollups.wait_for_warm_up(hours, min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout))
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.follow_oldest()

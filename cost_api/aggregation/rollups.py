@@ -369,7 +369,7 @@ class Rollups:
             held.pop(dim, None)
         self.views.clear()
 
-    async def restored(self, hours: int, limit: float = RESTORE_WAIT_SECONDS) -> None:
+    async def wait_for_warm_up(self, hours: int, limit: float = RESTORE_WAIT_SECONDS) -> None:
         """Wait (at most `limit` seconds) while a warm-up runs, for an answer that reads `hours` closed
         hours, rather than read its window in SQL over the raw rows:
         - while a snapshot is restored, any answer: it then comes from memory in a few seconds;
@@ -393,7 +393,7 @@ class Rollups:
             )
 
     def begin(self) -> None:
-        """A warm-up begins: answers over long windows wait for its end (`restored`)."""
+        """A warm-up begins: answers over long windows wait for its end (`wait_for_warm_up`)."""
         self.warming = True
         self._warmed.clear()
 

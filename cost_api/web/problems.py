@@ -24,7 +24,7 @@ from litestar.openapi.spec import (
 )
 from litestar.types import Receive, Scope, Send
 
-from cost_api.errors import BadParameter, BudgetExceeded, BudgetsStale, CostApiError, Unpriced, WarmingUp
+from cost_api.errors import BadParameter, BudgetExceeded, CostApiError, RetryLater, Unpriced
 
 log = logging.getLogger("cost_api")
 
@@ -94,11 +94,14 @@ def from_domain(exc: CostApiError) -> ProblemError:
         return ProblemError(404, exc.detail, type_="unpriced-model", title="Unpriced model", extra=exc.extra)
     if isinstance(exc, BudgetExceeded):
         return ProblemError(422, exc.detail, type_="budget-exceeded", title="Budget exceeded", extra=exc.extra)
-    if isinstance(exc, BudgetsStale):
-        return ProblemError(503, exc.detail, headers={"Retry-After": str(exc.retry_after)}, extra=exc.extra)
-    if isinstance(exc, WarmingUp):
+    if isinstance(exc, RetryLater):
         return ProblemError(
-            503, exc.detail, type_="warming-up", title="Warming up", headers={"Retry-After": str(exc.retry_after)}
+            503,
+            exc.detail,
+            type_=exc.type_,
+            title=exc.title,
+            headers={"Retry-After": str(exc.retry_after)},
+            extra=exc.extra,
         )
     return ProblemError(400, exc.detail, extra=exc.extra)
 
