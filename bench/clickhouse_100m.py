@@ -10,6 +10,9 @@ rollups are warm, the warm set (median, p99), every lens alone, and the server's
     python -m bench.clickhouse_100m                       # 100M rows (~10 min)
     python -m bench.clickhouse_100m --rows 10M --iterations 10
     python -m bench.clickhouse_100m --memory-mb 256 --dir /tmp/chdb-100m   # the rollups' cap; the log elsewhere
+    python -m bench.clickhouse_100m --dir /tmp/chdb-100m --reuse           # the log of an earlier run again
+
+It prints issue 19's goals met or MISSED; the server is stopped past --rss-limit-mib.
 """
 
 from __future__ import annotations
@@ -71,20 +74,48 @@ def generate(directory: Path, rows: int) -> None:
         conn.close()
 
 
+# issue 19's goals at 100M rows: the dashboard set and every lens (warm p50, ms), the first correct set
+# and warm rollups (s after `cost-api serve` starts), the served process's RSS, chDB included (MiB)
+SET_P50_MS, LENS_P50_MS, FIRST_SET_S, READY_S, RSS_MIB = 100.0, 250.0, 15.0, 60.0, 2048.0
+
+
+def targets(r: dict) -> list[str]:
+    """Each goal of issue 19 for one run, met or MISSED."""
+
+    def line(what: str, value: float, unit: str, most: float) -> str:
+        verdict = "met" if value <= most else "MISSED"
+        return f"- chdb {r['rows']:,}: {what} ≤ {most:g} {unit}: {value:,.1f} {unit}: {verdict}"
+
+    return [
+        line("dashboard set p50", r["set_p50"], "ms", SET_P50_MS),
+        *(line(f"`{path}` p50", ms, "ms", LENS_P50_MS) for path, ms in r["lenses"].items()),
+        line("first correct set after start", r["first_set_s"], "s", FIRST_SET_S),
+        line("rollups warm after start", r["ready_s"], "s", READY_S),
+        line("RSS at its peak", r["rss_peak_mib"], "MiB", RSS_MIB),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", default="100M")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--memory-mb", type=float, help="the server's rollup_memory_mb (default: the setting's)")
     parser.add_argument("--dir", type=Path, help="where to write the log (default: bench/data/chdb-gen-<rows>)")
+    parser.add_argument("--reuse", action="store_true", help="serve the log an earlier run wrote in --dir")
+    parser.add_argument(
+        "--rss-limit-mib", type=float, default=8192, help="stop the server past this RSS (default 8192)"
+    )
     args = parser.parse_args()
     rows = _size(args.rows)
     directory = (args.dir or HERE / "data" / f"chdb-gen-{rows}").resolve()
-    started = time.monotonic()
-    generate(directory, rows)
-    print(f"chdb: {rows:,} rows generated in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    result = run_one("chdb", f"chdb:///{directory}", rows, args.iterations, args.memory_mb)
+    if not args.reuse:
+        started = time.monotonic()
+        generate(directory, rows)
+        print(f"chdb: {rows:,} rows generated in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    url = f"chdb:///{directory}"
+    result = run_one("chdb", url, rows, args.iterations, args.memory_mb, rss_limit_mib=args.rss_limit_mib)
     print(table([result]))
+    print("\n".join(targets(result)))
     return 0
 
 

@@ -44,6 +44,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +95,37 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class RssWatch(threading.Thread):
+    """A served process's peak RSS, sampled every RSS_EVERY seconds while it runs; past `limit_mib` the
+    process is killed (a runaway answer must not take the shared machine's memory) and `killed_at` set."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], limit_mib: float | None = None) -> None:
+        super().__init__(daemon=True)
+        self.proc, self.limit_mib = proc, limit_mib
+        self.peak_mib = 0.0
+        self.killed_at: float | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(RSS_EVERY) and self.proc.poll() is None:
+            try:
+                rss = _rss_mib(self.proc.pid)
+            except OSError:  # the process ended meanwhile
+                return
+            self.peak_mib = max(self.peak_mib, rss)
+            if self.limit_mib is not None and rss > self.limit_mib:
+                self.killed_at = rss
+                self.proc.kill()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+
+
+RSS_EVERY = 0.5
 
 
 def _timed_get(client: httpx.Client, path: str) -> tuple[float, dict]:
@@ -226,16 +258,27 @@ def _count(url: str) -> int:
 
 
 def run_one(
-    dialect: str, url: str, rows: int, iterations: int, memory_mb: float | None = None, seconds: float = 0.0
+    dialect: str,
+    url: str,
+    rows: int,
+    iterations: int,
+    memory_mb: float | None = None,
+    seconds: float = 0.0,
+    rss_limit_mib: float | None = None,
 ) -> dict:
     port = free_port()
+    launched = time.monotonic()
     proc = _serve(url, port, settings=None if memory_mb is None else {"COST_API_ROLLUP_MEMORY_MB": f"{memory_mb:g}"})
+    watch = RssWatch(proc, rss_limit_mib)
+    watch.start()
     result: dict = {"dialect": dialect, "rows": rows}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             result["start_s"] = _wait(client, "/healthz", lambda r: r.status_code == 200, 60)
             result["cold_ms"] = _first_full_set(client)
+            result["first_set_s"] = time.monotonic() - launched  # after `cost-api serve` was started
             _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 600)
+            result["ready_s"] = time.monotonic() - launched
             result["warm_s"] = client.get("/readyz").json()["rollups"]["warm_seconds"]  # the server's own count
             _dashboard(client)
             sets, parts = [], []
@@ -254,7 +297,13 @@ def run_one(
             result["rss_mib"] = _rss_mib(proc.pid)
             result["to"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             result["http_spend"] = _timed_get(client, f"/v1/summary?to={result['to']}")[1]["spend"]
+    except httpx.HTTPError as exc:
+        if watch.killed_at is not None:
+            raise RuntimeError(f"the server passed {rss_limit_mib:g} MiB ({watch.killed_at:.0f}): stopped") from exc
+        raise
     finally:
+        watch.stop()
+        result["rss_peak_mib"] = watch.peak_mib
         proc.terminate()
         proc.wait(timeout=30)
     direct, direct_spend = asyncio.run(_direct(url, DIRECT_RUNS, result["to"]))

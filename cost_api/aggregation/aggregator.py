@@ -10,7 +10,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from datetime import time as dt_time
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -76,6 +78,7 @@ SWEEP_RECENT_SECONDS = 120
 SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
 RELEASE_SECONDS = 60  # how often the maintenance loop hands the heap that answers freed back (memory.release)
 NO_FILTERS = Filters()
+WHOLE_SLOT_MS = 1 << 62  # a `groups` read's slot longer than any log: all of its rows in one slot
 
 
 class Aggregator:
@@ -214,6 +217,8 @@ class Aggregator:
                 return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse, keyed=keyed)
         if slot_ms == HOUR_MS and self.rollups.ready and self.rows.started and self.rollups.holds(dim):
             read = await self._kept_read(rng, dim, filters, directory, book)
+        elif whole and slot_ms == HOUR_MS:  # SQL over the window, for totals: one slot per span of one price
+            read = await self._read(rng, dim, filters, directory, HOUR_MS, book=book, whole=True)
         else:  # SQL over the window: a caller that needs no bucket under a UTC day gets day groups (24× fewer)
             wide = DAY_MS if coarse and slot_ms == HOUR_MS else slot_ms
             read = await self._read(rng, dim, filters, directory, wide, book=book)
@@ -299,20 +304,26 @@ class Aggregator:
         slot_ms: int = HOUR_MS,
         bound: Bound = UNBOUNDED,
         book: TagBook | None = None,
+        whole: bool = False,
     ) -> Groups:
         """The `groups` query: SQL sums per price-uniform group, priced here; with a tag filter, once
-        per span of time in which the tokens' tags stay the same."""
+        per span of time in which the tokens' tags stay the same. `whole`: for totals over `rng` only,
+        each such span is read as one slot, cut where a rate changes (`price_spans`), its groups put
+        in the span's first slot: one group per key and price class instead of one per key and slot,
+        which by token is about one per request (docs/scale-out.md#answers-by-token)."""
         params: dict[str, Any] = {
-            "slot_ms": slot_ms,
+            "slot_ms": WHOLE_SLOT_MS if whole else slot_ms,
             "dim": dim or "",
             **filter_params(filters, directory),
             **self._thresholds,
             **bound.params(),
         }
         parts = []
-        for start, end, tags in tag_spans(rng, filters, book):
-            rows = await self.db.fetch("groups", **{**params, "start": start, "end": end, **tags})
-            parts.append(await priced_rows(self.vocab, slot_ms, rows, self.pricing))
+        for span_start, span_end, tags in tag_spans(rng, filters, book):
+            for start, end in price_spans(span_start, span_end, self.pricing) if whole else [(span_start, span_end)]:
+                rows = await self.db.fetch("groups", **{**params, "start": start, "end": end, **tags})
+                at_slot = epoch_ms(start) // slot_ms if whole else None
+                parts.append(await priced_rows(self.vocab, slot_ms, rows, self.pricing, at_slot))
         return parts[0] if len(parts) == 1 else Groups.concat(self.vocab, slot_ms, parts)
 
     async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
@@ -505,6 +516,13 @@ class Aggregator:
                 log.exception("rollups not updated")
                 failing = True
             await asyncio.sleep(every)
+
+
+def price_spans(start: datetime, end: datetime, pricing: PriceTable) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at the UTC midnights on which some rate changes: within a piece every rate is
+    that of its first day, so a group summed over a whole piece is uniform in price."""
+    cuts = (datetime.combine(day, dt_time.min, UTC) for day in pricing.change_days)
+    return list(pairwise([start, *(at for at in cuts if start < at < end), end]))
 
 
 def _instant(hour: int) -> datetime:

@@ -24,22 +24,31 @@ _NO_ROWS: dict[str, tuple[Any, ...]] = dict.fromkeys(ROW_COLUMNS, ())
 OFF_LOOP_ROWS = 20_000  # a read of more groups is priced in a worker thread (docs/performance.md)
 
 
-def from_rows(vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], pricing: PriceTable | None) -> Groups:
+def from_rows(
+    vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], pricing: PriceTable | None, at_slot: int | None = None
+) -> Groups:
     """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
-    price): a store `Rows`, read by its column names (ROW_COLUMNS); an empty plain list is no rows."""
+    price): a store `Rows`, read by its column names (ROW_COLUMNS); an empty plain list is no rows.
+    `at_slot`: every row is of this slot, whatever the query said (a read of one slot for a whole span
+    in which no rate changes: its groups are priced, and tagged, as of the span's first slot)."""
     if isinstance(rows, Rows):
-        return from_columns(vocab, slot_ms, rows.columns(), len(rows), pricing)
+        cols = rows.columns()
+        if at_slot is not None:
+            cols = {**cols, "slot": (at_slot,) * len(rows)}
+        return from_columns(vocab, slot_ms, cols, len(rows), pricing)
     if rows:
         raise TypeError("from_rows reads a query's Rows, by their column names")
     return from_columns(vocab, slot_ms, _NO_ROWS, 0, pricing)
 
 
-async def priced_rows(vocab: Vocab, slot_ms: int, rows: Rows, pricing: PriceTable) -> Groups:
+async def priced_rows(
+    vocab: Vocab, slot_ms: int, rows: Rows, pricing: PriceTable, at_slot: int | None = None
+) -> Groups:
     """`from_rows`, in a worker thread for a read of more than OFF_LOOP_ROWS groups: decoding and pricing
     a million token groups takes seconds, during which no other request would be answered."""
     if len(rows) > OFF_LOOP_ROWS:
-        return await asyncio.to_thread(from_rows, vocab, slot_ms, rows, pricing)
-    return from_rows(vocab, slot_ms, rows, pricing)
+        return await asyncio.to_thread(from_rows, vocab, slot_ms, rows, pricing, at_slot)
+    return from_rows(vocab, slot_ms, rows, pricing, at_slot)
 
 
 def from_columns(

@@ -64,6 +64,11 @@ class Entry:
         """`provider/model`: what a logged model is `priced_as`."""
         return f"{self.provider}/{self.model}"
 
+    @property
+    def change_days(self) -> tuple[datetime.date, ...]:
+        """The UTC days on which a later price comes into force."""
+        return tuple(day for day in self._days[1:] if day > datetime.date.min)
+
     def _index(self, day: datetime.date) -> int:
         return bisect.bisect_right(self._days, day) - 1
 
@@ -156,6 +161,8 @@ class PriceTable:
             for name in (entry.model, *entry.aliases):
                 self._names[(provider, name.lower())] = entry
         self._memo: dict[tuple[str, str], Entry | None] = {}
+        # the UTC days on which some entry's rates change: between two of them every rate is the same
+        self.change_days = tuple(sorted({day for entry in self.entries for day in entry.change_days}))
 
     def __repr__(self) -> str:
         return f"PriceTable(version={self.version!r}, entries={len(self.entries)})"

@@ -1,8 +1,9 @@
 -- name: groups
 -- Token sums per time slot, provider, model, size class, cache hit and one dimension (:dim =
 -- 'endpoint' | 'token' | 'cache_key', anything else: none), over [:start, :end) and the filters.
--- Each group is uniform in price: a slot never spans a UTC day, and the size class counts how many
--- of the price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
+-- Each group is uniform in price: a slot never spans a UTC day (or, when :slot_ms outlasts the log,
+-- the service asks for a span in which no rate changes), and the size class counts how many of the
+-- price table's long-context thresholds (:t1 ≤ … ≤ :t8, padded) the request's input exceeds.
 -- :max_id (NULL: none) and the id ranges :skip_from[i] to :skip_to[i] (NULL: none) keep a rollup
 -- read to the ids the incremental reader has not taken: ids up to :max_id except the ranges it still
 -- waits for (ids below the first range skip the range test).

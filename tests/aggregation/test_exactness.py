@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from cost_api.aggregation.aggregator import LAST_HOUR, Aggregator, Filters
+from cost_api.aggregation.aggregator import LAST_HOUR, WHOLE_SLOT_MS, Aggregator, Filters
 from cost_api.config import load_settings
 from cost_api.lenses.spend import spend_answer
 from cost_api.lenses.summary import summary_answer
@@ -250,8 +250,9 @@ async def test_lenses_equal_the_raw_rows_before_the_rollups_are_warm(
     log: LogDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before the warm-up (a cold start, a memory cap that dropped a rollup) every answer is SQL over its
-    window: exact all the same, and an answer that needs no bucket under a UTC day reads day groups
-    (24× fewer than hours to price), an hourly one hours."""
+    window: exact all the same; an answer that needs no bucket under a UTC day reads day groups (24×
+    fewer than hours to price), an hourly one hours, and one for totals only one slot for the window
+    (cut where a rate changes)."""
     rng = random.Random(20261205)
     await log.insert(random_rows(rng, 3000, NOW - timedelta(days=10), NOW))
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
@@ -261,8 +262,8 @@ async def test_lenses_equal_the_raw_rows_before_the_rollups_are_warm(
         assert not agg.rollups.ready
         await check(service, agg, log)
         windows = [p for name, p in reads if name == "groups" and p["end"] - p["start"] > timedelta(days=2)]
-        # the hourly trend (a zone's days), and the rest by day
-        assert {p["slot_ms"] for p in windows} == {3_600_000, 86_400_000}
+        # the hourly trend (a zone's days), the daily one by day, the totals (summary, spend) whole
+        assert {p["slot_ms"] for p in windows} == {3_600_000, 86_400_000, WHOLE_SLOT_MS}
     finally:
         await service.close()
 

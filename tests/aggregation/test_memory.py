@@ -154,3 +154,42 @@ async def test_a_large_read_is_priced_off_the_event_loop_with_the_same_figures(
         assert threads and threading.main_thread().name not in threads
     finally:
         await service.close()
+
+
+async def test_a_read_for_totals_is_one_group_per_key_and_price_span(either: LogDB, tmp_path: Path) -> None:
+    """Past the cap, the token lens reads its window in SQL as one slot per span in which no rate
+    changes: a token's rows of several days and hours are one group per span, priced at that span's
+    rates (by token, per hour or day slots are about a group per request: 12 GiB at 100M rows)."""
+    overrides = tmp_path / "prices.yaml"
+    overrides.write_text(  # gpt-4o-mini at $1 / $4 per 1M from 2026-11-19 (else $0.15 / $0.60)
+        'version: "t1"\nmodels:\n  - {provider: openai, model: gpt-4o-mini, prices: '
+        "[{input: 0.15, output: 0.60}, {since: 2026-11-19, input: 1, output: 4}]}\n"
+    )
+    await either.insert(
+        [
+            Row(at("2026-11-18T15:00:00Z"), **MINI, token_id="tok_alpha_00000000001", prompt_tokens=2_000_000),
+            Row(at("2026-11-19T11:00:00Z"), **MINI, token_id="tok_alpha_00000000001", completion_tokens=250_000),
+        ]
+    )
+    reads: list[int] = []  # the groups of each read of the log
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off", pricing_overrides=str(overrides))
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        fetch = agg.db.fetch
+
+        async def counted(name: str, **params: Any) -> Any:
+            rows = await fetch(name, **params)
+            if name == "groups":
+                reads.append(len(rows))
+            return rows
+
+        agg.db.fetch = counted  # type: ignore[method-assign]
+        # alpha: 3M input before the 19th at $0.15 = $0.45, 0.75M output from the 19th at $4 = $3.00;
+        # beta: 1M output on the 19th = $4.00; anonymous: 2M input on the 20th at $1 = $2.00
+        assert await by_token(agg) == {"tok_alpha_0…": 3.45, "tok_beta_00…": 4.00, "anonymous": 2.00}
+        # the week before: no rows; this week, before the 19th: alpha's rows of two hours one group;
+        # from the 19th: alpha's rows of two days one group, beta, anonymous (day slots: 5 groups)
+        assert sorted(reads) == [0, 1, 3]
+    finally:
+        await service.close()
