@@ -7,6 +7,7 @@ prices rows itself and no lens runs SQL of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ from cost_api.aggregation.unnumbered import by_time, has_ids, row_store
 from cost_api.aggregation.views import View
 from cost_api.clock import Clock
 from cost_api.config.tags import TokenTagRule
+from cost_api.errors import WarmingUp
 from cost_api.pricing.table import PriceTable
 from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
 from cost_api.store.leadership import Leadership
@@ -204,7 +206,7 @@ class Aggregator:
             # ClickHouse sums a month of raw rows in milliseconds: there every window reads as short
             closed = min(floor_hour(epoch_ms(rng.end)), self.rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
             hours = 0 if self.db.dialect == "clickhouse" else closed
-            await self.rollups.wait_for_warm_up(hours, min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout))
+            await self.rollups.wait_for_warm_up(hours, self._wait_limit())
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.follow_oldest()
@@ -218,7 +220,7 @@ class Aggregator:
         if slot_ms == HOUR_MS and self.rollups.ready and self.rows.started and self.rollups.holds(dim):
             read = await self._kept_read(rng, dim, filters, directory, book)
         elif whole and slot_ms == HOUR_MS:  # SQL over the window, for totals: one slot per span of one price
-            read = await self._read(rng, dim, filters, directory, HOUR_MS, book=book, whole=True)
+            read = await self._whole_read(rng, dim, filters, directory, book)
         else:  # SQL over the window: a caller that needs no bucket under a UTC day gets day groups (24× fewer)
             wide = DAY_MS if coarse and slot_ms == HOUR_MS else slot_ms
             read = await self._read(rng, dim, filters, directory, wide, book=book)
@@ -249,6 +251,46 @@ class Aggregator:
         if filters.endpoints:
             mask &= np.isin(rows.rows.key, self.vocab.codes_of(filters.endpoints))
         return Groups.concat(self.vocab, HOUR_MS, [*held, rows.subset(mask).hourly(dim)])
+
+    async def _whole_read(
+        self, rng: Range, dim: str | None, filters: Filters, directory: TokenDirectory | None, book: TagBook | None
+    ) -> Groups:
+        """A read for totals no rollup serves (by token past the memory cap, by cache key): its closed
+        hours summed per key, kept per day and hour while they stay the same (Views.totals); the part
+        of an hour at its start and the open hours read in SQL. Before the warm-up, or with tags (whose
+        spans need not follow UTC days), all of it in SQL."""
+        start, end = epoch_ms(rng.start), epoch_ms(rng.end)
+        h0, h1 = ceil_hour(start), min(floor_hour(end), self.rollups.horizon)
+        if book is not None or not self.rollups.ready or h0 >= h1:
+            return await self._read(rng, dim, filters, directory, HOUR_MS, book=book, whole=True)
+        name = ("whole", dim, hashable(filter_params(filters, directory)))
+
+        async def read(a: int, b: int) -> Groups:
+            return await self._read(Range(_instant(a), _instant(b)), dim, filters, directory, HOUR_MS, whole=True)
+
+        rollups = self.rollups
+        budget = None if rollups.cap.limit is None else max(0, rollups.cap.limit - rollups.held_bytes())
+        views, keyed = rollups.views, dim == "token"
+        held = await views.totals(name, h0, h1, read, keyed=keyed, budget=budget)
+        if held is None and name in views.filling:  # its days are being read: wait, as for a warm-up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(views.filling[name]), self._wait_limit())
+            held = await views.totals(name, h0, h1, read, keyed=keyed, budget=budget)
+            if held is None and name in views.filling:
+                raise WarmingUp(
+                    f"the service is reading the log's closed days by {dim or 'total'} into memory: this answer "
+                    "comes from memory once that ends",
+                    retry_after=5,
+                )
+        if held is None:  # its pieces do not fit the memory cap: the window whole, in SQL
+            return await self._read(rng, dim, filters, directory, HOUR_MS, whole=True)
+        edges = [Range(rng.start, _instant(h0)), Range(_instant(h1), rng.end)]
+        loose = [await self._read(e, dim, filters, directory, HOUR_MS, whole=True) for e in edges if e.start < e.end]
+        return Groups.concat(self.vocab, HOUR_MS, [*held, *loose])
+
+    def _wait_limit(self) -> float:
+        """How long an answer waits for what is being read into memory before it answers 503."""
+        return min(RESTORE_WAIT_SECONDS, 0.8 * self.db.timeout)
 
     async def _single_rows(self, a: int, b: int, horizon_ms: int) -> RowSet:
         """The single rows of [a, b): the kept rows of the closed hours it cuts, then the open rows."""

@@ -3,13 +3,14 @@
 The base and endpoint rollups grow with hours × models × endpoints: small, always held. The token
 rollup grows with the log's cardinality (hours × models × tokens: 20,000 tokens make it millions of
 cells). The rollups hold it while everything they hold (hourly cells, daily cells, late cells not
-merged yet) fits under the cap; past it — at warm-up, checked after each day read, before the whole
-is in memory; or later, as hours close and late rows arrive — the token rollup is dropped, for the
-life of the process, and answers by token (the token lens, the summary's top tokens, a token filter)
-are asked of the engine: the `groups` query over the window. ClickHouse answers that in milliseconds;
-SQLite and Postgres in seconds over a month of a large log: slower, but correct, never an
-out-of-memory. Cache-key answers are never held (no rollup is keyed by cache key): always the
-engine's. docs/configuration.md, docs/scale-out.md#the-memory-cap.
+merged yet) fits under the cap; past it — at warm-up, checked after each day read against the size
+the days read so far project for all of them (halved), before the whole is in memory; or later, as
+hours close and late rows arrive — the token rollup is dropped, for the life of the process, and
+answers by token (the token lens, the summary's top tokens, a token filter) are asked of the engine:
+the `groups` query, one slot per span of one price, its closed days and hours kept summed per token
+(views.py, `Views.totals`). Slower on a large log, but correct, never an out-of-memory. Cache-key
+answers are never held (no rollup is keyed by cache key): always the engine's.
+docs/configuration.md, docs/scale-out.md#the-memory-cap.
 """
 
 from __future__ import annotations

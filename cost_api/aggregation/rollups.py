@@ -82,6 +82,14 @@ class Held:
 HourReader = Callable[[str | None, int, int, Bound], Awaitable[Groups]]
 
 
+def _projected(read: int, h0: int, end: int, h1: int) -> int:
+    """The bytes a rollup of hours [h0, h1) will take, of the `read` bytes of hours [end, h1) read so far
+    (newest first): their hours' size times all of the hours, halved (a growing log's newest days are its
+    largest), and never less than what is read. Past the cap at the first day, a rollup that cannot fit
+    is not read to the end first (at 100M rows: ~4 GB by token, ~90 MB a day)."""
+    return max(read, read * (h1 - h0) // max(1, h1 - end) // 2)
+
+
 def floor_hour(ms: int) -> int:
     return ms // HOUR_MS
 
@@ -285,7 +293,7 @@ class Rollups:
 
     async def _load(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups | None:
         """Hours [h0, h1) of one dimension, a day per query, sorted by hour; None for the token rollup
-        dropped, or once it would not fit the memory cap with what is held."""
+        dropped, or once it would not fit the memory cap with what is held (`_projected`)."""
         if dim in self.dropped:
             return None
         chunks = [await self._read(dim, h1, h1, bound)]
@@ -296,7 +304,7 @@ class Rollups:
             # in hour order, and never sorted or held at full width
             chunks.append(_sorted(await self._read_halving(dim, start, end, bound)).narrowed())
             end = start
-            if dim == CAPPED and not self.cap.fits(self._held_bytes() + nbytes(chunks)):
+            if dim == CAPPED and not self.cap.fits(self.held_bytes() + _projected(nbytes(chunks), h0, end, h1)):
                 return None
         return Groups.concat(chunks[0].vocab, HOUR_MS, chunks[::-1])
 
@@ -352,12 +360,12 @@ class Rollups:
                 self.days[dim] = self.days[dim].insert_sorted(late_days.daily())
         self._enforce_cap()
 
-    def _held_bytes(self) -> int:
+    def held_bytes(self) -> int:
         return nbytes([*self.parts.values(), *self.days.values(), *self.pending.values()])
 
     def _enforce_cap(self) -> None:
         """Drop the token rollup when what is held passed the memory cap."""
-        if CAPPED in self.parts and not self.cap.fits(self._held_bytes()):
+        if CAPPED in self.parts and not self.cap.fits(self.held_bytes()):
             self._drop(CAPPED)
 
     def _drop(self, dim: str) -> None:

@@ -7,17 +7,24 @@ UTC day and kept (`View`), and an answer over 30 days concatenates 30 kept days 
 and regrouping millions of token cells. An answer that only totals over its range (`whole`) also
 gets its whole days summed into one group per key, kept per run of days.
 
+A read for totals that no rollup serves (by token past the memory cap, by cache key) is kept in
+pieces read from the log (`Views.totals`): each whole UTC day and each hour at a window's edges,
+summed per key.
+
 Every change to the held cells of a day (an hour closing, late rows merged, hours read again) gives
-the day a new stamp (`Views.changed`); what was kept for it is computed again when next asked. A
-change to everything (a warm-up, the log's start moving, a rollup dropped) starts anew (`clear`).
+the day (and the hour) a new stamp (`Views.changed`); what was kept for it is computed again when
+next asked. A change to everything (a warm-up, the log's start moving, a rollup dropped) starts
+anew (`clear`).
 Rows not merged into the rollups yet (late cells pending, the open hours) are transformed for each
 answer: they are few.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -26,13 +33,17 @@ from typing import Any
 import numpy as np
 
 from cost_api.aggregation.groups import NO_TIER_RATE, Groups
+from cost_api.aggregation.memory import nbytes
 from cost_api.windows import hour_runs
+
+log = logging.getLogger("cost_api.aggregation.views")
 
 VIEWS_KEPT = 16  # views kept (each: its days' cells), least recently used dropped first
 READS_KEPT = 8  # reads kept (each: its closed hours' groups), likewise
 PRICED = "(priced)"  # the price entry of `keys_only` cells: matched, no longer which
 HOURS_KEPT = 64 * 24  # hours kept per read: two 30-day windows and more
 RUN_CELLS = 1_500_000  # cells of runs of whole days summed kept (~200 MB), likewise
+READ_NOW = 2  # pieces of a read for totals an answer reads itself; with more, `totals` reads them in the background
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +75,31 @@ class Views:
         self._days: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()  # per view: its days
         self._runs: OrderedDict[Hashable, tuple[tuple[int, ...], Groups]] = OrderedDict()
         self._reads: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()  # per read: its hours
+        self._hour_stamps: dict[int, int] = {}  # hour → its stamp (absent: 0, never changed)
+        self._totals: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()  # per read: its pieces
+        self.filling: dict[Hashable, asyncio.Task[None]] = {}  # per read: the task reading its pieces
+        self._queued: dict[Hashable, list[tuple[int, int]]] = {}  # per read: the pieces that task reads next
+        self.unkept: set[Hashable] = set()  # reads whose pieces passed the budget: read whole from then on
 
     def clear(self) -> None:
         self._days.clear()
         self._runs.clear()
         self._reads.clear()
+        self._totals.clear()  # a filling task sees its pieces are no longer kept, and ends
+        self.unkept.clear()
 
     def changed(self, hours: Iterable[int] | np.ndarray) -> None:
-        """The held cells of these hours changed: what was kept for their days is stale."""
+        """The held cells of these hours changed: what was kept for them and their days is stale."""
         slots = hours.astype(np.int64) if isinstance(hours, np.ndarray) else np.fromiter(hours, dtype=np.int64)
-        for day in np.unique(slots // 24).tolist():
-            self._stamps[day] = next(self._counter)
+        for hour in np.unique(slots).tolist():
+            self._hour_stamps[hour] = self._stamps[hour // 24] = next(self._counter)
 
     def _stamp(self, day: int) -> int:
         return self._stamps.get(day, 0)
+
+    def _piece_stamp(self, a: int, b: int) -> int:
+        """The stamp of hours [a, b): a whole UTC day's, or one hour's."""
+        return self._stamp(a // 24) if b - a == 24 else self._hour_stamps.get(a, 0)
 
     def day(self, view: View, dim: str | None, part: Groups, day: int) -> _Day:
         """The view's cells of one UTC day of `part` (a rollup's hourly cells, sorted by hour)."""
@@ -131,6 +153,104 @@ class Views:
                 got[hour] = groups.subset(order[int(lo) : int(hi)])
                 kept[hour] = (stamps[hour // 24], got[hour])
         return [got[h] for h in range(h0, h1)]
+
+    async def totals(
+        self,
+        name: Hashable,
+        h0: int,
+        h1: int,
+        read: Callable[[int, int], Awaitable[Groups]],
+        *,
+        keyed: bool,
+        budget: int | None,
+    ) -> list[Groups] | None:
+        """Closed hours [h0, h1) of a read for totals only that no rollup serves (by token past the
+        memory cap, by cache key), in pieces: each whole UTC day, and each hour at the edges. A piece is
+        read with `read(a, b)` (groups in one slot: no rate changes within a UTC day), summed per key
+        (`keyed`: over provider, model and tier too, `keys_only`) and kept until its hours change, while
+        what is kept fits `budget` bytes: a window that slides reads only the hours it gained, once.
+        With more than READ_NOW pieces to read, None: they are read in the background (`filling`), one
+        at a time, and the caller waits for them or answers later; or, once they did not fit `budget`
+        (`unkept`), the caller reads its window whole (docs/scale-out.md#answers-by-token)."""
+        kept: dict[tuple[int, int], tuple[int, Groups]] = _entry(self._totals, name, READS_KEPT, None)
+        pieces = _pieces(h0, h1)
+        self._prune(kept, set(pieces), budget)
+        got = {p: kept[p][1] for p in pieces if p in kept and kept[p][0] == self._piece_stamp(*p)}  # taken now
+        stale = [p for p in pieces if p not in got]
+        if len(stale) > READ_NOW:
+            if name in self.unkept:
+                return None
+            queue = self._queued.setdefault(name, [])
+            queue.extend(p for p in reversed(stale) if p not in queue)  # newest first
+            if name not in self.filling:
+                task = asyncio.ensure_future(self._fill(name, kept, queue, read, keyed, budget))
+                self.filling[name] = task
+                task.add_done_callback(lambda _: (self.filling.pop(name, None), self._queued.pop(name, None)))
+            return None
+        for piece in stale:
+            got[piece] = await self._read_piece(kept, piece, read, keyed)
+        return [got[p] for p in pieces]
+
+    async def _read_piece(
+        self,
+        kept: dict[tuple[int, int], tuple[int, Groups]],
+        piece: tuple[int, int],
+        read: Callable[[int, int], Awaitable[Groups]],
+        keyed: bool,
+    ) -> Groups:
+        stamp = self._piece_stamp(*piece)  # as of before the read: a change meanwhile makes it stale
+        groups = await read(*piece)
+        summed = (keys_only(groups) if keyed else groups).collapsed().narrowed()
+        kept[piece] = (stamp, summed)
+        return summed
+
+    async def _fill(
+        self,
+        name: Hashable,
+        kept: dict[tuple[int, int], tuple[int, Groups]],
+        queue: list[tuple[int, int]],
+        read: Callable[[int, int], Awaitable[Groups]],
+        keyed: bool,
+        budget: int | None,
+    ) -> None:
+        """Read the pieces in `queue` into `kept`, one at a time, while answers add to it; stop once what
+        is kept passes `budget`, or when `kept` is no longer kept (another read's pruning, a `clear`)."""
+        try:
+            while queue:
+                piece = queue.pop(0)
+                if self._totals.get(name, (None, None))[1] is not kept:
+                    return
+                if budget is not None and _bytes(self._totals) > budget:
+                    self.unkept.add(name)
+                    return
+                if piece not in kept or kept[piece][0] != self._piece_stamp(*piece):
+                    await self._read_piece(kept, piece, read, keyed)
+        except Exception as exc:  # the next answer that needs the pieces starts again
+            log.info("reading pieces of %s stopped: %s", name, exc)
+
+    def _prune(
+        self, kept: dict[tuple[int, int], tuple[int, Groups]], wanted: set[tuple[int, int]], budget: int | None
+    ) -> None:
+        """Past `budget` bytes: other reads' pieces go first, then those of this one outside its window."""
+        if budget is None or _bytes(self._totals) <= budget:
+            return
+        for other in [n for n, (_, entry) in self._totals.items() if entry is not kept]:
+            del self._totals[other]
+        for piece in [p for p in kept if p not in wanted]:
+            del kept[piece]
+
+
+def _bytes(totals: OrderedDict[Hashable, tuple[object, Any]]) -> int:
+    return nbytes(g for _, entry in totals.values() for _, g in entry.values())
+
+
+def _pieces(h0: int, h1: int) -> list[tuple[int, int]]:
+    """Hours [h0, h1) as whole UTC days and, at the edges, single hours."""
+    d0, d1 = -(-h0 // 24), h1 // 24
+    if d0 >= d1:
+        return [(h, h + 1) for h in range(h0, h1)]
+    head, tail = range(h0, d0 * 24), range(d1 * 24, h1)
+    return [*((h, h + 1) for h in head), *((d * 24, d * 24 + 24) for d in range(d0, d1)), *((h, h + 1) for h in tail)]
 
 
 def _entry(entries: OrderedDict[Hashable, tuple[object, Any]], name: Hashable, limit: int, keep: object) -> Any:

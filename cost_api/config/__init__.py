@@ -115,9 +115,9 @@ class Settings(Strict, frozen=True):
         doc(
             "The most memory (MiB) the in-memory rollups may hold. The token rollup, which grows with the "
             "number of tokens, is held only while it fits beside the others; past the cap it is dropped and "
-            "answers by token are asked of the database: fast on ClickHouse, slower but correct on SQLite "
-            "and Postgres ([scale-out](scale-out.md#the-memory-cap)). The default fits the demo log with "
-            "room to spare.",
+            "answers by token are asked of the database, which sums them; what they read of closed days is "
+            "kept within the same cap ([scale-out](scale-out.md#the-memory-cap)). The default fits the demo "
+            "log with room to spare.",
             gt=0,
         ),
     ] = 1024.0

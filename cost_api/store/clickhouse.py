@@ -21,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,7 @@ _UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
 _TICK = 0.001
 UNRESPONSIVE = 2.0  # how long past its deadline a query is waited for once killed
+OFF_LOOP_BYTES = 1 << 20  # an answer longer than this is decoded in a worker thread
 
 
 def ch_value(value: Any) -> Any:
@@ -128,7 +129,7 @@ class ClickHouseDatabase(Database):
 
     async def _answer(
         self, name: str, deadline: float, running: asyncio.Future[bytes], kill: Callable[[], Awaitable[None]]
-    ) -> Iterator[tuple[Any, ...]]:
+    ) -> list[tuple[Any, ...]]:
         """The rows of the query `running`: awaited until its deadline (the engine stops it there by
         itself; a margin for one that does not), `kill`ed when given up on, its errors the store's."""
         try:
@@ -144,7 +145,9 @@ class ClickHouseDatabase(Database):
             if failed is exc:
                 raise
             raise failed from exc
-        return map(tuple, decode_rows(body))
+        if len(body) > OFF_LOOP_BYTES:  # a million token groups: seconds to decode, no other request meanwhile
+            return await asyncio.to_thread(_tuples, body)
+        return _tuples(body)
 
 
 _CH_INTEGER = frozenset({"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int128", "UInt128"})
@@ -234,6 +237,10 @@ class ChdbDatabase(ClickHouseDatabase):
 
 
 _JSON = msgspec.json.Decoder()
+
+
+def _tuples(body: bytes) -> list[tuple[Any, ...]]:
+    return list(map(tuple, decode_rows(body)))
 
 
 def decode_rows(body: bytes) -> list[list[Any]]:

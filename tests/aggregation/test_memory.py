@@ -3,6 +3,7 @@ token are asked of the database, with the same figures to the cent, on SQLite an
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from cost_api.aggregation import priced
 from cost_api.aggregation.aggregator import Aggregator, Filters
 from cost_api.aggregation.memory import MemoryCap, nbytes
 from cost_api.config import load_settings
+from cost_api.errors import WarmingUp
 from cost_api.lenses.spend import spend_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.web.service import Service, build_service
@@ -32,6 +34,7 @@ ROWS = [
     Row(at("2026-11-20T12:10:00Z"), **MINI, token_id=None, prompt_tokens=2_000_000),  # $0.30, the open hour
 ]
 BY_TOKEN = {"tok_alpha_0…": 0.45, "tok_beta_00…": 0.60, "anonymous": 0.30}
+NOW_HOUR = int(NOW.timestamp()) // 3600
 
 
 @pytest.fixture(params=["sqlite", "chdb"])
@@ -156,10 +159,25 @@ async def test_a_large_read_is_priced_off_the_event_loop_with_the_same_figures(
         await service.close()
 
 
+def counted_reads(agg: Aggregator) -> list[tuple[timedelta, int]]:
+    """From now on, each `groups` read of the log: its span and its groups, in order."""
+    reads: list[tuple[timedelta, int]] = []
+    fetch = agg.db.fetch
+
+    async def counted(name: str, **params: Any) -> Any:
+        rows = await fetch(name, **params)
+        if name == "groups":
+            reads.append((params["end"] - params["start"], len(rows)))
+        return rows
+
+    agg.db.fetch = counted  # type: ignore[method-assign]
+    return reads
+
+
 async def test_a_read_for_totals_is_one_group_per_key_and_price_span(either: LogDB, tmp_path: Path) -> None:
-    """Past the cap, the token lens reads its window in SQL as one slot per span in which no rate
-    changes: a token's rows of several days and hours are one group per span, priced at that span's
-    rates (by token, per hour or day slots are about a group per request: 12 GiB at 100M rows)."""
+    """Read in SQL (before the warm-up; past the cap), the token lens asks one slot per span in which no
+    rate changes: a token's rows of several days and hours are one group per span, priced at that
+    span's rates (in hour or day slots, by token, about a group per request: 12 GiB at 100M rows)."""
     overrides = tmp_path / "prices.yaml"
     overrides.write_text(  # gpt-4o-mini at $1 / $4 per 1M from 2026-11-19 (else $0.15 / $0.60)
         'version: "t1"\nmodels:\n  - {provider: openai, model: gpt-4o-mini, prices: '
@@ -171,25 +189,132 @@ async def test_a_read_for_totals_is_one_group_per_key_and_price_span(either: Log
             Row(at("2026-11-19T11:00:00Z"), **MINI, token_id="tok_alpha_00000000001", completion_tokens=250_000),
         ]
     )
-    reads: list[int] = []  # the groups of each read of the log
-    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off", pricing_overrides=str(overrides))
-    agg = service.aggregator
+    service = started(either, FakeClock(NOW), cache_dir="off", pricing_overrides=str(overrides))
+    agg = service.aggregator  # not warm: every answer is SQL over its window
     try:
-        await agg.warm()
-        fetch = agg.db.fetch
-
-        async def counted(name: str, **params: Any) -> Any:
-            rows = await fetch(name, **params)
-            if name == "groups":
-                reads.append(len(rows))
-            return rows
-
-        agg.db.fetch = counted  # type: ignore[method-assign]
+        reads = counted_reads(agg)
         # alpha: 3M input before the 19th at $0.15 = $0.45, 0.75M output from the 19th at $4 = $3.00;
         # beta: 1M output on the 19th = $4.00; anonymous: 2M input on the 20th at $1 = $2.00
         assert await by_token(agg) == {"tok_alpha_0…": 3.45, "tok_beta_00…": 4.00, "anonymous": 2.00}
         # the week before: no rows; this week, before the 19th: alpha's rows of two hours one group;
         # from the 19th: alpha's rows of two days one group, beta, anonymous (day slots: 5 groups)
-        assert sorted(reads) == [0, 1, 3]
+        assert sorted(n for _, n in reads) == [0, 1, 3]
+    finally:
+        await service.close()
+
+
+async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(either: LogDB) -> None:
+    """Past the cap, a read by token for totals keeps what it read of closed hours, per UTC day and per
+    hour at its edges, summed per token: the next answer reads in SQL only the part of an hour at the
+    window's start and the open hours; a late row into a closed hour, once taken in, has its day read
+    again, and only it."""
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        agg.rollups.cap = MemoryCap(1 << 20)  # the token rollup dropped; room for the pieces (1 MiB)
+        reads = counted_reads(agg)
+        assert await by_token(agg) == BY_TOKEN  # once its pieces are read (in the background; it waits)
+        # 7 days from 12:34:56 back: 11 hours to the 14th, the 14th to the 19th, 12 hours of the 20th
+        # (the 12:00 hour is open), and the week before likewise
+        assert sorted(span for span, _ in reads).count(timedelta(days=1)) == 2 * 6
+        assert max(span for span, _ in reads) == timedelta(days=1)
+        reads.clear()
+        assert await by_token(agg) == BY_TOKEN
+        assert reads and max(span for span, _ in reads) < timedelta(hours=1)  # only the edges
+        reads.clear()
+        await either.insert(
+            [Row(at("2026-11-19T10:30:00Z"), **MINI, token_id="tok_beta_000000000002", prompt_tokens=1_000_000)]
+        )  # $0.15, late into a closed hour
+        await agg.catch_up()  # by id (SQLite): the incremental read; without ids (chDB): the sweep's
+        await agg.reconcile(0, NOW_HOUR)
+        reads.clear()
+        assert await by_token(agg) == {**BY_TOKEN, "tok_beta_00…": 0.75}
+        assert [span for span, _ in reads if span >= timedelta(hours=1)] == [timedelta(days=1)]  # the 19th
+    finally:
+        await service.close()
+
+
+async def test_a_warm_up_stops_reading_the_token_rollup_once_its_first_day_says_it_cannot_fit(
+    either: LogDB,
+) -> None:
+    """Ten days of four tokens each (and ROWS): the newest day read (5 cells) projects to ~22 cells over
+    the 9 days and 3 hours to read (halved), past a cap of 12 cells: dropped then, where reading on
+    until the cap is passed takes three days. The token lens answers the same from the database."""
+    days = [
+        Row(NOW - timedelta(days=d, hours=3), **MINI, token_id=f"tok_{d}_{k}", prompt_tokens=1000)
+        for d in range(10)
+        for k in range(4)
+    ]
+    await either.insert(days)
+    uncapped = started(either, FakeClock(NOW), cache_dir="off")
+    try:
+        await uncapped.aggregator.warm()
+        cells = uncapped.aggregator.rollups.parts["token"]
+        assert len(cells) == 43  # 40 and ROWS' 3 closed ones
+        cell_bytes = nbytes([cells]) / len(cells)
+        expected = await by_token(uncapped.aggregator)
+    finally:
+        await uncapped.close()
+    service = started(either, FakeClock(NOW), cache_dir="off", rollup_memory_mb=12 * cell_bytes / (1 << 20))
+    agg = service.aggregator
+    token_days: list[timedelta] = []
+    fetch = agg.db.fetch
+
+    async def counted(name: str, **params: Any) -> Any:
+        if name == "groups" and params["dim"] == "token" and params["end"] > params["start"]:
+            token_days.append(params["end"] - params["start"])
+        return await fetch(name, **params)
+
+    agg.db.fetch = counted  # type: ignore[method-assign]
+    try:
+        await agg.warm()
+        assert agg.rollups.dropped == {"token"}
+        assert len(token_days) == 1
+        assert await by_token(agg) == expected
+    finally:
+        await service.close()
+
+
+async def test_an_answer_waits_for_its_pieces_then_answers_503_and_once_they_are_read_from_memory(
+    either: LogDB,
+) -> None:
+    """While the pieces of a read by token are read (held at a gate here), its answer waits at most
+    0.8 × query_timeout, then is WarmingUp (503, Retry-After); once they are read, it answers."""
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off", query_timeout="1s")
+    agg = service.aggregator
+    gate = asyncio.Event()
+    fetch = agg.db.fetch
+
+    async def gated(name: str, **params: Any) -> Any:
+        if name == "groups" and params["end"] - params["start"] == timedelta(days=1):
+            await gate.wait()
+        return await fetch(name, **params)
+
+    try:
+        await agg.warm()
+        agg.rollups.cap = MemoryCap(1 << 20)
+        agg.db.fetch = gated  # type: ignore[method-assign]
+        with pytest.raises(WarmingUp) as caught:
+            await by_token(agg)
+        assert caught.value.retry_after == 5
+        gate.set()
+        await asyncio.gather(*agg.rollups.views.filling.values())
+        assert await by_token(agg) == BY_TOKEN
+    finally:
+        await service.close()
+
+
+async def test_pieces_past_the_budget_are_not_kept_and_answers_read_their_window_whole(either: LogDB) -> None:
+    """With no room beside the rollups (the 1 KiB cap), no piece is kept: the answer reads each week
+    whole, to the same figures."""
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        reads = counted_reads(agg)
+        assert await by_token(agg) == BY_TOKEN
+        assert agg.rollups.views.unkept
+        assert sorted(span for span, _ in reads).count(timedelta(days=7)) == 2
     finally:
         await service.close()
