@@ -114,8 +114,9 @@ def main() -> int:
         print(f"chdb: {rows:,} rows generated in {time.monotonic() - started:.0f}s", file=sys.stderr)
     url = f"chdb:///{directory}"
     result = run_one("chdb", url, rows, args.iterations, args.memory_mb, rss_limit_mib=args.rss_limit_mib)
-    print(table([result]))
-    print("\n".join(targets(result)))
+    print(table([result], targets))
+    primed = ", ".join(f"{path} {ms / 1000:.1f} s" for path, ms in result["primed_ms"].items() if ms >= 1000)
+    print(f"\nonce warm, the first full set after {result['settled_ms'] / 1000:.1f} s; first answers: {primed or '-'}")
     return 0
 
 

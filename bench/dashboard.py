@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,10 +107,10 @@ class RssWatch(threading.Thread):
         self.proc, self.limit_mib = proc, limit_mib
         self.peak_mib = 0.0
         self.killed_at: float | None = None
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(RSS_EVERY) and self.proc.poll() is None:
+        while not self._done.wait(RSS_EVERY) and self.proc.poll() is None:
             try:
                 rss = _rss_mib(self.proc.pid)
             except OSError:  # the process ended meanwhile
@@ -121,7 +122,7 @@ class RssWatch(threading.Thread):
                 return
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
 
 
@@ -144,6 +145,15 @@ def _first_full_set(client: httpx.Client) -> float:
     503 — the service still warming — is asked again after COLD_RETRY_SECONDS)."""
     started = time.perf_counter()
     while not all(client.get(path).status_code == 200 for path in DASHBOARD):
+        time.sleep(COLD_RETRY_SECONDS)
+    return (time.perf_counter() - started) * 1000
+
+
+def _until_ok(client: httpx.Client, path: str) -> float:
+    """Ms until `path` answers 200: a 503 (what it reads past the rollups still being read into
+    memory) is asked again after COLD_RETRY_SECONDS."""
+    started = time.perf_counter()
+    while client.get(path).status_code == 503:
         time.sleep(COLD_RETRY_SECONDS)
     return (time.perf_counter() - started) * 1000
 
@@ -279,8 +289,9 @@ def run_one(
             result["first_set_s"] = time.monotonic() - launched  # after `cost-api serve` was started
             _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 600)
             result["ready_s"] = time.monotonic() - launched
+            print(f"{dialect}: first set {result['first_set_s']:.1f}s, warm {result['ready_s']:.1f}s", file=sys.stderr)
             result["warm_s"] = client.get("/readyz").json()["rollups"]["warm_seconds"]  # the server's own count
-            _dashboard(client)
+            result["settled_ms"] = _first_full_set(client)  # what the answers read past the rollups, read
             sets, parts = [], []
             until = time.monotonic() + seconds  # and at least this long: the background sweeps run meanwhile
             while len(sets) < iterations or time.monotonic() < until:
@@ -290,10 +301,11 @@ def run_one(
             result["set_p50"], result["set_p99"] = statistics.median(sets), _pct(sets, 0.99)
             result["sets"] = len(sets)
             result["parts_p50"] = [statistics.median(p[i] for p in parts) for i in range(len(DASHBOARD))]
-            result["lenses"] = {
-                path: statistics.median(_timed_get(client, path)[0] for _ in range(max(3, iterations // 3)))
-                for path in LENSES
-            }
+            result["lenses"], result["primed_ms"] = {}, {}
+            for path in LENSES:
+                result["primed_ms"][path] = _until_ok(client, path)
+                times = [_timed_get(client, path)[0] for _ in range(max(3, iterations // 3))]
+                result["lenses"][path] = statistics.median(times)
             result["rss_mib"] = _rss_mib(proc.pid)
             result["to"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             result["http_spend"] = _timed_get(client, f"/v1/summary?to={result['to']}")[1]["spend"]
@@ -391,7 +403,7 @@ def targets(r: dict) -> list[str]:
     return lines
 
 
-def table(results: list[dict]) -> str:
+def table(results: list[dict], goals: Callable[[dict], list[str]] = targets) -> str:
     lines = [
         "| dialect | rows | dashboard p50 | p99 (sets) | summary / trend / live p50 | cold: first full set |"
         " warm after | direct SQL p50 | speed-up | DuckDB full scan | speed-up | RSS | same spend |",
@@ -411,7 +423,7 @@ def table(results: list[dict]) -> str:
     lines.append("|---|" + "---|" * len(results))
     for path in LENSES:
         lines.append(f"| `{path}` | " + " | ".join(f"{r['lenses'][path]:.1f}" for r in results) + " |")
-    lines += ["", "Targets:", ""] + [t for r in results for t in targets(r)]
+    lines += ["", "Targets:", ""] + [t for r in results for t in goals(r)]
     return "\n".join(lines)
 
 
