@@ -257,11 +257,14 @@ class Aggregator:
     ) -> Groups:
         """A read for totals no rollup serves (by token past the memory cap, by cache key): its closed
         hours summed per key, kept per day and hour while they stay the same (Views.totals); the part
-        of an hour at its start and the open hours read in SQL. Before the warm-up, or with tags (whose
-        spans need not follow UTC days), all of it in SQL."""
+        of an hour at its start and the open hours read in SQL. All of it in SQL before the warm-up,
+        with tags (whose spans need not follow UTC days), and under a filter on tokens or endpoints
+        (a budget's or an alert's own reads, one per subject: too many to keep, and never to be kept
+        waiting)."""
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), self.rollups.horizon)
-        if book is not None or not self.rollups.ready or h0 >= h1:
+        own = book is not None or bool(filters.tokens or filters.endpoints)
+        if own or not self.rollups.ready or h0 >= h1:
             return await self._read(rng, dim, filters, directory, HOUR_MS, book=book, whole=True)
         name = ("whole", dim, hashable(filter_params(filters, directory)))
 

@@ -231,6 +231,9 @@ async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(ei
         reads.clear()
         assert await by_token(agg) == {**BY_TOKEN, "tok_beta_00…": 0.75}
         assert [span for span, _ in reads if span >= timedelta(hours=1)] == [timedelta(days=1)]  # the 19th
+        reads.clear()  # under a token filter (a budget's own read): each week whole, nothing kept
+        assert await by_token(agg, tokens=("tok_alpha_0…",)) == {"tok_alpha_0…": 0.45}
+        assert sorted(span for span, _ in reads) == [timedelta(days=7)] * 2
     finally:
         await service.close()
 
