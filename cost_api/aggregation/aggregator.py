@@ -311,7 +311,9 @@ class Aggregator:
         self, rng: Range, rollup_dim: str | None, view: View | None, *, coarse: bool, whole: bool, keyed: bool
     ) -> Groups:
         """Hourly groups of `rng` through `view`: whole closed hours from the rollup (what the view
-        makes of them kept per day), the rest from single rows."""
+        makes of them kept per day), the rest from single rows: the open ones from their kept sums
+        (`RowStore.open_parts`), those of the closed hours its edges cut summed per span asked and kept
+        (`RowSet.summed`; `keyed` as the rollup's whole run is, when no view transforms them)."""
         # what is held now, taken before any await: the rollups up to `horizon`, the open rows after it
         horizon = self.rollups.horizon
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
@@ -326,16 +328,17 @@ class Aggregator:
             if b > horizon * HOUR_MS and by_time(self.rows):  # a log without ids: the engine sums them now
                 parts.append(await self._read(Range(from_ms(max(a, horizon * HOUR_MS)), from_ms(b)), rollup_dim))
             elif b > horizon * HOUR_MS:
-                parts.append(self.rows.open_groups(max(a, horizon * HOUR_MS), b, rollup_dim))
+                parts.extend(self.rows.open_parts(max(a, horizon * HOUR_MS), b, rollup_dim))
         for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
             closed_end = min(b, horizon * HOUR_MS)
             for hour in range(floor_hour(a), ceil_hour(closed_end)):
                 lo, hi = max(a, hour * HOUR_MS), min(closed_end, (hour + 1) * HOUR_MS)
                 if lo < hi:
                     rows = await self.rows.closed_hour(hour)
-                    parts.append(rows.between(lo, hi).hourly(rollup_dim))
-        loose = Groups.concat(self.vocab, HOUR_MS, parts)
-        return Groups.concat(self.vocab, HOUR_MS, [held, loose if view is None else view.apply(loose)])
+                    parts.append(rows.summed(lo, hi, rollup_dim, keyed=keyed and whole and view is None))
+        if view is None:  # one copy of every part
+            return Groups.concat(self.vocab, HOUR_MS, [held, *parts])
+        return Groups.concat(self.vocab, HOUR_MS, [held, view.apply(Groups.concat(self.vocab, HOUR_MS, parts))])
 
     async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
         return await gather_or_cancel(*(self.groups(rng, **kw) for rng, kw in requests))

@@ -8,17 +8,20 @@ dated before them — handed to the rollups as a late row, a page at a time (a b
 never sits in memory whole). A read on an answer's path takes at most `REQUEST_PAGES` pages; the
 maintenance loop takes the rest (`caught_up`), so a backfill never holds an answer past its deadline.
 
-The open rows' sums per hour are kept up to `cut`, a few seconds behind the newest row, and only the
-rows after it are summed per answer: a window ending now costs the same with 60,000 open rows as
-with 60. Closed hours that a window's edge cuts are read once as single rows and kept (a few dozen,
-least recently used first out).
+The open rows' sums per hour are kept up to `cut`, a few seconds behind the newest row, and the rows
+after it (the tail) summed per second, kept too and added to as rows join it: a window ending now (at
+a whole second) costs the same with 60,000 open rows as with 60, and copies none of them. Closed hours
+that a window's edge cuts are read once as single rows and kept (a few dozen, least recently used
+first out); the hours used last also keep their rows ordered by group and time (`Spans`), so that an
+edge's sums per group are a few searches, not a copy of the rows summed anew by every answer.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +29,7 @@ from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.holes import Holes
 from cost_api.aggregation.priced import from_columns, from_rows
 from cost_api.aggregation.rollups import Bound
+from cost_api.aggregation.views import keys_only
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
 from cost_api.store.result import Rows
@@ -36,6 +40,8 @@ REQUEST_PAGES = 2  # pages an answer reads itself; the maintenance loop reads th
 TAIL_MS = 5_000  # the open rows this far behind the newest (or now) are summed per answer, not kept summed
 _CHUNKS = 64  # chunks of the open rows' body before they are joined into one
 _CACHED_HOURS = 64
+_SPANS_KEPT = 4  # spans of one kept hour whose sums are kept (a window's start, another's end, ...)
+_SPANS_HOURS = 8  # kept hours, the most recently used, that keep their rows ordered for sums (`RowSet.summed`)
 _FAR = 253_402_300_799_000  # 9999-12-31T23:59:59Z: "no end"
 
 Fetch = Callable[..., Awaitable[Rows]]
@@ -48,21 +54,41 @@ class RowSet:
     rows: Groups
     token: np.ndarray
     ids: np.ndarray
+    # per key: the rows in order of group and time, for `summed` (a set is never changed in place:
+    # rows that join a kept hour make a new set, so what is kept here always matches the rows)
+    _spans: dict[tuple[str | None, bool], Spans] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def summed(self, start_ms: int, end_ms: int, key: str | None, *, keyed: bool = False) -> Groups:
+        """`between(start_ms, end_ms).hourly(key)` summed per group (hour, provider, model, key, tier,
+        size class, cache hit, quality, price entry): the same in every sum, without copying a row (a
+        window's start or end cutting a closed hour asks it of the hour's kept rows on every answer).
+        `keyed`: summed over provider, model and tier too where `views.keys_only` would."""
+        if self._spans is None:
+            self._spans = {}
+        spans = self._spans.get((key, keyed))
+        if spans is None:
+            hourly = self.hourly(key)
+            spans = self._spans[key, keyed] = Spans.of(keys_only(hourly) if keyed else hourly, self.rows.slot)
+        return spans.between(start_ms, end_ms)
+
+    def drop_spans(self) -> None:
+        """Let go of what `summed` keeps (built again when next asked)."""
+        self._spans = None
+
     def between(self, start_ms: int, end_ms: int) -> RowSet:
         return self.subset((self.rows.slot >= start_ms) & (self.rows.slot < end_ms))
 
-    def subset(self, mask: np.ndarray) -> RowSet:
+    def subset(self, mask: np.ndarray | slice) -> RowSet:
         return RowSet(self.rows.subset(mask), self.token[mask], self.ids[mask])
 
-    def hourly(self, key: str | None) -> Groups:
-        """As groups of the hour (slot = hour), keyed by endpoint, token or nothing."""
+    def hourly(self, key: str | None, slot_ms: int = HOUR_MS) -> Groups:
+        """As groups of the hour (slot = hour; or of another `slot_ms`), keyed by endpoint, token or nothing."""
         rows = self.rows.subset(slice(None))
-        rows.slot = rows.slot // HOUR_MS
-        rows.slot_ms = HOUR_MS
+        rows.slot = rows.slot // slot_ms
+        rows.slot_ms = slot_ms
         if key == "token":
             rows.key = self.token
         elif key is None:
@@ -79,6 +105,79 @@ class RowSet:
             np.concatenate([p.token for p in parts]),
             np.concatenate([p.ids for p in parts]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Spans:
+    """Rows (as one-row groups) put in order of their group and time once, so that the sums per group
+    of the rows of any span of time cost a few searches and subtractions per group, not a copy of the
+    rows: counts as differences of running sums (exact in int64), money summed in order (`reduceat`)."""
+
+    cells: Groups  # one per group: its columns (counts and money replaced by each answer's sums)
+    at: np.ndarray  # int64, ascending: each row's group * width + its time - base
+    base: int
+    width: int
+    counts: tuple[str, ...]
+    running: np.ndarray  # (rows + 1, len(counts)) int64: the counts summed up to each row, in `at`'s order
+    money: np.ndarray  # (2, rows + 1) float64: spend and saved in `at`'s order, a 0 last
+    starts: np.ndarray  # int64: each group's first place in `at`'s scale (group * width)
+    # the last spans asked and their sums (answers in the same second ask the same): never changed
+    asked: OrderedDict[tuple[int, int], Groups] = field(default_factory=OrderedDict)
+
+    @staticmethod
+    def of(groups: Groups, times: np.ndarray) -> Spans:
+        """`groups` (one per row, hourly) and each row's time (epoch ms)."""
+        n = len(groups)
+        if not n:
+            empty = np.zeros(0, dtype=np.int64)
+            counts = tuple(groups.counts)
+            return Spans(groups, empty, 0, 1, counts, np.zeros((1, len(counts)), np.int64), np.zeros((2, 1)), empty)
+        columns = (groups.slot, groups.provider, groups.model, groups.key, groups.tier, groups.priced_as)
+        combined = np.zeros(n, dtype=np.int64)
+        for column in (*columns, groups.size_class, groups.cache_hit, groups.quality):
+            compact = np.unique(column, return_inverse=True)[1].reshape(-1)
+            combined = combined * (int(compact.max()) + 1) + compact
+        _, first, group = np.unique(combined, return_index=True, return_inverse=True)
+        base = int(times.min())
+        width = int(times.max()) - base + 1
+        at = group.reshape(-1).astype(np.int64) * width + (times.astype(np.int64) - base)
+        order = np.argsort(at, kind="stable")
+        counts = tuple(groups.counts)
+        running = np.zeros((n + 1, len(counts)), dtype=np.int64)
+        for i, name in enumerate(counts):
+            np.cumsum(groups.counts[name][order], out=running[1:, i])
+        money = np.zeros((2, n + 1))
+        money[0, :n], money[1, :n] = groups.spend[order], groups.saved[order]
+        starts = np.arange(len(first), dtype=np.int64) * width
+        return Spans(groups.subset(first), at[order], base, width, counts, running, money, starts)
+
+    def between(self, start_ms: int, end_ms: int) -> Groups:
+        """The rows of [start_ms, end_ms), summed per group (the same groups for the same span: they
+        are shared, as every answer's groups are, and never changed)."""
+        lo = min(max(start_ms - self.base, 0), self.width)
+        hi = min(max(end_ms - self.base, 0), self.width)
+        found = self.asked.get((lo, hi))
+        if found is None:
+            found = self.asked[lo, hi] = self._sums(lo, hi)
+            if len(self.asked) > _SPANS_KEPT:
+                self.asked.popitem(last=False)
+        return found
+
+    def _sums(self, lo: int, hi: int) -> Groups:
+        first = np.searchsorted(self.at, self.starts + lo, side="left")
+        last = np.searchsorted(self.at, self.starts + hi, side="left")
+        present = np.flatnonzero(last > first)
+        if not len(present):
+            return Groups.empty(self.cells.vocab, self.cells.slot_ms)
+        first, last = first[present], last[present]
+        counts = self.running[last] - self.running[first]
+        bounds = np.empty(2 * len(present), dtype=np.int64)
+        bounds[0::2], bounds[1::2] = first, last
+        money = np.add.reduceat(self.money, bounds, axis=1)[:, 0::2]
+        cells = self.cells.subset(present)
+        cells.counts = {name: counts[:, i].copy() for i, name in enumerate(self.counts)}
+        cells.spend, cells.saved = money[0].copy(), money[1].copy()
+        return cells
 
 
 class RowStore:
@@ -101,6 +200,9 @@ class RowStore:
         self._body: list[RowSet] = []  # the open rows dated before `cut`, in the chunks they came in
         self._tail: RowSet | None = None  # the open rows dated from `cut` on (None: not started)
         self._summed: dict[str | None, Groups] = {}  # `_body` summed per hour, by key (filled when asked)
+        # by key: how many of the tail's first rows are summed per second in the groups beside (filled
+        # when asked; rows join the tail at its end, and leave it a second at a time as `cut` moves)
+        self._tail_summed: dict[str | None, tuple[int, Groups]] = {}
         self._after = 0
         self.holes = Holes(clock)
         self.caught_up = True  # the last incremental read found every committed row
@@ -152,7 +254,7 @@ class RowStore:
 
     def _set_open(self, rows: RowSet | None) -> None:
         """The open rows anew, split at `cut`; their sums are summed again when asked."""
-        self._summed = {}
+        self._summed, self._tail_summed = {}, {}
         if rows is None:
             self._body, self._tail = [], None
             return
@@ -235,6 +337,9 @@ class RowStore:
             self._to_body(self._tail.subset(passed))
             self._tail = self._tail.subset(~passed)
             self.cut = cut
+            for key, (summed_rows, summed) in self._tail_summed.items():  # `cut` is a whole second
+                left = summed.subset(summed.slot >= cut // 1000)
+                self._tail_summed[key] = (summed_rows - int(np.count_nonzero(passed[:summed_rows])), left)
 
     def _to_body(self, rows: RowSet) -> None:
         if not len(rows):
@@ -264,16 +369,36 @@ class RowStore:
     def open_groups(self, start_ms: int, end_ms: int, key: str | None) -> Groups:
         """The open rows of [start_ms, end_ms) summed per hour and key (as of the last `refresh`). A
         range from the open hours' start to past `cut` (any window ending now) takes the kept sums
-        and sums only the rows after `cut`."""
+        and sums only the rows after `cut`: per second, kept too, when it ends at a whole second."""
+        return Groups.concat(self._vocab, HOUR_MS, self.open_parts(start_ms, end_ms, key))
+
+    def open_parts(self, start_ms: int, end_ms: int, key: str | None) -> list[Groups]:
+        """`open_groups` in parts, for a caller that adds more parts to them before one copy of all."""
         assert self._tail is not None
         if start_ms > self.open_from_ms or end_ms < self.cut:
             every = self.open
             assert every is not None
-            return every.between(start_ms, end_ms).hourly(key)
+            return [every.between(start_ms, end_ms).hourly(key)]
         if key not in self._summed:
             self._summed[key] = Groups.concat(self._vocab, HOUR_MS, [b.hourly(key) for b in self._body]).collapsed()
-        tail = self._tail.between(self.cut, end_ms).hourly(key)
-        return Groups.concat(self._vocab, HOUR_MS, [self._summed[key], tail])
+        if end_ms % 1000:  # not a whole second (a window ending now ends at one): the tail's rows
+            tail = self._tail.between(self.cut, end_ms).hourly(key)
+        else:
+            seconds = self._tail_seconds(key)
+            tail = seconds.subset(seconds.slot < end_ms // 1000)
+            tail.slot, tail.slot_ms = tail.slot * 1000 // HOUR_MS, HOUR_MS
+        return [self._summed[key], tail]
+
+    def _tail_seconds(self, key: str | None) -> Groups:
+        """The tail's rows summed per second (slot) and key, the rows that joined it since last asked
+        added to what was summed then."""
+        assert self._tail is not None
+        summed_rows, summed = self._tail_summed.get(key, (0, None))
+        if summed_rows < len(self._tail) or summed is None:
+            fresh = self._tail.subset(slice(summed_rows, None)).hourly(key, 1000)
+            summed = Groups.concat(self._vocab, 1000, [summed, fresh]).collapsed(keep_sizes=True)
+            self._tail_summed[key] = (len(self._tail), summed)
+        return summed
 
     async def closed_hour(self, hour: int) -> RowSet:
         """The single rows of one closed hour, kept for the next window that cuts it."""
@@ -283,6 +408,9 @@ class RowStore:
             self._hours[hour] = found
             while len(self._hours) > _CACHED_HOURS:
                 self._hours.popitem(last=False)
+            # the sums by span only for the hours used last (each about the size of the rows again)
+            for kept in itertools.islice(self._hours.values(), max(0, len(self._hours) - _SPANS_HOURS)):
+                kept.drop_spans()
         else:
             self._hours.move_to_end(hour)
         return found

@@ -246,6 +246,39 @@ async def test_lenses_equal_the_raw_rows_through_late_rows_closing_hours_and_ret
         await service.close()
 
 
+async def test_rows_landing_where_windows_cut_closed_hours_or_among_the_newest_count_at_once(log: LogDB) -> None:
+    """The closed hours a window's edges cut are summed from their kept rows per span asked (kept per
+    span), and the newest open rows per second (kept between answers): late rows landing in a cut
+    hour (inside the window or before its start) and rows joining the newest change the next answer
+    exactly as the log does. Without the kept sums following the rows, the second check fails."""
+    rng = random.Random(20261206)
+    await log.insert(random_rows(rng, 2000, NOW - timedelta(days=21), NOW - timedelta(seconds=30)))
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+    try:
+        await agg.warm()
+        await check(service, agg, log)  # 10 days to NOW (12:34:56), the top lists over 2 days
+        for _ in range(2):  # the second time, from the kept sums
+            await check(service, agg, log)
+        # each window's edges: the current one starts 10 days back, the previous one 20, the top ones
+        # 2 and 4 days back; all inside an hour 12:00-13:00, which is closed and kept as single rows
+        for days in (2, 4, 10, 20):
+            edge = NOW - timedelta(days=days)
+            late = random_rows(rng, 3, edge, edge + timedelta(minutes=20))  # inside the window
+            late += random_rows(rng, 3, edge - timedelta(minutes=30), edge)  # before it (or in the previous)
+            await log.insert(late)
+        await check(service, agg, log)
+        # the newest rows, a second or two before the windows' end, and at it (counted in none)
+        for seconds in (4, 2, 1):
+            newest = NOW - timedelta(seconds=seconds)
+            await log.insert(random_rows(rng, 3, newest, newest + timedelta(seconds=1)))
+            await check(service, agg, log)
+        await log.insert([Row(NOW, prompt_tokens=1_000_000)])
+        await check(service, agg, log)
+    finally:
+        await service.close()
+
+
 async def test_lenses_equal_the_raw_rows_before_the_rollups_are_warm(
     log: LogDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:

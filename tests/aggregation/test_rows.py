@@ -4,8 +4,11 @@ and the open rows' sums kept up to the cut."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections import Counter
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,10 @@ import pytest
 
 from cost_api.aggregation import holes
 from cost_api.aggregation.aggregator import threshold_params
-from cost_api.aggregation.groups import Groups, Vocab
+from cost_api.aggregation.groups import Groups, Totals, Vocab
 from cost_api.aggregation.holes import HOLE_SECONDS, LOST_SECONDS
 from cost_api.aggregation.rollups import Bound
-from cost_api.aggregation.rows import TAIL_MS, RowSet, RowStore
+from cost_api.aggregation.rows import _SPANS_HOURS, TAIL_MS, RowSet, RowStore
 from cost_api.config import load_settings
 from cost_api.pricing.table import load_table
 from cost_api.resources import builtin_pricing, sql_dir
@@ -112,6 +115,16 @@ async def started(log: FakeLog, clock: FakeClock, max_id: int) -> RowStore:
     return store
 
 
+def shown(figures: dict[Any, Totals]) -> dict[Any, Any]:
+    """Totals per key, their money to within 1e-9 USD: added in another order, sums of floats differ
+    in their last bits (and so, at an exact half micro-dollar, even rounded as answers show them)."""
+    near = {"spend", "saved_by_cache"}
+    return {
+        k: {name: pytest.approx(v, rel=0, abs=1e-9) if name in near else v for name, v in dataclasses.asdict(t).items()}
+        for k, t in figures.items()
+    }
+
+
 def spend_and_requests(groups: Groups) -> tuple[int, float]:
     total = groups.total()
     return total.requests, round(total.spend, 6)
@@ -190,12 +203,71 @@ async def test_the_open_rows_kept_summed_up_to_the_cut_equal_them_summed_anew() 
     assert store.cut == (newest - TAIL_MS) // 1000 * 1000
     every = store.open
     assert every is not None
-    for end in (newest + 1, newest - 1_000, newest - 7_000, OPEN_MS + 30 * 60_000):
+    # whole seconds (a window ending now) take the tail summed per second, other ends its rows
+    ends = (newest + 1, newest, newest - 1_000, newest - 2_000, newest - 2_500, newest - 7_000, OPEN_MS + 30 * 60_000)
+    for end in ends:
         for key in (None, "endpoint", "token"):
             kept = store.open_groups(OPEN_MS, end, key)
             direct = every.between(OPEN_MS, end).hourly(key)
-            assert kept.by("model", "key") == direct.by("model", "key"), (end, key)
+            assert shown(kept.by("model", "key")) == shown(direct.by("model", "key")), (end, key)
     assert spend_and_requests(store.open_groups(OPEN_MS, newest + 1, None))[0] == 100
+
+
+async def test_the_tail_summed_per_second_follows_rows_joining_it_and_the_cut_moving() -> None:
+    """The tail's sums per second are kept between answers: rows that join it later (some dated
+    before rows already there) are added, the seconds the cut passes leave it; every whole-second end
+    gives what the rows give."""
+    log, clock = FakeLog(), FakeClock(NOW)
+    store = await started(log, clock, 0)
+    newest = int(NOW.timestamp() * 1000)
+    next_id = 1
+    for step in range(12):
+        clock.set(NOW + timedelta(milliseconds=(step - 11) * 700), wake=False)
+        at_ms = newest + (step - 11) * 700
+        for offset in (0, -300, -1_900, -4_100):  # out of order, some before the cut
+            log.add([next_id], at_ms + offset, model="o3" if offset else "gpt-4o-mini")
+            next_id += 1
+        await store.refresh(lambda late: None)
+        every = store.open
+        assert every is not None
+        for end in range(store.cut, at_ms + 2_000, 1_000):
+            for key in (None, "token"):
+                kept, direct = store.open_groups(OPEN_MS, end, key), every.between(OPEN_MS, end).hourly(key)
+                assert shown(kept.by("model", "key")) == shown(direct.by("model", "key")), (step, end, key)
+    assert spend_and_requests(store.open_groups(OPEN_MS, newest + 1_000, None))[0] == 48
+
+
+def test_a_row_set_summed_over_any_span_equals_its_rows_summed() -> None:
+    """`RowSet.summed` (the kept rows of a closed hour a window cuts, asked on every answer) gives the
+    figures of `between(...).hourly(...)` for any span, keyed or not, asked again or not."""
+    pricing = load_table(builtin_pricing())
+    rng = random.Random(3)
+    rows = []
+    for i in range(400):
+        when = OPEN_MS - HOUR + rng.randrange(HOUR)
+        model = rng.choice(["gpt-4o-mini", "o3", "gpt-4o", "no-such-model"])
+        row = {name: 0 for name in COLUMNS} | {"slot": when, "provider": "openai", "model": model, "id": i + 1}
+        row |= {"key": rng.choice(["/a", "/b"]), "requests": 1, "prompt_tokens": rng.randrange(1, 50_000)}
+        row |= {"cache_hit": rng.random() < 0.2, "token_id": rng.choice([None, "tok_a", "tok_b", "tok_c"])}
+        row |= {"completion_tokens": rng.randrange(500), "errors": int(rng.random() < 0.1), "tier": None}
+        rows.append(tuple(row[name] for name in COLUMNS))
+    vocab = Vocab()
+    store = RowStore(FakeLog().fetch, vocab, pricing, threshold_params(pricing), FakeClock(NOW))
+    kept = store._rowset(Rows(rows, COLUMNS))
+    edges = [OPEN_MS - 2 * HOUR, OPEN_MS - HOUR, OPEN_MS - HOUR + 1, OPEN_MS - HOUR // 2, OPEN_MS - 1, OPEN_MS]
+    spans = [(a, b) for a in edges for b in edges if a < b] + [(OPEN_MS - HOUR + 5, OPEN_MS - HOUR + 5)]
+    spans += [tuple(sorted(rng.randrange(OPEN_MS - HOUR, OPEN_MS) for _ in range(2))) for _ in range(30)]
+    for _ in range(2):  # the second time from the spans kept
+        for a, b in spans:
+            for key in (None, "endpoint", "token"):
+                direct = kept.between(a, b).hourly(key)
+                for keyed in (False, True):
+                    summed = kept.summed(a, b, key, keyed=keyed)
+                    assert len(summed) <= len(direct)
+                    assert shown(summed.by("key")) == shown(direct.by("key")), (a, b, key, keyed)
+                    if not keyed:  # keyed: priced groups summed over their entries (views.keys_only)
+                        columns = ("provider", "model", "priced_as", "cache_hit", "size_class", "slot", "quality")
+                        assert shown(summed.by(*columns)) == shown(direct.by(*columns))
 
 
 async def test_a_read_begun_after_an_answer_arrived_serves_it() -> None:
@@ -211,3 +283,21 @@ async def test_a_read_begun_after_an_answer_arrived_serves_it() -> None:
     log.add([3], OPEN_MS + 60_000)
     await store.refresh(lambda late: None, since=store.ticket())  # arrived after that read: reads
     assert len(log.asked) == 2 and len(store.open or []) == 3
+
+
+async def test_only_the_kept_hours_used_last_keep_their_rows_ordered_for_sums() -> None:
+    """What `RowSet.summed` keeps is about the size of the rows again: the kept closed hours beyond
+    the last `_SPANS_HOURS` read let go of it (built again if asked), their rows stay kept."""
+    log, clock = FakeLog(), FakeClock(NOW)
+    for hour in range(12):
+        log.add([1000 + hour], OPEN_MS - (hour + 1) * HOUR + 60_000)
+    store = await started(log, clock, 2000)
+    hours = [OPEN_MS // HOUR - h - 1 for h in range(12)]
+    for hour in hours:
+        kept = await store.closed_hour(hour)
+        assert kept.summed(hour * HOUR, (hour + 1) * HOUR, None).total().requests == 1
+    await store.closed_hour(hours[-1] - 1)  # an hour read: the oldest used let go of their sums
+    held = [hour for hour in hours if store._hours[hour]._spans is not None]
+    assert held == hours[-(_SPANS_HOURS - 1) :]
+    kept = await store.closed_hour(hours[0])
+    assert kept._spans is None and kept.summed(hours[0] * HOUR, (hours[0] + 1) * HOUR, "token").total().requests == 1
