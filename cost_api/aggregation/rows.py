@@ -366,14 +366,11 @@ class RowStore:
         self._set_open(every.between(until_ms, _FAR))
         return every.between(0, until_ms)
 
-    def open_groups(self, start_ms: int, end_ms: int, key: str | None) -> Groups:
-        """The open rows of [start_ms, end_ms) summed per hour and key (as of the last `refresh`). A
-        range from the open hours' start to past `cut` (any window ending now) takes the kept sums
-        and sums only the rows after `cut`: per second, kept too, when it ends at a whole second."""
-        return Groups.concat(self._vocab, HOUR_MS, self.open_parts(start_ms, end_ms, key))
-
     def open_parts(self, start_ms: int, end_ms: int, key: str | None) -> list[Groups]:
-        """`open_groups` in parts, for a caller that adds more parts to them before one copy of all."""
+        """The open rows of [start_ms, end_ms) summed per hour and key (as of the last `refresh`), in
+        parts that the caller concatenates with its others (one copy of all). A range from the open
+        hours' start to past `cut` (any window ending now) takes the kept sums and sums only the rows
+        after `cut`: per second, kept too, when it ends at a whole second."""
         assert self._tail is not None
         if start_ms > self.open_from_ms or end_ms < self.cut:
             every = self.open

@@ -99,7 +99,10 @@ class Views:
 
     def _piece_stamp(self, a: int, b: int) -> int:
         """The stamp of hours [a, b): a whole UTC day's, or one hour's."""
-        return self._stamp(a // 24) if b - a == 24 else self._hour_stamps.get(a, 0)
+        return self._stamp(a // 24) if b - a == 24 else self._hour_stamp(a)
+
+    def _hour_stamp(self, hour: int) -> int:
+        return self._hour_stamps.get(hour, 0)
 
     def day(self, view: View, dim: str | None, part: Groups, day: int) -> _Day:
         """The view's cells of one UTC day of `part` (a rollup's hourly cells, sorted by hour)."""
@@ -135,23 +138,23 @@ class Views:
     ) -> list[Groups]:
         """The groups of closed hours [h0, h1) of a read no rollup serves (a filter on tokens of the
         endpoint lens), read a run of hours at a time with `read(h0, h1)` (hourly groups) and kept per
-        hour until its day changes: the next answer reads only the hours closed since."""
+        hour until it changes: the next answer reads only the hours closed or changed since."""
         kept: dict[int, tuple[int, Groups]] = _entry(self._reads, name, READS_KEPT, keep)
-        stale = [h for h in range(h0, h1) if h not in kept or kept[h][0] != self._stamp(h // 24)]
+        stale = [h for h in range(h0, h1) if h not in kept or kept[h][0] != self._hour_stamp(h)]
         got = {h: kept[h][1] for h in range(h0, h1) if h in kept}  # taken now: other answers may prune
         if len(kept) > HOURS_KEPT:  # a window that slid for weeks: the oldest hours it left go
             outside = sorted(h for h in kept if not h0 <= h < h1)
             for hour in outside[: len(outside) // 2 + 1]:
                 del kept[hour]
         for a, b in hour_runs(stale):
-            stamps = {d: self._stamp(d) for d in range(a // 24, -(-b // 24))}  # as of before the read
+            stamps = {h: self._hour_stamp(h) for h in range(a, b)}  # as of before the read
             groups = await read(a, b)
             order = np.argsort(groups.slot, kind="stable")
             slots = groups.slot[order]
             for hour in range(a, b):
                 lo, hi = np.searchsorted(slots, [hour, hour + 1], side="left")
                 got[hour] = groups.subset(order[int(lo) : int(hi)])
-                kept[hour] = (stamps[hour // 24], got[hour])
+                kept[hour] = (stamps[hour], got[hour])
         return [got[h] for h in range(h0, h1)]
 
     async def totals(

@@ -47,10 +47,10 @@ async def test_closed_hours_are_read_once_then_only_the_new_or_changed_ones() ->
     assert log.reads == [(H - 3, H + 2)]  # one read for the run
     assert requests(await views.hours("r", H - 2, H + 4, log.read)) == [2] * 6
     assert log.reads[1:] == [(H + 2, H + 4)]  # only the hours not kept yet
-    log.extra[H + 1] = 5  # a late row: the rollups mark its day changed
+    log.extra[H + 1] = 5  # a late row: the rollups mark its hour changed
     views.changed([H + 1])
     assert requests(await views.hours("r", H - 3, H + 4, log.read)) == [2, 2, 2, 2, 7, 2, 2]
-    assert log.reads[2:] == [(H, H + 4)]  # the changed day's hours, read again; the day before kept
+    assert log.reads[2:] == [(H + 1, H + 2)]  # the changed hour alone read again; the rest of its day kept
     await views.hours("other", H, H + 1, log.read)
     assert log.reads[3:] == [(H, H + 1)]  # another read keeps its own hours
     views.clear()
