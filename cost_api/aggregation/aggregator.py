@@ -45,6 +45,7 @@ from cost_api.aggregation.params import threshold_params as threshold_params
 from cost_api.aggregation.params import top_ranked as top_ranked
 from cost_api.aggregation.priced import from_columns, priced_rows
 from cost_api.aggregation.rollups import (
+    DIMENSIONS,
     FINGERPRINT,
     RESTORE_WAIT_SECONDS,
     UNBOUNDED,
@@ -256,8 +257,9 @@ class Aggregator:
         self, rng: Range, dim: str | None, filters: Filters, directory: TokenDirectory | None, book: TagBook | None
     ) -> Groups:
         """A read for totals no rollup serves (by token past the memory cap, by cache key): its closed
-        hours summed per key, kept per day and hour while they stay the same (Views.totals); the part
-        of an hour at its start and the open hours read in SQL. All of it in SQL before the warm-up,
+        hours summed per key, kept per day and hour while they stay the same (Views.totals); the parts
+        of hours at its edges and the open hours as the rollups' are (`_edge_parts`: single rows, kept),
+        or in SQL by cache key (no single row held has it). All of it in SQL before the warm-up,
         with tags (whose spans need not follow UTC days), and under a filter on tokens or endpoints
         (a budget's or an alert's own reads, one per subject: too many to keep, and never to be kept
         waiting)."""
@@ -287,9 +289,17 @@ class Aggregator:
                 )
         if held is None:  # its pieces do not fit the memory cap: the window whole, in SQL
             return await self._read(rng, dim, filters, directory, HOUR_MS, whole=True)
-        edges = [Range(rng.start, _instant(h0)), Range(_instant(h1), rng.end)]
-        loose = [await self._read(e, dim, filters, directory, HOUR_MS, whole=True) for e in edges if e.start < e.end]
-        return Groups.concat(self.vocab, HOUR_MS, [*held, *loose])
+        edges = [(a, b) for a, b in ((start, h0 * HOUR_MS), (h1 * HOUR_MS, end)) if a < b]
+        if dim not in DIMENSIONS or not (self.rollups.ready and self.rows.started):  # no single rows of it held
+            ranges = [Range(from_ms(a), from_ms(b)) for a, b in edges]
+            loose = [await self._read(e, dim, filters, directory, HOUR_MS, whole=True) for e in ranges]
+            return Groups.concat(self.vocab, HOUR_MS, [held, *loose])
+        # as the rollups of other dimensions: the hours it cuts and the open ones from single rows
+        view = cell_view(filters, directory, dim, dim, None, None)
+        parts = await self._edge_parts(edges, self.rollups.horizon, dim, keyed=keyed and view is None, whole=True)
+        if view is not None:
+            parts = [view.apply(Groups.concat(self.vocab, HOUR_MS, parts))]
+        return Groups.concat(self.vocab, HOUR_MS, [held, *parts])
 
     def _wait_limit(self) -> float:
         """How long an answer waits for what is being read into memory before it answers 503."""
@@ -318,27 +328,39 @@ class Aggregator:
         horizon = self.rollups.horizon
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), horizon)
-        held, parts = None, []
+        held = None
         if h0 < h1:
             held = self.rollups.slice(rollup_dim, h0, h1, coarse=coarse, whole=whole, keyed=keyed, view=view)
             edges = [(start, h0 * HOUR_MS), (h1 * HOUR_MS, end)]
         else:
             edges = [(start, end)]
+        parts = await self._edge_parts(edges, horizon, rollup_dim, keyed=keyed and whole and view is None)
+        if view is None:  # one copy of every part
+            return Groups.concat(self.vocab, HOUR_MS, [held, *parts])
+        return Groups.concat(self.vocab, HOUR_MS, [held, view.apply(Groups.concat(self.vocab, HOUR_MS, parts))])
+
+    async def _edge_parts(
+        self, edges: list[tuple[int, int]], horizon: int, dim: str | None, *, keyed: bool, whole: bool = False
+    ) -> list[Groups]:
+        """The groups of the spans `edges` (epoch ms) past and around the closed hours held: the open
+        ones from their kept sums (`RowStore.open_parts`; a log without ids: summed by the engine now,
+        `whole` as in `_read`), those of the closed hours a span cuts from the hour's single rows, read
+        once and kept, summed per span asked (`RowSet.summed`, `keyed` as `views.keys_only`).
+        Unfiltered: the caller's view applies to them."""
+        parts = []
         for a, b in edges:
             if b > horizon * HOUR_MS and by_time(self.rows):  # a log without ids: the engine sums them now
-                parts.append(await self._read(Range(from_ms(max(a, horizon * HOUR_MS)), from_ms(b)), rollup_dim))
+                parts.append(await self._read(Range(from_ms(max(a, horizon * HOUR_MS)), from_ms(b)), dim, whole=whole))
             elif b > horizon * HOUR_MS:
-                parts.extend(self.rows.open_parts(max(a, horizon * HOUR_MS), b, rollup_dim))
-        for a, b in edges:  # closed hours the window cuts: their single rows, read once and kept
+                parts.extend(self.rows.open_parts(max(a, horizon * HOUR_MS), b, dim))
+        for a, b in edges:  # closed hours a span cuts: their single rows, read once and kept
             closed_end = min(b, horizon * HOUR_MS)
             for hour in range(floor_hour(a), ceil_hour(closed_end)):
                 lo, hi = max(a, hour * HOUR_MS), min(closed_end, (hour + 1) * HOUR_MS)
                 if lo < hi:
                     rows = await self.rows.closed_hour(hour)
-                    parts.append(rows.summed(lo, hi, rollup_dim, keyed=keyed and whole and view is None))
-        if view is None:  # one copy of every part
-            return Groups.concat(self.vocab, HOUR_MS, [held, *parts])
-        return Groups.concat(self.vocab, HOUR_MS, [held, view.apply(Groups.concat(self.vocab, HOUR_MS, parts))])
+                    parts.append(rows.summed(lo, hi, dim, keyed=keyed))
+        return parts
 
     async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
         return await gather_or_cancel(*(self.groups(rng, **kw) for rng, kw in requests))
