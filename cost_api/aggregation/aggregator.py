@@ -391,7 +391,7 @@ class Aggregator:
         parts = []
         for span_start, span_end, tags in tag_spans(rng, filters, book):
             for start, end in price_spans(span_start, span_end, self.pricing) if whole else [(span_start, span_end)]:
-                rows = await self.db.fetch("groups", **{**params, "start": start, "end": end, **tags})
+                rows = await self.db.fetch("groups", table=True, **{**params, "start": start, "end": end, **tags})
                 at_slot = epoch_ms(start) // slot_ms if whole else None
                 parts.append(await priced_rows(self.vocab, slot_ms, rows, self.pricing, at_slot))
         return parts[0] if len(parts) == 1 else Groups.concat(self.vocab, slot_ms, parts)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from cost_api.store.result import Coded
+
 COUNTS = (
     "requests",
     "errors",
@@ -62,7 +64,10 @@ class Vocab:
                     self._array = None
         return found
 
-    def encode(self, values: Sequence[str | None]) -> np.ndarray:
+    def encode(self, values: Sequence[str | None] | Coded) -> np.ndarray:
+        if isinstance(values, Coded):  # a columnar driver's text: each distinct value looked up once
+            coded: np.ndarray = self.encode(values.values)[values.codes]
+            return coded
         codes = self._codes
         get = codes.get
         out = np.empty(len(values), dtype=np.int32)

@@ -13,7 +13,7 @@ import numpy as np
 
 from cost_api.aggregation.groups import COUNTS, EXCLUDED, NO_TIER_RATE, Groups, Vocab
 from cost_api.pricing.table import Entry, PriceTable
-from cost_api.store.result import Rows
+from cost_api.store.result import Rows, Table
 from cost_api.windows import DAY_MS
 
 _EPOCH_DAY = date(1970, 1, 1)
@@ -25,16 +25,20 @@ OFF_LOOP_ROWS = 20_000  # a read of more groups is priced in a worker thread (do
 
 
 def from_rows(
-    vocab: Vocab, slot_ms: int, rows: Sequence[tuple[Any, ...]], pricing: PriceTable | None, at_slot: int | None = None
+    vocab: Vocab,
+    slot_ms: int,
+    rows: Table | Sequence[tuple[Any, ...]],
+    pricing: PriceTable | None,
+    at_slot: int | None = None,
 ) -> Groups:
     """Columns from the `groups` query's rows (or `rows_between`'s), priced (each group is uniform in
-    price): a store `Rows`, read by its column names (ROW_COLUMNS); an empty plain list is no rows.
-    `at_slot`: every row is of this slot, whatever the query said (a read of one slot for a whole span
-    in which no rate changes: its groups are priced, and tagged, as of the span's first slot)."""
-    if isinstance(rows, Rows):
+    price): a store `Table` or `Rows`, read by its column names (ROW_COLUMNS); an empty plain list is
+    no rows. `at_slot`: every row is of this slot, whatever the query said (a read of one slot for a
+    whole span in which no rate changes: its groups are priced, and tagged, as of the span's first slot)."""
+    if isinstance(rows, Table | Rows):
         cols = rows.columns()
         if at_slot is not None:
-            cols = {**cols, "slot": (at_slot,) * len(rows)}
+            cols = {**cols, "slot": np.full(len(rows), at_slot, dtype=np.int64)}
         return from_columns(vocab, slot_ms, cols, len(rows), pricing)
     if rows:
         raise TypeError("from_rows reads a query's Rows, by their column names")
@@ -42,7 +46,7 @@ def from_rows(
 
 
 async def priced_rows(
-    vocab: Vocab, slot_ms: int, rows: Rows, pricing: PriceTable, at_slot: int | None = None
+    vocab: Vocab, slot_ms: int, rows: Table, pricing: PriceTable, at_slot: int | None = None
 ) -> Groups:
     """`from_rows`, in a worker thread for a read of more than OFF_LOOP_ROWS groups: decoding and pricing
     a million token groups takes seconds, during which no other request would be answered."""
@@ -54,12 +58,12 @@ async def priced_rows(
 def from_columns(
     vocab: Vocab, slot_ms: int, cols: Mapping[str, Sequence[Any]], n: int, pricing: PriceTable | None
 ) -> Groups:
-    """`from_rows` on rows already taken apart into columns (`Rows.columns()`: `n` values each, by
+    """`from_rows` on rows already taken apart into columns (`Table.columns()`: `n` values each, by
     name). A group's quality and tier come with its counts; a bad group's rows go to EXCLUDED, its
-    other counts to 0."""
-    quality = np.fromiter(cols["quality"], dtype=np.int8, count=n)
+    other counts to 0 (as is a count that is NULL)."""
+    quality = column_array(cols["quality"], np.int8, n)
     bad = quality != 0
-    counts = {name: np.fromiter((v or 0 for v in cols[name]), dtype=np.int64, count=n) for name in COUNTS}
+    counts = {name: column_array(cols[name], np.int64, n, null=0) for name in COUNTS}
     counts[EXCLUDED] = np.where(bad, counts["requests"], 0)
     counts[NO_TIER_RATE] = np.zeros(n, dtype=np.int64)
     for name in COUNTS:
@@ -67,12 +71,12 @@ def from_columns(
     groups = Groups(
         vocab,
         slot_ms,
-        np.fromiter(cols["slot"], dtype=np.int64, count=n),
+        column_array(cols["slot"], np.int64, n),
         vocab.encode(cols["provider"]),
         vocab.encode(cols["model"]),
         vocab.encode(cols["key"]),
-        np.fromiter(cols["size_class"], dtype=np.int8, count=n),
-        np.fromiter(cols["cache_hit"], dtype=bool, count=n),
+        column_array(cols["size_class"], np.int8, n),
+        column_array(cols["cache_hit"], np.bool_, n),
         counts,
         np.zeros(n),
         np.zeros(n),
@@ -83,6 +87,17 @@ def from_columns(
     if pricing is not None and n:
         price(groups, pricing)
     return groups
+
+
+def column_array(
+    column: Sequence[Any] | np.ndarray, dtype: type[np.generic], n: int, null: int | None = None
+) -> np.ndarray:
+    """A column as an array of `dtype`: a columnar driver's as it came (NULL already 0), a row driver's
+    values converted (`null`: what NULL reads as)."""
+    if isinstance(column, np.ndarray):
+        return column.astype(dtype, copy=False)
+    values = column if null is None else (null if v is None else v for v in column)
+    return np.fromiter(values, dtype=dtype, count=n)
 
 
 def price(groups: Groups, pricing: PriceTable) -> None:

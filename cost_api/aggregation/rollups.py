@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,8 +58,9 @@ class Bound:
     max_id: int | None = None
     skip: tuple[tuple[int, int], ...] = ()  # id ranges, both ends included, sorted
 
-    def params(self) -> dict[str, int | list[int] | None]:
-        """`:max_id`, `:skip_from` and `:skip_to` of the queries that take a bound (NULL: none)."""
+    def params(self) -> dict[str, Any]:
+        """`:max_id`, `:skip_from` and `:skip_to` of the queries that take a bound (NULL: none): query
+        parameters, which `Database.fetch` takes as `**params` (typed so: it also takes `table`)."""
         return {
             "max_id": self.max_id,
             "skip_from": [lo for lo, _ in self.skip] or None,

@@ -27,12 +27,12 @@ import numpy as np
 
 from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.holes import Holes
-from cost_api.aggregation.priced import from_columns, from_rows
+from cost_api.aggregation.priced import column_array, from_columns, from_rows
 from cost_api.aggregation.rollups import Bound
 from cost_api.aggregation.views import keys_only
 from cost_api.clock import Clock
 from cost_api.pricing.table import PriceTable
-from cost_api.store.result import Rows
+from cost_api.store.result import Rows, Table
 from cost_api.windows import HOUR_MS, from_ms, hour_runs
 
 PAGE_ROWS = 10_000  # rows per incremental read: a backfill is taken in pages, memory stays bounded
@@ -44,7 +44,7 @@ _SPANS_KEPT = 4  # spans of one kept hour whose sums are kept (a window's start,
 _SPANS_HOURS = 8  # kept hours, the most recently used, that keep their rows ordered for sums (`RowSet.summed`)
 _FAR = 253_402_300_799_000  # 9999-12-31T23:59:59Z: "no end"
 
-Fetch = Callable[..., Awaitable[Rows]]
+Fetch = Callable[..., Awaitable[Rows | Table]]  # Database.fetch: with table=True, a Table (or a test's Rows)
 
 
 @dataclass(slots=True)
@@ -209,20 +209,19 @@ class RowStore:
         self._reads = 0  # incremental reads begun
         self._epoch = 0  # counts `forget`s
 
-    def _rowset(self, rows: Rows) -> RowSet:
+    def _rowset(self, rows: Table | Rows) -> RowSet:
         """The rows of `rows_between` or `rows_after`, taken apart into columns once."""
         cols, n = rows.columns(), len(rows)
         groups = from_columns(self._vocab, 1, cols, n, self._pricing)
         tokens = self._vocab.encode(cols["token_id"])
-        ids = np.fromiter(cols["id"], dtype=np.int64, count=n)
-        return RowSet(groups, tokens, ids)
+        return RowSet(groups, tokens, column_array(cols["id"], np.int64, n))
 
     def _no_rows(self) -> RowSet:
         return RowSet(from_rows(self._vocab, 1, [], None), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64))
 
     async def between(self, start_ms: int, end_ms: int, max_id: int | None = None) -> RowSet:
         rows = await self._fetch(
-            "rows_between", start=from_ms(start_ms), end=from_ms(end_ms), max_id=max_id, **self._thresholds
+            "rows_between", table=True, start=from_ms(start_ms), end=from_ms(end_ms), max_id=max_id, **self._thresholds
         )
         return self._rowset(rows)
 
@@ -289,6 +288,7 @@ class RowStore:
             fresh = self._rowset(
                 await self._fetch(
                     "rows_after",
+                    table=True,
                     after=self._after,
                     hole_from=[lo for lo, _ in holes],
                     hole_to=[hi for _, hi in holes],
@@ -434,6 +434,7 @@ class RowStore:
 
     async def _span_hours(self, lo: int, hi: int) -> dict[int, int]:
         rows = await self._fetch("id_span_hours", lo=lo, hi=hi)
+        assert isinstance(rows, Rows)
         return {int(hour): int(count) for hour, count in rows.pick("hour", "rows")}
 
     def forget(self) -> None:

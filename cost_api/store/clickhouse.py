@@ -21,22 +21,30 @@ import json
 import re
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from cost_api.store.base import TEXT_COLUMNS, Database
 from cost_api.store.errors import DatabaseUnavailable, NotInSchema
 from cost_api.store.queries import Registry
-from cost_api.store.result import Rows
+from cost_api.store.result import Coded, Rows, Table
 from cost_api.store.url import DatabaseURL
 
 # Settings of every query: read-only, and aliases never shadow the columns they are named after
-# (`sum(prompt_tokens) AS prompt_tokens`); 64-bit integers as JSON numbers, not strings.
-SETTINGS = {"readonly": 1, "prefer_column_name_to_alias": 1, "output_format_json_quote_64bit_integers": 0}
+# (`sum(prompt_tokens) AS prompt_tokens`); 64-bit integers as JSON numbers, not strings; text as
+# Arrow's utf8, not binary (`fetch(..., table=True)`).
+SETTINGS = {
+    "readonly": 1,
+    "prefer_column_name_to_alias": 1,
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_arrow_string_as_string": 1,
+}
+ROWS_FORMAT, TABLE_FORMAT = "JSONCompact", "ArrowStream"  # the answers of `fetch`, without and with `table`
 # ClickHouse error codes (src/Common/ErrorCodes.cpp): a query stopped at its time limit or killed ...
 # The statement does not fit the schema (UNKNOWN_TABLE, UNKNOWN_IDENTIFIER, NO_SUCH_COLUMN_IN_TABLE):
 # `NotInSchema`, as on the other dialects (the optional api_tokens table absent is the expected case).
@@ -48,6 +56,7 @@ _CODE = re.compile(r"Code: (\d+)\.")
 _TICK = 0.001
 UNRESPONSIVE = 2.0  # how long past its deadline a query is waited for once killed
 OFF_LOOP_BYTES = 1 << 20  # an answer longer than this is decoded in a worker thread
+Decoded = TypeVar("Decoded")
 
 
 def ch_value(value: Any) -> Any:
@@ -112,6 +121,19 @@ class ClickHouseDatabase(Database):
     async def _forget_prepared(self) -> None:
         """Nothing prepared: every query is parsed afresh by the engine."""
 
+    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
+        return Rows(await self._ask(name, deadline, params, ROWS_FORMAT, _tuples), self.registry[name].columns)
+
+    async def _fetch_table(self, name: str, deadline: float, **params: Any) -> Table:
+        columns = self.registry[name].columns
+        return await self._ask(name, deadline, params, TABLE_FORMAT, lambda body: arrow_table(body, columns))
+
+    @abstractmethod
+    async def _ask(
+        self, name: str, deadline: float, params: dict[str, Any], fmt: str, decode: Callable[[bytes], Decoded]
+    ) -> Decoded:
+        """Run the named query for an answer in format `fmt` (of this transport), `decode`d (`_answer`)."""
+
     def _settings(self, deadline: float) -> dict[str, Any]:
         return {**SETTINGS, "max_execution_time": round(max(deadline - time.monotonic(), _TICK), 3)}
 
@@ -128,10 +150,16 @@ class ClickHouseDatabase(Database):
         return exc
 
     async def _answer(
-        self, name: str, deadline: float, running: asyncio.Future[bytes], kill: Callable[[], Awaitable[None]]
-    ) -> list[tuple[Any, ...]]:
-        """The rows of the query `running`: awaited until its deadline (the engine stops it there by
-        itself; a margin for one that does not), `kill`ed when given up on, its errors the store's."""
+        self,
+        name: str,
+        deadline: float,
+        running: asyncio.Future[bytes],
+        kill: Callable[[], Awaitable[None]],
+        decode: Callable[[bytes], Decoded],
+    ) -> Decoded:
+        """The answer of the query `running`, `decode`d: awaited until its deadline (the engine stops it
+        there by itself; a margin for one that does not), `kill`ed when given up on, its errors the
+        store's."""
         try:
             async with asyncio.timeout(deadline - time.monotonic() + UNRESPONSIVE):
                 body = await asyncio.shield(running)
@@ -146,8 +174,8 @@ class ClickHouseDatabase(Database):
                 raise
             raise failed from exc
         if len(body) > OFF_LOOP_BYTES:  # a million token groups: seconds to decode, no other request meanwhile
-            return await asyncio.to_thread(_tuples, body)
-        return _tuples(body)
+            return await asyncio.to_thread(decode, body)
+        return decode(body)
 
 
 _CH_INTEGER = frozenset({"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int128", "UInt128"})
@@ -188,10 +216,10 @@ class ChdbDatabase(ClickHouseDatabase):
         self._opened.append(conn)
         return conn
 
-    def _run(self, sql: str, params: dict[str, Any]) -> bytes:
+    def _run(self, sql: str, params: dict[str, Any], fmt: str) -> bytes:
         conn = self._idle.pop() if self._idle else self._connect()
         try:
-            return bytes(conn.query(sql, "JSONCompact", params=params).bytes())
+            return bytes(conn.query(sql, fmt, params=params).bytes())
         finally:
             self._idle.append(conn)
 
@@ -201,7 +229,9 @@ class ChdbDatabase(ClickHouseDatabase):
         settings = ", ".join(f"{k} = {v}" for k, v in self._settings(deadline).items())
         return f"/* cost-api {marker} */ {sql.rstrip().rstrip(';')}\nSETTINGS {settings}"
 
-    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
+    async def _ask(
+        self, name: str, deadline: float, params: dict[str, Any], fmt: str, decode: Callable[[bytes], Decoded]
+    ) -> Decoded:
         query = self.registry[name]
         values = {p: ch_value(v) for p, v in zip(query.params, query.bind(params), strict=True)}
         marker = uuid.uuid4().hex
@@ -212,9 +242,9 @@ class ChdbDatabase(ClickHouseDatabase):
         except TimeoutError as exc:
             raise self._waited(name) from exc
         loop = asyncio.get_running_loop()
-        running = loop.run_in_executor(self._threads, self._run, sql, values)
+        running = loop.run_in_executor(self._threads, self._run, sql, values, fmt)
         running.add_done_callback(lambda _: self._slots.release())
-        return Rows(await self._answer(name, deadline, running, lambda: self._kill(marker, running)), query.columns)
+        return await self._answer(name, deadline, running, lambda: self._kill(marker, running), decode)
 
     async def _kill(self, marker: str, running: asyncio.Future[bytes]) -> None:
         """Stop the query tagged `marker` in the engine, and wait for its thread to be free."""
@@ -241,6 +271,33 @@ _JSON = msgspec.json.Decoder()
 
 def _tuples(body: bytes) -> list[tuple[Any, ...]]:
     return list(map(tuple, decode_rows(body)))
+
+
+def arrow_table(body: bytes, names: tuple[str, ...]) -> Table:
+    """The columns of an ArrowStream answer, by the query's column names (in its select list's order):
+    numbers and booleans as numpy arrays (NULL as 0), text as `Coded`. pyarrow comes with the
+    clickhouse extra."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not body:
+        return Table(names, ((name, ()) for name in names), 0)
+    table = pa.ipc.open_stream(body).read_all()
+
+    def column(values: Any) -> Any:
+        values = values.combine_chunks()
+        kind = values.type
+        if not (pa.types.is_dictionary(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            if values.null_count:
+                values = pc.fill_null(values, pa.scalar(False if pa.types.is_boolean(kind) else 0, type=kind))
+            return values.to_numpy(zero_copy_only=False, writable=True)  # a copy: the columns are worked on
+        coded = values if pa.types.is_dictionary(kind) else values.dictionary_encode()
+        distinct = [*coded.dictionary.to_pylist(), None]
+        return Coded(
+            pc.fill_null(coded.indices, len(distinct) - 1).to_numpy(zero_copy_only=False, writable=True), distinct
+        )
+
+    return Table(names, zip(names, map(column, table.columns), strict=True), table.num_rows)
 
 
 def decode_rows(body: bytes) -> list[list[Any]]:

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cost_api.store.clickhouse import UNRESPONSIVE, ClickHouseDatabase, ch_value
+from cost_api.store.clickhouse import UNRESPONSIVE, ClickHouseDatabase, Decoded, ch_value
 from cost_api.store.errors import DatabaseUnavailable
 from cost_api.store.queries import Registry
-from cost_api.store.result import Rows
 from cost_api.store.url import DatabaseURL
 
 
@@ -51,7 +51,9 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
                 self._client = await self._connect()
             return self._client
 
-    async def _fetch(self, name: str, deadline: float, **params: Any) -> Rows:
+    async def _ask(
+        self, name: str, deadline: float, params: dict[str, Any], fmt: str, decode: Callable[[bytes], Decoded]
+    ) -> Decoded:
         query = self.registry[name]
         # None as None: the client sends it as \N itself
         values = {p: None if v is None else ch_value(v) for p, v in zip(query.params, query.bind(params), strict=True)}
@@ -63,14 +65,14 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
             raise DatabaseUnavailable(f"ClickHouse is unavailable: no connection within {self.timeout:g}s") from exc
         settings = {**self._settings(deadline), "query_id": query_id}
         running: asyncio.Future[bytes] = asyncio.ensure_future(
-            client.raw_query(query.sql.rstrip().rstrip(";"), parameters=values, settings=settings, fmt="JSONCompact")
+            client.raw_query(query.sql.rstrip().rstrip(";"), parameters=values, settings=settings, fmt=fmt)
         )
 
         async def kill() -> None:  # the request stops waiting, the server stops the query
             running.cancel()
             await self.kill_where("query_id = {id:String}", {"id": query_id})
 
-        return Rows(await self._answer(name, deadline, running, kill), query.columns)
+        return await self._answer(name, deadline, running, kill, decode)
 
     def _failed(self, name: str, exc: Exception) -> Exception:
         failed = super()._failed(name, exc)

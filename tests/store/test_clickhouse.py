@@ -67,6 +67,39 @@ async def chdb_log(request: pytest.FixtureRequest, chdb_dir: Path) -> AsyncItera
     await log.drop()
 
 
+# Every kind of column the `groups` and row queries answer: booleans, 64-bit counts, NULLs, text,
+# LowCardinality text (Arrow's dictionaries), small integers.
+KINDS = """SELECT toBool(n % 2) AS hit, if(n = 1, NULL, toInt64(n) * 4000000000) AS big,
+       if(n = 2, NULL, concat('tok_', toString(n % 2))) AS text, toLowCardinality(concat('m', toString(n))) AS low,
+       toUInt8(n) AS small
+FROM (SELECT number AS n FROM numbers(4)) WHERE n < {upto:Int64}"""
+
+
+async def test_an_answer_as_columns_is_the_answer_as_rows(chdb_log: ChdbLog) -> None:
+    """`fetch(..., table=True)` (Arrow) gives each column the values `fetch` (JSON) gives its rows: NULL
+    as 0 in numbers, as None in text; an empty answer has every column, empty."""
+    query = Query(
+        "kinds", "Every kind of column.", KINDS, KINDS, ("upto",), "test", ("hit", "big", "text", "low", "small")
+    )
+    db = open_database(
+        parse_database_url(chdb_log.url), Registry({"kinds": query}, "clickhouse"), timeout=30, pool_size=1
+    )
+    try:
+        rows = await db.fetch("kinds", upto=4)
+        table = await db.fetch("kinds", table=True, upto=4)
+        assert len(table) == len(rows) == 4
+        columns = table.columns()
+        assert columns["hit"].tolist() == [False, True, False, True]
+        assert columns["big"].tolist() == [0, 0, 8_000_000_000, 12_000_000_000]  # NULL as 0
+        assert list(columns["text"]) == ["tok_0", "tok_1", None, "tok_1"] == rows.column("text")
+        assert list(columns["low"]) == ["m0", "m1", "m2", "m3"]
+        assert columns["small"].tolist() == [0, 1, 2, 3]
+        empty = await db.fetch("kinds", table=True, upto=0)
+        assert len(empty) == 0 and all(len(empty.columns()[name]) == 0 for name in query.columns)
+    finally:
+        await db.close()
+
+
 async def test_a_query_past_its_deadline_is_a_timeout_and_stops(chdb_log: ChdbLog) -> None:
     db = _store(chdb_log, timeout=0.3)
     try:
