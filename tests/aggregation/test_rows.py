@@ -15,18 +15,20 @@ from typing import Any
 import pytest
 
 from cost_api.aggregation import holes
-from cost_api.aggregation.aggregator import threshold_params
+from cost_api.aggregation.aggregator import Filters, threshold_params
 from cost_api.aggregation.groups import Groups, Totals, Vocab
 from cost_api.aggregation.holes import HOLE_SECONDS, LOST_SECONDS
 from cost_api.aggregation.rollups import Bound
 from cost_api.aggregation.rows import _SPANS_HOURS, TAIL_MS, RowSet, RowStore
 from cost_api.config import load_settings
+from cost_api.lenses.live import live_answer
+from cost_api.lenses.summary import summary_answer
 from cost_api.pricing.table import load_table
 from cost_api.resources import builtin_pricing, sql_dir
 from cost_api.store.queries import Registry
 from cost_api.store.result import Rows
 from cost_api.web.service import build_service
-from cost_api.windows import HOUR_MS
+from cost_api.windows import HOUR_MS, parse_window
 
 from ..clock import FakeClock
 from ..logdb import Row, SqliteLog, at
@@ -38,6 +40,39 @@ def open_groups(store: RowStore, start_ms: int, end_ms: int, key: str | None) ->
     """The store's open parts of [start_ms, end_ms), as one set of groups."""
     parts = store.open_parts(start_ms, end_ms, key)
     return Groups.concat(parts[0].vocab, HOUR_MS, parts)
+
+
+async def test_the_reads_of_one_answer_take_in_new_rows_once(tmp_path: Path) -> None:
+    """The six reads of a summary (and the live lens's two) arrive together: one incremental read that
+    begins after the answer arrived serves them all, and the row committed before it is in the answer.
+    Each read taking its own ticket, the second read after the first had begun read the log again."""
+    log = SqliteLog(tmp_path / "log.db")
+    await log.insert([Row(at("2026-11-20T10:30:00Z"), prompt_tokens=1_000_000)])  # $0.15
+    clock = FakeClock(NOW + timedelta(minutes=30))
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}), clock)
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        reads: list[str] = []
+        fetch = agg.rows._fetch
+
+        async def recorded(name: str, **params: Any) -> Any:
+            if name == "rows_after":  # (not the rows of closed hours the windows cut: read once, kept)
+                reads.append(name)
+            return await fetch(name, **params)
+
+        agg.rows._fetch = recorded
+        await log.insert([Row(at("2026-11-20T12:10:00Z"), completion_tokens=1_000_000)])  # $0.60, open hour
+        window = parse_window(window="24h", from_=None, to=None, tz=None, default="24h", now=agg.now())
+        summary = await summary_answer(agg, window, top_window=timedelta(days=7), top=5, filters=Filters())
+        assert (summary.spend, reads) == (0.75, ["rows_after"])
+        reads.clear()
+        live = await live_answer(
+            agg, parse_window(window="1h", from_=None, to=None, tz=None, default="1h", now=agg.now()), filters=Filters()
+        )
+        assert (live.spend, reads) == (0.60, ["rows_after"])
+    finally:
+        await service.close()
 
 
 async def test_a_read_overtaken_by_another_database_keeps_nothing(tmp_path: Path) -> None:
