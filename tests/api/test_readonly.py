@@ -23,6 +23,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from litestar.testing import AsyncTestClient
 
 from cost_api.config import load_settings
+from cost_api.store.clickhouse import ROWS_FORMAT
 from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
 from cost_api.store.database import ChdbDatabase, Database, PostgresDatabase, SqliteDatabase
 from cost_api.web.app import create_app
@@ -68,7 +69,7 @@ class _ChdbWriter:
         self.db = db
 
     async def execute(self, sql: str) -> None:
-        await asyncio.to_thread(self.db._run, self.db.statement(sql, "test", time.monotonic() + 5), {})
+        await asyncio.to_thread(self.db._run, self.db.statement(sql, "test", time.monotonic() + 5), {}, ROWS_FORMAT)
 
 
 class _HttpWriter:
