@@ -91,11 +91,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 def release() -> None:
     """Give the heap that freed columns left back to the system: after a warm-up (which reads the whole
-    log a day at a time) and every RELEASE_SECONDS from the maintenance loop (hours closing, late rows
-    merged, hours read again and answers' temporaries all copy large columns). glibc keeps what those
+    log a day at a time), once the pieces of a read by token are read (views.py: a day of ~600,000
+    groups each at 100M rows), and every RELEASE_SECONDS from the maintenance loop (hours closing, late
+    rows merged, hours read again and answers' temporaries all copy large columns). glibc keeps what those
     copies freed inside its heap (numpy's large arrays come from the heap once the first was freed: the
     mmap threshold rises to its size), so a 10M-row log's service held 1.6 GiB where its columns are 0.8
-    (docs/performance.md). `malloc_trim(0)` returns every free page. Never on an answer's path."""
+    (docs/performance.md). `malloc_trim(0)` returns every free page. Never on an answer's path (but for
+    an answer that waits for pieces being read: they are released before it is woken)."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

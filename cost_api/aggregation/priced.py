@@ -41,7 +41,7 @@ def from_rows(
             cols = {**cols, "slot": np.full(len(rows), at_slot, dtype=np.int64)}
         return from_columns(vocab, slot_ms, cols, len(rows), pricing)
     if rows:
-        raise TypeError("from_rows reads a query's Rows, by their column names")
+        raise TypeError("from_rows reads a query's Table or Rows, by their column names")
     return from_columns(vocab, slot_ms, _NO_ROWS, 0, pricing)
 
 
