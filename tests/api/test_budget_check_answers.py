@@ -9,11 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
 from cost_api.errors import BudgetExceeded
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.problems import from_domain
+from cost_api.web.routes import budgets
 from cost_api.web.routes.budget_check import CheckAnswers
 
 from ..clock import FakeClock
@@ -115,3 +118,62 @@ async def test_answers_kept_are_bounded(log: LogDB) -> None:
             assert len(answers._kept) <= 2
             assert bodies[endpoint] == uncached(tracker, endpoint)[1]
     assert bodies["/y"] == b'{"allowed":true,"budgets":[],"age_seconds":0.0,"stale":false}'
+
+
+async def test_the_route_s_hook_answers_as_its_handler(log: LogDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check route's `before_request` (`kept_answer`) answers an unscoped key's check; a scoped key's
+    goes on to the handler. Both give the same status, headers and bytes for every kind of answer, and
+    the headers are those litestar's own response gives the same bytes."""
+    now = at(NOW)
+    clock = FakeClock(now)
+    await log.insert([sonnet(now - timedelta(hours=1), "/ok", prompt=100_000)])  # $0.30 of $5 a day
+    await log.insert([sonnet(now - timedelta(hours=1), "/over", prompt=1_000_000)])  # $3.00 of $1 a day
+    config = {
+        "api_keys": ["every-key"],
+        "scoped_keys": [{"key": "scoped-key", "endpoints": ["/ok", "/over", "/free"]}],
+        "budgets": [budget("/ok", 5, "day"), budget("/ok", 50, "month"), budget("/over", 1, "day")],
+        "budget_max_age": "1m",
+        "budget_fail_mode": "closed",
+    }
+    handled = 0
+    checked = budgets.checked
+
+    def counted(endpoint: str | None, token: str | None) -> str:  # the handler's first step
+        nonlocal handled
+        handled += 1
+        return checked(endpoint, token)
+
+    monkeypatch.setattr(budgets, "checked", counted)
+    queries = {
+        "endpoint=%2Fok": 200,
+        "endpoint=%2Fok&token=tok-1&other=x": 200,
+        "endpoint=%2Ffree": 200,  # no budget applies
+        "endpoint=%2Fover": 422,
+        "endpoint=%2Fok&endpoint=%2Fover": 422,  # the last of repeated values, as litestar passes it
+        "endpoint=%2Fover&endpoint=%2Fok": 200,
+        "": 400,
+        "endpoint=": 400,
+        "endpoint=%2Fok&token=%20": 400,
+        "endpoint=%2Fok%01": 400,  # refused before either path (the app's hook, run by the route's)
+    }
+    async with served(log, clock, **config) as (client, _):
+
+        async def both(query: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            nonlocal handled
+            answers = []
+            for key in ("every-key", "scoped-key"):
+                handled = 0
+                response = await client.get(f"/v1/budgets/check?{query}", headers={"X-API-Key": key})
+                answers.append((response.status_code, response.headers.raw, response.content))
+                assert handled == (key == "scoped-key" and "%01" not in query), (query, key)
+            assert answers[0] == answers[1], query
+            return answers[0]
+
+        for query, status in queries.items():
+            got, headers, body = await both(query)
+            assert got == status, (query, body)
+            litestar = ASGIResponse(body=body, status_code=got, media_type=dict(headers)[b"content-type"].decode())
+            assert headers == litestar.encode_headers(), query
+        clock.set(now + timedelta(seconds=61), wake=False)  # no refresh since: stale, and failing closed
+        assert (await both("endpoint=%2Fok"))[0] == 503
+        assert (await both("endpoint=%2Fover"))[0] == 422

@@ -9,6 +9,12 @@ soon as any of those change (each refresh makes a new snapshot) or the request's
 its periods. Answers that depend on more — stale and failing closed (the 503), or a period begun
 since the snapshot (the refresh woken for it changes them) — are computed and encoded each time, as
 `BudgetTracker.check` does. The bytes are those litestar encodes from `check`'s answer or problem.
+
+Two shortcuts keep litestar's per-request work off the check (issue 18: its throughput ≥ 90 % of
+`/healthz`'s), each measured at ~7–9 µs of a check's ~100 µs in-process (docs/performance.md#budget-check):
+`kept_answer`, the route's `before_request`, answers a well-formed check of an unscoped caller before
+litestar parses the handler's parameters and resolves its dependency; `KeptResponse` sends the bytes
+with the two headers litestar's `Response` would give them, without building that response anew.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Response
+from litestar import Request, Response
 from litestar.serialization import encode_json
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
+from cost_api.errors import BadParameter
 from cost_api.watch.budget_problem import BudgetCheck, budget_exceeded
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.problems import PROBLEM_JSON, from_domain
+from cost_api.web.routes.params import refuse_control_characters
+from cost_api.web.scope import key_scope
 
 _TAIL = b'null,"stale":false}'  # how an answer encoded with age_seconds=None, stale=False ends
 _STALE = (b',"stale":false}', b',"stale":true}')
@@ -60,7 +70,7 @@ class CheckAnswers:
         self.most = most
         self._kept: dict[tuple[str, str | None], Kept] = {}
 
-    def answer(self, endpoint: str, token: str | None) -> Response[bytes]:
+    def answer(self, endpoint: str, token: str | None) -> KeptResponse:
         """The check's response, byte for byte `BudgetTracker.check`'s; raises its 503 problem."""
         tracker = self.tracker
         now = tracker.clock.now()
@@ -73,7 +83,7 @@ class CheckAnswers:
         if stale and kept.status == 200 and tracker.fail_closed:
             tracker.check(endpoint, token)  # raises the 503 problem
         body = kept.head + encode_json(age) + _STALE[stale]
-        return Response(body, status_code=kept.status, media_type=kept.media_type)
+        return KeptResponse(body, kept.status, kept.media_type)
 
     def _encode(self, endpoint: str, token: str | None, now: datetime, state: tuple[object, ...]) -> Kept:
         tracker = self.tracker
@@ -99,3 +109,56 @@ class CheckAnswers:
                 self._kept.clear()
             self._kept[(endpoint, token)] = kept
         return kept
+
+
+class KeptResponse(Response[bytes]):
+    """A check's bytes, sent as litestar sends a `Response` of them: the status, `content-type` (the
+    media type as given: no charset for JSON), `content-length`, then the body in one message. Without
+    litestar's `ASGIResponse`, which builds a header object for each response and encodes it back; the
+    check route sets no header, cookie or background task of its own that it would add."""
+
+    __slots__ = ("_start",)
+
+    def __init__(self, body: bytes, status: int, media_type: str) -> None:
+        super().__init__(body, status_code=status, media_type=media_type)
+        self._start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", media_type.encode()), (b"content-length", b"%d" % len(body))],
+        }
+
+    def to_asgi_response(self, *_: Any, **__: Any) -> ASGIApp:  # type: ignore[override]  # what the route awaits
+        start = self._start
+        sent: HTTPResponseBodyEvent = {"type": "http.response.body", "body": self.content, "more_body": False}
+
+        async def send_answer(scope: Scope, receive: Receive, send: Send) -> None:
+            await send(start)
+            await send(sent)
+
+        return send_answer
+
+
+def checked(endpoint: str | None, token: str | None) -> str:
+    """The check's parameters: `endpoint`, required; `token`, absent or not blank. Else a 400 naming it."""
+    if not endpoint:
+        raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
+    if token is not None and not token.strip():
+        raise BadParameter("token", "blank: give the calling token's id or displayed prefix, or leave it out")
+    return endpoint
+
+
+async def kept_answer(request: Request[Any, Any, Any]) -> KeptResponse | None:
+    """The check route's `before_request`: the whole answer for a caller without a scoped key, before
+    litestar parses the handler's parameters and resolves its dependency; None (a scoped key) leaves
+    the request to the handler, which tests the endpoint against the scope. It runs the app's hook
+    first, which it replaces on this route; its parameters are litestar's for a `str` one: decoded the
+    same way, the last of repeated values. tests/api/test_budget_check_answers.py compares both paths."""
+    await refuse_control_characters(request)
+    if key_scope(request.scope) is not None:
+        return None
+    query = dict(request.query_params.multi_items())
+    token = query.get("token")
+    endpoint = checked(query.get("endpoint"), token)
+    # the `answers` the app declares, as litestar gives it to the handler (it injects nothing into a hook)
+    answers: CheckAnswers = await request.route_handler.resolve_dependencies()["answers"]()
+    return answers.answer(endpoint, token)

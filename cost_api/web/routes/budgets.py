@@ -10,11 +10,10 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
-from cost_api.errors import BadParameter
 from cost_api.watch.budget_problem import BudgetCheck, BudgetOverview, BudgetStatus
 from cost_api.watch.budgets import BudgetTracker
 from cost_api.web.admission import LIGHT
-from cost_api.web.routes.budget_check import CheckAnswers
+from cost_api.web.routes.budget_check import CheckAnswers, checked, kept_answer
 from cost_api.web.scope import covers, forbidden, key_scope
 
 
@@ -44,6 +43,7 @@ class BudgetsController(Controller):
     @get(
         "/check",
         opt=LIGHT,
+        before_request=kept_answer,  # answers all but a scoped key's checks before the handler's parameters
         summary="What a gateway calls before the provider call",
         description="200 while every budget that applies is under its cap — the endpoint's, the token's and "
         "those of the tags the token carries now; 422 problem once any is exceeded; when the figure is stale, "
@@ -70,10 +70,7 @@ class BudgetsController(Controller):
             QueryParameter(description="the calling token: its id or displayed prefix; omitted: an anonymous call"),
         ] = None,
     ) -> BudgetCheck:
-        if not endpoint:
-            raise BadParameter("endpoint", "required: the gateway route to check, e.g. /summarise-ticket")
-        if token is not None and not token.strip():
-            raise BadParameter("token", "blank: give the calling token's id or displayed prefix, or leave it out")
+        endpoint = checked(endpoint, token)
         key = key_scope(request.scope)
         tokens = answers.tracker.aggregator.tokens  # the service's aggregator: the route's one dependency
         if key is not None and not covers(key, "endpoint", endpoint, await tokens()):
