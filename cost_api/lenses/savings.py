@@ -26,7 +26,8 @@ from cost_api.aggregation.blocks import (
     pricing_coverage,
     time_range,
 )
-from cost_api.windows import Window, buckets, epoch_ms, iso, slot_ms
+from cost_api.lenses.trend import local_buckets
+from cost_api.windows import Window, iso
 
 GROUP_BY = ("endpoint", "model", "provider", "token", "cache_key", "tag")
 NUMBERS = ("saved_by_cache", "saved_per_day", "cache_hits", "requests", "hit_rate_pct", "spend")
@@ -96,10 +97,11 @@ def _order(item: tuple[Any, Totals]) -> tuple[float, int, int, str]:
 async def savings_answer(agg: Aggregator, window: Window, *, group_by: str, limit: int, filters: Filters) -> Savings:
     dim = dimension(group_by, GROUP_BY)
     rng, tz = window.range, window.tz
-    days = buckets(rng, tz, "day")
+    days = local_buckets(rng, tz, "day")  # as /v1/trend's: where local days are UTC days, day groups
     directory = await agg.tokens()
-    slot = slot_ms(tz, rng)
-    groups = await agg.groups(rng, filters=filters, directory=directory, dim=dim.dim, slot_ms=slot)
+    groups = await agg.groups(
+        rng, filters=filters, directory=directory, dim=dim.dim, slot_ms=days.slot_ms, coarse=days.coarse
+    )
     fresh = await agg.freshness()
     total = groups.total()
     length_days = rng.length / timedelta(days=1)
@@ -126,7 +128,7 @@ async def savings_answer(agg: Aggregator, window: Window, *, group_by: str, limi
             requests=sum(t.requests for t in rest),
             spend=money(sum(t.spend for t in rest)),
         )
-    per_day = groups.buckets([epoch_ms(b.start) for b in days])
+    per_day = groups.buckets(days.starts_ms)
     return Savings(
         range=time_range(rng),
         group_by=group_by,
@@ -147,7 +149,7 @@ async def savings_answer(agg: Aggregator, window: Window, *, group_by: str, limi
                 saved_by_cache=money(t.saved_by_cache),
                 cache_hits=t.cache_hits,
             )
-            for b, t in zip(days, per_day, strict=True)
+            for b, t in zip(days.buckets, per_day, strict=True)
         ],
         pricing=pricing_coverage(groups, agg.pricing),
         data_quality=data_quality(groups, fresh),
