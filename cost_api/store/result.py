@@ -10,6 +10,7 @@ as columns, for the reads of many rows that are only ever taken apart into colum
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -83,22 +84,13 @@ class _Columns(dict[str, tuple[Any, ...]]):
         raise KeyError(f"the result has no column {name!r} (its columns: {', '.join(self.names)})")
 
 
+@dataclass(frozen=True, slots=True)
 class Coded:
     """A text column as codes: row i's value is `values[codes[i]]` (None: NULL). How a columnar driver
     answers text, each distinct value once (a day of token groups: ~20,000 ids for ~576,000 rows)."""
 
-    __slots__ = ("codes", "values")
-
-    def __init__(self, codes: np.ndarray, values: list[str | None]) -> None:
-        self.codes = codes
-        self.values = values
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def __iter__(self) -> Iterator[str | None]:
-        values = self.values
-        return (values[code] for code in self.codes.tolist())
+    codes: np.ndarray
+    values: list[str | None]
 
 
 class Table:

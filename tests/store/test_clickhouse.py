@@ -91,11 +91,13 @@ async def test_an_answer_as_columns_is_the_answer_as_rows(chdb_log: ChdbLog) -> 
         columns = table.columns()
         assert columns["hit"].tolist() == [False, True, False, True]
         assert columns["big"].tolist() == [0, 0, 8_000_000_000, 12_000_000_000]  # NULL as 0
-        assert list(columns["text"]) == ["tok_0", "tok_1", None, "tok_1"] == rows.column("text")
-        assert list(columns["low"]) == ["m0", "m1", "m2", "m3"]
+        text, low = columns["text"], columns["low"]  # codes into each column's distinct values
+        assert [text.values[c] for c in text.codes] == ["tok_0", "tok_1", None, "tok_1"] == rows.column("text")
+        assert [low.values[c] for c in low.codes] == ["m0", "m1", "m2", "m3"]
         assert columns["small"].tolist() == [0, 1, 2, 3]
         empty = await db.fetch("kinds", table=True, upto=0)
-        assert len(empty) == 0 and all(len(empty.columns()[name]) == 0 for name in query.columns)
+        nothing = empty.columns()
+        assert (len(empty), list(nothing), len(nothing["big"])) == (0, [*query.columns], 0)
     finally:
         await db.close()
 
