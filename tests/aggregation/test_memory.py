@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from cost_api.aggregation import priced
+from cost_api.aggregation import priced, views
 from cost_api.aggregation.aggregator import Aggregator, Filters
 from cost_api.aggregation.memory import MemoryCap, nbytes
 from cost_api.config import load_settings
@@ -203,11 +203,16 @@ async def test_a_read_for_totals_is_one_group_per_key_and_price_span(either: Log
         await service.close()
 
 
-async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(either: LogDB) -> None:
+async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(
+    either: LogDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Past the cap, a read by token for totals keeps what it read of closed hours, per UTC day and per
     hour at its edges, summed per token: the next answer reads nothing in SQL (the part of an hour at
     the window's start and the open hours come from single rows, as the rollups' do); a late row into
-    a closed hour, once taken in, has its day read again, and only it."""
+    a closed hour, once taken in, has its day read again, and only it. The heap the background read
+    freed is given back when it ends."""
+    released: list[str] = []
+    monkeypatch.setattr(views, "release", lambda: released.append(threading.current_thread().name))
     service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
     agg = service.aggregator
     try:
@@ -215,6 +220,7 @@ async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(ei
         agg.rollups.cap = MemoryCap(1 << 20)  # the token rollup dropped; room for the pieces (1 MiB)
         reads = counted_reads(agg)
         assert await by_token(agg) == BY_TOKEN  # once its pieces are read (in the background; it waits)
+        assert released and threading.main_thread().name not in released  # in a worker thread
         # 7 days from 12:34:56 back: 11 hours to the 14th, the 14th to the 19th, 12 hours of the 20th
         # (the 12:00 hour is open), and the week before likewise
         assert sorted(span for span, _ in reads).count(timedelta(days=1)) == 2 * 6

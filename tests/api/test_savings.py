@@ -94,6 +94,25 @@ async def test_daily_follows_the_zone(log: LogDB, client_for) -> None:
     assert body["saved_by_cache"] == 0.156
 
 
+async def test_whole_utc_days_are_asked_as_day_groups(log: LogDB, client_for, monkeypatch) -> None:
+    """As /v1/trend does: where every local day is a UTC day, the lens asks whole days as one group each
+    (`coarse`), not their 24 hours of cells folded per answer; in Berlin its days are not UTC days."""
+    await ledger(log)
+    asked: list[bool] = []
+    async with client_for() as client:
+        agg = client.app.state.service.aggregator
+        groups = agg.groups
+
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            asked.append(kwargs.get("coarse", False))
+            return await groups(*args, **kwargs)
+
+        monkeypatch.setattr(agg, "groups", recorded)
+        assert (await get(client))["saved_by_cache"] == 0.156
+        assert (await get(client, tz="Europe/Berlin"))["saved_by_cache"] == 0.156
+    assert asked == [True, False]
+
+
 async def test_by_cache_key_model_provider_and_token(log: LogDB, client_for) -> None:
     await ledger(log)
     async with client_for() as client:
