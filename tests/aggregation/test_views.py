@@ -3,8 +3,10 @@ the kept answers of a real log following a late row. Every figure is counted by 
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import timedelta
 
+import numpy as np
 import pytest
 
 from cost_api.aggregation import views as views_module
@@ -13,11 +15,11 @@ from cost_api.aggregation.groups import Groups, Vocab
 from cost_api.aggregation.views import Views, keys_only
 from cost_api.config import load_settings
 from cost_api.web.service import build_service
-from cost_api.windows import Range
+from cost_api.windows import HOUR_MS, Range
 
 from ..clock import FakeClock
 from ..logdb import LogDB, Row, at
-from .cells import cell, groups
+from .cells import COUNT_NAMES, cell, groups
 
 DAY = 20_000
 H = DAY * 24  # the day's first hour
@@ -88,6 +90,60 @@ def test_keys_only_sums_priced_groups_per_key_and_keeps_what_the_coverage_lists(
     }
     kept = {(p, m) for p, m in zip(summed.values("provider"), summed.values("model"), strict=True) if p}
     assert kept == {("anthropic", "new"), ("openai", "o3")}  # what pricing_coverage lists, as it was
+
+
+def test_a_run_is_summed_a_chunk_at_a_time_into_the_same_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(views_module, "RUN_CHUNK", 2)
+    vocab = Vocab()
+    cells = groups(
+        vocab,
+        [  # three chunks of two, t1 in each
+            cell(H, key="t1", requests=1, spend=0.5),
+            cell(H, key="t2", requests=2, spend=0.25),
+            cell(H + 1, key="t1", requests=3, spend=1.0),
+            cell(H + 1, provider="anthropic", model="opus", key="t1", requests=4, spend=2.0),
+            cell(H + 2, key="t2", requests=5, spend=0.125),
+            cell(H + 2, key="t1", requests=6, spend=0.0625, cache_hit=True),
+        ],
+    )
+    run = Views().run("r", H, H + 3, lambda: cells)
+    assert set(run.slot.tolist()) == {H}
+    assert per_key(run) == {"t1": (14, 3.5625), "t2": (7, 0.375)}
+    assert len(run) == 4  # t1 openai, t1 openai cache hit, t1 anthropic, t2
+    keyed = Views().run("r", H, H + 3, lambda: cells, keyed=True)
+    assert per_key(keyed) == {"t1": (14, 3.5625), "t2": (7, 0.375)}
+    assert len(keyed) == 3  # t1, t1 cache hit, t2: provider and model summed over
+
+
+def test_summing_a_long_run_takes_a_chunks_worth_of_memory_not_the_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 30-day run by token is millions of cells: summed at once, its sorts took a multiple of the
+    cells' size for a moment (at 10M rows, RSS +374 MiB after the token lens's first answer)."""
+    vocab, n, keys = Vocab(), 1_000_000, 20_000
+    rng = np.random.default_rng(7)
+    codes = vocab.encode([f"t{i}" for i in range(keys)])
+    provider, model, entry = (np.full(n, vocab.code(v), dtype=np.int32) for v in ("openai", "gpt-4o", "openai/gpt-4o"))
+    counts = {name: np.zeros(n, dtype=np.int64) for name in COUNT_NAMES}
+    counts["requests"] = rng.integers(1, 5, n)
+    small = np.zeros(n, dtype=np.int8)
+    cells = Groups(
+        vocab, HOUR_MS, np.sort(rng.integers(H, H + 720, n)), provider, model, codes[rng.integers(0, keys, n)],
+        small, np.zeros(n, dtype=bool), counts, rng.random(n), np.zeros(n), entry, small, np.zeros(n, dtype=np.int32),
+    )  # fmt: skip
+
+    def summed(chunk: int) -> tuple[dict[object, tuple[int, float]], int]:
+        monkeypatch.setattr(views_module, "RUN_CHUNK", chunk)
+        tracemalloc.start()
+        try:
+            run = Views().run("r", H, H + 720, lambda: cells)
+            return per_key(run), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    chunked, peak = summed(views_module.RUN_CHUNK)
+    whole, whole_peak = summed(n)
+    assert len(chunked) == keys and sum(r for r, _ in chunked.values()) == int(counts["requests"].sum())
+    assert chunked == whole
+    assert peak < whole_peak / 2, (peak, whole_peak)  # 27 MB against 105 MB when written
 
 
 # --------------------------------------------------------------------------- on a real log
