@@ -148,6 +148,7 @@ async def backfill(base: str, url: str, rows: int, concurrency: int, limit: floa
         "answers": len(tally.latencies),
         "errors": errors,
         "statuses": dict(tally.statuses),
+        "failures": dict(tally.failures),
         "p50_ms": round(_pct(tally.latencies, 50) * 1000, 1),
         "p99_ms": round(_pct(tally.latencies, 99) * 1000, 1),
         "rss_before_mib": round(rss[0], 1),
@@ -173,7 +174,7 @@ def targets(result: dict[str, Any]) -> list[str]:
         checks += [
             (
                 f"backfill of {fill['rows']:,} rows: no error",
-                f"{fill['errors']} of {fill['answers']}",
+                f"{fill['errors']} of {fill['answers']}{_which(fill)}",
                 not fill["errors"],
             ),
             (f"backfill: server RSS peak ≤ {most:g} MiB", f"{peak} MiB", peak <= most),
@@ -188,3 +189,9 @@ def targets(result: dict[str, Any]) -> list[str]:
             f"→ {fill['rss_after_mib']} MiB"
         )
     return lines
+
+
+def _which(fill: dict[str, Any]) -> str:
+    """What the errors were: each status other than 200, and each failure, with its count."""
+    kinds = {**{str(s): n for s, n in fill["statuses"].items() if int(s) != 200}, **fill.get("failures", {})}
+    return "" if not kinds else " (" + ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items())) + ")"

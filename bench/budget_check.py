@@ -61,6 +61,11 @@ budgets:
   - {endpoint: /summarise-ticket, limit_usd: 250000, period: week}
   - {endpoint: /agent-proxy-claude, limit_usd: 0.01, period: day}
 """
+# One call on the capped endpoint stamped now (1M input tokens: $3): its budget is passed from the first
+# second of the day in `tz`, where the demo log may hold none of its calls yet (at 00:00 Europe/Berlin the
+# run of 2026-12-05 23:00 UTC saw no 422).
+OVER_BUDGET = """INSERT INTO request_log (created_at, provider, model, endpoint, status_code, prompt_tokens)
+VALUES (?, 'anthropic', 'claude-sonnet-4-5-20250929', '/agent-proxy-claude', 200, 1000000)"""
 TOKEN_CONFIG = """\
   - {tag: "team:customers", limit_usd: 1000000, period: month}
   - {token: TOKEN, limit_usd: 1000000, period: week}
@@ -395,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         config = work / "config.yaml"
         started = time.monotonic()
         rows = run_demo(url, days=args.days, progress=False)
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # the day's $0.01 passed at any hour
+            conn.execute(OVER_BUDGET, (int(time.time() * 1000),))
         print(f"demo log: {rows:,} rows in {time.monotonic() - started:.1f}s ({db})", file=sys.stderr)
         text = CONFIG.replace("REFRESH", args.refresh)
         args.token_id = None
