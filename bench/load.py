@@ -303,7 +303,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
     command = [sys.executable, "-m", "cost_api.cli", "serve", "--db", url, "--config", str(config), "--port", str(port)]
     result: dict[str, Any] = {"db": url, "generated_s": round(generated, 1), "seconds": args.seconds}
-    with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as server:
+    serve_log = workdir / "serve.log"  # read back when an answer failed (`_problems`)
+    with serve_log.open("wb") as stderr, subprocess.Popen(command, env=env, stderr=stderr) as server:
         try:
             _wait_ready(base, server, args.ready_seconds)
             paths = []
@@ -378,9 +379,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             server.terminate()
             server.wait(30)
+            if result.get("total", {}).get("errors") or result.get("backfill", {}).get("errors"):
+                result["server_log"] = _problems(serve_log)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _problems(log: Path, most: int = 40) -> list[str]:
+    """The server's last lines above INFO: what a failed answer left in its log."""
+    lines = log.read_text(errors="replace").splitlines()
+    return [line for line in lines if line and not line.startswith(("INFO", "DEBUG"))][-most:]
 
 
 def report(result: dict[str, Any]) -> str:
@@ -402,6 +411,8 @@ def report(result: dict[str, Any]) -> str:
     ]
     from bench.backfill import targets
 
+    if result.get("server_log"):
+        lines += ["", "the server's log, its last lines above INFO (answers failed):", *result["server_log"]]
     return "\n".join(lines + targets(result))
 
 
