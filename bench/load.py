@@ -295,6 +295,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "api_keys": [KEY],
                 "max_concurrent_queries": args.max_concurrent_queries,
                 "budgets": _budgets(args.path),
+                "cache_dir": str(workdir / "cache"),  # never an earlier run's snapshot of another log
             }
         )
     )

@@ -449,7 +449,6 @@ class Rollups:
                 daily = self.days[dim]
                 redone = [_between(self.parts[dim], d * 24, d * 24 + 24).daily() for d in days]
                 self.days[dim] = daily.splice([_bounds(daily, d * 24, d * 24 + 24) for d in days], redone)
-        log.info("read %d hour(s) again that differed from the log", len(wanted))
 
     async def follow_oldest(self, oldest_ms: int | None, bound: Bound) -> None:
         """The log's first row moved. Later (retention deleted old days): drop the hours before it and
