@@ -79,7 +79,6 @@ LAST_HOUR = 253_402_297_200_000 // HOUR_MS  # 9999-12-31T23:00Z: "to the end of 
 SWEEP_RECENT_HOURS = 7 * 24
 SWEEP_RECENT_SECONDS = 120
 SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
-REREAD_SECONDS = 0.25  # how long one piece of a reconcile's reread holds the lock (answers wait for it)
 RELEASE_SECONDS = 60  # how often the maintenance loop hands the heap that answers freed back (memory.release)
 NO_FILTERS = Filters()
 WHOLE_SLOT_MS = 1 << 62  # a `groups` read's slot longer than any log: all of its rows in one slot
@@ -546,27 +545,11 @@ class Aggregator:
             # hours' rows anew: ~120 ms on a 10M-row log, once per sweep)
             for a, b in hour_runs(sorted(differ)):
                 self.rows.forget_cut_hours(a, b)
-        await self._reread(rollups, closed)
-        if closed:
+        # read again with the lock held only to begin and to put them in place (answers go on meanwhile:
+        # a backfill's ten days, 241 hours of a 10M-row Postgres log, took ~14 s, past query_timeout)
+        if closed and await rollups.reread_apart(closed, self._lock, self.rows.bound):
             log.info("read %d hour(s) again that differed from the log", len(closed))
         return len(differ)
-
-    async def _reread(self, rollups: Rollups, hours: list[int]) -> None:
-        """Read these closed hours again a piece at a time, the lock taken for each piece alone: an
-        answer that arrives meanwhile waits for one piece (about REREAD_SECONDS), never for all of
-        them. Read whole under the lock, a backfill's ten days (241 hours of a 10M-row Postgres log)
-        held every answer for ~14 s, past query_timeout: 504. A piece starts at one hour and grows
-        (at most doubling) while pieces take less than REREAD_SECONDS."""
-        size, at = 1, 0
-        while at < len(hours):
-            async with self._lock:
-                if self.rollups is not rollups or not rollups.ready:  # another database behind the URL meanwhile
-                    return
-                began = time.monotonic()
-                await rollups.reread(hours[at : at + size], self.rows.bound())
-                took = time.monotonic() - began
-            at += size
-            size = max(1, min(2 * size, int(size * REREAD_SECONDS / max(took, 1e-6))))
 
     async def sweep(self, now: float) -> None:
         """The reconciliation schedule (`now`: seconds on any steady clock): the last

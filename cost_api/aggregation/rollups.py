@@ -132,6 +132,8 @@ class Rollups:
         self.oldest_ms: int | None = None
         self.ready = False
         self.warm_seconds: float | None = None
+        self.warm_ups = 0  # warm-ups begun: a read begun before one is not put in place after it
+        self._added: list[dict[str | None, Groups]] | None = None  # late cells `add` took while `reread_apart` read
 
     def closed_horizon(self) -> int:
         """The first hour that is not closed yet: hours end + grace before now are closed."""
@@ -326,6 +328,8 @@ class Rollups:
 
     def add(self, cells: dict[str | None, Groups]) -> None:
         """Late rows' hourly cells (hours before the horizon): counted by every answer from now on."""
+        if self._added is not None:  # hours are being read again: these cells go on top of them too
+            self._added.append(cells)
         for dim, groups in cells.items():
             self.views.changed(groups.slot)  # what answers read of these hours and kept is stale
             if dim in self.dropped:
@@ -403,6 +407,7 @@ class Rollups:
 
     def begin(self) -> None:
         """A warm-up begins: answers over long windows wait for its end (`wait_for_warm_up`)."""
+        self.warm_ups += 1
         self.warming = True
         self._warmed.clear()
 
@@ -435,10 +440,36 @@ class Rollups:
     async def reread(self, hours: Iterable[int], bound: Bound) -> None:
         """Read these closed hours again (within `bound`) and put them in place of what is held."""
         wanted = sorted(h for h in set(hours) if h < self.horizon)
-        if not wanted:
-            return
+        if wanted:
+            self._put(wanted, [await self._load_all(h0, h1, bound) for h0, h1 in hour_runs(wanted)])
+
+    async def reread_apart(self, hours: Iterable[int], lock: asyncio.Lock, bound: Callable[[], Bound]) -> bool:
+        """`reread`, holding `lock` (the one late rows are added under) only to take the bound and to
+        put the hours in place: answers go on while the log is read. The late cells `add` takes in
+        between (ids past that bound) are added again on top of the hours read, which lack them.
+        False when nothing was put in place: a warm-up began meanwhile, or the log's start moved."""
+        async with lock:
+            wanted = sorted(h for h in set(hours) if h < self.horizon)
+            if not (wanted and self.ready) or self._added is not None:
+                return False
+            warm_ups, oldest, within, self._added = self.warm_ups, self.oldest_ms, bound(), []
+        try:
+            fresh = [await self._load_all(h0, h1, within) for h0, h1 in hour_runs(wanted)]
+            async with lock:
+                added, self._added = self._added, None
+                if not self.ready or self.warm_ups != warm_ups or self.oldest_ms != oldest:
+                    return False
+                self._put(wanted, fresh)
+                hours_read = np.asarray(wanted)
+                for cells in added:
+                    self.add({dim: groups.subset(np.isin(groups.slot, hours_read)) for dim, groups in cells.items()})
+                return True
+        finally:
+            self._added = None
+
+    def _put(self, wanted: list[int], fresh: list[dict[str | None, Groups]]) -> None:
+        """The hours `wanted` (sorted), read again in `fresh` (one per run of them), in place of what is held."""
         runs = hour_runs(wanted)
-        fresh = [await self._load_all(h0, h1, bound) for h0, h1 in runs]
         self._merge({})
         self.views.changed(wanted)
         days = sorted({h // 24 for h in wanted if h // 24 < self.horizon // 24})
