@@ -68,9 +68,14 @@ COLUMNS = (
 # --------------------------------------------------------------------------- the writer process
 
 
-def _writer(url: str, rate: float, stop: Any, written: Any) -> None:
-    """Append `rate` rows/s (in batches every 100 ms, created_at = now) until `stop` is set."""
+def _writer(url: str, rate: float, stop: Any, written: Any, parent: int) -> None:
+    """Append `rate` rows/s (in batches every 100 ms, created_at = now) until `stop` is set, or the
+    benchmark (process `parent`) is gone: killed, it cannot set `stop`, and a writer left behind
+    would go on appending to the log under the next run."""
     from cost_api.store.url import parse_database_url
+
+    def going() -> bool:
+        return not stop.is_set() and os.getppid() == parent
 
     parsed = parse_database_url(url)
     rng = random.Random(11)
@@ -95,7 +100,7 @@ def _writer(url: str, rate: float, stop: Any, written: Any) -> None:
         conn = sqlite3.connect(str(parsed.path), isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 60000")  # the backfill scenario holds the lock for seconds
         try:
-            while not stop.is_set():
+            while going():
                 rows = batch()
                 if rows:
                     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -112,7 +117,7 @@ def _writer(url: str, rate: float, stop: Any, written: Any) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(parsed.dsn)
         try:
-            while not stop.is_set():
+            while going():
                 rows = batch()
                 if rows:
                     await conn.copy_records_to_table("request_log", records=rows, columns=list(COLUMNS))
@@ -322,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             spawn = multiprocessing.get_context("spawn")
             stop = spawn.Event()
             written = spawn.Value("q", 0)
-            writer = spawn.Process(target=_writer, args=(url, args.write_rate, stop, written))
+            writer = spawn.Process(target=_writer, args=(url, args.write_rate, stop, written, os.getpid()))
             writer.start()
             t0 = time.monotonic()
             tallies = asyncio.run(_drive(base, paths, args.seconds, args.concurrency, args.max_requests))
