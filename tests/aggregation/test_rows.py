@@ -31,7 +31,7 @@ from cost_api.web.service import build_service
 from cost_api.windows import HOUR_MS, parse_window
 
 from ..clock import FakeClock
-from ..logdb import Row, SqliteLog, at
+from ..logdb import LogDB, Row, SqliteLog, at
 
 NOW = at("2026-11-20T12:00:00Z")
 
@@ -102,6 +102,27 @@ async def test_a_read_overtaken_by_another_database_keeps_nothing(tmp_path: Path
         await store.start(int(at("2026-11-20T11:00:00Z").timestamp() * 1000), 0)
         await store.reread_open()
         assert not store.started
+    finally:
+        await service.close()
+
+
+async def test_rows_after_reads_the_ids_above_and_in_the_holes_first_by_id(log: LogDB) -> None:
+    """The incremental read on every dialect: ids above :after and ids in the ranges :hole_from[i] to
+    :hole_to[i], the first :limit of them by id (ClickHouse asks both in one read, the others as a
+    union of two); no holes, the ids above alone."""
+    await log.insert([Row(NOW - timedelta(minutes=m)) for m in range(10)])  # ids 1 to 10
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    thresholds = threshold_params(service.pricing)
+
+    async def ids(**params: Any) -> list[int]:
+        rows = await service.db.fetch("rows_after", **thresholds, **params)
+        return [int(i) for (i,) in rows.pick("id")]
+
+    try:
+        assert await ids(after=7, hole_from=[2, 5], hole_to=[3, 5], limit=4) == [2, 3, 5, 8]
+        assert await ids(after=7, hole_from=[2, 5], hole_to=[3, 5], limit=10) == [2, 3, 5, 8, 9, 10]
+        assert await ids(after=7, hole_from=None, hole_to=None, limit=10) == [8, 9, 10]
+        assert await ids(after=10, hole_from=None, hole_to=None, limit=10) == []
     finally:
         await service.close()
 
