@@ -12,13 +12,14 @@
    budgets and its tags' too.
 4. The same load on `/healthz`, in the same run: what the framework and the machine give any route.
    With `--rounds R` the two alternate R times (check first, then /healthz first, …) and each figure
-   is the median of its R runs.
+   is the median of its R runs. With several workers, a run that one worker served alone (the other
+   took under BOTH_WORKERS of the CPU time: the kernel can hand every connection to one) is run again.
 5. In-process: the server time of one check, with `time.perf_counter` around many calls, both of the
    tracker's `check()` alone and of the whole ASGI application (routing, middleware, JSON).
 
 Targets, each reported as met or missed: ≥ 5,000 requests/s, p99 ≤ 10 ms, no errors, and the check's
-throughput ≥ 90 % of /healthz's (the check costs little beside the HTTP server); ≤ 1 ms of server time
-per check. Prints the figures as Markdown tables (docs/performance.md, section "Budget check"); exits
+throughput ≥ 90 % of /healthz's (the check costs little beside the HTTP server); the month's spend grown
+by the writer's rows by the end; ≤ 1 ms of server time per check. Prints the figures as Markdown tables (docs/performance.md, section "Budget check"); exits
 non-zero when a target is missed.
 """
 
@@ -222,6 +223,11 @@ TARGET_RPS = 5000
 TARGET_P99_MS = 10.0
 TARGET_SHARE = 0.90  # of /healthz's requests/s
 TARGET_SERVER_US = 1000
+# With several workers, a round where one of them did less than this share of the servers' CPU time was
+# served by the other alone (the kernel gave it every connection wrk opened): measured again, up to
+# ONE_WORKER_TRIES times, since it says nothing of what several workers give.
+BOTH_WORKERS = 0.2
+ONE_WORKER_TRIES = 4
 
 
 def _uvicorn_stack() -> str:
@@ -294,17 +300,23 @@ def serve_and_load(args: argparse.Namespace, url: str, config: Path, workers: in
         serving = _serving_processes(server)
         rss = [_rss_mb(pid) for pid in serving]
         before = httpx.get(base + "/v1/budgets").json()
-        writer = multiprocessing.Process(target=_writer, args=(url, args.write_rate, stop, written))
+        writer = multiprocessing.Process(target=_writer, args=(url, args.write_rate, stop, written, os.getpid()))
         writer.start()
         use_wrk = bool(shutil.which("wrk")) and not args.python_client
 
         def load(path: str, duration: int) -> dict[str, Any]:
-            cpu = _cpu_seconds(serving)
-            if use_wrk:
-                got = run_wrk(base + path, args.connections, duration, args.threads)
-            else:
-                got = asyncio.run(_python_load("127.0.0.1", port, path, args.connections, duration))
-            got["cpu_ms"] = (_cpu_seconds(serving) - cpu) * 1000 / max(got["requests"], 1)
+            for tries in range(1, ONE_WORKER_TRIES + 1):
+                cpu = [_cpu_seconds([pid]) for pid in serving]
+                if use_wrk:
+                    got = run_wrk(base + path, args.connections, duration, args.threads)
+                else:
+                    got = asyncio.run(_python_load("127.0.0.1", port, path, args.connections, duration))
+                used = [_cpu_seconds([pid]) - before for pid, before in zip(serving, cpu, strict=True)]
+                got["cpu_ms"] = sum(used) * 1000 / max(got["requests"], 1)
+                got["least_share"] = min(used) / sum(used) if sum(used) else 0.0
+                got["tries"] = tries
+                if len(serving) == 1 or got["least_share"] >= BOTH_WORKERS:
+                    break
             return got
 
         target = f"{CHECK_PATH}?endpoint=%2Fsummarise-ticket" + (
@@ -334,6 +346,15 @@ def serve_and_load(args: argparse.Namespace, url: str, config: Path, workers: in
     }
 
 
+def _spread(run: dict[str, Any], workers: int) -> str:
+    """With several workers: the least busy one's share of the CPU time, and how often the round was
+    measured before both served."""
+    if workers == 1:
+        return ""
+    again = f", {run['tries']} tries" if run["tries"] > 1 else ""
+    return f" (least busy worker {run['least_share']:.0%}{again})"
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
@@ -347,6 +368,7 @@ def report(run: dict[str, Any], args: argparse.Namespace) -> bool:
         "p99": check["p99_ms"] <= TARGET_P99_MS,
         "errors": check["errors"] == 0,
         "share": share >= TARGET_SHARE,
+        "grows": run["spent"][1] > run["spent"][0],  # the writer's rows reached the check's figures
     }
     n = run["workers"]
     rss = ", ".join(f"{mb:.0f}" for mb in run["rss_mb"])
@@ -366,11 +388,14 @@ def report(run: dict[str, Any], args: argparse.Namespace) -> bool:
     )
     print(f"| check ÷ /healthz requests/s | {share:.0%} | | ≥ {TARGET_SHARE:.0%} | {_verdict(goals['share'])} |")
     print(f"| server CPU per request | {check['cpu_ms']:.3f} ms | {healthz['cpu_ms']:.3f} ms | | |")
-    print(f"| month spend before → after | ${run['spent'][0]:,.2f} → ${run['spent'][1]:,.2f} | | grows | |")
+    print(
+        f"| month spend before → after | ${run['spent'][0]:,.2f} → ${run['spent'][1]:,.2f} | | grows "
+        f"| {_verdict(goals['grows'])} |"
+    )
     print(f"| figure age at the end | {run['age']} s (budget_refresh {args.refresh}) | | | |")
     if args.rounds > 1:
         for name, figures in (("check", check), ("/healthz", healthz)):
-            each = "; ".join(f"{r['rps']:,.0f}/s p99 {r['p99_ms']:.1f} ms" for r in figures["runs"])
+            each = "; ".join(f"{r['rps']:,.0f}/s p99 {r['p99_ms']:.1f} ms{_spread(r, n)}" for r in figures["runs"])
             print(f"\n{name}, each round: {each}", end="")
         print()
     return all(goals.values())
