@@ -19,8 +19,8 @@
 
 Targets, each reported as met or missed: ≥ 5,000 requests/s, p99 ≤ 10 ms, no errors, and the check's
 throughput ≥ 90 % of /healthz's (the check costs little beside the HTTP server); the month's spend grown
-by the writer's rows by the end; ≤ 1 ms of server time per check. Prints the figures as Markdown tables (docs/performance.md, section "Budget check"); exits
-non-zero when a target is missed.
+by the writer's rows by the end; ≤ 1 ms of server time per check. Prints the figures as Markdown tables
+(docs/performance.md, section "Budget check"); exits non-zero when a target is missed.
 """
 
 from __future__ import annotations
