@@ -537,7 +537,7 @@ class Aggregator:
             held = rollups.fingerprints(h0, h1)
             held.update(fingerprint(open_rows.rows.slot // HOUR_MS, open_rows.rows.counts))
             differ = {h for h in set(logged) | set(held) if h0 <= h < h1 and logged.get(h) != held.get(h)}
-            closed = sorted(h for h in differ if h < rollups.horizon)
+            closed = [h for h in differ if h < rollups.horizon]  # (reread_apart sorts them)
             if len(closed) < len(differ):
                 await self.rows.reread_open()
             # the kept rows of a cut hour that matched are the log's still: only those that differ are
