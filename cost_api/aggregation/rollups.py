@@ -86,9 +86,11 @@ HourReader = Callable[[str | None, int, int, Bound], Awaitable[Groups]]
 def _projected(read: int, h0: int, end: int, h1: int) -> int:
     """The bytes a rollup of hours [h0, h1) will take, of the `read` bytes of hours [end, h1) read so far
     (newest first): their hours' size times all of the hours, halved (a growing log's newest days are its
-    largest), and never less than what is read. Past the cap at the first day, a rollup that cannot fit
-    is not read to the end first (at 100M rows: ~4 GB by token, ~90 MB a day)."""
-    return max(read, read * (h1 - h0) // max(1, h1 - end) // 2)
+    largest), halved again while less than a day is read (the newest hour may be the day's busiest), and
+    never less than what is read. Past the cap at the first hour, a rollup that cannot fit is not read
+    to the end first (at 100M rows: ~4 GB by token, ~70 MB a day, ~3 MB an hour)."""
+    share = 4 if h1 - end < _CHUNK_HOURS else 2
+    return max(read, read * (h1 - h0) // max(1, h1 - end) // share)
 
 
 def floor_hour(ms: int) -> int:
@@ -302,7 +304,8 @@ class Rollups:
         chunks = [await self._read(dim, h1, h1, bound)]
         end = h1
         while end > h0:
-            start = max(h0, end - _CHUNK_HOURS)
+            # the token rollup's newest hour first, alone: one that cannot fit is not read a day of
+            start = max(h0, end - (1 if dim == CAPPED and end == h1 else _CHUNK_HOURS))
             # each day sorted and narrowed as it comes (newest first): the whole is concatenated once,
             # in hour order, and never sorted or held at full width
             chunks.append(_sorted(await self._read_halving(dim, start, end, bound)).narrowed())

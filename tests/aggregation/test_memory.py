@@ -275,14 +275,21 @@ async def test_past_the_cap_the_edges_of_a_read_for_totals_come_from_single_rows
         await service.close()
 
 
-async def test_a_warm_up_stops_reading_the_token_rollup_once_its_first_day_says_it_cannot_fit(
-    either: LogDB,
+@pytest.mark.parametrize(
+    ("hours_ago", "reads"), [(1, [timedelta(hours=1)]), (3, [timedelta(hours=1), timedelta(days=1)])]
+)
+async def test_a_warm_up_stops_reading_the_token_rollup_once_its_first_hours_say_it_cannot_fit(
+    either: LogDB, hours_ago: int, reads: list[timedelta]
 ) -> None:
-    """Ten days of four tokens each (and ROWS): the newest day read (5 cells) projects to ~22 cells over
-    the 9 days and 3 hours to read (halved), past a cap of 12 cells: dropped then, where reading on
-    until the cap is passed takes three days. The token lens answers the same from the database."""
+    """Ten days of four tokens each (and ROWS), `hours_ago` hours before NOW's hour each day. The token
+    rollup's newest closed hour is read first, alone: 1 hour ago, its 4 cells project to ~217 over the
+    9 days and 1 hour to read (a quarter: less than a day read), past a cap of 12 cells: dropped after
+    that hour, where a day read first took ~0.7 GB at 100M rows. 3 hours ago, that hour is empty (it
+    projects nothing) and the next read, a day, projects ~22 cells (halved): dropped then, where
+    reading on until the cap is passed takes three days. The token lens answers the same from the
+    database."""
     days = [
-        Row(NOW - timedelta(days=d, hours=3), **MINI, token_id=f"tok_{d}_{k}", prompt_tokens=1000)
+        Row(NOW - timedelta(days=d, hours=hours_ago), **MINI, token_id=f"tok_{d}_{k}", prompt_tokens=1000)
         for d in range(10)
         for k in range(4)
     ]
@@ -298,19 +305,19 @@ async def test_a_warm_up_stops_reading_the_token_rollup_once_its_first_day_says_
         await uncapped.close()
     service = started(either, FakeClock(NOW), cache_dir="off", rollup_memory_mb=12 * cell_bytes / (1 << 20))
     agg = service.aggregator
-    token_days: list[timedelta] = []
+    token_reads: list[timedelta] = []
     fetch = agg.db.fetch
 
     async def counted(name: str, **params: Any) -> Any:
         if name == "groups" and params["dim"] == "token" and params["end"] > params["start"]:
-            token_days.append(params["end"] - params["start"])
+            token_reads.append(params["end"] - params["start"])
         return await fetch(name, **params)
 
     agg.db.fetch = counted  # type: ignore[method-assign]
     try:
         await agg.warm()
         assert agg.rollups.dropped == {"token"}
-        assert len(token_days) == 1
+        assert token_reads == reads
         assert await by_token(agg) == expected
     finally:
         await service.close()

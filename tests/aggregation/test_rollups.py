@@ -208,8 +208,9 @@ async def test_warm_reads_every_closed_hour_once_newest_first() -> None:
     r = await warmed(log, clock, max_id=len(rows))
     assert r.ready and r.horizon == H and r.pending == {}
     assert r.oldest_ms == (H - 50) * HOUR_MS + 10 * MIN
-    for dim in ("endpoint", "token"):
-        assert log.hours_read(dim) == [(H - 24, H), (H - 48, H - 24), (H - 50, H - 48)]
+    assert log.hours_read("endpoint") == [(H - 24, H), (H - 48, H - 24), (H - 50, H - 48)]
+    # the token rollup's newest hour alone first: past the memory cap, it would stop there
+    assert log.hours_read("token") == [(H - 1, H), (H - 25, H - 1), (H - 49, H - 25), (H - 50, H - 49)]
     assert log.hours_read(None) == []  # the base rollup is summed from the endpoint one
     assert [c for c in log.calls if c[0] is None] == []
     assert {c[3] for c in log.calls} == {Bound(len(rows))}
@@ -247,7 +248,14 @@ async def test_a_read_past_query_timeout_is_read_again_in_halves_and_the_warm_up
     r = await warmed(log, FakeClock(at(H, 600)), max_id=len(rows))
     assert r.ready
     check(r, rows, H - 40, H)
-    assert log.hours_read("token")[:5] == [(H - 24, H), (H - 12, H), (H - 6, H), (H - 12, H - 6), (H - 24, H - 12)]
+    # (the token rollup's newest hour is read alone first, then a day at a time)
+    assert log.hours_read("token")[:5] == [
+        (H - 1, H),
+        (H - 25, H - 1),
+        (H - 13, H - 1),
+        (H - 7, H - 1),
+        (H - 13, H - 7),
+    ]
     assert log.hours_read("endpoint") == [(H - 24, H), (H - 30, H - 24)]
 
 
