@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dt_time
 from itertools import pairwise
@@ -84,6 +85,15 @@ NO_FILTERS = Filters()
 WHOLE_SLOT_MS = 1 << 62  # a `groups` read's slot longer than any log: all of its rows in one slot
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Taken when an answer arrives (`groups_many`): a read of new rows (`RowStore.ticket`) or of the
+    log's bounds (`SharedRead.ticket`) that began after it serves every read of that answer."""
+
+    rows: int
+    bounds: int
+
+
 class Aggregator:
     """Priced groups for any range: closed hours from the rollups, the rest from SQL.
 
@@ -151,10 +161,11 @@ class Aggregator:
             self.rollups = Rollups(self._read_hours, *self._rollup_args)
             self.rows.forget()
 
-    async def log_bounds(self) -> tuple[int | None, int | None]:
-        """The oldest and newest `created_at` (epoch ms), read after this call: two index look-ups, in
-        one read shared by the calls made while another ran (every rollup read of an answer asks)."""
-        return await self._bounds()
+    async def log_bounds(self, since: int | None = None) -> tuple[int | None, int | None]:
+        """The oldest and newest `created_at` (epoch ms), read after this call (`since`: after the
+        answer's ticket, `Ticket.bounds`): two index look-ups, in one read shared by the calls made
+        while another ran (every rollup read of an answer asks)."""
+        return await self._bounds(since)
 
     async def _read_bounds(self) -> tuple[int | None, int | None]:
         rows = await self.db.fetch("log_bounds")
@@ -181,7 +192,7 @@ class Aggregator:
         slot_ms: int = HOUR_MS,
         coarse: bool = False,
         whole: bool = False,
-        since: int | None = None,
+        since: Ticket | None = None,
     ) -> Groups:
         """Priced groups of `rng`. `coarse`: the caller needs no bucket shorter than a UTC day, so
         whole UTC days may come as one group per day; `whole`: the caller only totals over the range
@@ -212,9 +223,9 @@ class Aggregator:
             await self.rollups.wait_for_warm_up(hours, self._wait_limit())
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
-            await self.follow_oldest()
+            await self.follow_oldest(None if since is None else since.bounds)
             if self.rollups.ready and self.rows.started:
-                await self.sync(since=since)
+                await self.sync(since=None if since is None else since.rows)
             # checked again after the await: another file behind the URL drops what is held
             if self.rollups.ready and self.rows.started:
                 view = cell_view(filters, directory, rollup_dim, dim, book, tag)
@@ -236,12 +247,12 @@ class Aggregator:
         filters: Filters,
         directory: TokenDirectory | None,
         book: TagBook | None,
-        since: int | None,
+        since: Ticket | None,
     ) -> Groups:
         """A read no rollup serves (a filter on tokens of the endpoint lens): its closed hours kept per
         hour while they stay the same (Views.hours); the hours at its edges and the open ones from the
         single rows held (each with its endpoint and token), filtered here with the SQL's semantics."""
-        await self.sync(since=since)
+        await self.sync(since=None if since is None else since.rows)
         start, end = epoch_ms(rng.start), epoch_ms(rng.end)
         h0, h1 = ceil_hour(start), min(floor_hour(end), self.rollups.horizon)
         if h0 >= h1 or by_time(self.rows) or not (self.rollups.ready and self.rows.started):
@@ -372,10 +383,11 @@ class Aggregator:
 
     async def groups_many(self, *requests: tuple[Range, dict[str, Any]]) -> list[Groups]:
         """The groups of several reads of one answer, side by side. They arrive together (`since`: one
-        ticket): the first incremental read of new rows that begins after this call serves them all.
-        Each taking its own, a read begun by another just before would not serve the others, and an
-        answer read the log's new rows twice (~15 ms each on a 100M-row ClickHouse log)."""
-        since = self.rows.ticket()
+        ticket): the first incremental read of new rows, and the first read of the log's bounds, that
+        begin after this call serve them all. Each taking its own, a read begun by another just before
+        would not serve the others, and an answer read the log's new rows twice (~15 ms each on a
+        100M-row ClickHouse log), and its bounds twice (~4 ms each)."""
+        since = Ticket(self.rows.ticket(), self._bounds.ticket())
         return await gather_or_cancel(*(self.groups(rng, **kw, since=since) for rng, kw in requests))
 
     async def _read(
@@ -506,9 +518,9 @@ class Aggregator:
         for h0, h1 in await self.rows.lost_hours():
             await self.reconcile(h0, h1)
 
-    async def follow_oldest(self) -> None:
-        """Follow the log's first row (a retention job deleted the oldest days)."""
-        oldest = (await self.log_bounds())[0]
+    async def follow_oldest(self, since: int | None = None) -> None:
+        """Follow the log's first row (a retention job deleted the oldest days); `since` as in `log_bounds`."""
+        oldest = (await self.log_bounds(since))[0]
         if oldest != self.rollups.oldest_ms:
             async with self._lock:
                 await self.rollups.follow_oldest(oldest, self.rows.bound())

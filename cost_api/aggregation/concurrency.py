@@ -39,9 +39,11 @@ class SharedRead(Generic[T]):
     """`read()`, each call answered by a read that began after the call was made: its own, or one that
     began while it waited, shared by every call waiting then. Six reads of one summary made at once
     run two reads (the first, and one for the five that arrived while it ran), one after the other,
-    instead of six at once; none is answered by a read older than itself. A read that fails (a database
-    down or locked) fails every call waiting when it ended: each would otherwise wait out the same
-    failure in turn, past its request's deadline. A cancelled read (its caller gone) fails no one."""
+    instead of six at once; none is answered by a read older than itself. With `since` (a `ticket()`
+    taken when the answer arrived), a read that began after the ticket serves the call: the six reads
+    of one summary then share the first. A read that fails (a database down or locked) fails every
+    call waiting when it ended: each would otherwise wait out the same failure in turn, past its
+    request's deadline. A cancelled read (its caller gone) fails no one."""
 
     def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
         self._read = read
@@ -51,8 +53,12 @@ class SharedRead(Generic[T]):
         self._last: tuple[int, T] | None = None  # the last read that ended well: its number, its result
         self._failure: tuple[int, Exception] | None = None  # the last read, if it failed: when it ended, why
 
-    async def __call__(self) -> T:
-        ticket, arrived = self._begun, self._ended
+    def ticket(self) -> int:
+        """Taken when an answer arrives: see `since` above."""
+        return self._begun
+
+    async def __call__(self, since: int | None = None) -> T:
+        ticket, arrived = self._begun if since is None else since, self._ended
         async with self._lock:
             if self._failure is not None and self._failure[0] > arrived:  # ended while this call waited
                 raise self._failure[1]

@@ -105,3 +105,21 @@ async def test_a_cancelled_read_fails_no_one_and_the_waiting_calls_read_again() 
         await answer(first)
     await read.open(1)
     assert await answer(waiting) == 2
+
+
+async def test_a_call_with_an_earlier_ticket_is_served_by_a_read_begun_after_it() -> None:
+    """An answer's reads take one ticket when it arrives: a read begun after the ticket serves a call
+    that comes while it runs (the summary's six reads share the first); one begun before does not."""
+    read = Gated()
+    shared = SharedRead(read)
+    ticket = shared.ticket()
+    first = asyncio.create_task(shared(since=ticket))
+    await asyncio.sleep(0)  # read 1 has begun, after the ticket
+    late = shared.ticket()  # taken after read 1 began
+    same_answer = asyncio.create_task(shared(since=ticket))
+    later_answer = asyncio.create_task(shared(since=late))
+    await read.open(0)
+    assert [await answer(first), await answer(same_answer)] == [1, 1]
+    await read.open(1)
+    assert await answer(later_answer) == 2  # read 1 began before its ticket
+    assert read.runs == 2
