@@ -3,8 +3,9 @@
 The base and endpoint rollups grow with hours × models × endpoints: small, always held. The token
 rollup grows with the log's cardinality (hours × models × tokens: 20,000 tokens make it millions of
 cells). The rollups hold it while everything they hold (hourly cells, daily cells, late cells not
-merged yet) fits under the cap; past it — at warm-up, checked after each day read against the size
-the days read so far project for all of them (halved), before the whole is in memory; or later, as
+merged yet) fits under the cap; past it — at warm-up, checked after each read (its newest hour, then a
+day at a time) against what the hours read so far project for all of them (`rollups._projected`),
+before the whole is in memory; or later, as
 hours close and late rows arrive — the token rollup is dropped, for the life of the process, and
 answers by token (the token lens, the summary's top tokens, a token filter) are asked of the engine:
 the `groups` query, one slot per span of one price, its closed days and hours kept summed per token
