@@ -95,6 +95,9 @@ class SqliteDatabase(Database):
             raise
 
     async def _connect(self, holder: _SqliteConn) -> _SqliteConn:
+        # the file's identity before it is opened: replaced while it opens, the connection reads the old
+        # file or the new, and is marked as of the old (reopened at its next use, never kept as current)
+        inode = _inode(self.path)
         try:
             conn = await aiosqlite.connect(
                 f"file:{self.path}?mode=ro",
@@ -111,7 +114,7 @@ class SqliteDatabase(Database):
             await conn.close()
             raise
         holder.conn = conn
-        holder.inode = _inode(self.path)
+        holder.inode = inode
         return holder
 
     async def _acquire(self) -> _SqliteConn:

@@ -529,6 +529,46 @@ async def test_sqlite_query_waiting_for_a_connection_gets_one_when_the_busy_one_
         await service.close()
 
 
+async def test_sqlite_file_replaced_while_a_connection_opens_is_read_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log file replaced while a connection to it opens (an empty file swapped for the real one, as
+    a restore does): the connection may read the empty file, and is marked as of it, so the next query
+    reopens on the file as it is now. Marked as of the file found once it had opened, it kept reading the
+    empty file, and the schema checks it served said "no request_log table" after the restore (the rare
+    failure of test_sqlite_file_unreadable_under_load_then_back[emptied]: 15 s of 503s after the fault)."""
+    log = sqlite_log(tmp_path / "log.db", "delete", [Row(recent(5), prompt_tokens=1_000_000)])
+    restored = tmp_path / "restored.db"
+    shutil.copyfile(log.path, restored)
+    (tmp_path / "empty").write_bytes(b"")
+    os.replace(tmp_path / "empty", log.path)
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    real = aiosqlite.connect
+
+    def connect_then_restore(*args: Any, **kwargs: Any) -> Any:
+        opening = real(*args, **kwargs)
+        if restored.exists():  # the first connection: the restore lands just after it opened
+            conn = opening
+
+            async def opened() -> aiosqlite.Connection:
+                done = await conn
+                os.replace(restored, log.path)
+                return done
+
+            return opened()
+        return opening
+
+    monkeypatch.setattr(aiosqlite, "connect", connect_then_restore)
+    try:
+        # the first connection read the empty file; restored since, the file is sound again
+        assert await service.db.schema_problem() == "the database has no request_log table (or view)"
+        assert not restored.exists()
+        assert await service.db.schema_problem() is None
+        assert len(await service.db.fetch("log_bounds")) == 1
+    finally:
+        await service.close()
+
+
 # --------------------------------------------------------------------------- one deadline per request
 
 
