@@ -297,15 +297,16 @@ class Rollups:
         return {None: summed, "endpoint": endpoint, "token": token}
 
     async def _load(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups | None:
-        """Hours [h0, h1) of one dimension, a day per query, sorted by hour; None for the token rollup
-        dropped, or once it would not fit the memory cap with what is held (`_projected`)."""
+        """Hours [h0, h1) of one dimension, a day per query (over more than a day, the token rollup's newest
+        hour alone first: one that cannot fit is not read a day of), sorted by hour; None for the token
+        rollup dropped, or once it would not fit the memory cap with what is held (`_projected`)."""
         if dim in self.dropped:
             return None
         chunks = [await self._read(dim, h1, h1, bound)]
         end = h1
+        probe = dim == CAPPED and h1 - h0 > _CHUNK_HOURS  # (hours read again, or closing: one read, as before)
         while end > h0:
-            # the token rollup's newest hour first, alone: one that cannot fit is not read a day of
-            start = max(h0, end - (1 if dim == CAPPED and end == h1 else _CHUNK_HOURS))
+            start = max(h0, end - (1 if probe and end == h1 else _CHUNK_HOURS))
             # each day sorted and narrowed as it comes (newest first): the whole is concatenated once,
             # in hour order, and never sorted or held at full width
             chunks.append(_sorted(await self._read_halving(dim, start, end, bound)).narrowed())

@@ -468,6 +468,7 @@ async def test_reread_puts_the_log_s_hours_in_place_of_what_is_held() -> None:
     log.calls.clear()
     await r.reread([H - 50, H - 49, H - 3, H - 2, H + 5], Bound(None))  # H + 5 is not closed: ignored
     assert log.hours_read("endpoint") == [(H - 50, H - 48), (H - 3, H - 1)]  # runs of hours, one read each
+    assert log.hours_read("token") == log.hours_read("endpoint")  # no hour alone first: a day or less each
     assert r.pending == {}
     check(r, log.rows, H - 60, H)
     after = r.fingerprints(H - 60, H)

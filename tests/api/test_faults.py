@@ -545,18 +545,11 @@ async def test_sqlite_file_replaced_while_a_connection_opens_is_read_anew(
     service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
     real = aiosqlite.connect
 
-    def connect_then_restore(*args: Any, **kwargs: Any) -> Any:
-        opening = real(*args, **kwargs)
+    async def connect_then_restore(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+        conn = await real(*args, **kwargs)
         if restored.exists():  # the first connection: the restore lands just after it opened
-            conn = opening
-
-            async def opened() -> aiosqlite.Connection:
-                done = await conn
-                os.replace(restored, log.path)
-                return done
-
-            return opened()
-        return opening
+            os.replace(restored, log.path)
+        return conn
 
     monkeypatch.setattr(aiosqlite, "connect", connect_then_restore)
     try:
