@@ -66,7 +66,7 @@ from cost_api.clock import Clock
 from cost_api.config.tags import TokenTagRule
 from cost_api.errors import WarmingUp
 from cost_api.pricing.table import PriceTable
-from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row
+from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row, background_reads
 from cost_api.store.leadership import Leadership
 from cost_api.store.result import Rows
 from cost_api.windows import DAY_MS, HOUR_MS, Range, epoch_ms, from_ms, hour_runs
@@ -468,7 +468,8 @@ class Aggregator:
                 horizon = self.rollups.closed_horizon()
                 self.rollups.ready = False
                 await self.rows.start(horizon * HOUR_MS, max_id or 0)
-                await self.rollups.warm(oldest, horizon, Bound(max_id))
+                with background_reads():  # the closed hours' reads go behind the answers'
+                    await self.rollups.warm(oldest, horizon, Bound(max_id))
             finally:
                 rollups.settle()
 
@@ -566,7 +567,12 @@ class Aggregator:
     async def sweep(self, now: float) -> None:
         """The reconciliation schedule (`now`: seconds on any steady clock): the last
         `SWEEP_RECENT_HOURS` and the open hours every `SWEEP_RECENT_SECONDS`; older hours a day at a
-        time, paced so that a whole pass over them takes `SWEEP_OLDER_SECONDS`."""
+        time, paced so that a whole pass over them takes `SWEEP_OLDER_SECONDS`. Its reads go behind the
+        answers' (`background_reads`)."""
+        with background_reads():
+            await self._sweep(now)
+
+    async def _sweep(self, now: float) -> None:
         horizon = self.rollups.horizon
         if now >= self._sweep_at["recent"]:
             await self.reconcile(horizon - SWEEP_RECENT_HOURS, LAST_HOUR)

@@ -26,7 +26,17 @@ from cost_api.store.result import Row, Rows, Table
 from cost_api.store.timing import time_query
 from cost_api.windows import from_ms
 
-__all__ = ["LOG_COLUMNS", "TEXT_COLUMNS", "Database", "Row", "Rows", "Table", "request_deadline"]
+__all__ = [
+    "LOG_COLUMNS",
+    "TEXT_COLUMNS",
+    "Database",
+    "Row",
+    "Rows",
+    "Table",
+    "background_reads",
+    "in_background",
+    "request_deadline",
+]
 
 _Answer = TypeVar("_Answer", Rows, Table)
 
@@ -69,6 +79,28 @@ def request_deadline(at: float) -> Iterator[None]:
         _REQUEST_DEADLINE.reset(token)
 
 
+# Whether the queries that start in this context are reads no answer waits for (the rollups' warm-up
+# from the log, the sweep for deletes and updates): each begins once the answers' queries in flight have
+# ended, or YIELD_SECONDS later (`Database._query`).
+_BACKGROUND: ContextVar[bool] = ContextVar("background_reads", default=False)
+YIELD_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def background_reads() -> Iterator[None]:
+    """Run the queries that start in this block (and in the tasks it creates) behind the answers'."""
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
+def in_background() -> bool:
+    """Whether a query started here is one of `background_reads`."""
+    return _BACKGROUND.get()
+
+
 class Database(ABC):
     dialect: str
     # Bumped when another database answers behind the same URL (a SQLite file replaced by a new one):
@@ -82,6 +114,9 @@ class Database(ABC):
         self.log_columns: LogColumns | None = None  # the optional columns the queries read
         self._columns_of: int | None = None  # the generation they were read from
         self._columns_lock = asyncio.Lock()
+        self._answering = 0  # queries in flight not of `background_reads`
+        self._answered = asyncio.Event()  # set while there are none
+        self._answered.set()
 
     @overload
     async def fetch(self, name: str, *, table: Literal[False] = False, **params: Any) -> Rows: ...
@@ -105,7 +140,24 @@ class Database(ABC):
         return await self._query(name, params, self._fetch)
 
     async def _query(self, name: str, params: dict[str, Any], run: Callable[..., Awaitable[_Answer]]) -> _Answer:
-        """`run(name, deadline, **params)` (`_fetch` or `_fetch_table`), as `fetch` says."""
+        """`run(name, deadline, **params)` (`_fetch` or `_fetch_table`), as `fetch` says. A read of
+        `background_reads` begins once no other query is in flight, or YIELD_SECONDS later: the engine's
+        cores go to the answers first (on a first start, a cold dashboard's SQL beside the warm-up's 60
+        days), and a stream of answers slows such a read, never stops it."""
+        if in_background():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), YIELD_SECONDS)
+            return await self._query_now(name, params, run)
+        self._answering += 1
+        self._answered.clear()
+        try:
+            return await self._query_now(name, params, run)
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._answered.set()
+
+    async def _query_now(self, name: str, params: dict[str, Any], run: Callable[..., Awaitable[_Answer]]) -> _Answer:
         with time_query(name):
             if self._schema_fault is not None:
                 await self._raise_schema_fault()

@@ -4,14 +4,15 @@ What the rest of the service imports from the store. SQLite is opened with `mode
 Postgres connections run read-only transactions from a pool (`postgres`), ClickHouse queries run with
 `readonly=1` on chDB in-process (`clickhouse`) or a server over HTTP (`clickhouse_http`); each is a `Database`
 (`base`): every query under `query_timeout`, and a query of an HTTP request only under what is left
-of that request's deadline (`request_deadline`), its rows named by the query's columns (`Rows`).
+of that request's deadline (`request_deadline`), its rows named by the query's columns (`Rows`); the
+reads no answer waits for (`background_reads`: the rollups' warm-up, the sweep) begin behind the answers'.
 Parameters are plain Python values; each driver gets them in its own form (SQLite: epoch
 milliseconds for datetimes, JSON text for lists; Postgres: native types).
 """
 
 from __future__ import annotations
 
-from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, request_deadline
+from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, background_reads, request_deadline
 from cost_api.store.clickhouse import ChdbDatabase
 from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
 from cost_api.store.errors import DatabaseUnavailable, NotInSchema, QueryTimeout, SchemaMissing
@@ -35,6 +36,7 @@ __all__ = [
     "Rows",
     "SchemaMissing",
     "SqliteDatabase",
+    "background_reads",
     "open_database",
     "request_deadline",
 ]

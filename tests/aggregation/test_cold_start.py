@@ -1,8 +1,9 @@
 """A first start without a snapshot (docs/performance.md#cold-numbers): while the rollups read the log,
 an answer over more than COLD_READ_HOURS closed hours waits for them, and past the wait is a 503
 (`WarmingUp`) rather than SQL over the raw rows of its window; a shorter one is read in SQL at once.
-On ClickHouse, which sums a month in milliseconds, nothing waits. The warm-up is held at a gate, the
-clock is injected: no test depends on timing.
+On ClickHouse, which sums a month in milliseconds, nothing waits. The warm-up's reads (and the sweep's)
+begin behind the answers' queries in flight. The warm-up and the answers are held at gates, the clock
+is injected: no test depends on timing.
 
 Every row is gpt-4o-mini ($0.15 per million input tokens).
 """
@@ -21,6 +22,8 @@ from cost_api.aggregation import aggregator as aggregator_module
 from cost_api.aggregation.aggregator import Aggregator
 from cost_api.config import load_settings
 from cost_api.errors import WarmingUp
+from cost_api.store import base as store_base
+from cost_api.store.database import Database
 from cost_api.web.problems import from_domain
 from cost_api.web.service import Service, build_service
 from cost_api.windows import Range
@@ -66,6 +69,35 @@ class Gate:
 
     def open(self) -> None:
         self._open.set()
+
+
+class HeldAnswers:
+    """Holds every answer's `groups` query in the database (in flight, begun) until `release()`, and
+    records each query that reaches the database as (name, whether it is a background read)."""
+
+    def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reached = asyncio.Event()
+        self._released = asyncio.Event()
+        self.queries: list[tuple[str, bool]] = []
+        for method in ("_fetch", "_fetch_table"):
+            monkeypatch.setattr(db, method, self._held(getattr(db, method)))
+
+    def _held(self, run: Any) -> Any:
+        async def held(name: str, *args: Any, **kwargs: Any) -> Any:
+            background = store_base.in_background()
+            self.queries.append((name, background))
+            if name == "groups" and not background:
+                self.reached.set()
+                await self._released.wait()
+            return await run(name, *args, **kwargs)
+
+        return held
+
+    def release(self) -> None:
+        self._released.set()
+
+    def background(self) -> list[str]:
+        return [name for name, background in self.queries if background]
 
 
 def cold(service: Service) -> Aggregator:
@@ -133,6 +165,51 @@ async def test_a_failed_warm_up_lets_long_answers_read_the_log_again(
     with pytest.raises(RuntimeError):
         await agg.warm()
     assert not agg.rollups.warming
+    assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
+
+
+async def test_the_warm_up_reads_the_log_once_the_answers_queries_have_ended(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer's query in flight holds the warm-up's first read of the log back (on ClickHouse the cold
+    dashboard's SQL and the warm-up's 60 days share the engine's cores); when it ends, the warm-up goes
+    on. The warm-up's reads and the sweep's are background reads, the answer's are not."""
+    monkeypatch.setattr(store_base, "YIELD_SECONDS", 600.0)  # never reached: the answer ends first
+    agg = cold(service)
+    gate = Gate(agg, monkeypatch)
+    answers = HeldAnswers(service.db, monkeypatch)
+    answer = asyncio.create_task(spend(agg, TWO_HOURS))
+    await answers.reached.wait()
+    warm = asyncio.create_task(agg.warm())
+    await gate.reached.wait()
+    gate.open()
+    for _ in range(100):  # the warm-up's read comes to the database: it waits there
+        await asyncio.sleep(0)
+    assert answers.background() == []
+    answers.release()
+    assert await answer == pytest.approx(0.15, abs=1e-9)
+    await warm
+    assert "groups" in answers.background()
+    assert ("groups", False) in answers.queries  # the answer's
+    answers.queries.clear()
+    await agg.sweep(0.0)
+    assert "hour_fingerprints" in answers.background()
+    assert all(background for _, background in answers.queries)
+
+
+async def test_answers_without_end_slow_the_warm_up_and_never_stop_it(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_base, "YIELD_SECONDS", 0.0)  # each read waits this long for the answers at most
+    agg = cold(service)
+    answers = HeldAnswers(service.db, monkeypatch)
+    answer = asyncio.create_task(spend(agg, TWO_HOURS))
+    await answers.reached.wait()
+    async with asyncio.timeout(60):  # (a warm-up that waited for the answer would never end)
+        await agg.warm()  # while the answer's query is still in flight
+    assert agg.rollups.ready and not answer.done()
+    answers.release()
+    assert await answer == pytest.approx(0.15, abs=1e-9)
     assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
 
 
