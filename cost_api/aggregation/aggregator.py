@@ -468,8 +468,7 @@ class Aggregator:
                 horizon = self.rollups.closed_horizon()
                 self.rollups.ready = False
                 await self.rows.start(horizon * HOUR_MS, max_id or 0)
-                with background_reads():  # the closed hours' reads go behind the answers'
-                    await self.rollups.warm(oldest, horizon, Bound(max_id))
+                await self.rollups.warm(oldest, horizon, Bound(max_id))
             finally:
                 rollups.settle()
 

@@ -29,7 +29,7 @@ from cost_api.aggregation.memory import CAPPED, MemoryCap, nbytes, release
 from cost_api.aggregation.views import View, Views, hourly_pieces
 from cost_api.clock import Clock
 from cost_api.errors import WarmingUp
-from cost_api.store.database import QueryTimeout
+from cost_api.store.database import QueryTimeout, background_reads
 from cost_api.windows import HOUR_MS, from_ms, hour_runs
 
 if TYPE_CHECKING:
@@ -224,7 +224,10 @@ class Rollups:
         try:
             restored = await self._restore(first, horizon, bound)
             if restored is None:
-                self.parts, stale = await self._load_all(first, horizon, bound), set[int]()
+                # every hour from the log, behind the answers' queries (only answers over many closed
+                # hours wait for it, on SQLite and Postgres); not a restore, which every answer waits for
+                with background_reads():
+                    self.parts, stale = await self._load_all(first, horizon, bound), set[int]()
             else:
                 held, stale = restored
                 fresh = await self._load_all(held.horizon, horizon, bound)

@@ -79,9 +79,9 @@ def request_deadline(at: float) -> Iterator[None]:
         _REQUEST_DEADLINE.reset(token)
 
 
-# Whether the queries that start in this context are reads no answer waits for (the rollups' warm-up
-# from the log, the sweep for deletes and updates): each begins once the answers' queries in flight have
-# ended, or YIELD_SECONDS later (`Database._query`).
+# Whether the queries that start in this context are background reads (the rollups' warm-up from the
+# log, which only answers over many closed hours wait for; the sweep for deletes and updates): each
+# begins once the answers' queries in flight have ended, or YIELD_SECONDS later (`Database._query`).
 _BACKGROUND: ContextVar[bool] = ContextVar("background_reads", default=False)
 YIELD_SECONDS = 1.0
 

@@ -5,8 +5,8 @@ Postgres connections run read-only transactions from a pool (`postgres`), ClickH
 `readonly=1` on chDB in-process (`clickhouse`) or a server over HTTP (`clickhouse_http`); each is a `Database`
 (`base`): every query under `query_timeout`, and a query of an HTTP request only under what is left
 of that request's deadline (`request_deadline`), its rows named by the query's columns (`Rows`); the
-reads no answer waits for (`background_reads`: the rollups' warm-up, the sweep) begin behind the answers'.
-Parameters are plain Python values; each driver gets them in its own form (SQLite: epoch
+background reads (`background_reads`: the rollups' warm-up from the log, the sweep) begin behind the
+answers'. Parameters are plain Python values; each driver gets them in its own form (SQLite: epoch
 milliseconds for datetimes, JSON text for lists; Postgres: native types).
 """
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from cost_api.aggregation import snapshot as snapshot_module
 from cost_api.aggregation.aggregator import Aggregator
 from cost_api.aggregation.snapshot import Snapshots, snapshot_path
 from cost_api.config import load_settings
+from cost_api.store import base as store_base
 from cost_api.web.service import Service, build_service
 from cost_api.windows import HOUR_MS, Range, epoch_ms
 
@@ -114,6 +116,28 @@ async def test_a_late_row_in_a_closed_hour_reads_that_hour_again(service: Servic
     await log.insert([row(1, prompt=2_000_000)])  # $0.30, committed after the save, dated 09:10
     agg = await started(service)
     assert (agg.rollups.hours_restored, agg.rollups.hours_read) == (HORIZON - FIRST - 1, 1)
+    assert await spend(agg) == pytest.approx(4 * 0.15 + 0.60 + 0.30, abs=1e-9)
+
+
+async def test_a_restores_reads_go_before_the_answers_queries(
+    service: Service, log: LogDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every answer waits for a restore: its reads (the hour a late row changed, read again) are not
+    background reads, which would wait behind the answers' queries in flight."""
+    await saved_after_cold_start(service)
+    await log.insert([row(1, prompt=2_000_000)])  # $0.30, committed after the save, dated 09:10
+    background: list[str] = []
+    fetch = service.db.fetch
+
+    async def recorded(name: str, **params: Any) -> Any:
+        if store_base.in_background():
+            background.append(name)
+        return await fetch(name, **params)
+
+    monkeypatch.setattr(service.db, "fetch", recorded)
+    agg = await started(service)
+    assert agg.rollups.hours_read == 1
+    assert background == []
     assert await spend(agg) == pytest.approx(4 * 0.15 + 0.60 + 0.30, abs=1e-9)
 
 
