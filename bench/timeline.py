@@ -1,7 +1,7 @@
 """A first start, query by query: where the time of the first dashboard set goes.
 
 It serves `--db` with this checkout's `cost-api serve` (no snapshot: the rollups warm from the log),
-every query the server runs timed as it runs, and its RSS sampled every RSS_EVERY seconds, while a
+every query the server runs timed as it runs, and its RSS sampled (bench.dashboard's `RssWatch`), while a
 client asks the dashboard set (bench.dashboard's, one request after another) until every answer is a
 200, waits for the rollups to be warm, then asks the token lens, the savings by endpoint and the
 audit view until each answers. It prints one timeline, in seconds after the server was started: each
@@ -22,19 +22,17 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.dashboard import COLD_RETRY_SECONDS, DASHBOARD, _rss_mib
+from bench.dashboard import COLD_RETRY_SECONDS, DASHBOARD, RssWatch, _wait
 from tests.pgcluster import free_port
 
 AFTER_WARM = ["/v1/spend?group_by=token", "/v1/savings?group_by=endpoint", "/v1/requests"]
 SHOWN_S = 0.05  # queries shorter than this are left out
-RSS_EVERY = 0.25
 QUERY = "Q"  # the first field of a query's line on the server's stderr
 T0 = "BENCH_TIMELINE_T0"  # the wall clock (seconds) the server's times are counted from
 
@@ -62,25 +60,6 @@ def serve_timed(args: list[str]) -> int:
     return main(args)
 
 
-class Rss(threading.Thread):
-    """The RSS of `pid` every RSS_EVERY seconds: its peak and when (seconds after `began`)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], began: float) -> None:
-        super().__init__(daemon=True)
-        self.proc, self.began = proc, began
-        self.peak, self.peak_at = 0.0, 0.0
-
-    def run(self) -> None:
-        while self.proc.poll() is None:
-            try:
-                rss = _rss_mib(self.proc.pid)
-            except OSError:
-                return
-            if rss > self.peak:
-                self.peak, self.peak_at = rss, time.time() - self.began
-            time.sleep(RSS_EVERY)
-
-
 def first_start(db: str, memory_mb: float | None) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COST_API_")}
     env.update(COST_API_QUERY_TIMEOUT="300s", COST_API_CACHE_DIR="off")
@@ -93,7 +72,7 @@ def first_start(db: str, memory_mb: float | None) -> list[str]:
         env[T0] = repr(began)
         command = [sys.executable, "-m", "bench.timeline", "--serve", "serve", "--db", db, "--port", str(port)]
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        rss = Rss(proc, began)
+        rss = RssWatch(proc)
         rss.start()
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
@@ -104,17 +83,11 @@ def first_start(db: str, memory_mb: float | None) -> list[str]:
                     lines.append((start, f"{start:7.2f} {time.time() - began:7.2f}  {status}  {path}"))
                     return status
 
-                while True:
-                    try:
-                        if client.get("/healthz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.05)
+                _wait(client, "/healthz", lambda r: r.status_code == 200, 60)
                 while not all(ask(path) == 200 for path in DASHBOARD):
                     time.sleep(COLD_RETRY_SECONDS)
                 set_at = time.time() - began
-                while not client.get("/readyz").json()["rollups"]["ready"]:
-                    time.sleep(0.2)
+                _wait(client, "/readyz", lambda r: r.status_code == 200 and r.json()["rollups"]["ready"], 600)
                 warm_at = time.time() - began
                 for path in AFTER_WARM:
                     while ask(path) != 200:
@@ -122,7 +95,7 @@ def first_start(db: str, memory_mb: float | None) -> list[str]:
         finally:
             proc.terminate()
             proc.wait()
-            rss.join()
+            rss.stop()
         err.seek(0)
         for line in err.read().decode().splitlines():
             if line.startswith(f"{QUERY}\t"):
@@ -132,7 +105,7 @@ def first_start(db: str, memory_mb: float | None) -> list[str]:
         "  start     end  request (status) or query, seconds after `cost-api serve` started",
         *(text for _, text in sorted(lines)),
         f"first full dashboard set at {set_at:.1f} s; rollups warm at {warm_at:.1f} s",
-        f"RSS at its peak {rss.peak:,.0f} MiB, at {rss.peak_at:.1f} s",
+        f"RSS at its peak {rss.peak_mib:,.0f} MiB, at {rss.peak_at - began:.1f} s",
     ]
 
 
