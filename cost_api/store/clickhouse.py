@@ -217,11 +217,20 @@ class ChdbDatabase(ClickHouseDatabase):
         return conn
 
     def _run(self, sql: str, params: dict[str, Any], fmt: str) -> bytes:
+        """`sql`'s answer on an idle connection. One whose query failed (an engine error, a timeout, a
+        kill) is closed, never used again: chDB 4.4 hands the next query on it the output the failed
+        one had begun, ahead of its own (a JSON answer that does not parse, an Arrow stream whose first
+        part is the failed query's: its rows, read as the next answer's)."""
         conn = self._idle.pop() if self._idle else self._connect()
         try:
-            return bytes(conn.query(sql, fmt, params=params).bytes())
-        finally:
-            self._idle.append(conn)
+            body = bytes(conn.query(sql, fmt, params=params).bytes())
+        except BaseException:
+            self._opened.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        self._idle.append(conn)
+        return body
 
     def statement(self, sql: str, marker: str, deadline: float) -> str:
         """`sql` as this store runs it: tagged with `marker` (what `KILL QUERY` finds it by), under

@@ -102,6 +102,28 @@ async def test_an_answer_as_columns_is_the_answer_as_rows(chdb_log: ChdbLog) -> 
         await db.close()
 
 
+KIND = Query("kinds", "Every kind.", KINDS, KINDS, ("upto",), "test", ("hit", "big", "text", "low", "small"))
+
+
+async def test_after_a_query_fails_the_next_answer_on_its_connection_is_its_own(chdb_log: ChdbLog) -> None:
+    """chDB 4.4 handed the next query on a connection the output a failed query had begun, ahead of its
+    own: a JSON answer that did not parse, an Arrow answer read as the failed query's rows. A connection
+    whose query failed (here: past its deadline) is closed: on the one connection of the pool, every
+    answer after a failure is its own, as rows and as columns."""
+    queries = {"kinds": KIND, "slow": Query("slow", "Runs for minutes.", SLOW, SLOW, (), "test", ("n",))}
+    db = open_database(parse_database_url(chdb_log.url), Registry(queries, "clickhouse"), timeout=0.3, pool_size=1)
+    try:
+        for table in (False, True, False, True):
+            with pytest.raises(QueryTimeout):
+                await db.fetch("slow", table=table)
+            if table:
+                assert (await db.fetch("kinds", table=True, upto=4)).columns()["small"].tolist() == [0, 1, 2, 3]
+            else:
+                assert (await db.fetch("kinds", upto=4)).column("small") == [0, 1, 2, 3]
+    finally:
+        await db.close()
+
+
 async def test_a_query_past_its_deadline_is_a_timeout_and_stops(chdb_log: ChdbLog) -> None:
     db = _store(chdb_log, timeout=0.3)
     try:
