@@ -61,12 +61,20 @@ from cost_api.aggregation.rows import REQUEST_PAGES, RowSet, RowStore
 from cost_api.aggregation.snapshot import Snapshots
 from cost_api.aggregation.tags import TagBook, TagBooks
 from cost_api.aggregation.unnumbered import by_time, has_ids, row_store
-from cost_api.aggregation.views import View
+from cost_api.aggregation.views import View, keys_only
 from cost_api.clock import Clock
 from cost_api.config.tags import TokenTagRule
 from cost_api.errors import WarmingUp
 from cost_api.pricing.table import PriceTable
-from cost_api.store.database import Database, DatabaseUnavailable, NotInSchema, QueryTimeout, Row, background_reads
+from cost_api.store.database import (
+    Database,
+    DatabaseUnavailable,
+    NotInSchema,
+    QueryTimeout,
+    Row,
+    TooManyGroups,
+    background_reads,
+)
 from cost_api.store.leadership import Leadership
 from cost_api.store.result import Rows
 from cost_api.windows import DAY_MS, HOUR_MS, Range, epoch_ms, from_ms, hour_runs
@@ -82,6 +90,11 @@ SWEEP_RECENT_SECONDS = 120
 SWEEP_OLDER_SECONDS = 3000  # every older hour compared at least once in this long
 RELEASE_SECONDS = 60  # how often the maintenance loop hands the heap that answers freed back (memory.release)
 NO_FILTERS = Filters()
+GROUP_BYTES = 512  # a group of a read by token at its peak: the engine's hash table, its answer and columns
+MIN_GROUPS = 1 << 16  # 32 MiB of groups: under it parts would cost more in queries than they save
+MAX_PARTS = 1 << 10
+NO_LIMIT = 1 << 62
+SPLIT = ("token", "cache_key")  # the dimensions whose groups grow with the log's cardinality
 WHOLE_SLOT_MS = 1 << 62  # a `groups` read's slot longer than any log: all of its rows in one slot
 
 
@@ -130,6 +143,10 @@ class Aggregator:
         self.tag_books = TagBooks(db.fetch, tag_rules)
         self.directory = KeptDirectory(self._read_tokens, clock, token_refresh, lambda: db.generation)
         self._bounds = SharedRead(self._read_bounds)
+        # the groups a read by token or cache key holds at once (`_read_split`): about the cap's bytes
+        cap = (memory_cap or MemoryCap()).limit
+        self.max_groups = NO_LIMIT if cap is None else max(MIN_GROUPS, cap // GROUP_BYTES)
+        self._parts: dict[tuple[str | None, int, int], int] = {}  # where reads by a key begin (`_read_split`)
 
     async def tokens(self) -> TokenDirectory:
         """The token directory, kept for `token_refresh` seconds (aggregation/directory.py)."""
@@ -413,13 +430,62 @@ class Aggregator:
             **self._thresholds,
             **bound.params(),
         }
+        keyed = whole and dim == "token"  # only each token's figures are read: see `groups`
         parts = []
         for span_start, span_end, tags in tag_spans(rng, filters, book):
             for start, end in price_spans(span_start, span_end, self.pricing) if whole else [(span_start, span_end)]:
-                rows = await self.db.fetch("groups", table=True, **{**params, "start": start, "end": end, **tags})
                 at_slot = epoch_ms(start) // slot_ms if whole else None
-                parts.append(await priced_rows(self.vocab, slot_ms, rows, self.pricing, at_slot))
+                span = {**params, "start": start, "end": end, **tags}
+                parts.extend(await self._read_split(dim, span, slot_ms, at_slot, keyed=keyed))
         return parts[0] if len(parts) == 1 else Groups.concat(self.vocab, slot_ms, parts)
+
+    async def _read_split(
+        self, dim: str | None, params: dict[str, Any], slot_ms: int, at_slot: int | None, *, keyed: bool
+    ) -> list[Groups]:
+        """One span's `groups`, by token or cache key in parts by a hash of the key, each of at most
+        `max_groups` groups: a part that passes the limit is read again as two (its keys' hashes modulo
+        twice the parts). A read begins in as many parts as the last one of its dimension, slot and
+        length (in days, to a power of two) first answered in. Each part is priced (`keyed`: summed per
+        key, `views.keys_only`) before the next is read, so that such a read holds at most `max_groups`
+        of the engine's groups and of their columns at once, however many keys the log has
+        (docs/scale-out.md#the-memory-cap). Reads by no key or by endpoint (hours × prices × models ×
+        endpoints) are one part, with no limit."""
+        if dim not in SPLIT:
+            return [await self._read_part(params, slot_ms, at_slot, 1, 0, NO_LIMIT, keyed=keyed)]
+        days = (epoch_ms(params["end"]) - epoch_ms(params["start"])) // DAY_MS
+        kind = (dim, params["slot_ms"], int(days).bit_length())
+        parts = self._parts.get(kind, 1)
+        todo, read, answered = [(parts, part) for part in range(parts)], [], MAX_PARTS
+        while todo:
+            parts, part = todo.pop(0)
+            # a part of one key past the limit on its own is not split any further: read with none
+            limit = self.max_groups if parts < MAX_PARTS else NO_LIMIT
+            try:
+                read.append(await self._read_part(params, slot_ms, at_slot, parts, part, limit, keyed=keyed))
+            except TooManyGroups:
+                todo += [(2 * parts, part), (2 * parts, part + parts)]
+                continue
+            answered = min(answered, parts)
+        self._parts[kind] = answered
+        return read
+
+    async def _read_part(
+        self,
+        params: dict[str, Any],
+        slot_ms: int,
+        at_slot: int | None,
+        parts: int,
+        part: int,
+        limit: int,
+        *,
+        keyed: bool,
+    ) -> Groups:
+        """Part `part` of `parts` of one span's `groups`, priced."""
+        rows = await self.db.fetch("groups", table=True, **params, parts=parts, part=part, max_groups=limit)
+        if len(rows) > limit:  # SQLite, Postgres: one group more than the limit (ClickHouse stops before)
+            raise TooManyGroups(f"a read of more than {limit} groups")
+        groups = await priced_rows(self.vocab, slot_ms, rows, self.pricing, at_slot)
+        return keys_only(groups).collapsed() if keyed else groups
 
     async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
         return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS, bound)

@@ -116,8 +116,9 @@ class Settings(Strict, frozen=True):
             "The most memory (MiB) the in-memory rollups may hold. The token rollup, which grows with the "
             "number of tokens, is held only while it fits beside the others; past the cap it is dropped and "
             "answers by token are asked of the database, which sums them; what they read of closed days is "
-            "kept within the same cap ([scale-out](scale-out.md#the-memory-cap)). The default fits the demo "
-            "log with room to spare.",
+            "kept within the same cap, and a read by token or cache key holds at most the cap over 512 bytes "
+            "of groups at once (65,536 at the least; past that it is read in parts: "
+            "[scale-out](scale-out.md#the-memory-cap)). The default fits the demo log with room to spare.",
             gt=0,
         ),
     ] = 1024.0

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Literal, TypeVar, overload
 
-from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing
+from cost_api.store.errors import DatabaseUnavailable, QueryTimeout, SchemaMissing, TooManyGroups
 from cost_api.store.queries import LogColumns, Registry
 from cost_api.store.result import Row, Rows, Table
 from cost_api.store.timing import time_query
@@ -165,7 +165,7 @@ class Database(ABC):
                 await self.read_log_columns()
             try:
                 return await run(name, self._deadline(name), **params)
-            except (DatabaseUnavailable, QueryTimeout):
+            except (DatabaseUnavailable, QueryTimeout, TooManyGroups):
                 raise
             except Exception as exc:
                 await self._forget_prepared()

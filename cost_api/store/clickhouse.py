@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from cost_api.store.base import TEXT_COLUMNS, Database
-from cost_api.store.errors import DatabaseUnavailable, NotInSchema
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema, TooManyGroups
 from cost_api.store.queries import Registry
 from cost_api.store.result import Coded, Rows, Table
 from cost_api.store.url import DatabaseURL
@@ -50,6 +50,7 @@ ROWS_FORMAT, TABLE_FORMAT = "JSONCompact", "ArrowStream"  # the answers of `fetc
 # `NotInSchema`, as on the other dialects (the optional api_tokens table absent is the expected case).
 _NOT_IN_SCHEMA = frozenset({60, 47, 16})
 _TIMEOUT = frozenset({159, 394})  # TIMEOUT_EXCEEDED, QUERY_WAS_CANCELLED
+_TOO_MANY_GROUPS = 158  # TOO_MANY_ROWS: past a query's `max_groups` (`_settings`)
 # ... and a server that cannot answer now: too many queries or connections, memory, network, shutting down.
 _UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
@@ -134,8 +135,14 @@ class ClickHouseDatabase(Database):
     ) -> Decoded:
         """Run the named query for an answer in format `fmt` (of this transport), `decode`d (`_answer`)."""
 
-    def _settings(self, deadline: float) -> dict[str, Any]:
-        return {**SETTINGS, "max_execution_time": round(max(deadline - time.monotonic(), _TICK), 3)}
+    def _settings(self, deadline: float, params: dict[str, Any]) -> dict[str, Any]:
+        """SETTINGS, the time left, and a query's `max_groups` (its LIMIT on every dialect) as the groups
+        the engine may hold: it stops the aggregation as its hash table passes them (TooManyGroups),
+        where a LIMIT alone would cut its answer only once the whole table is built."""
+        settings = {**SETTINGS, "max_execution_time": round(max(deadline - time.monotonic(), _TICK), 3)}
+        if "max_groups" in params:
+            settings["max_rows_to_group_by"] = params["max_groups"]
+        return settings
 
     def _failed(self, name: str, exc: Exception) -> Exception:
         """The store's error for an engine error; `exc` itself when it is none of ours (`Database.fetch`
@@ -143,6 +150,8 @@ class ClickHouseDatabase(Database):
         code = error_code(exc)
         if code in _TIMEOUT:
             return self._timed_out(name)
+        if code == _TOO_MANY_GROUPS:
+            return TooManyGroups(f"query {name} passed its limit of groups: {exc}")
         if code in _UNAVAILABLE:
             return DatabaseUnavailable(f"ClickHouse is unavailable: {exc}")
         if code in _NOT_IN_SCHEMA:
@@ -232,10 +241,10 @@ class ChdbDatabase(ClickHouseDatabase):
         self._idle.append(conn)
         return body
 
-    def statement(self, sql: str, marker: str, deadline: float) -> str:
+    def statement(self, sql: str, marker: str, deadline: float, params: dict[str, Any]) -> str:
         """`sql` as this store runs it: tagged with `marker` (what `KILL QUERY` finds it by), under
-        the settings of every query (read-only, the time left)."""
-        settings = ", ".join(f"{k} = {v}" for k, v in self._settings(deadline).items())
+        the settings of every query (read-only, the time left; `_settings`)."""
+        settings = ", ".join(f"{k} = {v}" for k, v in self._settings(deadline, params).items())
         return f"/* cost-api {marker} */ {sql.rstrip().rstrip(';')}\nSETTINGS {settings}"
 
     async def _ask(
@@ -244,7 +253,7 @@ class ChdbDatabase(ClickHouseDatabase):
         query = self.registry[name]
         values = {p: ch_value(v) for p, v in zip(query.params, query.bind(params), strict=True)}
         marker = uuid.uuid4().hex
-        sql = self.statement(query.sql, marker, deadline)
+        sql = self.statement(query.sql, marker, deadline, params)
         try:
             async with asyncio.timeout(deadline - time.monotonic()):
                 await self._slots.acquire()

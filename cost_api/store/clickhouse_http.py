@@ -63,7 +63,7 @@ class ClickHouseHttpDatabase(ClickHouseDatabase):
                 client = await self._get_client()
         except TimeoutError as exc:
             raise DatabaseUnavailable(f"ClickHouse is unavailable: no connection within {self.timeout:g}s") from exc
-        settings = {**self._settings(deadline), "query_id": query_id}
+        settings = {**self._settings(deadline, params), "query_id": query_id}
         running: asyncio.Future[bytes] = asyncio.ensure_future(
             client.raw_query(query.sql.rstrip().rstrip(";"), parameters=values, settings=settings, fmt=fmt)
         )

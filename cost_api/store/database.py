@@ -15,7 +15,7 @@ from __future__ import annotations
 from cost_api.store.base import LOG_COLUMNS, TEXT_COLUMNS, Database, background_reads, request_deadline
 from cost_api.store.clickhouse import ChdbDatabase
 from cost_api.store.clickhouse_http import ClickHouseHttpDatabase
-from cost_api.store.errors import DatabaseUnavailable, NotInSchema, QueryTimeout, SchemaMissing
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema, QueryTimeout, SchemaMissing, TooManyGroups
 from cost_api.store.postgres import PostgresDatabase
 from cost_api.store.queries import Registry
 from cost_api.store.result import Row, Rows
@@ -36,6 +36,7 @@ __all__ = [
     "Rows",
     "SchemaMissing",
     "SqliteDatabase",
+    "TooManyGroups",
     "background_reads",
     "open_database",
     "request_deadline",

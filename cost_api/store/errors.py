@@ -11,6 +11,12 @@ class QueryTimeout(Exception):
     """A query ran past `query_timeout` and was cancelled (504)."""
 
 
+class TooManyGroups(Exception):
+    """A `groups` read passed its `max_groups`: ClickHouse stops the query as its hash table passes the
+    limit (TOO_MANY_ROWS); SQLite and Postgres return one group more than it. The aggregator reads the
+    same span again in parts by key (`Aggregator._read_split`)."""
+
+
 class SchemaMissing(DatabaseUnavailable):
     """The database is reachable but its `request_log` cannot be read as the contract says: no such
     table (or view), a column missing, or a column of a type the queries cannot read. A 503 while it

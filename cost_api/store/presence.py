@@ -58,7 +58,7 @@ class Presence:
             f"WHERE position(query, concat('{head}', ' {tail} ')) > 0 FORMAT JSONCompact"
         )
         client = await self._db._get_client()
-        body = await client.raw_query(sql, settings=self._db._settings(time.monotonic() + self._db.timeout))
+        body = await client.raw_query(sql, settings=self._db._settings(time.monotonic() + self._db.timeout, {}))
         found = re.findall(rf"{re.escape(self.tag)} ([0-9]+-[0-9a-f]+)", body.decode())
         return sorted(set(found))
 
@@ -82,7 +82,7 @@ class Presence:
         rows = max(int(seconds / 0.25), 1)
         sql = f"SELECT sleepEachRow(0.25) AS slept FROM numbers({rows}) /* {self.tag} {self.token} */"
         settings = {
-            **self._db._settings(time.monotonic() + seconds + 2),
+            **self._db._settings(time.monotonic() + seconds + 2, {}),
             "max_block_size": 1,
             "cancel_http_readonly_queries_on_client_close": 1,
         }

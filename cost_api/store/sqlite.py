@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import time
+import zlib
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, cast
@@ -110,6 +111,7 @@ class SqliteDatabase(Database):
         try:
             await conn.set_progress_handler(holder.over_time, 10_000)
             await conn.execute("PRAGMA query_only = ON")
+            await conn.create_function("key_hash", 1, key_hash, deterministic=True)
         except BaseException:
             await conn.close()
             raise
@@ -242,6 +244,12 @@ class SqliteDatabase(Database):
             await self._pool.get_nowait().close()
         self._opened = 0
         await asyncio.gather(*self._closing)
+
+
+def key_hash(text: str) -> int:
+    """The `groups` query's hash of a key (`:parts`, `:part`): CRC-32 of its UTF-8 bytes, the same in
+    every process (SQLite has no hash function of its own)."""
+    return zlib.crc32(text.encode())
 
 
 class _SqliteConn:

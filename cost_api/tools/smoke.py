@@ -38,6 +38,9 @@ def harmless_params(thresholds: dict[str, int], now: datetime) -> dict[str, Any]
         "hi": 2**62,
         "slot_ms": HOUR_MS,
         "dim": "",
+        "parts": 1,  # groups: one part, at most 2**62 groups
+        "part": 0,
+        "max_groups": 2**62,
         **filter_params(Filters(), None),
         **thresholds,
         "c_at": end,

@@ -13,6 +13,10 @@
 -- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
 -- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
 -- listed; :tag_anonymous says whether rows without a token pass.
+-- A read in parts (`Aggregator._read_split`): the rows whose key's hash (`cityHash64`; no key
+-- hashes as '') modulo :parts is :part (:parts = 1: every row); at most :max_groups groups, and
+-- one more to say that there are more (the store also sets the engine's max_rows_to_group_by to
+-- :max_groups: the query stops as its hash table passes it, TooManyGroups).
 SELECT slot, provider, model, key,
        (inp > {t1:Int64}) + (inp > {t2:Int64}) + (inp > {t3:Int64}) + (inp > {t4:Int64})
          + (inp > {t5:Int64}) + (inp > {t6:Int64}) + (inp > {t7:Int64}) + (inp > {t8:Int64}) AS size_class,
@@ -67,4 +71,6 @@ FROM (
                               JSONExtract(ifNull({skip_from:Nullable(String)}, '[]'), 'Array(Int64)'),
                               JSONExtract(ifNull({skip_to:Nullable(String)}, '[]'), 'Array(Int64)')))
 ) AS rows
-GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier;
+WHERE {parts:UInt64} = 1 OR cityHash64(ifNull(key, '')) % {parts:UInt64} = {part:UInt64}
+GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier
+LIMIT {max_groups:UInt64} + 1;

@@ -13,6 +13,9 @@
 -- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
 -- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
 -- listed; :tag_anonymous says whether rows without a token pass.
+-- A read in parts (`Aggregator._read_split`): the rows whose key's hash (`hashtextextended`; no key
+-- hashes as '') modulo :parts is :part (:parts = 1: every row); at most :max_groups groups, and
+-- one more to say that there are more.
 SELECT slot, provider, model, key,
        (inp > :t1::bigint)::int + (inp > :t2::bigint)::int + (inp > :t3::bigint)::int
          + (inp > :t4::bigint)::int + (inp > :t5::bigint)::int + (inp > :t6::bigint)::int
@@ -62,4 +65,7 @@ FROM (
            SELECT 1 FROM unnest(:skip_from::bigint[], :skip_to::bigint[]) AS s(lo, hi)
            WHERE id BETWEEN s.lo AND s.hi))
 ) AS rows
-GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier;
+WHERE :parts::bigint = 1
+   OR (hashtextextended(coalesce(key, ''), 0) & 9223372036854775807) % :parts::bigint = :part::bigint
+GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier
+LIMIT :max_groups::bigint + 1;

@@ -13,6 +13,9 @@
 -- The tag filter (:tag_filter = 1) is that of one span of time in which every token's tags stay the
 -- same (docs/tags.md): the tokens listed in :tag_ids pass, or with :tag_negate = 1 every token not
 -- listed; :tag_anonymous says whether rows without a token pass.
+-- A read in parts (`Aggregator._read_split`): the rows whose key's hash (CRC-32 of its UTF-8 bytes, `key_hash`, a function each of the store's connections defines; no key
+-- hashes as '') modulo :parts is :part (:parts = 1: every row); at most :max_groups groups, and
+-- one more to say that there are more.
 SELECT slot, provider, model, key,
        (inp > :t1) + (inp > :t2) + (inp > :t3) + (inp > :t4)
          + (inp > :t5) + (inp > :t6) + (inp > :t7) + (inp > :t8) AS size_class,
@@ -61,4 +64,6 @@ FROM (
            SELECT 1 FROM json_each(:skip_from) AS f JOIN json_each(:skip_to) AS t ON t.key = f.key
            WHERE request_log.id BETWEEN f.value AND t.value))
 )
-GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier;
+WHERE :parts = 1 OR key_hash(coalesce(key, '')) % :parts = :part
+GROUP BY slot, provider, model, key, size_class, cache_hit, quality, tier
+LIMIT :max_groups + 1;

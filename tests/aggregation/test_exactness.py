@@ -9,6 +9,7 @@ the pricing engine (whose prices tests/pricing/test_pricing_engine.py checks aga
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import zoneinfo
 from collections import defaultdict
@@ -19,12 +20,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from cost_api.aggregation import aggregator
 from cost_api.aggregation.aggregator import LAST_HOUR, WHOLE_SLOT_MS, Aggregator, Filters
 from cost_api.config import load_settings
 from cost_api.lenses.spend import spend_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.lenses.trend import trend
 from cost_api.pricing.rates import service_tier
+from cost_api.store.errors import TooManyGroups
 from cost_api.web.service import build_service
 from cost_api.windows import Range, parse_window
 
@@ -297,6 +300,91 @@ async def test_lenses_equal_the_raw_rows_before_the_rollups_are_warm(
         windows = [p for name, p in reads if name == "groups" and p["end"] - p["start"] > timedelta(days=2)]
         # the hourly trend (a zone's days), the daily one by day, the totals (summary, spend) whole
         assert {p["slot_ms"] for p in windows} == {3_600_000, 86_400_000, WHOLE_SLOT_MS}
+    finally:
+        await service.close()
+
+
+def groups_answers(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[tuple[str, int, int | None]]:
+    """Every `groups` read from now on: its dimension, its number of parts and the groups it answered
+    (None: stopped by the engine past `max_groups`, TooManyGroups)."""
+    answers: list[tuple[str, int, int | None]] = []
+    fetch = db.fetch
+
+    async def counted(name: str, **params: Any) -> Any:
+        try:
+            rows = await fetch(name, **params)
+        except TooManyGroups:
+            answers.append((params["dim"], params["parts"], None))
+            raise
+        if name == "groups":
+            answers.append((params["dim"], params["parts"], len(rows)))
+        return rows
+
+    monkeypatch.setattr(db, "fetch", counted)
+    return answers
+
+
+async def test_reads_by_token_past_max_groups_come_in_parts_to_the_same_figures(
+    log: LogDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read by token whose groups pass `max_groups` (ClickHouse stops it as its hash table passes
+    them, SQLite and Postgres answer one group more) is read again as two parts by a hash of the token,
+    and so on until each part fits: every lens equals the raw rows to the cent, cold (all in SQL) and
+    warm (the token rollup read a day at a time), no read by token answers more than `max_groups` + 1
+    groups, and the next read of its kind begins in the parts the last one answered in."""
+    rng = random.Random(20261208)
+    tokens = [f"tok_{i:02d}_{'x' * 16}" for i in range(40)]
+    rows = [
+        dataclasses.replace(r, token_id=rng.choice([None, *tokens]))
+        for r in random_rows(rng, 3000, NOW - timedelta(days=10), NOW)
+    ]
+    await log.insert(rows)
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+    agg.max_groups = 200
+    answers = groups_answers(monkeypatch, service.db)
+    try:
+        await check(service, agg, log)  # cold: in SQL
+        by_token = [(parts, n) for dim, parts, n in answers if dim == "token"]
+        assert max(parts for parts, _ in by_token) >= 4
+        assert any(n is None or n > 200 for _, n in by_token)  # stopped, then read in parts
+        assert all(n is None or n <= 201 for _, n in by_token)
+        stopped = sum(n is None or n > 200 for _, n in by_token)
+        answers.clear()
+        await check(service, agg, log)  # each read begins in the parts its kind last answered in
+        again = [(parts, n) for dim, parts, n in answers if dim == "token"]
+        assert min(parts for parts, _ in again) >= 2
+        assert sum(n is None or n > 200 for _, n in again) < stopped
+        await agg.warm()
+        assert "token" in agg.rollups.parts
+        answers.clear()
+        await check(service, agg, log)  # warm
+        assert all(n is None or n <= 201 for dim, _, n in answers if dim == "token")
+    finally:
+        await service.close()
+
+
+async def test_one_token_past_max_groups_on_its_own_is_read_whole(log: LogDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token whose own groups pass `max_groups` cannot be split by its hash: at MAX_PARTS its part is
+    read with no limit, to the same figures."""
+    monkeypatch.setattr(aggregator, "MAX_PARTS", 4)
+    await log.insert(
+        [
+            Row(NOW - timedelta(days=2), "openai", "gpt-4o-mini", token_id="tok_heavy", prompt_tokens=1_000_000),
+            Row(NOW - timedelta(days=2), "openai", "gpt-4o", token_id="tok_heavy", prompt_tokens=1_000_000),
+            Row(NOW - timedelta(days=1), "openai", "gpt-4o", token_id="tok_heavy", completion_tokens=100_000),
+        ]
+    )
+    service = build_service(load_settings(environ={}, overrides={"database_url": log.url}))
+    agg = Aggregator(service.db, service.pricing, rollup_grace=900, clock=FakeClock(NOW))
+    agg.max_groups = 1
+    answers = groups_answers(monkeypatch, service.db)
+    try:
+        window = parse_window(window="7d", from_=None, to=None, tz=None, default="7d", now=NOW)
+        answer = await spend(agg, window, group_by="token", limit=10, filters=Filters())
+        # gpt-4o-mini: 1M input at $0.15; gpt-4o: 1M input at $2.50, 0.1M output at $10 per 1M ($1.00)
+        assert [(i["token"], i["spend"]) for i in answer["items"]] == [("tok_…", 3.65)]
+        assert ("token", 4, 3) in answers  # its part, with no limit: three groups (two models, two size classes)
     finally:
         await service.close()
 

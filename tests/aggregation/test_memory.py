@@ -86,6 +86,20 @@ async def test_a_tiny_cap_asks_the_database_for_the_token_lens_with_the_same_fig
         await service.close()
 
 
+@pytest.mark.parametrize(("megabytes", "groups"), [(1, 65_536), (64, 131_072), (1024, 2_097_152)])
+async def test_a_read_by_token_holds_at_most_about_the_caps_bytes_of_groups(
+    either: LogDB, megabytes: int, groups: int
+) -> None:
+    """`max_groups`, the groups a read by token or cache key holds at once, is the cap over 512 bytes
+    (a group's peak: the engine's hash table, the answer, its columns; measured at 100M rows), and
+    65,536 at the least."""
+    service = started(either, FakeClock(NOW), rollup_memory_mb=megabytes, cache_dir="off")
+    try:
+        assert service.aggregator.max_groups == groups
+    finally:
+        await service.close()
+
+
 async def test_the_token_rollup_is_dropped_when_closing_hours_pass_the_cap(either: LogDB) -> None:
     clock = FakeClock(NOW)
     service = started(either, clock, cache_dir="off")

@@ -69,7 +69,7 @@ class _ChdbWriter:
         self.db = db
 
     async def execute(self, sql: str) -> None:
-        await asyncio.to_thread(self.db._run, self.db.statement(sql, "test", time.monotonic() + 5), {}, ROWS_FORMAT)
+        await asyncio.to_thread(self.db._run, self.db.statement(sql, "test", time.monotonic() + 5, {}), {}, ROWS_FORMAT)
 
 
 class _HttpWriter:
@@ -80,7 +80,7 @@ class _HttpWriter:
 
     async def execute(self, sql: str) -> None:
         client = await self.db._get_client()
-        await client.raw_query(sql, settings=self.db._settings(time.monotonic() + 5))
+        await client.raw_query(sql, settings=self.db._settings(time.monotonic() + 5, {}))
 
 
 async def test_the_api_connections_cannot_write(log: LogDB) -> None:

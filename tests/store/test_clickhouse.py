@@ -16,7 +16,7 @@ import pytest
 from cost_api.resources import sql_dir
 from cost_api.store.clickhouse import ch_value
 from cost_api.store.database import Database, open_database
-from cost_api.store.errors import QueryTimeout
+from cost_api.store.errors import QueryTimeout, TooManyGroups
 from cost_api.store.leadership import Leadership
 from cost_api.store.queries import Query, Registry
 from cost_api.store.url import DatabaseURLError, parse_database_url
@@ -120,6 +120,25 @@ async def test_after_a_query_fails_the_next_answer_on_its_connection_is_its_own(
                 assert (await db.fetch("kinds", table=True, upto=4)).columns()["small"].tolist() == [0, 1, 2, 3]
             else:
                 assert (await db.fetch("kinds", upto=4)).column("small") == [0, 1, 2, 3]
+    finally:
+        await db.close()
+
+
+# A GROUP BY of 1,000 groups, limited as the `groups` query is: its LIMIT, and the engine stopped past it.
+MANY = "SELECT number % 1000 AS k, count() AS n FROM numbers(100000) GROUP BY k LIMIT {max_groups:UInt64} + 1"
+
+
+async def test_a_query_past_max_groups_stops(chdb_log: ChdbLog) -> None:
+    """A query's `max_groups` is the groups the engine may hold: past it the query stops (TooManyGroups),
+    and the next answer is the next query's."""
+    queries = {"kinds": KIND, "many": Query("many", "1,000 groups.", MANY, MANY, ("max_groups",), "test", ("k", "n"))}
+    db = open_database(parse_database_url(chdb_log.url), Registry(queries, "clickhouse"), timeout=30, pool_size=1)
+    try:
+        assert len(await db.fetch("many", max_groups=1000)) == 1000
+        for table in (False, True):
+            with pytest.raises(TooManyGroups):
+                await db.fetch("many", table=table, max_groups=10)
+            assert (await db.fetch("kinds", upto=4)).column("small") == [0, 1, 2, 3]
     finally:
         await db.close()
 

@@ -19,7 +19,7 @@ from cost_api.resources import sql_dir
 from cost_api.store.clickhouse import ch_value
 from cost_api.store.queries import OPTIONAL, LogColumns, QueryRegistryError, Registry, parse_file, result_columns
 from cost_api.store.result import Rows
-from cost_api.store.sqlite import _sqlite_value
+from cost_api.store.sqlite import _sqlite_value, key_hash
 from cost_api.tools.smoke import harmless_params
 
 from ..logdb import LogDB
@@ -217,6 +217,7 @@ async def test_the_driver_names_each_column_as_the_registry_does(log: LogDB) -> 
     params = harmless_params({f"t{i}": 2**62 for i in range(1, 9)}, datetime(2026, 11, 20, 12, tzinfo=UTC))
     if log.dialect == "sqlite":
         with sqlite3.connect(log.path) as conn:  # type: ignore[attr-defined]
+            conn.create_function("key_hash", 1, key_hash, deterministic=True)  # as the store's connections
             for query in registry:
                 cursor = conn.execute(query.sql, [_sqlite_value(v) for v in query.bind(params)])
                 assert tuple(d[0] for d in cursor.description) == query.columns, query.name
