@@ -95,6 +95,7 @@ MIN_GROUPS = 1 << 16  # 32 MiB of groups: under it parts would cost more in quer
 MAX_PARTS = 1 << 10
 NO_LIMIT = 1 << 62
 SPLIT = ("token", "cache_key")  # the dimensions whose groups grow with the log's cardinality
+SPLIT_READS = 2  # such reads' parts at once, whatever the number of answers: 2 × max_groups at the most
 WHOLE_SLOT_MS = 1 << 62  # a `groups` read's slot longer than any log: all of its rows in one slot
 
 
@@ -147,6 +148,7 @@ class Aggregator:
         cap = (memory_cap or MemoryCap()).limit
         self.max_groups = NO_LIMIT if cap is None else max(MIN_GROUPS, cap // GROUP_BYTES)
         self._parts: dict[tuple[str | None, int, int], int] = {}  # where reads by a key begin (`_read_split`)
+        self._in_flight = asyncio.Semaphore(SPLIT_READS)  # parts of reads by a key running at once
 
     async def tokens(self) -> TokenDirectory:
         """The token directory, kept for `token_refresh` seconds (aggregation/directory.py)."""
@@ -447,7 +449,8 @@ class Aggregator:
         twice the parts). A read begins in as many parts as the last one of its dimension, slot and
         length (in days, to a power of two) first answered in. Each part is priced (`keyed`: summed per
         key, `views.keys_only`) before the next is read, so that such a read holds at most `max_groups`
-        of the engine's groups and of their columns at once, however many keys the log has
+        of the engine's groups and of their columns at once, however many keys the log has; and at
+        most SPLIT_READS such parts run at once, however many answers ask
         (docs/scale-out.md#the-memory-cap). Reads by no key or by endpoint (hours × prices × models ×
         endpoints) are one part, with no limit."""
         if dim not in SPLIT:
@@ -461,7 +464,8 @@ class Aggregator:
             # a part of one key past the limit on its own is not split any further: read with none
             limit = self.max_groups if parts < MAX_PARTS else NO_LIMIT
             try:
-                read.append(await self._read_part(params, slot_ms, at_slot, parts, part, limit, keyed=keyed))
+                async with self._in_flight:
+                    read.append(await self._read_part(params, slot_ms, at_slot, parts, part, limit, keyed=keyed))
             except TooManyGroups:
                 todo += [(2 * parts, part), (2 * parts, part + parts)]
                 continue

@@ -20,7 +20,7 @@ from cost_api.errors import WarmingUp
 from cost_api.lenses.spend import spend_answer
 from cost_api.lenses.summary import summary_answer
 from cost_api.web.service import Service, build_service
-from cost_api.windows import parse_window
+from cost_api.windows import Range, parse_window
 
 from ..clock import FakeClock
 from ..logdb import ChdbLog, LogDB, Row, SqliteLog, at
@@ -96,6 +96,48 @@ async def test_a_read_by_token_holds_at_most_about_the_caps_bytes_of_groups(
     service = started(either, FakeClock(NOW), rollup_memory_mb=megabytes, cache_dir="off")
     try:
         assert service.aggregator.max_groups == groups
+    finally:
+        await service.close()
+
+
+async def test_at_most_two_reads_by_token_run_at_once_however_many_answers_ask(either: LogDB) -> None:
+    """Each read by token or cache key holds up to `max_groups` groups, and at most SPLIT_READS (2) of
+    them run at once: of four reads asked together, the database has two (held there by a gate) and the
+    others wait for them; once let go, each has the hand-computed figures ($0.45 + $0.60 + $0.30 for
+    the week, as BY_TOKEN)."""
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
+    agg = service.aggregator  # not warm: every read by token is SQL over its window
+    asked, running, gate = [0], [0], asyncio.Event()
+    fetch, split = agg.db.fetch, agg._read_split
+
+    async def counted_split(dim: str | None, *args: Any, **kwargs: Any) -> Any:
+        asked[0] += dim == "token"
+        return await split(dim, *args, **kwargs)
+
+    async def held(name: str, **params: Any) -> Any:
+        if name != "groups" or params["dim"] != "token":
+            return await fetch(name, **params)
+        running[0] += 1
+        try:
+            await gate.wait()
+            return await fetch(name, **params)
+        finally:
+            running[0] -= 1
+
+    agg._read_split = counted_split  # type: ignore[method-assign]
+    agg.db.fetch = held  # type: ignore[method-assign]
+    week = Range(NOW - timedelta(days=7), NOW)
+    try:
+        reads = asyncio.gather(*(agg.groups(week, dim="token", whole=True) for _ in range(4)))
+        async with asyncio.timeout(60):  # a guard: each step waits for the reads, not for a time
+            while asked[0] < 4 or running[0] < 2:
+                await asyncio.sleep(0.01)
+            for _ in range(20):  # every read has asked: two in the database, the others waiting
+                await asyncio.sleep(0)
+            assert running[0] == 2
+            gate.set()
+            answers = await reads
+        assert [round(float(groups.spend.sum()), 6) for groups in answers] == [1.35] * 4
     finally:
         await service.close()
 
