@@ -488,8 +488,7 @@ class Aggregator:
         rows = await self.db.fetch("groups", table=True, **params, parts=parts, part=part, max_groups=limit)
         if len(rows) > limit:  # SQLite, Postgres: one group more than the limit (ClickHouse stops before)
             raise TooManyGroups(f"a read of more than {limit} groups")
-        groups = await priced_rows(self.vocab, slot_ms, rows, self.pricing, at_slot)
-        return keys_only(groups).collapsed() if keyed else groups
+        return await priced_rows(self.vocab, slot_ms, rows, self.pricing, at_slot, per_key if keyed else None)
 
     async def _read_hours(self, dim: str | None, h0: int, h1: int, bound: Bound) -> Groups:
         return await self._read(Range(_instant(h0), _instant(h1)), dim, Filters(), None, HOUR_MS, bound)
@@ -688,6 +687,11 @@ class Aggregator:
                 log.exception("rollups not updated")
                 failing = True
             await asyncio.sleep(every)
+
+
+def per_key(groups: Groups) -> Groups:
+    """Priced groups summed per key (`views.keys_only`): what a read by token for totals keeps."""
+    return keys_only(groups).collapsed()
 
 
 def price_spans(start: datetime, end: datetime, pricing: PriceTable) -> list[tuple[datetime, datetime]]:

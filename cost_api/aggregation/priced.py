@@ -5,7 +5,7 @@ tier (a group is uniform in price), bad groups set apart as nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -46,13 +46,24 @@ def from_rows(
 
 
 async def priced_rows(
-    vocab: Vocab, slot_ms: int, rows: Table, pricing: PriceTable, at_slot: int | None = None
+    vocab: Vocab,
+    slot_ms: int,
+    rows: Table,
+    pricing: PriceTable,
+    at_slot: int | None = None,
+    then: Callable[[Groups], Groups] | None = None,
 ) -> Groups:
-    """`from_rows`, in a worker thread for a read of more than OFF_LOOP_ROWS groups: decoding and pricing
-    a million token groups takes seconds, during which no other request would be answered."""
+    """`from_rows`, then `then` of its groups (a reduction: summed per key), in a worker thread for a read
+    of more than OFF_LOOP_ROWS groups: decoding, pricing and summing a million token groups takes
+    seconds, during which no other request would be answered."""
+
+    def priced() -> Groups:
+        groups = from_rows(vocab, slot_ms, rows, pricing, at_slot)
+        return groups if then is None else then(groups)
+
     if len(rows) > OFF_LOOP_ROWS:
-        return await asyncio.to_thread(from_rows, vocab, slot_ms, rows, pricing, at_slot)
-    return from_rows(vocab, slot_ms, rows, pricing, at_slot)
+        return await asyncio.to_thread(priced)
+    return priced()
 
 
 def from_columns(

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from cost_api.aggregation import priced, views
+from cost_api.aggregation import aggregator, priced, views
 from cost_api.aggregation.aggregator import Aggregator, Filters
 from cost_api.aggregation.memory import MemoryCap, nbytes
 from cost_api.config import load_settings
@@ -191,18 +191,24 @@ async def test_a_snapshot_saved_past_the_cap_restores_the_token_rollup_only_if_i
 async def test_a_large_read_is_priced_off_the_event_loop_with_the_same_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past the cap, the token lens is a read of many groups: priced in a worker thread (the event loop
-    answers other requests meanwhile), to the same figures."""
+    """Past the cap, the token lens is a read of many groups: priced and summed per token in a worker
+    thread (the event loop answers other requests meanwhile), to the same figures."""
     monkeypatch.setattr(priced, "OFF_LOOP_ROWS", 0)  # every read counts as large
-    threads: list[str] = []  # the thread of each read of some rows
-    from_rows = priced.from_rows
+    threads: list[str] = []  # the thread of each read of some rows, and of each sum per token
+    from_rows, per_key = priced.from_rows, aggregator.per_key
 
     def recorded(*args: Any) -> Any:
         if len(args[2]):
             threads.append(threading.current_thread().name)
         return from_rows(*args)
 
+    def summed(groups: Any) -> Any:
+        if len(groups):
+            threads.append(f"per key in {threading.current_thread().name}")
+        return per_key(groups)
+
     monkeypatch.setattr(priced, "from_rows", recorded)
+    monkeypatch.setattr(aggregator, "per_key", summed)
     log = SqliteLog(tmp_path / "log.db")
     await log.insert(ROWS)
     service = started(log, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
@@ -211,6 +217,8 @@ async def test_a_large_read_is_priced_off_the_event_loop_with_the_same_figures(
         threads.clear()
         assert await by_token(service.aggregator) == BY_TOKEN
         assert threads and threading.main_thread().name not in threads
+        assert any(t.startswith("per key in ") for t in threads)
+        assert f"per key in {threading.main_thread().name}" not in threads
     finally:
         await service.close()
 
