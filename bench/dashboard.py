@@ -100,13 +100,14 @@ def _rss_mib(pid: int) -> float:
 
 class RssWatch(threading.Thread):
     """A served process's peak RSS (and when: `peak_at`, `time.time()`), sampled every RSS_EVERY seconds
-    while it runs; past `limit_mib` the process is killed (a runaway answer must not take the shared
-    machine's memory) and `killed_at` set."""
+    while it runs (each sample in `samples`: `time.time()`, MiB); past `limit_mib` the process is killed
+    (a runaway answer must not take the shared machine's memory) and `killed_at` set."""
 
     def __init__(self, proc: subprocess.Popen[bytes], limit_mib: float | None = None) -> None:
         super().__init__(daemon=True)
         self.proc, self.limit_mib = proc, limit_mib
         self.peak_mib, self.peak_at = 0.0, 0.0
+        self.samples: list[tuple[float, float]] = []
         self.killed_at: float | None = None
         self._done = threading.Event()
 
@@ -116,6 +117,7 @@ class RssWatch(threading.Thread):
                 rss = _rss_mib(self.proc.pid)
             except OSError:  # the process ended meanwhile
                 return
+            self.samples.append((time.time(), rss))
             if rss > self.peak_mib:
                 self.peak_mib, self.peak_at = rss, time.time()
             if self.limit_mib is not None and rss > self.limit_mib:

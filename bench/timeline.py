@@ -6,7 +6,8 @@ client asks the dashboard set (bench.dashboard's, one request after another) unt
 200, waits for the rollups to be warm, then asks the token lens, the savings by endpoint and the
 audit view until each answers. It prints one timeline, in seconds after the server was started: each
 request (start, end, status) and each query of 50 ms or more (start, end, name, dimension, window, slot),
-then the RSS at its peak and when.
+then the RSS at its peak and when, and its peak in each phase: until the first set, until the rollups
+are warm, and after.
 
     python -m bench.timeline --db chdb:////tmp/h-ch100m/d100m       # bench.clickhouse_100m's log
     python -m bench.timeline --db sqlite:////tmp/bench/10M.db --memory-mb 512
@@ -18,6 +19,7 @@ The server is this module run with `--serve` (a child process): `cost_api.cli` w
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -106,6 +108,18 @@ def first_start(db: str, memory_mb: float | None) -> list[str]:
         *(text for _, text in sorted(lines)),
         f"first full dashboard set at {set_at:.1f} s; rollups warm at {warm_at:.1f} s",
         f"RSS at its peak {rss.peak_mib:,.0f} MiB, at {rss.peak_at - began:.1f} s",
+        "RSS at its peak until the first set, until warm, after: "
+        + " / ".join("–" if mib is None else f"{mib:,.0f} MiB" for mib in _peaks(rss.samples, began, set_at, warm_at)),
+    ]
+
+
+def _peaks(samples: list[tuple[float, float]], began: float, *ends: float) -> list[float | None]:
+    """The highest of `samples` (time, MiB) before each of `ends` (seconds after `began`) and after the
+    one before it, and after the last; None where no sample falls (the rollups warm by the first set)."""
+    bounds = [0.0, *ends, float("inf")]
+    return [
+        max((mib for at, mib in samples if low <= at - began < high), default=None)
+        for low, high in itertools.pairwise(bounds)
     ]
 
 
