@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import time
 import uuid
@@ -75,9 +76,19 @@ def ch_value(value: Any) -> Any:
     return value
 
 
+# chDB's jemalloc options (JE_MALLOC_CONF). As built it keeps the pages a query freed for 5 s
+# (`dirty_decay_ms:5000`), and gives them back only as it allocates again: a read by token's hash tables
+# (~650 MiB at 100M rows) stayed in the service's RSS while it decoded and priced the answer. With 1 s,
+# at 100M rows, the peak until the first dashboard set was ~500 MiB lower, and no read was seen slower
+# (docs/performance.md#freed-memory-kept-by-the-allocators); with 0 s every read was twice as slow.
+ENGINE_ALLOCATOR = "dirty_decay_ms:1000"
+
+
 def chdb_connect(target: str) -> Any:
     """A chDB connection to `target` (a directory, `?database=` …). chDB is an optional dependency
-    (`pip install 'cost-api[clickhouse]'`, some 700 MB with pyarrow): imported when first used."""
+    (`pip install 'cost-api[clickhouse]'`, some 700 MB with pyarrow): imported when first used, with its
+    allocator's options (ENGINE_ALLOCATOR) unless the environment already sets them."""
+    os.environ.setdefault("JE_MALLOC_CONF", ENGINE_ALLOCATOR)  # read as the engine's library loads
     try:
         import chdb
     except ImportError as exc:

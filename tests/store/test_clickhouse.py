@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cost_api.resources import sql_dir
-from cost_api.store.clickhouse import ch_value
+from cost_api.store.clickhouse import ENGINE_ALLOCATOR, ch_value
 from cost_api.store.database import Database, open_database
 from cost_api.store.errors import QueryTimeout, TooManyGroups
 from cost_api.store.leadership import Leadership
@@ -37,6 +41,35 @@ def test_chdb_urls_name_a_directory_and_a_database() -> None:
     for bad in ("chdb:///", "chdb:///x?database=a;b", "chdb:///x?user=me"):
         with pytest.raises(DatabaseURLError, match="chdb:///path/to/dir"):
             parse_database_url(bad)
+
+
+def _load_chdb(allocator: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter that opens chDB through `chdb_connect`, whose options for the engine's
+    allocator are `allocator`."""
+    script = (
+        "import sys\n"
+        "from cost_api.store import clickhouse\n"
+        "clickhouse.ENGINE_ALLOCATOR = sys.argv[1]\n"
+        "clickhouse.chdb_connect(':memory:').query('SELECT 1', 'CSV')\n"
+    )
+    command = [sys.executable, "-c", script, allocator]
+    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_chdb_loads_with_the_allocator_options_of_engine_allocator() -> None:
+    """chDB's jemalloc reads JE_MALLOC_CONF once, as the library loads: `chdb_connect` sets it to
+    ENGINE_ALLOCATOR before, unless the environment has its own. With `abort_conf:true` an option the
+    allocator rejects aborts the process: ours is accepted, a wrong one aborts (so it did reach the
+    allocator), and an operator's own is what the allocator reads."""
+    environ = {name: value for name, value in os.environ.items() if name != "JE_MALLOC_CONF"}
+    ours = _load_chdb(f"abort_conf:true,{ENGINE_ALLOCATOR}", environ)
+    assert ours.returncode == 0, ours.stderr
+    assert _load_chdb("abort_conf:true,dirty_decay_ms:oops", environ).returncode == -signal.SIGABRT
+    operators = {**environ, "JE_MALLOC_CONF": "abort_conf:true,dirty_decay_ms:2000"}
+    assert _load_chdb("abort_conf:true,dirty_decay_ms:oops", operators).returncode == 0
+    assert _load_chdb("", {**environ, "JE_MALLOC_CONF": "abort_conf:true,dirty_decay_ms:oops"}).returncode == (
+        -signal.SIGABRT
+    )
 
 
 def test_parameters_go_in_clickhouse_text_form() -> None:
