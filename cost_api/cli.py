@@ -74,6 +74,9 @@ async def _check_database(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cost_api.aggregation.memory import limit_arenas
+
+    limit_arenas()  # before any thread of the server allocates
     settings = _settings(args)
     if not (settings.api_keys or settings.api_key_hashes) and not _is_loopback(args.host) and not args.insecure:
         raise CliError(
@@ -165,8 +168,10 @@ def worker_app() -> Any:
     rather than restarting the worker over and over."""
     from uvicorn.config import STARTUP_FAILURE
 
+    from cost_api.aggregation.memory import limit_arenas
     from cost_api.web.app import create_app
 
+    limit_arenas()
     try:
         raw = os.environ.get(WORKER_SETTINGS)
         if raw is None:

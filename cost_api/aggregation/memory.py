@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -81,13 +82,33 @@ class MemoryCap:
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None under another C library (musl, macOS): nothing to trim there."""
-    name = ctypes.util.find_library("c")
+def _libc(name: str) -> Callable[..., int] | None:
+    """glibc's function `name`, or None under another C library (musl, macOS): nothing to do there."""
+    library = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
+        return getattr(ctypes.CDLL(library), name) if library else None
     except (OSError, AttributeError):
         return None
+
+
+# glibc's malloc arenas at the most, in a process that serves. glibc gives a new thread an arena of its
+# own (up to 8 per core), and each arena keeps what was freed in it until `release`: the worker threads
+# that decode and price the reads by token (a day: ~600,000 groups at 100M rows) each kept such a heap.
+# With 2, at 100M rows on chDB, the peak while the token lens's days were read was ~200 MiB lower, no
+# read seen slower (docs/performance.md#freed-memory-kept-by-the-allocators).
+ARENAS = 2
+M_ARENA_MAX = -8  # mallopt's parameter (glibc's malloc.h)
+
+
+def limit_arenas() -> None:
+    """At most ARENAS malloc arenas in this process from now on, unless its environment chose a number
+    (MALLOC_ARENA_MAX, or glibc.malloc.arena_max in GLIBC_TUNABLES). Called as a process begins to
+    serve, before its threads allocate: an arena is never taken back."""
+    if "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    mallopt = _libc("mallopt")
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, ARENAS)
 
 
 def release() -> None:
@@ -99,6 +120,6 @@ def release() -> None:
     mmap threshold rises to its size), so a 10M-row log's service held 1.6 GiB where its columns are 0.8
     (docs/performance.md). `malloc_trim(0)` returns every free page. Never on an answer's path (but for
     an answer that waits for pieces being read: they are released before it is woken)."""
-    trim = _malloc_trim()
+    trim = _libc("malloc_trim")
     if trim is not None:
         trim(0)

@@ -233,9 +233,11 @@ class Views:
                     return
                 if piece not in kept or kept[piece][0] != self._piece_stamp(*piece):
                     await self._read_piece(kept, piece, read, keyed)
+                    # a day of ~600,000 groups taken apart (100M rows): its heap back before the next
+                    # (kept until the end, the peak at 100M was ~100–300 MiB higher: docs/performance.md)
+                    await asyncio.to_thread(release)
         except Exception as exc:  # the next answer that needs the pieces starts again
             log.info("reading pieces of %s stopped: %s", name, exc)
-        finally:  # each piece was a day of ~600,000 groups taken apart (100M rows): their heap, back
             await asyncio.to_thread(release)
 
     def _prune(

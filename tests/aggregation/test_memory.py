@@ -4,6 +4,10 @@ token are asked of the database, with the same figures to the cent, on SQLite an
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +18,7 @@ import pytest
 
 from cost_api.aggregation import aggregator, priced, views
 from cost_api.aggregation.aggregator import Aggregator, Filters
-from cost_api.aggregation.memory import MemoryCap, nbytes
+from cost_api.aggregation.memory import ARENAS, MemoryCap, nbytes
 from cost_api.config import load_settings
 from cost_api.errors import WarmingUp
 from cost_api.lenses.spend import spend_answer
@@ -274,7 +278,7 @@ async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(
     hour at its edges, summed per token: the next answer reads nothing in SQL (the part of an hour at
     the window's start and the open hours come from single rows, as the rollups' do); a late row into
     a closed hour, once taken in, has its day read again, and only it. The heap the background read
-    freed is given back when it ends."""
+    freed is given back after each piece it read."""
     released: list[str] = []
     monkeypatch.setattr(views, "release", lambda: released.append(threading.current_thread().name))
     service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
@@ -284,10 +288,11 @@ async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(
         agg.rollups.cap = MemoryCap(1 << 20)  # the token rollup dropped; room for the pieces (1 MiB)
         reads = counted_reads(agg)
         assert await by_token(agg) == BY_TOKEN  # once its pieces are read (in the background; it waits)
-        assert released and threading.main_thread().name not in released  # in a worker thread
+        assert threading.main_thread().name not in released  # in a worker thread
         # 7 days from 12:34:56 back: 11 hours to the 14th, the 14th to the 19th, 12 hours of the 20th
         # (the 12:00 hour is open), and the week before likewise
         assert sorted(span for span, _ in reads).count(timedelta(days=1)) == 2 * 6
+        assert len(released) >= 2 * 6  # once a piece at least
         assert max(span for span, _ in reads) == timedelta(days=1)
         reads.clear()
         assert await by_token(agg) == BY_TOKEN
@@ -429,3 +434,41 @@ async def test_pieces_past_the_budget_are_not_kept_and_answers_read_their_window
         assert sorted(span for span, _ in reads).count(timedelta(days=7)) == 2
     finally:
         await service.close()
+
+
+# A process with eight threads alive at once, each of which allocates (from the heap: under glibc's mmap
+# threshold), then glibc's statistics: one "Arena N:" per malloc arena. With `limit`, after `limit_arenas`.
+ARENAS_USED = """
+import ctypes, ctypes.util, sys, threading
+from cost_api.aggregation import memory
+if sys.argv[1] == "limit":
+    memory.limit_arenas()
+held, together = [], threading.Barrier(9)
+def allocate():
+    held.append(bytearray(4096))
+    together.wait()  # alive until every thread has allocated: none hands its arena to the next
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+together.wait()
+ctypes.CDLL(ctypes.util.find_library("c")).malloc_stats()
+for thread in threads:
+    thread.join()
+"""
+
+
+def _arenas(how: str, environ: dict[str, str]) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_USED, how], env=environ, capture_output=True, text=True, timeout=60, check=True
+    )
+    return len(re.findall(r"^Arena \d+:", done.stderr, re.MULTILINE))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas")
+def test_a_serving_process_holds_at_most_arenas_malloc_arenas() -> None:
+    """glibc gives each new thread an arena of its own (up to 8 per core), each keeping what was freed in
+    it; `limit_arenas` (as `cost-api serve` begins) keeps them to ARENAS, unless the environment chose."""
+    environ = {name: value for name, value in os.environ.items() if name not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    assert _arenas("default", environ) > ARENAS  # the threads had arenas of their own
+    assert _arenas("limit", environ) == ARENAS
+    assert _arenas("limit", {**environ, "MALLOC_ARENA_MAX": "3"}) == 3  # the operator's number
