@@ -381,9 +381,12 @@ class Rollups:
             self._drop(CAPPED)
 
     def _drop(self, dim: str) -> None:
-        """No longer hold `dim`'s rollup: its answers are read from the log (`pick`)."""
-        if dim not in self.dropped:
-            self.cap.dropped()
+        """No longer hold `dim`'s rollup: its answers are read from the log (`pick`). Once dropped, nothing
+        more: what answers kept stays (an hour read again used to clear it, and at 100M rows the summary's
+        two weeks by token were read again, a day at a time)."""
+        if dim in self.dropped:
+            return
+        self.cap.dropped()
         self.dropped.add(dim)
         for held in (self.parts, self.days, self.pending):
             held.pop(dim, None)

@@ -313,6 +313,26 @@ async def test_past_the_cap_reads_for_totals_keep_their_closed_days_and_hours(
         await service.close()
 
 
+async def test_past_the_cap_an_hour_read_again_makes_stale_only_the_pieces_over_it(either: LogDB) -> None:
+    """Past the cap, an hour the sweep reads again (an update in place) makes stale only the kept piece
+    over it: the next answer by token reads that day again, not its two weeks (every hour read again
+    used to drop all that answers kept, with the token rollup already dropped)."""
+    service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir="off")
+    agg = service.aggregator
+    try:
+        await agg.warm()
+        agg.rollups.cap = MemoryCap(1 << 20)  # the token rollup dropped; room for the pieces (1 MiB)
+        assert await by_token(agg) == BY_TOKEN
+        # alpha's row of the 18th, 1M input tokens ($0.15), now 3M ($0.45)
+        await either.execute("UPDATE request_log SET prompt_tokens = 3000000 WHERE prompt_tokens = 1000000")
+        assert await agg.reconcile(0, NOW_HOUR) == 1
+        reads = counted_reads(agg)
+        assert await by_token(agg) == {**BY_TOKEN, "tok_alpha_0…": 0.75}
+        assert [span for span, _ in reads] == [timedelta(days=1)]  # the 18th
+    finally:
+        await service.close()
+
+
 async def test_past_the_cap_the_edges_of_a_read_for_totals_come_from_single_rows(either: LogDB) -> None:
     """Past the cap, the part of an hour at a window's start and the open hours of a read by token for
     totals are summed from single rows, as the rollups' edges are: exact to the second as the window
