@@ -1,11 +1,14 @@
 """The queries a database runs, recorded by name and parameters while they still run: what a test
-asserts an answer read (or did not read)."""
+asserts an answer read (or did not read); and the rollups' reads of the log held at a gate."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+
+from cost_api.aggregation.aggregator import Aggregator
 
 
 def recorded_reads(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -19,3 +22,22 @@ def recorded_reads(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[tuple[str, 
 
     monkeypatch.setattr(db, "fetch", recorded)
     return reads
+
+
+class Gate:
+    """Holds the rollups' reads of the log until `open()`; `reached` once the warm-up is held."""
+
+    def __init__(self, agg: Aggregator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reached = asyncio.Event()
+        self._open = asyncio.Event()
+        read = agg.rollups._read
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            self.reached.set()
+            await self._open.wait()
+            return await read(*args, **kwargs)
+
+        monkeypatch.setattr(agg.rollups, "_read", held)
+
+    def open(self) -> None:
+        self._open.set()

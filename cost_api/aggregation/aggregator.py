@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dt_time
@@ -132,7 +132,7 @@ class Aggregator:
         self.pricing = pricing
         self.clock = clock
         self.vocab = Vocab()
-        self._rollup_args = (rollup_grace, clock, snapshots, memory_cap)
+        self._rollup_args = (rollup_grace, clock, snapshots, memory_cap, _totals_name("token", NO_FILTERS, None))
         self.rollups = Rollups(self._read_hours, *self._rollup_args)
         self._generation = db.generation
         self._thresholds = threshold_params(pricing)
@@ -236,10 +236,9 @@ class Aggregator:
             book.check(dim[4:], "group_by")
             dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
         if slot_ms == HOUR_MS and not self.rollups.ready:  # while they warm, wait rather than scan in SQL
-            # ClickHouse sums a month of raw rows in milliseconds: there every window reads as short
             closed = min(floor_hour(epoch_ms(rng.end)), self.rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
-            hours = 0 if self.db.dialect == "clickhouse" else closed
-            await self.rollups.wait_for_warm_up(hours, self._wait_limit())
+            engine_sums = self.db.dialect == "clickhouse"
+            await self.rollups.wait_for_warm_up(closed, self._wait_limit(), engine_sums=engine_sums)
         serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
         if serves and slot_ms == HOUR_MS:
             await self.follow_oldest(None if since is None else since.bounds)
@@ -306,7 +305,7 @@ class Aggregator:
         own = book is not None or bool(filters.tokens or filters.endpoints)
         if own or not self.rollups.ready or h0 >= h1:
             return await self._read(rng, dim, filters, directory, HOUR_MS, book=book, whole=True)
-        name = ("whole", dim, hashable(filter_params(filters, directory)))
+        name = _totals_name(dim, filters, directory)
 
         async def read(a: int, b: int) -> Groups:
             return await self._read(Range(_instant(a), _instant(b)), dim, filters, directory, HOUR_MS, whole=True)
@@ -699,6 +698,11 @@ def price_spans(start: datetime, end: datetime, pricing: PriceTable) -> list[tup
     that of its first day, so a group summed over a whole piece is uniform in price."""
     cuts = (datetime.combine(day, dt_time.min, UTC) for day in pricing.change_days)
     return list(pairwise([start, *(at for at in cuts if start < at < end), end]))
+
+
+def _totals_name(dim: str | None, filters: Filters, directory: TokenDirectory | None) -> Hashable:
+    """The name a read for totals (`_whole_read`) keeps its pieces under (`Views.totals`)."""
+    return ("whole", dim, hashable(filter_params(filters, directory)))
 
 
 def _instant(hour: int) -> datetime:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,10 +73,13 @@ UNBOUNDED = Bound()
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """What the rollups hold: every dimension's cells of the hours before `horizon`, sorted by hour."""
+    """What the rollups hold: every dimension's cells of the hours before `horizon`, sorted by hour; and,
+    where the token rollup is not held, the pieces of the unfiltered read by token for totals
+    (`Views.totals`: per UTC day or hour, summed per token) of those hours."""
 
     horizon: int
     parts: dict[str | None, Groups]
+    pieces: dict[tuple[int, int], Groups] = field(default_factory=dict)
 
 
 # reads the `groups` query over whole hours [h0, h1) for one dimension, unfiltered, within a bound
@@ -114,8 +117,10 @@ class Rollups:
         clock: Clock,
         snapshots: Snapshots | None = None,
         cap: MemoryCap | None = None,
+        pieces: Hashable = None,
     ) -> None:
         self._read = read
+        self._pieces = pieces  # the name the unfiltered read by token for totals keeps its pieces under
         self.cap = cap or MemoryCap()  # past it the token rollup is dropped (memory.py)
         self.dropped: set[str | None] = set()
         self._grace_ms = int(grace_seconds * 1000)
@@ -235,10 +240,13 @@ class Rollups:
                     d: Groups.concat(p.vocab, HOUR_MS, [p, fresh[d]]) for d, p in held.parts.items() if d in fresh
                 }
             self.pending = {}
-            self.views.clear()
             self.horizon = horizon
             whole_days = horizon // 24 * 24
             self.days = {dim: _between(part, 0, whole_days).daily() for dim, part in self.parts.items() if dim in DAILY}
+            self._enforce_cap()
+            self.views.clear()
+            if restored is not None and CAPPED in self.dropped:  # before the stale hours are read again
+                self.views.restore_pieces(self._pieces, restored[0].pieces)
             await self.reread(stale, bound)
             self._enforce_cap()
             self.ready = True
@@ -272,7 +280,12 @@ class Rollups:
             return None
         saved, ids = loaded
         end = max(first, min(saved.horizon, horizon))
-        held = Held(end, {dim: _between(part, first, end).narrowed() for dim, part in saved.parts.items()})
+        # pieces of hours before the log's first row hold rows deleted since (retention) where such an
+        # hour held rows at the save; the others are empty, as those hours are now
+        base = saved.parts[None].slot
+        gone = {h for h in ids if h < first} | set(base[base < first].tolist())
+        pieces = {(a, b): g for (a, b), g in saved.pieces.items() if b <= end and gone.isdisjoint(range(a, b))}
+        held = Held(end, {dim: _between(part, first, end).narrowed() for dim, part in saved.parts.items()}, pieces)
         if CAPPED not in saved.parts:  # saved past the memory cap: read from the log, if this one lets it
             token = await self._load(CAPPED, first, end, bound)
             if token is None:
@@ -392,7 +405,9 @@ class Rollups:
             held.pop(dim, None)
         self.views.clear()
 
-    async def wait_for_warm_up(self, hours: int, limit: float = RESTORE_WAIT_SECONDS) -> None:
+    async def wait_for_warm_up(
+        self, hours: int, limit: float = RESTORE_WAIT_SECONDS, *, engine_sums: bool = False
+    ) -> None:
         """Wait (at most `limit` seconds) while a warm-up runs, for an answer that reads `hours` closed
         hours, rather than read its window in SQL over the raw rows:
         - while a snapshot is restored, any answer: it then comes from memory in a few seconds;
@@ -400,15 +415,25 @@ class Rollups:
           directory), an answer over more than COLD_READ_HOURS: on a large log its SQL would not end
           within `query_timeout` (a 504), and would slow the warm-up that every later answer waits for.
           If the warm-up still runs after `limit`, that answer is WarmingUp: a 503 with Retry-After.
+        `engine_sums` (ClickHouse, whose engine sums a month of raw rows itself): no answer waits for a
+        warm-up from the log, and one over more than COLD_READ_HOURS that a restore outlasts is
+        WarmingUp (at 100M rows a restore took 7–11 s, and such a window in SQL 13–20 s: a 504).
         No wait while no warm-up runs (one that cannot reach the log, a one-shot command's)."""
         if self.ready or not self.warming:
             return
         long = hours > COLD_READ_HOURS
-        if not long and (self._snapshots is None or not self._snapshots.present()):
+        restoring = self._snapshots is not None and self._snapshots.present() and not self._settled.is_set()
+        if not restoring and (engine_sums or not long):
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for((self._warmed if long else self._settled).wait(), limit)
-        if long and self.warming and not self.ready:
+            await asyncio.wait_for((self._warmed if long and not engine_sums else self._settled).wait(), limit)
+        if engine_sums and long and not self._settled.is_set():
+            raise WarmingUp(
+                f"the service is restoring its sums from the snapshot after its start: an answer over more "
+                f"than {COLD_READ_HOURS} hours comes from memory once that ends",
+                retry_after=5,
+            )
+        if not engine_sums and long and self.warming and not self.ready:
             raise WarmingUp(
                 f"the service is reading the log into memory after its start ({self.hours_read:,} hours read so "
                 f"far): an answer over more than {COLD_READ_HOURS} hours comes from memory once that ends",
@@ -430,8 +455,8 @@ class Rollups:
     async def save_if_due(self, lock: asyncio.Lock, bound: Callable[[], Bound]) -> None:
         """Save a snapshot when SAVE_EVERY_HOURS more hours closed since the last one (or none was
         saved or loaded yet): what is held is taken under `lock`, the log's figures read after it."""
-        if self._snapshots is None or not self.ready or not self._snapshots.due(self.horizon):
-            return
+        if self._snapshots is None or not self.ready or self.views.filling or not self._due(self._snapshots):
+            return  # (pieces being read: saved once they are)
         async with lock:
             if not self.ready:
                 return
@@ -439,8 +464,20 @@ class Rollups:
             held, within = self.held(), bound()
         await self._snapshots.save(held, held.parts[None].vocab, within)
 
+    def snapshot_due(self) -> bool | None:
+        """Whether what is held is past the snapshot saved or loaded (closed hours, pieces read: saved at
+        the maintenance loop's next turn once no pieces are being read), or is being read; None without
+        a snapshot file (`cache_dir = off`)."""
+        if self._snapshots is None:
+            return None
+        return not self.ready or bool(self.views.filling) or self._snapshots.saving or self._due(self._snapshots)
+
+    def _due(self, snapshots: Snapshots) -> bool:
+        return snapshots.due(self.horizon, _hours(self.held().pieces))
+
     def held(self) -> Held:
-        return Held(self.horizon, dict(self.parts))
+        pieces = self.views.kept_pieces(self._pieces, self.horizon) if CAPPED in self.dropped else {}
+        return Held(self.horizon, dict(self.parts), pieces)
 
     def fingerprints(self, h0: int, h1: int) -> dict[int, tuple[int, ...]]:
         """Per closed hour of [h0, h1) that holds rows: its FINGERPRINT counts."""
@@ -511,6 +548,10 @@ class Rollups:
             await self.reread([new], bound)
         self.oldest_ms = oldest_ms
         log.info("log now starts at %s: rollups follow", from_ms(oldest_ms))
+
+
+def _hours(pieces: Iterable[tuple[int, int]]) -> int:
+    return sum(b - a for a, b in pieces)
 
 
 def fingerprint(hours: np.ndarray, counts: dict[str, np.ndarray]) -> dict[int, tuple[int, ...]]:

@@ -1,13 +1,17 @@
 """The rollups' closed hours saved to a local file, so that a restart reads only what changed.
 
 A snapshot holds every rollup's hourly cells up to its horizon (priced: it is only used with the
-very price table that priced it), and per hour what the log held when they were taken: how many
-rows, the highest id and the sum of the ids (query `hour_ids`, read from the created_at index). At
-start-up the same figures are read again for the snapshot's hours (within the warm-up's id bound):
+very price table that priced it); where the token rollup was past the memory cap, the pieces of the
+unfiltered read by token for totals (`Views.totals`: each UTC day or hour summed per token, at 100M
+rows ~0.85 s a day to read from the log); and per hour what the log held when they were taken: how
+many rows, the highest id and the sum of the ids (query `hour_ids`, read from the created_at index).
+At start-up the same figures are read again for the snapshot's hours (within the warm-up's id bound):
 an hour whose figures differ (a late row, a delete, a backfill, another database behind the URL) or
-whose saved cells do not count its rows is read again from the log; the hours closed since the save
-are read as at any warm-up. Updates in place (same ids, other token counts) are left to the
-reconciliation sweep, as they are in a process that never restarted.
+whose saved cells do not count its rows is read again from the log (and a piece over it when next
+asked); the hours closed since the save are read as at any warm-up. Updates in place (same ids,
+other token counts) are left to the reconciliation sweep, as they are in a process that never
+restarted. A snapshot is saved every SAVE_EVERY_HOURS closed hours, and once pieces read since the
+last one cover as many (after they are read: not while answers are still having them read).
 
 The file lives in a local cache directory, never in the gateway's database: one per database URL
 (named by a hash of it), written whole to a temporary file and renamed over the old one, so several
@@ -24,7 +28,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+import zipfile
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -39,9 +44,10 @@ from cost_api.windows import HOUR_MS, from_ms
 
 log = logging.getLogger("cost_api.aggregation.snapshot")
 
-FORMAT = 1  # bumped whenever what a file holds, or what the rollups mean, changes
+FORMAT = 2  # bumped whenever what a file holds, or what the rollups mean, changes
 _CHECK_HOURS = 10 * 24  # hours per `hour_ids` query: each well inside query_timeout on a large log
 _LABELS = {None: "base", "endpoint": "endpoint", "token": "token"}
+_PIECES = "pieces"  # the pieces' cells, one after another, and per piece its hours and cells (`.bounds`)
 _CODED = ("provider", "model", "key", "priced_as", "tier")
 _ARRAYS = tuple(f.name for f in fields(Groups) if f.name not in ("vocab", "slot_ms", "counts"))
 
@@ -79,6 +85,8 @@ class Snapshots:
         self._identity = identity(pricing)
         self._fetch = fetch
         self.saved_horizon: int | None = None  # the horizon of the last snapshot saved or loaded
+        self.saved_pieces = 0  # the hours its pieces cover
+        self.saving = False  # a save runs (its file not written yet)
 
     def present(self) -> bool:
         return self.path.is_file()
@@ -116,8 +124,13 @@ class Snapshots:
         parts = {
             dim: _groups(vocab, codes, columns, label) for dim, label in _LABELS.items() if f"{label}.slot" in columns
         }
-        self.saved_horizon = horizon
-        return Held(horizon, parts), ids
+        pieces = {}
+        if f"{_PIECES}.slot" in columns:
+            cells, start = _groups(vocab, codes, columns, _PIECES), 0
+            for a, b, n in columns[f"{_PIECES}.bounds"].tolist():
+                pieces[a, b], start = cells.subset(slice(start, start + n)), start + n
+        self.saved_horizon, self.saved_pieces = horizon, sum(b - a for a, b in pieces)
+        return Held(horizon, parts, pieces), ids
 
     @staticmethod
     def stale_hours(held: Held, saved: HourIds, logged: HourIds, h0: int) -> set[int]:
@@ -129,20 +142,32 @@ class Snapshots:
         differ |= {h for h in counted if h not in saved}
         return {h for h in differ if h0 <= h < held.horizon}
 
-    def due(self, horizon: int) -> bool:
-        return self.saved_horizon is None or horizon - self.saved_horizon >= SAVE_EVERY_HOURS
+    def due(self, horizon: int, pieces: int) -> bool:
+        """Whether to save again: SAVE_EVERY_HOURS more hours closed, or covered by pieces (`pieces`: the
+        hours those held now cover), since the last save or load."""
+        if self.saved_horizon is None:
+            return True
+        return horizon - self.saved_horizon >= SAVE_EVERY_HOURS or pieces - self.saved_pieces >= SAVE_EVERY_HOURS
 
     async def save(self, held: Held, vocab: Vocab, bound: Bound) -> None:
         """Write `held` (taken with the rollups holding exactly the ids of `bound`) with the log's
         hour figures; an hour whose cells no longer count its rows (a delete since) is saved without
         them, so that the next start reads it again."""
-        self.saved_horizon = held.horizon
+        self.saving = True
+        try:
+            await self._save(held, vocab, bound)
+        finally:
+            self.saving = False
+
+    async def _save(self, held: Held, vocab: Vocab, bound: Bound) -> None:
+        self.saved_horizon, self.saved_pieces = held.horizon, sum(b - a for a, b in held.pieces)
         base = held.parts[None]
         first = int(base.slot[0]) if len(base) else held.horizon
         ids = await self.hour_ids(first, held.horizon, bound)
         counted = rows_per_hour(base)
         ids = {h: v for h, v in ids.items() if counted.get(h, 0) == v[0]}  # else left out: read again
-        top = max((int(c.max()) for p in held.parts.values() for c in _coded(p) if len(c)), default=0)
+        cells = [*held.parts.values(), *held.pieces.values()]
+        top = max((int(c.max()) for p in cells for c in _coded(p) if len(c)), default=0)
         values = [vocab.value(code) for code in range(top + 1)]
         try:
             await asyncio.to_thread(_write, self.path, self._identity, held, values, ids)
@@ -157,29 +182,49 @@ def _coded(part: Groups) -> list[np.ndarray]:
 
 
 def _write(path: Path, ident: str, held: Held, values: list[str | None], ids: HourIds) -> None:
-    header = {"format": FORMAT, "identity": ident, "horizon": held.horizon, "vocab": values}
-    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header))}
-    hours = sorted(ids)
-    arrays["ids"] = np.array([[h, *ids[h]] for h in hours], dtype=np.int64).reshape(-1, 1 + _FIGURES)
-    for dim, label in _LABELS.items():
-        part = held.parts.get(dim)
-        if part is None:  # dropped past the memory cap
-            continue
-        for name in _ARRAYS:
-            arrays[f"{label}.{name}"] = getattr(part, name)
-        for name, column in part.counts.items():
-            arrays[f"{label}.counts.{name}"] = column
+    """The snapshot as an .npz archive (`np.load` reads it), written one array at a time: the pieces'
+    columns are concatenated only as each is written (at 100M rows they are ~400 MB)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            np.savez(out, **arrays)  # type: ignore[arg-type]  # numpy's stubs type **kwds as bool
+            with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in _arrays(ident, held, values, ids):
+                    with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _arrays(ident: str, held: Held, values: list[str | None], ids: HourIds) -> Iterator[tuple[str, np.ndarray]]:
+    header = {"format": FORMAT, "identity": ident, "horizon": held.horizon, "vocab": values}
+    yield "header", np.array(json.dumps(header))
+    hours = sorted(ids)
+    yield "ids", np.array([[h, *ids[h]] for h in hours], dtype=np.int64).reshape(-1, 1 + _FIGURES)
+    for dim, label in _LABELS.items():
+        part = held.parts.get(dim)
+        if part is not None:  # else dropped past the memory cap
+            yield from _columns(label, [part])
+    if held.pieces:
+        bounds = [(a, b, len(g)) for (a, b), g in held.pieces.items()]
+        yield f"{_PIECES}.bounds", np.array(bounds, dtype=np.int64)
+        yield from _columns(_PIECES, list(held.pieces.values()))
+
+
+def _columns(label: str, parts: list[Groups]) -> Iterator[tuple[str, np.ndarray]]:
+    """The columns of `parts` one after another, each concatenated as it is asked for."""
+
+    def column(arrays: list[np.ndarray]) -> np.ndarray:
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    for name in _ARRAYS:
+        yield f"{label}.{name}", column([getattr(p, name) for p in parts])
+    for name in parts[0].counts:
+        yield f"{label}.counts.{name}", column([p.counts[name] for p in parts])
 
 
 def _read(path: Path, ident: str) -> tuple[int, list[str | None], dict[str, np.ndarray], HourIds] | None:

@@ -240,6 +240,22 @@ class Views:
             log.info("reading pieces of %s stopped: %s", name, exc)
             await asyncio.to_thread(release)
 
+    def kept_pieces(self, name: Hashable, horizon: int) -> dict[tuple[int, int], Groups]:
+        """The pieces of the read for totals `name` kept as they were read (none of their hours changed
+        since), of hours before `horizon`: what a snapshot saves of it."""
+        found = self._totals.get(name)
+        if found is None:
+            return {}
+        kept: dict[tuple[int, int], tuple[int, Groups]] = found[1]
+        return {p: g for p, (stamp, g) in kept.items() if p[1] <= horizon and stamp == self._piece_stamp(*p)}
+
+    def restore_pieces(self, name: Hashable, pieces: dict[tuple[int, int], Groups]) -> None:
+        """Pieces of the read for totals `name` that a snapshot saved, kept as if read now: an hour of
+        theirs read again later (a late row, a delete) makes them stale, as for any piece read."""
+        kept: dict[tuple[int, int], tuple[int, Groups]] = _entry(self._totals, name, READS_KEPT, None)
+        for piece, groups in pieces.items():
+            kept[piece] = (self._piece_stamp(*piece), groups)
+
     def _prune(
         self, kept: dict[tuple[int, int], tuple[int, Groups]], wanted: set[tuple[int, int]], budget: int | None
     ) -> None:

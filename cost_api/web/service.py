@@ -56,6 +56,7 @@ class Service:
                 "warm_seconds": rollups.warm_seconds,
                 "hours_restored": rollups.hours_restored,
                 "hours_read": rollups.hours_read,
+                "snapshot_due": rollups.snapshot_due(),
             },
             "optional_columns": columns.as_json(),
             "token_tags": await self.token_tags(),

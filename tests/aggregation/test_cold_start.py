@@ -30,7 +30,7 @@ from cost_api.windows import Range
 
 from ..clock import FakeClock
 from ..logdb import LogDB, Row
-from ..reads import recorded_reads
+from ..reads import Gate, recorded_reads
 
 NOW = datetime(2026, 11, 20, 12, 34, tzinfo=UTC)
 MONTH = Range(NOW - timedelta(days=30), NOW)  # 700-odd closed hours: waits
@@ -50,25 +50,6 @@ async def service(log: LogDB, tmp_path: Path) -> AsyncIterator[Service]:
     built = build_service(load_settings(environ={}, overrides={"database_url": log.url, "cache_dir": str(tmp_path)}))
     yield built
     await built.close()
-
-
-class Gate:
-    """Holds the rollups' reads of the log until `open()`; `reached` once the warm-up is held."""
-
-    def __init__(self, agg: Aggregator, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.reached = asyncio.Event()
-        self._open = asyncio.Event()
-        read = agg.rollups._read
-
-        async def held(*args: Any, **kwargs: Any) -> Any:
-            self.reached.set()
-            await self._open.wait()
-            return await read(*args, **kwargs)
-
-        monkeypatch.setattr(agg.rollups, "_read", held)
-
-    def open(self) -> None:
-        self._open.set()
 
 
 class HeldAnswers:
