@@ -129,6 +129,9 @@ class Rollups:
         self._settled = asyncio.Event()  # set when a warm-up ends, or turns out not to restore a snapshot
         self._warmed = asyncio.Event()  # set when a warm-up ends, done or failed; cleared when one begins
         self.warming = False  # a warm-up runs (the aggregator's, from its first read of the log)
+        # a long answer's SQL passed query_timeout during this warm-up: the engine does not sum such
+        # windows in time (ClickHouse on a large log), and the next ones wait for the warm-up instead
+        self.engine_too_slow = False
         self.hours_read = 0  # closed hours read from the log (per rollup set): what a snapshot saves
         self.hours_restored = 0
         self.parts: dict[str | None, Groups] = {}  # sorted by hour
@@ -417,10 +420,13 @@ class Rollups:
           If the warm-up still runs after `limit`, that answer is WarmingUp: a 503 with Retry-After.
         `engine_sums` (ClickHouse, whose engine sums a month of raw rows itself): no answer waits for a
         warm-up from the log, and one over more than COLD_READ_HOURS that a restore outlasts is
-        WarmingUp (at 100M rows a restore took 7–11 s, and such a window in SQL 13–20 s: a 504).
+        WarmingUp (at 100M rows a restore took 7–11 s, and such a window in SQL 13–20 s: a 504). Once
+        such an answer's SQL passed `query_timeout` in this warm-up (`engine_too_slow`), long answers
+        wait for it as on the other dialects.
         No wait while no warm-up runs (one that cannot reach the log, a one-shot command's)."""
         if self.ready or not self.warming:
             return
+        engine_sums = engine_sums and not self.engine_too_slow
         long = hours > COLD_READ_HOURS
         restoring = self._snapshots is not None and self._snapshots.present() and not self._settled.is_set()
         if not restoring and (engine_sums or not long):
@@ -444,6 +450,7 @@ class Rollups:
         """A warm-up begins: answers over long windows wait for its end (`wait_for_warm_up`)."""
         self.warm_ups += 1
         self.warming = True
+        self.engine_too_slow = False
         self._warmed.clear()
 
     def settle(self) -> None:
