@@ -317,13 +317,15 @@ async def test_a_restart_takes_the_pieces_of_reads_by_token_from_the_snapshot(ei
     """Past the cap, the rollups' snapshot also holds the pieces the unfiltered read by token for totals
     kept: after a restart that answer reads no closed hour of the log (at 100M rows each day took ~0.85 s,
     and the first dashboard set after a restart came 18 s after the rollups were restored). A day whose
-    rows changed after the save is read again, and only it."""
+    rows changed after the save is read again, and only it; a day retention deleted from the log's start
+    is not restored (its piece would still count the deleted rows)."""
     cache = tmp_path / "cache"
 
     async def restarted() -> Service:
-        service = started(either, FakeClock(NOW), rollup_memory_mb=0.001, cache_dir=str(cache))
+        # 100 bytes: the token rollup dropped, however few rows the log keeps
+        service = started(either, FakeClock(NOW), rollup_memory_mb=0.0001, cache_dir=str(cache))
         await service.aggregator.warm()
-        service.aggregator.rollups.cap = MemoryCap(1 << 20)  # the token rollup dropped; room for the pieces
+        service.aggregator.rollups.cap = MemoryCap(1 << 20)  # room for the pieces
         return service
 
     first = await restarted()
@@ -360,6 +362,14 @@ async def test_a_restart_takes_the_pieces_of_reads_by_token_from_the_snapshot(ei
         assert [span for span, _ in reads] == [timedelta(days=1)]  # the 19th
     finally:
         await late.close()
+    # retention: alpha's row of the 18th ($0.15), the log's first, deleted; the log now starts on the 19th
+    await either.execute("DELETE FROM request_log WHERE prompt_tokens = 1000000 AND token_id = 'tok_alpha_00000000001'")
+    retained = await restarted()
+    try:
+        # alpha: the 20th's $0.30 alone; beta: $0.60 + the late $0.15
+        assert await by_token(retained.aggregator) == {**BY_TOKEN, "tok_alpha_0…": 0.30, "tok_beta_00…": 0.75}
+    finally:
+        await retained.close()
 
 
 async def test_past_the_cap_an_hour_read_again_makes_stale_only_the_pieces_over_it(either: LogDB) -> None:
