@@ -2,7 +2,9 @@
 in-process on chDB (here). The engine sums; the service keeps what is small.
 
 Every query runs with `readonly=1` (a write through this connection fails; tests/test_readonly.py) and
-`max_execution_time` set to what is left of its deadline, so the engine stops it by itself; a query the
+`max_execution_time` set to what is left of its deadline, so the engine stops it by itself, and
+`max_estimated_execution_time` too: one that the engine, after ESTIMATE_AFTER_SECONDS, estimates to end
+past it is stopped then (TOO_SLOW), not when its deadline comes (ClickHouse 24.1 or later). A query the
 service gives up on first (a request cancelled, a deadline missed by the thread) is killed by its id
 (`KILL QUERY`). What an error means is told by ClickHouse's own error code (`_UNAVAILABLE`, `_TIMEOUT`),
 never by its message. Parameters are bound by name in ClickHouse's text form (`ch_value`): lists as
@@ -31,7 +33,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from cost_api.store.base import TEXT_COLUMNS, Database
-from cost_api.store.errors import DatabaseUnavailable, NotInSchema, TooManyGroups
+from cost_api.store.errors import DatabaseUnavailable, NotInSchema, QueryTimeout, TooManyGroups
 from cost_api.store.queries import Registry
 from cost_api.store.result import Coded, Rows, Table
 from cost_api.store.url import DatabaseURL
@@ -39,8 +41,10 @@ from cost_api.store.url import DatabaseURL
 # Settings of every query: read-only, and aliases never shadow the columns they are named after
 # (`sum(prompt_tokens) AS prompt_tokens`); 64-bit integers as JSON numbers, not strings; text as
 # Arrow's utf8, not binary (`fetch(..., table=True)`).
+ESTIMATE_AFTER_SECONDS = 1  # when the engine first estimates a query's whole time from its progress
 SETTINGS = {
     "readonly": 1,
+    "timeout_before_checking_execution_speed": ESTIMATE_AFTER_SECONDS,
     "prefer_column_name_to_alias": 1,
     "output_format_json_quote_64bit_integers": 0,
     "output_format_arrow_string_as_string": 1,
@@ -52,6 +56,7 @@ ROWS_FORMAT, TABLE_FORMAT = "JSONCompact", "ArrowStream"  # the answers of `fetc
 _NOT_IN_SCHEMA = frozenset({60, 47, 16})
 _TIMEOUT = frozenset({159, 394})  # TIMEOUT_EXCEEDED, QUERY_WAS_CANCELLED
 _TOO_MANY_GROUPS = 158  # TOO_MANY_ROWS: past a query's `max_groups` (`_settings`)
+_TOO_SLOW = 160  # its estimated time passes `max_estimated_execution_time` (`_settings`)
 # ... and a server that cannot answer now: too many queries or connections, memory, network, shutting down.
 _UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
@@ -147,10 +152,13 @@ class ClickHouseDatabase(Database):
         """Run the named query for an answer in format `fmt` (of this transport), `decode`d (`_answer`)."""
 
     def _settings(self, deadline: float, params: dict[str, Any]) -> dict[str, Any]:
-        """SETTINGS, the time left, and a query's `max_groups` (its LIMIT on every dialect) as the groups
-        the engine may hold: it stops the aggregation as its hash table passes them (TooManyGroups),
-        where a LIMIT alone would cut its answer only once the whole table is built."""
-        settings = {**SETTINGS, "max_execution_time": round(max(deadline - time.monotonic(), _TICK), 3)}
+        """SETTINGS, the time left (as the longest the query may run, and may be estimated to run: a scan
+        that cannot end in time stops after ESTIMATE_AFTER_SECONDS, its cores freed for the others), and a
+        query's `max_groups` (its LIMIT on every dialect) as the groups the engine may hold: it stops the
+        aggregation as its hash table passes them (TooManyGroups), where a LIMIT alone would cut its
+        answer only once the whole table is built."""
+        left = round(max(deadline - time.monotonic(), _TICK), 3)
+        settings = {**SETTINGS, "max_execution_time": left, "max_estimated_execution_time": left}
         if "max_groups" in params:
             settings["max_rows_to_group_by"] = params["max_groups"]
         return settings
@@ -161,6 +169,11 @@ class ClickHouseDatabase(Database):
         code = error_code(exc)
         if code in _TIMEOUT:
             return self._timed_out(name)
+        if code == _TOO_SLOW:
+            return QueryTimeout(
+                f"query {name} would run past {self.timeout:g}s (query_timeout): the engine estimated so "
+                f"after {ESTIMATE_AFTER_SECONDS}s and stopped it"
+            )
         if code == _TOO_MANY_GROUPS:
             return TooManyGroups(f"query {name} passed its limit of groups: {exc}")
         if code in _UNAVAILABLE:

@@ -186,6 +186,19 @@ async def test_a_query_past_its_deadline_is_a_timeout_and_stops(chdb_log: ChdbLo
         await db.close()
 
 
+async def test_a_query_estimated_to_end_past_its_deadline_stops_early(chdb_log: ChdbLog) -> None:
+    """Its deadline is 10 minutes away, but a trillion rows do not fit them: the engine's estimate after
+    ESTIMATE_AFTER_SECONDS stops it (TOO_SLOW), and the store says so as a timeout (a 504), the query
+    gone. (A query that fits its deadline runs to its end: every other test.)"""
+    db = _store(chdb_log, timeout=600)
+    try:
+        with pytest.raises(QueryTimeout, match=re.escape("query slow would run past 600s (query_timeout): the engine")):
+            await db.fetch("slow")
+        assert _running(chdb_log) == []
+    finally:
+        await db.close()
+
+
 async def test_a_query_whose_request_gives_up_is_killed(chdb_log: ChdbLog) -> None:
     db = _store(chdb_log, timeout=600)
     try:
