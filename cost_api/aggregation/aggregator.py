@@ -46,7 +46,6 @@ from cost_api.aggregation.params import threshold_params as threshold_params
 from cost_api.aggregation.params import top_ranked as top_ranked
 from cost_api.aggregation.priced import from_columns, priced_rows
 from cost_api.aggregation.rollups import (
-    COLD_READ_HOURS,
     DIMENSIONS,
     FINGERPRINT,
     RESTORE_WAIT_SECONDS,
@@ -236,22 +235,25 @@ class Aggregator:
         if book is not None and dim is not None and is_tag(dim):
             book.check(dim[4:], "group_by")
             dim, tag = "token", dim[4:]  # the token groups, keyed by their tokens' values
-        closed = 0  # the closed hours an answer reads while the rollups warm
-        if slot_ms == HOUR_MS and not self.rollups.ready:  # while they warm, wait rather than scan in SQL
-            closed = min(floor_hour(epoch_ms(rng.end)), self.rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
+        closed, rollups = 0, self.rollups  # the closed hours an answer reads while the rollups warm
+        warming = slot_ms == HOUR_MS and rollups.warming and not rollups.ready
+        if slot_ms == HOUR_MS and not rollups.ready:  # while they warm, wait rather than scan in SQL
+            closed = min(floor_hour(epoch_ms(rng.end)), rollups.closed_horizon()) - ceil_hour(epoch_ms(rng.start))
             engine_sums = self.db.dialect == "clickhouse"
-            await self.rollups.wait_for_warm_up(closed, self._wait_limit(), engine_sums=engine_sums)
-        serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
-        if serves and slot_ms == HOUR_MS:
-            await self.follow_oldest(None if since is None else since.bounds)
-            if self.rollups.ready and self.rows.started:
-                await self.sync(since=None if since is None else since.rows)
-            # checked again after the await: another file behind the URL drops what is held
-            if self.rollups.ready and self.rows.started:
-                view = cell_view(filters, directory, rollup_dim, dim, book, tag)
-                keyed = dim == "token"  # by token or by a tag: the answer reads each key's figures
-                return await self._compose(rng, rollup_dim, view, coarse=coarse, whole=whole and coarse, keyed=keyed)
+            await rollups.wait_for_warm_up(closed, self._wait_limit(), engine_sums=engine_sums)
         try:
+            serves, rollup_dim = self.rollups.pick(dim, bool(filters.endpoints), bool(filters.tokens or filters.tags))
+            if serves and slot_ms == HOUR_MS:
+                await self.follow_oldest(None if since is None else since.bounds)
+                if self.rollups.ready and self.rows.started:
+                    await self.sync(since=None if since is None else since.rows)
+                # checked again after the await: another file behind the URL drops what is held
+                if self.rollups.ready and self.rows.started:
+                    view = cell_view(filters, directory, rollup_dim, dim, book, tag)
+                    keyed = dim == "token"  # by token or by a tag: the answer reads each key's figures
+                    return await self._compose(
+                        rng, rollup_dim, view, coarse=coarse, whole=whole and coarse, keyed=keyed
+                    )
             if slot_ms == HOUR_MS and self.rollups.ready and self.rows.started and self.rollups.holds(dim):
                 read = await self._kept_read(rng, dim, filters, directory, book, since)
             elif whole and slot_ms == HOUR_MS:  # SQL over the window, for totals: one slot per span of one price
@@ -259,10 +261,11 @@ class Aggregator:
             else:  # SQL over the window: a caller that needs no bucket under a UTC day gets day groups (24× fewer)
                 wide = DAY_MS if coarse and slot_ms == HOUR_MS else slot_ms
                 read = await self._read(rng, dim, filters, directory, wide, book=book)
-        except QueryTimeout:
-            if closed > COLD_READ_HOURS and not self.rollups.ready:
-                self.rollups.engine_too_slow = True  # the next such answers wait for the warm-up
-            raise
+        except QueryTimeout as exc:
+            retry = rollups.timed_out_warming(closed) if warming else None
+            if retry is None:
+                raise
+            raise retry from exc
         return read if tag is None or book is None else retag(read, book, tag)
 
     async def _kept_read(

@@ -440,11 +440,33 @@ class Rollups:
                 retry_after=5,
             )
         if not engine_sums and long and self.warming and not self.ready:
-            raise WarmingUp(
-                f"the service is reading the log into memory after its start ({self.hours_read:,} hours read so "
-                f"far): an answer over more than {COLD_READ_HOURS} hours comes from memory once that ends",
-                retry_after=5,
+            raise self._reading_the_log()
+
+    def timed_out_warming(self, hours: int) -> WarmingUp | None:
+        """An answer over `hours` closed hours that arrived while the rollups warmed from the log passed
+        `query_timeout`: a 503 `warming-up` rather than a 504, since it comes from memory once warm. Its
+        SQL over the window, while they still warm (ClickHouse: `wait_for_warm_up`'s `engine_sums`):
+        long answers wait for the warm-up from now on (`engine_too_slow`). Its reads after the warm-up
+        ended during its wait, in what was left of its time (at 100M rows on ClickHouse, the first read
+        of the open rows takes a second or two): asked again, it comes from memory, Retry-After: 1.
+        None (the 504 stands) for a short answer."""
+        if hours <= COLD_READ_HOURS:
+            return None
+        if self.ready or not self.warming:
+            return WarmingUp(
+                "the service read the log into memory after its start while this answer waited for it, and "
+                "what was left of its time did not fit its reads: asked again, it comes from memory",
+                retry_after=1,
             )
+        self.engine_too_slow = True
+        return self._reading_the_log()
+
+    def _reading_the_log(self) -> WarmingUp:
+        return WarmingUp(
+            f"the service is reading the log into memory after its start ({self.hours_read:,} hours read so "
+            f"far): an answer over more than {COLD_READ_HOURS} hours comes from memory once that ends",
+            retry_after=5,
+        )
 
     def begin(self) -> None:
         """A warm-up begins: answers over long windows wait for its end (`wait_for_warm_up`)."""

@@ -110,38 +110,63 @@ async def test_a_long_answer_during_a_cold_warm_up_is_a_503_and_a_short_one_is_r
     assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
 
 
+def past_timeout(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[Range]:
+    """Every `groups` read over more than a day passes query_timeout (recorded, then QueryTimeout)."""
+    fetch, long_reads = db.fetch, []
+
+    async def fetch_or_time_out(name: str, **params: Any) -> Any:
+        if name == "groups" and params["end"] - params["start"] > timedelta(hours=24):
+            long_reads.append(Range(params["start"], params["end"]))
+            raise QueryTimeout("query groups ran past the request's 10s (query_timeout) and was cancelled")
+        return await fetch(name, **params)
+
+    monkeypatch.setattr(db, "fetch", fetch_or_time_out)
+    return long_reads
+
+
 async def test_once_a_long_answers_sql_passes_query_timeout_the_next_ones_wait_for_the_warm_up(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On ClickHouse a long answer during a first start is read in SQL over its window. Once one such
-    read passes query_timeout (held to it here), the next long answers wait for the warm-up and are a
-    503 past the wait, as on SQLite and Postgres: at 100M rows on 2 cores a 30-day window takes 13–20 s
-    against the default 10 s, and a polling page kept the engine busy with reads that could only end in
-    504s (the warm-up took 179 s instead of ~40 s). A short answer is still read at once; once warm,
-    every answer comes from memory."""
+    read passes query_timeout (held to it here), that answer is a 503 `warming-up`, not a 504, and the
+    next long answers wait for the warm-up and are a 503 past the wait without reading SQL, as on SQLite
+    and Postgres: at 100M rows on 2 cores a 30-day window takes 10–20 s against the default 10 s, and a
+    polling page kept the engine busy with reads that could only end in 504s (the warm-up took 179 s
+    instead of ~40 s). A short answer is still read at once; once warm, every answer comes from memory."""
     monkeypatch.setattr(aggregator_module, "RESTORE_WAIT_SECONDS", 0.0)  # the wait ends at once
     agg = cold(service)
     gate = Gate(agg, monkeypatch)
     warm = asyncio.create_task(agg.warm())
     await gate.reached.wait()
     fetch = service.db.fetch
-
-    async def past_timeout(name: str, **params: Any) -> Any:
-        if name == "groups" and params["end"] - params["start"] > timedelta(hours=24):
-            raise QueryTimeout("query groups ran past the request's 10s (query_timeout) and was cancelled")
-        return await fetch(name, **params)
-
-    monkeypatch.setattr(service.db, "fetch", past_timeout)
+    long_reads = past_timeout(service.db, monkeypatch)
     if service.db.dialect == "clickhouse":
-        with pytest.raises(QueryTimeout):  # a 504
+        with pytest.raises(WarmingUp) as first:  # its SQL passed query_timeout: a 503, not a 504
             await spend(agg, MONTH)
+        assert isinstance(first.value.__cause__, QueryTimeout) and len(long_reads) == 1
+        problem = from_domain(first.value)
+        assert (problem.status, problem.headers) == (503, {"Retry-After": "5"})
+    read_before = len(long_reads)
     with pytest.raises(WarmingUp):
         await spend(agg, MONTH)
+    assert len(long_reads) == read_before  # it waited for the warm-up: no SQL over the month
     assert await spend(agg, TWO_HOURS) == pytest.approx(0.15, abs=1e-9)
     monkeypatch.setattr(service.db, "fetch", fetch)
     gate.open()
     await warm
     assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
+
+
+async def test_without_a_warm_up_a_long_answer_past_query_timeout_is_a_504(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No warm-up runs (a one-shot command's aggregator, `report`): no memory to wait for, so the
+    answer says what the database did, a timeout (504), on every dialect."""
+    agg = cold(service)
+    long_reads = past_timeout(service.db, monkeypatch)
+    with pytest.raises(QueryTimeout):
+        await spend(agg, MONTH)
+    assert len(long_reads) == 1 and not agg.rollups.engine_too_slow
 
 
 async def test_a_long_answer_waits_for_a_cold_warm_up_and_answers_from_memory(
@@ -163,6 +188,53 @@ async def test_a_long_answer_waits_for_a_cold_warm_up_and_answers_from_memory(
     if service.db.dialect != "clickhouse":
         windows = [p for name, p in reads if name == "groups" and p["end"] - p["start"] > timedelta(hours=24)]
         assert windows == []  # the month came from memory: no SQL over its raw rows
+
+
+async def test_a_long_answer_whose_reads_after_its_wait_pass_query_timeout_is_a_503(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long answer waits for the warm-up; it ends, and the answer's own reads then run past what is
+    left of its time (held to it here: every read from the warm-up's end on; at 100M rows on ClickHouse
+    the first read of the open rows took 1–2 s after an 8 s wait). A 503 `warming-up` with
+    Retry-After: 1, not a 504: asked again, it comes from memory."""
+    monkeypatch.setattr(aggregator_module, "RESTORE_WAIT_SECONDS", 600.0)  # never reached: the gate opens first
+    agg = cold(service)
+    gate = Gate(agg, monkeypatch)
+    warm = asyncio.create_task(agg.warm())
+    await gate.reached.wait()
+    agg.rollups.engine_too_slow = True  # ClickHouse: as once a long answer's SQL passed query_timeout (above)
+    late: list[str] = []
+    settle = agg.rollups.settle
+
+    def settled() -> None:
+        late.append("settled")
+        settle()
+
+    def timing_out(run: Any) -> Any:
+        async def fetch(name: str, *args: Any, **kwargs: Any) -> Any:
+            if late:
+                late.append(name)
+                raise QueryTimeout(f"query {name} ran past the request's 10s (query_timeout) and was cancelled")
+            return await run(name, *args, **kwargs)
+
+        return fetch
+
+    monkeypatch.setattr(agg.rollups, "settle", settled)
+    for method in ("_fetch", "_fetch_table"):
+        monkeypatch.setattr(service.db, method, timing_out(getattr(service.db, method)))
+    answer = asyncio.create_task(spend(agg, MONTH))
+    for _ in range(100):  # the answer comes to its wait
+        await asyncio.sleep(0)
+    assert not answer.done()
+    gate.open()
+    await warm
+    with pytest.raises(WarmingUp) as retry:
+        await answer
+    assert isinstance(retry.value.__cause__, QueryTimeout) and len(late) > 1  # it read, and ran out of time
+    problem = from_domain(retry.value)
+    assert (problem.status, problem.headers) == (503, {"Retry-After": "1"})
+    late.clear()
+    assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
 
 
 async def test_a_failed_warm_up_lets_long_answers_read_the_log_again(
