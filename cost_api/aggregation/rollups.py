@@ -133,6 +133,7 @@ class Rollups:
         # windows in time (ClickHouse on a large log), and the next ones wait for the warm-up instead
         self.engine_too_slow = False
         self.hours_read = 0  # closed hours read from the log (per rollup set): what a snapshot saves
+        self.progress = 0  # closed hours by endpoint read so far in this warm-up (its 503s say so)
         self.hours_restored = 0
         self.parts: dict[str | None, Groups] = {}  # sorted by hour
         self.pending: dict[str | None, Groups] = {}  # late cells not merged into `parts` yet, any order
@@ -329,6 +330,8 @@ class Rollups:
             # each day sorted and narrowed as it comes (newest first): the whole is concatenated once,
             # in hour order, and never sorted or held at full width
             chunks.append(_sorted(await self._read_halving(dim, start, end, bound)).narrowed())
+            if dim == "endpoint":
+                self.progress += end - start
             end = start
             if dim == CAPPED and not self.cap.fits(self.held_bytes() + _projected(nbytes(chunks), h0, end, h1)):
                 return None
@@ -463,7 +466,7 @@ class Rollups:
 
     def _reading_the_log(self) -> WarmingUp:
         return WarmingUp(
-            f"the service is reading the log into memory after its start ({self.hours_read:,} hours read so "
+            f"the service is reading the log into memory after its start ({self.progress:,} hours read so "
             f"far): an answer over more than {COLD_READ_HOURS} hours comes from memory once that ends",
             retry_after=5,
         )
@@ -473,6 +476,7 @@ class Rollups:
         self.warm_ups += 1
         self.warming = True
         self.engine_too_slow = False
+        self.progress = 0
         self._warmed.clear()
 
     def settle(self) -> None:
