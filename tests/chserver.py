@@ -5,8 +5,9 @@ format asked for, errors as `Code: N. DB::Exception: …` with `X-ClickHouse-Exc
 
 Not a ClickHouse server: one process's engine, no users or passwords (any are accepted), no
 compression, no sessions. It lets the `clickhouse://` code run over real HTTP against a real engine's
-answers (no current ClickHouse server is installable here). A query's id is kept in a comment at the
-head of its text, so that `KILL QUERY WHERE query_id = '…'` finds it in chDB's `system.processes`.
+answers (no current ClickHouse server is installable here). A query's id is kept as its `log_comment`
+setting, so that `KILL QUERY WHERE query_id = '…'` finds it in chDB's `system.processes` (not as a
+comment in its text: a query with parameters is listed there rewritten, its comments gone).
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def _handler(directory: Path) -> type[BaseHTTPRequestHandler]:
             settings = {k: v for k, v in url.items() if k not in _TRANSPORT and not k.startswith("param_")}
             query_id = url.get("query_id", "")
             killed = _KILL.search(sql)
-            if killed:  # found by the comment every query here starts with
+            if killed:  # found by the log_comment every query here is given
                 target = killed.group(1) or params.pop(killed.group(2), "")
                 mode = killed.group(3) or ""
-                sql = f"KILL QUERY WHERE position(query, concat('query_id ', {{target:String}})) > 0{mode}"
+                sql = f"KILL QUERY WHERE Settings['log_comment'] = {{target:String}}{mode}"
                 params["target"] = target
             elif query_id:
-                sql = f"/* query_id {query_id} */ {sql}"
+                settings["log_comment"] = query_id
             options = "".join(f"&{k}={v}" for k, v in settings.items() if k != "client_protocol_version")
             try:
                 conn = chdb_connect(f"{directory}?database={url.get('database', 'default')}{options}")

@@ -61,6 +61,7 @@ _TOO_SLOW = 160  # its estimated time passes `max_estimated_execution_time` (`_s
 _UNAVAILABLE = frozenset({202, 203, 209, 210, 241, 242, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
 _TICK = 0.001
+_TAG = "cost-api "  # a chDB query's `log_comment`: this, then its marker (`ChdbDatabase.statement`)
 UNRESPONSIVE = 2.0  # how long past its deadline a query is waited for once killed
 OFF_LOOP_BYTES = 1 << 20  # an answer longer than this is decoded in a worker thread
 Decoded = TypeVar("Decoded")
@@ -211,6 +212,12 @@ class ClickHouseDatabase(Database):
         return decode(body)
 
 
+def _taken(done: asyncio.Future[bytes]) -> None:
+    """Take a killed query's outcome (its error), so that asyncio does not log it as never retrieved."""
+    if not done.cancelled():
+        done.exception()
+
+
 _CH_INTEGER = frozenset({"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int128", "UInt128"})
 
 
@@ -266,10 +273,14 @@ class ChdbDatabase(ClickHouseDatabase):
         return body
 
     def statement(self, sql: str, marker: str, deadline: float, params: dict[str, Any]) -> str:
-        """`sql` as this store runs it: tagged with `marker` (what `KILL QUERY` finds it by), under
-        the settings of every query (read-only, the time left; `_settings`)."""
-        settings = ", ".join(f"{k} = {v}" for k, v in self._settings(deadline, params).items())
-        return f"/* cost-api {marker} */ {sql.rstrip().rstrip(';')}\nSETTINGS {settings}"
+        """`sql` as this store runs it, under the settings of every query (read-only, the time left;
+        `_settings`) and tagged with `marker` as its `log_comment` setting: what `KILL QUERY` finds it by
+        in `system.processes`. (Not a comment in its text: a query with parameters is listed there as
+        the engine rewrites it, its parameters bound and its comments gone, so such a tag matched no
+        query and a query given up on ran to its end.)"""
+        settings = {**self._settings(deadline, params), "log_comment": f"'{_TAG}{marker}'"}
+        listed = ", ".join(f"{k} = {v}" for k, v in settings.items())
+        return f"{sql.rstrip().rstrip(';')}\nSETTINGS {listed}"
 
     async def _ask(
         self, name: str, deadline: float, params: dict[str, Any], fmt: str, decode: Callable[[bytes], Decoded]
@@ -290,7 +301,8 @@ class ChdbDatabase(ClickHouseDatabase):
 
     async def _kill(self, marker: str, running: asyncio.Future[bytes]) -> None:
         """Stop the query tagged `marker` in the engine, and wait for its thread to be free."""
-        kill = f"KILL QUERY WHERE position(query, concat('cost-api ', '{marker}')) > 0 ASYNC"
+        kill = f"KILL QUERY WHERE Settings['log_comment'] = '{_TAG}{marker}' ASYNC"
+        running.add_done_callback(_taken)  # it ends in the kill's error, which nobody reads
         with contextlib.suppress(Exception):
             conn = chdb_connect(f"{self.path}?database={self.database}")
             try:

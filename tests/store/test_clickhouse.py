@@ -28,8 +28,12 @@ from cost_api.watch.alerts import ALERT_LOCK
 
 from ..logdb import ChdbLog
 
-# Minutes of work for the engine: stopped only by its time limit or a KILL.
-SLOW = "SELECT count() AS n FROM numbers(1000000000000) WHERE sipHash64(number) = 1"
+# Endless work for the engine, of no size it can estimate: stopped only by its time limit or a KILL. With
+# a parameter, as every query of the service: the engine lists such a query with its parameters bound
+# and its comments gone.
+SLOW = "SELECT count() AS n FROM system.numbers WHERE sipHash64(number) = {one:UInt64}"
+# Hours of work, of a size the engine knows (a trillion rows): estimated past any deadline here.
+HUGE = "SELECT count() AS n FROM numbers(1000000000000) WHERE sipHash64(number) = {one:UInt64}"
 
 
 def test_chdb_urls_name_a_directory_and_a_database() -> None:
@@ -82,14 +86,13 @@ def test_parameters_go_in_clickhouse_text_form() -> None:
 
 
 def _store(log: ChdbLog, timeout: float) -> Database:
-    query = Query("slow", "Runs for minutes.", SLOW, SLOW, (), "test", ("n",))
-    return open_database(
-        parse_database_url(log.url), Registry({"slow": query}, "clickhouse"), timeout=timeout, pool_size=2
-    )
+    long = {"slow": SLOW, "huge": HUGE}
+    queries = {name: Query(name, "Runs for hours.", sql, sql, ("one",), "test", ("n",)) for name, sql in long.items()}
+    return open_database(parse_database_url(log.url), Registry(queries, "clickhouse"), timeout=timeout, pool_size=2)
 
 
 def _running(log: ChdbLog) -> list[str]:
-    found = log.conn.query("SELECT query FROM system.processes WHERE query LIKE '%sipHash64(number) = 1%'", "JSON")
+    found = log.conn.query("SELECT query FROM system.processes WHERE query LIKE '%sipHash64(number) = %'", "JSON")
     return [row["query"] for row in json.loads(bytes(found.bytes()))["data"] if "system.processes" not in row["query"]]
 
 
@@ -143,12 +146,12 @@ async def test_after_a_query_fails_the_next_answer_on_its_connection_is_its_own(
     own: a JSON answer that did not parse, an Arrow answer read as the failed query's rows. A connection
     whose query failed (here: past its deadline) is closed: on the one connection of the pool, every
     answer after a failure is its own, as rows and as columns."""
-    queries = {"kinds": KIND, "slow": Query("slow", "Runs for minutes.", SLOW, SLOW, (), "test", ("n",))}
+    queries = {"kinds": KIND, "slow": Query("slow", "Runs until stopped.", SLOW, SLOW, ("one",), "test", ("n",))}
     db = open_database(parse_database_url(chdb_log.url), Registry(queries, "clickhouse"), timeout=0.3, pool_size=1)
     try:
         for table in (False, True, False, True):
             with pytest.raises(QueryTimeout):
-                await db.fetch("slow", table=table)
+                await db.fetch("slow", one=1, table=table)
             if table:
                 assert (await db.fetch("kinds", table=True, upto=4)).columns()["small"].tolist() == [0, 1, 2, 3]
             else:
@@ -180,7 +183,7 @@ async def test_a_query_past_its_deadline_is_a_timeout_and_stops(chdb_log: ChdbLo
     db = _store(chdb_log, timeout=0.3)
     try:
         with pytest.raises(QueryTimeout, match=re.escape("query slow ran past 0.3s")):
-            await db.fetch("slow")
+            await db.fetch("slow", one=1)
         assert _running(chdb_log) == []
     finally:
         await db.close()
@@ -192,23 +195,27 @@ async def test_a_query_estimated_to_end_past_its_deadline_stops_early(chdb_log: 
     gone. (A query that fits its deadline runs to its end: every other test.)"""
     db = _store(chdb_log, timeout=600)
     try:
-        with pytest.raises(QueryTimeout, match=re.escape("query slow would run past 600s (query_timeout): the engine")):
-            await db.fetch("slow")
+        with pytest.raises(QueryTimeout, match=re.escape("query huge would run past 600s (query_timeout): the engine")):
+            await db.fetch("huge", one=1)
         assert _running(chdb_log) == []
     finally:
         await db.close()
 
 
 async def test_a_query_whose_request_gives_up_is_killed(chdb_log: ChdbLog) -> None:
-    db = _store(chdb_log, timeout=600)
+    """Given up on (its request cancelled), the query is killed in the engine, and the store waits for
+    that. On chDB it was tagged by a comment, which the engine drops from a query with parameters:
+    the kill found nothing and the cancel waited out the query's own time limit."""
+    db = _store(chdb_log, timeout=120)
     try:
-        running = asyncio.ensure_future(db.fetch("slow"))
+        running = asyncio.ensure_future(db.fetch("slow", one=1))
         while not _running(chdb_log):  # the engine has it
             await asyncio.sleep(0.01)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await running
-        assert _running(chdb_log) == []  # killed, not left to run for its 600 s
+            async with asyncio.timeout(30):  # a kill takes milliseconds; its time limit, 120 s
+                await running
+        assert _running(chdb_log) == []
     finally:
         await db.close()
 
