@@ -81,6 +81,11 @@ class Held:
     parts: dict[str | None, Groups]
     pieces: dict[tuple[int, int], Groups] = field(default_factory=dict)
 
+    @property
+    def piece_hours(self) -> int:
+        """The hours the pieces cover."""
+        return sum(b - a for a, b in self.pieces)
+
 
 # reads the `groups` query over whole hours [h0, h1) for one dimension, unfiltered, within a bound
 HourReader = Callable[[str | None, int, int, Bound], Awaitable[Groups]]
@@ -506,7 +511,7 @@ class Rollups:
         return not self.ready or bool(self.views.filling) or self._snapshots.saving or self._due(self._snapshots)
 
     def _due(self, snapshots: Snapshots) -> bool:
-        return snapshots.due(self.horizon, _hours(self.held().pieces))
+        return snapshots.due(self.held())
 
     def held(self) -> Held:
         pieces = self.views.kept_pieces(self._pieces, self.horizon) if CAPPED in self.dropped else {}
@@ -581,10 +586,6 @@ class Rollups:
             await self.reread([new], bound)
         self.oldest_ms = oldest_ms
         log.info("log now starts at %s: rollups follow", from_ms(oldest_ms))
-
-
-def _hours(pieces: Iterable[tuple[int, int]]) -> int:
-    return sum(b - a for a, b in pieces)
 
 
 def fingerprint(hours: np.ndarray, counts: dict[str, np.ndarray]) -> dict[int, tuple[int, ...]]:

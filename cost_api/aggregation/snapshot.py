@@ -129,8 +129,9 @@ class Snapshots:
             cells, start = _groups(vocab, codes, columns, _PIECES), 0
             for a, b, n in columns[f"{_PIECES}.bounds"].tolist():
                 pieces[a, b], start = cells.subset(slice(start, start + n)), start + n
-        self.saved_horizon, self.saved_pieces = horizon, sum(b - a for a, b in pieces)
-        return Held(horizon, parts, pieces), ids
+        held = Held(horizon, parts, pieces)
+        self.saved_horizon, self.saved_pieces = horizon, held.piece_hours
+        return held, ids
 
     @staticmethod
     def stale_hours(held: Held, saved: HourIds, logged: HourIds, h0: int) -> set[int]:
@@ -142,12 +143,15 @@ class Snapshots:
         differ |= {h for h in counted if h not in saved}
         return {h for h in differ if h0 <= h < held.horizon}
 
-    def due(self, horizon: int, pieces: int) -> bool:
-        """Whether to save again: SAVE_EVERY_HOURS more hours closed, or covered by pieces (`pieces`: the
-        hours those held now cover), since the last save or load."""
+    def due(self, held: Held) -> bool:
+        """Whether to save `held` (what the rollups hold now): SAVE_EVERY_HOURS more hours closed, or
+        covered by pieces, since the last save or load."""
         if self.saved_horizon is None:
             return True
-        return horizon - self.saved_horizon >= SAVE_EVERY_HOURS or pieces - self.saved_pieces >= SAVE_EVERY_HOURS
+        return (
+            held.horizon - self.saved_horizon >= SAVE_EVERY_HOURS
+            or held.piece_hours - self.saved_pieces >= SAVE_EVERY_HOURS
+        )
 
     async def save(self, held: Held, vocab: Vocab, bound: Bound) -> None:
         """Write `held` (taken with the rollups holding exactly the ids of `bound`) with the log's
@@ -160,7 +164,7 @@ class Snapshots:
             self.saving = False
 
     async def _save(self, held: Held, vocab: Vocab, bound: Bound) -> None:
-        self.saved_horizon, self.saved_pieces = held.horizon, sum(b - a for a, b in held.pieces)
+        self.saved_horizon, self.saved_pieces = held.horizon, held.piece_hours
         base = held.parts[None]
         first = int(base.slot[0]) if len(base) else held.horizon
         ids = await self.hour_ids(first, held.horizon, bound)
