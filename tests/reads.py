@@ -4,6 +4,7 @@ asserts an answer read (or did not read); and the rollups' reads of the log held
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,17 +26,24 @@ def recorded_reads(monkeypatch: pytest.MonkeyPatch, db: Any) -> list[tuple[str, 
 
 
 class Gate:
-    """Holds the rollups' reads of the log until `open()`; `reached` once the warm-up is held."""
+    """Holds the rollups' reads of the log (`holds`: those of its (dim, h0, h1) it is true of; every one
+    without it) until `open()`; `reached` once the warm-up is held."""
 
-    def __init__(self, agg: Aggregator, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self,
+        agg: Aggregator,
+        monkeypatch: pytest.MonkeyPatch,
+        holds: Callable[[str | None, int, int], bool] | None = None,
+    ) -> None:
         self.reached = asyncio.Event()
         self._open = asyncio.Event()
         read = agg.rollups._read
 
-        async def held(*args: Any, **kwargs: Any) -> Any:
-            self.reached.set()
-            await self._open.wait()
-            return await read(*args, **kwargs)
+        async def held(dim: str | None, h0: int, h1: int, *args: Any) -> Any:
+            if holds is None or holds(dim, h0, h1):
+                self.reached.set()
+                await self._open.wait()
+            return await read(dim, h0, h1, *args)
 
         monkeypatch.setattr(agg.rollups, "_read", held)
 

@@ -132,21 +132,17 @@ async def test_the_503_of_a_cold_warm_up_says_how_many_hours_are_read_so_far(
     warm-up has read 24 (it said 0 until its end, the hours being counted once all were read)."""
     monkeypatch.setattr(aggregator_module, "RESTORE_WAIT_SECONDS", 0.0)  # the wait ends at once
     agg = cold(service)
-    read, held, go_on = agg.rollups._read, asyncio.Event(), asyncio.Event()
 
-    async def hold_the_second_day(dim: str | None, h0: int, h1: int, bound: Any) -> Any:
-        if dim == "endpoint" and h1 - h0 == 24 and agg.rollups.progress == 24:
-            held.set()
-            await go_on.wait()
-        return await read(dim, h0, h1, bound)
+    def second_day(dim: str | None, h0: int, h1: int) -> bool:
+        return dim == "endpoint" and h1 - h0 == 24 and agg.rollups.progress == 24
 
-    monkeypatch.setattr(agg.rollups, "_read", hold_the_second_day)
+    gate = Gate(agg, monkeypatch, second_day)
     warm = asyncio.create_task(agg.warm())
-    await held.wait()
+    await gate.reached.wait()
     agg.rollups.engine_too_slow = True  # ClickHouse: as once a long answer's SQL passed query_timeout (below)
     with pytest.raises(WarmingUp, match=re.escape("after its start (24 hours read so far)")):
         await spend(agg, MONTH)
-    go_on.set()
+    gate.open()
     await warm
     assert await spend(agg, MONTH) == pytest.approx(3 * 0.15, abs=1e-9)
 
